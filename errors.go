@@ -1,0 +1,55 @@
+package guildhall
+
+import "fmt"
+
+// Error is a client-facing error in Discord's JSON shape: {"code": N, "message": "..."}
+// with the HTTP status it is sent with. Gateway errors use close codes instead (see
+// package gateway).
+type Error struct {
+	Status  int    `json:"-"`
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	// Errors carries per-field details for Invalid Form Body, as Discord does.
+	Errors map[string]any `json:"errors,omitempty"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%d %s (code %d)", e.Status, e.Message, e.Code) }
+
+// Is matches errors with the same code, so errors.Is(err, ErrUnknownChannel) works on
+// copies.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code && t.Status == e.Status
+}
+
+// Discord's JSON error codes used by Guildhall.
+var (
+	ErrUnauthorized     = &Error{Status: 401, Code: 0, Message: "401: Unauthorized"}
+	ErrNotFound         = &Error{Status: 404, Code: 0, Message: "404: Not Found"}
+	ErrMethodNotAllowed = &Error{Status: 405, Code: 0, Message: "405: Method Not Allowed"}
+	ErrUnknownChannel   = &Error{Status: 404, Code: 10003, Message: "Unknown Channel"}
+	ErrUnknownGuild     = &Error{Status: 404, Code: 10004, Message: "Unknown Guild"}
+	ErrUnknownInvite    = &Error{Status: 404, Code: 10006, Message: "Unknown Invite"}
+	ErrUnknownMember    = &Error{Status: 404, Code: 10007, Message: "Unknown Member"}
+	ErrUnknownMessage   = &Error{Status: 404, Code: 10008, Message: "Unknown Message"}
+	ErrUnknownUser      = &Error{Status: 404, Code: 10013, Message: "Unknown User"}
+	ErrMissingAccess    = &Error{Status: 403, Code: 50001, Message: "Missing Access"}
+	ErrCannotEditOthers = &Error{Status: 403, Code: 50005, Message: "Cannot edit a message authored by another user"}
+	ErrEmptyMessage     = &Error{Status: 400, Code: 50006, Message: "Cannot send an empty message"}
+	ErrMissingPerms     = &Error{Status: 403, Code: 50013, Message: "Missing Permissions"}
+	ErrInvalidFormBody  = &Error{Status: 400, Code: 50035, Message: "Invalid Form Body"}
+	ErrInvalidJSON      = &Error{Status: 400, Code: 50109, Message: "The request body contains invalid JSON."}
+	ErrRateLimited      = &Error{Status: 429, Code: 0, Message: "You are being rate limited."}
+	ErrUsernameTaken    = &Error{Status: 400, Code: 50035, Message: "Invalid Form Body", Errors: map[string]any{"username": map[string]any{"_errors": []map[string]string{{"code": "USERNAME_ALREADY_TAKEN", "message": "Username is unavailable. Try adding numbers or characters."}}}}}
+	ErrInvalidLogin     = &Error{Status: 400, Code: 50035, Message: "Invalid Form Body", Errors: map[string]any{"login": map[string]any{"_errors": []map[string]string{{"code": "INVALID_LOGIN", "message": "Login or password is invalid."}}}}}
+	ErrServiceBusy      = &Error{Status: 503, Code: 0, Message: "Service temporarily unavailable, try again"}
+	ErrInternal         = &Error{Status: 500, Code: 0, Message: "500: Internal Server Error"}
+)
+
+// FieldError returns Invalid Form Body with one field's error, in Discord's nested
+// shape {"errors": {"field": {"_errors": [{"code", "message"}]}}}.
+func FieldError(field, code, message string) *Error {
+	return &Error{Status: 400, Code: 50035, Message: "Invalid Form Body", Errors: map[string]any{
+		field: map[string]any{"_errors": []map[string]string{{"code": code, "message": message}}},
+	}}
+}

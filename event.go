@@ -1,0 +1,89 @@
+package guildhall
+
+import "encoding/json"
+
+// Dispatch event names (Discord's), the t field of gateway op 0.
+const (
+	EventReady             = "READY"
+	EventResumed           = "RESUMED"
+	EventGuildCreate       = "GUILD_CREATE"
+	EventGuildUpdate       = "GUILD_UPDATE"
+	EventGuildDelete       = "GUILD_DELETE"
+	EventChannelCreate     = "CHANNEL_CREATE"
+	EventChannelUpdate     = "CHANNEL_UPDATE"
+	EventChannelDelete     = "CHANNEL_DELETE"
+	EventGuildMemberAdd    = "GUILD_MEMBER_ADD"
+	EventGuildMemberUpdate = "GUILD_MEMBER_UPDATE"
+	EventGuildMemberRemove = "GUILD_MEMBER_REMOVE"
+	EventGuildMembersChunk = "GUILD_MEMBERS_CHUNK"
+	EventGuildRoleCreate   = "GUILD_ROLE_CREATE"
+	EventMessageCreate     = "MESSAGE_CREATE"
+	EventMessageUpdate     = "MESSAGE_UPDATE"
+	EventMessageDelete     = "MESSAGE_DELETE"
+	EventTypingStart       = "TYPING_START"
+	EventPresenceUpdate    = "PRESENCE_UPDATE"
+)
+
+// Event is one change as it travels from the api to the stream and from there to
+// gateways and the writer. Data is the dispatch payload exactly as clients receive it
+// in the d field, so a gateway can frame it without decoding it.
+//
+// A guild event has GuildID set and goes to every member that may see ChannelID (or
+// the whole guild when ChannelID is zero). A user event has GuildID zero and UserID
+// set and goes to that user's sessions only (for example the GUILD_CREATE a user
+// receives on joining a guild).
+type Event struct {
+	Type      string
+	GuildID   Snowflake
+	ChannelID Snowflake
+	UserID    Snowflake
+	Data      json.RawMessage
+}
+
+// MessageDelete is the payload of MESSAGE_DELETE.
+type MessageDelete struct {
+	ID        Snowflake `json:"id"`
+	ChannelID Snowflake `json:"channel_id"`
+	GuildID   Snowflake `json:"guild_id,omitempty"`
+}
+
+// GuildMemberRemove is the payload of GUILD_MEMBER_REMOVE.
+type GuildMemberRemove struct {
+	GuildID Snowflake `json:"guild_id"`
+	User    User      `json:"user"`
+}
+
+// TypingStart is the payload of TYPING_START.
+type TypingStart struct {
+	ChannelID Snowflake `json:"channel_id"`
+	GuildID   Snowflake `json:"guild_id,omitempty"`
+	UserID    Snowflake `json:"user_id"`
+	Timestamp int64     `json:"timestamp"`
+	Member    *Member   `json:"member,omitempty"`
+}
+
+// GuildState is what a gateway needs to know of a guild to route its events and to
+// greet a session with GUILD_CREATE: the guild, its channels and its roles. It comes
+// from the api (snapshot over NATS request-reply) and is kept current by the guild's
+// events. Members are not in it: a guild may have millions.
+type GuildState struct {
+	Guild    Guild     `json:"guild"`
+	Channels []Channel `json:"channels"`
+	Roles    []Role    `json:"roles"`
+}
+
+// Channel returns the channel with id, if the guild has it.
+func (g *GuildState) Channel(id Snowflake) (Channel, bool) {
+	for _, c := range g.Channels {
+		if c.ID == id {
+			return c, true
+		}
+	}
+	return Channel{}, false
+}
+
+// CanView reports whether a member with roles may view channel ch of this guild.
+func (g *GuildState) CanView(ch Channel, userID Snowflake, memberRoles []Snowflake) bool {
+	base := BasePermissions(g.Guild, g.Roles, memberRoles, userID)
+	return ChannelPermissions(base, g.Guild.ID, ch, memberRoles, userID).Has(PermViewChannel)
+}

@@ -1,0 +1,88 @@
+package guildhall
+
+import "time"
+
+// What gateways ask the api over NATS request-reply (subjects in package nats:
+// SubjectAPI + "identify" and SubjectAPI + "guild"). Gateways never open the store;
+// these replies are everything they learn outside the event stream.
+
+// IdentifyRequest asks who a token belongs to and what the user may see.
+type IdentifyRequest struct {
+	Token string `json:"token"`
+}
+
+// IdentifyReply is the user, each guild the user is a member of, and the user's
+// membership in each (Members[i] belongs to Guilds[i]). Error is set instead when
+// the token is not valid (Error.Status 401) or the api failed.
+type IdentifyReply struct {
+	User    User         `json:"user"`
+	Guilds  []GuildState `json:"guilds"`
+	Members []Member     `json:"members"`
+	Error   *Error       `json:"error,omitempty"`
+}
+
+// GuildRequest asks for a guild's current state, and optionally one user's
+// membership in it.
+type GuildRequest struct {
+	GuildID Snowflake `json:"guild_id"`
+	UserID  Snowflake `json:"user_id,omitempty"`
+}
+
+// GuildReply is a guild snapshot; Member is set when GuildRequest.UserID was and the
+// user is a member. Error is set instead when the guild does not exist.
+type GuildReply struct {
+	State  GuildState `json:"state"`
+	Member *Member    `json:"member,omitempty"`
+	Error  *Error     `json:"error,omitempty"`
+}
+
+// GuildCreate is the payload of the GUILD_CREATE dispatch (Discord's shape, the
+// fields Guildhall fills).
+type GuildCreate struct {
+	Guild
+	Roles                    []Role     `json:"roles"`
+	Channels                 []Channel  `json:"channels"`
+	Members                  []Member   `json:"members"`
+	JoinedAt                 time.Time  `json:"joined_at"`
+	Large                    bool       `json:"large"`
+	Unavailable              bool       `json:"unavailable"`
+	Emojis                   []struct{} `json:"emojis"`
+	Features                 []string   `json:"features"`
+	Threads                  []struct{} `json:"threads"`
+	Presences                []struct{} `json:"presences"`
+	VoiceStates              []struct{} `json:"voice_states"`
+	StageInstances           []struct{} `json:"stage_instances"`
+	ApproximatePresenceCount int        `json:"approximate_presence_count,omitempty"`
+}
+
+// LargeThreshold is Discord's default: a guild with more members is "large", and its
+// GUILD_CREATE carries only the session's own member.
+const LargeThreshold = 250
+
+// CreatePayload builds GUILD_CREATE for the session of member self: the guild, its
+// roles and the channels self may view.
+func (g *GuildState) CreatePayload(self Member) GuildCreate {
+	gc := GuildCreate{
+		Guild:          g.Guild,
+		Roles:          g.Roles,
+		Channels:       make([]Channel, 0, len(g.Channels)),
+		Members:        []Member{self},
+		JoinedAt:       self.JoinedAt,
+		Large:          g.Guild.MemberCount > LargeThreshold,
+		Emojis:         []struct{}{},
+		Features:       []string{},
+		Threads:        []struct{}{},
+		Presences:      []struct{}{},
+		VoiceStates:    []struct{}{},
+		StageInstances: []struct{}{},
+	}
+	if gc.Roles == nil {
+		gc.Roles = []Role{}
+	}
+	for _, c := range g.Channels {
+		if g.CanView(c, self.User.ID, self.Roles) {
+			gc.Channels = append(gc.Channels, c)
+		}
+	}
+	return gc
+}

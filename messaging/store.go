@@ -1,0 +1,107 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+
+	guildhall "github.com/guildhall/guildhall"
+)
+
+// Store errors, for errors.Is.
+var (
+	// ErrNotFound: no such user, guild, channel, member, invite or message.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a unique value is taken (a username).
+	ErrConflict = errors.New("store: conflict")
+)
+
+// Store keeps what must outlive every process: accounts, guilds and their channels,
+// roles, members and invites, and every message. The api owns it (gateways never
+// open it). Two implementations pass the same contract tests (package storetest):
+// the embedded bbolt store (store_bolt.go) and CQL for ScyllaDB/Cassandra
+// (store_cql.go).
+type Store interface {
+	// CreateUser adds an account; ErrConflict if the username is taken (usernames
+	// compare case-insensitively).
+	CreateUser(ctx context.Context, u UserRecord) error
+	// UserByName finds an account by username, case-insensitively.
+	UserByName(ctx context.Context, username string) (UserRecord, error)
+	// User returns the public part of an account.
+	User(ctx context.Context, id guildhall.Snowflake) (guildhall.User, error)
+	// PutToken maps the hash of a token to its user.
+	PutToken(ctx context.Context, tokenHash string, userID guildhall.Snowflake) error
+	// UserByToken returns the user a token hash belongs to.
+	UserByToken(ctx context.Context, tokenHash string) (guildhall.Snowflake, error)
+
+	// PutGuild creates or replaces a guild's own fields (not its channels or roles).
+	PutGuild(ctx context.Context, g guildhall.Guild) error
+	Guild(ctx context.Context, id guildhall.Snowflake) (guildhall.Guild, error)
+	// PutChannel creates or replaces a channel.
+	PutChannel(ctx context.Context, c guildhall.Channel) error
+	Channel(ctx context.Context, id guildhall.Snowflake) (guildhall.Channel, error)
+	// Channels lists a guild's channels ordered by position, then id.
+	Channels(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Channel, error)
+	// PutRole creates or replaces a role of a guild.
+	PutRole(ctx context.Context, guildID guildhall.Snowflake, r guildhall.Role) error
+	Roles(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Role, error)
+
+	// PutMember creates or replaces a membership; m.GuildID and m.User.ID are the key.
+	// The guild's member count counts distinct members.
+	PutMember(ctx context.Context, m guildhall.Member) error
+	// Member returns one membership (with its User filled in).
+	Member(ctx context.Context, guildID, userID guildhall.Snowflake) (guildhall.Member, error)
+	// Members pages a guild's members by user id ascending, starting after the given
+	// id (0 for the start), at most limit of them. It never loads the whole guild.
+	Members(ctx context.Context, guildID, after guildhall.Snowflake, limit int) ([]guildhall.Member, error)
+	// MemberCount is the number of members of a guild.
+	MemberCount(ctx context.Context, guildID guildhall.Snowflake) (int, error)
+	// UserGuilds lists the ids of the guilds a user is a member of, ascending.
+	UserGuilds(ctx context.Context, userID guildhall.Snowflake) ([]guildhall.Snowflake, error)
+
+	// PutInvite creates or replaces an invite.
+	PutInvite(ctx context.Context, inv guildhall.Invite) error
+	Invite(ctx context.Context, code string) (guildhall.Invite, error)
+
+	// ApplyMessages applies message writes in one batch. Each write carries the
+	// stream sequence of the event it comes from, and the result must not depend on
+	// the order or the number of times writes are applied: for each message the
+	// write with the highest Seq wins, and a delete (a tombstone) shadows every
+	// write with a lower Seq. That is what lets the writer retry and redeliver
+	// freely.
+	ApplyMessages(ctx context.Context, writes []MessageWrite) error
+	// Message returns one message of a channel.
+	Message(ctx context.Context, channelID, id guildhall.Snowflake) (guildhall.Message, error)
+	// History pages a channel's messages; see HistoryQuery.
+	History(ctx context.Context, channelID guildhall.Snowflake, q HistoryQuery) ([]guildhall.Message, error)
+
+	// Close releases the store.
+	Close() error
+}
+
+// UserRecord is an account with its secret.
+type UserRecord struct {
+	User         guildhall.User
+	PasswordHash string // empty for bots, which log in with tokens only
+}
+
+// MessageWrite is one upsert or delete of a message, tagged with the stream
+// sequence it comes from.
+type MessageWrite struct {
+	Seq     uint64
+	Delete  bool
+	Message guildhall.Message // for a delete, ID and ChannelID are enough
+}
+
+// HistoryQuery selects at most Limit messages of a channel, newest first:
+//   - Before: messages with id < Before;
+//   - After: messages with id > After (the Limit oldest of them, returned newest first,
+//     as Discord does);
+//   - Around: up to Limit messages around the id, Limit/2 older than it and the rest
+//     at or newer than it (the message itself included if it exists), newest first;
+//   - none: the newest Limit messages.
+//
+// At most one of Before, After and Around is set. Limit is 1..100.
+type HistoryQuery struct {
+	Before, After, Around guildhall.Snowflake
+	Limit                 int
+}

@@ -1,0 +1,64 @@
+package nats
+
+import (
+	"strconv"
+
+	guildhall "github.com/guildhall/guildhall"
+	natsgo "github.com/nats-io/nats.go"
+)
+
+// Headers of an event message. The body is the dispatch payload (Event.Data), so a
+// gateway frames a message without decoding JSON.
+const (
+	HeaderType    = "Gh-Type"
+	HeaderChannel = "Gh-Channel"
+	HeaderUser    = "Gh-User"
+	HeaderGuild   = "Gh-Guild"
+)
+
+// EventMsg turns an event into the message to publish, with Nats-Msg-Id set to id so
+// that a retried publish is stored once.
+func EventMsg(ev guildhall.Event, id string) *natsgo.Msg {
+	subject := GuildInSubject(uint64(ev.GuildID))
+	if ev.GuildID == 0 {
+		subject = UserInSubject(uint64(ev.UserID))
+	}
+	m := natsgo.NewMsg(subject)
+	m.Data = ev.Data
+	m.Header.Set(HeaderType, ev.Type)
+	if ev.GuildID != 0 {
+		m.Header.Set(HeaderGuild, ev.GuildID.String())
+	}
+	if ev.ChannelID != 0 {
+		m.Header.Set(HeaderChannel, ev.ChannelID.String())
+	}
+	if ev.UserID != 0 {
+		m.Header.Set(HeaderUser, ev.UserID.String())
+	}
+	if id != "" {
+		m.Header.Set(natsgo.MsgIdHdr, id)
+	}
+	return m
+}
+
+// DecodeEvent reads an event back from a message's headers and body.
+func DecodeEvent(h natsgo.Header, data []byte) guildhall.Event {
+	return guildhall.Event{
+		Type:      h.Get(HeaderType),
+		GuildID:   headerID(h, HeaderGuild),
+		ChannelID: headerID(h, HeaderChannel),
+		UserID:    headerID(h, HeaderUser),
+		Data:      data,
+	}
+}
+
+func headerID(h natsgo.Header, key string) guildhall.Snowflake {
+	v := h.Get(key)
+	if v == "" {
+		return 0
+	}
+	n, _ := strconv.ParseUint(v, 10, 64)
+	return guildhall.Snowflake(n)
+}
+
+func itoa(v uint64) string { return strconv.FormatUint(v, 10) }

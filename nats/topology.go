@@ -1,0 +1,186 @@
+package nats
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the streams, consumers and buckets.
+const (
+	StreamEvents   = "EVENTS"
+	ConsumerWriter = "writer"
+
+	BucketSessions = "gh_sessions"
+	BucketPresence = "gh_presence"
+	BucketLeases   = "gh_leases"
+)
+
+// Subjects. Guild events are published to GuildInSubject and re-published by the
+// stream to GuildEventSubject; user events likewise.
+const (
+	subjectIn      = "gh.in."
+	subjectOut     = "gh.ev."
+	SubjectInAll   = "gh.in.>"
+	SubjectInGuild = "gh.in.g.*"
+	SubjectEvAll   = "gh.ev.>"
+
+	// SubjectAPI prefixes the api's request-reply endpoints that gateways call
+	// (identify, guild snapshots); see package messaging.
+	SubjectAPI = "gh.api."
+	// SubjectEphemeral prefixes pub/sub that is never stored: typing, presence.
+	SubjectEphemeral = "gh.eph."
+)
+
+// GuildInSubject is where the api publishes events of guild id.
+func GuildInSubject(id uint64) string { return subjectIn + "g." + itoa(id) }
+
+// GuildEventSubject is where gateways receive events of guild id.
+func GuildEventSubject(id uint64) string { return subjectOut + "g." + itoa(id) }
+
+// UserInSubject is where the api publishes events for user id alone.
+func UserInSubject(id uint64) string { return subjectIn + "u." + itoa(id) }
+
+// UserEventSubject is where gateways receive events for user id.
+func UserEventSubject(id uint64) string { return subjectOut + "u." + itoa(id) }
+
+// EphemeralGuildSubject carries typing and presence of guild id; never stored.
+func EphemeralGuildSubject(id uint64) string { return SubjectEphemeral + "g." + itoa(id) }
+
+// Topology is what Apply declares. Zero values are the single-node defaults.
+type Topology struct {
+	// Replicas of every stream and bucket; zero value means 1. Use 3 on a cluster.
+	Replicas int
+	// EventRetention is how long the EVENTS stream keeps events, which bounds the
+	// resume window and how long the writer may be down without losing anything.
+	// Zero value means 24 hours.
+	EventRetention time.Duration
+	// EventMaxBytes bounds the EVENTS stream on disk; zero value means 8 GiB. When
+	// full, the oldest events go first (they are in the store by then unless the
+	// writer has been down longer than the stream can hold).
+	EventMaxBytes int64
+	// SessionTTL is how long a session entry lives without a refresh; zero value
+	// means 5 minutes.
+	SessionTTL time.Duration
+	// PresenceTTL is how long a presence entry lives without a refresh; zero value
+	// means 60 seconds.
+	PresenceTTL time.Duration
+	// LeaseTTL is how long a snowflake worker lease lives without a refresh; zero
+	// value means 30 seconds.
+	LeaseTTL time.Duration
+	// MemoryStorage keeps everything in memory (tests and benchmarks only).
+	MemoryStorage bool
+}
+
+func (t Topology) withDefaults() Topology {
+	if t.Replicas == 0 {
+		t.Replicas = 1
+	}
+	if t.EventRetention == 0 {
+		t.EventRetention = 24 * time.Hour
+	}
+	if t.EventMaxBytes == 0 {
+		t.EventMaxBytes = 8 << 30
+	}
+	if t.SessionTTL == 0 {
+		t.SessionTTL = 5 * time.Minute
+	}
+	if t.PresenceTTL == 0 {
+		t.PresenceTTL = 60 * time.Second
+	}
+	if t.LeaseTTL == 0 {
+		t.LeaseTTL = 30 * time.Second
+	}
+	return t
+}
+
+// EventsStreamConfig is the EVENTS stream: the durable log of every guild and user
+// event, the writer's source and the resume buffer.
+func (t Topology) EventsStreamConfig() jetstream.StreamConfig {
+	t = t.withDefaults()
+	return jetstream.StreamConfig{
+		Name:        StreamEvents,
+		Description: "Guildhall guild and user events: durable log, writer source, resume buffer",
+		Subjects:    []string{SubjectInAll},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      t.EventRetention,
+		MaxBytes:    t.EventMaxBytes,
+		MaxMsgSize:  1 << 20,
+		Discard:     jetstream.DiscardOld,
+		Storage:     t.storage(),
+		Replicas:    t.Replicas,
+		Duplicates:  2 * time.Minute,
+		AllowDirect: true,
+		RePublish: &jetstream.RePublish{
+			Source:      "gh.in.*.*",
+			Destination: "gh.ev.{{wildcard(1)}}.{{wildcard(2)}}",
+		},
+	}
+}
+
+// WriterConsumerConfig is the durable pull consumer the writer persists from. It
+// sees guild events only; user events carry nothing the store needs.
+func (t Topology) WriterConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       ConsumerWriter,
+		Description:   "persists guild events to the store; acks after the write",
+		FilterSubject: SubjectInGuild,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 20000,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+func (t Topology) storage() jetstream.StorageType {
+	if t.MemoryStorage {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
+func (t Topology) bucket(name, desc string, ttl time.Duration) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:         name,
+		Description:    desc,
+		History:        1,
+		TTL:            ttl,
+		LimitMarkerTTL: ttl,
+		Storage:        t.storage(),
+		Replicas:       t.Replicas,
+		MaxValueSize:   64 << 10,
+	}
+}
+
+// Buckets lists the key-value buckets: sessions, presence and leases, each with a
+// bucket-wide TTL (a key expires that long after its last put) and limit markers so
+// that watchers see expiries.
+func (t Topology) Buckets() []jetstream.KeyValueConfig {
+	t = t.withDefaults()
+	return []jetstream.KeyValueConfig{
+		t.bucket(BucketSessions, "live gateway sessions and their resume positions", t.SessionTTL),
+		t.bucket(BucketPresence, "user presence; expires when no gateway refreshes it", t.PresenceTTL),
+		t.bucket(BucketLeases, "snowflake worker leases", t.LeaseTTL),
+	}
+}
+
+// Apply creates or updates every stream, consumer and bucket. It is idempotent and
+// safe to run from every process at start.
+func Apply(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	s, err := js.CreateOrUpdateStream(ctx, t.EventsStreamConfig())
+	if err != nil {
+		return fmt.Errorf("nats: stream %s: %w", StreamEvents, err)
+	}
+	if _, err := s.CreateOrUpdateConsumer(ctx, t.WriterConsumerConfig()); err != nil {
+		return fmt.Errorf("nats: consumer %s: %w", ConsumerWriter, err)
+	}
+	for _, b := range t.Buckets() {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
+			return fmt.Errorf("nats: bucket %s: %w", b.Bucket, err)
+		}
+	}
+	return nil
+}

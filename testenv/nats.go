@@ -1,0 +1,63 @@
+package testenv
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/nats-io/nats-server/v2/server"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// NATS is one embedded nats-server with JetStream, its data in a test temp dir.
+type NATS struct {
+	Server *server.Server
+	URL    string
+	Conn   *natsgo.Conn
+	JS     jetstream.JetStream
+}
+
+// StartNATS starts a single embedded node on a random loopback port, applies the
+// topology (with topo's settings) and connects. Everything stops at test cleanup.
+func StartNATS(t testing.TB, topo ghnats.Topology) *NATS {
+	t.Helper()
+	s, err := ghnats.StartServer(ghnats.ServerConfig{Name: "test", Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start nats: %v", err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	nc, js, err := ghnats.Connect(s.ClientURL(), "testenv")
+	if err != nil {
+		t.Fatalf("connect nats: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := ghnats.Apply(ctx, js, topo); err != nil {
+		t.Fatalf("apply topology: %v", err)
+	}
+	return &NATS{Server: s, URL: s.ClientURL(), Conn: nc, JS: js}
+}
+
+// Eventually calls f every step until it returns nil or total has passed, then fails
+// the test with f's last error.
+func Eventually(t testing.TB, total time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	step := 10 * time.Millisecond
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", total, err)
+		}
+		time.Sleep(step)
+		if step < 200*time.Millisecond {
+			step *= 2
+		}
+	}
+}
