@@ -62,3 +62,11 @@ func headerID(h natsgo.Header, key string) guildhall.Snowflake {
 }
 
 func itoa(v uint64) string { return strconv.FormatUint(v, 10) }
+
+// EphemeralMsg turns a guild event that must never be stored (typing, presence) into
+// a core NATS message on the guild's ephemeral subject, same headers as EventMsg.
+func EphemeralMsg(ev guildhall.Event) *natsgo.Msg {
+	m := EventMsg(ev, "")
+	m.Subject = EphemeralGuildSubject(uint64(ev.GuildID))
+	return m
+}

@@ -184,3 +184,10 @@ func Apply(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	}
 	return nil
 }
+
+// API endpoints (request-reply) that the api role serves for gateways and tools.
+const (
+	SubjectAPIIdentify = SubjectAPI + "identify" // guildhall.IdentifyRequest → IdentifyReply
+	SubjectAPIGuild    = SubjectAPI + "guild"    // guildhall.GuildRequest → GuildReply
+	SubjectAPIBot      = SubjectAPI + "admin.bot"
+)
