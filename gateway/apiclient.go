@@ -1,0 +1,45 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	natsgo "github.com/nats-io/nats.go"
+)
+
+// apiClient asks the api role over NATS request-reply. The gateway never opens the
+// store: this, and the event stream, is all it learns.
+type apiClient struct{ nc *natsgo.Conn }
+
+func (a apiClient) identify(ctx context.Context, token string) (guildhall.IdentifyReply, error) {
+	var rep guildhall.IdentifyReply
+	err := a.call(ctx, ghnats.SubjectAPIIdentify, guildhall.IdentifyRequest{Token: token}, &rep)
+	return rep, err
+}
+
+func (a apiClient) guild(ctx context.Context, id, user guildhall.Snowflake) (guildhall.GuildReply, error) {
+	var rep guildhall.GuildReply
+	err := a.call(ctx, ghnats.SubjectAPIGuild, guildhall.GuildRequest{GuildID: id, UserID: user}, &rep)
+	if err == nil && rep.Error != nil {
+		err = rep.Error
+	}
+	return rep, err
+}
+
+func (a apiClient) call(ctx context.Context, subject string, req, rep any) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	m, err := a.nc.RequestWithContext(ctx, subject, b)
+	if err != nil {
+		return fmt.Errorf("api %s: %w", subject, err)
+	}
+	if err := json.Unmarshal(m.Data, rep); err != nil {
+		return fmt.Errorf("api %s: reply: %w", subject, err)
+	}
+	return nil
+}

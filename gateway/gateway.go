@@ -1,0 +1,410 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/guildhall/guildhall/registry"
+	"github.com/lxzan/gws"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config configures a gateway. Zero values are usable defaults.
+type Config struct {
+	// Node names this gateway in the session registry; zero value means a random name.
+	Node string
+	// PublicURL is the WebSocket URL clients are told to resume at
+	// (resume_gateway_url). Zero value means ws://<the Host the client used>/.
+	PublicURL string
+	// HeartbeatInterval is sent in HELLO; a connection silent for an interval plus
+	// HeartbeatGrace is closed as a zombie. Zero value means 41.25 s (Discord's).
+	HeartbeatInterval time.Duration
+	// HeartbeatGrace: zero value means 10 s.
+	HeartbeatGrace time.Duration
+	// MaxOutbox bounds the frames queued for one session; a session that falls this
+	// far behind is cut off (close 4000, resumable). Zero value means 1024.
+	MaxOutbox int
+	// WriteTimeout bounds one socket write; zero value means 10 s.
+	WriteTimeout time.Duration
+	// Inbox bounds the events waiting for the pump; beyond it NATS drops them for
+	// this gateway and the pump refills the gap from the stream. Zero value means
+	// 65536.
+	Inbox int
+	// APITimeout bounds a request to the api; zero value means 5 s.
+	APITimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Node == "" {
+		c.Node = "gw-" + randomHex(4)
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 41250 * time.Millisecond
+	}
+	if c.HeartbeatGrace == 0 {
+		c.HeartbeatGrace = 10 * time.Second
+	}
+	if c.MaxOutbox == 0 {
+		c.MaxOutbox = 1024
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.Inbox == 0 {
+		c.Inbox = 65536
+	}
+	if c.APITimeout == 0 {
+		c.APITimeout = 5 * time.Second
+	}
+	return c
+}
+
+// Gateway serves Discord's gateway protocol on WebSocket connections.
+type Gateway struct {
+	cfg      Config
+	hub      *Hub
+	api      apiClient
+	registry *registry.Registry
+	stream   jetstream.Stream
+	upgrader *gws.Upgrader
+	cancel   context.CancelFunc
+	done     chan struct{}
+
+	mu       sync.Mutex
+	sessions map[string]*Session // identified sessions by id
+	conns    map[*Session]struct{}
+}
+
+// New starts a gateway on a NATS connection. The topology must have been applied.
+func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Config) (*Gateway, error) {
+	cfg = cfg.withDefaults()
+	stream, err := js.Stream(ctx, ghnats.StreamEvents)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: stream: %w", err)
+	}
+	reg, err := registry.Open(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		cfg:      cfg,
+		api:      apiClient{nc: nc},
+		registry: reg,
+		stream:   stream,
+		done:     make(chan struct{}),
+		sessions: map[string]*Session{},
+		conns:    map[*Session]struct{}{},
+	}
+	g.hub = newHub(g, nc, stream, cfg.Inbox)
+	g.upgrader = gws.NewUpgrader(&handler{g: g}, &gws.ServerOption{
+		// Discord's limit is 4096 bytes and the answer to more is close 4002, which
+		// OnMessage sends; gws only enforces this hard bound on top.
+		ReadMaxPayloadSize: 16 << 10,
+		ReadBufferSize:     2048,
+		CheckUtf8Enabled:   true,
+		HandshakeTimeout:   10 * time.Second,
+	})
+	rctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	go func() { defer close(g.done); g.hub.run(rctx) }()
+	go g.refreshRegistry(rctx)
+	go g.watchRegistry(rctx)
+	return g, nil
+}
+
+// Close asks every session to reconnect elsewhere (op 7), spread over drain, then
+// closes what is left and stops. Their sessions stay in the registry and resume on
+// another gateway.
+func (g *Gateway) Close(ctx context.Context, drain time.Duration) {
+	g.mu.Lock()
+	all := make([]*Session, 0, len(g.conns))
+	for s := range g.conns {
+		all = append(all, s)
+	}
+	g.mu.Unlock()
+	var step time.Duration
+	if len(all) > 0 {
+		step = drain / time.Duration(len(all))
+	}
+	reconnect := opFrame(OpReconnect, []byte("null"))
+	for _, s := range all {
+		s.resumable.Store(true)
+		s.send(reconnect)
+		s.close(CloseUnknownError, "gateway draining: reconnect and resume")
+		if step > 0 {
+			select {
+			case <-time.After(step):
+			case <-ctx.Done():
+			}
+		}
+	}
+	g.cancel()
+	<-g.done
+}
+
+// ServeHTTP upgrades a request to a gateway connection.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	conn, err := g.upgrader.Upgrade(w, r)
+	if err != nil {
+		return
+	}
+	s := newSession(g, conn, q.Get("compress") == "zlib-stream")
+	s.resumeURL = g.cfg.PublicURL
+	if s.resumeURL == "" {
+		s.resumeURL = "ws://" + r.Host
+	}
+	conn.Session().Store("s", s)
+	switch v := q.Get("v"); v {
+	case "", "9", "10":
+	default:
+		s.badVersion = true
+	}
+	if e := q.Get("encoding"); e != "" && e != "json" {
+		s.badEncoding = true
+	}
+	go conn.ReadLoop()
+}
+
+type handler struct {
+	gws.BuiltinEventHandler
+	g *Gateway
+}
+
+func sessionOf(c *gws.Conn) *Session {
+	v, _ := c.Session().Load("s")
+	s, _ := v.(*Session)
+	return s
+}
+
+func (h *handler) OnOpen(c *gws.Conn) {
+	s := sessionOf(c)
+	metricSessions.Inc()
+	h.g.mu.Lock()
+	h.g.conns[s] = struct{}{}
+	h.g.mu.Unlock()
+	if s.badVersion {
+		s.close(CloseInvalidAPIVersion, "Invalid API version")
+		return
+	}
+	if s.badEncoding {
+		s.close(CloseDecodeError, "Invalid encoding: only json is supported")
+		return
+	}
+	d, _ := json.Marshal(helloData{HeartbeatInterval: h.g.cfg.HeartbeatInterval.Milliseconds()})
+	s.send(opFrame(OpHello, d))
+	_ = c.SetReadDeadline(time.Now().Add(h.g.cfg.HeartbeatInterval + h.g.cfg.HeartbeatGrace))
+}
+
+func (h *handler) OnPing(c *gws.Conn, payload []byte) { sessionOf(c).send(pongFrame(payload)) }
+
+func (h *handler) OnClose(c *gws.Conn, err error) {
+	s := sessionOf(c)
+	metricSessions.Dec()
+	g := h.g
+	g.mu.Lock()
+	delete(g.conns, s)
+	if s.id != "" && g.sessions[s.id] == s {
+		delete(g.sessions, s.id)
+	}
+	g.mu.Unlock()
+	s.mu.Lock()
+	s.closed = true
+	s.queue, s.held = nil, nil
+	s.mu.Unlock()
+	if s.identified.Load() {
+		g.hub.do(func() { g.hub.leave(s) })
+		// A client that closes with 1000 or 1001 ends its session, as on Discord.
+		var ce *gws.CloseError
+		if errors.As(err, &ce) && (ce.Code == 1000 || ce.Code == 1001) && !s.resumable.Load() {
+			ctx, cancel := context.WithTimeout(context.Background(), g.cfg.APITimeout)
+			_ = g.registry.Delete(ctx, s.id)
+			cancel()
+		}
+	}
+}
+
+func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
+	defer msg.Close()
+	s := sessionOf(c)
+	g := h.g
+	b := msg.Bytes()
+	if len(b) > MaxClientPayload {
+		s.close(CloseDecodeError, "Payload too large")
+		return
+	}
+	var f clientFrame
+	if msg.Opcode != gws.OpcodeText || json.Unmarshal(b, &f) != nil || f.Op == nil {
+		s.close(CloseDecodeError, "Error while decoding payload")
+		return
+	}
+	_ = c.SetReadDeadline(time.Now().Add(g.cfg.HeartbeatInterval + g.cfg.HeartbeatGrace))
+	switch *f.Op {
+	case OpHeartbeat:
+		s.send(heartbeatACK)
+	case OpIdentify:
+		if s.identified.Load() {
+			s.close(CloseAlreadyAuthenticated, "You sent more than one identify payload")
+			return
+		}
+		g.identify(s, f.D)
+	case OpResume:
+		if s.identified.Load() {
+			s.close(CloseAlreadyAuthenticated, "Already authenticated")
+			return
+		}
+		g.resume(s, f.D)
+	case OpPresenceUpdate, OpVoiceStateUpdate, OpRequestGuildMembers:
+		if !s.identified.Load() {
+			s.close(CloseNotAuthenticated, "Not authenticated")
+			return
+		}
+		// Presence and member requests: see package presence (not wired yet).
+	default:
+		s.close(CloseUnknownOpcode, "Unknown opcode")
+	}
+}
+
+func (g *Gateway) identify(s *Session, raw json.RawMessage) {
+	var d identifyData
+	if json.Unmarshal(raw, &d) != nil {
+		s.close(CloseDecodeError, "Error while decoding payload")
+		return
+	}
+	if d.Token == "" {
+		metricIdentifies.WithLabelValues("auth_failed").Inc()
+		s.close(CloseAuthenticationFailed, "Authentication failed")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.APITimeout)
+	defer cancel()
+	rep, err := g.api.identify(ctx, d.Token)
+	if err != nil {
+		metricIdentifies.WithLabelValues("api_error").Inc()
+		slog.Warn("identify: api", "err", err)
+		s.close(CloseUnknownError, "Try again")
+		return
+	}
+	if rep.Error != nil {
+		metricIdentifies.WithLabelValues("auth_failed").Inc()
+		s.close(CloseAuthenticationFailed, "Authentication failed")
+		return
+	}
+	s.user = rep.User
+	s.id = randomHex(16)
+	s.identified.Store(true)
+	g.mu.Lock()
+	g.sessions[s.id] = s
+	g.mu.Unlock()
+
+	g.hub.do(func() {
+		w := g.hub.join(s, rep.Guilds, rep.Members)
+		ready := readyData{
+			V: 10, User: rep.User, SessionID: s.id, SessionType: "normal",
+			ResumeGatewayURL: s.resumeURL,
+			Guilds:           make([]unavailableGuild, len(rep.Guilds)),
+			Application:      readyApplication{ID: rep.User.ID},
+			PrivateChannels:  []struct{}{}, Relationships: []struct{}{}, Presences: []struct{}{},
+		}
+		if len(d.Shard) == 2 {
+			ready.Shard = d.Shard
+		}
+		for i, st := range rep.Guilds {
+			ready.Guilds[i] = unavailableGuild{ID: st.Guild.ID, Unavailable: true}
+		}
+		rd, _ := json.Marshal(ready)
+		s.send(dispatchFrame(guildhall.EventReady, w, rd))
+		for i := range rep.Guilds {
+			r := g.hub.rooms[rep.Guilds[i].Guild.ID]
+			gd, _ := json.Marshal(r.state.CreatePayload(rep.Members[i]))
+			s.send(dispatchFrame(guildhall.EventGuildCreate, w, gd))
+		}
+	})
+	metricIdentifies.WithLabelValues("ok").Inc()
+	g.putRegistry(ctx, s)
+}
+
+func (g *Gateway) putRegistry(ctx context.Context, s *Session) {
+	err := g.registry.Put(ctx, registry.Session{ID: s.id, UserID: s.user.ID, Node: g.cfg.Node, Seq: g.hub.watermark.Load()})
+	if err != nil {
+		slog.Warn("registry put", "session", s.id, "err", err)
+	}
+}
+
+// refreshRegistry keeps the entries of live sessions from expiring.
+func (g *Gateway) refreshRegistry(ctx context.Context) {
+	every := g.registry.TTL() / 3
+	if every <= 0 {
+		every = time.Minute
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		g.mu.Lock()
+		live := make([]*Session, 0, len(g.sessions))
+		for _, s := range g.sessions {
+			live = append(live, s)
+		}
+		g.mu.Unlock()
+		for _, s := range live {
+			if ctx.Err() != nil {
+				return
+			}
+			pctx, cancel := context.WithTimeout(ctx, g.cfg.APITimeout)
+			g.putRegistry(pctx, s)
+			cancel()
+		}
+	}
+}
+
+// watchRegistry closes a local session that another gateway has resumed: its
+// client is gone from here, whatever this side of the socket believes.
+func (g *Gateway) watchRegistry(ctx context.Context) {
+	for ctx.Err() == nil {
+		ch, err := g.registry.Watch(ctx)
+		if err != nil {
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		for ev := range ch {
+			if ev.Deleted || ev.Session.Node == g.cfg.Node {
+				continue
+			}
+			g.mu.Lock()
+			s := g.sessions[ev.ID]
+			if s != nil {
+				delete(g.sessions, ev.ID)
+			}
+			g.mu.Unlock()
+			if s != nil {
+				s.resumable.Store(true)
+				s.close(CloseUnknownError, "session resumed elsewhere")
+			}
+		}
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,446 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Hub is the fan-out path of one gateway. It holds one NATS subscription per guild
+// that has at least one local session (two, counting the guild's ephemeral subject)
+// and one per local user, taken when the first local session needs it and dropped
+// when the last one leaves.
+//
+// Every subscription delivers into one bounded channel read by one goroutine, the
+// pump, in the order the messages arrive. The stream re-publishes events in stream
+// order, so the pump sees each guild's events in order and can stamp each frame
+// with a sequence that only grows: the pump's watermark, which is the stream
+// sequence of the newest event it has handled. That is the s every session gets,
+// and what a resume replays after. The pump owns every room; nothing on the
+// fan-out path takes a lock shared by sessions beyond each session's own outbox.
+//
+// A gap in a guild's events (Nats-Last-Sequence ahead of what the room applied:
+// NATS dropped messages for a slow pump, or a fresh subscription was not yet in
+// place) is filled from the stream before the pump goes on. If it cannot be, the
+// room's sessions are asked to reconnect, and their resume replays the stream.
+type Hub struct {
+	gw     *Gateway
+	nc     *natsgo.Conn
+	stream jetstream.Stream
+
+	in   chan *natsgo.Msg
+	cmds chan func()
+
+	// Owned by the pump.
+	rooms map[guildhall.Snowflake]*room
+	users map[guildhall.Snowflake]*userRoom
+	w     uint64
+
+	watermark atomic.Uint64 // w, for readers outside the pump
+	nRooms    atomic.Int64
+}
+
+// userRoom is the local sessions of one user, for user events.
+type userRoom struct {
+	sessions []*Session
+	sub      *natsgo.Subscription
+}
+
+func newHub(gw *Gateway, nc *natsgo.Conn, stream jetstream.Stream, inbox int) *Hub {
+	return &Hub{
+		gw:     gw,
+		nc:     nc,
+		stream: stream,
+		in:     make(chan *natsgo.Msg, inbox),
+		cmds:   make(chan func(), 1024),
+		rooms:  map[guildhall.Snowflake]*room{},
+		users:  map[guildhall.Snowflake]*userRoom{},
+	}
+}
+
+func (h *Hub) run(ctx context.Context) {
+	for {
+		select {
+		case m := <-h.in:
+			h.handle(m)
+		case f := <-h.cmds:
+			f()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// do runs f in the pump, between two events, and waits for it.
+func (h *Hub) do(f func()) {
+	done := make(chan struct{})
+	h.cmds <- func() { f(); close(done) }
+	<-done
+}
+
+// join puts an identified session into the rooms of its guilds and its user room.
+// It returns the watermark at which the session starts: every event after it that
+// the session may see will be queued to it. Rooms that do not exist yet start from
+// the snapshots in states.
+func (h *Hub) join(s *Session, states []guildhall.GuildState, members []guildhall.Member) uint64 {
+	s.guilds = make(map[guildhall.Snowflake]*membership, len(states))
+	for i := range states {
+		r := h.room(&states[i])
+		m := &membership{roles: members[i].Roles, roleKey: roleKey(members[i].Roles)}
+		s.guilds[r.id] = m
+		r.add(s, m)
+	}
+	h.joinUser(s)
+	s.lastSeq.Store(h.w)
+	return h.w
+}
+
+// leave takes a session out of every room; empty rooms are dropped.
+func (h *Hub) leave(s *Session) {
+	for id, m := range s.guilds {
+		if r := h.rooms[id]; r != nil {
+			r.remove(m)
+			h.dropIfEmpty(r)
+		}
+	}
+	s.guilds = nil
+	if u := h.users[s.user.ID]; u != nil {
+		for i, x := range u.sessions {
+			if x == s {
+				u.sessions = append(u.sessions[:i], u.sessions[i+1:]...)
+				break
+			}
+		}
+		if len(u.sessions) == 0 {
+			_ = u.sub.Unsubscribe()
+			delete(h.users, s.user.ID)
+		}
+	}
+}
+
+// room returns the room of a guild, creating it (and subscribing) from state.
+func (h *Hub) room(state *guildhall.GuildState) *room {
+	if r := h.rooms[state.Guild.ID]; r != nil {
+		return r
+	}
+	r := &room{id: state.Guild.ID, state: *state, lastSeq: h.w}
+	for _, subj := range []string{ghnats.GuildEventSubject(uint64(r.id)), ghnats.EphemeralGuildSubject(uint64(r.id))} {
+		sub, err := h.nc.ChanSubscribe(subj, h.in)
+		if err != nil {
+			// Only a closed connection fails here; the gateway is shutting down.
+			slog.Error("subscribe", "subject", subj, "err", err)
+			continue
+		}
+		r.subs = append(r.subs, sub)
+	}
+	h.rooms[r.id] = r
+	h.nRooms.Add(1)
+	metricRooms.Inc()
+	// Events stored after the watermark but before this subscription reached the
+	// stream's server would only show as a gap at the guild's next event. Look once
+	// the subscription is surely in place, so a quiet guild is not left behind.
+	go h.checkRoomStart(r.id)
+	return r
+}
+
+func (h *Hub) dropIfEmpty(r *room) {
+	if len(r.members) > 0 {
+		return
+	}
+	for _, sub := range r.subs {
+		_ = sub.Unsubscribe()
+	}
+	delete(h.rooms, r.id)
+	h.nRooms.Add(-1)
+	metricRooms.Dec()
+}
+
+func (h *Hub) joinUser(s *Session) {
+	u := h.users[s.user.ID]
+	if u == nil {
+		u = &userRoom{}
+		sub, err := h.nc.ChanSubscribe(ghnats.UserEventSubject(uint64(s.user.ID)), h.in)
+		if err != nil {
+			slog.Error("subscribe user", "err", err)
+		}
+		u.sub = sub
+		h.users[s.user.ID] = u
+	}
+	u.sessions = append(u.sessions, s)
+}
+
+func (h *Hub) checkRoomStart(id guildhall.Snowflake) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.nc.FlushWithContext(ctx); err != nil {
+		return
+	}
+	msg, err := h.stream.GetLastMsgForSubject(ctx, ghnats.GuildInSubject(uint64(id)))
+	if err != nil {
+		return // no events yet, or NATS is away: the next event shows any gap
+	}
+	h.cmds <- func() {
+		if r := h.rooms[id]; r != nil && msg.Sequence > r.lastSeq {
+			h.fill(r, msg.Sequence+1)
+		}
+	}
+}
+
+// handle routes one message from a subscription.
+func (h *Hub) handle(m *natsgo.Msg) {
+	kind, id, ok := parseSubject(m.Subject)
+	if !ok {
+		return
+	}
+	switch kind {
+	case "eph":
+		if r := h.rooms[id]; r != nil {
+			ev := ghnats.DecodeEvent(m.Header, m.Data)
+			h.deliver(r, ev, dispatchFrame(ev.Type, h.w, ev.Data))
+		}
+	case "g":
+		r := h.rooms[id]
+		if r == nil {
+			return // the room was dropped; this was in flight
+		}
+		seq, last := streamSeqs(m.Header)
+		if seq == 0 || seq <= r.lastSeq {
+			return // already applied (a fill got it first)
+		}
+		if last > r.lastSeq {
+			h.fill(r, seq)
+		}
+		h.apply(r, seq, ghnats.DecodeEvent(m.Header, m.Data))
+	case "u":
+		if u := h.users[id]; u != nil {
+			seq, _ := streamSeqs(m.Header)
+			h.applyUser(u, seq, ghnats.DecodeEvent(m.Header, m.Data))
+		}
+	}
+}
+
+// fill applies the room's events from the stream that came after r.lastSeq and
+// before seq, in order.
+func (h *Hub) fill(r *room, before uint64) {
+	metricGapFills.Inc()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	subject := ghnats.GuildInSubject(uint64(r.id))
+	next := r.lastSeq + 1
+	for next < before {
+		msg, err := h.stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return
+		}
+		if err != nil {
+			slog.Error("gap fill failed; asking the room's sessions to resume", "guild", r.id, "err", err)
+			h.reconnectRoom(r)
+			return
+		}
+		if msg.Sequence >= before {
+			return
+		}
+		h.apply(r, msg.Sequence, ghnats.DecodeEvent(natsgo.Header(msg.Header), msg.Data))
+		next = msg.Sequence + 1
+	}
+}
+
+// reconnectRoom asks every session of a room to reconnect and resume: used when the
+// gateway cannot tell what it missed, so that the stream replay fills it instead.
+func (h *Hub) reconnectRoom(r *room) {
+	f := opFrame(OpReconnect, []byte("null"))
+	for _, rm := range r.members {
+		rm.s.send(f)
+		rm.s.close(CloseUnknownError, "reconnect")
+	}
+}
+
+// apply updates the room's state from a guild event and delivers it.
+func (h *Hub) apply(r *room, seq uint64, ev guildhall.Event) {
+	r.lastSeq = seq
+	if seq > h.w {
+		h.w = seq
+		h.watermark.Store(seq)
+	}
+	f := dispatchFrame(ev.Type, h.w, ev.Data)
+	switch ev.Type {
+	case guildhall.EventChannelCreate, guildhall.EventChannelUpdate:
+		var ch guildhall.Channel
+		if json.Unmarshal(ev.Data, &ch) == nil {
+			r.setChannel(ch)
+		}
+	case guildhall.EventChannelDelete:
+		h.deliver(r, ev, f)
+		r.deleteChannel(ev.ChannelID)
+		return
+	case guildhall.EventGuildUpdate:
+		var g guildhall.Guild
+		if json.Unmarshal(ev.Data, &g) == nil {
+			g.MemberCount = r.state.Guild.MemberCount
+			r.state.Guild = g
+			r.invalidate()
+		}
+	case guildhall.EventGuildRoleCreate, "GUILD_ROLE_UPDATE":
+		var p struct {
+			Role guildhall.Role `json:"role"`
+		}
+		if json.Unmarshal(ev.Data, &p) == nil {
+			r.setRole(p.Role)
+		}
+	case guildhall.EventGuildMemberAdd:
+		r.state.Guild.MemberCount++
+	case guildhall.EventGuildMemberUpdate:
+		var m guildhall.Member
+		if json.Unmarshal(ev.Data, &m) == nil {
+			for _, rm := range r.members {
+				if rm.s.user.ID == m.User.ID {
+					rm.m.roles = m.Roles
+					rm.m.roleKey = roleKey(m.Roles)
+				}
+			}
+		}
+	case guildhall.EventGuildMemberRemove:
+		h.deliver(r, ev, f)
+		var p guildhall.GuildMemberRemove
+		if json.Unmarshal(ev.Data, &p) == nil {
+			r.state.Guild.MemberCount--
+			h.removeUser(r, p.User.ID)
+		}
+		return
+	}
+	h.deliver(r, ev, f)
+}
+
+// removeUser takes a user who left the guild out of the room and tells their
+// sessions with GUILD_DELETE.
+func (h *Hub) removeUser(r *room, uid guildhall.Snowflake) {
+	var gone []*Session
+	for i := 0; i < len(r.members); {
+		rm := r.members[i]
+		if rm.s.user.ID == uid {
+			r.remove(rm.m)
+			delete(rm.s.guilds, r.id)
+			gone = append(gone, rm.s)
+			continue
+		}
+		i++
+	}
+	if len(gone) > 0 {
+		d, _ := json.Marshal(unavailableGuild{ID: r.id})
+		f := dispatchFrame(guildhall.EventGuildDelete, h.w, d)
+		for _, s := range gone {
+			s.send(f)
+		}
+	}
+	h.dropIfEmpty(r)
+}
+
+// deliver hands one framed event to every session of the room that may see it. The
+// frame is shared; nothing here allocates per recipient.
+func (h *Hub) deliver(r *room, ev guildhall.Event, f *frame) {
+	start := time.Now()
+	if ev.ChannelID == 0 {
+		for _, rm := range r.members {
+			rm.s.send(f)
+		}
+	} else {
+		v, ok := r.channelView(ev.ChannelID)
+		if !ok {
+			h.refresh(r)
+			if v, ok = r.channelView(ev.ChannelID); !ok {
+				return // the channel is gone: nobody may see it
+			}
+		}
+		for _, rm := range r.members {
+			if r.canView(v, rm.s.user.ID, rm.m) {
+				rm.s.send(f)
+			}
+		}
+	}
+	metricDispatches.Add(float64(len(r.members)))
+	metricFanout.Observe(time.Since(start).Seconds())
+}
+
+// refresh re-fetches a guild's state from the api: an event named a channel the
+// room does not know, so the room missed a change (see messaging: the api writes
+// the store before it publishes, and may die between the two).
+func (h *Hub) refresh(r *room) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rep, err := h.gw.api.guild(ctx, r.id, 0)
+	if err != nil {
+		slog.Warn("guild refresh failed", "guild", r.id, "err", err)
+		return
+	}
+	rep.State.Guild.MemberCount = max(rep.State.Guild.MemberCount, r.state.Guild.MemberCount)
+	r.state = rep.State
+	r.invalidate()
+}
+
+// applyUser handles an event for one user's sessions: today, joining a guild.
+func (h *Hub) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
+	if seq > h.w {
+		h.w = seq
+		h.watermark.Store(seq)
+	}
+	f := dispatchFrame(ev.Type, h.w, ev.Data)
+	if ev.Type == guildhall.EventGuildCreate {
+		var gc guildhall.GuildCreate
+		if err := json.Unmarshal(ev.Data, &gc); err != nil || len(gc.Members) == 0 {
+			return
+		}
+		state := guildhall.GuildState{Guild: gc.Guild, Channels: gc.Channels, Roles: gc.Roles}
+		self := gc.Members[0]
+		for _, s := range u.sessions {
+			if _, ok := s.guilds[gc.ID]; ok {
+				continue
+			}
+			r := h.room(&state)
+			m := &membership{roles: self.Roles, roleKey: roleKey(self.Roles)}
+			s.guilds[r.id] = m
+			r.add(s, m)
+			s.send(f)
+		}
+		return
+	}
+	for _, s := range u.sessions {
+		s.send(f)
+	}
+}
+
+// parseSubject splits gh.ev.g.<id>, gh.ev.u.<id> and gh.eph.g.<id>.
+func parseSubject(subj string) (kind string, id guildhall.Snowflake, ok bool) {
+	i := strings.LastIndexByte(subj, '.')
+	if i < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(subj[i+1:], 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	switch {
+	case strings.HasPrefix(subj, "gh.eph."):
+		return "eph", guildhall.Snowflake(n), true
+	case strings.HasPrefix(subj, "gh.ev.g."):
+		return "g", guildhall.Snowflake(n), true
+	case strings.HasPrefix(subj, "gh.ev.u."):
+		return "u", guildhall.Snowflake(n), true
+	}
+	return "", 0, false
+}
+
+func streamSeqs(h natsgo.Header) (seq, last uint64) {
+	seq, _ = strconv.ParseUint(h.Get(jetstream.SequenceHeader), 10, 64)
+	last, _ = strconv.ParseUint(h.Get(jetstream.LastSequenceHeader), 10, 64)
+	return seq, last
+}

@@ -1,0 +1,181 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/guildhall/guildhall/registry"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// resume continues a session on this gateway, whichever gateway held it before.
+//
+// The seam with no gap: the session joins its rooms inside the pump at watermark w,
+// holding live frames back; the events after the client's seq up to w are replayed
+// from the EVENTS stream (filtered to the session's guilds and user, and to the
+// channels it may view); then RESUMED; then the held live frames, all of which are
+// after w. Each event is sent once: replay stops at w and live frames start after it.
+func (g *Gateway) resume(s *Session, raw json.RawMessage) {
+	var d resumeData
+	if json.Unmarshal(raw, &d) != nil || d.SessionID == "" {
+		s.close(CloseDecodeError, "Error while decoding payload")
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.APITimeout)
+	defer cancel()
+	rep, err := g.api.identify(ctx, d.Token)
+	if err != nil {
+		metricResumes.WithLabelValues("api_error").Inc()
+		s.close(CloseUnknownError, "Try again")
+		return
+	}
+	if rep.Error != nil {
+		metricResumes.WithLabelValues("auth_failed").Inc()
+		s.close(CloseAuthenticationFailed, "Authentication failed")
+		return
+	}
+	entry, err := g.registry.Get(ctx, d.SessionID)
+	if err != nil || entry.UserID != rep.User.ID || !g.replayable(ctx, d.Seq) {
+		if err != nil && !errors.Is(err, registry.ErrNotFound) {
+			slog.Warn("resume: registry", "err", err)
+		}
+		metricResumes.WithLabelValues("invalid").Inc()
+		s.send(opFrame(OpInvalidSession, []byte("false")))
+		return
+	}
+
+	s.user = rep.User
+	s.id = d.SessionID
+	s.identified.Store(true)
+	g.mu.Lock()
+	old := g.sessions[s.id]
+	g.sessions[s.id] = s
+	g.mu.Unlock()
+	if old != nil && old != s {
+		old.resumable.Store(true)
+		old.close(CloseUnknownError, "session resumed on another connection")
+	}
+
+	s.hold()
+	var w uint64
+	views := map[guildhall.Snowflake]*replayView{}
+	g.hub.do(func() {
+		w = g.hub.join(s, rep.Guilds, rep.Members)
+		for id, m := range s.guilds {
+			r := g.hub.rooms[id]
+			views[id] = &replayView{room: &room{id: id, state: r.state}, m: &membership{roles: m.roles, roleKey: m.roleKey}}
+		}
+	})
+	n, err := g.replay(s, d.Seq, w, views)
+	if err != nil {
+		// Without the replay the session would have a gap: make the client start over.
+		metricResumes.WithLabelValues("replay_failed").Inc()
+		slog.Warn("resume: replay", "session", s.id, "err", err)
+		s.send(opFrame(OpInvalidSession, []byte("false")))
+		s.close(CloseUnknownError, "resume failed")
+		return
+	}
+	s.sendDirect(dispatchFrame(guildhall.EventResumed, w, []byte("{}")))
+	s.release()
+	metricResumes.WithLabelValues("ok").Inc()
+	slog.Debug("resumed", "session", s.id, "from", d.Seq, "to", w, "replayed", n)
+	g.putRegistry(ctx, s)
+}
+
+// replayable reports whether the stream still holds every event after seq, and
+// whether seq is one the stream has reached.
+func (g *Gateway) replayable(ctx context.Context, seq uint64) bool {
+	info, err := g.stream.Info(ctx)
+	if err != nil {
+		return false
+	}
+	st := info.State
+	if seq > st.LastSeq {
+		return false
+	}
+	return st.Msgs == 0 || seq+1 >= st.FirstSeq
+}
+
+// replayView is a copy of a room's state taken at the seam, for filtering replayed
+// events by channel visibility outside the pump.
+type replayView struct {
+	room *room
+	m    *membership
+}
+
+// replay sends the session's events with from < seq <= to, in stream order.
+func (g *Gateway) replay(s *Session, from, to uint64, views map[guildhall.Snowflake]*replayView) (int, error) {
+	if from >= to {
+		return 0, nil
+	}
+	subjects := make([]string, 0, len(views)+1)
+	for id := range views {
+		subjects = append(subjects, ghnats.GuildInSubject(uint64(id)))
+	}
+	subjects = append(subjects, ghnats.UserInSubject(uint64(s.user.ID)))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cons, err := g.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: subjects,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    from + 1,
+	})
+	if err != nil {
+		return 0, err
+	}
+	sent := 0
+	for {
+		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return sent, err
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			md, err := msg.Metadata()
+			if err != nil {
+				return sent, err
+			}
+			seq := md.Sequence.Stream
+			if seq > to {
+				return sent, nil
+			}
+			ev := ghnats.DecodeEvent(natsgo.Header(msg.Headers()), msg.Data())
+			if replayVisible(views, ev, s.user.ID) {
+				s.sendDirect(dispatchFrame(ev.Type, seq, ev.Data))
+				sent++
+			}
+			if seq == to || md.NumPending == 0 {
+				return sent, nil
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return sent, err
+		}
+		if got == 0 {
+			// Nothing more matches before the stream's end.
+			return sent, nil
+		}
+	}
+}
+
+func replayVisible(views map[guildhall.Snowflake]*replayView, ev guildhall.Event, uid guildhall.Snowflake) bool {
+	if ev.GuildID == 0 {
+		return ev.UserID == uid
+	}
+	v := views[ev.GuildID]
+	if v == nil {
+		return false
+	}
+	if ev.ChannelID == 0 {
+		return true
+	}
+	cv, ok := v.room.channelView(ev.ChannelID)
+	return ok && v.room.canView(cv, uid, v.m)
+}

@@ -1,0 +1,164 @@
+package gateway
+
+import (
+	"slices"
+	"strings"
+
+	guildhall "github.com/guildhall/guildhall"
+	natsgo "github.com/nats-io/nats.go"
+)
+
+// room is what one gateway knows of one guild that has local sessions: the guild's
+// state (kept current by its events), the local members' sessions, and the last
+// stream sequence applied. Only the hub's pump goroutine touches a room.
+type room struct {
+	id      guildhall.Snowflake
+	state   guildhall.GuildState
+	members []roomMember
+	lastSeq uint64
+	subs    []*natsgo.Subscription // the guild's event subject and its ephemeral one
+	// view caches, per channel, which role sets may view it; dropped whenever
+	// channels, roles or the guild change.
+	view map[guildhall.Snowflake]*channelView
+}
+
+type roomMember struct {
+	s *Session
+	m *membership
+}
+
+// channelView answers "may this member view the channel" in O(1) for the common
+// cases: everyone may (no per-recipient work at all), or look up the member's role
+// set. Users named in member overwrites are computed one by one.
+type channelView struct {
+	everyone bool
+	byRoles  map[string]bool
+	special  map[guildhall.Snowflake]bool
+	ch       guildhall.Channel
+}
+
+func roleKey(roles []guildhall.Snowflake) string {
+	if len(roles) == 0 {
+		return ""
+	}
+	r := slices.Clone(roles)
+	slices.Sort(r)
+	var b strings.Builder
+	for _, id := range r {
+		b.WriteString(id.String())
+		b.WriteByte(',')
+	}
+	return b.String()
+}
+
+func (r *room) channelView(id guildhall.Snowflake) (*channelView, bool) {
+	if v, ok := r.view[id]; ok {
+		return v, true
+	}
+	ch, ok := r.state.Channel(id)
+	if !ok {
+		return nil, false
+	}
+	v := &channelView{byRoles: map[string]bool{}, ch: ch}
+	restricted := false
+	for _, o := range ch.PermissionOverwrites {
+		if o.Type == guildhall.OverwriteMember {
+			if v.special == nil {
+				v.special = map[guildhall.Snowflake]bool{}
+			}
+			v.special[o.ID] = true
+			restricted = true
+		} else if o.Deny.Has(guildhall.PermViewChannel) {
+			restricted = true
+		}
+	}
+	// Everyone may view when @everyone may and nothing on the channel takes it away.
+	if !restricted && r.everyoneViews() {
+		v.everyone = true
+	}
+	if r.view == nil {
+		r.view = map[guildhall.Snowflake]*channelView{}
+	}
+	r.view[id] = v
+	return v, true
+}
+
+func (r *room) everyoneViews() bool {
+	for _, role := range r.state.Roles {
+		if role.ID == r.state.Guild.ID {
+			return role.Permissions.Has(guildhall.PermViewChannel) || role.Permissions.Has(guildhall.PermAdministrator)
+		}
+	}
+	return false
+}
+
+// canView reports whether member m (user uid) may view the channel of v.
+func (r *room) canView(v *channelView, uid guildhall.Snowflake, m *membership) bool {
+	if v.everyone {
+		return true
+	}
+	if v.special != nil {
+		if _, ok := v.special[uid]; ok {
+			return r.state.CanView(v.ch, uid, m.roles)
+		}
+	}
+	if uid == r.state.Guild.OwnerID {
+		return true
+	}
+	ok, cached := v.byRoles[m.roleKey]
+	if !cached {
+		ok = r.state.CanView(v.ch, uid, m.roles)
+		v.byRoles[m.roleKey] = ok
+	}
+	return ok
+}
+
+func (r *room) invalidate() { r.view = nil }
+
+func (r *room) add(s *Session, m *membership) {
+	m.index = len(r.members)
+	r.members = append(r.members, roomMember{s: s, m: m})
+}
+
+func (r *room) remove(m *membership) {
+	last := len(r.members) - 1
+	i := m.index
+	if i < 0 || i > last || r.members[i].m != m {
+		return
+	}
+	r.members[i] = r.members[last]
+	r.members[i].m.index = i
+	r.members[last] = roomMember{}
+	r.members = r.members[:last]
+	m.index = -1
+}
+
+// setChannel inserts or replaces a channel in the state.
+func (r *room) setChannel(ch guildhall.Channel) {
+	for i := range r.state.Channels {
+		if r.state.Channels[i].ID == ch.ID {
+			r.state.Channels[i] = ch
+			r.invalidate()
+			return
+		}
+	}
+	r.state.Channels = append(r.state.Channels, ch)
+	r.invalidate()
+}
+
+func (r *room) deleteChannel(id guildhall.Snowflake) {
+	r.state.Channels = slices.DeleteFunc(r.state.Channels, func(c guildhall.Channel) bool { return c.ID == id })
+	r.invalidate()
+}
+
+func (r *room) setRole(role guildhall.Role) {
+	for i := range r.state.Roles {
+		if r.state.Roles[i].ID == role.ID {
+			r.state.Roles[i] = role
+			r.invalidate()
+			return
+		}
+	}
+	r.state.Roles = append(r.state.Roles, role)
+	r.invalidate()
+}

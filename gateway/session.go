@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"bytes"
+	"compress/zlib"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	"github.com/lxzan/gws"
+)
+
+// Session is one client connection and, once identified, one gateway session.
+//
+// Outgoing frames go through a bounded outbox. A writer goroutine exists only while
+// the outbox has frames: it takes everything pending and writes it with one writev,
+// so an idle session costs no goroutine for writing and a busy one pays one system
+// call for many frames. A session whose outbox reaches its bound is a slow consumer:
+// it is closed with 4000 and may resume, replaying from the stream what it missed.
+//
+// All writes to the socket go through the outbox (pongs and close frames too), so
+// the writer is the only goroutine that writes to the connection.
+type Session struct {
+	gw      *Gateway
+	conn    *gws.Conn
+	netConn net.Conn
+	zlib    bool // transport compression: compress=zlib-stream
+
+	resumeURL   string
+	badVersion  bool
+	badEncoding bool
+
+	// Set once by identify or resume (before the session joins any room).
+	id         string
+	user       guildhall.User
+	identified atomic.Bool
+	resumable  atomic.Bool
+
+	// Owned by the hub's pump goroutine.
+	guilds map[guildhall.Snowflake]*membership
+
+	// lastSeq is the s of the last dispatch queued: what the registry records.
+	lastSeq atomic.Uint64
+
+	mu      sync.Mutex
+	queue   []*frame
+	held    []*frame // frames held back while a resume replays the stream
+	holding bool
+	writing bool
+	closed  bool
+	// zlib-stream state, used by the writer only.
+	zbuf bytes.Buffer
+	zw   *zlib.Writer
+}
+
+// membership is what the pump knows of a session's place in one guild.
+type membership struct {
+	roles   []guildhall.Snowflake
+	roleKey string // the sorted role ids: sessions with equal keys see the same channels
+	index   int    // position in room.members
+}
+
+func newSession(gw *Gateway, conn *gws.Conn, zlibStream bool) *Session {
+	return &Session{gw: gw, conn: conn, netConn: conn.NetConn(), zlib: zlibStream}
+}
+
+// send queues a frame. It never blocks: a full outbox cuts the session off.
+func (s *Session) send(f *frame) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if s.holding {
+		if len(s.held) >= s.gw.cfg.MaxOutbox {
+			s.cutOffLocked()
+			s.mu.Unlock()
+			return
+		}
+		s.held = append(s.held, f)
+		s.mu.Unlock()
+		return
+	}
+	s.pushLocked(f)
+	s.mu.Unlock()
+}
+
+// sendDirect queues a frame even while the session holds live frames back (the
+// frames of a resume replay).
+func (s *Session) sendDirect(f *frame) {
+	s.mu.Lock()
+	if !s.closed {
+		s.pushLocked(f)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Session) pushLocked(f *frame) {
+	if len(s.queue) >= s.gw.cfg.MaxOutbox {
+		s.cutOffLocked()
+		return
+	}
+	s.queue = append(s.queue, f)
+	if f.closeAfter {
+		s.closed = true
+	}
+	if !s.writing {
+		s.writing = true
+		go s.writeLoop()
+	}
+}
+
+// hold makes live frames wait (a resume is replaying); release lets them go after
+// what the replay queued.
+func (s *Session) hold() {
+	s.mu.Lock()
+	s.holding = true
+	s.mu.Unlock()
+}
+
+func (s *Session) release() {
+	s.mu.Lock()
+	s.holding = false
+	held := s.held
+	s.held = nil
+	for _, f := range held {
+		if s.closed {
+			break
+		}
+		s.pushLocked(f)
+	}
+	s.mu.Unlock()
+}
+
+// cutOffLocked drops what is pending and closes the connection: the client is not
+// reading fast enough. Closing the socket also unblocks a writer stuck in write.
+func (s *Session) cutOffLocked() {
+	metricSlowConsumers.Inc()
+	s.closed = true
+	s.queue = nil
+	s.held = nil
+	_ = s.netConn.Close()
+}
+
+// close queues a close frame with code; the connection closes once it is written.
+func (s *Session) close(code int, reason string) {
+	s.sendDirect(closeFrame(code, reason))
+}
+
+const writeBatch = 64
+
+func (s *Session) writeLoop() {
+	var frames [writeBatch]*frame
+	var bufs [writeBatch][]byte
+	for {
+		s.mu.Lock()
+		n := copy(frames[:], s.queue)
+		if n == 0 {
+			s.writing = false
+			s.queue = s.queue[:0]
+			s.mu.Unlock()
+			return
+		}
+		rest := copy(s.queue, s.queue[n:])
+		clear(s.queue[rest:])
+		s.queue = s.queue[:rest]
+		s.mu.Unlock()
+
+		closeAfter := false
+		for i := 0; i < n; i++ {
+			bufs[i] = s.wireBytes(frames[i])
+			closeAfter = closeAfter || frames[i].closeAfter
+			frames[i] = nil
+		}
+		_ = s.netConn.SetWriteDeadline(time.Now().Add(s.gw.cfg.WriteTimeout))
+		nb := net.Buffers(bufs[:n])
+		_, err := nb.WriteTo(s.netConn)
+		clear(bufs[:n])
+		metricFramesWritten.Add(float64(n))
+		if err != nil || closeAfter {
+			s.mu.Lock()
+			s.closed = true
+			s.queue = nil
+			s.writing = false
+			s.mu.Unlock()
+			_ = s.netConn.Close()
+			return
+		}
+	}
+}
+
+// wireBytes is what to write for f: the shared frame, or for zlib-stream sessions its
+// payload through the session's compressor as a binary frame (control frames are
+// never compressed).
+func (s *Session) wireBytes(f *frame) []byte {
+	if !s.zlib || f.wire[0]&0x0F != wsOpText {
+		return f.wire
+	}
+	s.zbuf.Reset()
+	if s.zw == nil {
+		s.zw = zlib.NewWriter(&s.zbuf)
+	}
+	_, _ = s.zw.Write(f.payload)
+	_ = s.zw.Flush() // Z_SYNC_FLUSH: the frame ends with 00 00 ff ff, as Discord's does
+	b := frameBuf(s.zbuf.Len())
+	b = append(b, s.zbuf.Bytes()...)
+	return finishFrame(b, wsOpBin).wire
+}

@@ -1,0 +1,130 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrNotFound means the session does not exist or has expired.
+var ErrNotFound = errors.New("registry: session not found")
+
+// Session is what the registry knows of one session.
+type Session struct {
+	ID     string              `json:"id"`
+	UserID guildhall.Snowflake `json:"user_id"`
+	// Node is the gateway that holds the session now.
+	Node string `json:"node"`
+	// Seq is the last sequence the gateway queued to the session when it last
+	// refreshed the entry. A resume may not claim more.
+	Seq       uint64    `json:"seq"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Registry reads and writes sessions.
+type Registry struct {
+	kv  jetstream.KeyValue
+	ttl time.Duration
+}
+
+// Open binds to the sessions bucket (created by nats.Apply).
+func Open(ctx context.Context, js jetstream.JetStream) (*Registry, error) {
+	kv, err := js.KeyValue(ctx, ghnats.BucketSessions)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	return &Registry{kv: kv, ttl: st.TTL()}, nil
+}
+
+// TTL is how long an entry lives without a refresh: the resume window.
+func (r *Registry) TTL() time.Duration { return r.ttl }
+
+// Put creates or refreshes a session entry.
+func (r *Registry) Put(ctx context.Context, s Session) error {
+	s.UpdatedAt = time.Now().UTC()
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	_, err = r.kv.Put(ctx, s.ID, b)
+	return err
+}
+
+// Get returns a live session.
+func (r *Registry) Get(ctx context.Context, id string) (Session, error) {
+	e, err := r.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return Session{}, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, err
+	}
+	var s Session
+	if err := json.Unmarshal(e.Value(), &s); err != nil {
+		return Session{}, fmt.Errorf("registry: entry %s: %w", id, err)
+	}
+	return s, nil
+}
+
+// Delete ends a session: it can no longer be resumed.
+func (r *Registry) Delete(ctx context.Context, id string) error {
+	err := r.kv.Delete(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Event is a change seen by Watch: a session put (Deleted false) or gone (deleted,
+// or expired).
+type Event struct {
+	ID      string
+	Session Session
+	Deleted bool
+}
+
+// Watch reports changes to sessions until ctx ends. The channel is closed then.
+func (r *Registry) Watch(ctx context.Context) (<-chan Event, error) {
+	w, err := r.kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan Event, 256)
+	go func() {
+		defer close(out)
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					continue
+				}
+				ev := Event{ID: e.Key(), Deleted: e.Operation() != jetstream.KeyValuePut}
+				if !ev.Deleted {
+					_ = json.Unmarshal(e.Value(), &ev.Session)
+				}
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
