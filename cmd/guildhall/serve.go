@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	"github.com/gocql/gocql"
+	"github.com/guildhall/guildhall/gateway"
+	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/rest"
+	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+type serveFlags struct {
+	addr, data, natsURL, natsListen, roles, publicURL string
+	store, cqlHosts, cqlKeyspace, cqlConsistency    string
+	replicas                                        int
+	drain                                           time.Duration
+	logLevel                                        string
+}
+
+func parseServe(args []string) (serveFlags, error) {
+	var f serveFlags
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&f.addr, "addr", envOr("GUILDHALL_ADDR", "127.0.0.1:8080"), "HTTP address for REST and the gateway (env GUILDHALL_ADDR)")
+	fs.StringVar(&f.data, "data", envOr("GUILDHALL_DATA", "./data"), "data directory: embedded NATS and store (env GUILDHALL_DATA)")
+	fs.StringVar(&f.natsURL, "nats-url", envOr("GUILDHALL_NATS_URL", ""), "external NATS URL(s); empty embeds a server (env GUILDHALL_NATS_URL)")
+	fs.StringVar(&f.natsListen, "nats-listen", envOr("GUILDHALL_NATS_LISTEN", "127.0.0.1:4222"), "client address of the embedded NATS server, for more gateways and the CLI (env GUILDHALL_NATS_LISTEN)")
+	fs.StringVar(&f.roles, "role", envOr("GUILDHALL_ROLE", "all"), "roles to run, comma-separated: gateway,api,writer or all (env GUILDHALL_ROLE)")
+	fs.StringVar(&f.publicURL, "public-url", envOr("GUILDHALL_PUBLIC_URL", ""), "WebSocket URL clients reach this gateway at; empty uses the request's host (env GUILDHALL_PUBLIC_URL)")
+	fs.StringVar(&f.store, "store", envOr("GUILDHALL_STORE", "bolt"), "message store: bolt (embedded) or cql (env GUILDHALL_STORE)")
+	fs.StringVar(&f.cqlHosts, "cql-hosts", envOr("GUILDHALL_CQL_HOSTS", "127.0.0.1:9042"), "CQL hosts, comma-separated (env GUILDHALL_CQL_HOSTS)")
+	fs.StringVar(&f.cqlKeyspace, "cql-keyspace", envOr("GUILDHALL_CQL_KEYSPACE", "guildhall"), "CQL keyspace (env GUILDHALL_CQL_KEYSPACE)")
+	fs.StringVar(&f.cqlConsistency, "cql-consistency", envOr("GUILDHALL_CQL_CONSISTENCY", "LOCAL_QUORUM"), "CQL consistency (env GUILDHALL_CQL_CONSISTENCY)")
+	fs.IntVar(&f.replicas, "replicas", 1, "replicas of streams and buckets when creating them (3 on a cluster)")
+	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on SIGTERM, spread gateway reconnects over this long")
+	fs.StringVar(&f.logLevel, "log-level", envOr("GUILDHALL_LOG_LEVEL", "info"), "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+func (f serveFlags) has(role string) bool {
+	for _, r := range strings.Split(f.roles, ",") {
+		if r = strings.TrimSpace(r); r == role || r == "all" {
+			return true
+		}
+	}
+	return false
+}
+
+func serve(args []string) error {
+	f, err := parseServe(args)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, f, log, nil)
+}
+
+// run serves until ctx ends, then shuts down cleanly. When listening is not nil it
+// receives the HTTP address once everything is ready.
+func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- string) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if err := os.MkdirAll(f.data, 0o755); err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	// Listen first: a port that is taken should fail before anything starts, and the
+	// api needs the real address for GET /gateway.
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
+	// NATS: embedded unless an external URL is given.
+	var ns *server.Server
+	natsURL := f.natsURL
+	if natsURL == "" {
+		host, port, err := splitHostPort(f.natsListen)
+		if err != nil {
+			return fmt.Errorf("--nats-listen: %w", err)
+		}
+		ns, err = ghnats.StartServer(ghnats.ServerConfig{Dir: filepath.Join(f.data, "nats"), Host: host, Port: port})
+		if err != nil {
+			return err
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		natsURL = ns.ClientURL()
+		_ = os.WriteFile(filepath.Join(f.data, "nats.url"), []byte(natsURL+"\n"), 0o644)
+		log.Info("embedded NATS listening", "url", natsURL, "dir", filepath.Join(f.data, "nats"))
+	}
+	nc, js, err := ghnats.Connect(natsURL, "guildhall")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if err := ghnats.Apply(startCtx, js, ghnats.Topology{Replicas: f.replicas}); err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	ready := func() error {
+		if !nc.IsConnected() {
+			return errors.New("NATS not connected")
+		}
+		return nil
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.Handler())
+
+	// api and writer: they own the store.
+	var writer *messaging.Writer
+	var responder *messaging.Responder
+	var store messaging.Store
+	var lease *ghnats.Lease
+	if f.has("api") || f.has("writer") {
+		store, err = openStore(startCtx, f)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+	}
+	metrics := messaging.NewMetrics(prometheus.DefaultRegisterer)
+	writerDone := make(chan struct{})
+	close(writerDone)
+	if f.has("writer") {
+		writer, err = messaging.NewWriter(messaging.WriterConfig{Store: store, JS: js, Metrics: metrics, Logger: log})
+		if err != nil {
+			return err
+		}
+		writerDone = make(chan struct{})
+		go func() {
+			defer close(writerDone)
+			if err := writer.Run(ctx); err != nil && ctx.Err() == nil {
+				log.Error("writer stopped", "err", err)
+			}
+		}()
+	}
+	if f.has("api") {
+		lease, err = ghnats.AcquireNode(startCtx, js, hostname())
+		if err != nil {
+			return err
+		}
+		defer lease.Release(context.Background())
+		bcfg := messaging.BarrierConfig{Metrics: metrics, Logger: log}
+		// The local writer is the only one when this process owns an embedded store.
+		if writer != nil && f.store == "bolt" {
+			bcfg.Local = writer
+		}
+		barrier, err := messaging.NewBarrier(startCtx, js, bcfg)
+		if err != nil {
+			return err
+		}
+		svc, err := messaging.NewService(startCtx, messaging.Config{
+			Store: store, Conn: nc, JS: js, Barrier: barrier, Metrics: metrics, Logger: log,
+			IDs: guildhall.NewSnowflakeGeneratorForNode(lease.Node),
+		})
+		if err != nil {
+			return err
+		}
+		responder, err = messaging.NewResponder(svc, nc, messaging.ResponderConfig{Logger: log})
+		if err != nil {
+			return err
+		}
+		defer responder.Close()
+		gwURL := f.publicURL
+		if gwURL == "" {
+			gwURL = "ws://" + ln.Addr().String()
+		}
+		api := rest.NewHandler(svc, rest.Config{GatewayURL: gwURL})
+		mux.Handle("/api/", api)
+		log.Info("api ready", "snowflake_node", lease.Node, "store", f.store)
+	}
+	var gw *gateway.Gateway
+	if f.has("gateway") {
+		gw, err = gateway.New(startCtx, nc, js, gateway.Config{PublicURL: f.publicURL})
+		if err != nil {
+			return err
+		}
+		mux.Handle("GET /{$}", gw)
+	}
+
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http", "err", err)
+			stop()
+		}
+	}()
+	log.Info("guildhall listening", "http", "http://"+ln.Addr().String(), "gateway", "ws://"+ln.Addr().String()+"/?v=10&encoding=json", "roles", f.roles, "data", f.data)
+	fmt.Fprintf(os.Stderr, "guildhall: listening on http://%s (REST /api/v10, gateway ws://%s/?v=10&encoding=json)\n", ln.Addr(), ln.Addr())
+	if listening != nil {
+		listening <- ln.Addr().String()
+	}
+
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), f.drain+15*time.Second)
+	defer scancel()
+	if gw != nil {
+		gw.Close(sctx, f.drain)
+	}
+	_ = srv.Shutdown(sctx)
+	<-writerDone
+	return nil
+}
+
+func openStore(ctx context.Context, f serveFlags) (messaging.Store, error) {
+	switch f.store {
+	case "bolt":
+		if err := os.MkdirAll(filepath.Join(f.data, "store"), 0o755); err != nil {
+			return nil, err
+		}
+		return messaging.OpenBolt(filepath.Join(f.data, "store", "guildhall.db"))
+	case "cql":
+		var c gocql.Consistency
+		if err := c.UnmarshalText([]byte(f.cqlConsistency)); err != nil {
+			return nil, fmt.Errorf("--cql-consistency: %w", err)
+		}
+		return messaging.OpenCQL(ctx, messaging.CQLConfig{
+			Hosts:       strings.Split(f.cqlHosts, ","),
+			Keyspace:    f.cqlKeyspace,
+			Consistency: c,
+		})
+	}
+	return nil, fmt.Errorf("--store %q: want bolt or cql", f.store)
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	var port int
+	if _, err := fmt.Sscanf(p, "%d", &port); err != nil {
+		return "", 0, err
+	}
+	if port == 0 {
+		port = -1 // random
+	}
+	return host, port, nil
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d", h, os.Getpid())
+}
