@@ -1,0 +1,213 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Config configures a Service. Store, Conn, JS and IDs are required; every other
+// field documents its zero value.
+type Config struct {
+	// Store keeps accounts, guilds and messages. The Service writes metadata
+	// (users, guilds, channels, members, invites) to it directly and reads
+	// messages from it; messages are written only by the Writer.
+	Store Store
+	// Conn publishes ephemeral events (typing) on core NATS.
+	Conn *natsgo.Conn
+	// JS publishes guild and user events to the EVENTS stream.
+	JS jetstream.JetStream
+	// IDs hands out snowflakes; the caller leases its node (ghnats.AcquireNode).
+	IDs *guildhall.SnowflakeGenerator
+	// Barrier makes history read-your-writes. Zero value means a Barrier that polls
+	// the writer's durable consumer (correct with any number of writers anywhere,
+	// a few ms slower than one that knows a local Writer; see NewBarrier).
+	Barrier *Barrier
+	// Metrics records publish latency and the like. Zero value means metrics that
+	// are kept but registered nowhere.
+	Metrics *Metrics
+	// Logger for what goes wrong inside. Zero value means slog.Default().
+	Logger *slog.Logger
+	// TokenCacheSize bounds the in-memory token → user cache. Zero value means
+	// 10000 tokens.
+	TokenCacheSize int
+	// BcryptCost is the bcrypt cost of password hashes. Zero value means 10. Tests
+	// may lower it to bcrypt.MinCost (4).
+	BcryptCost int
+	// PublishTimeout bounds one publish attempt to JetStream (a publish is tried
+	// up to three times with the same Nats-Msg-Id, so retries are stored once).
+	// Zero value means 5 seconds.
+	PublishTimeout time.Duration
+	// TypingInterval is how often one user's typing in one channel is
+	// re-published; calls in between answer 204 and publish nothing (clients
+	// repeat typing every few seconds, and TYPING_START lasts 10 seconds on
+	// clients). Zero value means 5 seconds.
+	TypingInterval time.Duration
+	// Now is the clock. Zero value means time.Now.
+	Now func() time.Time
+}
+
+// Service is the api: it validates and authorizes requests, assigns snowflakes,
+// writes guild metadata to the Store and publishes every guild event to the EVENTS
+// stream. It keeps no per-session state, so any number of api processes may run
+// side by side (with a store they can share, that is the CQL one).
+//
+// Client errors are *guildhall.Error values (Discord's codes and statuses); any
+// other error is internal.
+type Service struct {
+	store   Store
+	nc      *natsgo.Conn
+	js      jetstream.JetStream
+	ids     *guildhall.SnowflakeGenerator
+	barrier *Barrier
+	metrics *Metrics
+	log     *slog.Logger
+	now     func() time.Time
+
+	bcryptCost     int
+	publishTimeout time.Duration
+	// dummyHash (same cost as real hashes) is compared against when a username is
+	// unknown, so that a wrong username costs as much time as a wrong password and
+	// login reveals nothing.
+	dummyHash []byte
+
+	tokens *tokenCache
+	typing *typingLimiter
+	// invites serializes accepting the same invite in this process, so that uses
+	// are counted without lost updates (see AcceptInvite for several processes).
+	invites stripedMutex
+}
+
+// NewService checks cfg and returns a Service. When cfg.Barrier is nil it builds a
+// polling one, which needs the stream and the writer's consumer to exist
+// (ghnats.Apply).
+func NewService(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Conn == nil || cfg.JS == nil || cfg.IDs == nil {
+		return nil, errors.New("messaging: Config needs Store, Conn, JS and IDs")
+	}
+	s := &Service{
+		store:          cfg.Store,
+		nc:             cfg.Conn,
+		js:             cfg.JS,
+		ids:            cfg.IDs,
+		barrier:        cfg.Barrier,
+		metrics:        cfg.Metrics,
+		log:            cfg.Logger,
+		now:            cfg.Now,
+		bcryptCost:     cfg.BcryptCost,
+		publishTimeout: cfg.PublishTimeout,
+	}
+	if s.metrics == nil {
+		s.metrics = NewMetrics(nil)
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.bcryptCost == 0 {
+		s.bcryptCost = 10
+	}
+	if s.publishTimeout == 0 {
+		s.publishTimeout = 5 * time.Second
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte("guildhall: no such user"), s.bcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("messaging: bcrypt cost %d: %w", s.bcryptCost, err)
+	}
+	s.dummyHash = dummy
+	size := cfg.TokenCacheSize
+	if size <= 0 {
+		size = 10000
+	}
+	s.tokens = newTokenCache(size)
+	interval := cfg.TypingInterval
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	s.typing = newTypingLimiter(interval, 100000)
+	if s.barrier == nil {
+		b, err := NewBarrier(ctx, cfg.JS, BarrierConfig{Metrics: s.metrics})
+		if err != nil {
+			return nil, err
+		}
+		s.barrier = b
+	}
+	return s, nil
+}
+
+// Store returns the store the service writes to.
+func (s *Service) Store() Store { return s.store }
+
+// publish sends a guild or user event to the EVENTS stream and waits for the
+// stream's acknowledgement. id becomes Nats-Msg-Id: a retry with the same id within
+// the stream's duplicate window is stored once, so the publish is retried (up to
+// three attempts) after a timeout. A publish that still fails answers
+// ErrServiceBusy: the event may or may not be stored, and the client may retry.
+func (s *Service) publish(ctx context.Context, ev guildhall.Event, id string) (uint64, error) {
+	msg := ghnats.EventMsg(ev, id)
+	start := time.Now()
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			d := time.Duration(25*attempt)*time.Millisecond + time.Duration(rand.Int64N(int64(25*time.Millisecond)))
+			select {
+			case <-ctx.Done():
+				return 0, s.publishFailed(ev, ctx.Err())
+			case <-time.After(d):
+			}
+		}
+		pctx, cancel := context.WithTimeout(ctx, s.publishTimeout)
+		var ack *jetstream.PubAck
+		ack, err = s.js.PublishMsg(pctx, msg, jetstream.WithExpectStream(ghnats.StreamEvents))
+		cancel()
+		if err == nil {
+			s.metrics.PublishLatency.WithLabelValues(ev.Type).Observe(time.Since(start).Seconds())
+			return ack.Sequence, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return 0, s.publishFailed(ev, err)
+}
+
+func (s *Service) publishFailed(ev guildhall.Event, err error) error {
+	s.metrics.PublishErrors.WithLabelValues(ev.Type).Inc()
+	s.log.Error("publish event", "type", ev.Type, "guild", ev.GuildID, "user", ev.UserID, "err", err)
+	return guildhall.ErrServiceBusy
+}
+
+// internal wraps an unexpected store error with what was being done.
+func internal(what string, err error) error {
+	var ge *guildhall.Error
+	if errors.As(err, &ge) {
+		return err
+	}
+	return fmt.Errorf("messaging: %s: %w", what, err)
+}
+
+// stripedMutex is a fixed set of mutexes picked by key hash: bounded memory,
+// mutual exclusion per key (and, rarely, between keys sharing a stripe).
+type stripedMutex [64]sync.Mutex
+
+func (m *stripedMutex) lock(key string) func() {
+	var h uint32 = 2166136261
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	mu := &m[h%uint32(len(m))]
+	mu.Lock()
+	return mu.Unlock
+}

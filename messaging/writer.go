@@ -1,0 +1,399 @@
+package messaging
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// WriterConfig configures a Writer. Store and JS are required.
+type WriterConfig struct {
+	// Store receives the messages.
+	Store Store
+	// JS reaches the EVENTS stream and the durable "writer" consumer, which
+	// ghnats.Apply creates.
+	JS jetstream.JetStream
+	// Batch is the most stream messages fetched and applied in one store call,
+	// and so the most the Writer holds in memory. Zero value means 256.
+	Batch int
+	// MinBackoff and MaxBackoff bound the delay between retries while the store
+	// or NATS fails; each retry waits about twice as long as the one before,
+	// with jitter. Zero values mean 50 ms and 5 s.
+	MinBackoff, MaxBackoff time.Duration
+	// IdleWait is how long one fetch waits for new events before asking again.
+	// Zero value means 5 s.
+	IdleWait time.Duration
+	// Metrics receives batch sizes, progress and errors. Zero value means
+	// unregistered metrics.
+	Metrics *Metrics
+	// Logger for store and NATS failures. Zero value means slog.Default().
+	Logger *slog.Logger
+}
+
+// Writer persists the stream's message events to the store. It is the only writer
+// of messages: a durable pull consumer (ghnats.ConsumerWriter) on EVENTS that
+// fetches up to Batch guild events, turns MESSAGE_CREATE, MESSAGE_UPDATE and
+// MESSAGE_DELETE into MessageWrites tagged with their stream sequence, applies them
+// in one Store.ApplyMessages call, and acknowledges each event only after that
+// call succeeded. Other guild events (channels, members) are already in the store
+// (the api writes them before publishing) and are just acknowledged.
+//
+// Store.ApplyMessages is idempotent and order-free by sequence, so every failure
+// resolves by redelivery: a crash before the ack, a lost ack, a second writer on
+// the same consumer. While the store fails the Writer keeps its one batch, retries
+// with bounded jittered backoff, and tells JetStream the batch is still in
+// progress so it is not redelivered meanwhile; it fetches nothing more, so memory
+// stays bounded however long the outage lasts (the stream keeps the rest).
+//
+// The Writer tracks its progress, the highest stream sequence up to which every
+// event of the consumer is persisted, for the read Barrier and for metrics.
+type Writer struct {
+	store   Store
+	js      jetstream.JetStream
+	batch   int
+	minBO   time.Duration
+	maxBO   time.Duration
+	idle    time.Duration
+	metrics *Metrics
+	log     *slog.Logger
+
+	running atomic.Bool
+
+	mu sync.Mutex
+	// applied: every event of the consumer with a stream sequence ≤ applied is in
+	// the store. trusted: applied also advances with each local batch, because
+	// nothing older can be outstanding (see Run). changed is closed and replaced
+	// whenever applied or trusted change.
+	applied uint64
+	trusted bool
+	changed chan struct{}
+}
+
+// NewWriter checks cfg and returns a Writer; Run starts it.
+func NewWriter(cfg WriterConfig) (*Writer, error) {
+	if cfg.Store == nil || cfg.JS == nil {
+		return nil, errors.New("messaging: WriterConfig needs Store and JS")
+	}
+	w := &Writer{
+		store: cfg.Store, js: cfg.JS, batch: cfg.Batch,
+		minBO: cfg.MinBackoff, maxBO: cfg.MaxBackoff, idle: cfg.IdleWait,
+		metrics: cfg.Metrics, log: cfg.Logger,
+		changed: make(chan struct{}),
+	}
+	if w.batch <= 0 {
+		w.batch = 256
+	}
+	if w.minBO <= 0 {
+		w.minBO = 50 * time.Millisecond
+	}
+	if w.maxBO <= 0 {
+		w.maxBO = 5 * time.Second
+	}
+	if w.maxBO < w.minBO {
+		w.maxBO = w.minBO
+	}
+	if w.idle <= 0 {
+		w.idle = 5 * time.Second
+	}
+	if w.metrics == nil {
+		w.metrics = NewMetrics(nil)
+	}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	return w, nil
+}
+
+// Applied returns the highest stream sequence up to which every guild event is
+// persisted, as far as this Writer knows.
+func (w *Writer) Applied() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.applied
+}
+
+// progress returns applied, whether the Writer is trusted to advance it by itself,
+// and a channel closed at the next change.
+func (w *Writer) progress() (uint64, bool, <-chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.applied, w.trusted, w.changed
+}
+
+// advance raises applied to seq (never lowers it) and sets trusted.
+func (w *Writer) advance(seq uint64, trusted bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if seq <= w.applied && trusted == w.trusted {
+		return
+	}
+	if seq > w.applied {
+		w.applied = seq
+	}
+	w.trusted = trusted
+	close(w.changed)
+	w.changed = make(chan struct{})
+	w.metrics.WriterApplied.Set(float64(w.applied))
+}
+
+// Run consumes until ctx is done, then returns nil. It retries every failure
+// (NATS down, consumer missing, store failing) with backoff, logging as it goes.
+// Only one Run may be active per Writer.
+//
+// Progress. At start the Writer reads the consumer's ack floor: everything at or
+// below it is persisted. If nothing is pending acknowledgement, the Writer is the
+// consumer's only reader from here on, so each batch it applies extends applied
+// to the batch's last sequence (JetStream delivers a pull consumer's new messages
+// in stream order). If events are pending (a previous writer died holding them),
+// they will be redelivered later, possibly after newer ones; until the consumer's
+// ack floor has passed everything this Writer applied, it reports only the ack
+// floor. This reasoning assumes one Writer per consumer, as in the embedded
+// deployment; with several, readers must not use a Writer's progress (see
+// BarrierConfig.Local) and the ack floor alone is the truth.
+func (w *Writer) Run(ctx context.Context) error {
+	if !w.running.CompareAndSwap(false, true) {
+		return errors.New("messaging: Writer is already running")
+	}
+	defer w.running.Store(false)
+	// Stopped, the Writer's progress no longer moves; readers fall back to the ack
+	// floor, which another writer may move.
+	defer func() { w.advance(0, false) }()
+
+	bo := w.backoff()
+	var cons jetstream.Consumer
+	var ackWait time.Duration
+	var seen uint64 // highest sequence this Run applied
+	for ctx.Err() == nil {
+		if cons == nil {
+			c, info, err := w.consumer(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				w.metrics.WriterErrors.WithLabelValues("consumer").Inc()
+				w.log.Error("writer: consumer", "err", err)
+				sleep(ctx, bo.next())
+				continue
+			}
+			cons, ackWait = c, info.Config.AckWait
+			w.advance(info.AckFloor.Stream, info.NumAckPending == 0 && seen <= info.AckFloor.Stream)
+		}
+		msgs, err := w.fetch(ctx, cons)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			w.metrics.WriterErrors.WithLabelValues("fetch").Inc()
+			w.log.Warn("writer: fetch", "err", err)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				cons = nil
+			}
+			sleep(ctx, bo.next())
+			continue
+		}
+		bo.reset()
+		if len(msgs) == 0 {
+			w.checkTrust(ctx, cons, seen)
+			continue
+		}
+		last, pending, err := w.apply(ctx, msgs, ackWait)
+		if err != nil { // ctx is done: hand the batch back at once
+			for _, m := range msgs {
+				_ = m.Nak()
+			}
+			break
+		}
+		seen = max(seen, last)
+		w.metrics.WriterLag.Set(float64(pending))
+		if _, trusted, _ := w.progress(); trusted {
+			w.advance(last, true)
+		} else {
+			w.checkTrust(ctx, cons, seen)
+		}
+	}
+	return nil
+}
+
+// checkTrust asks the consumer for its ack floor when the Writer is not trusted:
+// the floor always bounds progress, and once it has passed everything this Run
+// applied, nothing older is outstanding and the Writer becomes trusted.
+func (w *Writer) checkTrust(ctx context.Context, cons jetstream.Consumer, seen uint64) {
+	if _, trusted, _ := w.progress(); trusted {
+		return
+	}
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := cons.Info(ictx)
+	if err != nil {
+		return
+	}
+	w.advance(info.AckFloor.Stream, info.AckFloor.Stream >= seen && info.NumAckPending == 0)
+	w.metrics.WriterLag.Set(float64(info.NumPending) + float64(info.NumAckPending))
+}
+
+func (w *Writer) consumer(ctx context.Context) (jetstream.Consumer, *jetstream.ConsumerInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := w.js.Consumer(ctx, ghnats.StreamEvents, ghnats.ConsumerWriter)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, info, nil
+}
+
+// fetch waits up to IdleWait for one event, then takes whatever else is already
+// there, up to Batch in all. It returns no messages and no error when idle.
+func (w *Writer) fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	fctx, cancel := context.WithTimeout(ctx, w.idle)
+	first, err := cons.Next(jetstream.FetchContext(fctx))
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && (errors.Is(err, natsgo.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	msgs := []jetstream.Msg{first}
+	if w.batch > 1 {
+		more, err := cons.FetchNoWait(w.batch - 1)
+		if err != nil {
+			return msgs, nil // handle what we have; the rest comes next time
+		}
+		for m := range more.Messages() {
+			msgs = append(msgs, m)
+		}
+	}
+	return msgs, nil
+}
+
+// apply writes the batch's message events to the store, retrying until it
+// succeeds or ctx is done, then acknowledges every message of the batch. It
+// returns the batch's highest stream sequence and the consumer's pending count
+// after it.
+func (w *Writer) apply(ctx context.Context, msgs []jetstream.Msg, ackWait time.Duration) (last, pending uint64, err error) {
+	writes := make([]MessageWrite, 0, len(msgs))
+	for _, m := range msgs {
+		meta, err := m.Metadata()
+		if err != nil {
+			w.metrics.WriterSkipped.Inc()
+			w.log.Error("writer: message without metadata", "subject", m.Subject(), "err", err)
+			continue
+		}
+		last = max(last, meta.Sequence.Stream)
+		pending = meta.NumPending
+		mw, ok, err := decodeWrite(m.Headers(), m.Data(), meta.Sequence.Stream)
+		if err != nil {
+			w.metrics.WriterSkipped.Inc()
+			w.log.Error("writer: undecodable event; acknowledged without writing", "seq", meta.Sequence.Stream, "err", err)
+			continue
+		}
+		if ok {
+			writes = append(writes, mw)
+		}
+	}
+	if len(writes) > 0 {
+		bo := w.backoff()
+		progressed := time.Now()
+		for attempt := 1; ; attempt++ {
+			err := w.store.ApplyMessages(ctx, writes)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return 0, 0, ctx.Err()
+			}
+			w.metrics.WriterErrors.WithLabelValues("store").Inc()
+			if attempt == 1 || attempt%20 == 0 {
+				w.log.Error("writer: store write failed; retrying", "writes", len(writes), "attempt", attempt, "err", err)
+			}
+			if ackWait > 0 && time.Since(progressed) > ackWait/3 {
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+				progressed = time.Now()
+			}
+			sleep(ctx, bo.next())
+		}
+	}
+	for _, m := range msgs {
+		if err := m.Ack(); err != nil {
+			// Not fatal: the event is persisted; JetStream redelivers it after
+			// AckWait and the second write changes nothing.
+			w.log.Warn("writer: ack", "err", err)
+		}
+	}
+	w.metrics.WriterBatchSize.Observe(float64(len(msgs)))
+	return last, pending, nil
+}
+
+// decodeWrite turns a stream message into a store write. ok is false for events
+// that are not message events (nothing to write).
+func decodeWrite(h natsgo.Header, data []byte, seq uint64) (MessageWrite, bool, error) {
+	ev := ghnats.DecodeEvent(h, data)
+	switch ev.Type {
+	case guildhall.EventMessageCreate, guildhall.EventMessageUpdate:
+		var m guildhall.Message
+		if err := json.Unmarshal(ev.Data, &m); err != nil {
+			return MessageWrite{}, false, fmt.Errorf("%s: %w", ev.Type, err)
+		}
+		if m.ID == 0 || m.ChannelID == 0 {
+			return MessageWrite{}, false, fmt.Errorf("%s: message without id or channel", ev.Type)
+		}
+		// What history shows: no dispatch-only fields (guild_id, member, nonce).
+		return MessageWrite{Seq: seq, Message: restMessage(m)}, true, nil
+	case guildhall.EventMessageDelete:
+		var d guildhall.MessageDelete
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return MessageWrite{}, false, fmt.Errorf("%s: %w", ev.Type, err)
+		}
+		if d.ID == 0 || d.ChannelID == 0 {
+			return MessageWrite{}, false, fmt.Errorf("%s: delete without id or channel", ev.Type)
+		}
+		return MessageWrite{Seq: seq, Delete: true, Message: guildhall.Message{ID: d.ID, ChannelID: d.ChannelID}}, true, nil
+	}
+	return MessageWrite{}, false, nil
+}
+
+// backoff is a jittered exponential delay between bounds.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (w *Writer) backoff() *backoff { return &backoff{min: w.minBO, max: w.maxBO} }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	// Full jitter on the upper half: between cur/2 and cur.
+	half := b.cur / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
