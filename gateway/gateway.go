@@ -225,6 +225,7 @@ func (h *handler) OnClose(c *gws.Conn, err error) {
 	s.mu.Unlock()
 	if s.identified.Load() {
 		g.hub.do(func() { g.hub.leave(s) })
+		g.sessionEnded(s)
 		// A client that closes with 1000 or 1001 ends its session, as on Discord.
 		var ce *gws.CloseError
 		if errors.As(err, &ce) && (ce.Code == 1000 || ce.Code == 1001) && !s.resumable.Load() {
@@ -270,7 +271,12 @@ func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
 			s.close(CloseNotAuthenticated, "Not authenticated")
 			return
 		}
-		// Presence and member requests: see package presence (not wired yet).
+		switch *f.Op {
+		case OpPresenceUpdate:
+			g.presenceUpdate(s, f.D)
+		case OpRequestGuildMembers:
+			g.requestGuildMembers(s, f.D)
+		}
 	default:
 		s.close(CloseUnknownOpcode, "Unknown opcode")
 	}
@@ -297,6 +303,11 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 		return
 	}
 	if rep.Error != nil {
+		if !authFailed(rep.Error) {
+			metricIdentifies.WithLabelValues("api_error").Inc()
+			s.close(CloseUnknownError, "Try again")
+			return
+		}
 		metricIdentifies.WithLabelValues("auth_failed").Inc()
 		s.close(CloseAuthenticationFailed, "Authentication failed")
 		return
@@ -332,6 +343,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 		}
 	})
 	metricIdentifies.WithLabelValues("ok").Inc()
+	g.sessionStarted(s, d.Presence)
 	g.putRegistry(ctx, s)
 }
 
@@ -401,6 +413,12 @@ func (g *Gateway) watchRegistry(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// authFailed tells a rejected token from an api that could not answer (the reply
+// carries Discord's error body, whose HTTP status does not travel).
+func authFailed(e *guildhall.Error) bool {
+	return e.Code == guildhall.ErrUnauthorized.Code && e.Message == guildhall.ErrUnauthorized.Message
 }
 
 func randomHex(n int) string {

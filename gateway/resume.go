@@ -35,6 +35,11 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		s.close(CloseUnknownError, "Try again")
 		return
 	}
+	if rep.Error != nil && !authFailed(rep.Error) {
+		metricResumes.WithLabelValues("api_error").Inc()
+		s.close(CloseUnknownError, "Try again")
+		return
+	}
 	if rep.Error != nil {
 		metricResumes.WithLabelValues("auth_failed").Inc()
 		s.close(CloseAuthenticationFailed, "Authentication failed")
