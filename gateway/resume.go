@@ -89,6 +89,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	s.sendDirect(dispatchFrame(guildhall.EventResumed, w, []byte("{}")))
 	s.release()
 	metricResumes.WithLabelValues("ok").Inc()
+	g.sessionStarted(s, nil)
 	slog.Debug("resumed", "session", s.id, "from", d.Seq, "to", w, "replayed", n)
 	g.putRegistry(ctx, s)
 }
