@@ -244,7 +244,8 @@ func (h *handler) wrap(rt route) http.Handler {
 		now := h.now()
 		var u guildhall.User
 		if rt.public {
-			if !h.allow(w, "ip:"+clientIP(r)+":"+name, h.cfg.AuthLimit, bucket, now, false) {
+			// Register and login share one bucket per client IP.
+			if !h.allow(w, "ip:"+clientIP(r), h.cfg.AuthLimit, bucketID("auth"), now, false) {
 				return
 			}
 		} else {

@@ -390,6 +390,9 @@ func (h *handler) history(r *http.Request, u guildhall.User) (int, any, error) {
 	if q.After, err = queryID(r, "after"); err != nil {
 		return 0, nil, err
 	}
+	if q.After == 0 && r.URL.Query().Get("after") != "" {
+		q.After = 1 // after=0: from the oldest; no message has id 0 or 1
+	}
 	if q.Around, err = queryID(r, "around"); err != nil {
 		return 0, nil, err
 	}
