@@ -1,0 +1,689 @@
+package messaging
+
+// This file is the embedded default Store, on bbolt.
+//
+// Why bbolt: it is pure Go (no cgo, the binary stays one static file), the whole
+// store is one file, every transaction is ACID (ApplyMessages can commit a whole
+// batch or nothing), and its keys live in an ordered B+tree, so the CQL clustering
+// order of DESIGN.md "Storage layout" — (channel_id, bucket, message_id) — is simply
+// the byte order of a composite big-endian key and a history page is one cursor
+// seek plus a short walk. bbolt allows one writer process per file (flock), which
+// is exactly DESIGN's rule: the embedded store belongs to one process (api and
+// writer together); several api processes need the CQL store.
+//
+// Layout (all ids are 8-byte big-endian, so byte order == numeric order):
+//
+//	meta               "schema" -> version
+//	users              user_id -> JSON boltUser (public user + password hash)
+//	usernames          lower(username) -> user_id         (uniqueness, login)
+//	tokens             token_hash -> user_id
+//	guilds             guild_id -> JSON Guild (MemberCount not stored here)
+//	member_counts      guild_id -> uint64 count of distinct members
+//	channels           channel_id -> JSON Channel
+//	guild_channels     guild_id|channel_id -> ""          (list a guild's channels)
+//	roles              guild_id|role_id -> JSON Role
+//	members            guild_id|user_id -> JSON Member    (paging by user id)
+//	user_guilds        user_id|guild_id -> ""             (reverse index)
+//	invites            code -> JSON Invite
+//	messages           channel_id|bucket|message_id -> seq(8) + JSON Message
+//	message_tombstones channel_id|bucket|message_id -> seq(8)
+//
+// Values are encoding/json: not the fastest, but the domain types already
+// marshal to Discord's JSON, so there is no second schema to keep in sync.
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	guildhall "github.com/guildhall/guildhall"
+)
+
+// ErrStoreLocked: another process (or another OpenBolt in this one) holds the
+// store file. bbolt takes an exclusive flock; without a timeout a second
+// `guildhall serve` on the same data directory would hang forever instead of
+// telling the operator what is wrong.
+var ErrStoreLocked = errors.New("store: file is locked by another process")
+
+// boltOpenTimeout is how long OpenBolt waits for the file lock before giving up
+// with ErrStoreLocked.
+const boltOpenTimeout = time.Second
+
+// boltSchema is the on-disk layout version, checked at open so a future layout
+// change cannot silently misread an old file.
+const boltSchema = 1
+
+var (
+	bMeta          = []byte("meta")
+	bUsers         = []byte("users")
+	bUsernames     = []byte("usernames")
+	bTokens        = []byte("tokens")
+	bGuilds        = []byte("guilds")
+	bMemberCounts  = []byte("member_counts")
+	bChannels      = []byte("channels")
+	bGuildChannels = []byte("guild_channels")
+	bRoles         = []byte("roles")
+	bMembers       = []byte("members")
+	bUserGuilds    = []byte("user_guilds")
+	bInvites       = []byte("invites")
+	bMessages      = []byte("messages")
+	bTombstones    = []byte("message_tombstones")
+
+	allBoltBuckets = [][]byte{bMeta, bUsers, bUsernames, bTokens, bGuilds, bMemberCounts,
+		bChannels, bGuildChannels, bRoles, bMembers, bUserGuilds, bInvites, bMessages, bTombstones}
+)
+
+// BoltStore is the embedded Store: one bbolt file owned by one process.
+type BoltStore struct {
+	db *bolt.DB
+}
+
+var _ Store = (*BoltStore)(nil)
+
+// OpenBolt opens (or creates) the store file at path, creating its parent
+// directories. If another process has the file open it fails after about a
+// second with an error wrapping ErrStoreLocked.
+func OpenBolt(path string) (*BoltStore, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: boltOpenTimeout,
+		// The hashmap freelist keeps commits fast once the file is large and
+		// fragmented (deletes and edits free pages all over it).
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: %w (is another guildhall running on this data directory?)", path, ErrStoreLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBoltBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bMeta)
+		if v := meta.Get([]byte("schema")); v != nil {
+			if got := binary.BigEndian.Uint64(v); got != boltSchema {
+				return fmt.Errorf("schema version %d, this build reads %d", got, boltSchema)
+			}
+			return nil
+		}
+		return meta.Put([]byte("schema"), u64(boltSchema))
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return &BoltStore{db: db}, nil
+}
+
+// Close releases the file (and its lock).
+func (s *BoltStore) Close() error { return s.db.Close() }
+
+// ---- keys and values
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v) }
+
+// key2 is a composite key a|b; every prefix scan below relies on a being first.
+func key2(a, b guildhall.Snowflake) []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint64(k, uint64(a))
+	binary.BigEndian.PutUint64(k[8:], uint64(b))
+	return k
+}
+
+// msgKey is channel|bucket|id, the CQL partition (channel, bucket) followed by
+// the clustering column. Within a channel, bucket is a monotone function of the
+// id (both grow with the id's millisecond), so byte order of these keys is the
+// id order: a history page is a Seek to the cursor and a walk. The bucket is
+// redundant for ordering here; it is kept so both stores share one layout.
+func msgKey(channelID, id guildhall.Snowflake) []byte {
+	k := make([]byte, 24)
+	binary.BigEndian.PutUint64(k, uint64(channelID))
+	binary.BigEndian.PutUint64(k[8:], uint64(id.Bucket()))
+	binary.BigEndian.PutUint64(k[16:], uint64(id))
+	return k
+}
+
+// idAt reads the snowflake at byte offset off of a key.
+func idAt(k []byte, off int) guildhall.Snowflake {
+	return guildhall.Snowflake(binary.BigEndian.Uint64(k[off:]))
+}
+
+// boltUser is the stored account. It has its own JSON tags (UserRecord has none)
+// so renaming a Go field does not change the file format.
+type boltUser struct {
+	User         guildhall.User `json:"user"`
+	PasswordHash string         `json:"password_hash,omitempty"`
+}
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, data)
+}
+
+// getJSON decodes the value at k into v; ErrNotFound (wrapped with what) if absent.
+func getJSON(b *bolt.Bucket, k []byte, v any, what string) error {
+	data := b.Get(k)
+	if data == nil {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	return json.Unmarshal(data, v)
+}
+
+func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.View(fn)
+}
+
+func (s *BoltStore) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(fn)
+}
+
+// ---- users
+
+// foldUsername is the uniqueness key of a username. strings.ToLower, not full
+// Unicode case folding: the CQL store must compute the very same key, and ToLower
+// is the simplest rule both can share.
+func foldUsername(name string) []byte { return []byte(strings.ToLower(name)) }
+
+func (s *BoltStore) CreateUser(ctx context.Context, u UserRecord) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		names, users := tx.Bucket(bUsernames), tx.Bucket(bUsers)
+		name := foldUsername(u.User.Username)
+		if names.Get(name) != nil {
+			return fmt.Errorf("username %q: %w", u.User.Username, ErrConflict)
+		}
+		id := u64(uint64(u.User.ID))
+		if users.Get(id) != nil {
+			// Overwriting would orphan the old username's index entry.
+			return fmt.Errorf("user %v: %w", u.User.ID, ErrConflict)
+		}
+		if err := names.Put(name, id); err != nil {
+			return err
+		}
+		return putJSON(users, id, boltUser{User: u.User, PasswordHash: u.PasswordHash})
+	})
+}
+
+func (s *BoltStore) UserByName(ctx context.Context, username string) (UserRecord, error) {
+	var rec boltUser
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		id := tx.Bucket(bUsernames).Get(foldUsername(username))
+		if id == nil {
+			return fmt.Errorf("username %q: %w", username, ErrNotFound)
+		}
+		return getJSON(tx.Bucket(bUsers), id, &rec, "user")
+	})
+	return UserRecord{User: rec.User, PasswordHash: rec.PasswordHash}, err
+}
+
+func (s *BoltStore) User(ctx context.Context, id guildhall.Snowflake) (guildhall.User, error) {
+	var rec boltUser
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bUsers), u64(uint64(id)), &rec, "user "+id.String())
+	})
+	return rec.User, err
+}
+
+func (s *BoltStore) PutToken(ctx context.Context, tokenHash string, userID guildhall.Snowflake) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bTokens).Put([]byte(tokenHash), u64(uint64(userID)))
+	})
+}
+
+func (s *BoltStore) UserByToken(ctx context.Context, tokenHash string) (guildhall.Snowflake, error) {
+	var id guildhall.Snowflake
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bTokens).Get([]byte(tokenHash))
+		if v == nil {
+			return fmt.Errorf("token: %w", ErrNotFound)
+		}
+		id = idAt(v, 0)
+		return nil
+	})
+	return id, err
+}
+
+// ---- guilds, channels, roles
+
+func (s *BoltStore) PutGuild(ctx context.Context, g guildhall.Guild) error {
+	// The count belongs to member_counts (kept by PutMember); storing the
+	// caller's copy would let a stale value shadow it.
+	g.MemberCount = 0
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bGuilds), u64(uint64(g.ID)), g)
+	})
+}
+
+func (s *BoltStore) Guild(ctx context.Context, id guildhall.Snowflake) (guildhall.Guild, error) {
+	var g guildhall.Guild
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if err := getJSON(tx.Bucket(bGuilds), u64(uint64(id)), &g, "guild "+id.String()); err != nil {
+			return err
+		}
+		g.MemberCount = memberCount(tx, id)
+		return nil
+	})
+	return g, err
+}
+
+func (s *BoltStore) PutChannel(ctx context.Context, c guildhall.Channel) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		chans, index := tx.Bucket(bChannels), tx.Bucket(bGuildChannels)
+		id := u64(uint64(c.ID))
+		// A replace may move the channel to another guild: drop the old index
+		// entry or the old guild would keep listing it.
+		var old guildhall.Channel
+		if err := getJSON(chans, id, &old, "channel"); err == nil && old.GuildID != c.GuildID {
+			if err := index.Delete(key2(old.GuildID, old.ID)); err != nil {
+				return err
+			}
+		}
+		if err := index.Put(key2(c.GuildID, c.ID), []byte{}); err != nil {
+			return err
+		}
+		return putJSON(chans, id, c)
+	})
+}
+
+func (s *BoltStore) Channel(ctx context.Context, id guildhall.Snowflake) (guildhall.Channel, error) {
+	var c guildhall.Channel
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bChannels), u64(uint64(id)), &c, "channel "+id.String())
+	})
+	return c, err
+}
+
+func (s *BoltStore) Channels(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Channel, error) {
+	var out []guildhall.Channel
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		chans := tx.Bucket(bChannels)
+		prefix := u64(uint64(guildID))
+		c := tx.Bucket(bGuildChannels).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			var ch guildhall.Channel
+			if err := getJSON(chans, k[8:16], &ch, "channel"); err != nil {
+				return err
+			}
+			out = append(out, ch)
+		}
+		return nil
+	})
+	// Positions change on every reorder, so they are not part of the key; a
+	// guild has at most a few hundred channels, sorting them here is cheap.
+	slices.SortFunc(out, func(a, b guildhall.Channel) int {
+		if a.Position != b.Position {
+			return a.Position - b.Position
+		}
+		return compareID(a.ID, b.ID)
+	})
+	return out, err
+}
+
+func compareID(a, b guildhall.Snowflake) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (s *BoltStore) PutRole(ctx context.Context, guildID guildhall.Snowflake, r guildhall.Role) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bRoles), key2(guildID, r.ID), r)
+	})
+}
+
+// Roles lists a guild's roles by id ascending (key order; the contract does not
+// fix an order, callers sort by Position when they care).
+func (s *BoltStore) Roles(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Role, error) {
+	var out []guildhall.Role
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		prefix := u64(uint64(guildID))
+		c := tx.Bucket(bRoles).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var r guildhall.Role
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ---- members
+
+// memberCount reads the maintained count; 0 for a guild nobody joined.
+func memberCount(tx *bolt.Tx, guildID guildhall.Snowflake) int {
+	v := tx.Bucket(bMemberCounts).Get(u64(uint64(guildID)))
+	if v == nil {
+		return 0
+	}
+	return int(binary.BigEndian.Uint64(v))
+}
+
+func (s *BoltStore) PutMember(ctx context.Context, m guildhall.Member) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		members := tx.Bucket(bMembers)
+		k := key2(m.GuildID, m.User.ID)
+		// Count only new keys: a replace (nick change, role change) must not
+		// inflate the count. This read-then-write is safe because bbolt
+		// serializes writers.
+		if members.Get(k) == nil {
+			n := memberCount(tx, m.GuildID) + 1
+			if err := tx.Bucket(bMemberCounts).Put(u64(uint64(m.GuildID)), u64(uint64(n))); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bUserGuilds).Put(key2(m.User.ID, m.GuildID), []byte{}); err != nil {
+				return err
+			}
+		}
+		return putJSON(members, k, m)
+	})
+}
+
+// fillMember decodes a stored membership and refreshes its User from the users
+// bucket: the copy taken at join time goes stale when the user renames, the
+// account is the source of truth. A member without an account (imported, or a
+// test) keeps the stored copy.
+func fillMember(tx *bolt.Tx, k, v []byte) (guildhall.Member, error) {
+	var m guildhall.Member
+	if err := json.Unmarshal(v, &m); err != nil {
+		return m, err
+	}
+	m.GuildID, m.User.ID = idAt(k, 0), idAt(k, 8)
+	if data := tx.Bucket(bUsers).Get(k[8:16]); data != nil {
+		var rec boltUser
+		if err := json.Unmarshal(data, &rec); err != nil {
+			return m, err
+		}
+		m.User = rec.User
+	}
+	return m, nil
+}
+
+func (s *BoltStore) Member(ctx context.Context, guildID, userID guildhall.Snowflake) (guildhall.Member, error) {
+	var m guildhall.Member
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		k := key2(guildID, userID)
+		v := tx.Bucket(bMembers).Get(k)
+		if v == nil {
+			return fmt.Errorf("member %v of guild %v: %w", userID, guildID, ErrNotFound)
+		}
+		var err error
+		m, err = fillMember(tx, k, v)
+		return err
+	})
+	return m, err
+}
+
+func (s *BoltStore) Members(ctx context.Context, guildID, after guildhall.Snowflake, limit int) ([]guildhall.Member, error) {
+	out := []guildhall.Member{}
+	if limit <= 0 {
+		return out, nil
+	}
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		prefix := u64(uint64(guildID))
+		c := tx.Bucket(bMembers).Cursor()
+		k, v := c.Seek(key2(guildID, after))
+		if k != nil && bytes.HasPrefix(k, prefix) && idAt(k, 8) == after {
+			k, v = c.Next() // strictly after
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, v = c.Next() {
+			m, err := fillMember(tx, k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *BoltStore) MemberCount(ctx context.Context, guildID guildhall.Snowflake) (int, error) {
+	var n int
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		n = memberCount(tx, guildID)
+		return nil
+	})
+	return n, err
+}
+
+func (s *BoltStore) UserGuilds(ctx context.Context, userID guildhall.Snowflake) ([]guildhall.Snowflake, error) {
+	out := []guildhall.Snowflake{}
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		prefix := u64(uint64(userID))
+		c := tx.Bucket(bUserGuilds).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			out = append(out, idAt(k, 8))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ---- invites
+
+func (s *BoltStore) PutInvite(ctx context.Context, inv guildhall.Invite) error {
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		return putJSON(tx.Bucket(bInvites), []byte(inv.Code), inv)
+	})
+}
+
+func (s *BoltStore) Invite(ctx context.Context, code string) (guildhall.Invite, error) {
+	var inv guildhall.Invite
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		return getJSON(tx.Bucket(bInvites), []byte(code), &inv, "invite "+code)
+	})
+	return inv, err
+}
+
+// ---- messages
+
+// ApplyMessages commits the whole batch in one transaction (one fsync for the
+// batch, and a failed batch leaves nothing half-applied for the writer to
+// reason about). Versioning, per message key:
+//
+//   - the messages bucket holds the live version with the Seq that wrote it;
+//   - the tombstones bucket holds the Seq of the delete of a deleted message;
+//   - at most one of the two exists for a key, and it is always the state left
+//     by the highest Seq seen, so the outcome does not depend on order or
+//     repetition.
+//
+// On equal Seq a delete wins over an upsert (as a Cassandra tombstone does over a
+// cell with the same timestamp); one stream sequence never carries both, so this
+// only matters for determinism. Tombstones are never collected: a message id is
+// 24+8 bytes forever after its delete. They could be dropped once older than the
+// stream's redelivery horizon, if that ever matters.
+func (s *BoltStore) ApplyMessages(ctx context.Context, writes []MessageWrite) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		msgs, tombs := tx.Bucket(bMessages), tx.Bucket(bTombstones)
+		for _, w := range writes {
+			if err := applyMessage(msgs, tombs, w); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func applyMessage(msgs, tombs *bolt.Bucket, w MessageWrite) error {
+	m := w.Message
+	if m.ID == 0 || m.ChannelID == 0 {
+		return fmt.Errorf("apply message write seq %d: message id and channel id are required", w.Seq)
+	}
+	k := msgKey(m.ChannelID, m.ID)
+	if t := tombs.Get(k); t != nil && binary.BigEndian.Uint64(t) >= w.Seq {
+		return nil // deleted by a write at least as new
+	}
+	if cur := msgs.Get(k); cur != nil {
+		seq := binary.BigEndian.Uint64(cur)
+		if seq > w.Seq || (seq == w.Seq && !w.Delete) {
+			return nil // stale or repeated
+		}
+	}
+	if w.Delete {
+		if err := msgs.Delete(k); err != nil {
+			return err
+		}
+		return tombs.Put(k, u64(w.Seq))
+	}
+	// An upsert newer than the delete brings the message back (highest Seq
+	// wins); the tombstone has nothing left to shadow.
+	if err := tombs.Delete(k); err != nil {
+		return err
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return msgs.Put(k, append(u64(w.Seq), data...))
+}
+
+func decodeMessage(v []byte) (guildhall.Message, error) {
+	var m guildhall.Message
+	err := json.Unmarshal(v[8:], &m)
+	return m, err
+}
+
+func (s *BoltStore) Message(ctx context.Context, channelID, id guildhall.Snowflake) (guildhall.Message, error) {
+	var m guildhall.Message
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		v := tx.Bucket(bMessages).Get(msgKey(channelID, id))
+		if v == nil {
+			return fmt.Errorf("message %v in channel %v: %w", id, channelID, ErrNotFound)
+		}
+		var err error
+		m, err = decodeMessage(v)
+		return err
+	})
+	return m, err
+}
+
+// History walks the messages bucket from a Seek. Empty buckets: we keep no
+// per-channel index of non-empty buckets, because the B+tree already is one —
+// a bucket without messages has no keys, so Seek lands on the nearest existing
+// key and a channel quiet for two years costs the same as a busy one (one seek,
+// O(log n)). The CQL store cannot do this (a partition is addressed by its exact
+// bucket), which is why it needs the bucket index DESIGN mentions.
+func (s *BoltStore) History(ctx context.Context, channelID guildhall.Snowflake, q HistoryQuery) ([]guildhall.Message, error) {
+	if q.Limit < 1 || q.Limit > 100 {
+		return nil, fmt.Errorf("history: limit %d out of 1..100", q.Limit)
+	}
+	set := 0
+	for _, c := range []guildhall.Snowflake{q.Before, q.After, q.Around} {
+		if c != 0 {
+			set++
+		}
+	}
+	if set > 1 {
+		return nil, errors.New("history: at most one of before, after and around")
+	}
+	out := []guildhall.Message{}
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bMessages).Cursor()
+		var err error
+		switch {
+		case q.After != 0:
+			if q.After == ^guildhall.Snowflake(0) {
+				return nil // nothing can be newer
+			}
+			out, err = historyUp(c, channelID, q.After+1, q.Limit, out)
+			slices.Reverse(out)
+		case q.Around != 0:
+			// Newer half first (walk up, then flip to newest first), then the
+			// older half continues the newest-first order below it.
+			out, err = historyUp(c, channelID, q.Around, q.Limit-q.Limit/2, out)
+			slices.Reverse(out)
+			if err == nil {
+				out, err = historyDown(c, channelID, q.Around, q.Limit/2, out)
+			}
+		default: // Before, or the newest page when Before is 0
+			out, err = historyDown(c, channelID, q.Before, q.Limit, out)
+		}
+		return err
+	})
+	return out, err
+}
+
+// historyDown appends up to n messages of the channel with id < below, newest
+// first; below == 0 means no bound (start at the newest).
+func historyDown(c *bolt.Cursor, channelID, below guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
+	if n <= 0 {
+		return out, nil
+	}
+	var seek []byte
+	if below == 0 {
+		// channel|ff..ff sorts after every real key of the channel (no real
+		// bucket is all ones), so Seek lands on the next channel or the end.
+		seek = append(u64(uint64(channelID)), bytes.Repeat([]byte{0xff}, 16)...)
+	} else {
+		seek = msgKey(channelID, below)
+	}
+	// Seek finds the first key >= seek; the one before it is the newest < seek.
+	k, v := c.Seek(seek)
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	prefix := seek[:8]
+	for ; k != nil && bytes.HasPrefix(k, prefix) && n > 0; k, v = c.Prev() {
+		m, err := decodeMessage(v)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+		n--
+	}
+	return out, nil
+}
+
+// historyUp appends up to n messages of the channel with id >= from, oldest first.
+func historyUp(c *bolt.Cursor, channelID, from guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
+	if n <= 0 {
+		return out, nil
+	}
+	prefix := u64(uint64(channelID))
+	for k, v := c.Seek(msgKey(channelID, from)); k != nil && bytes.HasPrefix(k, prefix) && n > 0; k, v = c.Next() {
+		m, err := decodeMessage(v)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+		n--
+	}
+	return out, nil
+}
