@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +50,13 @@ func (c Config) withDefaults() Config {
 	if c.Node == "" {
 		c.Node = "gw-" + randomHex(4)
 	}
+	// The node name is a subject token (its tick subject).
+	c.Node = strings.Map(func(r rune) rune {
+		if r == '.' || r == '*' || r == '>' || r <= ' ' {
+			return '_'
+		}
+		return r
+	}, c.Node)
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = 41250 * time.Millisecond
 	}
@@ -106,7 +114,10 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 		sessions: map[string]*Session{},
 		conns:    map[*Session]struct{}{},
 	}
-	g.hub = newHub(g, nc, stream, cfg.Inbox)
+	g.hub, err = newHub(g, nc, js, stream, cfg.Node, cfg.Inbox)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	g.upgrader = gws.NewUpgrader(&handler{g: g}, &gws.ServerOption{
 		// Discord's limit is 4096 bytes and the answer to more is close 4002, which
 		// OnMessage sends; gws only enforces this hard bound on top.
@@ -314,34 +325,36 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	}
 	s.user = rep.User
 	s.id = randomHex(16)
-	s.identified.Store(true)
-	g.mu.Lock()
-	g.sessions[s.id] = s
-	g.mu.Unlock()
 
-	g.hub.do(func() {
-		w := g.hub.join(s, rep.Guilds, rep.Members)
-		ready := readyData{
-			V: 10, User: rep.User, SessionID: s.id, SessionType: "normal",
-			ResumeGatewayURL: s.resumeURL,
-			Guilds:           make([]unavailableGuild, len(rep.Guilds)),
-			Application:      readyApplication{ID: rep.User.ID},
-			PrivateChannels:  []struct{}{}, Relationships: []struct{}{}, Presences: []struct{}{},
+	var rooms []*room
+	g.hub.do(func() { rooms = g.hub.prepare(rep.Guilds) })
+	attached := false
+	err = g.hub.cut(ctx, func() {
+		if s.isClosed() {
+			g.hub.abort(rooms)
+			return
 		}
-		if len(d.Shard) == 2 {
-			ready.Shard = d.Shard
-		}
-		for i, st := range rep.Guilds {
-			ready.Guilds[i] = unavailableGuild{ID: st.Guild.ID, Unavailable: true}
-		}
-		rd, _ := json.Marshal(ready)
-		s.send(dispatchFrame(guildhall.EventReady, w, rd))
-		for i := range rep.Guilds {
-			r := g.hub.rooms[rep.Guilds[i].Guild.ID]
+		attached = true
+		w := g.hub.attach(s, rooms, rep.Members)
+		s.send(dispatchFrame(guildhall.EventReady, w, readyPayload(s, rep, d.Shard)))
+		for i, r := range rooms {
 			gd, _ := json.Marshal(r.state.CreatePayload(rep.Members[i]))
 			s.send(dispatchFrame(guildhall.EventGuildCreate, w, gd))
 		}
 	})
+	if err != nil || !attached {
+		metricIdentifies.WithLabelValues("api_error").Inc()
+		slog.Warn("identify: cut", "err", err)
+		s.close(CloseUnknownError, "Try again")
+		// The tick may still arrive; closed first, the session will not attach, and
+		// if it already did it leaves here.
+		g.hub.do(func() { g.hub.leave(s) })
+		return
+	}
+	s.identified.Store(true)
+	g.mu.Lock()
+	g.sessions[s.id] = s
+	g.mu.Unlock()
 	metricIdentifies.WithLabelValues("ok").Inc()
 	g.sessionStarted(s, d.Presence)
 	g.putRegistry(ctx, s)
@@ -413,6 +426,24 @@ func (g *Gateway) watchRegistry(ctx context.Context) {
 			}
 		}
 	}
+}
+
+func readyPayload(s *Session, rep guildhall.IdentifyReply, shard []int) []byte {
+	ready := readyData{
+		V: 10, User: rep.User, SessionID: s.id, SessionType: "normal",
+		ResumeGatewayURL: s.resumeURL,
+		Guilds:           make([]unavailableGuild, len(rep.Guilds)),
+		Application:      readyApplication{ID: rep.User.ID},
+		PrivateChannels:  []struct{}{}, Relationships: []struct{}{}, Presences: []struct{}{},
+	}
+	if len(shard) == 2 {
+		ready.Shard = shard
+	}
+	for i, st := range rep.Guilds {
+		ready.Guilds[i] = unavailableGuild{ID: st.Guild.ID, Unavailable: true}
+	}
+	b, _ := json.Marshal(ready)
+	return b
 }
 
 // authFailed tells a rejected token from an api that could not answer (the reply

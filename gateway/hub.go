@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -36,7 +37,12 @@ import (
 type Hub struct {
 	gw     *Gateway
 	nc     *natsgo.Conn
+	js     jetstream.JetStream
 	stream jetstream.Stream
+	// tickSubject is where cut publishes ticks; the stream re-publishes them to
+	// this gateway alone.
+	tickSubject string
+	tickSub     *natsgo.Subscription
 
 	in   chan *natsgo.Msg
 	cmds chan func()
@@ -44,10 +50,17 @@ type Hub struct {
 	// Owned by the pump.
 	rooms map[guildhall.Snowflake]*room
 	users map[guildhall.Snowflake]*userRoom
-	w     uint64
+	w       uint64
+	waiters []waiter
 
 	watermark atomic.Uint64 // w, for readers outside the pump
 	nRooms    atomic.Int64
+}
+
+// waiter runs in the pump once the watermark reaches seq.
+type waiter struct {
+	seq uint64
+	run func()
 }
 
 // userRoom is the local sessions of one user, for user events.
@@ -56,16 +69,24 @@ type userRoom struct {
 	sub      *natsgo.Subscription
 }
 
-func newHub(gw *Gateway, nc *natsgo.Conn, stream jetstream.Stream, inbox int) *Hub {
-	return &Hub{
-		gw:     gw,
-		nc:     nc,
-		stream: stream,
+func newHub(gw *Gateway, nc *natsgo.Conn, js jetstream.JetStream, stream jetstream.Stream, node string, inbox int) (*Hub, error) {
+	h := &Hub{
+		gw:          gw,
+		nc:          nc,
+		js:          js,
+		stream:      stream,
+		tickSubject: ghnats.TickInSubject(node),
 		in:     make(chan *natsgo.Msg, inbox),
 		cmds:   make(chan func(), 1024),
 		rooms:  map[guildhall.Snowflake]*room{},
 		users:  map[guildhall.Snowflake]*userRoom{},
 	}
+	sub, err := nc.ChanSubscribe(ghnats.TickEventSubject(node), h.in)
+	if err != nil {
+		return nil, err
+	}
+	h.tickSub = sub
+	return h, nil
 }
 
 func (h *Hub) run(ctx context.Context) {
@@ -88,14 +109,77 @@ func (h *Hub) do(f func()) {
 	<-done
 }
 
-// join puts an identified session into the rooms of its guilds and its user room.
-// It returns the watermark at which the session starts: every event after it that
-// the session may see will be queued to it. Rooms that do not exist yet start from
-// the snapshots in states.
-func (h *Hub) join(s *Session, states []guildhall.GuildState, members []guildhall.Member) uint64 {
-	s.guilds = make(map[guildhall.Snowflake]*membership, len(states))
+// Joining a session happens at a consistent cut of the stream, so that one s can
+// say exactly what the session has seen:
+//
+//  1. prepare (in the pump): subscribe the rooms the session needs that this
+//     gateway does not have yet;
+//  2. cut (in the caller): publish a tick to the stream on this gateway's tick
+//     subject and wait until the pump has handled it. The stream re-publishes in
+//     order, so by then the pump has handled every event before the tick of every
+//     guild it is subscribed to, and the new subscriptions are in place for every
+//     event after it;
+//  3. attach (in the pump, at the tick): the session joins its rooms; its s is the
+//     watermark, and every later event it may see is queued to it.
+//
+// Without step 2 a new room could not know where the guild's events stand, and a
+// session's s could claim events the pump had not yet seen.
+
+// prepare makes sure the rooms of states exist and keeps them until attach or
+// abort.
+func (h *Hub) prepare(states []guildhall.GuildState) []*room {
+	rooms := make([]*room, len(states))
 	for i := range states {
-		r := h.room(&states[i])
+		r := h.room(&states[i], true)
+		r.pending++
+		rooms[i] = r
+	}
+	return rooms
+}
+
+// abort gives back rooms taken by prepare when the session will not attach.
+func (h *Hub) abort(rooms []*room) {
+	for _, r := range rooms {
+		r.pending--
+		h.dropIfEmpty(r)
+	}
+}
+
+// cut publishes a tick and returns once the pump has handled it, with f run in
+// the pump at that moment.
+func (h *Hub) cut(ctx context.Context, f func()) error {
+	ack, err := h.js.Publish(ctx, h.tickSubject, nil)
+	if err != nil {
+		return fmt.Errorf("gateway: tick: %w", err)
+	}
+	done := make(chan struct{})
+	h.cmds <- func() {
+		h.waiters = append(h.waiters, waiter{seq: ack.Sequence, run: func() { f(); close(done) }})
+		h.releaseWaiters()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		// f will still run in the pump when the tick arrives; callers make it
+		// harmless for a session that has gone.
+		return ctx.Err()
+	}
+}
+
+// attach puts a session into rooms taken by prepare (Members[i] belongs to
+// rooms[i]) and into its user room. It runs in the pump at a cut and returns the
+// watermark the session starts at.
+func (h *Hub) attach(s *Session, rooms []*room, members []guildhall.Member) uint64 {
+	s.guilds = make(map[guildhall.Snowflake]*membership, len(rooms))
+	for i, r := range rooms {
+		r.pending--
+		if r.fresh {
+			// Every event of this guild that reached the pump is before the cut;
+			// what did not reach it was stored before the subscription was in place.
+			r.fresh = false
+			r.lastSeq = max(r.lastSeq, h.w)
+		}
 		m := &membership{roles: members[i].Roles, roleKey: roleKey(members[i].Roles)}
 		s.guilds[r.id] = m
 		r.add(s, m)
@@ -103,6 +187,29 @@ func (h *Hub) join(s *Session, states []guildhall.GuildState, members []guildhal
 	h.joinUser(s)
 	s.lastSeq.Store(h.w)
 	return h.w
+}
+
+func (h *Hub) advance(seq uint64) {
+	if seq > h.w {
+		h.w = seq
+		h.watermark.Store(seq)
+		if len(h.waiters) > 0 {
+			h.releaseWaiters()
+		}
+	}
+}
+
+func (h *Hub) releaseWaiters() {
+	kept := h.waiters[:0]
+	for _, w := range h.waiters {
+		if w.seq <= h.w {
+			w.run()
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(h.waiters[len(kept):])
+	h.waiters = kept
 }
 
 // leave takes a session out of every room; empty rooms are dropped.
@@ -128,12 +235,13 @@ func (h *Hub) leave(s *Session) {
 	}
 }
 
-// room returns the room of a guild, creating it (and subscribing) from state.
-func (h *Hub) room(state *guildhall.GuildState) *room {
+// room returns the room of a guild, creating it (and subscribing) from state. A
+// fresh room waits for a cut (see prepare) before it checks its events for gaps.
+func (h *Hub) room(state *guildhall.GuildState, fresh bool) *room {
 	if r := h.rooms[state.Guild.ID]; r != nil {
 		return r
 	}
-	r := &room{id: state.Guild.ID, state: *state, lastSeq: h.w}
+	r := &room{id: state.Guild.ID, state: *state, lastSeq: h.w, fresh: fresh}
 	for _, subj := range []string{ghnats.GuildEventSubject(uint64(r.id)), ghnats.EphemeralGuildSubject(uint64(r.id))} {
 		sub, err := h.nc.ChanSubscribe(subj, h.in)
 		if err != nil {
@@ -146,15 +254,18 @@ func (h *Hub) room(state *guildhall.GuildState) *room {
 	h.rooms[r.id] = r
 	h.nRooms.Add(1)
 	metricRooms.Inc()
-	// Events stored after the watermark but before this subscription reached the
-	// stream's server would only show as a gap at the guild's next event. Look once
-	// the subscription is surely in place, so a quiet guild is not left behind.
-	go h.checkRoomStart(r.id)
+	if !fresh {
+		// Joined without a cut (a user event): events stored after the watermark but
+		// before this subscription reached the stream's server would only show as a
+		// gap at the guild's next event. Look once the subscription is surely in
+		// place, so a quiet guild is not left behind.
+		go h.checkRoomStart(r.id)
+	}
 	return r
 }
 
 func (h *Hub) dropIfEmpty(r *room) {
-	if len(r.members) > 0 {
+	if len(r.members) > 0 || r.pending > 0 {
 		return
 	}
 	for _, sub := range r.subs {
@@ -208,6 +319,9 @@ func (h *Hub) handle(m *natsgo.Msg) {
 			ev := ghnats.DecodeEvent(m.Header, m.Data)
 			h.deliver(r, ev, dispatchFrame(ev.Type, h.w, ev.Data))
 		}
+	case "t":
+		seq, _ := streamSeqs(m.Header)
+		h.advance(seq)
 	case "g":
 		r := h.rooms[id]
 		if r == nil {
@@ -217,7 +331,7 @@ func (h *Hub) handle(m *natsgo.Msg) {
 		if seq == 0 || seq <= r.lastSeq {
 			return // already applied (a fill got it first)
 		}
-		if last > r.lastSeq {
+		if last > r.lastSeq && !r.fresh {
 			h.fill(r, seq)
 		}
 		h.apply(r, seq, ghnats.DecodeEvent(m.Header, m.Data))
@@ -268,10 +382,7 @@ func (h *Hub) reconnectRoom(r *room) {
 // apply updates the room's state from a guild event and delivers it.
 func (h *Hub) apply(r *room, seq uint64, ev guildhall.Event) {
 	r.lastSeq = seq
-	if seq > h.w {
-		h.w = seq
-		h.watermark.Store(seq)
-	}
+	h.advance(seq)
 	f := dispatchFrame(ev.Type, h.w, ev.Data)
 	switch ev.Type {
 	case guildhall.EventChannelCreate, guildhall.EventChannelUpdate:
@@ -389,10 +500,7 @@ func (h *Hub) refresh(r *room) {
 
 // applyUser handles an event for one user's sessions: today, joining a guild.
 func (h *Hub) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
-	if seq > h.w {
-		h.w = seq
-		h.watermark.Store(seq)
-	}
+	h.advance(seq)
 	f := dispatchFrame(ev.Type, h.w, ev.Data)
 	if ev.Type == guildhall.EventGuildCreate {
 		var gc guildhall.GuildCreate
@@ -405,7 +513,7 @@ func (h *Hub) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 			if _, ok := s.guilds[gc.ID]; ok {
 				continue
 			}
-			r := h.room(&state)
+			r := h.room(&state, false)
 			m := &membership{roles: self.Roles, roleKey: roleKey(self.Roles)}
 			s.guilds[r.id] = m
 			r.add(s, m)
@@ -418,8 +526,11 @@ func (h *Hub) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 	}
 }
 
-// parseSubject splits gh.ev.g.<id>, gh.ev.u.<id> and gh.eph.g.<id>.
+// parseSubject splits gh.ev.g.<id>, gh.ev.u.<id>, gh.ev.t.<node> and gh.eph.g.<id>.
 func parseSubject(subj string) (kind string, id guildhall.Snowflake, ok bool) {
+	if strings.HasPrefix(subj, "gh.ev.t.") {
+		return "t", 0, true
+	}
 	i := strings.LastIndexByte(subj, '.')
 	if i < 0 {
 		return "", 0, false
@@ -435,6 +546,8 @@ func parseSubject(subj string) (kind string, id guildhall.Snowflake, ok bool) {
 		return "g", guildhall.Snowflake(n), true
 	case strings.HasPrefix(subj, "gh.ev.u."):
 		return "u", guildhall.Snowflake(n), true
+	case strings.HasPrefix(subj, "gh.ev.t."):
+		return "t", 0, true
 	}
 	return "", 0, false
 }

@@ -16,6 +16,11 @@ type room struct {
 	state   guildhall.GuildState
 	members []roomMember
 	lastSeq uint64
+	// fresh: created for sessions that have not attached yet; its events are not
+	// checked for gaps until the cut that attaches them (see Hub.prepare).
+	fresh bool
+	// pending counts sessions between prepare and attach; the room stays while any.
+	pending int
 	subs    []*natsgo.Subscription // the guild's event subject and its ephemeral one
 	// view caches, per channel, which role sets may view it; dropped whenever
 	// channels, roles or the guild change.

@@ -112,6 +112,12 @@ func (s *Session) pushLocked(f *frame) {
 	}
 }
 
+func (s *Session) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 // hold makes live frames wait (a resume is replaying); release lets them go after
 // what the replay queued.
 func (s *Session) hold() {

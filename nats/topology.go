@@ -46,6 +46,14 @@ func UserInSubject(id uint64) string { return subjectIn + "u." + itoa(id) }
 // UserEventSubject is where gateways receive events for user id.
 func UserEventSubject(id uint64) string { return subjectOut + "u." + itoa(id) }
 
+// TickInSubject is where gateway node publishes ticks to the stream: markers that
+// come back to the node in stream order and so tell it when it has seen every event
+// before them (see gateway.Hub.cut). The writer ignores them.
+func TickInSubject(node string) string { return subjectIn + "t." + node }
+
+// TickEventSubject is where node receives its ticks back.
+func TickEventSubject(node string) string { return subjectOut + "t." + node }
+
 // EphemeralGuildSubject carries typing and presence of guild id; never stored.
 func EphemeralGuildSubject(id uint64) string { return SubjectEphemeral + "g." + itoa(id) }
 

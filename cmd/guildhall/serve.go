@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ type serveFlags struct {
 	replicas                                        int
 	drain                                           time.Duration
 	logLevel                                        string
+	rateLimits                                      string
 }
 
 func parseServe(args []string) (serveFlags, error) {
@@ -49,6 +51,7 @@ func parseServe(args []string) (serveFlags, error) {
 	fs.StringVar(&f.cqlConsistency, "cql-consistency", envOr("GUILDHALL_CQL_CONSISTENCY", "LOCAL_QUORUM"), "CQL consistency (env GUILDHALL_CQL_CONSISTENCY)")
 	fs.IntVar(&f.replicas, "replicas", 1, "replicas of streams and buckets when creating them (3 on a cluster)")
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on SIGTERM, spread gateway reconnects over this long")
+	fs.StringVar(&f.rateLimits, "rate-limits", envOr("GUILDHALL_RATE_LIMITS", "discord"), "REST rate limits: discord (Discord's numbers) or off (benchmarks and tests only) (env GUILDHALL_RATE_LIMITS)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("GUILDHALL_LOG_LEVEL", "info"), "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -154,7 +157,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		}
 		defer store.Close()
 	}
-	metrics := messaging.NewMetrics(prometheus.DefaultRegisterer)
+	metrics := apiMetrics()
 	writerDone := make(chan struct{})
 	close(writerDone)
 	if f.has("writer") {
@@ -201,7 +204,16 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if gwURL == "" {
 			gwURL = "ws://" + ln.Addr().String()
 		}
-		api := rest.NewHandler(svc, rest.Config{GatewayURL: gwURL})
+		rcfg := rest.Config{GatewayURL: gwURL, Metrics: metrics, Logger: log}
+		switch f.rateLimits {
+		case "discord":
+		case "off":
+			unlimited := rest.Limit{Requests: 1 << 30, Per: time.Second}
+			rcfg.GlobalLimit, rcfg.RouteLimit, rcfg.MessageLimit, rcfg.AuthLimit = unlimited, unlimited, unlimited, unlimited
+		default:
+			return fmt.Errorf("--rate-limits %q: want discord or off", f.rateLimits)
+		}
+		api := rest.NewHandler(svc, rcfg)
 		mux.Handle("/api/", api)
 		log.Info("api ready", "snowflake_node", lease.Node, "store", f.store)
 	}
@@ -238,6 +250,12 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	<-writerDone
 	return nil
 }
+
+// apiMetrics registers the api's metrics once per process (tests run several
+// servers in one process).
+var apiMetrics = sync.OnceValue(func() *messaging.Metrics {
+	return messaging.NewMetrics(prometheus.DefaultRegisterer)
+})
 
 func openStore(ctx context.Context, f serveFlags) (messaging.Store, error) {
 	switch f.store {

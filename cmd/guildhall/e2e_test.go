@@ -1,0 +1,278 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guildhall/guildhall/testenv"
+)
+
+func decode[T any](t *testing.T, raw json.RawMessage) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return v
+}
+
+// Two members each with a session; one posts over REST; both sessions get the
+// MESSAGE_CREATE exactly once; a non-member gets nothing and cannot read the channel.
+func TestMessageReachesMembersExactlyOnce(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	f := newGuildFixture(t, s)
+
+	owner := testenv.DialGateway(t, s.gatewayURL())
+	member := testenv.DialGateway(t, s.gatewayURL())
+	outsider := testenv.DialGateway(t, s.gatewayURL())
+	for _, c := range []struct {
+		c     *testenv.GatewayClient
+		token string
+	}{{owner, f.ownerToken}, {member, f.memberToken}, {outsider, f.outsiderToken}} {
+		c.c.WaitFor(t, "op:10", 5*time.Second)
+		ready := c.c.Identify(c.token)
+		if c.token != f.outsiderToken {
+			c.c.WaitFor(t, "GUILD_CREATE", 5*time.Second)
+		} else if gs := decode[struct{ Guilds []any }](t, ready.D).Guilds; len(gs) != 0 {
+			t.Fatalf("outsider READY has guilds %v", gs)
+		}
+	}
+
+	first := s.post(t, f.ownerToken, f.channelID, "hello")
+	last := s.post(t, f.memberToken, f.channelID, "second")
+	for name, c := range map[string]*testenv.GatewayClient{"owner": owner, "member": member} {
+		testenv.Eventually(t, 10*time.Second, func() error {
+			for _, p := range c.Dispatches("MESSAGE_CREATE") {
+				if decode[message](t, p.D).ID == last.ID {
+					return nil
+				}
+			}
+			return fmt.Errorf("%s has not received %s", name, last.ID)
+		})
+		n := 0
+		for _, p := range c.Dispatches("MESSAGE_CREATE") {
+			m := decode[message](t, p.D)
+			if m.ID == first.ID {
+				n++
+				if m.Content != "hello" || m.GuildID != f.guildID || m.ChannelID != f.channelID {
+					t.Errorf("%s got %+v", name, m)
+				}
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s received MESSAGE_CREATE %s %d times; want 1", name, first.ID, n)
+		}
+	}
+	// The outsider's session saw no message at all, and REST refuses it the channel.
+	time.Sleep(200 * time.Millisecond) // let any wrongly routed frame arrive before looking
+	if got := outsider.Dispatches("MESSAGE_CREATE"); len(got) != 0 {
+		t.Errorf("outsider received %d MESSAGE_CREATE", len(got))
+	}
+	for _, path := range []string{"/channels/" + f.channelID, "/channels/" + f.channelID + "/messages", "/guilds/" + f.guildID} {
+		if st, _ := s.rest.Do(t, "GET", path, f.outsiderToken, nil, nil); st != http.StatusForbidden && st != http.StatusNotFound {
+			t.Errorf("outsider GET %s = %d; want 403 or 404", path, st)
+		}
+	}
+	if st, _ := s.rest.Do(t, "POST", "/channels/"+f.channelID+"/messages", f.outsiderToken, map[string]string{"content": "x"}, nil); st != http.StatusForbidden && st != http.StatusNotFound {
+		t.Errorf("outsider POST message = %d; want 403 or 404", st)
+	}
+}
+
+// Edits and deletes reach sessions and history.
+func TestEditAndDeleteReachSessionsAndHistory(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	f := newGuildFixture(t, s)
+	c := testenv.DialGateway(t, s.gatewayURL())
+	c.Identify(f.memberToken)
+	c.WaitFor(t, "GUILD_CREATE", 5*time.Second)
+
+	m := s.post(t, f.ownerToken, f.channelID, "draft")
+	var edited message
+	s.rest.Must(t, http.StatusOK, "PATCH", "/channels/"+f.channelID+"/messages/"+m.ID, f.ownerToken, map[string]string{"content": "final"}, &edited)
+	if edited.Content != "final" || edited.Edited == nil {
+		t.Fatalf("PATCH = %+v; want content final with edited_timestamp", edited)
+	}
+	upd := c.WaitFor(t, "MESSAGE_UPDATE", 5*time.Second)
+	if got := decode[message](t, upd.D); got.ID != m.ID || got.Content != "final" {
+		t.Fatalf("MESSAGE_UPDATE = %+v", got)
+	}
+	var hist []message
+	s.rest.Must(t, http.StatusOK, "GET", "/channels/"+f.channelID+"/messages", f.memberToken, nil, &hist)
+	if len(hist) != 1 || hist[0].Content != "final" {
+		t.Fatalf("history after edit = %+v", hist)
+	}
+	// The member may not edit the owner's message; nothing changes.
+	s.rest.Must(t, http.StatusForbidden, "PATCH", "/channels/"+f.channelID+"/messages/"+m.ID, f.memberToken, map[string]string{"content": "hijack"}, nil)
+
+	s.rest.Must(t, http.StatusNoContent, "DELETE", "/channels/"+f.channelID+"/messages/"+m.ID, f.ownerToken, nil, nil)
+	del := c.WaitFor(t, "MESSAGE_DELETE", 5*time.Second)
+	if got := decode[message](t, del.D); got.ID != m.ID {
+		t.Fatalf("MESSAGE_DELETE = %+v", got)
+	}
+	s.rest.Must(t, http.StatusOK, "GET", "/channels/"+f.channelID+"/messages", f.memberToken, nil, &hist)
+	if len(hist) != 0 {
+		t.Fatalf("history after delete = %+v; want empty", hist)
+	}
+	s.rest.Must(t, http.StatusNotFound, "GET", "/channels/"+f.channelID+"/messages/"+m.ID, f.memberToken, nil, nil)
+}
+
+// Restarting serve on the same data dir keeps users, guilds, channels and history.
+func TestRestartKeepsEverything(t *testing.T) {
+	dir := t.TempDir()
+	s := startStack(t, dir)
+	f := newGuildFixture(t, s)
+	var sent []string
+	for i := range 30 {
+		sent = append(sent, s.post(t, f.ownerToken, f.channelID, fmt.Sprintf("m%d", i)).ID)
+	}
+	s.stop(t)
+
+	s2 := startStack(t, dir)
+	var me struct {
+		ID string `json:"id"`
+	}
+	s2.rest.Must(t, http.StatusOK, "GET", "/users/@me", f.memberToken, nil, &me)
+	if me.ID != f.memberID {
+		t.Fatalf("GET /users/@me after restart = %s; want %s", me.ID, f.memberID)
+	}
+	var g struct {
+		ID, Name string
+	}
+	s2.rest.Must(t, http.StatusOK, "GET", "/guilds/"+f.guildID, f.memberToken, nil, &g)
+	if g.Name != "Test Guild" {
+		t.Fatalf("guild after restart = %+v", g)
+	}
+	var hist []message
+	s2.rest.Must(t, http.StatusOK, "GET", "/channels/"+f.channelID+"/messages?limit=100", f.memberToken, nil, &hist)
+	if len(hist) != len(sent) {
+		t.Fatalf("history after restart has %d messages; want %d", len(hist), len(sent))
+	}
+	for i, m := range hist {
+		if want := sent[len(sent)-1-i]; m.ID != want {
+			t.Fatalf("history[%d] = %s; want %s", i, m.ID, want)
+		}
+	}
+	// And the restarted server still delivers in realtime.
+	c := testenv.DialGateway(t, s2.gatewayURL())
+	c.Identify(f.memberToken)
+	m := s2.post(t, f.ownerToken, f.channelID, "after restart")
+	got := c.WaitFor(t, "MESSAGE_CREATE", 10*time.Second)
+	if decode[message](t, got.D).ID != m.ID {
+		t.Fatalf("MESSAGE_CREATE after restart = %s", got.D)
+	}
+}
+
+// Bad gateway input gets Discord's close codes.
+func TestGatewayCloseCodes(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	f := newGuildFixture(t, s)
+	cases := []struct {
+		name string
+		send func(c *testenv.GatewayClient) error
+		want int
+	}{
+		{"not json", func(c *testenv.GatewayClient) error { return c.SendRaw([]byte("{nope")) }, 4002},
+		{"no op", func(c *testenv.GatewayClient) error { return c.SendRaw([]byte(`{"d":1}`)) }, 4002},
+		{"over 4096 bytes", func(c *testenv.GatewayClient) error {
+			return c.SendRaw([]byte(`{"op":1,"d":"` + strings.Repeat("x", 4100) + `"}`))
+		}, 4002},
+		{"unknown opcode", func(c *testenv.GatewayClient) error { return c.Send(42, nil) }, 4001},
+		{"presence before identify", func(c *testenv.GatewayClient) error { return c.Send(3, map[string]any{"status": "online"}) }, 4003},
+		{"bad token", func(c *testenv.GatewayClient) error { return c.Send(2, map[string]any{"token": "nope", "properties": map[string]string{}}) }, 4004},
+		{"identify twice", func(c *testenv.GatewayClient) error {
+			c.Identify(f.memberToken)
+			return c.Send(2, map[string]any{"token": f.memberToken, "properties": map[string]string{}})
+		}, 4005},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testenv.DialGateway(t, s.gatewayURL())
+			c.WaitFor(t, "op:10", 5*time.Second)
+			if err := tc.send(c); err != nil {
+				t.Fatal(err)
+			}
+			code, err := c.WaitClose(10 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.want {
+				t.Fatalf("close code = %d; want %d", code, tc.want)
+			}
+		})
+	}
+	// A bad API version is refused with 4012.
+	c := testenv.DialGateway(t, "ws://"+s.addr+"/?v=3&encoding=json")
+	if code, _ := c.WaitClose(10 * time.Second); code != 4012 {
+		t.Fatalf("v=3 close code = %d; want 4012", code)
+	}
+	// Heartbeats are acknowledged.
+	hb := testenv.DialGateway(t, s.gatewayURL())
+	hb.WaitFor(t, "op:10", 5*time.Second)
+	_ = hb.Send(1, nil)
+	hb.WaitFor(t, "op:11", 5*time.Second)
+}
+
+// A session that drops its connection and resumes gets every event it missed, in
+// order, then RESUMED, then live events.
+func TestResumeReplaysMissedEvents(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	f := newGuildFixture(t, s)
+	c := testenv.DialGateway(t, s.gatewayURL())
+	ready := c.Identify(f.memberToken)
+	sessionID := decode[struct {
+		SessionID string `json:"session_id"`
+	}](t, ready.D).SessionID
+	c.WaitFor(t, "GUILD_CREATE", 5*time.Second)
+	before := s.post(t, f.ownerToken, f.channelID, "before")
+	c.WaitFor(t, "MESSAGE_CREATE", 5*time.Second)
+	seq := c.LastSeq()
+	c.Drop()
+
+	var missed []string
+	for i := range 20 {
+		missed = append(missed, s.post(t, f.ownerToken, f.channelID, fmt.Sprintf("missed %d", i)).ID)
+	}
+	c2 := testenv.DialGateway(t, s.gatewayURL())
+	c2.WaitFor(t, "op:10", 5*time.Second)
+	if err := c2.Resume(f.memberToken, sessionID, seq); err != nil {
+		t.Fatal(err)
+	}
+	c2.WaitFor(t, "RESUMED", 10*time.Second)
+	live := s.post(t, f.ownerToken, f.channelID, "live")
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if n := len(c2.Dispatches("MESSAGE_CREATE")); n < len(missed)+1 {
+			return fmt.Errorf("%d MESSAGE_CREATE so far", n)
+		}
+		return nil
+	})
+	var got []string
+	resumedAt := -1
+	for i, p := range c2.All() {
+		if p.T == "RESUMED" {
+			resumedAt = i
+		}
+		if p.T == "MESSAGE_CREATE" {
+			got = append(got, decode[message](t, p.D).ID)
+			if id := got[len(got)-1]; id == live.ID && resumedAt < 0 {
+				t.Errorf("live message arrived before RESUMED")
+			}
+		}
+	}
+	want := append(missed, live.ID)
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("after resume got %v\nwant %v (and not %s again)", got, want, before.ID)
+	}
+
+	// Resuming an unknown session is refused with INVALID_SESSION d=false.
+	c3 := testenv.DialGateway(t, s.gatewayURL())
+	c3.WaitFor(t, "op:10", 5*time.Second)
+	_ = c3.Resume(f.memberToken, "no-such-session", seq)
+	inv := c3.WaitFor(t, "op:9", 10*time.Second)
+	if string(inv.D) != "false" {
+		t.Fatalf("INVALID_SESSION d = %s; want false", inv.D)
+	}
+}
