@@ -48,8 +48,8 @@ type Hub struct {
 	cmds chan func()
 
 	// Owned by the pump.
-	rooms map[guildhall.Snowflake]*room
-	users map[guildhall.Snowflake]*userRoom
+	rooms   map[guildhall.Snowflake]*room
+	users   map[guildhall.Snowflake]*userRoom
 	w       uint64
 	waiters []waiter
 
@@ -76,10 +76,10 @@ func newHub(gw *Gateway, nc *natsgo.Conn, js jetstream.JetStream, stream jetstre
 		js:          js,
 		stream:      stream,
 		tickSubject: ghnats.TickInSubject(node),
-		in:     make(chan *natsgo.Msg, inbox),
-		cmds:   make(chan func(), 1024),
-		rooms:  map[guildhall.Snowflake]*room{},
-		users:  map[guildhall.Snowflake]*userRoom{},
+		in:          make(chan *natsgo.Msg, inbox),
+		cmds:        make(chan func(), 1024),
+		rooms:       map[guildhall.Snowflake]*room{},
+		users:       map[guildhall.Snowflake]*userRoom{},
 	}
 	sub, err := nc.ChanSubscribe(ghnats.TickEventSubject(node), h.in)
 	if err != nil {

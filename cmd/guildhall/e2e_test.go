@@ -182,7 +182,9 @@ func TestGatewayCloseCodes(t *testing.T) {
 		}, 4002},
 		{"unknown opcode", func(c *testenv.GatewayClient) error { return c.Send(42, nil) }, 4001},
 		{"presence before identify", func(c *testenv.GatewayClient) error { return c.Send(3, map[string]any{"status": "online"}) }, 4003},
-		{"bad token", func(c *testenv.GatewayClient) error { return c.Send(2, map[string]any{"token": "nope", "properties": map[string]string{}}) }, 4004},
+		{"bad token", func(c *testenv.GatewayClient) error {
+			return c.Send(2, map[string]any{"token": "nope", "properties": map[string]string{}})
+		}, 4004},
 		{"identify twice", func(c *testenv.GatewayClient) error {
 			c.Identify(f.memberToken)
 			return c.Send(2, map[string]any{"token": f.memberToken, "properties": map[string]string{}})

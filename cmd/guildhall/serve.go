@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	guildhall "github.com/guildhall/guildhall"
 	"github.com/gocql/gocql"
+	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/gateway"
 	"github.com/guildhall/guildhall/messaging"
 	"github.com/guildhall/guildhall/messaging/rest"
@@ -29,11 +29,11 @@ import (
 
 type serveFlags struct {
 	addr, data, natsURL, natsListen, roles, publicURL string
-	store, cqlHosts, cqlKeyspace, cqlConsistency    string
-	replicas                                        int
-	drain                                           time.Duration
-	logLevel                                        string
-	rateLimits                                      string
+	store, cqlHosts, cqlKeyspace, cqlConsistency      string
+	replicas                                          int
+	drain                                             time.Duration
+	logLevel                                          string
+	rateLimits                                        string
 }
 
 func parseServe(args []string) (serveFlags, error) {
