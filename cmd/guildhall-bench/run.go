@@ -1,0 +1,979 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	natsgo "github.com/nats-io/nats.go"
+	"golang.org/x/sys/unix"
+)
+
+type options struct {
+	scenario    string
+	sessions    int
+	gateways    int
+	rate        float64
+	duration    time.Duration
+	ramp        float64
+	perWorker   int
+	dialers     int
+	bin         string
+	refBin      string
+	target      string
+	data        string
+	fresh       bool
+	serverCPUs  string
+	clientCPUs  string
+	jsonOut     string
+	label       string
+	regSample   int
+	settle      time.Duration
+	gcWait      time.Duration
+	killAfter   time.Duration
+	timeout     time.Duration
+	readyWithin time.Duration
+}
+
+func parseOptions(scenario string, args []string) (options, error) {
+	o := options{scenario: scenario}
+	fs := flag.NewFlagSet(scenario, flag.ContinueOnError)
+	fs.IntVar(&o.sessions, "sessions", 1000, "sessions to open (members of the room for huge-room)")
+	fs.IntVar(&o.gateways, "gateways", 1, "gateway processes (the first also runs NATS, api and writer)")
+	fs.Float64Var(&o.rate, "rate", 1, "messages per second posted over REST (open loop)")
+	fs.DurationVar(&o.duration, "duration", 30*time.Second, "how long to post (huge-room, small-rooms, reconnect-storm) or hold (idle)")
+	fs.Float64Var(&o.ramp, "ramp", 2000, "new sessions per second, all workers together")
+	fs.IntVar(&o.perWorker, "per-worker", 15000, "sessions per worker process (each one source address; keep under ~18000 open files)")
+	fs.IntVar(&o.dialers, "dialers", 32, "connections each worker sets up at once")
+	fs.StringVar(&o.bin, "bin", "bin/guildhall", "guildhall binary (built with go build if missing)")
+	fs.StringVar(&o.refBin, "ref-bin", "bin/guildhall-reference", "reference fan-out program (built from ./bench/reference if missing)")
+	fs.StringVar(&o.target, "target", "guildhall", "what to load: guildhall, or reference (the minimal fan-out program; huge-room and idle only)")
+	fs.StringVar(&o.data, "data", "", "data folder for the servers and the seed (reused by the next run); default /tmp/guildhall-bench/<scenario-shape>")
+	fs.BoolVar(&o.fresh, "fresh", false, "wipe the data folder first")
+	fs.StringVar(&o.serverCPUs, "server-cpus", "0", "CPUs for the server processes (taskset -c); empty: no pinning")
+	fs.StringVar(&o.clientCPUs, "client-cpus", "1", "CPUs for the workers and the poster; empty: no pinning")
+	fs.StringVar(&o.jsonOut, "json", "", "write the result as JSON to this file")
+	fs.StringVar(&o.label, "label", "", "label for the result")
+	fs.IntVar(&o.regSample, "register-sample", 3, "register this many human accounts over REST to time bcrypt (0: skip)")
+	fs.DurationVar(&o.settle, "settle", 3*time.Second, "pause between all sessions ready and measuring")
+	fs.DurationVar(&o.gcWait, "gc-wait", 130*time.Second, "idle: wait at most this long for a GC after the ramp (the runtime forces one every 2 minutes)")
+	fs.DurationVar(&o.killAfter, "kill-after", 0, "reconnect-storm: kill the last gateway this long after posting starts (default duration/3)")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "hard limit on the whole run")
+	fs.DurationVar(&o.readyWithin, "ready-within", 0, "give up when the sessions are not all ready this long after the ramp should have ended (default 60s + 50%)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if scenario == "reconnect-storm" && o.gateways < 2 {
+		o.gateways = 2
+	}
+	if o.killAfter == 0 {
+		o.killAfter = o.duration / 3
+	}
+	if o.target != "guildhall" && o.target != "reference" {
+		return o, fmt.Errorf("--target %q: want guildhall or reference", o.target)
+	}
+	if o.target == "reference" && scenario != "huge-room" && scenario != "idle" {
+		return o, errors.New("--target reference runs huge-room and idle only")
+	}
+	if o.target == "reference" {
+		o.gateways = 1
+	}
+	if per := (o.sessions + o.gateways - 1) / o.gateways; per > 18000 {
+		return o, fmt.Errorf("%d sessions on %d gateways is %d per gateway process: over the 20,000 open files a process may have; use --gateways %d", o.sessions, o.gateways, per, (o.sessions+17999)/18000)
+	}
+	if o.perWorker > 18000 {
+		return o, errors.New("--per-worker over 18000 would pass the open-file limit")
+	}
+	if scenario == "small-rooms" && o.sessions%10 != 0 {
+		return o, errors.New("small-rooms: --sessions must be a multiple of 10")
+	}
+	if scenario == "small-rooms" && o.rate > float64(o.sessions/10) {
+		return o, errors.New("small-rooms: at most one message per second per guild (the api's message limit): --rate <= sessions/10")
+	}
+	if o.data == "" {
+		shape := "one-guild"
+		if scenario == "small-rooms" {
+			shape = "rooms-of-10"
+		}
+		if o.target == "reference" {
+			shape = "reference"
+		}
+		o.data = filepath.Join(os.TempDir(), "guildhall-bench", shape)
+	}
+	return o, nil
+}
+
+// run is one scenario's state in the coordinator.
+type run struct {
+	o       options
+	ctx     context.Context
+	servers []*server
+	workers []*workerProc
+	seed    *seed
+	prog    progressLine
+	res     *result
+	postTo  func(ctx context.Context, i int, content string) error
+	limited *atomic.Int64 // 429s the poster got
+	// sessionsOn counts the sessions that start on each gateway.
+	sessionsOn []int
+}
+
+type workerProc struct {
+	id      int
+	n       int
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	mu      sync.Mutex
+	status  workerStatus
+	replies chan json.RawMessage
+}
+
+func runScenario(scenario string, args []string) error {
+	o, err := parseOptions(scenario, args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if o.clientCPUs != "" {
+		if err := pinSelf(o.clientCPUs); err != nil {
+			fmt.Fprintln(os.Stderr, "guildhall-bench: cannot pin to CPUs", o.clientCPUs+":", err)
+		}
+	}
+	r := &run{o: o, ctx: ctx, res: newResult(o)}
+	defer r.teardown()
+	if err := r.start(); err != nil {
+		return err
+	}
+	switch scenario {
+	case "idle":
+		err = r.idle()
+	case "huge-room", "small-rooms":
+		err = r.traffic()
+	case "reconnect-storm":
+		err = r.storm()
+	}
+	if err != nil {
+		return err
+	}
+	r.res.finish()
+	fmt.Print(r.res.text())
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(r.res, "", "  ")
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "wrote", o.jsonOut)
+	}
+	return nil
+}
+
+func pinSelf(cpus string) error {
+	var set unix.CPUSet
+	for _, part := range strings.Split(cpus, ",") {
+		lo, hi, found := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return err
+		}
+		b := a
+		if found {
+			if b, err = strconv.Atoi(hi); err != nil {
+				return err
+			}
+		}
+		for c := a; c <= b; c++ {
+			set.Set(c)
+		}
+	}
+	return unix.SchedSetaffinity(0, &set)
+}
+
+// ensureBinary builds pkg into path when path does not exist.
+func ensureBinary(path, pkg string) (string, error) {
+	if _, err := os.Stat(path); err == nil {
+		return filepath.Abs(path)
+	}
+	fmt.Fprintf(os.Stderr, "building %s → %s\n", pkg, path)
+	cmd := exec.Command("go", "build", "-o", path, pkg)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	return filepath.Abs(path)
+}
+
+// start brings up the servers, seeds, and connects every session.
+func (r *run) start() error {
+	o := r.o
+	if o.fresh {
+		_ = os.RemoveAll(o.data)
+	}
+	if err := os.MkdirAll(o.data, 0o755); err != nil {
+		return err
+	}
+	if o.target == "reference" {
+		if err := r.startReference(); err != nil {
+			return err
+		}
+	} else {
+		if err := r.startGuildhall(); err != nil {
+			return err
+		}
+		if err := r.doSeed(); err != nil {
+			return err
+		}
+	}
+	r.res.Machine = machine()
+	r.sessionsOn = make([]int, len(r.servers))
+	for j := range o.sessions {
+		r.sessionsOn[j%len(r.servers)]++
+	}
+	r.res.Servers = make([]serverResult, len(r.servers))
+	for i, s := range r.servers {
+		r.res.Servers[i] = serverResult{Name: s.Name, PID: s.PID(), Sessions: r.sessionsOn[i]}
+		r.res.Servers[i].Before = r.memSnapshot(s)
+	}
+	r.res.KernelBefore = kernelMem()
+	return r.connectAll()
+}
+
+func (r *run) startGuildhall() error {
+	o := r.o
+	bin, err := ensureBinary(o.bin, "./cmd/guildhall")
+	if err != nil {
+		return err
+	}
+	natsPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	for i := 0; i < o.gateways; i++ {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		dir := filepath.Join(o.data, fmt.Sprintf("server%d", i))
+		args := []string{"serve", "--addr", addr, "--data", dir, "--log-level", "warn", "--drain", "1s"}
+		name := "guildhall-all"
+		if i == 0 {
+			args = append(args, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort))
+		} else {
+			name = fmt.Sprintf("guildhall-gw%d", i)
+			args = append(args, "--role", "gateway", "--nats-url", r.servers[0].NATS)
+		}
+		fmt.Fprintf(os.Stderr, "starting %s on %s (CPUs %q)\n", name, addr, o.serverCPUs)
+		s, err := startServer(r.ctx, name, bin, args, o.serverCPUs, o.data, addr)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			s.NATS = fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+		}
+		r.servers = append(r.servers, s)
+	}
+	return nil
+}
+
+func (r *run) startReference() error {
+	o := r.o
+	bin, err := ensureBinary(o.refBin, "./bench/reference")
+	if err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	fmt.Fprintf(os.Stderr, "starting the reference on %s (CPUs %q)\n", addr, o.serverCPUs)
+	s, err := startServer(r.ctx, "reference", bin, []string{"--addr", addr}, o.serverCPUs, o.data, addr)
+	if err != nil {
+		return err
+	}
+	r.servers = []*server{s}
+	r.seed = &seed{Scenario: "reference", Guilds: []benchGuild{{ID: "0"}}}
+	for i := range o.sessions {
+		r.seed.Members = append(r.seed.Members, account{Token: fmt.Sprintf("ref%d", i)})
+	}
+	cl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}, Timeout: 60 * time.Second}
+	r.postTo = func(ctx context.Context, i int, content string) error {
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/post", strings.NewReader(content))
+		resp, err := cl.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("reference: HTTP %d", resp.StatusCode)
+		}
+		return nil
+	}
+	return nil
+}
+
+// doSeed makes (or reuses) the accounts and guilds.
+func (r *run) doSeed() error {
+	o := r.o
+	path := filepath.Join(o.data, "seed.json")
+	small := o.scenario == "small-rooms"
+	needPosters := 0
+	if !small && o.scenario != "idle" {
+		needPosters = int(math.Ceil(o.rate)) + 2
+	}
+	s, err := loadSeed(path)
+	if err != nil {
+		s = &seed{Scenario: map[bool]string{true: "rooms-of-10", false: "one-guild"}[small]}
+	}
+	api := r.servers[0]
+	runID := strconv.FormatInt(time.Now().Unix()%1000000, 36)
+	if o.regSample > 0 {
+		d, err := registerSample(r.ctx, api.Addr, o.regSample, runID)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "register sample:", err)
+		} else {
+			r.res.RegisterMs = float64(d.Microseconds()) / 1000
+			fmt.Fprintf(os.Stderr, "POST /auth/register: %.1f ms each (bcrypt); 100,000 users would take %.0f s on one connection\n", r.res.RegisterMs, r.res.RegisterMs*100)
+		}
+	}
+	nc, err := natsgo.Connect(api.NATS, natsgo.Name("guildhall-bench"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	rest := newREST(api.Addr, nil, 64)
+	seedStart := time.Now()
+	changed := false
+
+	// Members.
+	if n := o.sessions - len(s.Members); n > 0 {
+		t0 := time.Now()
+		bots, err := mintBots(r.ctx, nc, "m"+runID+"x", n, 64, func(d int) {
+			r.prog.printf(d == n, "seed: minted %d/%d bot accounts", d, n)
+		})
+		if err != nil {
+			return err
+		}
+		r.res.MintPerSec = float64(n) / time.Since(t0).Seconds()
+		s.Members = append(s.Members, bots...)
+		changed = true
+	}
+	if n := needPosters - len(s.Posters); n > 0 {
+		bots, err := mintBots(r.ctx, nc, "p"+runID+"x", n, 16, func(int) {})
+		if err != nil {
+			return err
+		}
+		s.Posters = append(s.Posters, bots...)
+		changed = true
+	}
+	// Guilds: one for everybody, owned by the first poster, or one per ten
+	// members, owned by its first.
+	var joiners []*account
+	if small {
+		for g := len(s.Guilds); g < len(s.Members)/10; g++ {
+			owner := g * 10
+			bg, err := makeGuild(r.ctx, rest, s.Members[owner].Token, fmt.Sprintf("bench room %d", g))
+			if err != nil {
+				return err
+			}
+			bg.Owner = owner
+			s.Guilds = append(s.Guilds, bg)
+			for i := owner; i < owner+10; i++ {
+				s.Members[i].Guild = g
+			}
+			s.Members[owner].Joined = true
+			r.prog.printf(false, "seed: %d/%d guilds", g+1, len(s.Members)/10)
+			changed = true
+		}
+	} else if len(s.Guilds) == 0 {
+		if len(s.Posters) == 0 {
+			bots, err := mintBots(r.ctx, nc, "p"+runID+"x", 1, 1, func(int) {})
+			if err != nil {
+				return err
+			}
+			s.Posters = bots
+		}
+		bg, err := makeGuild(r.ctx, rest, s.Posters[0].Token, "bench huge room")
+		if err != nil {
+			return err
+		}
+		bg.Owner = -1
+		s.Guilds = []benchGuild{bg}
+		s.Posters[0].Joined = true
+		changed = true
+	}
+	for i := range s.Members {
+		if !s.Members[i].Joined {
+			joiners = append(joiners, &s.Members[i])
+		}
+	}
+	for i := range s.Posters {
+		if !s.Posters[i].Joined {
+			joiners = append(joiners, &s.Posters[i])
+		}
+	}
+	if len(joiners) > 0 {
+		t0 := time.Now()
+		err := joinAll(r.ctx, rest, s, joiners, 32, func(d int) {
+			r.prog.printf(d == len(joiners), "seed: %d/%d accepted invites (%.0f/s)", d, len(joiners), float64(d)/time.Since(t0).Seconds())
+		})
+		if err != nil {
+			_ = saveSeed(path, s)
+			return err
+		}
+		r.res.JoinPerSec = float64(len(joiners)) / time.Since(t0).Seconds()
+		changed = true
+	}
+	if changed {
+		r.res.SeedSeconds = time.Since(seedStart).Seconds()
+		if err := saveSeed(path, s); err != nil {
+			return err
+		}
+	}
+	r.seed = s
+	ch := s.Guilds[0].Channel
+	posters := s.Posters
+	r.limited = &rest.limited
+	r.postTo = func(ctx context.Context, i int, content string) error {
+		tok, channel := "", ch
+		if small {
+			g := i % (o.sessions / 10)
+			tok, channel = s.Members[s.Guilds[g].Owner].Token, s.Guilds[g].Channel
+		} else {
+			tok = posters[i%len(posters)].Token
+		}
+		return rest.do(ctx, "POST", "/channels/"+channel+"/messages", tok, map[string]string{"content": content}, nil)
+	}
+	return nil
+}
+
+// connectAll starts the workers and waits until every session is ready.
+func (r *run) connectAll() error {
+	o := r.o
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var urls []string
+	for _, s := range r.servers {
+		urls = append(urls, "ws://"+s.Addr+"/?v=10&encoding=json")
+	}
+	nw := (o.sessions + o.perWorker - 1) / o.perWorker
+	maxMsgs := int(math.Ceil(o.rate*o.duration.Seconds())) + 64
+	for w := range nw {
+		from, to := w*o.perWorker, min((w+1)*o.perWorker, o.sessions)
+		tokens := make([]string, 0, to-from)
+		for _, a := range r.seed.Members[from:to] {
+			tokens = append(tokens, a.Token)
+		}
+		cfg := workerConfig{
+			ID: w, Source: fmt.Sprintf("127.0.%d.%d", 1+(w+1)/250, 2+(w+1)%250), Gateways: urls, Tokens: tokens,
+			FirstGW: from % len(urls), Ramp: o.ramp / float64(nw), Dialers: o.dialers, MaxMsgs: maxMsgs, Reconnect: true,
+		}
+		env, _ := json.Marshal(cfg)
+		var argv []string
+		if o.clientCPUs != "" {
+			argv = append(argv, "taskset", "-c", o.clientCPUs)
+		}
+		argv = append(argv, self, "worker")
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), "GHBENCH_WORKER="+string(env))
+		cmd.Stderr = os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return err
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		wp := &workerProc{id: w, n: to - from, cmd: cmd, stdin: stdin, replies: make(chan json.RawMessage, 4)}
+		go wp.read(stdout)
+		r.workers = append(r.workers, wp)
+	}
+	r.res.Workers = nw
+	start := time.Now()
+	within := o.readyWithin
+	if within == 0 {
+		within = 60*time.Second + time.Duration(1.5*float64(o.sessions)/o.ramp*float64(time.Second))
+	}
+	for {
+		st := r.aggregate()
+		r.prog.printf(false, "connect: %d/%d ready, %d dialing, %d dial errors, %d closes, %.0f s %s", st.Ready, o.sessions, st.Dialing, st.DialErrors, st.Closes, time.Since(start).Seconds(), st.LastError)
+		if st.Ready >= o.sessions {
+			break
+		}
+		if time.Since(start) > within {
+			return fmt.Errorf("only %d of %d sessions ready after %s (last error: %s)", st.Ready, o.sessions, within, st.LastError)
+		}
+		if err := r.alive(); err != nil {
+			return err
+		}
+		select {
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	r.res.RampSeconds = time.Since(start).Seconds()
+	r.prog.printf(true, "connect: %d sessions ready in %.1f s (%.0f/s)", o.sessions, r.res.RampSeconds, float64(o.sessions)/r.res.RampSeconds)
+	return nil
+}
+
+// alive fails when a server under test has died (other than one the storm killed).
+func (r *run) alive() error {
+	for _, s := range r.servers {
+		if s.cmd.ProcessState != nil && !s.killed {
+			return fmt.Errorf("%s exited: see %s", s.Name, s.logPath)
+		}
+	}
+	return nil
+}
+
+func (wp *workerProc) read(rd io.Reader) {
+	sc := bufio.NewScanner(rd)
+	sc.Buffer(make([]byte, 1<<20), 256<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		var t struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(line, &t) != nil {
+			continue
+		}
+		if t.Type == "status" {
+			var st workerStatus
+			if json.Unmarshal(line, &st) == nil {
+				wp.mu.Lock()
+				wp.status = st
+				wp.mu.Unlock()
+			}
+			continue
+		}
+		wp.replies <- append(json.RawMessage(nil), line...)
+	}
+	close(wp.replies)
+}
+
+// call sends a command to every worker and collects one reply from each.
+func (r *run) call(cmd command) ([]json.RawMessage, error) {
+	b, _ := json.Marshal(cmd)
+	b = append(b, '\n')
+	for _, w := range r.workers {
+		if _, err := w.stdin.Write(b); err != nil {
+			return nil, fmt.Errorf("worker %d: %w", w.id, err)
+		}
+	}
+	out := make([]json.RawMessage, len(r.workers))
+	for i, w := range r.workers {
+		select {
+		case m, ok := <-w.replies:
+			if !ok {
+				return nil, fmt.Errorf("worker %d exited", w.id)
+			}
+			out[i] = m
+		case <-time.After(2 * time.Minute):
+			return nil, fmt.Errorf("worker %d did not answer %s", w.id, cmd.Cmd)
+		}
+	}
+	return out, nil
+}
+
+func (r *run) aggregate() workerStatus {
+	var a workerStatus
+	for _, w := range r.workers {
+		w.mu.Lock()
+		s := w.status
+		w.mu.Unlock()
+		a.Ready += s.Ready
+		a.Dialing += s.Dialing
+		a.DialErrors += s.DialErrors
+		a.Closes += s.Closes
+		a.Resumed += s.Resumed
+		a.Invalid += s.Invalid
+		a.Identified += s.Identified
+		a.Frames += s.Frames
+		a.Msgs += s.Msgs
+		if s.LastError != "" {
+			a.LastError = s.LastError
+		}
+	}
+	return a
+}
+
+func (r *run) teardown() {
+	if len(r.workers) > 0 {
+		b, _ := json.Marshal(command{Cmd: "stop"})
+		b = append(b, '\n')
+		for _, w := range r.workers {
+			_, _ = w.stdin.Write(b)
+		}
+		deadline := time.After(10 * time.Second)
+		for _, w := range r.workers {
+			done := make(chan struct{})
+			go func() { _ = w.cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-deadline:
+				_ = w.cmd.Process.Kill()
+			}
+		}
+	}
+	for i := len(r.servers) - 1; i >= 0; i-- {
+		r.servers[i].Stop(20 * time.Second)
+	}
+}
+
+// memSnapshot reads a server's memory: RSS, the Go heap and stacks from /metrics,
+// and the last GC's live heap.
+func (r *run) memSnapshot(s *server) memSample {
+	m := scrapeMetrics(s.Addr)
+	gc, n := s.GC()
+	return memSample{
+		At: time.Now(), RSS: procRSS(s.PID()),
+		HeapInuse: int64(m["go_memstats_heap_inuse_bytes"]), StackInuse: int64(m["go_memstats_stack_inuse_bytes"]),
+		Goroutines: int(m["go_goroutines"]), GCLiveHeap: int64(gc.LiveMB * (1 << 20)), GCStacks: int64(gc.StacksMB * (1 << 20)),
+		GCs: n,
+	}
+}
+
+func machine() string {
+	model := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				_, model, _ = strings.Cut(line, ":")
+				model = strings.TrimSpace(model)
+				break
+			}
+		}
+	}
+	var u unix.Utsname
+	_ = unix.Uname(&u)
+	var si unix.Sysinfo_t
+	_ = unix.Sysinfo(&si)
+	return fmt.Sprintf("%s, %d CPUs, %.0f GiB, Linux %s, %s", model, runtime.NumCPU(), float64(si.Totalram)*float64(si.Unit)/(1<<30), unix.ByteSliceToString(u.Release[:]), runtime.Version())
+}
+
+// postLoop posts rate messages per second for d, open loop: message i is scheduled
+// at start + i/rate and its content carries that time, so a post that leaves late
+// (the poster or the api is slow) counts as late. It returns the bitset of
+// messages the api accepted.
+func (r *run) postLoop(ctx context.Context, rate float64, d time.Duration, onTick func()) (ok []uint64, failed int, postLat *hdrhistogram.Histogram) {
+	n := int(math.Round(rate * d.Seconds()))
+	ok = make([]uint64, (n+63)/64)
+	postLat = newLatencyHist()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var nfailed atomic.Int64
+	sem := make(chan struct{}, 512)
+	start := time.Now().Add(50 * time.Millisecond)
+	interval := time.Duration(float64(time.Second) / rate)
+	lastErr := ""
+	for i := 0; i < n; i++ {
+		sched := start.Add(time.Duration(i) * interval)
+		if w := time.Until(sched); w > 0 {
+			select {
+			case <-time.After(w):
+			case <-ctx.Done():
+				n = i
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if onTick != nil {
+			onTick()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			err := r.postTo(pctx, i, marker(i, sched)+" the quick brown fox jumps over the lazy dog")
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				nfailed.Add(1)
+				lastErr = err.Error()
+				return
+			}
+			_ = postLat.RecordValue(max(time.Since(sched).Microseconds(), 1))
+			ok[i/64] |= 1 << (i % 64)
+		}()
+	}
+	wg.Wait()
+	if lastErr != "" {
+		fmt.Fprintln(os.Stderr, "\npost error:", lastErr)
+	}
+	return ok, int(nfailed.Load()), postLat
+}
+
+// serverTicks is the CPU time of every live server process, in ticks.
+func (r *run) serverTicks() []int64 {
+	out := make([]int64, len(r.servers))
+	for i, s := range r.servers {
+		out[i] = procCPUTicks(s.PID())
+	}
+	return out
+}
+
+func (r *run) workerTicks() int64 {
+	var t int64
+	for _, w := range r.workers {
+		t += procCPUTicks(w.cmd.Process.Pid)
+	}
+	return t + procCPUTicks(os.Getpid())
+}
+
+// measure runs the posting window: reset, post, drain, report. expectAll says
+// whether every session should receive every message (one guild).
+func (r *run) measure(during func(elapsed time.Duration, st workerStatus)) error {
+	o := r.o
+	// Idle baseline: the servers' CPU with every session connected and nothing posted.
+	t0, w0 := r.serverTicks(), time.Now()
+	select {
+	case <-time.After(o.settle):
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
+	t1 := r.serverTicks()
+	r.res.IdleServerCPUPerSec = float64(sum(t1)-sum(t0)) / ticksPerSecond / time.Since(w0).Seconds()
+
+	if _, err := r.call(command{Cmd: "reset"}); err != nil {
+		return err
+	}
+	cpu0, wcpu0, start := r.serverTicks(), r.workerTicks(), time.Now()
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				st := r.aggregate()
+				if during != nil {
+					during(time.Since(start), st)
+				}
+				el := time.Since(start).Seconds()
+				r.prog.printf(false, "post: %.0f/%.0f s, %d ready, %d msgs delivered (%.0f/s), %d closes, %d resumed", el, o.duration.Seconds(), st.Ready, st.Msgs, float64(st.Msgs)/el, st.Closes, st.Resumed)
+			}
+		}
+	}()
+	var limited0 int64
+	if r.limited != nil {
+		limited0 = r.limited.Load()
+	}
+	ok, failed, postLat := r.postLoop(ctx, o.rate, o.duration, nil)
+	if r.limited != nil {
+		r.res.PostRateLimited = r.limited.Load() - limited0
+	}
+	posted := 0
+	for _, x := range ok {
+		posted += popcount(x)
+	}
+	perMsg := o.sessions
+	if o.scenario == "small-rooms" {
+		perMsg = 10
+	}
+	expected := int64(posted) * int64(perMsg)
+	// Drain: wait until everything posted was delivered (or 30 s).
+	drainStart := time.Now()
+	for time.Since(drainStart) < 30*time.Second {
+		if r.aggregate().Msgs >= expected {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cpu1, wcpu1, elapsed := r.serverTicks(), r.workerTicks(), time.Since(start)
+	cancel()
+	var exp []uint64
+	if o.scenario != "small-rooms" {
+		exp = ok
+	}
+	replies, err := r.call(command{Cmd: "report", Expected: exp})
+	if err != nil {
+		return err
+	}
+	lat := newLatencyHist()
+	res := r.res
+	for _, raw := range replies {
+		var wr workerReport
+		if err := json.Unmarshal(raw, &wr); err != nil {
+			return err
+		}
+		if wr.Latency != nil {
+			lat.Merge(hdrhistogram.Import(wr.Latency))
+		}
+		res.Delivered += wr.Status.Msgs
+		res.Missing += wr.Missing
+		res.Dups += wr.Dups
+		res.Incomplete += wr.Incomplete
+		res.Disordered += wr.Disordered
+	}
+	res.Posted, res.PostFailed, res.Expected = posted, failed, expected
+	if o.scenario == "small-rooms" {
+		res.Missing = max(expected-res.Delivered, 0)
+	}
+	res.Latency = percentiles(lat)
+	res.PostLatency = percentiles(postLat)
+	res.WindowSeconds = elapsed.Seconds()
+	res.FramesPerSec = float64(res.Delivered) / elapsed.Seconds()
+	for i := range r.servers {
+		res.Servers[i].CPUSeconds = float64(cpu1[i]-cpu0[i]) / ticksPerSecond
+	}
+	res.ServerCPUSeconds = float64(sum(cpu1)-sum(cpu0)) / ticksPerSecond
+	res.ClientCPUSeconds = float64(wcpu1-wcpu0) / ticksPerSecond
+	if res.Delivered > 0 {
+		res.ServerCPUPerFrameUs = res.ServerCPUSeconds * 1e6 / float64(res.Delivered)
+		net := res.ServerCPUSeconds - res.IdleServerCPUPerSec*elapsed.Seconds()
+		res.ServerCPUPerFrameNetUs = math.Max(net, 0) * 1e6 / float64(res.Delivered)
+	}
+	for i, s := range r.servers {
+		if !s.killed {
+			m := scrapeMetrics(s.Addr)
+			res.Servers[i].SlowConsumers = int64(m["guildhall_gateway_slow_consumers_total"])
+			res.Servers[i].GapFills = int64(m["guildhall_gateway_gap_fills_total"])
+		}
+	}
+	r.prog.printf(true, "post: done: %d posted, %d delivered of %d expected", posted, res.Delivered, expected)
+	return nil
+}
+
+func (r *run) traffic() error { return r.measure(nil) }
+
+// storm kills the last gateway while messages flow, and times until every session
+// is ready again (resumed elsewhere).
+func (r *run) storm() error {
+	victim := r.servers[len(r.servers)-1]
+	var once sync.Once
+	var killedAt time.Time
+	var allBack atomic.Int64 // ns after the kill
+	onKilled := r.sessionsOn[len(r.servers)-1]
+	r.res.Storm = &stormResult{Victim: victim.Name, SessionsOnVictim: onKilled}
+	var resumedBefore int64
+	err := r.measure(func(el time.Duration, st workerStatus) {
+		if el < r.o.killAfter {
+			return
+		}
+		once.Do(func() {
+			resumedBefore = st.Resumed
+			victim.killed = true
+			victim.Kill()
+			killedAt = time.Now()
+			r.prog.printf(true, "storm: killed %s (%d sessions) at %.1f s", victim.Name, onKilled, el.Seconds())
+		})
+		if allBack.Load() == 0 && st.Ready >= r.o.sessions && st.Resumed-resumedBefore >= int64(onKilled) {
+			allBack.Store(int64(time.Since(killedAt)))
+			r.prog.printf(true, "storm: all %d sessions ready again %.2f s after the kill", r.o.sessions, time.Since(killedAt).Seconds())
+		}
+	})
+	if err != nil {
+		return err
+	}
+	st := r.aggregate()
+	r.res.Storm.Resumed = st.Resumed - resumedBefore
+	r.res.Storm.Invalid = st.Invalid
+	if v := allBack.Load(); v > 0 {
+		r.res.Storm.AllResumedSeconds = time.Duration(v).Seconds()
+	} else {
+		r.res.Storm.AllResumedSeconds = -1
+	}
+	return nil
+}
+
+// idle holds the sessions and measures memory after a GC that started once they
+// were all connected.
+func (r *run) idle() error {
+	o := r.o
+	after := time.Now()
+	gcs := make([]int, len(r.servers))
+	for i, s := range r.servers {
+		_, gcs[i] = s.GC()
+	}
+	t0 := r.serverTicks()
+	deadline := time.Now().Add(max(o.gcWait, o.duration))
+	for time.Now().Before(deadline) {
+		done := time.Since(after) >= o.duration
+		for i, s := range r.servers {
+			if g, n := s.GC(); n == gcs[i] || g.At.Before(after) {
+				done = false
+			}
+		}
+		st := r.aggregate()
+		r.prog.printf(false, "idle: %.0f s, %d ready, %d closes; waiting for a GC in every server", time.Since(after).Seconds(), st.Ready, st.Closes)
+		if done {
+			break
+		}
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-r.ctx.Done():
+			return r.ctx.Err()
+		}
+	}
+	t1 := r.serverTicks()
+	r.res.IdleServerCPUPerSec = float64(sum(t1)-sum(t0)) / ticksPerSecond / time.Since(after).Seconds()
+	for i, s := range r.servers {
+		r.res.Servers[i].After = r.memSnapshot(s)
+		g, n := s.GC()
+		r.res.Servers[i].GCAfterRamp = n > gcs[i] && g.At.After(after)
+	}
+	r.res.KernelAfter = kernelMem()
+	st := r.aggregate()
+	r.res.Delivered = st.Msgs
+	r.prog.printf(true, "idle: %d sessions ready, %d closes during the hold", st.Ready, st.Closes)
+	if st.Ready < o.sessions {
+		return fmt.Errorf("only %d of %d sessions stayed connected", st.Ready, o.sessions)
+	}
+	return nil
+}
+
+func sum(xs []int64) int64 {
+	var t int64
+	for _, x := range xs {
+		if x > 0 {
+			t += x
+		}
+	}
+	return t
+}
+
+func popcount(x uint64) int {
+	n := 0
+	for x != 0 {
+		x &= x - 1
+		n++
+	}
+	return n
+}
