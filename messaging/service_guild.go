@@ -136,7 +136,28 @@ const (
 	MaxOverwrites  = 100
 	MaxInviteAge   = 7 * 24 * 3600
 	MaxInviteUses  = 100
+	// MaxGuildsPerUser and MaxChannelsPerGuild are Discord's limits. They also
+	// bound what one IDENTIFY reply carries to a gateway.
+	MaxGuildsPerUser    = 100
+	MaxChannelsPerGuild = 500
 )
+
+var (
+	errMaxGuilds   = &guildhall.Error{Status: 400, Code: 30001, Message: "Maximum number of guilds reached (100)"}
+	errMaxChannels = &guildhall.Error{Status: 400, Code: 30013, Message: "Maximum number of guild channels reached (500)"}
+)
+
+// checkGuildCount refuses a user who is in MaxGuildsPerUser guilds already.
+func (s *Service) checkGuildCount(ctx context.Context, u guildhall.User) error {
+	ids, err := s.store.UserGuilds(ctx, u.ID)
+	if err != nil {
+		return internal("user guilds", err)
+	}
+	if len(ids) >= MaxGuildsPerUser {
+		return errMaxGuilds
+	}
+	return nil
+}
 
 // CreateGuild creates a guild owned by u with the @everyone role (id = guild id,
 // DefaultEveryonePermissions), a "general" text channel and u as its first member,
@@ -145,6 +166,9 @@ func (s *Service) CreateGuild(ctx context.Context, u guildhall.User, name string
 	name = strings.TrimSpace(name)
 	if n := utf8.RuneCountInString(name); n < MinGuildName || n > MaxGuildName {
 		return guildhall.GuildState{}, guildhall.FieldError("name", "BASE_TYPE_BAD_LENGTH", "Must be between 2 and 100 in length.")
+	}
+	if err := s.checkGuildCount(ctx, u); err != nil {
+		return guildhall.GuildState{}, err
 	}
 	id := s.ids.Next()
 	g := guildhall.Guild{ID: id, Name: name, OwnerID: u.ID}
@@ -249,6 +273,9 @@ func (s *Service) CreateChannel(ctx context.Context, u guildhall.User, guildID g
 	existing, err := s.store.Channels(ctx, guildID)
 	if err != nil {
 		return guildhall.Channel{}, internal("channels", err)
+	}
+	if len(existing) >= MaxChannelsPerGuild {
+		return guildhall.Channel{}, errMaxChannels
 	}
 	if err := s.validateChannel(a, existing, &nc); err != nil {
 		return guildhall.Channel{}, err
@@ -482,6 +509,9 @@ func (s *Service) AcceptInvite(ctx context.Context, u guildhall.User, code strin
 	}
 	if inv.Expired(s.now()) {
 		return InviteInfo{}, false, guildhall.ErrUnknownInvite
+	}
+	if err := s.checkGuildCount(ctx, u); err != nil {
+		return InviteInfo{}, false, err
 	}
 	m := guildhall.Member{GuildID: inv.GuildID, User: u, Roles: []guildhall.Snowflake{}, JoinedAt: s.now().UTC()}
 	if err := s.store.PutMember(ctx, m); err != nil {
