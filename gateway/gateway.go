@@ -126,6 +126,13 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 		CheckUtf8Enabled:   true,
 		HandshakeTimeout:   10 * time.Second,
 	})
+	prev := nc.Opts.ReconnectedCB
+	nc.SetReconnectHandler(func(c *natsgo.Conn) {
+		if prev != nil {
+			prev(c)
+		}
+		g.hub.reconnected()
+	})
 	rctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	go func() { defer close(g.done); g.hub.run(rctx) }()

@@ -55,6 +55,9 @@ type Hub struct {
 
 	watermark atomic.Uint64 // w, for readers outside the pump
 	nRooms    atomic.Int64
+
+	// presence is the gateway's presence state (presence.go); not the pump's.
+	presence gatewayPresence
 }
 
 // waiter runs in the pump once the watermark reaches seq.
@@ -259,7 +262,7 @@ func (h *Hub) room(state *guildhall.GuildState, fresh bool) *room {
 		// before this subscription reached the stream's server would only show as a
 		// gap at the guild's next event. Look once the subscription is surely in
 		// place, so a quiet guild is not left behind.
-		go h.checkRoomStart(r.id)
+		go h.checkRoom(r.id)
 	}
 	return r
 }
@@ -290,7 +293,10 @@ func (h *Hub) joinUser(s *Session) {
 	u.sessions = append(u.sessions, s)
 }
 
-func (h *Hub) checkRoomStart(id guildhall.Snowflake) {
+// checkRoom fills a room's gap, if any, against the stream's last event of the
+// guild: used where the next event might be long in coming (a new subscription, a
+// NATS reconnect during which core messages were lost).
+func (h *Hub) checkRoom(id guildhall.Snowflake) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := h.nc.FlushWithContext(ctx); err != nil {
@@ -301,8 +307,18 @@ func (h *Hub) checkRoomStart(id guildhall.Snowflake) {
 		return // no events yet, or NATS is away: the next event shows any gap
 	}
 	h.cmds <- func() {
-		if r := h.rooms[id]; r != nil && msg.Sequence > r.lastSeq {
+		if r := h.rooms[id]; r != nil && !r.fresh && msg.Sequence > r.lastSeq {
 			h.fill(r, msg.Sequence+1)
+		}
+	}
+}
+
+// reconnected runs after the NATS connection came back: events re-published while
+// it was away are lost to this gateway, so every room checks the stream.
+func (h *Hub) reconnected() {
+	h.cmds <- func() {
+		for id := range h.rooms {
+			go h.checkRoom(id)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -143,11 +144,21 @@ func (g *Gateway) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 	subjects = append(subjects, ghnats.UserInSubject(uint64(s.user.ID)))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cons, err := g.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: subjects,
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    from + 1,
-	})
+	var cons jetstream.Consumer
+	var err error
+	// Creating the consumer is a JetStream API call, which a busy cluster may
+	// refuse for a moment (a reconnect storm makes many at once): try a few times.
+	for attempt := range 4 {
+		cons, err = g.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+			FilterSubjects: subjects,
+			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:    from + 1,
+		})
+		if err == nil {
+			break
+		}
+		time.Sleep(time.Duration(50<<attempt)*time.Millisecond + time.Duration(rand.IntN(50))*time.Millisecond)
+	}
 	if err != nil {
 		return 0, err
 	}

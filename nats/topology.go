@@ -198,4 +198,40 @@ const (
 	SubjectAPIIdentify = SubjectAPI + "identify" // guildhall.IdentifyRequest → IdentifyReply
 	SubjectAPIGuild    = SubjectAPI + "guild"    // guildhall.GuildRequest → GuildReply
 	SubjectAPIBot      = SubjectAPI + "admin.bot"
+	// SubjectAPIMembers pages a guild's members for GUILD_MEMBERS_CHUNK
+	// (messaging.MembersRequest → MembersReply).
+	SubjectAPIMembers = SubjectAPI + "members"
 )
+
+// SubjectPresenceCounts carries each gateway's periodic per-guild online counts to
+// the presence aggregators (presence.CountReport); core NATS, never stored.
+const SubjectPresenceCounts = SubjectEphemeral + "presence.counts"
+
+// Await waits until the topology exists, for processes that use it without owning
+// it (gateways): only the api role applies the topology, so that processes started
+// with different flags never undo each other's settings.
+func Await(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	for {
+		err := exists(ctx, js, t)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("nats: waiting for the topology (is an api process running?): %w", err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func exists(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	if _, err := js.Stream(ctx, StreamEvents); err != nil {
+		return fmt.Errorf("stream %s: %w", StreamEvents, err)
+	}
+	for _, b := range t.Buckets() {
+		if _, err := js.KeyValue(ctx, b.Bucket); err != nil {
+			return fmt.Errorf("bucket %s: %w", b.Bucket, err)
+		}
+	}
+	return nil
+}

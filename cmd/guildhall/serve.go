@@ -34,6 +34,8 @@ type serveFlags struct {
 	drain                                             time.Duration
 	logLevel                                          string
 	rateLimits                                        string
+	bcryptCost                                        int
+	resumeWindow                                      time.Duration
 }
 
 func parseServe(args []string) (serveFlags, error) {
@@ -49,9 +51,11 @@ func parseServe(args []string) (serveFlags, error) {
 	fs.StringVar(&f.cqlHosts, "cql-hosts", envOr("GUILDHALL_CQL_HOSTS", "127.0.0.1:9042"), "CQL hosts, comma-separated (env GUILDHALL_CQL_HOSTS)")
 	fs.StringVar(&f.cqlKeyspace, "cql-keyspace", envOr("GUILDHALL_CQL_KEYSPACE", "guildhall"), "CQL keyspace (env GUILDHALL_CQL_KEYSPACE)")
 	fs.StringVar(&f.cqlConsistency, "cql-consistency", envOr("GUILDHALL_CQL_CONSISTENCY", "LOCAL_QUORUM"), "CQL consistency (env GUILDHALL_CQL_CONSISTENCY)")
-	fs.IntVar(&f.replicas, "replicas", 1, "replicas of streams and buckets when creating them (3 on a cluster)")
+	fs.IntVar(&f.replicas, "replicas", 1, "replicas of streams and buckets (3 on a cluster); applied by the api role")
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on SIGTERM, spread gateway reconnects over this long")
 	fs.StringVar(&f.rateLimits, "rate-limits", envOr("GUILDHALL_RATE_LIMITS", "discord"), "REST rate limits: discord (Discord's numbers) or off (benchmarks and tests only) (env GUILDHALL_RATE_LIMITS)")
+	fs.IntVar(&f.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of password hashes (4 for tests and load generators only)")
+	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL); applied by the api role")
 	fs.StringVar(&f.logLevel, "log-level", envOr("GUILDHALL_LOG_LEVEL", "info"), "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -119,12 +123,18 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		_ = os.WriteFile(filepath.Join(f.data, "nats.url"), []byte(natsURL+"\n"), 0o644)
 		log.Info("embedded NATS listening", "url", natsURL, "dir", filepath.Join(f.data, "nats"))
 	}
-	nc, js, err := ghnats.Connect(natsURL, "guildhall")
+	nc, js, err := ghnats.Connect(natsURL, "guildhall "+f.roles+" "+ln.Addr().String())
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	if err := ghnats.Apply(startCtx, js, ghnats.Topology{Replicas: f.replicas}); err != nil {
+	topo := ghnats.Topology{Replicas: f.replicas, SessionTTL: f.resumeWindow}
+	if f.has("api") {
+		err = ghnats.Apply(startCtx, js, topo)
+	} else {
+		err = ghnats.Await(startCtx, js, topo)
+	}
+	if err != nil {
 		return err
 	}
 
@@ -190,7 +200,8 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		}
 		svc, err := messaging.NewService(startCtx, messaging.Config{
 			Store: store, Conn: nc, JS: js, Barrier: barrier, Metrics: metrics, Logger: log,
-			IDs: guildhall.NewSnowflakeGeneratorForNode(lease.Node),
+			IDs:        guildhall.NewSnowflakeGeneratorForNode(lease.Node),
+			BcryptCost: f.bcryptCost,
 		})
 		if err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 )
 
@@ -23,7 +24,7 @@ type stack struct {
 
 func startStack(t *testing.T, dataDir string, extra ...string) *stack {
 	t.Helper()
-	args := append([]string{"--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--data", dataDir, "--drain", "100ms", "--rate-limits", "off"}, extra...)
+	args := append([]string{"--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--data", dataDir, "--drain", "100ms", "--rate-limits", "off", "--bcrypt-cost", "4"}, extra...)
 	f, err := parseServe(args)
 	if err != nil {
 		t.Fatal(err)
@@ -135,3 +136,9 @@ func (s *stack) post(t *testing.T, token, channelID, content string) message {
 	s.rest.Must(t, http.StatusOK, "POST", "/channels/"+channelID+"/messages", token, map[string]string{"content": content}, &m)
 	return m
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// natsTopologyForTests keeps the defaults; a test that needs a short resume window
+// passes --resume-window to the api, which applies the topology.
+func natsTopologyForTests() ghnats.Topology { return ghnats.Topology{} }
