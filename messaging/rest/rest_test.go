@@ -11,6 +11,7 @@ import (
 	guildhall "github.com/guildhall/guildhall"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestRegisterLoginAndTokens(t *testing.T) {
@@ -117,6 +118,28 @@ func TestGatewayEndpoints(t *testing.T) {
 	wantError(t, st, raw, 404, 0)
 	st, raw = e.api.Do(t, "PUT", "/gateway", u.token, nil, nil)
 	wantError(t, st, raw, 405, 0)
+	e.api.Do(t, "GET", "/gateway", "wrong", nil, nil)
+
+	// Requests are counted by route, method and status.
+	for _, c := range []struct {
+		route, method, status string
+		want                  float64
+	}{
+		{"/gateway", "GET", "200", 2},
+		{"/gateway", "GET", "401", 1},
+		{"/gateway", "PUT", "405", 1},
+		{"/gateway/bot", "GET", "200", 1},
+		{"/auth/register", "POST", "201", 1},
+		{"unknown", "GET", "404", 1},
+	} {
+		var m dto.Metric
+		if err := e.metrics.RESTRequests.WithLabelValues(c.route, c.method, c.status).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.GetCounter().GetValue(); got != c.want {
+			t.Errorf("rest_requests_total{route=%q,method=%q,status=%q} = %v; want %v", c.route, c.method, c.status, got, c.want)
+		}
+	}
 }
 
 func TestGuildChannelsInvitesMembers(t *testing.T) {
