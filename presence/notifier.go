@@ -1,0 +1,299 @@
+package presence
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// NotifierConfig configures a Notifier. Every field may be left zero.
+type NotifierConfig struct {
+	// Name identifies this process in the lease; zero value means host/pid.
+	Name string
+	// Logger; zero value means slog.Default().
+	Logger *slog.Logger
+}
+
+// Notifier turns changes of the presence bucket into PRESENCE_UPDATE dispatches
+// for the small guilds of each user (Entry.Guilds): it watches the bucket and,
+// when what others see of a user changes (status or activities; a key that is
+// deleted or expires means offline), publishes one ephemeral guild event per
+// guild on ghnats.EphemeralGuildSubject. Gateways deliver those to the guild's
+// sessions like typing: core NATS, never the stream.
+//
+// Expiry is what makes a dead gateway's users go offline: their keys stop being
+// rewritten, expire after the bucket's TTL, and the bucket's limit markers show
+// the Notifier a purge.
+//
+// Every api process may run one; they elect one active Notifier through a key in
+// the leases bucket (ghnats.BucketLeases), so each change is announced once. A
+// new holder first reads the bucket's current values (one watch from the start,
+// not a scan per event) and announces only what changes after that; changes
+// during a failover (up to the leases TTL) are not announced.
+type Notifier struct {
+	nc   *natsgo.Conn
+	js   jetstream.JetStream
+	name string
+	log  *slog.Logger
+	now  func() time.Time
+
+	ready     chan struct{} // closed once the Notifier first became active
+	readyOnce sync.Once
+
+	// Owned by the watch loop.
+	known map[guildhall.Snowflake]seen
+	ttl   time.Duration
+}
+
+// seen is what the Notifier last announced of a user with small guilds.
+type seen struct {
+	status     Status
+	activities json.RawMessage
+	guilds     []guildhall.Snowflake
+}
+
+// LeaseKey is the Notifier's key in the leases bucket.
+const LeaseKey = "presence-notifier"
+
+// NewNotifier returns a Notifier; Run runs it.
+func NewNotifier(nc *natsgo.Conn, js jetstream.JetStream, cfg NotifierConfig) *Notifier {
+	n := &Notifier{nc: nc, js: js, name: cfg.Name, log: cfg.Logger, now: time.Now, ready: make(chan struct{})}
+	if n.name == "" {
+		h, _ := os.Hostname()
+		n.name = fmt.Sprintf("%s/%d", h, os.Getpid())
+	}
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	return n
+}
+
+// Run takes the lease when it is free and announces changes while it holds it,
+// until ctx ends. It returns nil then.
+func (n *Notifier) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		l, err := acquire(ctx, n.js, LeaseKey, n.name)
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("presence notifier: lease", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		go l.keep(lctx, cancel, n.log)
+		err = n.watch(lctx)
+		cancel()
+		l.release()
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("presence notifier: watch", "err", err)
+			sleep(ctx, time.Second)
+		}
+	}
+	return nil
+}
+
+// Ready is closed once this Notifier has held the lease and read the bucket:
+// from then on it announces every change (tests wait for it).
+func (n *Notifier) Ready() <-chan struct{} { return n.ready }
+
+func (n *Notifier) watch(ctx context.Context) error {
+	kv, ttl, err := openBucket(ctx, n.js)
+	if err != nil {
+		return err
+	}
+	n.ttl = ttl
+	n.known = map[guildhall.Snowflake]seen{}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = w.Stop() }()
+	initial := true
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return errors.New("watch ended")
+			}
+			if e == nil {
+				initial = false
+				n.readyOnce.Do(func() { close(n.ready) })
+				continue
+			}
+			n.apply(e, !initial)
+		}
+	}
+}
+
+// apply compares a change with what was announced and announces the difference.
+func (n *Notifier) apply(e jetstream.KeyValueEntry, announce bool) {
+	uid, ok := userOfKey(e.Key())
+	if !ok {
+		return
+	}
+	prev, had := n.known[uid]
+	if !had {
+		prev.status = Offline
+	}
+	next := seen{status: Offline}
+	if e.Operation() == jetstream.KeyValuePut {
+		var en Entry
+		if json.Unmarshal(e.Value(), &en) == nil {
+			next = seen{status: en.Visible(n.now(), n.ttl), activities: en.Activities, guilds: en.Guilds}
+		}
+	}
+	if next.status == Offline {
+		next.activities = nil
+	}
+	if next.status == Offline || len(next.guilds) == 0 {
+		delete(n.known, uid)
+	} else {
+		n.known[uid] = next
+	}
+	if !announce {
+		return
+	}
+	switch {
+	case next.status != prev.status || !bytes.Equal(next.activities, prev.activities):
+		targets := next.guilds
+		if next.status == Offline {
+			targets = union(prev.guilds, next.guilds)
+		}
+		n.publish(uid, next, targets)
+	case next.status != Offline:
+		// Same presence; tell guilds the user has just joined.
+		var added []guildhall.Snowflake
+		for _, g := range next.guilds {
+			if !slices.Contains(prev.guilds, g) {
+				added = append(added, g)
+			}
+		}
+		n.publish(uid, next, added)
+	}
+}
+
+func (n *Notifier) publish(uid guildhall.Snowflake, s seen, guilds []guildhall.Snowflake) {
+	for _, g := range guilds {
+		data, err := json.Marshal(NewPresence(uid, g, s.status, s.activities))
+		if err != nil {
+			continue
+		}
+		ev := guildhall.Event{Type: guildhall.EventPresenceUpdate, GuildID: g, UserID: uid, Data: data}
+		if err := n.nc.PublishMsg(ghnats.EphemeralMsg(ev)); err != nil {
+			n.log.Warn("presence notifier: publish", "guild", g, "err", err)
+			return
+		}
+		metricAnnounced.Inc()
+	}
+}
+
+func union(a, b []guildhall.Snowflake) []guildhall.Snowflake {
+	out := slices.Clone(a)
+	for _, g := range b {
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// lease is one key of the leases bucket held by this process: created when free,
+// refreshed every TTL/3, deleted on release. A holder that stops refreshing loses
+// it after the bucket's TTL.
+type lease struct {
+	kv    jetstream.KeyValue
+	key   string
+	owner string
+	rev   uint64
+	every time.Duration
+	done  chan struct{}
+}
+
+// acquire waits until the key is free and takes it.
+func acquire(ctx context.Context, js jetstream.JetStream, key, owner string) (*lease, error) {
+	kv, err := js.KeyValue(ctx, ghnats.BucketLeases)
+	if err != nil {
+		return nil, err
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	every := st.TTL() / 3
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	for {
+		rev, err := kv.Create(ctx, key, []byte(owner))
+		if err == nil {
+			return &lease{kv: kv, key: key, owner: owner, rev: rev, every: every, done: make(chan struct{})}, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, err
+		}
+		sleep(ctx, min(every, time.Second))
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// keep refreshes the lease until ctx ends; if a refresh fails it calls lost.
+func (l *lease) keep(ctx context.Context, lost context.CancelFunc, log *slog.Logger) {
+	defer close(l.done)
+	t := time.NewTicker(l.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, l.every)
+		rev, err := l.kv.Update(rctx, l.key, []byte(l.owner), l.rev)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("presence notifier: lost the lease", "err", err)
+				lost()
+			}
+			return
+		}
+		l.rev = rev
+	}
+}
+
+// release stops refreshing and frees the key for the next holder.
+func (l *lease) release() {
+	<-l.done
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
+}

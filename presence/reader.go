@@ -1,0 +1,109 @@
+package presence
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Reader reads the presences of many users at once: one JetStream batch direct
+// get (multi_last) per 1000 users, answered by the bucket's stream without a
+// consumer. It is what GUILD_MEMBERS_CHUNK's presences cost: one request per
+// chunk, not one per member.
+type Reader struct {
+	nc  *natsgo.Conn
+	js  jetstream.JetStream
+	now func() time.Time
+	ttl time.Duration
+}
+
+// maxMultiGet stays under the server's bound on one multi_last request (1024).
+const maxMultiGet = 1000
+
+// NewReader binds the presence bucket.
+func NewReader(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream) (*Reader, error) {
+	_, ttl, err := openBucket(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{nc: nc, js: js, now: time.Now, ttl: ttl}, nil
+}
+
+// Presences returns the presence of each of users who is not offline (invisible
+// users are offline to others), in no particular order.
+func (r *Reader) Presences(ctx context.Context, users []guildhall.Snowflake) ([]Presence, error) {
+	out := []Presence{}
+	for len(users) > 0 {
+		n := min(len(users), maxMultiGet)
+		part, err := r.batch(ctx, users[:n])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, part...)
+		users = users[n:]
+	}
+	return out, nil
+}
+
+const kvSubjectPrefix = "$KV." + ghnats.BucketPresence + "."
+
+func (r *Reader) batch(ctx context.Context, users []guildhall.Snowflake) ([]Presence, error) {
+	subjects := make([]string, len(users))
+	for i, u := range users {
+		subjects[i] = kvSubjectPrefix + Key(u)
+	}
+	req, err := json.Marshal(struct {
+		MultiLast []string `json:"multi_last"`
+	}{subjects})
+	if err != nil {
+		return nil, err
+	}
+	inbox := r.nc.NewInbox()
+	sub, err := r.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := r.nc.PublishRequest("$JS.API.DIRECT.GET.KV_"+ghnats.BucketPresence, inbox, req); err != nil {
+		return nil, err
+	}
+	var out []Presence
+	now := r.now()
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("presence: batch get: %w", err)
+		}
+		switch m.Header.Get("Status") {
+		case "":
+		case "204", "404": // end of batch, or none of the keys exists
+			return out, nil
+		default:
+			return nil, fmt.Errorf("presence: batch get: %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+		if m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "" || len(m.Data) == 0 {
+			continue // deleted or expired
+		}
+		subj := m.Header.Get(jetstream.SubjectHeader)
+		if len(subj) <= len(kvSubjectPrefix) {
+			continue
+		}
+		uid, ok := userOfKey(subj[len(kvSubjectPrefix):])
+		if !ok {
+			continue
+		}
+		var e Entry
+		if json.Unmarshal(m.Data, &e) != nil {
+			continue
+		}
+		if st := e.Visible(now, r.ttl); st != Offline {
+			out = append(out, NewPresence(uid, 0, st, e.Activities))
+		}
+	}
+}
