@@ -44,6 +44,9 @@ type Config struct {
 	Inbox int
 	// APITimeout bounds a request to the api; zero value means 5 s.
 	APITimeout time.Duration
+	// StartLimits bound IDENTIFY per user across every gateway (resumes are free).
+	// Zero value means Discord's: 1000 per day, max_concurrency 1 per 5 s.
+	StartLimits registry.StartLimits
 }
 
 func (c Config) withDefaults() Config {
@@ -84,6 +87,7 @@ type Gateway struct {
 	hub      *Hub
 	api      apiClient
 	registry *registry.Registry
+	limiter  *registry.StartLimiter
 	stream   jetstream.Stream
 	upgrader *gws.Upgrader
 	cancel   context.CancelFunc
@@ -105,10 +109,15 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 	if err != nil {
 		return nil, err
 	}
+	lim, err := registry.NewStartLimiter(ctx, js, cfg.StartLimits)
+	if err != nil {
+		return nil, err
+	}
 	g := &Gateway{
 		cfg:      cfg,
 		api:      apiClient{nc: nc},
 		registry: reg,
+		limiter:  lim,
 		stream:   stream,
 		done:     make(chan struct{}),
 		sessions: map[string]*Session{},
@@ -328,6 +337,22 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 		}
 		metricIdentifies.WithLabelValues("auth_failed").Inc()
 		s.close(CloseAuthenticationFailed, "Authentication failed")
+		return
+	}
+	shard := -1
+	if len(d.Shard) == 2 {
+		shard = d.Shard[0]
+	}
+	if err := g.limiter.Allow(ctx, rep.User.ID, shard); err != nil {
+		var limited *registry.ErrStartLimited
+		if errors.As(err, &limited) {
+			metricIdentifies.WithLabelValues("rate_limited").Inc()
+			s.close(CloseRateLimited, fmt.Sprintf("Session start limit: retry after %.1fs", limited.RetryAfter.Seconds()))
+			return
+		}
+		metricIdentifies.WithLabelValues("api_error").Inc()
+		slog.Warn("identify: start limiter", "err", err)
+		s.close(CloseUnknownError, "Try again")
 		return
 	}
 	s.user = rep.User

@@ -16,6 +16,7 @@ const (
 	BucketSessions = "gh_sessions"
 	BucketPresence = "gh_presence"
 	BucketLeases   = "gh_leases"
+	BucketLimits   = "gh_limits"
 )
 
 // Subjects. Guild events are published to GuildInSubject and re-published by the
@@ -172,6 +173,9 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		t.bucket(BucketSessions, "live gateway sessions and their resume positions", t.SessionTTL),
 		t.bucket(BucketPresence, "user presence; expires when no gateway refreshes it", t.PresenceTTL),
 		t.bucket(BucketLeases, "snowflake worker leases", t.LeaseTTL),
+		// Keys live a day at most (the session start window); identify concurrency
+		// keys carry a per-key TTL of a few seconds.
+		t.bucket(BucketLimits, "gateway session start limits (identify)", 24*time.Hour),
 	}
 }
 

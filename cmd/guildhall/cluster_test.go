@@ -58,7 +58,7 @@ type gatewayProcess struct {
 func startGatewayProcess(t *testing.T, natsURL string, extra ...string) *gatewayProcess {
 	t.Helper()
 	args := append([]string{"serve", "--role", "gateway", "--nats-url", natsURL, "--addr", "127.0.0.1:0",
-		"--data", t.TempDir(), "--drain", "500ms", "--log-level", "warn", "--replicas", "3"}, extra...)
+		"--data", t.TempDir(), "--drain", "500ms", "--log-level", "warn", "--replicas", "3", "--identify-concurrency", "64"}, extra...)
 	cmd := exec.Command(guildhallBinary(t), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()

@@ -278,3 +278,32 @@ func TestResumeReplaysMissedEvents(t *testing.T) {
 		t.Fatalf("INVALID_SESSION d = %s; want false", inv.D)
 	}
 }
+
+// IDENTIFY is limited per user as Discord's session_start_limit says, and GET
+// /gateway/bot reports what is left.
+func TestIdentifyStartLimits(t *testing.T) {
+	s := startStack(t, t.TempDir(), "--identify-concurrency", "1", "--identify-total", "5")
+	tok, _ := s.rest.Register(t, "limited"+randName())
+	var bot struct {
+		URL   string `json:"url"`
+		Limit struct {
+			Total, Remaining, MaxConcurrency int
+		} `json:"session_start_limit"`
+	}
+	s.rest.Must(t, http.StatusOK, "GET", "/gateway/bot", tok, nil, &bot)
+	if bot.Limit.Total != 5 || bot.Limit.Remaining != 5 || bot.URL == "" {
+		t.Fatalf("GET /gateway/bot = %+v; want 5 of 5 remaining and a url", bot)
+	}
+	first := testenv.DialGateway(t, s.gatewayURL())
+	first.Identify(tok)
+	second := testenv.DialGateway(t, s.gatewayURL())
+	second.WaitFor(t, "op:10", 5*time.Second)
+	_ = second.Send(2, map[string]any{"token": tok, "properties": map[string]string{}})
+	if code, _ := second.WaitClose(10 * time.Second); code != 4008 {
+		t.Fatalf("second IDENTIFY within the window closed with %d; want 4008", code)
+	}
+	s.rest.Must(t, http.StatusOK, "GET", "/gateway/bot", tok, nil, &bot)
+	if bot.Limit.Remaining != 4 {
+		t.Fatalf("remaining after one start = %d; want 4", bot.Limit.Remaining)
+	}
+}

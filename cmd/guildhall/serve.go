@@ -22,6 +22,7 @@ import (
 	"github.com/guildhall/guildhall/messaging"
 	"github.com/guildhall/guildhall/messaging/rest"
 	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/guildhall/guildhall/registry"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,6 +36,7 @@ type serveFlags struct {
 	logLevel                                          string
 	rateLimits                                        string
 	bcryptCost                                        int
+	identifyTotal, identifyConcurrency                int
 	resumeWindow                                      time.Duration
 }
 
@@ -55,6 +57,8 @@ func parseServe(args []string) (serveFlags, error) {
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on SIGTERM, spread gateway reconnects over this long")
 	fs.StringVar(&f.rateLimits, "rate-limits", envOr("GUILDHALL_RATE_LIMITS", "discord"), "REST rate limits: discord (Discord's numbers) or off (benchmarks and tests only) (env GUILDHALL_RATE_LIMITS)")
 	fs.IntVar(&f.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of password hashes (4 for tests and load generators only)")
+	fs.IntVar(&f.identifyTotal, "identify-total", 1000, "session starts (IDENTIFY) per user per day, as Discord's session_start_limit.total")
+	fs.IntVar(&f.identifyConcurrency, "identify-concurrency", 1, "IDENTIFY per user per 5 s per shard bucket, as Discord's max_concurrency")
 	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL); applied by the api role")
 	fs.StringVar(&f.logLevel, "log-level", envOr("GUILDHALL_LOG_LEVEL", "info"), "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -215,7 +219,11 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if gwURL == "" {
 			gwURL = "ws://" + ln.Addr().String()
 		}
-		rcfg := rest.Config{GatewayURL: gwURL, Metrics: metrics, Logger: log}
+		starts, err := registry.NewStartLimiter(startCtx, js, f.startLimits())
+		if err != nil {
+			return err
+		}
+		rcfg := rest.Config{GatewayURL: gwURL, Metrics: metrics, Logger: log, Sessions: sessionStartLimits{starts}}
 		switch f.rateLimits {
 		case "discord":
 		case "off":
@@ -230,7 +238,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	}
 	var gw *gateway.Gateway
 	if f.has("gateway") {
-		gw, err = gateway.New(startCtx, nc, js, gateway.Config{PublicURL: f.publicURL})
+		gw, err = gateway.New(startCtx, nc, js, gateway.Config{PublicURL: f.publicURL, StartLimits: f.startLimits()})
 		if err != nil {
 			return err
 		}
@@ -260,6 +268,22 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	_ = srv.Shutdown(sctx)
 	<-writerDone
 	return nil
+}
+
+func (f serveFlags) startLimits() registry.StartLimits {
+	return registry.StartLimits{Total: f.identifyTotal, MaxConcurrency: f.identifyConcurrency}
+}
+
+// sessionStartLimits answers GET /gateway/bot's session_start_limit from the
+// limits the gateways enforce.
+type sessionStartLimits struct{ l *registry.StartLimiter }
+
+func (s sessionStartLimits) SessionStartLimit(ctx context.Context, user guildhall.Snowflake) rest.SessionStartLimit {
+	u, err := s.l.Usage(ctx, user)
+	if err != nil {
+		return rest.SessionStartLimit{Total: u.Total, Remaining: u.Total, MaxConcurrency: u.MaxConcurrency}
+	}
+	return rest.SessionStartLimit{Total: u.Total, Remaining: u.Remaining, ResetAfter: int(u.ResetAfter.Milliseconds()), MaxConcurrency: u.MaxConcurrency}
 }
 
 // apiMetrics registers the api's metrics once per process (tests run several

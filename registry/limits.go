@@ -1,0 +1,159 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StartLimits are Discord's session start limits: a user may start Total sessions
+// (IDENTIFY) per Window, and at most one per ConcurrencyWindow in each of
+// MaxConcurrency buckets (bucket = shard id % MaxConcurrency). Resumes do not count.
+// Zero values mean Discord's: 1000 per 24 h, max_concurrency 1 per 5 s.
+type StartLimits struct {
+	Total             int
+	Window            time.Duration
+	MaxConcurrency    int
+	ConcurrencyWindow time.Duration
+}
+
+func (l StartLimits) withDefaults() StartLimits {
+	if l.Total == 0 {
+		l.Total = 1000
+	}
+	if l.Window == 0 {
+		l.Window = 24 * time.Hour
+	}
+	if l.MaxConcurrency == 0 {
+		l.MaxConcurrency = 1
+	}
+	if l.ConcurrencyWindow == 0 {
+		l.ConcurrencyWindow = 5 * time.Second
+	}
+	return l
+}
+
+// ErrStartLimited means the user may not start another session now; RetryAfter
+// says when it may.
+type ErrStartLimited struct{ RetryAfter time.Duration }
+
+func (e *ErrStartLimited) Error() string {
+	return fmt.Sprintf("registry: session start limited; retry after %v", e.RetryAfter)
+}
+
+// StartLimiter enforces StartLimits across every gateway through the limits bucket:
+// a daily counter per user updated with compare-and-set, and per concurrency bucket
+// a key created with a TTL of the concurrency window (create fails while it lives).
+type StartLimiter struct {
+	kv     jetstream.KeyValue
+	limits StartLimits
+	now    func() time.Time
+}
+
+// NewStartLimiter binds to the limits bucket (created by nats.Apply).
+func NewStartLimiter(ctx context.Context, js jetstream.JetStream, limits StartLimits) (*StartLimiter, error) {
+	kv, err := js.KeyValue(ctx, ghnats.BucketLimits)
+	if err != nil {
+		return nil, fmt.Errorf("registry: limits bucket: %w", err)
+	}
+	return &StartLimiter{kv: kv, limits: limits.withDefaults(), now: time.Now}, nil
+}
+
+type startCount struct {
+	Count   int       `json:"count"`
+	Started time.Time `json:"started"`
+}
+
+// Usage is what GET /gateway/bot reports as session_start_limit.
+type Usage struct {
+	Total, Remaining, MaxConcurrency int
+	ResetAfter                       time.Duration
+}
+
+// Usage returns the user's current standing without changing it.
+func (l *StartLimiter) Usage(ctx context.Context, user guildhall.Snowflake) (Usage, error) {
+	c, _, err := l.count(ctx, user)
+	if err != nil {
+		return Usage{}, err
+	}
+	u := Usage{Total: l.limits.Total, Remaining: l.limits.Total - c.Count, MaxConcurrency: l.limits.MaxConcurrency}
+	if c.Count > 0 {
+		u.ResetAfter = max(0, c.Started.Add(l.limits.Window).Sub(l.now()))
+	}
+	return u, nil
+}
+
+// Allow takes one session start for user on shard, or returns *ErrStartLimited. A
+// shard of -1 (the client sent none) may take any free concurrency bucket, so a
+// client without sharding may start MaxConcurrency sessions per window.
+func (l *StartLimiter) Allow(ctx context.Context, user guildhall.Snowflake, shard int) error {
+	first, last := 0, l.limits.MaxConcurrency-1
+	if shard >= 0 {
+		first = shard % l.limits.MaxConcurrency
+		last = first
+	}
+	taken := false
+	for b := first; b <= last && !taken; b++ {
+		key := "conc." + user.String() + "." + strconv.Itoa(b)
+		_, err := l.kv.Create(ctx, key, nil, jetstream.KeyTTL(l.limits.ConcurrencyWindow))
+		if err == nil {
+			taken = true
+		} else if !errors.Is(err, jetstream.ErrKeyExists) {
+			return err
+		}
+	}
+	if !taken {
+		return &ErrStartLimited{RetryAfter: l.limits.ConcurrencyWindow}
+	}
+	for range 8 { // compare-and-set; retry when another gateway got there first
+		c, rev, err := l.count(ctx, user)
+		if err != nil {
+			return err
+		}
+		if c.Count >= l.limits.Total {
+			return &ErrStartLimited{RetryAfter: max(0, c.Started.Add(l.limits.Window).Sub(l.now()))}
+		}
+		if c.Count == 0 {
+			c.Started = l.now()
+		}
+		c.Count++
+		b, _ := json.Marshal(c)
+		key := "start." + user.String()
+		if rev == 0 {
+			_, err = l.kv.Create(ctx, key, b)
+		} else {
+			_, err = l.kv.Update(ctx, key, b, rev)
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return err
+		}
+	}
+	return errors.New("registry: session start counter contended")
+}
+
+// count reads the user's counter; an expired window counts as empty.
+func (l *StartLimiter) count(ctx context.Context, user guildhall.Snowflake) (startCount, uint64, error) {
+	e, err := l.kv.Get(ctx, "start."+user.String())
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return startCount{}, 0, nil
+	}
+	if err != nil {
+		return startCount{}, 0, err
+	}
+	var c startCount
+	_ = json.Unmarshal(e.Value(), &c)
+	if l.now().Sub(c.Started) >= l.limits.Window {
+		c = startCount{}
+	}
+	return c, e.Revision(), nil
+}

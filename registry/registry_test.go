@@ -1,0 +1,97 @@
+package registry_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/guildhall/guildhall/registry"
+	"github.com/guildhall/guildhall/testenv"
+)
+
+// A session that is not refreshed expires after the TTL, and a watcher sees it go.
+func TestSessionExpiresAndWatchersSeeIt(t *testing.T) {
+	n := testenv.StartNATS(t, ghnats.Topology{SessionTTL: time.Second})
+	ctx := context.Background()
+	reg, err := registry.Open(ctx, n.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.TTL() != time.Second {
+		t.Fatalf("TTL() = %v; want 1s", reg.TTL())
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events, err := reg.Watch(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := registry.Session{ID: "s1", UserID: 42, Node: "gw-a", Seq: 7}
+	if err := reg.Put(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := reg.Get(ctx, "s1")
+	if err != nil || got.UserID != 42 || got.Node != "gw-a" || got.Seq != 7 {
+		t.Fatalf("Get(s1) = %+v, %v", got, err)
+	}
+	var sawPut, sawGone bool
+	deadline := time.After(30 * time.Second)
+	for !sawGone {
+		select {
+		case ev := <-events:
+			if ev.ID != "s1" {
+				continue
+			}
+			if !ev.Deleted {
+				sawPut = true
+			} else {
+				sawGone = true
+			}
+		case <-deadline:
+			t.Fatalf("no expiry seen (put seen: %v)", sawPut)
+		}
+	}
+	if !sawPut {
+		t.Error("the watcher did not see the put")
+	}
+	if _, err := reg.Get(ctx, "s1"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("Get after expiry = %v; want ErrNotFound", err)
+	}
+}
+
+// Session starts are limited per user: max_concurrency per window, and a total.
+func TestStartLimiter(t *testing.T) {
+	n := testenv.StartNATS(t, ghnats.Topology{})
+	ctx := context.Background()
+	lim, err := registry.NewStartLimiter(ctx, n.JS, registry.StartLimits{Total: 3, MaxConcurrency: 2, ConcurrencyWindow: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := guildhall.Snowflake(99)
+	for i := range 2 {
+		if err := lim.Allow(ctx, user, -1); err != nil {
+			t.Fatalf("start %d: %v", i, err)
+		}
+	}
+	var limited *registry.ErrStartLimited
+	if err := lim.Allow(ctx, user, -1); !errors.As(err, &limited) {
+		t.Fatalf("third start in one window = %v; want ErrStartLimited", err)
+	}
+	// Another user is not affected.
+	if err := lim.Allow(ctx, 100, 0); err != nil {
+		t.Fatalf("other user: %v", err)
+	}
+	// After the concurrency window one more start fits the total of 3, then none.
+	testenv.Eventually(t, 10*time.Second, func() error { return lim.Allow(ctx, user, 0) })
+	u, err := lim.Usage(ctx, user)
+	if err != nil || u.Remaining != 0 || u.Total != 3 || u.MaxConcurrency != 2 {
+		t.Fatalf("Usage = %+v, %v; want 0 of 3 remaining", u, err)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the concurrency window, so only the total refuses
+	if err := lim.Allow(ctx, user, 1); !errors.As(err, &limited) {
+		t.Fatalf("start past the total = %v; want ErrStartLimited", err)
+	}
+}
