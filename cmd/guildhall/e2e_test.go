@@ -307,3 +307,121 @@ func TestIdentifyStartLimits(t *testing.T) {
 		t.Fatalf("remaining after one start = %d; want 4", bot.Limit.Remaining)
 	}
 }
+
+// Joining, new channels and typing reach sessions as Discord's dispatches, and a
+// channel hidden from @everyone stays hidden from members' sessions.
+func TestGuildEventsAndChannelVisibility(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	var f guildFixture
+	f.ownerToken, f.ownerID = s.rest.Register(t, "owner"+randName())
+	f.memberToken, f.memberID = s.rest.Register(t, "member"+randName())
+	var g struct{ ID string }
+	s.rest.Must(t, http.StatusCreated, "POST", "/guilds", f.ownerToken, map[string]string{"name": "Visible"}, &g)
+	var chans []struct{ ID string }
+	s.rest.Must(t, http.StatusOK, "GET", "/guilds/"+g.ID+"/channels", f.ownerToken, nil, &chans)
+	general := chans[0].ID
+
+	owner := testenv.DialGateway(t, s.gatewayURL())
+	owner.Identify(f.ownerToken)
+	owner.WaitFor(t, "GUILD_CREATE", 5*time.Second)
+	member := testenv.DialGateway(t, s.gatewayURL())
+	member.Identify(f.memberToken) // not a member yet: no guilds
+
+	var inv struct{ Code string }
+	s.rest.Must(t, http.StatusOK, "POST", "/channels/"+general+"/invites", f.ownerToken, map[string]any{}, &inv)
+	s.rest.Must(t, http.StatusOK, "POST", "/invites/"+inv.Code, f.memberToken, nil, nil)
+	gc := member.WaitFor(t, "GUILD_CREATE", 10*time.Second)
+	if got := decode[struct{ ID string }](t, gc.D); got.ID != g.ID {
+		t.Fatalf("joiner's GUILD_CREATE is for %s; want %s", got.ID, g.ID)
+	}
+	add := owner.WaitFor(t, "GUILD_MEMBER_ADD", 10*time.Second)
+	if got := decode[struct {
+		GuildID string `json:"guild_id"`
+		User    struct{ ID string }
+	}](t, add.D); got.GuildID != g.ID || got.User.ID != f.memberID {
+		t.Fatalf("GUILD_MEMBER_ADD = %s", add.D)
+	}
+
+	// A staff channel: @everyone (the role with the guild's id) may not view it.
+	var staff struct{ ID string }
+	s.rest.Must(t, http.StatusCreated, "POST", "/guilds/"+g.ID+"/channels", f.ownerToken, map[string]any{
+		"name": "staff", "type": 0,
+		"permission_overwrites": []map[string]any{{"id": g.ID, "type": 0, "allow": "0", "deny": "1024"}},
+	}, &staff)
+	var open struct{ ID string }
+	s.rest.Must(t, http.StatusCreated, "POST", "/guilds/"+g.ID+"/channels", f.ownerToken, map[string]any{"name": "open", "type": 0}, &open)
+	owner.WaitFor(t, "CHANNEL_CREATE", 10*time.Second)
+	cc := member.WaitFor(t, "CHANNEL_CREATE", 10*time.Second)
+	if got := decode[struct{ ID string }](t, cc.D); got.ID != open.ID {
+		t.Fatalf("member's first CHANNEL_CREATE is %s; want only the open channel %s", got.ID, open.ID)
+	}
+
+	secret := s.post(t, f.ownerToken, staff.ID, "staff only")
+	public := s.post(t, f.ownerToken, open.ID, "for all")
+	ownerGot := func() map[string]bool {
+		m := map[string]bool{}
+		for _, p := range owner.Dispatches("MESSAGE_CREATE") {
+			m[decode[message](t, p.D).ID] = true
+		}
+		return m
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if got := ownerGot(); !got[secret.ID] || !got[public.ID] {
+			return fmt.Errorf("owner has %v", got)
+		}
+		return nil
+	})
+	member.WaitFor(t, "MESSAGE_CREATE", 10*time.Second)
+	for _, p := range member.Dispatches("MESSAGE_CREATE") {
+		if decode[message](t, p.D).ID == secret.ID {
+			t.Fatal("member received a message of a channel it may not view")
+		}
+	}
+	if st, _ := s.rest.Do(t, "GET", "/channels/"+staff.ID+"/messages", f.memberToken, nil, nil); st != http.StatusForbidden && st != http.StatusNotFound {
+		t.Fatalf("member GET staff history = %d; want 403 or 404", st)
+	}
+
+	// Typing reaches the other member's session.
+	s.rest.Must(t, http.StatusNoContent, "POST", "/channels/"+open.ID+"/typing", f.memberToken, nil, nil)
+	ts := owner.WaitFor(t, "TYPING_START", 10*time.Second)
+	if got := decode[struct {
+		UserID    string `json:"user_id"`
+		ChannelID string `json:"channel_id"`
+	}](t, ts.D); got.UserID != f.memberID || got.ChannelID != open.ID {
+		t.Fatalf("TYPING_START = %s", ts.D)
+	}
+}
+
+// guildhall token create --bot mints a bot token against the running server.
+func TestTokenCreateBot(t *testing.T) {
+	dir := t.TempDir()
+	s := startStack(t, dir)
+	if err := token([]string{"create", "--bot", "helper", "--data", dir}); err != nil {
+		t.Fatal(err)
+	}
+	// The token is printed; mint another through the same path and read it back.
+	out := captureStdout(t, func() {
+		if err := token([]string{"create", "--bot", "helper2", "--data", dir}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var tok string
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "token: "); ok {
+			tok = v
+		}
+	}
+	if tok == "" {
+		t.Fatalf("no token in %q", out)
+	}
+	var me struct {
+		Username string `json:"username"`
+		Bot      bool   `json:"bot"`
+	}
+	s.rest.Must(t, http.StatusOK, "GET", "/users/@me", "Bot "+tok, nil, &me)
+	if !me.Bot || me.Username != "helper2" {
+		t.Fatalf("GET /users/@me with the bot token = %+v", me)
+	}
+	c := testenv.DialGateway(t, s.gatewayURL())
+	c.Identify(tok)
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -142,3 +143,19 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 // natsTopologyForTests keeps the defaults; a test that needs a short resume window
 // passes --resume-window to the api, which applies the topology.
 func natsTopologyForTests() ghnats.Topology { return ghnats.Topology{} }
+
+func captureStdout(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan string)
+	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
+	f()
+	os.Stdout = old
+	w.Close()
+	return <-done
+}
