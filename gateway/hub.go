@@ -529,7 +529,13 @@ func (h *Hub) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 			if _, ok := s.guilds[gc.ID]; ok {
 				continue
 			}
+			_, existed := h.rooms[gc.ID]
 			r := h.room(&state, false)
+			if !existed {
+				// The joiner's GUILD_CREATE lists only the channels the joiner may
+				// see; the room serves every local member, so take the whole state.
+				h.refresh(r)
+			}
 			m := &membership{roles: self.Roles, roleKey: roleKey(self.Roles)}
 			s.guilds[r.id] = m
 			r.add(s, m)
