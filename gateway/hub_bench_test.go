@@ -229,5 +229,3 @@ func BenchmarkDispatchFrame(b *testing.B) {
 		_ = dispatchFrame(ev.Type, uint64(i), ev.Data)
 	}
 }
-
-

@@ -57,6 +57,12 @@ type result struct {
 	IdleServerCPUPerSec    float64 `json:"idle_server_cpu_per_sec"`
 	ClientCPUSeconds       float64 `json:"client_cpu_sec"`
 
+	// LoadAvg is /proc/loadavg around the window: this machine is shared, and
+	// anything else running shows here.
+	LoadAvgBefore string   `json:"loadavg_before,omitempty"`
+	LoadAvgAfter  string   `json:"loadavg_after,omitempty"`
+	PerfReports   []string `json:"perf_reports,omitempty"`
+
 	Servers      []serverResult `json:"servers"`
 	KernelBefore kernelSample   `json:"kernel_before"`
 	KernelAfter  kernelSample   `json:"kernel_after"`
@@ -205,6 +211,9 @@ func (r *result) text() string {
 		f("rate:      %.0f delivered frames/s over %.1f s\n", r.FramesPerSec, r.WindowSeconds)
 		f("cpu:       servers %.2f s = %.2f µs per delivered frame (%.2f µs net of the idle %.3f CPU-s/s); load generator %.2f s\n",
 			r.ServerCPUSeconds, r.ServerCPUPerFrameUs, r.ServerCPUPerFrameNetUs, r.IdleServerCPUPerSec, r.ClientCPUSeconds)
+	}
+	if r.LoadAvgBefore != "" {
+		f("loadavg:   %s before, %s after the window (other work on this machine shows here)\n", r.LoadAvgBefore, r.LoadAvgAfter)
 	}
 	for _, s := range r.Servers {
 		if s.After.At.IsZero() {

@@ -51,6 +51,8 @@ type options struct {
 	killAfter   time.Duration
 	timeout     time.Duration
 	readyWithin time.Duration
+	seedOnly    bool
+	perf        bool
 }
 
 func parseOptions(scenario string, args []string) (options, error) {
@@ -78,6 +80,8 @@ func parseOptions(scenario string, args []string) (options, error) {
 	fs.DurationVar(&o.killAfter, "kill-after", 0, "reconnect-storm: kill the last gateway this long after posting starts (default duration/3)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "hard limit on the whole run")
 	fs.DurationVar(&o.readyWithin, "ready-within", 0, "give up when the sessions are not all ready this long after the ramp should have ended (default 60s + 50%)")
+	fs.BoolVar(&o.perf, "perf", false, "record the servers with perf (call graphs) during the measurement window; writes perf-<server>.txt into the data folder")
+	fs.BoolVar(&o.seedOnly, "seed-only", false, "seed the accounts and guilds into the data folder, then stop (seeding 100,000 members takes a while: do it once)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -121,6 +125,8 @@ func parseOptions(scenario string, args []string) (options, error) {
 	return o, nil
 }
 
+var errSeeded = errors.New("seeded")
+
 // run is one scenario's state in the coordinator.
 type run struct {
 	o       options
@@ -163,6 +169,10 @@ func runScenario(scenario string, args []string) error {
 	r := &run{o: o, ctx: ctx, res: newResult(o)}
 	defer r.teardown()
 	if err := r.start(); err != nil {
+		if errors.Is(err, errSeeded) {
+			fmt.Fprintf(os.Stderr, "seeded %s in %.0f s (bots %.0f/s, joins %.0f/s)\n", o.data, r.res.SeedSeconds, r.res.MintPerSec, r.res.JoinPerSec)
+			return nil
+		}
 		return err
 	}
 	switch scenario {
@@ -242,6 +252,9 @@ func (r *run) start() error {
 		}
 		if err := r.doSeed(); err != nil {
 			return err
+		}
+		if o.seedOnly {
+			return errSeeded
 		}
 	}
 	r.res.Machine = machine()
@@ -493,13 +506,17 @@ func (r *run) connectAll() error {
 			FirstGW: from % len(urls), Ramp: o.ramp / float64(nw), Dialers: o.dialers, MaxMsgs: maxMsgs, Reconnect: true,
 		}
 		env, _ := json.Marshal(cfg)
+		cfgPath := filepath.Join(r.o.data, fmt.Sprintf("worker-%d.json", w))
+		if err := os.WriteFile(cfgPath, env, 0o600); err != nil {
+			return err
+		}
 		var argv []string
 		if o.clientCPUs != "" {
 			argv = append(argv, "taskset", "-c", o.clientCPUs)
 		}
 		argv = append(argv, self, "worker")
 		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = append(os.Environ(), "GHBENCH_WORKER="+string(env))
+		cmd.Env = append(os.Environ(), "GHBENCH_WORKER="+cfgPath)
 		cmd.Stderr = os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		stdin, err := cmd.StdinPipe()
@@ -771,6 +788,8 @@ func (r *run) measure(during func(elapsed time.Duration, st workerStatus)) error
 	if _, err := r.call(command{Cmd: "reset"}); err != nil {
 		return err
 	}
+	r.res.LoadAvgBefore = loadAvg()
+	stopPerf := r.startPerf()
 	cpu0, wcpu0, start := r.serverTicks(), r.workerTicks(), time.Now()
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
@@ -817,7 +836,9 @@ func (r *run) measure(during func(elapsed time.Duration, st workerStatus)) error
 		time.Sleep(100 * time.Millisecond)
 	}
 	cpu1, wcpu1, elapsed := r.serverTicks(), r.workerTicks(), time.Since(start)
+	r.res.LoadAvgAfter = loadAvg()
 	cancel()
+	stopPerf()
 	var exp []uint64
 	if o.scenario != "small-rooms" {
 		exp = ok
@@ -976,4 +997,61 @@ func popcount(x uint64) int {
 		n++
 	}
 	return n
+}
+
+// startPerf records every live server with perf while the window runs, and turns
+// the recordings into text reports when stopped. Go binaries keep frame pointers,
+// so perf's call graphs name Go functions as pprof would.
+func (r *run) startPerf() (stop func()) {
+	if !r.o.perf {
+		return func() {}
+	}
+	perf, err := exec.LookPath("perf")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "--perf: no perf on PATH")
+		return func() {}
+	}
+	var cmds []*exec.Cmd
+	var outs []string
+	for _, s := range r.servers {
+		if s.killed {
+			continue
+		}
+		data := filepath.Join(r.o.data, "perf-"+s.Name+".data")
+		c := exec.Command(perf, "record", "-q", "-F", "999", "-g", "-p", strconv.Itoa(s.PID()), "-o", data)
+		if err := c.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "perf:", err)
+			continue
+		}
+		cmds = append(cmds, c)
+		outs = append(outs, data)
+	}
+	return func() {
+		for _, c := range cmds {
+			_ = c.Process.Signal(syscall.SIGINT)
+			_ = c.Wait()
+		}
+		for _, data := range outs {
+			txt := strings.TrimSuffix(data, ".data") + ".txt"
+			f, err := os.Create(txt)
+			if err != nil {
+				continue
+			}
+			c := exec.Command(perf, "report", "-i", data, "--stdio", "--no-children", "--percent-limit", "0.7", "-g", "none", "--sort", "sym")
+			c.Stdout = f
+			_ = c.Run()
+			f.Close()
+			fmt.Fprintln(os.Stderr, "perf report:", txt)
+			r.res.PerfReports = append(r.res.PerfReports, txt)
+		}
+	}
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }

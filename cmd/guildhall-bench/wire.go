@@ -12,7 +12,7 @@ import (
 // What the coordinator and its workers say to each other: one JSON object per line,
 // commands on the worker's stdin, status and reports on its stdout.
 
-// workerConfig is everything a worker needs, passed as JSON in GHBENCH_WORKER.
+// workerConfig is everything a worker needs, in a JSON file named by GHBENCH_WORKER.
 type workerConfig struct {
 	ID        int      `json:"id"`
 	Source    string   `json:"source"`   // local address to bind, e.g. 127.0.0.2

@@ -65,7 +65,11 @@ type client struct {
 
 func runWorker() error {
 	var cfg workerConfig
-	if err := json.Unmarshal([]byte(os.Getenv("GHBENCH_WORKER")), &cfg); err != nil {
+	raw, err := os.ReadFile(os.Getenv("GHBENCH_WORKER"))
+	if err != nil {
+		return fmt.Errorf("worker config: %w", err)
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return fmt.Errorf("worker config: %w", err)
 	}
 	w := &worker{cfg: cfg, out: json.NewEncoder(os.Stdout)}
