@@ -65,8 +65,10 @@ type Store interface {
 	// ApplyMessages applies message writes in one batch. Each write carries the
 	// stream sequence of the event it comes from, and the result must not depend on
 	// the order or the number of times writes are applied: for each message the
-	// write with the highest Seq wins, and a delete (a tombstone) shadows every
-	// write with a lower Seq. That is what lets the writer retry and redeliver
+	// upsert with the highest Seq wins, and a delete is final: once a message is
+	// deleted no upsert brings it back, whatever its Seq (message ids are never
+	// reused, so an upsert after a delete can only be an edit that raced the
+	// delete, or a redelivery). That is what lets the writer retry and redeliver
 	// freely.
 	ApplyMessages(ctx context.Context, writes []MessageWrite) error
 	// Message returns one message of a channel.

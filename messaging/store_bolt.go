@@ -515,15 +515,13 @@ func (s *BoltStore) Invite(ctx context.Context, code string) (guildhall.Invite, 
 //
 //   - the messages bucket holds the live version with the Seq that wrote it;
 //   - the tombstones bucket holds the Seq of the delete of a deleted message;
-//   - at most one of the two exists for a key, and it is always the state left
-//     by the highest Seq seen, so the outcome does not depend on order or
-//     repetition.
+//   - at most one of the two exists for a key. A delete is final (see Store):
+//     once a tombstone exists no upsert is applied, so the outcome does not
+//     depend on order or repetition.
 //
-// On equal Seq a delete wins over an upsert (as a Cassandra tombstone does over a
-// cell with the same timestamp); one stream sequence never carries both, so this
-// only matters for determinism. Tombstones are never collected: a message id is
-// 24+8 bytes forever after its delete. They could be dropped once older than the
-// stream's redelivery horizon, if that ever matters.
+// Tombstones are never collected: a message id is 24+8 bytes forever after its
+// delete. They could be dropped once older than the stream's redelivery horizon,
+// if that ever matters.
 func (s *BoltStore) ApplyMessages(ctx context.Context, writes []MessageWrite) error {
 	if len(writes) == 0 {
 		return nil
@@ -545,14 +543,8 @@ func applyMessage(msgs, tombs *bolt.Bucket, w MessageWrite) error {
 		return fmt.Errorf("apply message write seq %d: message id and channel id are required", w.Seq)
 	}
 	k := msgKey(m.ChannelID, m.ID)
-	if t := tombs.Get(k); t != nil && binary.BigEndian.Uint64(t) >= w.Seq {
-		return nil // deleted by a write at least as new
-	}
-	if cur := msgs.Get(k); cur != nil {
-		seq := binary.BigEndian.Uint64(cur)
-		if seq > w.Seq || (seq == w.Seq && !w.Delete) {
-			return nil // stale or repeated
-		}
+	if tombs.Get(k) != nil {
+		return nil // deleted: final
 	}
 	if w.Delete {
 		if err := msgs.Delete(k); err != nil {
@@ -560,10 +552,8 @@ func applyMessage(msgs, tombs *bolt.Bucket, w MessageWrite) error {
 		}
 		return tombs.Put(k, u64(w.Seq))
 	}
-	// An upsert newer than the delete brings the message back (highest Seq
-	// wins); the tombstone has nothing left to shadow.
-	if err := tombs.Delete(k); err != nil {
-		return err
+	if cur := msgs.Get(k); cur != nil && binary.BigEndian.Uint64(cur) >= w.Seq {
+		return nil // stale or repeated
 	}
 	data, err := json.Marshal(m)
 	if err != nil {

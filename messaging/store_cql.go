@@ -22,11 +22,11 @@
 //	schema_migrations    (version) -> name, applied_at
 //
 // Messages. A history partition is (channel, 10-day bucket of the snowflake), as
-// Discord does. Every message write carries USING TIMESTAMP <stream seq>: Cassandra
-// resolves cells and row tombstones by write timestamp (last write wins, a tombstone
-// wins a tie), so "the highest Seq wins and a delete shadows every lower Seq" is what
-// the database does by itself, whatever the order and the number of times writes
-// arrive. Only this table uses Seq timestamps; everything else uses the driver's
+// Discord does. Every message upsert carries USING TIMESTAMP <stream seq> and every
+// delete USING TIMESTAMP 2^62 (above any seq): Cassandra resolves cells and row
+// tombstones by write timestamp (last write wins, a tombstone wins a tie), so "the
+// highest Seq wins and a delete is final" is what the database does by itself,
+// whatever the order and the number of times writes arrive. Only this table uses Seq timestamps; everything else uses the driver's
 // client-side wall-clock timestamps. Tombstones are kept gc_grace_seconds (10 days by
 // default): a redelivery older than that could resurrect a deleted message, far
 // beyond any JetStream redelivery. Writes are unlogged batches per partition.
@@ -784,6 +784,11 @@ type cqlPartition struct {
 	bucket  int64
 }
 
+// cqlDeleteTimestamp is the write timestamp of every message delete: above any
+// stream sequence, so a delete shadows every upsert of the message, earlier or
+// later (a delete is final; see Store.ApplyMessages).
+const cqlDeleteTimestamp = 1 << 62
+
 type cqlMsgKey struct {
 	channel, id guildhall.Snowflake
 }
@@ -808,7 +813,7 @@ func (s *CQLStore) ApplyMessages(ctx context.Context, writes []MessageWrite) err
 		}
 		k := cqlMsgKey{w.Message.ChannelID, w.Message.ID}
 		j, ok := best[k]
-		if !ok || w.Seq > writes[j].Seq || (w.Seq == writes[j].Seq && w.Delete && !writes[j].Delete) {
+		if !ok || (w.Delete && !writes[j].Delete) || (w.Delete == writes[j].Delete && w.Seq > writes[j].Seq) {
 			best[k] = i
 		}
 	}
@@ -832,7 +837,7 @@ func (s *CQLStore) ApplyMessages(ctx context.Context, writes []MessageWrite) err
 		if w.Delete {
 			e = gocql.BatchEntry{
 				Stmt:       s.cql(`DELETE FROM {ks}.messages USING TIMESTAMP ? WHERE channel_id = ? AND bucket = ? AND message_id = ?`),
-				Args:       []any{int64(w.Seq), cqlID(p.channel), p.bucket, cqlID(w.Message.ID)},
+				Args:       []any{int64(cqlDeleteTimestamp), cqlID(p.channel), p.bucket, cqlID(w.Message.ID)},
 				Idempotent: true,
 			}
 		} else {

@@ -689,9 +689,9 @@ func msgIDs(ms []guildhall.Message) []guildhall.Snowflake {
 	return out
 }
 
-// liveIn is the model of ApplyMessages: per message (channel and id), the write
-// with the highest Seq decides; on equal Seq a delete wins (the tests avoid ties
-// between different writes anyway). It returns the live messages of channel ch.
+// liveIn is the model of ApplyMessages: per message (channel and id), a delete is
+// final, and otherwise the upsert with the highest Seq decides. It returns the
+// live messages of channel ch.
 func liveIn(writes []messaging.MessageWrite, ch guildhall.Snowflake) map[guildhall.Snowflake]guildhall.Message {
 	best := map[guildhall.Snowflake]messaging.MessageWrite{}
 	for _, w := range writes {
@@ -699,7 +699,7 @@ func liveIn(writes []messaging.MessageWrite, ch guildhall.Snowflake) map[guildha
 			continue
 		}
 		cur, ok := best[w.Message.ID]
-		if !ok || w.Seq > cur.Seq || (w.Seq == cur.Seq && w.Delete) {
+		if !ok || (w.Delete && !cur.Delete) || (w.Delete == cur.Delete && w.Seq > cur.Seq) {
 			best[w.Message.ID] = w
 		}
 	}
@@ -789,13 +789,13 @@ func testVersioningOrder(t *testing.T, e *env) {
 		{Seq: 10, Message: msg(4, "m4 v3", true)},
 		{Seq: 11, Message: msg(5, "m5 v1", false)},
 		{Seq: 12, Delete: true, Message: del(5)},
-		{Seq: 13, Message: msg(5, "m5 back", true)}, // a newer upsert beats the older delete
+		{Seq: 13, Message: msg(5, "m5 edit after delete", true)}, // a delete is final
 		{Seq: 14, Message: msg(6, "m6", false)},
 		{Seq: 15, Message: msg(7, "m7", false)},
 	}
 	live := liveIn(inChannel(writes, 1), 1)
-	if len(live) != 5 { // guard the model itself
-		t.Fatalf("model: %d live messages; want 5", len(live))
+	if len(live) != 4 { // guard the model itself
+		t.Fatalf("model: %d live messages; want 4", len(live))
 	}
 
 	apply := func(ch guildhall.Snowflake, batches ...[]messaging.MessageWrite) {
@@ -886,6 +886,10 @@ func testVersioningLateWrites(t *testing.T, e *env) {
 	apply(messaging.MessageWrite{Seq: 41, Delete: true, Message: guildhall.Message{ID: c, ChannelID: ch}})
 	apply(messaging.MessageWrite{Seq: 40, Message: m(c, "c")})
 	contentIs("after delete (41) before its create (40)", c, "")
+	// An edit that raced the delete lands after it in the stream: the delete is
+	// final all the same.
+	apply(messaging.MessageWrite{Seq: 42, Message: m(c, "c edited after delete")})
+	contentIs("after an edit (42) later than the delete (41)", c, "")
 
 	hist, err := e.s.History(e.ctx, ch, messaging.HistoryQuery{Limit: 100})
 	check(t, err, "History")
