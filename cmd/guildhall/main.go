@@ -5,6 +5,7 @@
 //	                                  embedded store, REST + gateway on one port
 //	guildhall serve --role gateway --nats-url nats://…   one tier of a cluster
 //	guildhall token create --bot NAME mint a bot account and print its token
+//	guildhall nats --cluster-port …   one node of a NATS cluster, for scale-out tiers
 package main
 
 import (
@@ -23,6 +24,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "token":
 		err = token(os.Args[2:])
+	case "nats":
+		err = natsNode(os.Args[2:])
 	case "-h", "--help", "help":
 		usage()
 		return
@@ -41,6 +44,7 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   guildhall serve [flags]                 run Guildhall (see guildhall serve -h)
   guildhall token create --bot NAME       create a bot account and print its token
+  guildhall nats [flags]                  run one NATS node of a cluster (see guildhall nats -h)
 `)
 }
 
