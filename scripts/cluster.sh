@@ -21,7 +21,7 @@ for i in 1 2 3; do
 done
 sleep 2
 bin/guildhall serve --role api,writer --nats-url "$NATS" --replicas 3 --addr 127.0.0.1:8080 \
-  --data "$D/api" --store "${STORE:-bolt}" --cql-hosts "${CQL_HOSTS:-127.0.0.1:9042}" &
+  --public-url ws://127.0.0.1:8081 --data "$D/api" --store "${STORE:-bolt}" --cql-hosts "${CQL_HOSTS:-127.0.0.1:9042}" &
 pids+=($!)
 sleep 2
 bin/guildhall serve --role gateway --nats-url "$NATS" --addr 127.0.0.1:8081 --data "$D/gw1" \

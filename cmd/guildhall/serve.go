@@ -253,7 +253,14 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		}
 	}()
 	log.Info("guildhall listening", "http", "http://"+ln.Addr().String(), "gateway", "ws://"+ln.Addr().String()+"/?v=10&encoding=json", "roles", f.roles, "data", f.data)
-	fmt.Fprintf(os.Stderr, "guildhall: listening on http://%s (REST /api/v10, gateway ws://%s/?v=10&encoding=json)\n", ln.Addr(), ln.Addr())
+	var serving []string
+	if f.has("api") {
+		serving = append(serving, "REST http://"+ln.Addr().String()+"/api/v10")
+	}
+	if gw != nil {
+		serving = append(serving, "gateway ws://"+ln.Addr().String()+"/?v=10&encoding=json")
+	}
+	fmt.Fprintf(os.Stderr, "guildhall: listening on http://%s (%s)\n", ln.Addr(), strings.Join(append(serving, "roles "+f.roles), ", "))
 	if listening != nil {
 		listening <- ln.Addr().String()
 	}
