@@ -872,9 +872,12 @@ func (r *run) measure(during func(elapsed time.Duration, st workerStatus)) error
 	res.WindowSeconds = elapsed.Seconds()
 	res.FramesPerSec = float64(res.Delivered) / elapsed.Seconds()
 	for i := range r.servers {
+		if cpu0[i] < 0 || cpu1[i] < 0 {
+			continue // killed during the window: its share is not known
+		}
 		res.Servers[i].CPUSeconds = float64(cpu1[i]-cpu0[i]) / ticksPerSecond
+		res.ServerCPUSeconds += res.Servers[i].CPUSeconds
 	}
-	res.ServerCPUSeconds = float64(sum(cpu1)-sum(cpu0)) / ticksPerSecond
 	res.ClientCPUSeconds = float64(wcpu1-wcpu0) / ticksPerSecond
 	if res.Delivered > 0 {
 		res.ServerCPUPerFrameUs = res.ServerCPUSeconds * 1e6 / float64(res.Delivered)
