@@ -357,6 +357,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	}
 	s.user = rep.User
 	s.id = randomHex(16)
+	s.payloadZlib.Store(d.Compress && !s.zlib)
 
 	var rooms []*room
 	g.hub.do(func() { rooms = g.hub.prepare(rep.Guilds) })

@@ -27,6 +27,9 @@ type Session struct {
 	conn    *gws.Conn
 	netConn net.Conn
 	zlib    bool // transport compression: compress=zlib-stream
+	// payloadZlib: IDENTIFY asked for compress: true; each dispatch then goes as
+	// its own zlib stream in a binary frame. Set before the session joins rooms.
+	payloadZlib atomic.Bool
 
 	resumeURL   string
 	badVersion  bool
@@ -197,12 +200,28 @@ func (s *Session) writeLoop() {
 	}
 }
 
+func isDispatch(payload []byte) bool { return bytes.HasPrefix(payload, []byte(`{"op":0,`)) }
+
 // wireBytes is what to write for f: the shared frame, or for zlib-stream sessions its
-// payload through the session's compressor as a binary frame (control frames are
-// never compressed).
+// payload through the session's compressor as a binary frame, or for sessions that
+// asked for payload compression each dispatch as its own zlib stream (control frames
+// are never compressed).
 func (s *Session) wireBytes(f *frame) []byte {
-	if !s.zlib || f.wire[0]&0x0F != wsOpText {
+	if f.wire[0]&0x0F != wsOpText || !(s.zlib || s.payloadZlib.Load()) {
 		return f.wire
+	}
+	if !s.zlib {
+		// Payload compression applies to dispatches (op 0) only, as on Discord.
+		if !isDispatch(f.payload) {
+			return f.wire
+		}
+		var b bytes.Buffer
+		zw := zlib.NewWriter(&b)
+		_, _ = zw.Write(f.payload)
+		_ = zw.Close()
+		out := frameBuf(b.Len())
+		out = append(out, b.Bytes()...)
+		return finishFrame(out, wsOpBin).wire
 	}
 	s.zbuf.Reset()
 	if s.zw == nil {

@@ -1,7 +1,10 @@
 package testenv
 
 import (
+	"bytes"
+	"compress/zlib"
 	"encoding/json"
+	"io"
 	"errors"
 	"fmt"
 	"sync"
@@ -34,6 +37,10 @@ type GatewayClient struct {
 	t    testing.TB
 	conn *gws.Conn
 
+	// zlib-stream transport compression: compressed bytes go into zw, a goroutine
+	// decodes the JSON values coming out of the shared inflater.
+	zw *io.PipeWriter
+
 	mu        sync.Mutex
 	cond      *sync.Cond
 	payloads  []Payload
@@ -53,8 +60,10 @@ func DialGateway(t testing.TB, url string) *GatewayClient {
 }
 
 // TryDialGateway is DialGateway returning the error instead of failing.
-func TryDialGateway(t testing.TB, url string) (*GatewayClient, error) {
-	c := &GatewayClient{t: t}
+func TryDialGateway(t testing.TB, url string) (*GatewayClient, error) { return tryDial(t, url, nil) }
+
+func tryDial(t testing.TB, url string, zw *io.PipeWriter) (*GatewayClient, error) {
+	c := &GatewayClient{t: t, zw: zw}
 	c.cond = sync.NewCond(&c.mu)
 	conn, _, err := gws.NewClient(c, &gws.ClientOption{Addr: url, ReadMaxPayloadSize: 16 << 20, HandshakeTimeout: 10 * time.Second})
 	if err != nil {
@@ -66,12 +75,59 @@ func TryDialGateway(t testing.TB, url string) (*GatewayClient, error) {
 	return c, nil
 }
 
+// DialGatewayZlibStream connects with compress=zlib-stream appended to url and
+// inflates the binary frames as one zlib stream, as Discord's clients do.
+func DialGatewayZlibStream(t testing.TB, url string) *GatewayClient {
+	t.Helper()
+	pr, pw := io.Pipe()
+	c, err := tryDial(t, url+"&compress=zlib-stream", pw)
+	if err != nil {
+		t.Fatalf("dial gateway: %v", err)
+	}
+	go func() {
+		zr, err := zlib.NewReader(pr)
+		if err != nil {
+			return
+		}
+		dec := json.NewDecoder(zr)
+		for {
+			var p Payload
+			if err := dec.Decode(&p); err != nil {
+				return
+			}
+			c.add(p)
+		}
+	}()
+	t.Cleanup(func() { pw.Close() })
+	return c
+}
+
 func (c *GatewayClient) OnMessage(_ *gws.Conn, m *gws.Message) {
 	defer m.Close()
-	var p Payload
-	if err := json.Unmarshal(m.Bytes(), &p); err != nil {
-		p = Payload{Op: -1, D: json.RawMessage(fmt.Sprintf("%q", m.Bytes()))}
+	if m.Opcode == gws.OpcodeBinary && c.zw != nil {
+		_, _ = c.zw.Write(m.Bytes())
+		return
 	}
+	b := m.Bytes()
+	if m.Opcode == gws.OpcodeBinary {
+		// Payload compression (IDENTIFY compress: true): each frame is a whole zlib stream.
+		zr, err := zlib.NewReader(bytes.NewReader(b))
+		if err == nil {
+			b, err = io.ReadAll(zr)
+		}
+		if err != nil {
+			c.add(Payload{Op: -1, D: json.RawMessage(fmt.Sprintf("%q", err.Error()))})
+			return
+		}
+	}
+	var p Payload
+	if err := json.Unmarshal(b, &p); err != nil {
+		p = Payload{Op: -1, D: json.RawMessage(fmt.Sprintf("%q", b))}
+	}
+	c.add(p)
+}
+
+func (c *GatewayClient) add(p Payload) {
 	c.mu.Lock()
 	c.payloads = append(c.payloads, p)
 	c.cond.Broadcast()

@@ -425,3 +425,32 @@ func TestTokenCreateBot(t *testing.T) {
 	c := testenv.DialGateway(t, s.gatewayURL())
 	c.Identify(tok)
 }
+
+// Transport compression (compress=zlib-stream) and payload compression
+// (IDENTIFY compress: true) deliver the same dispatches as plain JSON.
+func TestGatewayCompression(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	f := newGuildFixture(t, s)
+	stream := testenv.DialGatewayZlibStream(t, s.gatewayURL())
+	stream.WaitFor(t, "op:10", 5*time.Second)
+	stream.Identify(f.memberToken)
+	stream.WaitFor(t, "GUILD_CREATE", 5*time.Second)
+
+	payload := testenv.DialGateway(t, s.gatewayURL())
+	payload.WaitFor(t, "op:10", 5*time.Second)
+	_ = payload.Send(2, map[string]any{"token": f.ownerToken, "compress": true, "properties": map[string]string{}})
+	payload.WaitFor(t, "READY", 5*time.Second)
+	payload.WaitFor(t, "GUILD_CREATE", 5*time.Second)
+
+	for i := range 3 {
+		m := s.post(t, f.ownerToken, f.channelID, fmt.Sprintf("compressed %d %s", i, strings.Repeat("x", 300)))
+		for name, c := range map[string]*testenv.GatewayClient{"zlib-stream": stream, "payload": payload} {
+			got := c.WaitFor(t, "MESSAGE_CREATE", 5*time.Second)
+			if decode[message](t, got.D).ID != m.ID {
+				t.Fatalf("%s: MESSAGE_CREATE %s; want %s", name, got.D, m.ID)
+			}
+		}
+	}
+	_ = stream.Send(1, nil)
+	stream.WaitFor(t, "op:11", 5*time.Second)
+}
