@@ -359,29 +359,15 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	s.id = randomHex(16)
 	s.payloadZlib.Store(d.Compress && !s.zlib)
 
-	var rooms []*room
-	g.hub.do(func() { rooms = g.hub.prepare(rep.Guilds) })
-	attached := false
-	err = g.hub.cut(ctx, func() {
-		if s.isClosed() {
-			g.hub.abort(rooms)
-			return
-		}
-		attached = true
-		w := g.hub.attach(s, rooms, rep.Members)
+	ok := g.joinAtCut(ctx, s, rep, func(w uint64, rooms []*room) {
 		s.send(dispatchFrame(guildhall.EventReady, w, readyPayload(s, rep, d.Shard)))
 		for i, r := range rooms {
 			gd, _ := json.Marshal(r.state.CreatePayload(rep.Members[i]))
 			s.send(dispatchFrame(guildhall.EventGuildCreate, w, gd))
 		}
 	})
-	if err != nil || !attached {
+	if !ok {
 		metricIdentifies.WithLabelValues("api_error").Inc()
-		slog.Warn("identify: cut", "err", err)
-		s.close(CloseUnknownError, "Try again")
-		// The tick may still arrive; closed first, the session will not attach, and
-		// if it already did it leaves here.
-		g.hub.do(func() { g.hub.leave(s) })
 		return
 	}
 	s.identified.Store(true)
@@ -459,6 +445,33 @@ func (g *Gateway) watchRegistry(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// joinAtCut joins an identified or resuming session to its rooms at a consistent
+// cut (see Hub.prepare) and runs attached in the pump at that moment, with the
+// session's starting watermark. On failure it closes the session (4000, try again)
+// and reports false.
+func (g *Gateway) joinAtCut(ctx context.Context, s *Session, rep guildhall.IdentifyReply, attached func(w uint64, rooms []*room)) bool {
+	var rooms []*room
+	g.hub.do(func() { rooms = g.hub.prepare(rep.Guilds) })
+	done := false
+	err := g.hub.cut(ctx, func() {
+		if s.isClosed() {
+			g.hub.abort(rooms)
+			return
+		}
+		done = true
+		attached(g.hub.attach(s, rooms, rep.Members), rooms)
+	})
+	if err == nil && done {
+		return true
+	}
+	slog.Warn("session join: cut", "session", s.id, "err", err)
+	s.close(CloseUnknownError, "Try again")
+	// The tick may still arrive: closed first, the session will not attach, and if
+	// it already did it leaves here.
+	g.hub.do(func() { g.hub.leave(s) })
+	return false
 }
 
 func readyPayload(s *Session, rep guildhall.IdentifyReply, shard []int) []byte {

@@ -71,27 +71,15 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	s.hold()
 	var w uint64
 	views := map[guildhall.Snowflake]*replayView{}
-	var rooms []*room
-	g.hub.do(func() { rooms = g.hub.prepare(rep.Guilds) })
-	attached := false
-	err = g.hub.cut(ctx, func() {
-		if s.isClosed() {
-			g.hub.abort(rooms)
-			return
-		}
-		attached = true
-		w = g.hub.attach(s, rooms, rep.Members)
+	ok := g.joinAtCut(ctx, s, rep, func(at uint64, _ []*room) {
+		w = at
 		for id, m := range s.guilds {
 			r := g.hub.rooms[id]
 			views[id] = &replayView{room: &room{id: id, state: r.state}, m: &membership{roles: m.roles, roleKey: m.roleKey}}
 		}
 	})
-	if err != nil || !attached {
+	if !ok {
 		metricResumes.WithLabelValues("api_error").Inc()
-		s.close(CloseUnknownError, "Try again")
-		// The tick may still arrive; closed first, the session will not attach, and
-		// if it already did it leaves here.
-		g.hub.do(func() { g.hub.leave(s) })
 		return
 	}
 	n, err := g.replay(s, d.Seq, w, views)
