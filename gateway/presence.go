@@ -345,7 +345,9 @@ func (g *Gateway) syncPresence(uid guildhall.Snowflake) {
 	defer p.mu.Unlock()
 	if err != nil {
 		// The next refresh tries again; a node part that cannot be removed expires.
-		slog.Warn("presence: write", "user", uid, "err", err)
+		if !errors.Is(err, natsgo.ErrConnectionClosed) {
+			slog.Warn("presence: write", "user", uid, "err", err)
+		}
 	} else {
 		u.known = k
 		if u.pending == st.Update {
@@ -774,25 +776,50 @@ func (g *Gateway) serveMembers(s *Session, req memberRequest) error {
 			total = min(total, req.Limit)
 		}
 		chunks := max(1, (total+maxChunkMembers-1)/maxChunkMembers)
-		var after guildhall.Snowflake
-		sent, done := 0, false
-		for i := range chunks {
-			var ms []guildhall.Member
-			if !done && sent < total {
-				// The last chunk takes whoever joined since the count was taken, up
-				// to a full chunk.
+		// The next page is fetched while this one is written: at most three pages
+		// are in memory.
+		pages := make(chan apiMembersReply, 1)
+		errc := make(chan error, 1)
+		go func() {
+			defer close(pages)
+			var after guildhall.Snowflake
+			sent := 0
+			for range chunks {
+				// Without a limit the last chunk also takes whoever joined since the
+				// count was taken, up to a full chunk.
 				n := maxChunkMembers
 				if req.Limit > 0 {
 					n = min(n, total-sent)
 				}
+				if n <= 0 {
+					return
+				}
 				rep, err := g.members(ctx, apiMembersRequest{GuildID: guildID, After: after, Limit: n})
 				if err != nil {
-					return err
+					errc <- err
+					return
 				}
-				ms, after, done = rep.Members, rep.Next, rep.Done
-				sent += len(ms)
+				select {
+				case pages <- rep:
+				case <-ctx.Done():
+					return
+				}
+				if rep.Done {
+					return
+				}
+				after, sent = rep.Next, sent+len(rep.Members)
 			}
-			if err := send(membersChunk{Members: ms, ChunkIndex: i, ChunkCount: chunks}); err != nil {
+		}()
+		for i := range chunks {
+			rep, ok := <-pages
+			if !ok {
+				select {
+				case err := <-errc:
+					return err
+				default:
+				}
+			}
+			if err := send(membersChunk{Members: rep.Members, ChunkIndex: i, ChunkCount: chunks}); err != nil {
 				return err
 			}
 		}
