@@ -146,7 +146,10 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 	g.cancel = cancel
 	go func() { defer close(g.done); g.hub.run(rctx) }()
 	go g.refreshRegistry(rctx)
-	go g.watchRegistry(rctx)
+	if _, err := nc.Subscribe(kickSubject(cfg.Node), g.kicked); err != nil {
+		cancel()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	return g, nil
 }
 
@@ -417,35 +420,24 @@ func (g *Gateway) refreshRegistry(ctx context.Context) {
 	}
 }
 
-// watchRegistry closes a local session that another gateway has resumed: its
-// client is gone from here, whatever this side of the socket believes.
-func (g *Gateway) watchRegistry(ctx context.Context) {
-	for ctx.Err() == nil {
-		ch, err := g.registry.Watch(ctx)
-		if err != nil {
-			select {
-			case <-time.After(time.Second):
-			case <-ctx.Done():
-			}
-			continue
-		}
-		for ev := range ch {
-			if ev.Deleted || ev.Session.Node == g.cfg.Node {
-				continue
-			}
-			g.mu.Lock()
-			s := g.sessions[ev.ID]
-			if s != nil {
-				delete(g.sessions, ev.ID)
-			}
-			g.mu.Unlock()
-			if s != nil {
-				s.resumable.Store(true)
-				s.close(CloseUnknownError, "session resumed elsewhere")
-			}
-		}
+// kicked closes a local session that another gateway has resumed (its client is
+// gone from here, whatever this side of the socket believes). The resuming gateway
+// tells the node named in the registry entry, on that node's kick subject.
+func (g *Gateway) kicked(m *natsgo.Msg) {
+	id := string(m.Data)
+	g.mu.Lock()
+	s := g.sessions[id]
+	if s != nil {
+		delete(g.sessions, id)
+	}
+	g.mu.Unlock()
+	if s != nil {
+		s.resumable.Store(true)
+		s.close(CloseUnknownError, "session resumed elsewhere")
 	}
 }
+
+func kickSubject(node string) string { return "gh.gw." + node + ".kick" }
 
 // joinAtCut joins an identified or resuming session to its rooms at a consistent
 // cut (see Hub.prepare) and runs attached in the pump at that moment, with the

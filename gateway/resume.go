@@ -56,6 +56,9 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		return
 	}
 
+	if entry.Node != g.cfg.Node {
+		_ = g.hub.nc.Publish(kickSubject(entry.Node), []byte(d.SessionID))
+	}
 	s.user = rep.User
 	s.id = d.SessionID
 	s.identified.Store(true)
