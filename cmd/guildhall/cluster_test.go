@@ -442,3 +442,34 @@ func filterPrefix(xs []string, p string) []string {
 }
 
 func mergeByIndex(a, b []string) []string { return append(append([]string(nil), a...), b...) }
+
+// A session resumed on another gateway while its old connection still looks alive
+// (a half-open socket) is closed on the old gateway, so it is never served twice.
+func TestResumeElsewhereClosesTheOldConnection(t *testing.T) {
+	tf := newTier(t, 1)
+	gwA := startGatewayProcess(t, tf.cluster.URLs[1])
+	gwB := startGatewayProcess(t, tf.cluster.URLs[2])
+	tok := tf.users[0]
+	old := testenv.DialGateway(t, gwA.url())
+	ready := old.Identify(tok)
+	var r struct {
+		SessionID string `json:"session_id"`
+	}
+	_ = jsonUnmarshal(ready.D, &r)
+	old.WaitFor(t, "GUILD_CREATE", 10*time.Second)
+
+	c := testenv.DialGateway(t, gwB.url())
+	c.WaitFor(t, "op:10", 10*time.Second)
+	if err := c.Resume(tok, r.SessionID, old.LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor(t, "RESUMED", 10*time.Second)
+	if code, err := old.WaitClose(10 * time.Second); err != nil || code != 4000 {
+		t.Fatalf("old connection: close code %d, %v; want 4000", code, err)
+	}
+	m := tf.api.post(t, tf.owner, tf.g1.channel, "only once")
+	got := c.WaitFor(t, "MESSAGE_CREATE", 10*time.Second)
+	if decode[message](t, got.D).ID != m.ID {
+		t.Fatalf("MESSAGE_CREATE = %s", got.D)
+	}
+}
