@@ -160,9 +160,17 @@ func (s *Session) close(code int, reason string) {
 
 const writeBatch = 64
 
+// writeVec holds the iovecs of one coalesced write. Pooled: a writer goroutine is
+// short-lived, and the fan-out path must not allocate per recipient.
+type writeVec struct {
+	bufs [writeBatch][]byte
+	nb   net.Buffers
+}
+
+var writeVecs = sync.Pool{New: func() any { return new(writeVec) }}
+
 func (s *Session) writeLoop() {
 	var frames [writeBatch]*frame
-	var bufs [writeBatch][]byte
 	for {
 		s.mu.Lock()
 		n := copy(frames[:], s.queue)
@@ -179,14 +187,24 @@ func (s *Session) writeLoop() {
 
 		closeAfter := false
 		for i := 0; i < n; i++ {
-			bufs[i] = s.wireBytes(frames[i])
 			closeAfter = closeAfter || frames[i].closeAfter
-			frames[i] = nil
 		}
 		_ = s.netConn.SetWriteDeadline(time.Now().Add(s.gw.cfg.WriteTimeout))
-		nb := net.Buffers(bufs[:n])
-		_, err := nb.WriteTo(s.netConn)
-		clear(bufs[:n])
+		var err error
+		if n == 1 {
+			_, err = s.netConn.Write(s.wireBytes(frames[0]))
+		} else {
+			v := writeVecs.Get().(*writeVec)
+			for i := 0; i < n; i++ {
+				v.bufs[i] = s.wireBytes(frames[i])
+			}
+			v.nb = v.bufs[:n]
+			_, err = v.nb.WriteTo(s.netConn)
+			clear(v.bufs[:n])
+			v.nb = nil
+			writeVecs.Put(v)
+		}
+		clear(frames[:n])
 		metricFramesWritten.Add(float64(n))
 		if err != nil || closeAfter {
 			s.mu.Lock()
