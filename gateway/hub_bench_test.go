@@ -58,6 +58,7 @@ func benchRoom(conns []net.Conn) (*Hub, *room) {
 	h.rooms[r.id] = r
 	for i, c := range conns {
 		s := &Session{gw: gw, netConn: c}
+		s.startWriter = s.writeLoop
 		s.user = guildhall.User{ID: guildhall.Snowflake(10 + i)}
 		m := &membership{roles: nil}
 		s.guilds = map[guildhall.Snowflake]*membership{r.id: m}

@@ -56,6 +56,11 @@ type Session struct {
 	// zlib-stream state, used by the writer only.
 	zbuf bytes.Buffer
 	zw   *zlib.Writer
+	// deadlineRefresh: when the writer next moves the write deadline (writer only).
+	deadlineRefresh time.Time
+	// startWriter is s.writeLoop as a func value made once: `go s.writeLoop()` would
+	// allocate a closure for every frame that wakes an idle writer.
+	startWriter func()
 }
 
 // membership is what the pump knows of a session's place in one guild.
@@ -66,7 +71,9 @@ type membership struct {
 }
 
 func newSession(gw *Gateway, conn *gws.Conn, zlibStream bool) *Session {
-	return &Session{gw: gw, conn: conn, netConn: conn.NetConn(), zlib: zlibStream}
+	s := &Session{gw: gw, conn: conn, netConn: conn.NetConn(), zlib: zlibStream}
+	s.startWriter = s.writeLoop
+	return s
 }
 
 // send queues a frame. It never blocks: a full outbox cuts the session off.
@@ -111,7 +118,7 @@ func (s *Session) pushLocked(f *frame) {
 	}
 	if !s.writing {
 		s.writing = true
-		go s.writeLoop()
+		go s.startWriter()
 	}
 }
 
@@ -160,20 +167,24 @@ func (s *Session) close(code int, reason string) {
 
 const writeBatch = 64
 
-// writeVec holds the iovecs of one coalesced write. Pooled: a writer goroutine is
-// short-lived, and the fan-out path must not allocate per recipient.
-type writeVec struct {
-	bufs [writeBatch][]byte
-	nb   net.Buffers
+// writeScratch is a writer's working space. It is pooled rather than kept on the
+// writer's stack: a writer goroutine exists only while its outbox has frames, so
+// arrays on its stack would make nearly every new writer grow (copy) its stack, and
+// on the heap per write they would be garbage on the fan-out path.
+type writeScratch struct {
+	frames [writeBatch]*frame
+	bufs   [writeBatch][]byte
+	nb     net.Buffers
 }
 
-var writeVecs = sync.Pool{New: func() any { return new(writeVec) }}
+var writeScratchPool = sync.Pool{New: func() any { return new(writeScratch) }}
 
 func (s *Session) writeLoop() {
-	var frames [writeBatch]*frame
+	sc := writeScratchPool.Get().(*writeScratch)
+	defer writeScratchPool.Put(sc)
 	for {
 		s.mu.Lock()
-		n := copy(frames[:], s.queue)
+		n := copy(sc.frames[:], s.queue)
 		if n == 0 {
 			s.writing = false
 			s.queue = s.queue[:0]
@@ -187,24 +198,26 @@ func (s *Session) writeLoop() {
 
 		closeAfter := false
 		for i := 0; i < n; i++ {
-			closeAfter = closeAfter || frames[i].closeAfter
+			sc.bufs[i] = s.wireBytes(sc.frames[i])
+			closeAfter = closeAfter || sc.frames[i].closeAfter
+			sc.frames[i] = nil
 		}
-		_ = s.netConn.SetWriteDeadline(time.Now().Add(s.gw.cfg.WriteTimeout))
+		// Move the deadline only when less than half of WriteTimeout is left: a
+		// write still gets at least WriteTimeout/2, and a busy session does not
+		// re-arm the runtime's timer on every write.
+		if now := time.Now(); now.After(s.deadlineRefresh) {
+			_ = s.netConn.SetWriteDeadline(now.Add(s.gw.cfg.WriteTimeout))
+			s.deadlineRefresh = now.Add(s.gw.cfg.WriteTimeout / 2)
+		}
 		var err error
 		if n == 1 {
-			_, err = s.netConn.Write(s.wireBytes(frames[0]))
+			_, err = s.netConn.Write(sc.bufs[0])
 		} else {
-			v := writeVecs.Get().(*writeVec)
-			for i := 0; i < n; i++ {
-				v.bufs[i] = s.wireBytes(frames[i])
-			}
-			v.nb = v.bufs[:n]
-			_, err = v.nb.WriteTo(s.netConn)
-			clear(v.bufs[:n])
-			v.nb = nil
-			writeVecs.Put(v)
+			sc.nb = sc.bufs[:n]
+			_, err = sc.nb.WriteTo(s.netConn)
+			sc.nb = nil
 		}
-		clear(frames[:n])
+		clear(sc.bufs[:n])
 		metricFramesWritten.Add(float64(n))
 		if err != nil || closeAfter {
 			s.mu.Lock()
