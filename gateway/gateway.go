@@ -93,6 +93,10 @@ type Gateway struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
+	stateMu sync.Mutex // guards state, stateAt: the stream's state cached for resumes
+	state   jetstream.StreamState
+	stateAt time.Time
+
 	mu       sync.Mutex
 	sessions map[string]*Session // identified sessions by id
 	conns    map[*Session]struct{}
@@ -131,7 +135,7 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 		// Discord's limit is 4096 bytes and the answer to more is close 4002, which
 		// OnMessage sends; gws only enforces this hard bound on top.
 		ReadMaxPayloadSize: 16 << 10,
-		ReadBufferSize:     2048,
+		ReadBufferSize:     1024, // per connection for its whole life: idle sessions dominate
 		CheckUtf8Enabled:   true,
 		HandshakeTimeout:   10 * time.Second,
 	})
@@ -346,7 +350,9 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	if len(d.Shard) == 2 {
 		shard = d.Shard[0]
 	}
-	if err := g.limiter.Allow(ctx, rep.User.ID, shard); err != nil {
+	lctx, lcancel := g.opContext()
+	defer lcancel()
+	if err := g.limiter.Allow(lctx, rep.User.ID, shard); err != nil {
 		var limited *registry.ErrStartLimited
 		if errors.As(err, &limited) {
 			metricIdentifies.WithLabelValues("rate_limited").Inc()
@@ -361,8 +367,16 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	s.user = rep.User
 	s.id = randomHex(16)
 	s.payloadZlib.Store(d.Compress && !s.zlib)
-
-	ok := g.joinAtCut(ctx, s, rep, func(w uint64, rooms []*room) {
+	// The registry entry exists before READY: a client that got a session id can
+	// always resume it, even if this gateway dies the next moment.
+	if err := g.putRegistry(s); err != nil {
+		metricIdentifies.WithLabelValues("api_error").Inc()
+		s.close(CloseUnknownError, "Try again")
+		return
+	}
+	cctx, ccancel := g.opContext()
+	defer ccancel()
+	ok := g.joinAtCut(cctx, s, rep, func(w uint64, rooms []*room) {
 		s.send(dispatchFrame(guildhall.EventReady, w, readyPayload(s, rep, d.Shard)))
 		for i, r := range rooms {
 			gd, _ := json.Marshal(r.state.CreatePayload(rep.Members[i]))
@@ -379,14 +393,22 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	g.mu.Unlock()
 	metricIdentifies.WithLabelValues("ok").Inc()
 	g.sessionStarted(s, d.Presence)
-	g.putRegistry(ctx, s)
 }
 
-func (g *Gateway) putRegistry(ctx context.Context, s *Session) {
+// opContext bounds one step of an identify or a resume (each JetStream or api
+// round trip gets its own APITimeout, so a slow step does not starve the next).
+func (g *Gateway) opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), g.cfg.APITimeout)
+}
+
+func (g *Gateway) putRegistry(s *Session) error {
+	ctx, cancel := g.opContext()
+	defer cancel()
 	err := g.registry.Put(ctx, registry.Session{ID: s.id, UserID: s.user.ID, Node: g.cfg.Node, Seq: g.hub.watermark.Load()})
 	if err != nil {
 		slog.Warn("registry put", "session", s.id, "err", err)
 	}
+	return err
 }
 
 // refreshRegistry keeps the entries of live sessions from expiring.
@@ -413,9 +435,7 @@ func (g *Gateway) refreshRegistry(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			pctx, cancel := context.WithTimeout(ctx, g.cfg.APITimeout)
-			g.putRegistry(pctx, s)
-			cancel()
+			_ = g.putRegistry(s)
 		}
 	}
 }

@@ -46,8 +46,10 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		s.close(CloseAuthenticationFailed, "Authentication failed")
 		return
 	}
-	entry, err := g.registry.Get(ctx, d.SessionID)
-	if err != nil || entry.UserID != rep.User.ID || !g.replayable(ctx, d.Seq) {
+	gctx, gcancel := g.opContext()
+	defer gcancel()
+	entry, err := g.registry.Get(gctx, d.SessionID)
+	if err != nil || entry.UserID != rep.User.ID || !g.replayable(gctx, d.Seq) {
 		if err != nil && !errors.Is(err, registry.ErrNotFound) {
 			slog.Warn("resume: registry", "err", err)
 		}
@@ -74,7 +76,9 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	s.hold()
 	var w uint64
 	views := map[guildhall.Snowflake]*replayView{}
-	ok := g.joinAtCut(ctx, s, rep, func(at uint64, _ []*room) {
+	cctx, ccancel := g.opContext()
+	defer ccancel()
+	ok := g.joinAtCut(cctx, s, rep, func(at uint64, _ []*room) {
 		w = at
 		for id, m := range s.guilds {
 			r := g.hub.rooms[id]
@@ -99,21 +103,40 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	metricResumes.WithLabelValues("ok").Inc()
 	g.sessionStarted(s, nil)
 	slog.Debug("resumed", "session", s.id, "from", d.Seq, "to", w, "replayed", n)
-	g.putRegistry(ctx, s)
+	// A failed put leaves the entry of the previous node, which keeps the session
+	// resumable until the next refresh here takes over.
+	_ = g.putRegistry(s)
 }
 
 // replayable reports whether the stream still holds every event after seq, and
 // whether seq is one the stream has reached.
+//
+// A reconnect storm asks this for every session at once, so the stream's state is
+// cached for a second: the first sequence moves only as retention (hours) trims the
+// stream, and a seq beyond the cached last sequence is checked again fresh.
 func (g *Gateway) replayable(ctx context.Context, seq uint64) bool {
-	info, err := g.stream.Info(ctx)
-	if err != nil {
-		return false
+	st, err := g.streamState(ctx, false)
+	if err == nil && seq > st.LastSeq {
+		st, err = g.streamState(ctx, true)
 	}
-	st := info.State
-	if seq > st.LastSeq {
+	if err != nil || seq > st.LastSeq {
 		return false
 	}
 	return st.Msgs == 0 || seq+1 >= st.FirstSeq
+}
+
+func (g *Gateway) streamState(ctx context.Context, fresh bool) (jetstream.StreamState, error) {
+	g.stateMu.Lock()
+	defer g.stateMu.Unlock()
+	if !fresh && time.Since(g.stateAt) < time.Second {
+		return g.state, nil
+	}
+	info, err := g.stream.Info(ctx)
+	if err != nil {
+		return jetstream.StreamState{}, err
+	}
+	g.state, g.stateAt = info.State, time.Now()
+	return g.state, nil
 }
 
 // replayView is a copy of a room's state taken at the seam, for filtering replayed
