@@ -104,6 +104,10 @@ func OpenBolt(path string) (*BoltStore, error) {
 		// fragmented (deletes and edits free pages all over it).
 		FreelistType: bolt.FreelistMapType,
 	})
+	if err == nil {
+		// A lone writer waits at most this long for company before committing.
+		db.MaxBatchDelay = 2 * time.Millisecond
+	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("open store %s: %w (is another guildhall running on this data directory?)", path, ErrStoreLocked)
 	}
@@ -196,11 +200,16 @@ func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error 
 	return s.db.View(fn)
 }
 
+// update runs fn in a write transaction through bbolt's Batch: concurrent writers
+// (many members joining at once, say) share one commit and one fsync instead of
+// queueing for one each. Batch may run fn a second time, alone, when another
+// function of the batch failed; every fn here only reads and writes its own tx,
+// so running it again is safe.
 func (s *BoltStore) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(fn)
+	return s.db.Batch(fn)
 }
 
 // ---- users
