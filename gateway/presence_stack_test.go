@@ -136,7 +136,8 @@ func (st *presenceStack) addGateway(node string, cfg gateway.PresenceConfig) *st
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node})
+	// The test clients do not heartbeat: a long interval keeps them alive.
+	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
