@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -112,7 +113,12 @@ func (l *StartLimiter) Allow(ctx context.Context, user guildhall.Snowflake, shar
 	if !taken {
 		return &ErrStartLimited{RetryAfter: l.limits.ConcurrencyWindow}
 	}
-	for range 8 { // compare-and-set; retry when another gateway got there first
+	// Compare-and-set; retry when another identify of the same user got there
+	// first (a client opening many sessions at once contends here), with jitter.
+	for attempt := range 64 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(rand.IntN(1000*min(attempt, 10))) * time.Microsecond)
+		}
 		c, rev, err := l.count(ctx, user)
 		if err != nil {
 			return err

@@ -95,3 +95,25 @@ func TestStartLimiter(t *testing.T) {
 		t.Fatalf("start past the total = %v; want ErrStartLimited", err)
 	}
 }
+
+// Many identifies of one user at once all count, none is refused for contention.
+func TestStartLimiterConcurrentStarts(t *testing.T) {
+	n := testenv.StartNATS(t, ghnats.Topology{})
+	ctx := context.Background()
+	lim, err := registry.NewStartLimiter(ctx, n.JS, registry.StartLimits{Total: 1000, MaxConcurrency: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 40)
+	for range 40 {
+		go func() { errs <- lim.Allow(ctx, 7, -1) }()
+	}
+	for range 40 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent start: %v", err)
+		}
+	}
+	if u, err := lim.Usage(ctx, 7); err != nil || u.Remaining != 960 {
+		t.Fatalf("Usage = %+v, %v; want 960 remaining", u, err)
+	}
+}
