@@ -379,7 +379,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	ok := g.joinAtCut(cctx, s, rep, func(w uint64, rooms []*room) {
 		s.send(dispatchFrame(guildhall.EventReady, w, readyPayload(s, rep, d.Shard)))
 		for i, r := range rooms {
-			gd, _ := json.Marshal(r.state.CreatePayload(rep.Members[i]))
+			gd, _ := json.Marshal(g.guildCreate(r, rep.Members[i]))
 			s.send(dispatchFrame(guildhall.EventGuildCreate, w, gd))
 		}
 	})

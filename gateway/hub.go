@@ -44,8 +44,9 @@ type Hub struct {
 	tickSubject string
 	tickSub     *natsgo.Subscription
 
-	in   chan *natsgo.Msg
-	cmds chan func()
+	in      chan *natsgo.Msg
+	cmds    chan func()
+	stopped chan struct{} // closed when the pump has returned
 
 	// Owned by the pump.
 	rooms   map[guildhall.Snowflake]*room
@@ -81,6 +82,7 @@ func newHub(gw *Gateway, nc *natsgo.Conn, js jetstream.JetStream, stream jetstre
 		tickSubject: ghnats.TickInSubject(node),
 		in:          make(chan *natsgo.Msg, inbox),
 		cmds:        make(chan func(), 1024),
+		stopped:     make(chan struct{}),
 		rooms:       map[guildhall.Snowflake]*room{},
 		users:       map[guildhall.Snowflake]*userRoom{},
 	}
@@ -93,6 +95,7 @@ func newHub(gw *Gateway, nc *natsgo.Conn, js jetstream.JetStream, stream jetstre
 }
 
 func (h *Hub) run(ctx context.Context) {
+	defer close(h.stopped)
 	for {
 		select {
 		case m := <-h.in:
@@ -106,10 +109,29 @@ func (h *Hub) run(ctx context.Context) {
 }
 
 // do runs f in the pump, between two events, and waits for it.
+// post queues f for the pump without waiting for it; false if the pump stopped.
+func (h *Hub) post(f func()) bool {
+	select {
+	case h.cmds <- f:
+		return true
+	case <-h.stopped:
+		return false
+	}
+}
+
+// After the pump has stopped (the gateway closed) f is dropped: nothing is left to
+// keep consistent, and a connection closing late must not hang on it.
 func (h *Hub) do(f func()) {
 	done := make(chan struct{})
-	h.cmds <- func() { f(); close(done) }
-	<-done
+	select {
+	case h.cmds <- func() { f(); close(done) }:
+	case <-h.stopped:
+		return
+	}
+	select {
+	case <-done:
+	case <-h.stopped:
+	}
 }
 
 // Joining a session happens at a consistent cut of the stream, so that one s can
@@ -156,13 +178,17 @@ func (h *Hub) cut(ctx context.Context, f func()) error {
 		return fmt.Errorf("gateway: tick: %w", err)
 	}
 	done := make(chan struct{})
-	h.cmds <- func() {
+	if !h.post(func() {
 		h.waiters = append(h.waiters, waiter{seq: ack.Sequence, run: func() { f(); close(done) }})
 		h.releaseWaiters()
+	}) {
+		return errors.New("gateway: closed")
 	}
 	select {
 	case <-done:
 		return nil
+	case <-h.stopped:
+		return errors.New("gateway: closed")
 	case <-ctx.Done():
 		// f will still run in the pump when the tick arrives; callers make it
 		// harmless for a session that has gone.
@@ -306,21 +332,21 @@ func (h *Hub) checkRoom(id guildhall.Snowflake) {
 	if err != nil {
 		return // no events yet, or NATS is away: the next event shows any gap
 	}
-	h.cmds <- func() {
+	h.post(func() {
 		if r := h.rooms[id]; r != nil && !r.fresh && msg.Sequence > r.lastSeq {
 			h.fill(r, msg.Sequence+1)
 		}
-	}
+	})
 }
 
 // reconnected runs after the NATS connection came back: events re-published while
 // it was away are lost to this gateway, so every room checks the stream.
 func (h *Hub) reconnected() {
-	h.cmds <- func() {
+	h.post(func() {
 		for id := range h.rooms {
 			go h.checkRoom(id)
 		}
-	}
+	})
 }
 
 // handle routes one message from a subscription.

@@ -47,7 +47,7 @@ func AcquireNode(ctx context.Context, js jetstream.JetStream, owner string) (*Le
 		n := (start + i) % MaxNodes
 		key := "node." + strconv.Itoa(n)
 		rev, err := kv.Create(ctx, key, []byte(owner))
-		if errors.Is(err, jetstream.ErrKeyExists) {
+		if IsKVConflict(err) {
 			continue
 		}
 		if err != nil {

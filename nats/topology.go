@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -238,4 +239,12 @@ func exists(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		}
 	}
 	return nil
+}
+
+// IsKVConflict reports a lost compare-and-set on a KV bucket: Create on a key that
+// exists, or Update on a revision that is not the latest. Replicated buckets report
+// both as "key revision mismatch" (error code 10164), single-node ones as "key
+// exists" (10071), so callers must accept both.
+func IsKVConflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }

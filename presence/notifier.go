@@ -255,7 +255,7 @@ func acquire(ctx context.Context, js jetstream.JetStream, key, owner string) (*l
 		if err == nil {
 			return &lease{kv: kv, key: key, owner: owner, rev: rev, every: every, done: make(chan struct{})}, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !ghnats.IsKVConflict(err) {
 			return nil, err
 		}
 		sleep(ctx, min(every, time.Second))

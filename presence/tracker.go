@@ -179,7 +179,7 @@ func read(ctx context.Context, kv jetstream.KeyValue, key string) (Known, error)
 // conflict reports a compare-and-set that lost: the key was not at the expected
 // revision.
 func conflict(err error) bool {
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+	if ghnats.IsKVConflict(err) {
 		return true
 	}
 	var apiErr *jetstream.APIError

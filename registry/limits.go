@@ -106,7 +106,7 @@ func (l *StartLimiter) Allow(ctx context.Context, user guildhall.Snowflake, shar
 		_, err := l.kv.Create(ctx, key, nil, jetstream.KeyTTL(l.limits.ConcurrencyWindow))
 		if err == nil {
 			taken = true
-		} else if !errors.Is(err, jetstream.ErrKeyExists) {
+		} else if !ghnats.IsKVConflict(err) {
 			return err
 		}
 	}
@@ -140,7 +140,7 @@ func (l *StartLimiter) Allow(ctx context.Context, user guildhall.Snowflake, shar
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !ghnats.IsKVConflict(err) {
 			return err
 		}
 	}

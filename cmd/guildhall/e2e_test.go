@@ -454,3 +454,42 @@ func TestGatewayCompression(t *testing.T) {
 	_ = stream.Send(1, nil)
 	stream.WaitFor(t, "op:11", 5*time.Second)
 }
+
+// Presence through the whole binary: a status change reaches the other member of a
+// small guild, and GET /guilds/{id}?with_counts=true counts members and online users.
+func TestPresenceAndCounts(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	f := newGuildFixture(t, s)
+	owner := testenv.DialGateway(t, s.gatewayURL())
+	owner.Identify(f.ownerToken)
+	owner.WaitFor(t, "GUILD_CREATE", 5*time.Second)
+	member := testenv.DialGateway(t, s.gatewayURL())
+	member.Identify(f.memberToken)
+	member.WaitFor(t, "GUILD_CREATE", 5*time.Second)
+
+	_ = member.Send(3, map[string]any{"status": "dnd", "since": nil, "activities": []any{}, "afk": false})
+	testenv.Eventually(t, 15*time.Second, func() error {
+		for _, p := range owner.Dispatches("PRESENCE_UPDATE") {
+			var u struct {
+				User   struct{ ID string }
+				Status string `json:"status"`
+			}
+			_ = json.Unmarshal(p.D, &u)
+			if u.User.ID == f.memberID && u.Status == "dnd" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no PRESENCE_UPDATE dnd for the member yet")
+	})
+	testenv.Eventually(t, 30*time.Second, func() error {
+		var g struct {
+			Members  int `json:"approximate_member_count"`
+			Presence int `json:"approximate_presence_count"`
+		}
+		s.rest.Must(t, http.StatusOK, "GET", "/guilds/"+f.guildID+"?with_counts=true", f.ownerToken, nil, &g)
+		if g.Members != 2 || g.Presence != 2 {
+			return fmt.Errorf("counts = %+v; want 2 members, 2 online", g)
+		}
+		return nil
+	})
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/guildhall/guildhall/messaging"
 	"github.com/guildhall/guildhall/messaging/rest"
 	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/guildhall/guildhall/presence"
 	"github.com/guildhall/guildhall/registry"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
@@ -164,6 +165,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	var responder *messaging.Responder
 	var store messaging.Store
 	var lease *ghnats.Lease
+	var counts *presence.Aggregator
 	if f.has("api") || f.has("writer") {
 		store, err = openStore(startCtx, f)
 		if err != nil {
@@ -215,6 +217,22 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 			return err
 		}
 		defer responder.Close()
+		// Presence: member lists for op 8, online counts for large guilds, and one
+		// notifier per deployment (elected through a lease) for small guilds.
+		members, err := messaging.NewMembersResponder(store, nc, messaging.ResponderConfig{Logger: log})
+		if err != nil {
+			return err
+		}
+		defer members.Close()
+		counts, err = presence.NewAggregator(nc, presence.AggregatorConfig{Logger: log})
+		if err != nil {
+			return err
+		}
+		defer counts.Close()
+		notifier := presence.NewNotifier(nc, js, presence.NotifierConfig{Name: hostname(), Logger: log})
+		notifierDone := make(chan struct{})
+		go func() { defer close(notifierDone); _ = notifier.Run(ctx) }()
+		defer func() { stop(); <-notifierDone }()
 		gwURL := f.publicURL
 		if gwURL == "" {
 			gwURL = "ws://" + ln.Addr().String()
@@ -223,7 +241,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
-		rcfg := rest.Config{GatewayURL: gwURL, Metrics: metrics, Logger: log, Sessions: sessionStartLimits{starts}}
+		rcfg := rest.Config{GatewayURL: gwURL, Metrics: metrics, Logger: log, Sessions: sessionStartLimits{starts}, Presence: counts}
 		switch f.rateLimits {
 		case "discord":
 		case "off":
