@@ -36,6 +36,44 @@ type GuildReply struct {
 	Error  *Error     `json:"error,omitempty"`
 }
 
+// MembersRequest asks the api's members endpoint (nats.SubjectAPIMembers) for
+// members of a guild, for a gateway answering op 8 REQUEST_GUILD_MEMBERS with
+// GUILD_MEMBERS_CHUNK. Gateways
+// check that the asking session is a member; this endpoint trusts them, like
+// identify and guild snapshots. One of three forms:
+//
+//   - UserIDs (at most messaging.MaxMembersPage): those members; the others in
+//     NotFound.
+//   - Query: members whose username (or nick) starts with Query, ignoring case,
+//     after After, at most Limit of them, reading at most Scan members (there is
+//     no username index: the guild is paged through in id order). Next and Done
+//     say where to go on.
+//   - neither: the page of at most Limit members after After, in id order.
+//
+// No form loads more than one page of messaging.MaxMembersPage members at a time.
+type MembersRequest struct {
+	GuildID Snowflake   `json:"guild_id"`
+	UserIDs []Snowflake `json:"user_ids,omitempty"`
+	Query   string      `json:"query,omitempty"`
+	After   Snowflake   `json:"after,omitempty"`
+	Limit   int         `json:"limit"`
+	// Scan bounds the members a query reads; zero value means
+	// messaging.MaxMembersScan.
+	Scan int `json:"scan,omitempty"`
+}
+
+// MembersReply answers a MembersRequest. Next is the id to continue after; Done
+// says the guild has no members after the ones read; Scanned is how many a query
+// read. Error is set instead when the guild does not exist or the store failed.
+type MembersReply struct {
+	Members  []Member    `json:"members"`
+	NotFound []Snowflake `json:"not_found,omitempty"`
+	Next     Snowflake   `json:"next,omitempty"`
+	Scanned  int         `json:"scanned,omitempty"`
+	Done     bool        `json:"done"`
+	Error    *Error      `json:"error,omitempty"`
+}
+
 // GuildCreate is the payload of the GUILD_CREATE dispatch (Discord's shape, the
 // fields Guildhall fills).
 type GuildCreate struct {

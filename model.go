@@ -1,6 +1,10 @@
 package guildhall
 
-import "time"
+import (
+	"cmp"
+	"slices"
+	"time"
+)
 
 // User is an account, human or bot, in Discord's JSON shape.
 type User struct {
@@ -55,6 +59,16 @@ type Channel struct {
 	PermissionOverwrites []PermissionOverwrite `json:"permission_overwrites"`
 	NSFW                 bool                  `json:"nsfw"`
 	RateLimitPerUser     int                   `json:"rate_limit_per_user"`
+}
+
+// SortChannels orders channels as Discord lists them: by position, then by id.
+func SortChannels(chs []Channel) {
+	slices.SortFunc(chs, func(a, b Channel) int {
+		if a.Position != b.Position {
+			return cmp.Compare(a.Position, b.Position)
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
 }
 
 // Role is a named permission set. The @everyone role has the guild's id.

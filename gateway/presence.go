@@ -590,27 +590,6 @@ const (
 	chunkOutboxLimit = 4     // frames queued to a session before the next chunk waits
 )
 
-// The api's members endpoint (ghnats.SubjectAPIMembers); the same JSON as
-// messaging.MembersRequest and messaging.MembersReply, which the gateway does not
-// import.
-type apiMembersRequest struct {
-	GuildID guildhall.Snowflake   `json:"guild_id"`
-	UserIDs []guildhall.Snowflake `json:"user_ids,omitempty"`
-	Query   string                `json:"query,omitempty"`
-	After   guildhall.Snowflake   `json:"after,omitempty"`
-	Limit   int                   `json:"limit"`
-	Scan    int                   `json:"scan,omitempty"`
-}
-
-type apiMembersReply struct {
-	Members  []guildhall.Member    `json:"members"`
-	NotFound []guildhall.Snowflake `json:"not_found,omitempty"`
-	Next     guildhall.Snowflake   `json:"next,omitempty"`
-	Scanned  int                   `json:"scanned,omitempty"`
-	Done     bool                  `json:"done"`
-	Error    *guildhall.Error      `json:"error,omitempty"`
-}
-
 type membersChunk struct {
 	GuildID    guildhall.Snowflake   `json:"guild_id"`
 	Members    []guildhall.Member    `json:"members"`
@@ -736,7 +715,7 @@ func (g *Gateway) serveMembers(s *Session, req memberRequest) error {
 
 	switch {
 	case len(req.UserIDs) > 0:
-		rep, err := g.members(ctx, apiMembersRequest{GuildID: guildID, UserIDs: req.UserIDs, Limit: len(req.UserIDs)})
+		rep, err := g.members(ctx, guildhall.MembersRequest{GuildID: guildID, UserIDs: req.UserIDs, Limit: len(req.UserIDs)})
 		if err != nil {
 			return err
 		}
@@ -754,7 +733,7 @@ func (g *Gateway) serveMembers(s *Session, req memberRequest) error {
 		var found []guildhall.Member
 		var after guildhall.Snowflake
 		for scanned := 0; scanned < g.hub.presence.cfg.MaxQueryScan && len(found) < limit; {
-			rep, err := g.members(ctx, apiMembersRequest{
+			rep, err := g.members(ctx, guildhall.MembersRequest{
 				GuildID: guildID, Query: *req.Query, After: after, Limit: limit - len(found),
 				Scan: min(memberPageScan, g.hub.presence.cfg.MaxQueryScan-scanned),
 			})
@@ -778,7 +757,7 @@ func (g *Gateway) serveMembers(s *Session, req memberRequest) error {
 		chunks := max(1, (total+maxChunkMembers-1)/maxChunkMembers)
 		// The next page is fetched while this one is written: at most three pages
 		// are in memory.
-		pages := make(chan apiMembersReply, 1)
+		pages := make(chan guildhall.MembersReply, 1)
 		errc := make(chan error, 1)
 		go func() {
 			defer close(pages)
@@ -794,7 +773,7 @@ func (g *Gateway) serveMembers(s *Session, req memberRequest) error {
 				if n <= 0 {
 					return
 				}
-				rep, err := g.members(ctx, apiMembersRequest{GuildID: guildID, After: after, Limit: n})
+				rep, err := g.members(ctx, guildhall.MembersRequest{GuildID: guildID, After: after, Limit: n})
 				if err != nil {
 					errc <- err
 					return
@@ -827,8 +806,8 @@ func (g *Gateway) serveMembers(s *Session, req memberRequest) error {
 	}
 }
 
-func (g *Gateway) members(ctx context.Context, req apiMembersRequest) (apiMembersReply, error) {
-	var rep apiMembersReply
+func (g *Gateway) members(ctx context.Context, req guildhall.MembersRequest) (guildhall.MembersReply, error) {
+	var rep guildhall.MembersReply
 	rctx, cancel := context.WithTimeout(ctx, g.cfg.APITimeout)
 	defer cancel()
 	if err := g.api.call(rctx, ghnats.SubjectAPIMembers, req, &rep); err != nil {

@@ -13,40 +13,12 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 )
 
-// MembersRequest asks ghnats.SubjectAPIMembers for members of a guild, for a
-// gateway answering op 8 REQUEST_GUILD_MEMBERS with GUILD_MEMBERS_CHUNK. Gateways
-// check that the asking session is a member; this endpoint trusts them, like
-// identify and guild snapshots. One of three forms:
-//
-//   - UserIDs (at most MaxMembersPage): those members; the others in NotFound.
-//   - Query: members whose username (or nick) starts with Query, ignoring case,
-//     after After, at most Limit of them, reading at most Scan members (there is
-//     no username index: the guild is paged through in id order). Next and Done
-//     say where to go on.
-//   - neither: the page of at most Limit members after After, in id order.
-//
-// No form loads more than one page of MaxMembersPage members at a time.
-type MembersRequest struct {
-	GuildID guildhall.Snowflake   `json:"guild_id"`
-	UserIDs []guildhall.Snowflake `json:"user_ids,omitempty"`
-	Query   string                `json:"query,omitempty"`
-	After   guildhall.Snowflake   `json:"after,omitempty"`
-	Limit   int                   `json:"limit"`
-	// Scan bounds the members a query reads; zero value means MaxMembersScan.
-	Scan int `json:"scan,omitempty"`
-}
-
-// MembersReply answers a MembersRequest. Next is the id to continue after; Done
-// says the guild has no members after the ones read; Scanned is how many a query
-// read. Error is set instead when the guild does not exist or the store failed.
-type MembersReply struct {
-	Members  []guildhall.Member    `json:"members"`
-	NotFound []guildhall.Snowflake `json:"not_found,omitempty"`
-	Next     guildhall.Snowflake   `json:"next,omitempty"`
-	Scanned  int                   `json:"scanned,omitempty"`
-	Done     bool                  `json:"done"`
-	Error    *guildhall.Error      `json:"error,omitempty"`
-}
+// MembersRequest and MembersReply are the wire types of ghnats.SubjectAPIMembers,
+// shared with gateways through the root package.
+type (
+	MembersRequest = guildhall.MembersRequest
+	MembersReply   = guildhall.MembersReply
+)
 
 // Bounds of one MembersRequest.
 const (

@@ -344,23 +344,8 @@ func (s *BoltStore) Channels(ctx context.Context, guildID guildhall.Snowflake) (
 	})
 	// Positions change on every reorder, so they are not part of the key; a
 	// guild has at most a few hundred channels, sorting them here is cheap.
-	slices.SortFunc(out, func(a, b guildhall.Channel) int {
-		if a.Position != b.Position {
-			return a.Position - b.Position
-		}
-		return compareID(a.ID, b.ID)
-	})
+	guildhall.SortChannels(out)
 	return out, err
-}
-
-func compareID(a, b guildhall.Snowflake) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (s *BoltStore) PutRole(ctx context.Context, guildID guildhall.Snowflake, r guildhall.Role) error {

@@ -498,23 +498,8 @@ func (s *CQLStore) Channels(ctx context.Context, guildID guildhall.Snowflake) ([
 	if err := iter.Close(); err != nil {
 		return nil, fmt.Errorf("channels of guild %v: %w", guildID, err)
 	}
-	slices.SortFunc(out, func(a, b guildhall.Channel) int {
-		if a.Position != b.Position {
-			return a.Position - b.Position
-		}
-		return cmpSnowflake(a.ID, b.ID)
-	})
+	guildhall.SortChannels(out)
 	return out, nil
-}
-
-func cmpSnowflake(a, b guildhall.Snowflake) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (s *CQLStore) PutRole(ctx context.Context, guildID guildhall.Snowflake, r guildhall.Role) error {
