@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"strings"
-	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 	ghnats "github.com/guildhall/guildhall/nats"
@@ -30,93 +28,34 @@ const (
 // process may run one (they share the requests through the responder's queue
 // group).
 type MembersResponder struct {
-	store   Store
-	sem     chan struct{}
-	timeout time.Duration
-	log     *slog.Logger
-	sub     *natsgo.Subscription
+	*endpoints
+	store Store
 }
 
 // NewMembersResponder subscribes the members endpoint on nc, with cfg's queue
-// group, concurrency, timeout and logger (see ResponderConfig). Stop it with
-// Close.
+// group, concurrency (zero value means 16: member pages are the heavy requests),
+// timeout and logger (see ResponderConfig). Stop it with Close.
 func NewMembersResponder(store Store, nc *natsgo.Conn, cfg ResponderConfig) (*MembersResponder, error) {
 	if store == nil || nc == nil {
 		return nil, errors.New("messaging: members responder needs a store and a connection")
 	}
-	r := &MembersResponder{store: store, timeout: cfg.Timeout, log: cfg.Logger}
-	queue := cfg.Queue
-	if queue == "" {
-		queue = "api"
-	}
-	n := cfg.Concurrency
-	if n <= 0 {
-		n = 16
-	}
-	r.sem = make(chan struct{}, n)
-	if r.timeout <= 0 {
-		r.timeout = 10 * time.Second
-	}
-	if r.log == nil {
-		r.log = slog.Default()
-	}
-	sub, err := nc.QueueSubscribe(ghnats.SubjectAPIMembers, queue, r.handle)
-	if err != nil {
+	r := &MembersResponder{endpoints: newEndpoints(cfg, 16), store: store}
+	if err := r.serve(nc, map[string]func(context.Context, []byte) any{ghnats.SubjectAPIMembers: r.handle}); err != nil {
 		return nil, err
 	}
-	if err := nc.Flush(); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, err
-	}
-	r.sub = sub
 	return r, nil
 }
 
-// Close drains the subscription and waits for requests in flight.
-func (r *MembersResponder) Close() {
-	_ = r.sub.Drain()
-	deadline := time.Now().Add(r.timeout)
-	for r.sub.IsValid() && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+func (r *MembersResponder) handle(ctx context.Context, data []byte) any {
+	var req MembersRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		return MembersReply{Error: guildhall.ErrInvalidJSON}
 	}
-	for range cap(r.sem) {
-		r.sem <- struct{}{}
+	rep, err := r.Members(ctx, req)
+	if err != nil {
+		return MembersReply{Error: r.replyError("members of guild "+req.GuildID.String(), err)}
 	}
-	for range cap(r.sem) {
-		<-r.sem
-	}
-}
-
-func (r *MembersResponder) handle(m *natsgo.Msg) {
-	if m.Reply == "" {
-		return
-	}
-	r.sem <- struct{}{}
-	go func() {
-		defer func() { <-r.sem }()
-		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-		defer cancel()
-		var rep MembersReply
-		var req MembersRequest
-		if err := json.Unmarshal(m.Data, &req); err != nil {
-			rep.Error = guildhall.ErrInvalidJSON
-		} else if rep, err = r.Members(ctx, req); err != nil {
-			var ge *guildhall.Error
-			if !errors.As(err, &ge) {
-				r.log.Error("members responder", "guild", req.GuildID, "err", err)
-				ge = guildhall.ErrInternal
-			}
-			rep = MembersReply{Error: ge}
-		}
-		b, err := json.Marshal(rep)
-		if err != nil {
-			r.log.Error("members responder: encode", "err", err)
-			return
-		}
-		if err := m.Respond(b); err != nil {
-			r.log.Warn("members responder: reply", "err", err)
-		}
-	}()
+	return rep
 }
 
 // Members answers one request (see MembersRequest).

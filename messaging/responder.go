@@ -55,7 +55,27 @@ type BotReply struct {
 // serialized, so callers tell them apart by Message: ErrUnauthorized ("401:
 // Unauthorized") means a bad token; ErrServiceBusy and ErrInternal mean try again.
 type Responder struct {
-	svc     *Service
+	*endpoints
+	svc *Service
+}
+
+// NewResponder subscribes svc's endpoints on nc. Stop it with Close.
+func NewResponder(svc *Service, nc *natsgo.Conn, cfg ResponderConfig) (*Responder, error) {
+	r := &Responder{endpoints: newEndpoints(cfg, 64), svc: svc}
+	err := r.serve(nc, map[string]func(context.Context, []byte) any{
+		ghnats.SubjectAPIIdentify: r.identify,
+		ghnats.SubjectAPIGuild:    r.guild,
+		ghnats.SubjectAPIBot:      r.bot,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// endpoints serves request-reply handlers in a queue group with bounded
+// concurrency and a timeout per request; Responder and MembersResponder share it.
+type endpoints struct {
 	queue   string
 	sem     chan struct{}
 	timeout time.Duration
@@ -63,83 +83,79 @@ type Responder struct {
 	subs    []*natsgo.Subscription
 }
 
-// NewResponder subscribes svc's endpoints on nc. Stop it with Close.
-func NewResponder(svc *Service, nc *natsgo.Conn, cfg ResponderConfig) (*Responder, error) {
-	r := &Responder{svc: svc, queue: cfg.Queue, timeout: cfg.Timeout, log: cfg.Logger}
-	if r.queue == "" {
-		r.queue = "api"
+func newEndpoints(cfg ResponderConfig, concurrency int) *endpoints {
+	e := &endpoints{queue: cfg.Queue, timeout: cfg.Timeout, log: cfg.Logger}
+	if e.queue == "" {
+		e.queue = "api"
 	}
-	n := cfg.Concurrency
-	if n <= 0 {
-		n = 64
+	if cfg.Concurrency > 0 {
+		concurrency = cfg.Concurrency
 	}
-	r.sem = make(chan struct{}, n)
-	if r.timeout <= 0 {
-		r.timeout = 10 * time.Second
+	e.sem = make(chan struct{}, concurrency)
+	if e.timeout <= 0 {
+		e.timeout = 10 * time.Second
 	}
-	if r.log == nil {
-		r.log = slog.Default()
+	if e.log == nil {
+		e.log = slog.Default()
 	}
-	endpoints := []struct {
-		subject string
-		h       func(context.Context, []byte) any
-	}{
-		{ghnats.SubjectAPIIdentify, r.identify},
-		{ghnats.SubjectAPIGuild, r.guild},
-		{ghnats.SubjectAPIBot, r.bot},
-	}
-	for _, e := range endpoints {
-		sub, err := nc.QueueSubscribe(e.subject, r.queue, r.handler(e.subject, e.h))
+	return e
+}
+
+// serve subscribes each handler on its subject; on failure nothing stays
+// subscribed.
+func (e *endpoints) serve(nc *natsgo.Conn, handlers map[string]func(context.Context, []byte) any) error {
+	for subject, h := range handlers {
+		sub, err := nc.QueueSubscribe(subject, e.queue, e.handler(subject, h))
 		if err != nil {
-			r.Close()
-			return nil, err
+			e.Close()
+			return err
 		}
-		r.subs = append(r.subs, sub)
+		e.subs = append(e.subs, sub)
 	}
 	if err := nc.Flush(); err != nil {
-		r.Close()
-		return nil, err
+		e.Close()
+		return err
 	}
-	return r, nil
+	return nil
 }
 
 // Close drains the subscriptions: requests already received are answered.
-func (r *Responder) Close() {
-	for _, s := range r.subs {
+func (e *endpoints) Close() {
+	for _, s := range e.subs {
 		_ = s.Drain()
 	}
 	// Wait for the drains (no more handler calls), then for handlers in flight.
-	deadline := time.Now().Add(r.timeout)
-	for _, s := range r.subs {
+	deadline := time.Now().Add(e.timeout)
+	for _, s := range e.subs {
 		for s.IsValid() && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	for range cap(r.sem) {
-		r.sem <- struct{}{}
+	for range cap(e.sem) {
+		e.sem <- struct{}{}
 	}
-	for range cap(r.sem) {
-		<-r.sem
+	for range cap(e.sem) {
+		<-e.sem
 	}
 }
 
-func (r *Responder) handler(subject string, h func(context.Context, []byte) any) natsgo.MsgHandler {
+func (e *endpoints) handler(subject string, h func(context.Context, []byte) any) natsgo.MsgHandler {
 	return func(m *natsgo.Msg) {
 		if m.Reply == "" {
 			return
 		}
-		r.sem <- struct{}{}
+		e.sem <- struct{}{}
 		go func() {
-			defer func() { <-r.sem }()
-			ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+			defer func() { <-e.sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
 			defer cancel()
 			b, err := json.Marshal(h(ctx, m.Data))
 			if err != nil {
-				r.log.Error("responder: encode reply", "subject", subject, "err", err)
+				e.log.Error("responder: encode reply", "subject", subject, "err", err)
 				return
 			}
 			if err := m.Respond(b); err != nil {
-				r.log.Warn("responder: reply", "subject", subject, "err", err)
+				e.log.Warn("responder: reply", "subject", subject, "err", err)
 			}
 		}()
 	}
@@ -147,12 +163,12 @@ func (r *Responder) handler(subject string, h func(context.Context, []byte) any)
 
 // replyError turns err into what a reply carries: client errors as they are,
 // anything else logged and answered as ErrInternal.
-func (r *Responder) replyError(what string, err error) *guildhall.Error {
+func (e *endpoints) replyError(what string, err error) *guildhall.Error {
 	var ge *guildhall.Error
 	if errors.As(err, &ge) {
 		return ge
 	}
-	r.log.Error("responder: "+what, "err", err)
+	e.log.Error("responder: "+what, "err", err)
 	return guildhall.ErrInternal
 }
 

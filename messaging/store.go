@@ -3,6 +3,7 @@ package messaging
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	guildhall "github.com/guildhall/guildhall"
 )
@@ -106,4 +107,22 @@ type MessageWrite struct {
 type HistoryQuery struct {
 	Before, After, Around guildhall.Snowflake
 	Limit                 int
+}
+
+// Validate checks what every Store requires of a query: Limit in 1..100 and at
+// most one of Before, After and Around.
+func (q HistoryQuery) Validate() error {
+	if q.Limit < 1 || q.Limit > 100 {
+		return fmt.Errorf("history: limit %d out of 1..100", q.Limit)
+	}
+	set := 0
+	for _, c := range []guildhall.Snowflake{q.Before, q.After, q.Around} {
+		if c != 0 {
+			set++
+		}
+	}
+	if set > 1 {
+		return errors.New("history: at most one of before, after and around")
+	}
+	return nil
 }

@@ -583,17 +583,8 @@ func (s *BoltStore) Message(ctx context.Context, channelID, id guildhall.Snowfla
 // O(log n)). The CQL store cannot do this (a partition is addressed by its exact
 // bucket), which is why it needs the bucket index DESIGN mentions.
 func (s *BoltStore) History(ctx context.Context, channelID guildhall.Snowflake, q HistoryQuery) ([]guildhall.Message, error) {
-	if q.Limit < 1 || q.Limit > 100 {
-		return nil, fmt.Errorf("history: limit %d out of 1..100", q.Limit)
-	}
-	set := 0
-	for _, c := range []guildhall.Snowflake{q.Before, q.After, q.Around} {
-		if c != 0 {
-			set++
-		}
-	}
-	if set > 1 {
-		return nil, errors.New("history: at most one of before, after and around")
+	if err := q.Validate(); err != nil {
+		return nil, err
 	}
 	out := []guildhall.Message{}
 	err := s.view(ctx, func(tx *bolt.Tx) error {

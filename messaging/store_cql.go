@@ -939,17 +939,8 @@ func (s *CQLStore) Message(ctx context.Context, channelID, mid guildhall.Snowfla
 }
 
 func (s *CQLStore) History(ctx context.Context, channelID guildhall.Snowflake, q HistoryQuery) ([]guildhall.Message, error) {
-	if q.Limit < 1 || q.Limit > 100 {
-		return nil, fmt.Errorf("history: limit %d out of 1..100", q.Limit)
-	}
-	set := 0
-	for _, c := range []guildhall.Snowflake{q.Before, q.After, q.Around} {
-		if c != 0 {
-			set++
-		}
-	}
-	if set > 1 {
-		return nil, errors.New("history: at most one of before, after and around")
+	if err := q.Validate(); err != nil {
+		return nil, err
 	}
 	out := []guildhall.Message{}
 	var err error
