@@ -128,6 +128,10 @@ type stormResult struct {
 	AllResumedSeconds float64 `json:"all_resumed_sec"` // -1: not all came back
 	Resumed           int64   `json:"resumed"`
 	Invalid           int64   `json:"invalid_sessions"`
+	// Outcomes: the surviving servers' RESUME and IDENTIFY counters by outcome
+	// (guildhall_gateway_{resumes,identifies}_total) at the end of the run, which
+	// say why sessions got INVALID_SESSION (the servers log only warnings).
+	Outcomes map[string]float64 `json:"outcomes,omitempty"`
 }
 
 func newResult(o options) *result {
@@ -230,7 +234,14 @@ func (r *result) text() string {
 			p.Server, p.Sessions, p.HeapStackBytes, p.GCLiveBytes, map[bool]string{true: "", false: ": no GC seen"}[p.GCLiveBytes != 0], p.RSSBytes, p.Goroutines, p.KernelTCPBytes, p.KernelSlabBytes, r.IdleServerCPUPerSec)
 	}
 	if s := r.Storm; s != nil {
-		f("storm:     killed %s holding %d sessions; all ready again after %.2f s; %d resumes, %d INVALID_SESSION\n", s.Victim, s.SessionsOnVictim, s.AllResumedSeconds, s.Resumed, s.Invalid)
+		back := "not all resumed before the end"
+		if s.AllResumedSeconds >= 0 {
+			back = fmt.Sprintf("all resumed and ready again after %.2f s", s.AllResumedSeconds)
+		}
+		f("storm:     killed %s holding %d sessions; %s; %d resumes, %d INVALID_SESSION\n", s.Victim, s.SessionsOnVictim, back, s.Resumed, s.Invalid)
+		for k, v := range s.Outcomes {
+			f("storm:     %s %.0f\n", k, v)
+		}
 	}
 	return b.String()
 }

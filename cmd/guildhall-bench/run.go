@@ -53,6 +53,7 @@ type options struct {
 	readyWithin time.Duration
 	seedOnly    bool
 	perf        bool
+	gwOnly      bool
 }
 
 func parseOptions(scenario string, args []string) (options, error) {
@@ -80,6 +81,7 @@ func parseOptions(scenario string, args []string) (options, error) {
 	fs.DurationVar(&o.killAfter, "kill-after", 0, "reconnect-storm: kill the last gateway this long after posting starts (default duration/3)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "hard limit on the whole run")
 	fs.DurationVar(&o.readyWithin, "ready-within", 0, "give up when the sessions are not all ready this long after the ramp should have ended (default 60s + 50%)")
+	fs.BoolVar(&o.gwOnly, "gateway-only", false, "put no sessions on the first (all-roles) process, only on the --role gateway ones (needs --gateways 2 or more): measures a gateway without NATS, api and writer in it")
 	fs.BoolVar(&o.perf, "perf", false, "record the servers with perf (call graphs) during the measurement window; writes perf-<server>.txt into the data folder")
 	fs.BoolVar(&o.seedOnly, "seed-only", false, "seed the accounts and guilds into the data folder, then stop (seeding 100,000 members takes a while: do it once)")
 	if err := fs.Parse(args); err != nil {
@@ -259,8 +261,9 @@ func (r *run) start() error {
 	}
 	r.res.Machine = machine()
 	r.sessionsOn = make([]int, len(r.servers))
+	first := r.firstSessionServer()
 	for j := range o.sessions {
-		r.sessionsOn[j%len(r.servers)]++
+		r.sessionsOn[first+j%(len(r.servers)-first)]++
 	}
 	r.res.Servers = make([]serverResult, len(r.servers))
 	for i, s := range r.servers {
@@ -269,6 +272,15 @@ func (r *run) start() error {
 	}
 	r.res.KernelBefore = kernelMem()
 	return r.connectAll()
+}
+
+// firstSessionServer is the index of the first server that takes sessions: 1 with
+// --gateway-only (the all-roles process takes none), else 0.
+func (r *run) firstSessionServer() int {
+	if r.o.gwOnly && len(r.servers) > 1 {
+		return 1
+	}
+	return 0
 }
 
 func (r *run) startGuildhall() error {
@@ -490,7 +502,7 @@ func (r *run) connectAll() error {
 		return err
 	}
 	var urls []string
-	for _, s := range r.servers {
+	for _, s := range r.servers[r.firstSessionServer():] {
 		urls = append(urls, "ws://"+s.Addr+"/?v=10&encoding=json")
 	}
 	nw := (o.sessions + o.perWorker - 1) / o.perWorker
@@ -927,6 +939,17 @@ func (r *run) storm() error {
 		return err
 	}
 	st := r.aggregate()
+	r.res.Storm.Outcomes = map[string]float64{}
+	for _, s := range r.servers {
+		if s.killed {
+			continue
+		}
+		for k, v := range scrapeMetrics(s.Addr) {
+			if strings.Contains(k, "_resumes_total{") || strings.Contains(k, "_identifies_total{") {
+				r.res.Storm.Outcomes[s.Name+" "+k] += v
+			}
+		}
+	}
 	r.res.Storm.Resumed = st.Resumed - resumedBefore
 	r.res.Storm.Invalid = st.Invalid
 	if v := allBack.Load(); v > 0 {

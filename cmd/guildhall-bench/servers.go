@@ -222,6 +222,11 @@ func scrapeMetrics(addr string) map[string]float64 {
 		if len(f) != 2 {
 			continue
 		}
+		if strings.HasPrefix(f[0], "guildhall_gateway_resumes_total{") || strings.HasPrefix(f[0], "guildhall_gateway_identifies_total{") {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			out[f[0]] = v
+			continue
+		}
 		switch f[0] {
 		case "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_goroutines",
 			"go_memstats_heap_alloc_bytes", "go_memstats_sys_bytes", "guildhall_gateway_sessions",
