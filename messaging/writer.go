@@ -207,7 +207,7 @@ func (w *Writer) Run(ctx context.Context) error {
 			w.checkTrust(ctx, cons, seen)
 			continue
 		}
-		last, pending, err := w.apply(ctx, msgs, ackWait)
+		last, pending, err := w.apply(ctx, cons, msgs, ackWait)
 		if err != nil { // ctx is done: hand the batch back at once
 			for _, m := range msgs {
 				_ = m.Nak()
@@ -285,7 +285,7 @@ func (w *Writer) fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstrea
 // succeeds or ctx is done, then acknowledges every message of the batch. It
 // returns the batch's highest stream sequence and the consumer's pending count
 // after it.
-func (w *Writer) apply(ctx context.Context, msgs []jetstream.Msg, ackWait time.Duration) (last, pending uint64, err error) {
+func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jetstream.Msg, ackWait time.Duration) (last, pending uint64, err error) {
 	writes := make([]MessageWrite, 0, len(msgs))
 	for _, m := range msgs {
 		meta, err := m.Metadata()
@@ -309,6 +309,7 @@ func (w *Writer) apply(ctx context.Context, msgs []jetstream.Msg, ackWait time.D
 	if len(writes) > 0 {
 		bo := w.backoff()
 		progressed := time.Now()
+		var lagAt time.Time
 		for attempt := 1; ; attempt++ {
 			err := w.store.ApplyMessages(ctx, writes)
 			if err == nil {
@@ -321,6 +322,14 @@ func (w *Writer) apply(ctx context.Context, msgs []jetstream.Msg, ackWait time.D
 			if attempt == 1 || attempt%20 == 0 {
 				w.log.Error("writer: store write failed; retrying", "writes", len(writes), "attempt", attempt, "err", err)
 			}
+			// The stream keeps filling while the store fails: keep the lag gauge
+			// current, so that the backlog shows (and alerts fire) during an outage.
+			if time.Since(lagAt) >= lagRefresh {
+				if info, ok := w.consumerInfo(ctx, cons); ok {
+					w.metrics.WriterLag.Set(float64(info.NumPending) + float64(info.NumAckPending))
+				}
+				lagAt = time.Now()
+			}
 			if ackWait > 0 && time.Since(progressed) > ackWait/3 {
 				for _, m := range msgs {
 					_ = m.InProgress()
@@ -328,6 +337,13 @@ func (w *Writer) apply(ctx context.Context, msgs []jetstream.Msg, ackWait time.D
 				progressed = time.Now()
 			}
 			sleep(ctx, bo.next())
+		}
+		// The batch's metadata counted what was pending when it was fetched,
+		// before the outage: the backlog now is larger.
+		if !lagAt.IsZero() {
+			if info, ok := w.consumerInfo(ctx, cons); ok {
+				pending = info.NumPending
+			}
 		}
 	}
 	for _, m := range msgs {
@@ -339,6 +355,18 @@ func (w *Writer) apply(ctx context.Context, msgs []jetstream.Msg, ackWait time.D
 	}
 	w.metrics.WriterBatchSize.Observe(float64(len(msgs)))
 	return last, pending, nil
+}
+
+// lagRefresh is how often the Writer asks the consumer for its backlog while the
+// store fails.
+const lagRefresh = 2 * time.Second
+
+// consumerInfo asks for the consumer's counts; ok is false if NATS did not answer.
+func (w *Writer) consumerInfo(ctx context.Context, cons jetstream.Consumer) (*jetstream.ConsumerInfo, bool) {
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := cons.Info(ictx)
+	return info, err == nil
 }
 
 // decodeWrite turns a stream message into a store write. ok is false for events

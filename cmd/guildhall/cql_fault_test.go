@@ -690,7 +690,8 @@ func (d *directPublisher) acked() (map[string]string, int) {
 // are published, then starts again on the same data and port. While it is down the
 // writer holds its one batch, retries with backoff and acknowledges nothing; the
 // stream keeps the backlog and the writer's memory stays flat. When it is back the
-// backlog drains and every acknowledged message is in history exactly once.
+// backlog drains and every acknowledged message is in history exactly once. The
+// writer's lag gauge shows the backlog while the database is down and 0 after.
 //
 // Load: REST posts (which need the database to authorize, so they fail while it is
 // down: that is recorded, not asserted) and direct publishes to the stream, shaped
@@ -729,6 +730,7 @@ func TestCQLOutageWriterBacklog(t *testing.T) {
 	p.window()
 	var rssDown, rssBack int64
 	var lagMax uint64
+	var gaugeDown float64 // the writer's own lag gauge while the database is down
 	sample := func(phase string) {
 		rss, err := w.rss()
 		if err != nil {
@@ -743,6 +745,9 @@ func TestCQLOutageWriterBacklog(t *testing.T) {
 		lag := info.NumPending + uint64(info.NumAckPending)
 		lagMax = max(lagMax, lag)
 		gauge, _ := w.metric("guildhall_writer_lag_messages")
+		if phase == "down" {
+			gaugeDown = max(gaugeDown, gauge)
+		}
 		ok, failed := p.window()
 		t.Logf("%-4s %5.1fs: writer RSS %3d MiB, consumer %6d pending %3d unacknowledged (lag gauge %v), REST posts %d ok %d failed",
 			phase, time.Since(stopAt).Seconds(), rss>>20, info.NumPending, info.NumAckPending, gauge, ok, failed)
@@ -809,6 +814,9 @@ func TestCQLOutageWriterBacklog(t *testing.T) {
 	}
 	if lagMax < 1000 {
 		t.Errorf("peak lag %d: the outage should have left a backlog of thousands", lagMax)
+	}
+	if gaugeDown < 1000 {
+		t.Errorf("the writer's guildhall_writer_lag_messages peaked at %v while cassandra was down (backlog up to %d); want it to show the backlog", gaugeDown, lagMax)
 	}
 	maps.Copy(acked, direct)
 	total := ct.checkExactlyOnce(t, acked)
