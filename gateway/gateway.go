@@ -44,6 +44,10 @@ type Config struct {
 	Inbox int
 	// APITimeout bounds a request to the api; zero value means 5 s.
 	APITimeout time.Duration
+	// MaxReplays bounds the resumes replaying the stream at once on this gateway
+	// (each holds a JetStream consumer while it runs); others wait their turn.
+	// Zero value means 32.
+	MaxReplays int
 	// StartLimits bound IDENTIFY per user across every gateway (resumes are free).
 	// Zero value means Discord's: 1000 per day, max_concurrency 1 per 5 s.
 	StartLimits registry.StartLimits
@@ -78,6 +82,9 @@ func (c Config) withDefaults() Config {
 	if c.APITimeout == 0 {
 		c.APITimeout = 5 * time.Second
 	}
+	if c.MaxReplays == 0 {
+		c.MaxReplays = 32
+	}
 	return c
 }
 
@@ -92,6 +99,8 @@ type Gateway struct {
 	upgrader *gws.Upgrader
 	cancel   context.CancelFunc
 	done     chan struct{}
+
+	replays chan struct{} // a slot per replay running (Config.MaxReplays)
 
 	stateMu sync.Mutex // guards state, stateAt: the stream's state cached for resumes
 	state   jetstream.StreamState
@@ -122,6 +131,7 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 		api:      apiClient{nc: nc},
 		registry: reg,
 		limiter:  lim,
+		replays:  make(chan struct{}, cfg.MaxReplays),
 		stream:   stream,
 		done:     make(chan struct{}),
 		sessions: map[string]*Session{},

@@ -49,11 +49,21 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	gctx, gcancel := g.opContext()
 	defer gcancel()
 	entry, err := g.registry.Get(gctx, d.SessionID)
-	if err != nil || entry.UserID != rep.User.ID || !g.replayable(gctx, d.Seq) {
-		if err != nil && !errors.Is(err, registry.ErrNotFound) {
-			slog.Warn("resume: registry", "err", err)
-		}
-		metricResumes.WithLabelValues("invalid").Inc()
+	reason := ""
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		reason = "unknown_or_expired"
+	case err != nil:
+		reason = "registry_error"
+		slog.Warn("resume: registry", "session", d.SessionID, "err", err)
+	case entry.UserID != rep.User.ID:
+		reason = "wrong_user"
+	case !g.replayable(gctx, d.Seq):
+		reason = "seq_not_replayable"
+	}
+	if reason != "" {
+		metricResumes.WithLabelValues("invalid_" + reason).Inc()
+		slog.Debug("resume refused", "session", d.SessionID, "seq", d.Seq, "reason", reason)
 		s.send(opFrame(OpInvalidSession, []byte("false")))
 		return
 	}
@@ -119,7 +129,11 @@ func (g *Gateway) replayable(ctx context.Context, seq uint64) bool {
 	if err == nil && seq > st.LastSeq {
 		st, err = g.streamState(ctx, true)
 	}
-	if err != nil || seq > st.LastSeq {
+	if err != nil {
+		slog.Warn("resume: stream state", "err", err)
+		return false
+	}
+	if seq > st.LastSeq {
 		return false
 	}
 	return st.Msgs == 0 || seq+1 >= st.FirstSeq
@@ -158,15 +172,24 @@ func (g *Gateway) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 	subjects = append(subjects, ghnats.UserInSubject(uint64(s.user.ID)))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	// Each replay holds a consumer on the stream while it runs; a reconnect storm
+	// must not ask for thousands at once (JetStream bounds consumers per stream).
+	select {
+	case g.replays <- struct{}{}:
+		defer func() { <-g.replays }()
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 	var cons jetstream.Consumer
 	var err error
 	// Creating the consumer is a JetStream API call, which a busy cluster may
 	// refuse for a moment (a reconnect storm makes many at once): try a few times.
 	for attempt := range 4 {
 		cons, err = g.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-			FilterSubjects: subjects,
-			DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:    from + 1,
+			FilterSubjects:    subjects,
+			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:       from + 1,
+			InactiveThreshold: 10 * time.Second, // if the delete below is lost
 		})
 		if err == nil {
 			break
@@ -176,6 +199,13 @@ func (g *Gateway) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 	if err != nil {
 		return 0, err
 	}
+	defer func() {
+		if info := cons.CachedInfo(); info != nil {
+			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = g.stream.DeleteConsumer(dctx, info.Name)
+			dcancel()
+		}
+	}()
 	sent := 0
 	for {
 		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 )
 
@@ -221,7 +225,8 @@ func TestGatewayCloseCodes(t *testing.T) {
 // A session that drops its connection and resumes gets every event it missed, in
 // order, then RESUMED, then live events.
 func TestResumeReplaysMissedEvents(t *testing.T) {
-	s := startStack(t, t.TempDir())
+	dir := t.TempDir()
+	s := startStack(t, dir)
 	f := newGuildFixture(t, s)
 	c := testenv.DialGateway(t, s.gatewayURL())
 	ready := c.Identify(f.memberToken)
@@ -268,6 +273,32 @@ func TestResumeReplaysMissedEvents(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("after resume got %v\nwant %v (and not %s again)", got, want, before.ID)
 	}
+
+	// The replay's consumer is gone once the resume is done: a storm of resumes
+	// must not pile consumers up on the stream.
+	url, err := os.ReadFile(filepath.Join(dir, "nats.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, js, err := ghnats.Connect(strings.TrimSpace(string(url)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		st, err := js.Stream(context.Background(), ghnats.StreamEvents)
+		if err != nil {
+			return err
+		}
+		info, err := st.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if n := info.State.Consumers; n != 1 {
+			return fmt.Errorf("EVENTS has %d consumers; want only the writer's", n)
+		}
+		return nil
+	})
 
 	// Resuming an unknown session is refused with INVALID_SESSION d=false.
 	c3 := testenv.DialGateway(t, s.gatewayURL())
