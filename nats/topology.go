@@ -138,7 +138,10 @@ func (t Topology) WriterConsumerConfig() jetstream.ConsumerConfig {
 		Description:   "persists guild events to the store; acks after the write",
 		FilterSubject: SubjectInGuild,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		// Short, so that a dead writer's unacknowledged events come back soon (reads
+		// wait on the ack floor); a live writer that is retrying marks its batch in
+		// progress, and redelivery is harmless since writes are idempotent.
+		AckWait:       10 * time.Second,
 		MaxAckPending: 20000,
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
