@@ -214,7 +214,6 @@ func (h *Hub) attach(s *Session, rooms []*room, members []guildhall.Member) uint
 		r.add(s, m)
 	}
 	h.joinUser(s)
-	s.lastSeq.Store(h.w)
 	return h.w
 }
 

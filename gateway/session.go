@@ -44,9 +44,6 @@ type Session struct {
 	// Owned by the hub's pump goroutine.
 	guilds map[guildhall.Snowflake]*membership
 
-	// lastSeq is the s of the last dispatch queued: what the registry records.
-	lastSeq atomic.Uint64
-
 	mu      sync.Mutex
 	queue   []*frame
 	held    []*frame // frames held back while a resume replays the stream
