@@ -84,10 +84,7 @@ func BenchmarkHubDeliverSink(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			var writes atomic.Int64
-			conns := make([]net.Conn, n)
-			for i := range conns {
-				conns[i] = sinkConn{writes: &writes}
-			}
+			conns := sinkConns(n, &writes)
 			h, r := benchRoom(conns)
 			ev := benchEvent()
 			var want int64
@@ -109,10 +106,7 @@ func BenchmarkHubDeliverSink(b *testing.B) {
 func BenchmarkHubDeliverOnly(b *testing.B) {
 	const n = 10000
 	var writes atomic.Int64
-	conns := make([]net.Conn, n)
-	for i := range conns {
-		conns[i] = sinkConn{writes: &writes}
-	}
+	conns := sinkConns(n, &writes)
 	h, r := benchRoom(conns)
 	ev := benchEvent()
 	f := dispatchFrame(ev.Type, 1, ev.Data)
@@ -197,10 +191,7 @@ func BenchmarkHubDeliverLoopback(b *testing.B) {
 func BenchmarkHubHandle(b *testing.B) {
 	const n = 10000
 	var writes atomic.Int64
-	conns := make([]net.Conn, n)
-	for i := range conns {
-		conns[i] = sinkConn{writes: &writes}
-	}
+	conns := sinkConns(n, &writes)
 	h, _ := benchRoom(conns)
 	ev := benchEvent()
 	proto := ghnats.EventMsg(ev, "bench")
@@ -229,4 +220,13 @@ func BenchmarkDispatchFrame(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		_ = dispatchFrame(ev.Type, uint64(i), ev.Data)
 	}
+}
+
+// sinkConns returns n connections that discard what is written and count it.
+func sinkConns(n int, writes *atomic.Int64) []net.Conn {
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = sinkConn{writes: writes}
+	}
+	return conns
 }

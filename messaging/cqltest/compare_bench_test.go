@@ -50,32 +50,8 @@ func BenchmarkStoreWriter(b *testing.B) {
 	for _, st := range benchStores {
 		b.Run("store="+st.name, func(b *testing.B) {
 			s := st.open(b)
-			content := strings.Repeat("x", 120)
-			author := guildhall.User{ID: 1 << 41, Username: "bench", Discriminator: "0"}
 			for _, batch := range []int{1, 256} {
-				b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-					gen := guildhall.NewSnowflakeGenerator(2, batch%32)
-					seq := uint64(time.Now().UnixNano()) >> 8
-					writes := make([]messaging.MessageWrite, 0, batch)
-					b.ReportAllocs()
-					b.ResetTimer()
-					begin := time.Now()
-					for i := 0; i < b.N; i++ {
-						seq++
-						id := gen.Next()
-						writes = append(writes, messaging.MessageWrite{Seq: seq, Message: guildhall.Message{
-							ID: id, ChannelID: guildhall.Snowflake(1<<42 + i%10), GuildID: 1 << 43,
-							Author: author, Content: content, Timestamp: id.Time(),
-						}})
-						if len(writes) == batch || i == b.N-1 {
-							if err := s.ApplyMessages(b.Context(), writes); err != nil {
-								b.Fatal(err)
-							}
-							writes = writes[:0]
-						}
-					}
-					b.ReportMetric(float64(b.N)/time.Since(begin).Seconds(), "msgs/s")
-				})
+				b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchApplyMessages(b, s, 2, batch) })
 			}
 		})
 	}
