@@ -31,8 +31,9 @@ type WriterConfig struct {
 	// or NATS fails; each retry waits about twice as long as the one before,
 	// with jitter. Zero values mean 50 ms and 5 s.
 	MinBackoff, MaxBackoff time.Duration
-	// IdleWait is how long one fetch waits for new events before asking again.
-	// Zero value means 5 s.
+	// IdleWait is how long one fetch waits for new events before asking again,
+	// and so how long a stopping Writer may wait for its last fetch. Zero value
+	// means 1 s.
 	IdleWait time.Duration
 	// Metrics receives batch sizes, progress and errors. Zero value means
 	// unregistered metrics.
@@ -104,7 +105,7 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 		w.maxBO = w.minBO
 	}
 	if w.idle <= 0 {
-		w.idle = 5 * time.Second
+		w.idle = time.Second
 	}
 	if w.metrics == nil {
 		w.metrics = NewMetrics(nil)
@@ -170,6 +171,14 @@ func (w *Writer) Run(ctx context.Context) error {
 	// floor, which another writer may move.
 	defer func() { w.advance(0, false) }()
 
+	// A fetch in flight when ctx ends is not abandoned, and the batch it brings is
+	// still written and acknowledged (for at most shutdownGrace): a pull request
+	// cancelled on the client can still be served by the server, and an event
+	// delivered to nobody, like a batch handed back, waits out AckWait before
+	// redelivery, during which reads of its guild answer 503.
+	work, cancelWork := afterGrace(ctx, shutdownGrace)
+	defer cancelWork()
+
 	bo := w.backoff()
 	var cons jetstream.Consumer
 	var ackWait time.Duration
@@ -189,7 +198,7 @@ func (w *Writer) Run(ctx context.Context) error {
 			cons, ackWait = c, info.Config.AckWait
 			w.advance(info.AckFloor.Stream, info.NumAckPending == 0 && seen <= info.AckFloor.Stream)
 		}
-		msgs, err := w.fetch(ctx, cons)
+		msgs, err := w.fetch(work, cons)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -207,8 +216,8 @@ func (w *Writer) Run(ctx context.Context) error {
 			w.checkTrust(ctx, cons, seen)
 			continue
 		}
-		last, pending, err := w.apply(ctx, cons, msgs, ackWait)
-		if err != nil { // ctx is done: hand the batch back at once
+		last, pending, err := w.apply(work, cons, msgs, ackWait)
+		if err != nil { // past the grace: hand the batch back at once
 			for _, m := range msgs {
 				_ = m.Nak()
 			}
@@ -346,8 +355,21 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 			}
 		}
 	}
-	for _, m := range msgs {
-		if err := m.Ack(); err != nil {
+	// Acks are fire-and-forget except the batch's last, which waits for the
+	// server: it processes one connection's acks in order, so once it answers
+	// the whole batch is acknowledged and the consumer's ack floor (which
+	// readers in other processes poll) has moved. It also keeps a shutdown from
+	// closing the connection on acks still in flight.
+	for i, m := range msgs {
+		var err error
+		if i == len(msgs)-1 {
+			actx, cancel := context.WithTimeout(ctx, ackConfirmTimeout)
+			err = m.DoubleAck(actx)
+			cancel()
+		} else {
+			err = m.Ack()
+		}
+		if err != nil {
 			// Not fatal: the event is persisted; JetStream redelivers it after
 			// AckWait and the second write changes nothing.
 			w.log.Warn("writer: ack", "err", err)
@@ -355,6 +377,21 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 	}
 	w.metrics.WriterBatchSize.Observe(float64(len(msgs)))
 	return last, pending, nil
+}
+
+// shutdownGrace bounds how long a Writer whose context ended keeps writing and
+// acknowledging the batch it holds; ackConfirmTimeout bounds the wait for the
+// server to confirm a batch's acks.
+const (
+	shutdownGrace     = 5 * time.Second
+	ackConfirmTimeout = 5 * time.Second
+)
+
+// afterGrace returns a context that ends d after ctx does.
+func afterGrace(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	g, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(d, cancel) })
+	return g, func() { stop(); cancel() }
 }
 
 // lagRefresh is how often the Writer asks the consumer for its backlog while the
