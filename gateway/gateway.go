@@ -38,6 +38,12 @@ type Config struct {
 	MaxOutbox int
 	// WriteTimeout bounds one socket write; zero value means 10 s.
 	WriteTimeout time.Duration
+	// NoDirectWrites makes every frame go through the session's writer
+	// goroutine, as if the socket were always busy. Zero value means a frame
+	// for a session with nothing pending is written at once by whoever sends
+	// it (the hub's pump, on the fan-out path); for comparing the two in
+	// benchmarks.
+	NoDirectWrites bool
 	// Inbox bounds the events waiting for the pump; beyond it NATS drops them for
 	// this gateway and the pump refills the gap from the stream. Zero value means
 	// 65536.
@@ -204,7 +210,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	s := newSession(g, conn, q.Get("compress") == "zlib-stream")
+	s := newSession(g, conn, conn.NetConn(), q.Get("compress") == "zlib-stream")
 	s.resumeURL = g.cfg.PublicURL
 	if s.resumeURL == "" {
 		s.resumeURL = "ws://" + r.Host

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -14,19 +15,27 @@ import (
 
 // Session is one client connection and, once identified, one gateway session.
 //
-// Outgoing frames go through a bounded outbox. A writer goroutine exists only while
-// the outbox has frames: it takes everything pending and writes it with one writev,
-// so an idle session costs no goroutine for writing and a busy one pays one system
-// call for many frames. A session whose outbox reaches its bound is a slow consumer:
-// it is closed with 4000 and may resume, replaying from the stream what it missed.
+// A frame for a session with nothing pending is written at once, without blocking,
+// by whoever sends it (on the fan-out path the hub's pump): one system call and no
+// goroutine, the common case. Otherwise (the socket's buffer is full, or frames are
+// already waiting) it goes into a bounded outbox, and a writer goroutine, which
+// exists only while the outbox has frames, takes everything pending and writes it
+// with one writev, waiting for the socket as needed. An idle session costs no
+// goroutine for writing and a busy one pays one system call for many frames. A
+// session whose outbox reaches its bound is a slow consumer: it is closed with 4000
+// and may resume, replaying from the stream what it missed.
 //
-// All writes to the socket go through the outbox (pongs and close frames too), so
-// the writer is the only goroutine that writes to the connection.
+// All writes to the socket go through send (pongs and close frames too), under the
+// session's mutex while no writer runs, or by the writer: never two at once.
 type Session struct {
 	gw      *Gateway
 	conn    *gws.Conn
 	netConn net.Conn
-	zlib    bool // transport compression: compress=zlib-stream
+	// raw reaches the socket for direct writes; nil when the connection is not a
+	// plain socket (TLS, a pipe in tests), and then every frame goes through the
+	// writer.
+	raw  syscall.RawConn
+	zlib bool // transport compression: compress=zlib-stream
 	// payloadZlib: IDENTIFY asked for compress: true; each dispatch then goes as
 	// its own zlib stream in a binary frame. Set before the session joins rooms.
 	payloadZlib atomic.Bool
@@ -50,6 +59,15 @@ type Session struct {
 	holding bool
 	writing bool
 	closed  bool
+	// partial is what a direct write left unwritten of its frame (the socket
+	// buffer filled up); the writer sends it before anything queued.
+	partial []byte
+	// A direct write's argument and results, and the function that does it,
+	// made once: a closure made per write would allocate on the fan-out path.
+	direct      []byte
+	directN     int
+	directErr   error
+	directWrite func(fd uintptr) bool
 	// zlib-stream state, used by the writer only.
 	zbuf bytes.Buffer
 	zw   *zlib.Writer
@@ -67,8 +85,15 @@ type membership struct {
 	index   int    // position in room.members
 }
 
-func newSession(gw *Gateway, conn *gws.Conn, zlibStream bool) *Session {
-	s := &Session{gw: gw, conn: conn, netConn: conn.NetConn(), zlib: zlibStream}
+func newSession(gw *Gateway, conn *gws.Conn, netConn net.Conn, zlibStream bool) *Session {
+	s := &Session{gw: gw, conn: conn, netConn: netConn, zlib: zlibStream}
+	if sc, ok := s.netConn.(syscall.Conn); ok && !gw.cfg.NoDirectWrites {
+		s.raw, _ = sc.SyscallConn()
+		s.directWrite = func(fd uintptr) bool {
+			s.directN, s.directErr = syscall.Write(int(fd), s.direct)
+			return true // never wait for the socket here: the writer does that
+		}
+	}
 	s.startWriter = s.writeLoop
 	return s
 }
@@ -107,6 +132,26 @@ func (s *Session) sendDirect(f *frame) {
 func (s *Session) pushLocked(f *frame) {
 	if len(s.queue) >= s.gw.cfg.MaxOutbox {
 		s.cutOffLocked()
+		return
+	}
+	if !s.writing && s.raw != nil && !f.closeAfter && s.sendsShared(f) {
+		// Nothing is pending: write from here, without waking a writer
+		// goroutine. This is the fan-out's common case, and what makes a
+		// frame to a room cost one system call per member and nothing else.
+		rest, err := s.writeNow(f.wire)
+		if err != nil {
+			s.closed = true
+			s.queue = nil
+			_ = s.netConn.Close()
+			return
+		}
+		metricFramesWritten.Inc()
+		if rest == nil {
+			return
+		}
+		s.partial = rest
+		s.writing = true
+		go s.startWriter()
 		return
 	}
 	s.queue = append(s.queue, f)
@@ -162,6 +207,26 @@ func (s *Session) close(code int, reason string) {
 	s.sendDirect(closeFrame(code, reason))
 }
 
+// writeNow writes b to the socket without blocking and returns what did not fit
+// in the socket's buffer (nil when all of it did). s.mu is held.
+func (s *Session) writeNow(b []byte) ([]byte, error) {
+	s.direct = b
+	err := s.raw.Write(s.directWrite)
+	n, werr := s.directN, s.directErr
+	s.direct, s.directErr = nil, nil
+	switch {
+	case err != nil:
+		return nil, err
+	case werr == syscall.EAGAIN || werr == syscall.EINTR:
+		return b, nil
+	case werr != nil:
+		return nil, werr
+	case n < len(b):
+		return b[n:], nil
+	}
+	return nil, nil
+}
+
 const writeBatch = 64
 
 // writeScratch is a writer's working space. It is pooled rather than kept on the
@@ -181,8 +246,13 @@ func (s *Session) writeLoop() {
 	defer writeScratchPool.Put(sc)
 	for {
 		s.mu.Lock()
-		n := copy(sc.frames[:], s.queue)
-		if n == 0 {
+		k := 0 // leading buffers that are not queued frames: a direct write's rest
+		if s.partial != nil {
+			sc.bufs[0], s.partial = s.partial, nil
+			k = 1
+		}
+		n := copy(sc.frames[:writeBatch-k], s.queue)
+		if n+k == 0 {
 			s.writing = false
 			s.queue = s.queue[:0]
 			s.mu.Unlock()
@@ -195,10 +265,12 @@ func (s *Session) writeLoop() {
 
 		closeAfter := false
 		for i := 0; i < n; i++ {
-			sc.bufs[i] = s.wireBytes(sc.frames[i])
+			sc.bufs[k+i] = s.wireBytes(sc.frames[i])
 			closeAfter = closeAfter || sc.frames[i].closeAfter
 			sc.frames[i] = nil
 		}
+		metricFramesWritten.Add(float64(n))
+		n += k
 		// Move the deadline only when less than half of WriteTimeout is left: a
 		// write still gets at least WriteTimeout/2, and a busy session does not
 		// re-arm the runtime's timer on every write.
@@ -215,7 +287,6 @@ func (s *Session) writeLoop() {
 			sc.nb = nil
 		}
 		clear(sc.bufs[:n])
-		metricFramesWritten.Add(float64(n))
 		if err != nil || closeAfter {
 			s.mu.Lock()
 			s.closed = true
@@ -228,6 +299,16 @@ func (s *Session) writeLoop() {
 	}
 }
 
+// sendsShared reports whether the session sends f's shared bytes as they are
+// (no compression applies to it).
+func (s *Session) sendsShared(f *frame) bool {
+	if f.wire[0]&0x0F != wsOpText || !(s.zlib || s.payloadZlib.Load()) {
+		return true
+	}
+	// Payload compression applies to dispatches (op 0) only, as on Discord.
+	return !s.zlib && !isDispatch(f.payload)
+}
+
 func isDispatch(payload []byte) bool { return bytes.HasPrefix(payload, []byte(`{"op":0,`)) }
 
 // wireBytes is what to write for f: the shared frame, or for zlib-stream sessions its
@@ -235,14 +316,10 @@ func isDispatch(payload []byte) bool { return bytes.HasPrefix(payload, []byte(`{
 // asked for payload compression each dispatch as its own zlib stream (control frames
 // are never compressed).
 func (s *Session) wireBytes(f *frame) []byte {
-	if f.wire[0]&0x0F != wsOpText || !(s.zlib || s.payloadZlib.Load()) {
+	if s.sendsShared(f) {
 		return f.wire
 	}
 	if !s.zlib {
-		// Payload compression applies to dispatches (op 0) only, as on Discord.
-		if !isDispatch(f.payload) {
-			return f.wire
-		}
 		var b bytes.Buffer
 		zw := zlib.NewWriter(&b)
 		_, _ = zw.Write(f.payload)
