@@ -502,9 +502,7 @@ func (h *Hub) removeUser(r *room, uid guildhall.Snowflake) {
 func (h *Hub) deliver(r *room, ev guildhall.Event, f *frame) {
 	start := time.Now()
 	if ev.ChannelID == 0 {
-		for _, rm := range r.members {
-			rm.s.send(f)
-		}
+		sendAll(r.members, f)
 	} else {
 		v, ok := r.channelView(ev.ChannelID)
 		if !ok {
@@ -513,9 +511,14 @@ func (h *Hub) deliver(r *room, ev guildhall.Event, f *frame) {
 				return // the channel is gone: nobody may see it
 			}
 		}
-		for _, rm := range r.members {
-			if r.canView(v, rm.s.user.ID, rm.m) {
-				rm.s.send(f)
+		if v.everyone {
+			sendAll(r.members, f)
+		} else {
+			// canView fills the view's cache: one goroutine only.
+			for _, rm := range r.members {
+				if r.canView(v, rm.s.user.ID, rm.m) {
+					rm.s.send(f)
+				}
 			}
 		}
 	}
