@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -201,3 +203,41 @@ func pending(s *Session) int {
 
 // isConnReset: closing a socket with unread data makes the peer see a reset.
 func isConnReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// A room past parallelFanOut is written by several goroutines at once; every
+// member still gets every frame once, in stream order.
+func TestLargeRoomFanOutInOrder(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
+	const members, events = parallelFanOut + 100, 30
+	servers, clients := loopbackPairs(t, members)
+	h, r := benchRoom(servers, Config{})
+	errs := make(chan error, members)
+	for _, c := range clients {
+		go func() {
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+			br := bufio.NewReader(c)
+			for i := 1; i <= events; i++ {
+				p, err := readFrame(br)
+				if err != nil {
+					errs <- err
+					return
+				}
+				var d struct{ S int }
+				if err := json.Unmarshal(p, &d); err != nil || d.S != i {
+					errs <- fmt.Errorf("frame %d has s=%d (%v); want %d", i, d.S, err, i)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	ev := benchEvent()
+	for i := 1; i <= events; i++ {
+		h.deliver(r, ev, dispatchFrame(ev.Type, uint64(i), ev.Data))
+	}
+	for range members {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
