@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -116,6 +117,9 @@ type Gateway struct {
 
 	replays    chan struct{} // a slot per replay running (Config.MaxReplays)
 	identifies chan struct{} // a slot per identify running (Config.MaxIdentifies)
+	// limiterDownUntil (unix ns): after the start limiter failed, identifies skip
+	// it until then. It fails open anyway; sparing its KV the calls lets it recover.
+	limiterDownUntil atomic.Int64
 
 	stateMu sync.Mutex // guards state, stateAt: the stream's state cached for resumes
 	state   jetstream.StreamState
@@ -383,21 +387,8 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	if len(d.Shard) == 2 {
 		shard = d.Shard[0]
 	}
-	// The limiter fails open (below), so waiting long for it only holds a slot.
-	lctx, lcancel := context.WithTimeout(context.Background(), min(g.cfg.APITimeout, limiterTimeout))
-	defer lcancel()
-	if err := g.limiter.Allow(lctx, rep.User.ID, shard); err != nil {
-		var limited *registry.ErrStartLimited
-		if errors.As(err, &limited) {
-			metricIdentifies.WithLabelValues("rate_limited").Inc()
-			s.close(CloseRateLimited, fmt.Sprintf("Session start limit: retry after %.1fs", limited.RetryAfter.Seconds()))
-			return
-		}
-		// The limiter protects the tier; when its KV is too slow to answer, refusing
-		// would make every client retry at once and feed the storm it guards
-		// against. Let the identify through and count it.
-		metricIdentifies.WithLabelValues("limiter_unavailable").Inc()
-		slog.Warn("identify: start limiter unavailable; allowing", "err", err)
+	if !g.allowStart(s, rep.User.ID, shard) {
+		return
 	}
 	s.user = rep.User
 	s.id = randomHex(16)
@@ -428,6 +419,35 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	g.mu.Unlock()
 	metricIdentifies.WithLabelValues("ok").Inc()
 	g.sessionStarted(s, d.Presence)
+}
+
+// allowStart asks the start limiter; false when it refused (the session is closed
+// with 4008). The limiter protects the tier; when its KV is too slow to answer,
+// refusing would make every client retry at once and feed the storm it guards
+// against, so the identify goes through uncounted, and the next ones for
+// limiterTimeout do not ask.
+func (g *Gateway) allowStart(s *Session, user guildhall.Snowflake, shard int) bool {
+	if time.Now().UnixNano() < g.limiterDownUntil.Load() {
+		metricIdentifies.WithLabelValues("limiter_skipped").Inc()
+		return true
+	}
+	// Waiting long for a limiter that fails open only holds an identify slot.
+	ctx, cancel := context.WithTimeout(context.Background(), min(g.cfg.APITimeout, limiterTimeout))
+	defer cancel()
+	err := g.limiter.Allow(ctx, user, shard)
+	var limited *registry.ErrStartLimited
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &limited):
+		metricIdentifies.WithLabelValues("rate_limited").Inc()
+		s.close(CloseRateLimited, fmt.Sprintf("Session start limit: retry after %.1fs", limited.RetryAfter.Seconds()))
+		return false
+	}
+	g.limiterDownUntil.Store(time.Now().Add(limiterTimeout).UnixNano())
+	metricIdentifies.WithLabelValues("limiter_unavailable").Inc()
+	slog.Warn("identify: start limiter unavailable; allowing", "err", err)
+	return true
 }
 
 // limiterTimeout bounds the start limiter's KV round trips in an identify.

@@ -556,7 +556,7 @@ func (r *run) connectAll() error {
 	}
 	for {
 		st := r.aggregate()
-		r.prog.printf(false, "connect: %d/%d ready, %d dialing, %d dial errors, %d closes, %.0f s %s", st.Ready, o.sessions, st.Dialing, st.DialErrors, st.Closes, time.Since(start).Seconds(), st.LastError)
+		r.prog.printf(false, "connect: %d/%d ready, %d dialing, %d dial errors, %d closes, %d invalid, %.0f s %s", st.Ready, o.sessions, st.Dialing, st.DialErrors, st.Closes, st.Invalid, time.Since(start).Seconds(), st.LastError)
 		if st.Ready >= o.sessions {
 			break
 		}
