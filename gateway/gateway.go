@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -57,6 +58,14 @@ type Config struct {
 	// StartLimits bound IDENTIFY per user across every gateway (resumes are free).
 	// Zero value means Discord's: 1000 per day, max_concurrency 1 per 5 s.
 	StartLimits registry.StartLimits
+	// MaxIdentifies bounds the identifies in progress on this gateway (each is an
+	// api request and several KV round trips), so that a burst queues here instead
+	// of overloading the api and the KV for everybody. An identify that finds no
+	// slot within IdentifyWait is answered INVALID_SESSION (d=false), Discord's
+	// "try again in 1–5 s". Zero value means 64.
+	MaxIdentifies int
+	// IdentifyWait: zero value means 1 s.
+	IdentifyWait time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -91,6 +100,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxReplays == 0 {
 		c.MaxReplays = 32
 	}
+	if c.MaxIdentifies == 0 {
+		c.MaxIdentifies = 64
+	}
+	if c.IdentifyWait == 0 {
+		c.IdentifyWait = time.Second
+	}
 	return c
 }
 
@@ -106,7 +121,11 @@ type Gateway struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 
-	replays chan struct{} // a slot per replay running (Config.MaxReplays)
+	replays    chan struct{} // a slot per replay running (Config.MaxReplays)
+	identifies chan struct{} // a slot per identify running (Config.MaxIdentifies)
+	// limiterDownUntil (unix ns): after the start limiter failed, identifies skip
+	// it until then. It fails open anyway; sparing its KV the calls lets it recover.
+	limiterDownUntil atomic.Int64
 
 	stateMu sync.Mutex // guards state, stateAt: the stream's state cached for resumes
 	state   jetstream.StreamState
@@ -133,15 +152,16 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 		return nil, err
 	}
 	g := &Gateway{
-		cfg:      cfg,
-		api:      apiClient{nc: nc},
-		registry: reg,
-		limiter:  lim,
-		replays:  make(chan struct{}, cfg.MaxReplays),
-		stream:   stream,
-		done:     make(chan struct{}),
-		sessions: map[string]*Session{},
-		conns:    map[*Session]struct{}{},
+		cfg:        cfg,
+		api:        apiClient{nc: nc},
+		registry:   reg,
+		limiter:    lim,
+		replays:    make(chan struct{}, cfg.MaxReplays),
+		identifies: make(chan struct{}, cfg.MaxIdentifies),
+		stream:     stream,
+		done:       make(chan struct{}),
+		sessions:   map[string]*Session{},
+		conns:      map[*Session]struct{}{},
 	}
 	g.hub, err = newHub(g, nc, js, stream, cfg.Node, cfg.Inbox)
 	if err != nil {
@@ -343,6 +363,13 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 		s.close(CloseAuthenticationFailed, "Authentication failed")
 		return
 	}
+	if !g.identifySlot() {
+		// Shed, keeping the connection: the client identifies again in 1–5 s.
+		metricIdentifies.WithLabelValues("shed").Inc()
+		s.send(opFrame(OpInvalidSession, []byte("false")))
+		return
+	}
+	defer func() { <-g.identifies }()
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.APITimeout)
 	defer cancel()
 	rep, err := g.api.identify(ctx, d.Token)
@@ -366,20 +393,8 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	if len(d.Shard) == 2 {
 		shard = d.Shard[0]
 	}
-	lctx, lcancel := g.opContext()
-	defer lcancel()
-	if err := g.limiter.Allow(lctx, rep.User.ID, shard); err != nil {
-		var limited *registry.ErrStartLimited
-		if errors.As(err, &limited) {
-			metricIdentifies.WithLabelValues("rate_limited").Inc()
-			s.close(CloseRateLimited, fmt.Sprintf("Session start limit: retry after %.1fs", limited.RetryAfter.Seconds()))
-			return
-		}
-		// The limiter protects the tier; when its KV is too slow to answer, refusing
-		// would make every client retry at once and feed the storm it guards
-		// against. Let the identify through and count it.
-		metricIdentifies.WithLabelValues("limiter_unavailable").Inc()
-		slog.Warn("identify: start limiter unavailable; allowing", "err", err)
+	if !g.allowStart(s, rep.User.ID, shard) {
+		return
 	}
 	s.user = rep.User
 	s.id = randomHex(16)
@@ -410,6 +425,56 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	g.mu.Unlock()
 	metricIdentifies.WithLabelValues("ok").Inc()
 	g.sessionStarted(s, d.Presence)
+}
+
+// allowStart asks the start limiter; false when it refused (the session is closed
+// with 4008). The limiter protects the tier; when its KV is too slow to answer,
+// refusing would make every client retry at once and feed the storm it guards
+// against, so the identify goes through uncounted, and the next ones for
+// limiterTimeout do not ask.
+func (g *Gateway) allowStart(s *Session, user guildhall.Snowflake, shard int) bool {
+	if time.Now().UnixNano() < g.limiterDownUntil.Load() {
+		metricIdentifies.WithLabelValues("limiter_skipped").Inc()
+		return true
+	}
+	// Waiting long for a limiter that fails open only holds an identify slot.
+	ctx, cancel := context.WithTimeout(context.Background(), min(g.cfg.APITimeout, limiterTimeout))
+	defer cancel()
+	err := g.limiter.Allow(ctx, user, shard)
+	var limited *registry.ErrStartLimited
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &limited):
+		metricIdentifies.WithLabelValues("rate_limited").Inc()
+		s.close(CloseRateLimited, fmt.Sprintf("Session start limit: retry after %.1fs", limited.RetryAfter.Seconds()))
+		return false
+	}
+	g.limiterDownUntil.Store(time.Now().Add(limiterTimeout).UnixNano())
+	metricIdentifies.WithLabelValues("limiter_unavailable").Inc()
+	slog.Warn("identify: start limiter unavailable; allowing", "err", err)
+	return true
+}
+
+// limiterTimeout bounds the start limiter's KV round trips in an identify.
+const limiterTimeout = time.Second
+
+// identifySlot takes a slot of Config.MaxIdentifies, waiting at most
+// Config.IdentifyWait; false when none freed up.
+func (g *Gateway) identifySlot() bool {
+	select {
+	case g.identifies <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(g.cfg.IdentifyWait)
+	defer t.Stop()
+	select {
+	case g.identifies <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // opContext bounds one step of an identify or a resume (each JetStream or api

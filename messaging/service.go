@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -68,6 +67,7 @@ type Service struct {
 	store   Store
 	nc      *natsgo.Conn
 	js      jetstream.JetStream
+	jsAsync jetstream.JetStream // for publishInOrder; acks time out after publishTimeout
 	ids     *guildhall.SnowflakeGenerator
 	barrier *Barrier
 	metrics *Metrics
@@ -83,9 +83,6 @@ type Service struct {
 
 	tokens *tokenCache
 	typing *typingLimiter
-	// invites serializes accepting the same invite in this process, so that uses
-	// are counted without lost updates (see AcceptInvite for several processes).
-	invites stripedMutex
 }
 
 // NewService checks cfg and returns a Service. When cfg.Barrier is nil it builds a
@@ -127,6 +124,9 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("messaging: bcrypt cost %d: %w", s.bcryptCost, err)
 	}
 	s.dummyHash = dummy
+	if s.jsAsync, err = jetstream.New(cfg.Conn, jetstream.WithPublishAsyncTimeout(s.publishTimeout)); err != nil {
+		return nil, fmt.Errorf("messaging: jetstream: %w", err)
+	}
 	size := cfg.TokenCacheSize
 	if size <= 0 {
 		size = 10000
@@ -183,6 +183,36 @@ func (s *Service) publish(ctx context.Context, ev guildhall.Event, id string) (u
 	return 0, s.publishFailed(ev, err)
 }
 
+// publishInOrder sends events to the EVENTS stream back to back and then waits
+// for all their acks: one round trip instead of one per event. Sent in order on one
+// connection, they are stored in this order. An event not acknowledged goes again
+// through publish (same Nats-Msg-Id, so it is stored once; after such a retry the
+// order is no longer guaranteed).
+func (s *Service) publishInOrder(ctx context.Context, evs ...guildhall.Event) error {
+	start := time.Now()
+	ids := make([]string, len(evs))
+	acks := make([]jetstream.PubAckFuture, len(evs))
+	for i, ev := range evs {
+		ids[i] = s.ids.Next().String()
+		acks[i], _ = s.jsAsync.PublishMsgAsync(ghnats.EventMsg(ev, ids[i]), jetstream.WithExpectStream(ghnats.StreamEvents))
+	}
+	for i, ev := range evs {
+		if acks[i] != nil {
+			select {
+			case <-acks[i].Ok():
+				s.metrics.PublishLatency.WithLabelValues(ev.Type).Observe(time.Since(start).Seconds())
+				continue
+			case <-acks[i].Err():
+			case <-ctx.Done():
+			}
+		}
+		if _, err := s.publish(ctx, ev, ids[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *Service) publishFailed(ev guildhall.Event, err error) error {
 	s.metrics.PublishErrors.WithLabelValues(ev.Type).Inc()
 	s.log.Error("publish event", "type", ev.Type, "guild", ev.GuildID, "user", ev.UserID, "err", err)
@@ -196,18 +226,4 @@ func internal(what string, err error) error {
 		return err
 	}
 	return fmt.Errorf("messaging: %s: %w", what, err)
-}
-
-// stripedMutex is a fixed set of mutexes picked by key hash: bounded memory,
-// mutual exclusion per key (and, rarely, between keys sharing a stripe).
-type stripedMutex [64]sync.Mutex
-
-func (m *stripedMutex) lock(key string) func() {
-	var h uint32 = 2166136261
-	for i := 0; i < len(key); i++ {
-		h = (h ^ uint32(key[i])) * 16777619
-	}
-	mu := &m[h%uint32(len(m))]
-	mu.Lock()
-	return mu.Unlock
 }

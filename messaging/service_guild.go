@@ -203,15 +203,22 @@ func (s *Service) CreateGuild(ctx context.Context, u guildhall.User, name string
 // publishGuildCreate sends GUILD_CREATE to the sessions of member m alone (a user
 // event on gh.in.u.<user>).
 func (s *Service) publishGuildCreate(ctx context.Context, st *guildhall.GuildState, m guildhall.Member) error {
+	ev, err := guildCreateEvent(st, m)
+	if err != nil {
+		return err
+	}
+	_, err = s.publish(ctx, ev, s.ids.Next().String())
+	return err
+}
+
+func guildCreateEvent(st *guildhall.GuildState, m guildhall.Member) (guildhall.Event, error) {
 	self := m
 	self.GuildID = 0
 	data, err := json.Marshal(st.CreatePayload(self))
 	if err != nil {
-		return internal("encode guild create", err)
+		return guildhall.Event{}, internal("encode guild create", err)
 	}
-	ev := guildhall.Event{Type: guildhall.EventGuildCreate, UserID: m.User.ID, Data: data}
-	_, err = s.publish(ctx, ev, s.ids.Next().String())
-	return err
+	return guildhall.Event{Type: guildhall.EventGuildCreate, UserID: m.User.ID, Data: data}, nil
 }
 
 // Guild returns a guild the user is a member of, with MemberCount, its channels
@@ -468,14 +475,13 @@ func inviteCode() string {
 // guild and GUILD_CREATE to the joiner's own sessions. joined reports whether u
 // became a member now.
 //
-// Uses are counted under a per-code lock in this process; api processes sharing a
-// CQL store may together let an invite be used a few times past max_uses.
+// The store counts the use together with the membership (Store.JoinGuild), so
+// joins by one invite run concurrently here; api processes sharing a CQL store may
+// together let an invite be used a few times past max_uses.
 func (s *Service) AcceptInvite(ctx context.Context, u guildhall.User, code string) (info InviteInfo, joined bool, err error) {
 	if code == "" || len(code) > 32 {
 		return InviteInfo{}, false, guildhall.ErrUnknownInvite
 	}
-	unlock := s.invites.lock(code)
-	defer unlock()
 	inv, err := s.store.Invite(ctx, code)
 	if errors.Is(err, ErrNotFound) {
 		return InviteInfo{}, false, guildhall.ErrUnknownInvite
@@ -514,25 +520,35 @@ func (s *Service) AcceptInvite(ctx context.Context, u guildhall.User, code strin
 		return InviteInfo{}, false, err
 	}
 	m := guildhall.Member{GuildID: inv.GuildID, User: u, Roles: []guildhall.Snowflake{}, JoinedAt: s.now().UTC()}
-	if err := s.store.PutMember(ctx, m); err != nil {
-		return InviteInfo{}, false, internal("put member", err)
+	inv, joined, err = s.store.JoinGuild(ctx, m, code)
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInviteUsedUp) {
+		return InviteInfo{}, false, guildhall.ErrUnknownInvite
 	}
-	inv.Uses++
-	if err := s.store.PutInvite(ctx, inv); err != nil {
-		return InviteInfo{}, false, internal("count invite use", err)
+	if err != nil {
+		return InviteInfo{}, false, internal("join guild", err)
+	}
+	if !joined { // a concurrent accept by the same user won
+		return info, false, nil
 	}
 	info.Invite = inv
+	// Other joins ran concurrently since GuildState: count them too.
 	st.Guild.MemberCount++
+	if n, err := s.store.MemberCount(ctx, inv.GuildID); err == nil {
+		st.Guild.MemberCount = max(n, st.Guild.MemberCount)
+	}
 
 	data, err := json.Marshal(m)
 	if err != nil {
 		return InviteInfo{}, false, internal("encode member", err)
 	}
 	add := guildhall.Event{Type: guildhall.EventGuildMemberAdd, GuildID: inv.GuildID, UserID: u.ID, Data: data}
-	if _, err := s.publish(ctx, add, s.ids.Next().String()); err != nil {
+	create, err := guildCreateEvent(&st, m)
+	if err != nil {
 		return InviteInfo{}, false, err
 	}
-	if err := s.publishGuildCreate(ctx, &st, m); err != nil {
+	// In this order: the joiner's sessions enter the room after the add, so they
+	// do not receive their own GUILD_MEMBER_ADD.
+	if err := s.publishInOrder(ctx, add, create); err != nil {
 		return InviteInfo{}, false, err
 	}
 	return info, true, nil

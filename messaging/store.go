@@ -14,6 +14,8 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict: a unique value is taken (a username).
 	ErrConflict = errors.New("store: conflict")
+	// ErrInviteUsedUp: the invite has MaxUses and has been used that many times.
+	ErrInviteUsedUp = errors.New("store: invite used up")
 )
 
 // Store keeps what must outlive every process: accounts, guilds and their channels,
@@ -62,6 +64,13 @@ type Store interface {
 	// PutInvite creates or replaces an invite.
 	PutInvite(ctx context.Context, inv guildhall.Invite) error
 	Invite(ctx context.Context, code string) (guildhall.Invite, error)
+	// JoinGuild is a join by invite: it creates membership m and counts one use of
+	// the invite, as one step (so a join costs one commit, not two), and returns the
+	// invite after the use. A user who is a member already changes nothing: joined
+	// is false and no use is counted. ErrNotFound: no such invite; ErrInviteUsedUp:
+	// it has MaxUses uses (expiry by time is the caller's to check). Within one
+	// process concurrent joins never count past MaxUses.
+	JoinGuild(ctx context.Context, m guildhall.Member, code string) (inv guildhall.Invite, joined bool, err error)
 
 	// ApplyMessages applies message writes in one batch. Each write carries the
 	// stream sequence of the event it comes from, and the result must not depend on

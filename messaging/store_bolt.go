@@ -385,23 +385,25 @@ func memberCount(tx *bolt.Tx, guildID guildhall.Snowflake) int {
 }
 
 func (s *BoltStore) PutMember(ctx context.Context, m guildhall.Member) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		members := tx.Bucket(bMembers)
-		k := key2(m.GuildID, m.User.ID)
-		// Count only new keys: a replace (nick change, role change) must not
-		// inflate the count. This read-then-write is safe because bbolt
-		// serializes writers.
-		if members.Get(k) == nil {
-			n := memberCount(tx, m.GuildID) + 1
-			if err := tx.Bucket(bMemberCounts).Put(u64(uint64(m.GuildID)), u64(uint64(n))); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bUserGuilds).Put(key2(m.User.ID, m.GuildID), []byte{}); err != nil {
-				return err
-			}
+	return s.update(ctx, func(tx *bolt.Tx) error { return putMember(tx, m) })
+}
+
+func putMember(tx *bolt.Tx, m guildhall.Member) error {
+	members := tx.Bucket(bMembers)
+	k := key2(m.GuildID, m.User.ID)
+	// Count only new keys: a replace (nick change, role change) must not
+	// inflate the count. This read-then-write is safe because bbolt
+	// serializes writers.
+	if members.Get(k) == nil {
+		n := memberCount(tx, m.GuildID) + 1
+		if err := tx.Bucket(bMemberCounts).Put(u64(uint64(m.GuildID)), u64(uint64(n))); err != nil {
+			return err
 		}
-		return putJSON(members, k, m)
-	})
+		if err := tx.Bucket(bUserGuilds).Put(key2(m.User.ID, m.GuildID), []byte{}); err != nil {
+			return err
+		}
+	}
+	return putJSON(members, k, m)
 }
 
 // fillMember decodes a stored membership and refreshes its User from the users
@@ -491,6 +493,45 @@ func (s *BoltStore) PutInvite(ctx context.Context, inv guildhall.Invite) error {
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		return putJSON(tx.Bucket(bInvites), []byte(inv.Code), inv)
 	})
+}
+
+// JoinGuild checks and writes in one transaction, so concurrent joins share
+// db.Batch commits instead of each waiting for two. The refusals are results, not
+// errors of the closure: an error would roll back and re-run the whole batch.
+func (s *BoltStore) JoinGuild(ctx context.Context, m guildhall.Member, code string) (guildhall.Invite, bool, error) {
+	var inv guildhall.Invite
+	var joined bool
+	var refused error
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		inv, joined, refused = guildhall.Invite{}, false, nil // db.Batch may run this twice
+		invites := tx.Bucket(bInvites)
+		if refused = getJSON(invites, []byte(code), &inv, "invite "+code); refused != nil {
+			if errors.Is(refused, ErrNotFound) {
+				return nil
+			}
+			return refused
+		}
+		if tx.Bucket(bMembers).Get(key2(m.GuildID, m.User.ID)) != nil {
+			return nil
+		}
+		if inv.MaxUses > 0 && inv.Uses >= inv.MaxUses {
+			refused = fmt.Errorf("invite %s: %w", code, ErrInviteUsedUp)
+			return nil
+		}
+		if err := putMember(tx, m); err != nil {
+			return err
+		}
+		inv.Uses++
+		joined = true
+		return putJSON(invites, []byte(code), inv)
+	})
+	if err == nil {
+		err = refused
+	}
+	if err != nil {
+		return guildhall.Invite{}, false, err
+	}
+	return inv, joined, nil
 }
 
 func (s *BoltStore) Invite(ctx context.Context, code string) (guildhall.Invite, error) {

@@ -114,6 +114,9 @@ type CQLStore struct {
 	s   *gocql.Session
 	cfg CQLConfig
 	qs  sync.Map // query template -> text with the keyspace filled in
+	// joins serializes JoinGuild per invite code in this process, so uses are
+	// counted without lost updates (several processes may still overshoot).
+	joins stripedMutex
 }
 
 var _ Store = (*CQLStore)(nil)
@@ -750,6 +753,49 @@ func (s *CQLStore) PutInvite(ctx context.Context, inv guildhall.Invite) error {
 	return s.write(ctx, `INSERT INTO {ks}.invites (code, data) VALUES (?, ?)`, inv.Code, data)
 }
 
+// JoinGuild reads the invite and the membership at once, then writes the member
+// and the counted invite at once. Not a logged batch: the membership's
+// create-if-absent (LWT) and the member counter cannot share a batch with other
+// tables. If one write fails the join fails; a use counted without its member only
+// uses the invite up sooner.
+func (s *CQLStore) JoinGuild(ctx context.Context, m guildhall.Member, code string) (guildhall.Invite, bool, error) {
+	unlock := s.joins.lock(code)
+	defer unlock()
+	var inv guildhall.Invite
+	var exists bool
+	err := cqlParallel(
+		func() (err error) { inv, err = s.Invite(ctx, code); return err },
+		func() error {
+			var one int64
+			err := s.query(ctx, `SELECT user_id FROM {ks}.members WHERE guild_id = ? AND bucket = ? AND user_id = ?`,
+				cqlID(m.GuildID), cqlMemberBucket(m.User.ID), cqlID(m.User.ID)).Scan(&one)
+			exists = err == nil
+			if errors.Is(err, gocql.ErrNotFound) {
+				return nil
+			}
+			return err
+		},
+	)
+	if err != nil {
+		return guildhall.Invite{}, false, err
+	}
+	if exists {
+		return inv, false, nil
+	}
+	if inv.MaxUses > 0 && inv.Uses >= inv.MaxUses {
+		return guildhall.Invite{}, false, fmt.Errorf("invite %q: %w", code, ErrInviteUsedUp)
+	}
+	inv.Uses++
+	err = cqlParallel(
+		func() error { return s.PutMember(ctx, m) },
+		func() error { return s.PutInvite(ctx, inv) },
+	)
+	if err != nil {
+		return guildhall.Invite{}, false, err
+	}
+	return inv, true, nil
+}
+
 func (s *CQLStore) Invite(ctx context.Context, code string) (guildhall.Invite, error) {
 	var inv guildhall.Invite
 	var data []byte
@@ -1039,4 +1085,18 @@ func scanMessages(iter *gocql.Iter, channelID guildhall.Snowflake, out []guildha
 		out = append(out, m)
 	}
 	return out, iter.Close()
+}
+
+// stripedMutex is a fixed set of mutexes picked by key hash: bounded memory,
+// mutual exclusion per key (and, rarely, between keys sharing a stripe).
+type stripedMutex [64]sync.Mutex
+
+func (m *stripedMutex) lock(key string) func() {
+	var h uint32 = 2166136261
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	mu := &m[h%uint32(len(m))]
+	mu.Lock()
+	return mu.Unlock
 }

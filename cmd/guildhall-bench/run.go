@@ -52,6 +52,7 @@ type options struct {
 	timeout     time.Duration
 	readyWithin time.Duration
 	seedOnly    bool
+	seedConc    int
 	perf        bool
 	gwOnly      bool
 }
@@ -83,6 +84,7 @@ func parseOptions(scenario string, args []string) (options, error) {
 	fs.DurationVar(&o.readyWithin, "ready-within", 0, "give up when the sessions are not all ready this long after the ramp should have ended (default 60s + 50%)")
 	fs.BoolVar(&o.gwOnly, "gateway-only", false, "put no sessions on the first (all-roles) process, only on the --role gateway ones (needs --gateways 2 or more): measures a gateway without NATS, api and writer in it")
 	fs.BoolVar(&o.perf, "perf", false, "record the servers with perf (call graphs) during the measurement window; writes perf-<server>.txt into the data folder")
+	fs.IntVar(&o.seedConc, "seed-concurrency", 64, "invite joins in flight while seeding")
 	fs.BoolVar(&o.seedOnly, "seed-only", false, "seed the accounts and guilds into the data folder, then stop (seeding 100,000 members takes a while: do it once)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -388,7 +390,7 @@ func (r *run) doSeed() error {
 		return err
 	}
 	defer nc.Close()
-	rest := newREST(api.Addr, nil, 64)
+	rest := newREST(api.Addr, nil, max(64, o.seedConc))
 	seedStart := time.Now()
 	changed := false
 
@@ -461,7 +463,7 @@ func (r *run) doSeed() error {
 	}
 	if len(joiners) > 0 {
 		t0 := time.Now()
-		err := joinAll(r.ctx, rest, s, joiners, 32, func(d int) {
+		err := joinAll(r.ctx, rest, s, joiners, o.seedConc, func(d int) {
 			r.prog.printf(d == len(joiners), "seed: %d/%d accepted invites (%.0f/s)", d, len(joiners), float64(d)/time.Since(t0).Seconds())
 		})
 		if err != nil {
@@ -554,7 +556,7 @@ func (r *run) connectAll() error {
 	}
 	for {
 		st := r.aggregate()
-		r.prog.printf(false, "connect: %d/%d ready, %d dialing, %d dial errors, %d closes, %.0f s %s", st.Ready, o.sessions, st.Dialing, st.DialErrors, st.Closes, time.Since(start).Seconds(), st.LastError)
+		r.prog.printf(false, "connect: %d/%d ready, %d dialing, %d dial errors, %d closes, %d invalid, %.0f s %s", st.Ready, o.sessions, st.Dialing, st.DialErrors, st.Closes, st.Invalid, time.Since(start).Seconds(), st.LastError)
 		if st.Ready >= o.sessions {
 			break
 		}

@@ -61,6 +61,21 @@ type client struct {
 	nextBeat  atomic.Int64 // unix ns
 	seen      []uint64     // bitset of message indexes received (read loop only)
 	dups      int64
+	// fails counts the session starts refused or cut off in a row; it stretches
+	// the pause before the next try, as Discord libraries back off.
+	fails atomic.Int32
+}
+
+// backoff counts one more failure and returns how long to wait before the next try:
+// at least lo, at most hi doubled per failure in a row (capped at a minute), chosen
+// at random in between so that refused clients do not come back together.
+func (c *client) backoff(lo, hi time.Duration) time.Duration {
+	n := min(c.fails.Add(1), 16)
+	ceil := min(hi<<(n-1), time.Minute)
+	if ceil <= lo {
+		return lo
+	}
+	return lo + rand.N(ceil-lo)
 }
 
 func runWorker() error {
@@ -247,7 +262,7 @@ func (w *worker) dialLoop(ctx context.Context) {
 				w.fail(err)
 				// Try the next gateway after a pause, as a client would.
 				c.gw = (c.gw + 1) % len(w.cfg.Gateways)
-				time.AfterFunc(time.Duration(200+rand.IntN(800))*time.Millisecond, func() { w.dialQ <- c })
+				time.AfterFunc(c.backoff(200*time.Millisecond, time.Second), func() { w.dialQ <- c })
 			}
 		}
 	}
@@ -307,8 +322,13 @@ func (c *client) OnClose(conn *gws.Conn, err error) {
 		return
 	}
 	// Reconnect after a short random pause (Discord asks for 1–5 s; a storm wants
-	// it short), to the next gateway if this one is gone.
-	time.AfterFunc(time.Duration(rand.IntN(1000))*time.Millisecond, func() {
+	// it short), to the next gateway if this one is gone. A session that was cut
+	// off before it got ready backs off further each time.
+	pause := time.Duration(rand.IntN(1000)) * time.Millisecond
+	if !wasReady {
+		pause = c.backoff(0, time.Second)
+	}
+	time.AfterFunc(pause, func() {
 		c.gw = (c.gw + 1) % len(w.cfg.Gateways)
 		w.dialQ <- c
 	})
@@ -398,13 +418,20 @@ func (c *client) OnMessage(conn *gws.Conn, m *gws.Message) {
 			}})
 		}
 	case 7: // RECONNECT: the server closes next; OnClose resumes.
-	case 9: // INVALID_SESSION: identify afresh.
+	case 9: // INVALID_SESSION: identify afresh after 1–5 s, as Discord asks.
 		w.invalid.Add(1)
 		c.mu.Lock()
 		c.sessionID = ""
 		c.mu.Unlock()
 		c.seq.Store(0)
-		c.write(conn, map[string]any{"op": 2, "d": map[string]any{"token": c.token, "intents": 513, "properties": map[string]string{"os": "linux"}}})
+		time.AfterFunc(c.backoff(time.Second, 5*time.Second), func() {
+			c.mu.Lock()
+			same := c.conn == conn
+			c.mu.Unlock()
+			if same && !w.stopping.Load() {
+				c.write(conn, map[string]any{"op": 2, "d": map[string]any{"token": c.token, "intents": 513, "properties": map[string]string{"os": "linux"}}})
+			}
+		})
 	}
 }
 
@@ -419,6 +446,7 @@ func (c *client) markReady(conn *gws.Conn, sessionID string) {
 	c.mu.Unlock()
 	if now && !was {
 		c.w.ready.Add(1)
+		c.fails.Store(0)
 	}
 }
 

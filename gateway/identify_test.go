@@ -1,0 +1,60 @@
+package gateway
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/guildhall/guildhall/testenv"
+)
+
+// With every identify slot taken, an IDENTIFY is answered INVALID_SESSION (d=false)
+// and the connection stays open; once a slot frees up, the next IDENTIFY is served
+// (here it reaches the api, which this test does not run: close 4000).
+func TestIdentifyShedWhenSlotsAreTaken(t *testing.T) {
+	n := testenv.StartNATS(t, ghnats.Topology{})
+	nc, js, err := ghnats.Connect(n.URL, "gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	g, err := New(context.Background(), nc, js, Config{
+		HeartbeatInterval: time.Hour, MaxIdentifies: 2, IdentifyWait: 50 * time.Millisecond, APITimeout: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close(context.Background(), 0) })
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/?v=10&encoding=json"
+
+	g.identifies <- struct{}{}
+	g.identifies <- struct{}{}
+	c := testenv.DialGateway(t, url)
+	c.WaitFor(t, "op:10", 5*time.Second)
+	if err := c.Send(OpIdentify, map[string]any{"token": "Bot x", "properties": map[string]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	inv := c.WaitFor(t, "op:9", 5*time.Second)
+	if string(inv.D) != "false" {
+		t.Fatalf("INVALID_SESSION d = %s; want false", inv.D)
+	}
+	if c.Closed() {
+		t.Fatal("a shed IDENTIFY closed the connection")
+	}
+
+	<-g.identifies
+	if err := c.Send(OpIdentify, map[string]any{"token": "Bot x", "properties": map[string]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := c.WaitClose(10 * time.Second); code != CloseUnknownError {
+		t.Fatalf("IDENTIFY with a free slot and no api closed with %d; want %d", code, CloseUnknownError)
+	}
+	if len(g.identifies) != 1 {
+		t.Fatalf("%d identify slots taken after the identify ended; want 1 (the test's)", len(g.identifies))
+	}
+}
