@@ -36,10 +36,10 @@ type room struct {
 	checks  int // checkRoom calls in flight
 }
 
-// Bounds of a room's recent events. 256 events cover a busy guild's last minutes
-// (the resumes of a reconnect storm miss seconds); 1 MiB caps what a room of big
-// messages pins. Constants rather than Config fields: Config lives in gateway.go,
-// which this change leaves alone.
+// Bounds of a room's recent events. 256 events are a minute or more of a guild
+// posting a few a second, longer than a reconnect storm keeps sessions away; 1 MiB
+// caps what a room of big messages pins. Constants rather than Config fields:
+// Config lives in gateway.go, which this change leaves alone.
 const (
 	recentMaxEvents = 256
 	recentMaxBytes  = 1 << 20
