@@ -10,10 +10,11 @@
 //	             one ordered pump that frames each event once and hands the same bytes
 //	             to every session that may see it
 //	room.go      what the hub knows of one guild: its state, its local sessions, the
-//	             channel-visibility cache
+//	             channel-visibility cache, its recent events for resumes
 //	session.go   one session's bounded outbox and its writer, which coalesces pending
 //	             frames into one write and cuts slow consumers off
-//	resume.go    the resume path: replay of missed events from the JetStream log
+//	resume.go    the resume path: replay of missed events from the rooms' recent
+//	             events when they cover the absence, else from the JetStream log
 //	apiclient.go what the gateway asks the api over NATS (identify, guild snapshots)
 //
 // Dispatch sequence numbers are JetStream stream sequences: an event's s is its

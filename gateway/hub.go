@@ -206,8 +206,12 @@ func (h *Hub) attach(s *Session, rooms []*room, members []guildhall.Member) uint
 		if r.fresh {
 			// Every event of this guild that reached the pump is before the cut;
 			// what did not reach it was stored before the subscription was in place.
+			// From here on the room has every event, unless its loss counters move
+			// (they were read before it subscribed).
 			r.fresh = false
 			r.lastSeq = max(r.lastSeq, h.w)
+			r.recent.restartAfter(h.w)
+			r.vouched = true
 		}
 		m := &membership{roles: members[i].Roles, roleKey: roleKey(members[i].Roles)}
 		s.guilds[r.id] = m
@@ -270,6 +274,8 @@ func (h *Hub) room(state *guildhall.GuildState, fresh bool) *room {
 		return r
 	}
 	r := &room{id: state.Guild.ID, state: *state, lastSeq: h.w, fresh: fresh}
+	r.recent.from = h.w
+	r.mark = lossMark{reconnects: h.nc.Stats().Reconnects} // nothing dropped yet
 	for _, subj := range []string{ghnats.GuildEventSubject(uint64(r.id)), ghnats.EphemeralGuildSubject(uint64(r.id))} {
 		sub, err := h.nc.ChanSubscribe(subj, h.in)
 		if err != nil {
@@ -287,7 +293,7 @@ func (h *Hub) room(state *guildhall.GuildState, fresh bool) *room {
 		// before this subscription reached the stream's server would only show as a
 		// gap at the guild's next event. Look once the subscription is surely in
 		// place, so a quiet guild is not left behind.
-		go h.checkRoom(r.id)
+		h.startCheck(r)
 	}
 	return r
 }
@@ -318,32 +324,98 @@ func (h *Hub) joinUser(s *Session) {
 	u.sessions = append(u.sessions, s)
 }
 
+// lossMark is what moves when NATS loses a room's events without the pump seeing a
+// gap yet (it sees one only at the guild's next event): drops on the room's
+// subscriptions (inbox full), and reconnects (nats.go counts one before it resends
+// anything, so before any later tick can reach the pump).
+type lossMark struct {
+	dropped    int
+	reconnects uint64
+}
+
+func (h *Hub) lossMark(r *room) (lossMark, bool) {
+	m := lossMark{reconnects: h.nc.Stats().Reconnects}
+	for _, sub := range r.subs {
+		n, err := sub.Dropped()
+		if err != nil {
+			return m, false
+		}
+		m.dropped += n
+	}
+	return m, true
+}
+
+// covers reports whether r's recent events hold every event of the guild after
+// seq up to the watermark. A room nobody vouches for now gets a check and answers
+// no: the stream replay is always right.
+func (h *Hub) covers(r *room, seq uint64) bool {
+	if r.fresh || r.recent.from > seq {
+		return false
+	}
+	if r.vouched {
+		if m, ok := h.lossMark(r); ok && m == r.mark {
+			return true
+		}
+		r.vouched = false
+	}
+	if r.checks == 0 {
+		h.startCheck(r)
+	}
+	return false
+}
+
+// startCheck runs checkRoom on r with the loss counters read first: once the check
+// has caught the room up with the stream, a later loss moves them.
+func (h *Hub) startCheck(r *room) {
+	mark, ok := h.lossMark(r)
+	r.checks++
+	go h.checkRoom(r, mark, ok)
+}
+
 // checkRoom fills a room's gap, if any, against the stream's last event of the
 // guild: used where the next event might be long in coming (a new subscription, a
-// NATS reconnect during which core messages were lost).
-func (h *Hub) checkRoom(id guildhall.Snowflake) {
+// NATS reconnect during which core messages were lost, a drop seen by covers).
+// Once filled, the room is vouched for as of mark.
+func (h *Hub) checkRoom(r *room, mark lossMark, markOK bool) {
+	last, ok := h.lastGuildSeq(r.id)
+	h.post(func() {
+		r.checks--
+		if h.rooms[r.id] != r || r.fresh || !ok {
+			return // gone, not attached yet, or NATS is away: the next event shows any gap
+		}
+		if last > r.lastSeq {
+			h.fill(r, last+1)
+		}
+		if markOK {
+			r.vouched, r.mark = true, mark
+		}
+	})
+}
+
+// lastGuildSeq is the stream sequence of the guild's last event (0: none yet), read
+// once this connection's subscriptions are surely in place on the server.
+func (h *Hub) lastGuildSeq(id guildhall.Snowflake) (uint64, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := h.nc.FlushWithContext(ctx); err != nil {
-		return
+		return 0, false
 	}
 	msg, err := h.stream.GetLastMsgForSubject(ctx, ghnats.GuildInSubject(uint64(id)))
-	if err != nil {
-		return // no events yet, or NATS is away: the next event shows any gap
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, true
 	}
-	h.post(func() {
-		if r := h.rooms[id]; r != nil && !r.fresh && msg.Sequence > r.lastSeq {
-			h.fill(r, msg.Sequence+1)
-		}
-	})
+	if err != nil {
+		return 0, false
+	}
+	return msg.Sequence, true
 }
 
 // reconnected runs after the NATS connection came back: events re-published while
 // it was away are lost to this gateway, so every room checks the stream.
 func (h *Hub) reconnected() {
 	h.post(func() {
-		for id := range h.rooms {
-			go h.checkRoom(id)
+		for _, r := range h.rooms {
+			h.startCheck(r)
 		}
 	})
 }
@@ -395,10 +467,12 @@ func (h *Hub) fill(r *room, before uint64) {
 	for next < before {
 		msg, err := h.stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			r.recent.restartAfter(before - 1) // gone from the stream: not ours to vouch for
 			return
 		}
 		if err != nil {
 			slog.Error("gap fill failed; asking the room's sessions to resume", "guild", r.id, "err", err)
+			r.recent.restartAfter(before - 1) // the gap stays in the room's recent events
 			h.reconnectRoom(r)
 			return
 		}
@@ -425,6 +499,13 @@ func (h *Hub) apply(r *room, seq uint64, ev guildhall.Event) {
 	r.lastSeq = seq
 	h.advance(seq)
 	f := dispatchFrame(ev.Type, h.w, ev.Data)
+	kept := f
+	if h.w != seq {
+		// A filled gap: live sessions get the watermark, a replay the event's seq
+		// (as the stream replay sends it).
+		kept = dispatchFrame(ev.Type, seq, ev.Data)
+	}
+	r.recent.push(recentEvent{seq: seq, channel: ev.ChannelID, f: kept})
 	switch ev.Type {
 	case guildhall.EventChannelCreate, guildhall.EventChannelUpdate:
 		var ch guildhall.Channel

@@ -31,6 +31,9 @@ var (
 	metricResumes = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "guildhall_gateway_resumes_total", Help: "RESUME attempts by outcome.",
 	}, []string{"outcome"})
+	metricResumeReplays = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "guildhall_gateway_resume_replays_total", Help: "Resume replays by where the missed events came from: memory (the rooms' recent events) or stream (a JetStream consumer).",
+	}, []string{"path"})
 	metricIdentifies = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "guildhall_gateway_identifies_total", Help: "IDENTIFY attempts by outcome.",
 	}, []string{"outcome"})

@@ -39,6 +39,7 @@ type presenceStack struct {
 	nf    *presence.Notifier
 	api   *testenv.REST
 	gws   []*stackGateway
+	inbox int // gateway.Config.Inbox of the gateways
 }
 
 type stackGateway struct {
@@ -52,6 +53,8 @@ type stackOptions struct {
 	topo     ghnats.Topology
 	presence gateway.PresenceConfig
 	gateways int
+	// inbox is the gateways' Config.Inbox: a tiny one makes NATS drop their events.
+	inbox int
 	// seed runs on the store before the api starts (bulk data goes in here).
 	seed func(path string)
 }
@@ -64,7 +67,7 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 		o.topo.EventMaxBytes = 256 << 20
 	}
 	n := testenv.StartNATS(t, o.topo)
-	st := &presenceStack{t: t, nats: n, path: filepath.Join(t.TempDir(), "store.db")}
+	st := &presenceStack{t: t, nats: n, path: filepath.Join(t.TempDir(), "store.db"), inbox: o.inbox}
 	if o.seed != nil {
 		o.seed(st.path)
 	}
@@ -137,7 +140,7 @@ func (st *presenceStack) addGateway(node string, cfg gateway.PresenceConfig) *st
 		t.Fatal(err)
 	}
 	// The test clients do not heartbeat: a long interval keeps them alive.
-	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour})
+	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour, Inbox: st.inbox})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -22,6 +24,10 @@ import (
 // from the EVENTS stream (filtered to the session's guilds and user, and to the
 // channels it may view); then RESUMED; then the held live frames, all of which are
 // after w. Each event is sent once: replay stops at w and live frames start after it.
+//
+// When the session's rooms here still hold every guild event it missed (see
+// recentFor) and the user had no event of its own since, the replay sends those
+// frames from memory instead: no JetStream consumer, no wait for a replay slot.
 func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	var d resumeData
 	if json.Unmarshal(raw, &d) != nil || d.SessionID == "" {
@@ -86,6 +92,8 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	s.hold()
 	var w uint64
 	views := map[guildhall.Snowflake]*replayView{}
+	var recent []*frame
+	inMemory := false
 	cctx, ccancel := g.opContext()
 	defer ccancel()
 	ok := g.joinAtCut(cctx, s, rep, func(at uint64, _ []*room) {
@@ -94,16 +102,31 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 			r := g.hub.rooms[id]
 			views[id] = &replayView{room: &room{id: id, state: r.state}, m: &membership{roles: m.roles, roleKey: m.roleKey}}
 		}
+		recent, inMemory = g.hub.recentFor(s, d.Seq)
 	})
 	if !ok {
 		metricResumes.WithLabelValues("api_error").Inc()
 		return
 	}
-	n, err := g.replay(s, d.Seq, w, views)
-	if err != nil {
+	// Read after the cut: an event of the user's own up to w is in the stream by now.
+	if inMemory && !g.userQuietSince(cctx, s.user.ID, d.Seq) {
+		inMemory = false
+	}
+	n := len(recent)
+	var replayErr error
+	if inMemory {
+		for _, f := range recent {
+			s.sendDirect(f)
+		}
+		metricResumeReplays.WithLabelValues("memory").Inc()
+	} else {
+		metricResumeReplays.WithLabelValues("stream").Inc()
+		n, replayErr = g.replay(s, d.Seq, w, views)
+	}
+	if replayErr != nil {
 		// Without the replay the session would have a gap: make the client start over.
 		metricResumes.WithLabelValues("replay_failed").Inc()
-		slog.Warn("resume: replay", "session", s.id, "err", err)
+		slog.Warn("resume: replay", "session", s.id, "err", replayErr)
 		s.send(opFrame(OpInvalidSession, []byte("false")))
 		s.close(CloseUnknownError, "resume failed")
 		return
@@ -151,6 +174,43 @@ func (g *Gateway) streamState(ctx context.Context, fresh bool) (jetstream.Stream
 	}
 	g.state, g.stateAt = info.State, time.Now()
 	return g.state, nil
+}
+
+// recentFor collects, in the pump at a cut, the session's guild events after seq
+// from its rooms' recent events: those it may see (as replayVisible decides), in
+// stream order. False when a room cannot vouch for every one of them.
+func (h *Hub) recentFor(s *Session, seq uint64) ([]*frame, bool) {
+	var got []recentEvent
+	for id, m := range s.guilds {
+		r := h.rooms[id]
+		if r == nil || !h.covers(r, seq) {
+			return nil, false
+		}
+		r.recent.after(seq, func(e recentEvent) {
+			if e.channel != 0 {
+				if v, ok := r.channelView(e.channel); !ok || !r.canView(v, s.user.ID, m) {
+					return
+				}
+			}
+			got = append(got, e)
+		})
+	}
+	slices.SortFunc(got, func(a, b recentEvent) int { return cmp.Compare(a.seq, b.seq) })
+	frames := make([]*frame, len(got))
+	for i, e := range got {
+		frames[i] = e.f
+	}
+	return frames, true
+}
+
+// userQuietSince reports whether the stream holds no event for the user alone after
+// seq (such events, a GUILD_CREATE on joining, are in no room).
+func (g *Gateway) userQuietSince(ctx context.Context, uid guildhall.Snowflake, seq uint64) bool {
+	msg, err := g.stream.GetLastMsgForSubject(ctx, ghnats.UserInSubject(uint64(uid)))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return true
+	}
+	return err == nil && msg.Sequence <= seq
 }
 
 // replayView is a copy of a room's state taken at the seam, for filtering replayed

@@ -130,7 +130,8 @@ type stormResult struct {
 	Invalid           int64   `json:"invalid_sessions"`
 	// Outcomes: the surviving servers' RESUME and IDENTIFY counters by outcome
 	// (guildhall_gateway_{resumes,identifies}_total) at the end of the run, which
-	// say why sessions got INVALID_SESSION (the servers log only warnings).
+	// say why sessions got INVALID_SESSION (the servers log only warnings), and
+	// where resumes replayed from (guildhall_gateway_resume_replays_total).
 	Outcomes map[string]float64 `json:"outcomes,omitempty"`
 }
 

@@ -947,7 +947,7 @@ func (r *run) storm() error {
 			continue
 		}
 		for k, v := range scrapeMetrics(s.Addr) {
-			if strings.Contains(k, "_resumes_total{") || strings.Contains(k, "_identifies_total{") {
+			if strings.Contains(k, "_resumes_total{") || strings.Contains(k, "_resume_replays_total{") || strings.Contains(k, "_identifies_total{") {
 				r.res.Storm.Outcomes[s.Name+" "+k] += v
 			}
 		}

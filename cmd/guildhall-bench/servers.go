@@ -222,7 +222,7 @@ func scrapeMetrics(addr string) map[string]float64 {
 		if len(f) != 2 {
 			continue
 		}
-		if strings.HasPrefix(f[0], "guildhall_gateway_resumes_total{") || strings.HasPrefix(f[0], "guildhall_gateway_identifies_total{") {
+		if strings.HasPrefix(f[0], "guildhall_gateway_resumes_total{") || strings.HasPrefix(f[0], "guildhall_gateway_resume_replays_total{") || strings.HasPrefix(f[0], "guildhall_gateway_identifies_total{") {
 			v, _ := strconv.ParseFloat(f[1], 64)
 			out[f[0]] = v
 			continue
