@@ -60,12 +60,19 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	case errors.Is(err, registry.ErrNotFound):
 		reason = "unknown_or_expired"
 	case err != nil:
-		reason = "registry_error"
-		slog.Warn("resume: registry", "session", d.SessionID, "err", err)
+		g.resumeLater(s, "registry_error", err)
+		return
 	case entry.UserID != rep.User.ID:
 		reason = "wrong_user"
-	case !g.replayable(gctx, d.Seq):
-		reason = "seq_not_replayable"
+	default:
+		ok, err := g.replayable(gctx, d.Seq)
+		if err != nil {
+			g.resumeLater(s, "stream_error", err)
+			return
+		}
+		if !ok {
+			reason = "seq_not_replayable"
+		}
 	}
 	if reason != "" {
 		metricResumes.WithLabelValues("invalid_" + reason).Inc()
@@ -147,19 +154,28 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 // A reconnect storm asks this for every session at once, so the stream's state is
 // cached for a second: the first sequence moves only as retention (hours) trims the
 // stream, and a seq beyond the cached last sequence is checked again fresh.
-func (g *Gateway) replayable(ctx context.Context, seq uint64) bool {
+func (g *Gateway) replayable(ctx context.Context, seq uint64) (bool, error) {
 	st, err := g.streamState(ctx, false)
 	if err == nil && seq > st.LastSeq {
 		st, err = g.streamState(ctx, true)
 	}
 	if err != nil {
-		slog.Warn("resume: stream state", "err", err)
-		return false
+		return false, err
 	}
 	if seq > st.LastSeq {
-		return false
+		return false, nil
 	}
-	return st.Msgs == 0 || seq+1 >= st.FirstSeq
+	return st.Msgs == 0 || seq+1 >= st.FirstSeq, nil
+}
+
+// resumeLater answers a resume that could not be checked (NATS did not answer in
+// time) with 4000: the session may still be resumable, and the client reconnects
+// and resumes again. INVALID_SESSION would throw the session away and make the
+// client identify afresh, missing what it could have replayed.
+func (g *Gateway) resumeLater(s *Session, why string, err error) {
+	metricResumes.WithLabelValues("retry_" + why).Inc()
+	slog.Warn("resume: try again", "why", why, "err", err)
+	s.close(CloseUnknownError, "Try again")
 }
 
 func (g *Gateway) streamState(ctx context.Context, fresh bool) (jetstream.StreamState, error) {
