@@ -513,7 +513,18 @@ func (g *Gateway) refreshRegistry(ctx context.Context) {
 			live = append(live, s)
 		}
 		g.mu.Unlock()
-		for _, s := range live {
+		// Spread the puts over most of the interval: all at once, 100,000
+		// sessions' refreshes arrive at NATS as one burst every interval, which
+		// starved identifies and resumes in the 100,000-session run.
+		start, spread := time.Now(), every*3/4
+		for i, s := range live {
+			if wait := time.Until(start.Add(spread * time.Duration(i) / time.Duration(len(live)))); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
 			if ctx.Err() != nil {
 				return
 			}
