@@ -17,6 +17,8 @@ const (
 	EventGuildMemberRemove = "GUILD_MEMBER_REMOVE"
 	EventGuildMembersChunk = "GUILD_MEMBERS_CHUNK"
 	EventGuildRoleCreate   = "GUILD_ROLE_CREATE"
+	EventGuildRoleUpdate   = "GUILD_ROLE_UPDATE"
+	EventGuildRoleDelete   = "GUILD_ROLE_DELETE"
 	EventMessageCreate     = "MESSAGE_CREATE"
 	EventMessageUpdate     = "MESSAGE_UPDATE"
 	EventMessageDelete     = "MESSAGE_DELETE"

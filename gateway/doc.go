@@ -21,4 +21,11 @@
 // sequence in the EVENTS stream, so a session that resumes with s on any gateway is
 // replayed from the stream after s. Dispatches that are not in the stream (READY,
 // GUILD_CREATE at identify, typing) carry the session's current s without advancing it.
+//
+// Intents (intents.go): a session receives only the dispatches its IDENTIFY intents
+// ask for (guildhall.EventIntent), and without MESSAGE_CONTENT gets other users'
+// messages with their content emptied. Each event is framed at most twice (full and
+// content-less, the latter only if some recipient needs it), and the choice per
+// recipient is a bit test. Resumes keep the intents (registry entry) and the replays
+// apply the same choice.
 package gateway

@@ -10,30 +10,31 @@ import (
 // costs.
 const parallelFanOut = 2048
 
-// sendAll gives f to every member, splitting a large room into one part per core.
-// It returns when every part is done, so the next event the pump delivers still
-// reaches each session after this one (a session's frames stay in stream order).
-// send is safe from any goroutine; nothing else of the room is touched.
-func sendAll(members []roomMember, f *frame) {
+// sendAll gives each member its frame of d (if any), splitting a large room into
+// one part per core. It returns when every part is done, so the next event the
+// pump delivers still reaches each session after this one (a session's frames stay
+// in stream order). send and frameFor are safe from any goroutine; nothing else of
+// the room is touched.
+func sendAll(members []roomMember, d *dispatch) {
 	parts := runtime.GOMAXPROCS(0)
 	if parts < 2 || len(members) < parallelFanOut {
-		for _, rm := range members {
-			rm.s.send(f)
-		}
+		sendEach(members, d)
 		return
 	}
 	size := (len(members) + parts - 1) / parts
 	var wg sync.WaitGroup
 	for lo := size; lo < len(members); lo += size {
 		part := members[lo:min(lo+size, len(members))]
-		wg.Go(func() {
-			for _, rm := range part {
-				rm.s.send(f)
-			}
-		})
+		wg.Go(func() { sendEach(part, d) })
 	}
-	for _, rm := range members[:size] {
-		rm.s.send(f)
-	}
+	sendEach(members[:size], d)
 	wg.Wait()
+}
+
+func sendEach(members []roomMember, d *dispatch) {
+	for _, rm := range members {
+		if f := d.frameFor(rm.s); f != nil {
+			rm.s.send(f)
+		}
+	}
 }

@@ -358,6 +358,12 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 		s.close(CloseDecodeError, "Error while decoding payload")
 		return
 	}
+	intents, ok := identifyIntents(d.Intents)
+	if !ok {
+		metricIdentifies.WithLabelValues("invalid_intents").Inc()
+		s.close(CloseInvalidIntents, "Invalid intent(s)")
+		return
+	}
 	if d.Token == "" {
 		metricIdentifies.WithLabelValues("auth_failed").Inc()
 		s.close(CloseAuthenticationFailed, "Authentication failed")
@@ -398,6 +404,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	}
 	s.user = rep.User
 	s.id = randomHex(16)
+	s.intents = intents
 	s.payloadZlib.Store(d.Compress && !s.zlib)
 	// The registry entry exists before READY: a client that got a session id can
 	// always resume it, even if this gateway dies the next moment.
@@ -408,8 +415,11 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	}
 	cctx, ccancel := g.opContext()
 	defer ccancel()
-	ok := g.joinAtCut(cctx, s, rep, func(w uint64, rooms []*room) {
+	ok = g.joinAtCut(cctx, s, rep, func(w uint64, rooms []*room) {
 		s.send(dispatchFrame(guildhall.EventReady, w, readyPayload(s, rep, d.Shard)))
+		if s.intents&guildhall.IntentGuilds == 0 {
+			return // READY lists the guilds; their GUILD_CREATEs need GUILDS
+		}
 		for i, r := range rooms {
 			gd, _ := json.Marshal(g.guildCreate(r, rep.Members[i]))
 			s.send(dispatchFrame(guildhall.EventGuildCreate, w, gd))
@@ -486,7 +496,8 @@ func (g *Gateway) opContext() (context.Context, context.CancelFunc) {
 func (g *Gateway) putRegistry(s *Session) error {
 	ctx, cancel := g.opContext()
 	defer cancel()
-	err := g.registry.Put(ctx, registry.Session{ID: s.id, UserID: s.user.ID, Node: g.cfg.Node, Seq: g.hub.watermark.Load()})
+	intents := s.intents
+	err := g.registry.Put(ctx, registry.Session{ID: s.id, UserID: s.user.ID, Node: g.cfg.Node, Seq: g.hub.watermark.Load(), Intents: &intents})
 	if err != nil {
 		slog.Warn("registry put", "session", s.id, "err", err)
 	}

@@ -430,7 +430,7 @@ func (h *Hub) handle(m *natsgo.Msg) {
 	case "eph":
 		if r := h.rooms[id]; r != nil {
 			ev := ghnats.DecodeEvent(m.Header, m.Data)
-			h.deliver(r, ev, dispatchFrame(ev.Type, h.w, ev.Data))
+			h.deliver(r, ev, newDispatch(ev, h.w))
 		}
 	case "t":
 		seq, _ := streamSeqs(m.Header)
@@ -498,14 +498,14 @@ func (h *Hub) reconnectRoom(r *room) {
 func (h *Hub) apply(r *room, seq uint64, ev guildhall.Event) {
 	r.lastSeq = seq
 	h.advance(seq)
-	f := dispatchFrame(ev.Type, h.w, ev.Data)
-	kept := f
+	live := newDispatch(ev, h.w)
+	kept := live
 	if h.w != seq {
 		// A filled gap: live sessions get the watermark, a replay the event's seq
 		// (as the stream replay sends it).
-		kept = dispatchFrame(ev.Type, seq, ev.Data)
+		kept = newDispatch(ev, seq)
 	}
-	r.recent.push(recentEvent{seq: seq, channel: ev.ChannelID, f: kept})
+	r.recent.push(recentEvent{seq: seq, channel: ev.ChannelID, d: kept})
 	switch ev.Type {
 	case guildhall.EventChannelCreate, guildhall.EventChannelUpdate:
 		var ch guildhall.Channel
@@ -513,7 +513,7 @@ func (h *Hub) apply(r *room, seq uint64, ev guildhall.Event) {
 			r.setChannel(ch)
 		}
 	case guildhall.EventChannelDelete:
-		h.deliver(r, ev, f)
+		h.deliver(r, ev, live)
 		r.deleteChannel(ev.ChannelID)
 		return
 	case guildhall.EventGuildUpdate:
@@ -523,7 +523,7 @@ func (h *Hub) apply(r *room, seq uint64, ev guildhall.Event) {
 			r.state.Guild = g
 			r.invalidate()
 		}
-	case guildhall.EventGuildRoleCreate, "GUILD_ROLE_UPDATE":
+	case guildhall.EventGuildRoleCreate, guildhall.EventGuildRoleUpdate:
 		var p struct {
 			Role guildhall.Role `json:"role"`
 		}
@@ -543,7 +543,7 @@ func (h *Hub) apply(r *room, seq uint64, ev guildhall.Event) {
 			}
 		}
 	case guildhall.EventGuildMemberRemove:
-		h.deliver(r, ev, f)
+		h.deliver(r, ev, live)
 		var p guildhall.GuildMemberRemove
 		if json.Unmarshal(ev.Data, &p) == nil {
 			r.state.Guild.MemberCount--
@@ -551,7 +551,7 @@ func (h *Hub) apply(r *room, seq uint64, ev guildhall.Event) {
 		}
 		return
 	}
-	h.deliver(r, ev, f)
+	h.deliver(r, ev, live)
 }
 
 // removeUser takes a user who left the guild out of the room and tells their
@@ -570,20 +570,23 @@ func (h *Hub) removeUser(r *room, uid guildhall.Snowflake) {
 	}
 	if len(gone) > 0 {
 		d, _ := json.Marshal(unavailableGuild{ID: r.id})
-		f := dispatchFrame(guildhall.EventGuildDelete, h.w, d)
+		gd := newDispatch(guildhall.Event{Type: guildhall.EventGuildDelete, GuildID: r.id, Data: d}, h.w)
 		for _, s := range gone {
-			s.send(f)
+			if f := gd.frameFor(s); f != nil {
+				s.send(f)
+			}
 		}
 	}
 	h.dropIfEmpty(r)
 }
 
-// deliver hands one framed event to every session of the room that may see it. The
-// frame is shared; nothing here allocates per recipient.
-func (h *Hub) deliver(r *room, ev guildhall.Event, f *frame) {
+// deliver hands one framed event to every session of the room that may see it and
+// whose intents ask for it. The frames are shared; nothing here allocates per
+// recipient.
+func (h *Hub) deliver(r *room, ev guildhall.Event, d *dispatch) {
 	start := time.Now()
 	if ev.ChannelID == 0 {
-		sendAll(r.members, f)
+		sendAll(r.members, d)
 	} else {
 		v, ok := r.channelView(ev.ChannelID)
 		if !ok {
@@ -593,11 +596,11 @@ func (h *Hub) deliver(r *room, ev guildhall.Event, f *frame) {
 			}
 		}
 		if v.everyone {
-			sendAll(r.members, f)
+			sendAll(r.members, d)
 		} else {
 			// canView fills the view's cache: one goroutine only.
 			for _, rm := range r.members {
-				if r.canView(v, rm.s.user.ID, rm.m) {
+				if f := d.frameFor(rm.s); f != nil && r.canView(v, rm.s.user.ID, rm.m) {
 					rm.s.send(f)
 				}
 			}
@@ -626,7 +629,7 @@ func (h *Hub) refresh(r *room) {
 // applyUser handles an event for one user's sessions: today, joining a guild.
 func (h *Hub) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 	h.advance(seq)
-	f := dispatchFrame(ev.Type, h.w, ev.Data)
+	d := newDispatch(ev, h.w)
 	if ev.Type == guildhall.EventGuildCreate {
 		var gc guildhall.GuildCreate
 		if err := json.Unmarshal(ev.Data, &gc); err != nil || len(gc.Members) == 0 {
@@ -648,12 +651,16 @@ func (h *Hub) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 			m := &membership{roles: self.Roles, roleKey: roleKey(self.Roles)}
 			s.guilds[r.id] = m
 			r.add(s, m)
-			s.send(f)
+			if f := d.frameFor(s); f != nil {
+				s.send(f)
+			}
 		}
 		return
 	}
 	for _, s := range u.sessions {
-		s.send(f)
+		if f := d.frameFor(s); f != nil {
+			s.send(f)
+		}
 	}
 }
 

@@ -60,6 +60,7 @@ func benchRoom(conns []net.Conn, cfg Config) (*Hub, *room) {
 	for i, c := range conns {
 		s := newSession(gw, nil, c, false)
 		s.user = guildhall.User{ID: guildhall.Snowflake(10 + i)}
+		s.intents = guildhall.IntentsAll
 		m := &membership{roles: nil}
 		s.guilds = map[guildhall.Snowflake]*membership{r.id: m}
 		r.add(s, m)
@@ -91,7 +92,7 @@ func BenchmarkHubDeliverSink(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				f := dispatchFrame(ev.Type, uint64(i+1), ev.Data)
+				f := newDispatch(ev, uint64(i+1))
 				h.deliver(r, ev, f)
 				want += int64(n)
 				waitFor(&writes, want)
@@ -109,7 +110,7 @@ func BenchmarkHubDeliverOnly(b *testing.B) {
 	conns := sinkConns(n, &writes)
 	h, r := benchRoom(conns, Config{})
 	ev := benchEvent()
-	f := dispatchFrame(ev.Type, 1, ev.Data)
+	f := newDispatch(ev, 1)
 	var want int64
 	b.ReportAllocs()
 	var inDeliver time.Duration
@@ -185,7 +186,7 @@ func benchLoopback(b *testing.B, n int, cfg Config) {
 	cpu0 := processCPU()
 	for i := 0; i < b.N; i++ {
 		// Same length every time: s stays at one digit.
-		f := dispatchFrame(ev.Type, 1, ev.Data)
+		f := newDispatch(ev, 1)
 		h.deliver(r, ev, f)
 		want += int64(n) * frameLen
 		waitFor(&read, want)

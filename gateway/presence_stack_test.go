@@ -336,7 +336,7 @@ func connect(t testing.TB, url, token string, presence any) (*testenv.GatewayCli
 		if _, err := waitPayload(c, "op:10", 10*time.Second); err != nil {
 			return nil, err
 		}
-		d := map[string]any{"token": token, "intents": 0, "properties": map[string]string{"os": "linux", "browser": "test", "device": "test"}}
+		d := map[string]any{"token": token, "intents": guildhall.IntentsAll, "properties": map[string]string{"os": "linux", "browser": "test", "device": "test"}}
 		if presence != nil {
 			d["presence"] = presence
 		}

@@ -21,8 +21,9 @@ import (
 //
 // The seam with no gap: the session joins its rooms inside the pump at watermark w,
 // holding live frames back; the events after the client's seq up to w are replayed
-// from the EVENTS stream (filtered to the session's guilds and user, and to the
-// channels it may view); then RESUMED; then the held live frames, all of which are
+// from the EVENTS stream (filtered to the session's guilds and user, to the
+// channels it may view, and by the intents of its IDENTIFY, as live frames are);
+// then RESUMED; then the held live frames, all of which are
 // after w. Each event is sent once: replay stops at w and live frames start after it.
 //
 // When the session's rooms here still hold every guild event it missed (see
@@ -86,6 +87,10 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	}
 	s.user = rep.User
 	s.id = d.SessionID
+	s.intents = guildhall.IntentsAll
+	if entry.Intents != nil {
+		s.intents = *entry.Intents
+	}
 	s.identified.Store(true)
 	g.mu.Lock()
 	old := g.sessions[s.id]
@@ -212,9 +217,11 @@ func (h *Hub) recentFor(s *Session, seq uint64) ([]*frame, bool) {
 		})
 	}
 	slices.SortFunc(got, func(a, b recentEvent) int { return cmp.Compare(a.seq, b.seq) })
-	frames := make([]*frame, len(got))
-	for i, e := range got {
-		frames[i] = e.f
+	frames := make([]*frame, 0, len(got))
+	for _, e := range got {
+		if f := e.d.frameFor(s); f != nil {
+			frames = append(frames, f)
+		}
 	}
 	return frames, true
 }
@@ -301,8 +308,10 @@ func (g *Gateway) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 			}
 			ev := ghnats.DecodeEvent(natsgo.Header(msg.Headers()), msg.Data())
 			if replayVisible(views, ev, s.user.ID) {
-				s.sendDirect(dispatchFrame(ev.Type, seq, ev.Data))
-				sent++
+				if f := newDispatch(ev, seq).frameFor(s); f != nil {
+					s.sendDirect(f)
+					sent++
+				}
 			}
 			if seq == to || md.NumPending == 0 {
 				return sent, nil

@@ -49,7 +49,7 @@ const (
 type recentEvent struct {
 	seq     uint64
 	channel guildhall.Snowflake // 0: guild-wide
-	f       *frame
+	d       *dispatch
 }
 
 // recentEvents is a ring of a room's newest events in stream order. Every event
@@ -64,7 +64,7 @@ type recentEvents struct {
 }
 
 func (q *recentEvents) push(e recentEvent) {
-	size := len(e.f.wire)
+	size := len(e.d.full.wire)
 	for q.n > 0 && (q.n == recentMaxEvents || q.bytes+size > recentMaxBytes) {
 		q.dropOldest()
 	}
@@ -87,7 +87,7 @@ func (q *recentEvents) push(e recentEvent) {
 func (q *recentEvents) dropOldest() {
 	e := &q.buf[q.head]
 	q.from = max(q.from, e.seq)
-	q.bytes -= len(e.f.wire)
+	q.bytes -= len(e.d.full.wire)
 	*e = recentEvent{}
 	q.head = (q.head + 1) % len(q.buf)
 	q.n--

@@ -47,6 +47,7 @@ type Session struct {
 	// Set once by identify or resume (before the session joins any room).
 	id         string
 	user       guildhall.User
+	intents    guildhall.Intents // what the session receives (dispatch.frameFor)
 	identified atomic.Bool
 	resumable  atomic.Bool
 

@@ -23,8 +23,11 @@ type Session struct {
 	Node string `json:"node"`
 	// Seq is the last sequence the gateway queued to the session when it last
 	// refreshed the entry. A resume may not claim more.
-	Seq       uint64    `json:"seq"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Seq uint64 `json:"seq"`
+	// Intents are the session's from its IDENTIFY, which a resume keeps. Nil in
+	// entries written before gateways kept them: those sessions had every intent.
+	Intents   *guildhall.Intents `json:"intents,omitempty"`
+	UpdatedAt time.Time          `json:"updated_at"`
 }
 
 // Registry reads and writes sessions.

@@ -29,12 +29,13 @@ func TestSessionExpiresAndWatchersSeeIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := registry.Session{ID: "s1", UserID: 42, Node: "gw-a", Seq: 7}
+	intents := guildhall.IntentGuilds | guildhall.IntentMessageContent
+	s := registry.Session{ID: "s1", UserID: 42, Node: "gw-a", Seq: 7, Intents: &intents}
 	if err := reg.Put(ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	got, err := reg.Get(ctx, "s1")
-	if err != nil || got.UserID != 42 || got.Node != "gw-a" || got.Seq != 7 {
+	if err != nil || got.UserID != 42 || got.Node != "gw-a" || got.Seq != 7 || got.Intents == nil || *got.Intents != intents {
 		t.Fatalf("Get(s1) = %+v, %v", got, err)
 	}
 	var sawPut, sawGone bool

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	guildhall "github.com/guildhall/guildhall"
 	"github.com/lxzan/gws"
 )
 
@@ -157,13 +158,25 @@ func (c *GatewayClient) Send(op int, d any) error {
 // SendRaw writes bytes as one text frame.
 func (c *GatewayClient) SendRaw(b []byte) error { return c.conn.WriteMessage(gws.OpcodeText, b) }
 
-// Identify sends IDENTIFY and waits for READY.
+// Identify sends IDENTIFY with every intent (privileged ones included, so tests see
+// every event) and waits for READY.
 func (c *GatewayClient) Identify(token string) Payload {
 	c.t.Helper()
-	if err := c.Send(2, map[string]any{"token": token, "intents": 0, "properties": map[string]string{"os": "linux", "browser": "testenv", "device": "testenv"}}); err != nil {
+	return c.IdentifyWithIntents(token, int64(guildhall.IntentsAll))
+}
+
+// IdentifyWithIntents sends IDENTIFY with intents and waits for READY.
+func (c *GatewayClient) IdentifyWithIntents(token string, intents int64) Payload {
+	c.t.Helper()
+	if err := c.SendIdentify(token, intents); err != nil {
 		c.t.Fatalf("identify: %v", err)
 	}
 	return c.WaitFor(c.t, "READY", 15*time.Second)
+}
+
+// SendIdentify sends IDENTIFY with intents and does not wait (for refused ones).
+func (c *GatewayClient) SendIdentify(token string, intents int64) error {
+	return c.Send(2, map[string]any{"token": token, "intents": intents, "properties": map[string]string{"os": "linux", "browser": "testenv", "device": "testenv"}})
 }
 
 // Resume sends RESUME.

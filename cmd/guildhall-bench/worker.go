@@ -15,8 +15,13 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	guildhall "github.com/guildhall/guildhall"
 	"github.com/lxzan/gws"
 )
+
+// benchIntents are what the bench clients identify with. MESSAGE_CONTENT because
+// latency is read from the send time written in each message's content.
+const benchIntents = int64(guildhall.IntentGuilds | guildhall.IntentGuildMessages | guildhall.IntentMessageContent)
 
 // A worker is a child process holding up to a few ten thousand sessions from one
 // source address: what one process's open-file limit and one address's port range
@@ -413,7 +418,7 @@ func (c *client) OnMessage(conn *gws.Conn, m *gws.Message) {
 			c.write(conn, map[string]any{"op": 6, "d": map[string]any{"token": c.token, "session_id": sid, "seq": c.seq.Load()}})
 		} else {
 			c.write(conn, map[string]any{"op": 2, "d": map[string]any{
-				"token": c.token, "intents": 513,
+				"token": c.token, "intents": benchIntents,
 				"properties": map[string]string{"os": "linux", "browser": "guildhall-bench", "device": "guildhall-bench"},
 			}})
 		}
@@ -429,7 +434,7 @@ func (c *client) OnMessage(conn *gws.Conn, m *gws.Message) {
 			same := c.conn == conn
 			c.mu.Unlock()
 			if same && !w.stopping.Load() {
-				c.write(conn, map[string]any{"op": 2, "d": map[string]any{"token": c.token, "intents": 513, "properties": map[string]string{"os": "linux"}}})
+				c.write(conn, map[string]any{"op": 2, "d": map[string]any{"token": c.token, "intents": benchIntents, "properties": map[string]string{"os": "linux"}}})
 			}
 		})
 	}

@@ -1,0 +1,104 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/guildhall/guildhall/testenv"
+)
+
+// IDENTIFY with bits Discord does not define, or negative intents, is closed with
+// 4013 before anything else happens (this test runs no api: a valid IDENTIFY
+// would reach it and close with 4000).
+func TestIdentifyInvalidIntents(t *testing.T) {
+	n := testenv.StartNATS(t, ghnats.Topology{})
+	nc, js, err := ghnats.Connect(n.URL, "gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	g, err := New(context.Background(), nc, js, Config{HeartbeatInterval: time.Hour, APITimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close(context.Background(), 0) })
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/?v=10&encoding=json"
+
+	for _, tc := range []struct {
+		intents int64
+		want    int
+	}{{1 << 40, CloseInvalidIntents}, {-1, CloseInvalidIntents}, {1 << 17, CloseInvalidIntents}, {int64(guildhall.IntentsAll), CloseUnknownError}} {
+		c := testenv.DialGateway(t, url)
+		c.WaitFor(t, "op:10", 5*time.Second)
+		if err := c.SendIdentify("Bot x", tc.intents); err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := c.WaitClose(10 * time.Second); code != tc.want {
+			t.Errorf("IDENTIFY with intents %d closed with %d; want %d", tc.intents, code, tc.want)
+		}
+	}
+}
+
+func TestIdentifyIntentsDefault(t *testing.T) {
+	if i, ok := identifyIntents(nil); !ok || i != guildhall.IntentsAll {
+		t.Fatalf("IDENTIFY without intents gets %b, %v; want every intent", i, ok)
+	}
+}
+
+// Each session gets the frame its intents allow: none, the full one, or the
+// content-less one, built once and shared.
+func TestDispatchFrameFor(t *testing.T) {
+	const author = guildhall.Snowflake(7)
+	msg := []byte(`{"id":"1","channel_id":"2","guild_id":"3","author":{"id":"7"},"content":"secret","embeds":[{}],"attachments":[{}],"components":[{}],"type":0}`)
+	d := newDispatch(guildhall.Event{Type: guildhall.EventMessageCreate, GuildID: 3, ChannelID: 2, UserID: author, Data: msg}, 42)
+	session := func(id guildhall.Snowflake, i guildhall.Intents) *Session {
+		return &Session{user: guildhall.User{ID: id}, intents: i}
+	}
+	guildsOnly := session(8, guildhall.IntentGuilds)
+	noContent := session(8, guildhall.IntentGuilds|guildhall.IntentGuildMessages)
+	noContent2 := session(9, guildhall.IntentGuildMessages)
+	own := session(author, guildhall.IntentGuildMessages)
+	full := session(8, guildhall.IntentGuildMessages|guildhall.IntentMessageContent)
+
+	if f := d.frameFor(guildsOnly); f != nil {
+		t.Errorf("GUILDS only got %s", f.payload)
+	}
+	if d.frameFor(full) != d.full || d.frameFor(own) != d.full {
+		t.Error("a session with MESSAGE_CONTENT, or the author's, did not get the full frame")
+	}
+	blank := d.frameFor(noContent)
+	if blank == nil || blank == d.full || d.frameFor(noContent2) != blank {
+		t.Fatal("sessions without MESSAGE_CONTENT did not share one content-less frame")
+	}
+	var p struct {
+		S uint64
+		D map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(blank.payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.S != 42 || string(p.D["content"]) != `""` || string(p.D["embeds"]) != `[]` || string(p.D["attachments"]) != `[]` ||
+		string(p.D["components"]) != `[]` || string(p.D["id"]) != `"1"` {
+		t.Errorf("content-less frame = %s", blank.payload)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = d.frameFor(noContent) }); allocs != 0 {
+		t.Errorf("frameFor allocates %v times per recipient", allocs)
+	}
+
+	// Events that carry no content are never rewritten; READY-like ones need no intent.
+	typing := newDispatch(guildhall.Event{Type: guildhall.EventTypingStart, GuildID: 3, ChannelID: 2, UserID: 8, Data: []byte(`{}`)}, 1)
+	if typing.frameFor(noContent) != nil || typing.frameFor(session(8, guildhall.IntentGuildMessageTyping)) != typing.full {
+		t.Error("TYPING_START not filtered by GUILD_MESSAGE_TYPING")
+	}
+	if sharedDispatch(d.full).frameFor(session(8, 0)) != d.full {
+		t.Error("a shared dispatch was filtered")
+	}
+}
