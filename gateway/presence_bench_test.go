@@ -27,6 +27,7 @@ import (
 //	go test -run '^$' -bench 'Presence' -benchtime 2000x ./gateway/   # updates/s
 //	go test -run '^$' -bench 'ComingOnline' -benchtime 20x ./gateway/ # cost of one user
 //	go test -run '^$' -bench 'CountLag' -benchtime 10x ./gateway/     # aggregation lag
+//	go test -run '^$' -bench 'SteadyState' -benchtime 10x ./gateway/  # cost of staying online
 //
 // They report custom metrics; ns/op means little here.
 
