@@ -23,8 +23,12 @@ import (
 //   - It keeps, per local user, the local sessions, the presence the user last set
 //     here, and what it last wrote to the user's key in the presence bucket; a
 //     worker (one of Workers, picked by user id, so one user's writes are in order)
-//     makes the key agree with that (presence.Tracker.Sync). Every TTL/3 every
-//     local user's key is rewritten, so it lives while the gateway does.
+//     makes the key agree with that (presence.Tracker.Sync). Keys are written when
+//     something changes, not to stay alive: the gateway's heartbeat key
+//     (presence.Tracker.Run, every TTL/3) keeps all its users' parts alive at once.
+//   - Every TTL/3 it recomputes its users' small guilds and writes the keys whose
+//     guilds changed, whose last write failed, or that are older than a third of
+//     the bucket's key TTL (a backstop that expires keys nobody cleaned up).
 //   - It writes the user's small guilds (member count at most
 //     SmallGuildThreshold) into the key; the presence Notifier announces changes
 //     there. It never publishes PRESENCE_UPDATE itself: the pump delivers the
@@ -137,6 +141,8 @@ type localUser struct {
 	known    presence.Known   // the key as this gateway last wrote or read it
 	queued   bool             // waiting for a worker
 	delayed  bool             // a pending change waits for MinUpdateInterval
+	failed   bool             // the last write failed: the refresh tries again
+	written  time.Time        // when the key was last written
 	next     time.Time        // when the next change may be written
 	// guilds are the user's small guilds; dirty: recompute before the next write.
 	guilds   []guildhall.Snowflake
@@ -173,6 +179,9 @@ func (p *gatewayPresence) start(g *Gateway, cfg PresenceConfig) {
 	}
 	p.js = js
 	p.tracker = presence.NewTracker(js, g.cfg.Node)
+	hctx, stop := context.WithCancel(context.Background())
+	go func() { <-g.done; stop() }()
+	go p.tracker.Run(hctx, func() { go g.rewriteAll(nil) })
 	p.queues = make([]chan guildhall.Snowflake, p.cfg.Workers)
 	for i := range p.queues {
 		p.queues[i] = make(chan guildhall.Snowflake, 4096)
@@ -348,13 +357,14 @@ func (g *Gateway) syncPresence(uid guildhall.Snowflake) {
 		if !errors.Is(err, natsgo.ErrConnectionClosed) {
 			slog.Warn("presence: write", "user", uid, "err", err)
 		}
+		u.failed = true
 	} else {
-		u.known = k
+		u.known, u.failed, u.written = k, false, time.Now()
 		if u.pending == st.Update {
 			u.pending = nil
 		}
 	}
-	if len(u.sessions) == 0 && !u.queued && !u.delayed && p.users[uid] == u {
+	if len(u.sessions) == 0 && !u.queued && !u.delayed && !u.failed && p.users[uid] == u {
 		delete(p.users, uid)
 	}
 }
@@ -403,16 +413,19 @@ func (g *Gateway) pumpDo(f func()) bool {
 	}
 }
 
-// refreshPresence rewrites every local user's key every TTL/3, with the user's
-// small guilds recomputed (joins, leaves and member counts change them).
+// refreshPresence, every TTL/3 of the heartbeat, recomputes the local users'
+// small guilds (joins, leaves and member counts change them) and writes the keys
+// that need it: guilds changed, last write failed, or older than a third of the
+// key TTL. A user whose nothing changed costs no write.
 func (g *Gateway) refreshPresence() {
 	p := &g.hub.presence
-	var ttl time.Duration
-	for ttl == 0 {
+	var every, keyAge time.Duration
+	for every == 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.APITimeout)
-		ttl = p.tracker.TTL(ctx)
+		node, key := p.tracker.TTLs(ctx)
 		cancel()
-		if ttl == 0 {
+		every, keyAge = node/3, key/3
+		if every == 0 {
 			select {
 			case <-time.After(time.Second):
 			case <-g.done:
@@ -420,7 +433,7 @@ func (g *Gateway) refreshPresence() {
 			}
 		}
 	}
-	t := time.NewTicker(ttl / 3)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -428,29 +441,55 @@ func (g *Gateway) refreshPresence() {
 		case <-g.done:
 			return
 		}
-		users := map[guildhall.Snowflake][]*Session{}
-		p.mu.Lock()
-		for uid, u := range p.users {
-			for s := range u.sessions {
-				users[uid] = append(users[uid], s)
-			}
-		}
-		p.mu.Unlock()
-		guilds, ok := g.smallGuilds(users)
-		if !ok {
+		old := time.Now().Add(-keyAge)
+		if !g.rewriteAll(func(u *localUser) bool { return u.failed || keyAge > 0 && u.written.Before(old) }) {
 			return
 		}
-		p.mu.Lock()
-		for uid, gs := range guilds {
-			if u := p.users[uid]; u != nil {
-				u.guilds, u.guildsOK = gs, true
-			}
+	}
+}
+
+// rewriteAll recomputes every local user's small guilds and writes the keys of
+// those whose guilds changed or for whom also(u) (every user when also is nil:
+// the heartbeat was lost, so their parts stopped counting). It returns false
+// when the gateway stopped.
+func (g *Gateway) rewriteAll(also func(*localUser) bool) bool {
+	p := &g.hub.presence
+	users := map[guildhall.Snowflake][]*Session{}
+	p.mu.Lock()
+	for uid, u := range p.users {
+		for s := range u.sessions {
+			users[uid] = append(users[uid], s)
 		}
-		p.mu.Unlock()
-		for uid := range users {
-			g.enqueuePresence(uid)
+		if len(u.sessions) == 0 && u.failed {
+			users[uid] = nil
 		}
 	}
+	p.mu.Unlock()
+	guilds, ok := g.smallGuilds(users)
+	if !ok {
+		return false
+	}
+	var write []guildhall.Snowflake
+	p.mu.Lock()
+	for uid := range users {
+		u := p.users[uid]
+		if u == nil {
+			continue
+		}
+		gs := guilds[uid]
+		changed := len(u.sessions) > 0 && (!u.guildsOK || !slices.Equal(u.guilds, gs))
+		if len(u.sessions) > 0 {
+			u.guilds, u.guildsOK = gs, true
+		}
+		if changed || also == nil || also(u) {
+			write = append(write, uid)
+		}
+	}
+	p.mu.Unlock()
+	for _, uid := range write {
+		g.enqueuePresence(uid)
+	}
+	return true
 }
 
 // reportCounts reports, every CountInterval, the distinct visible users of each

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 //	go test -run '^$' -bench 'Presence' -benchtime 2000x ./gateway/   # updates/s
 //	go test -run '^$' -bench 'ComingOnline' -benchtime 20x ./gateway/ # cost of one user
 //	go test -run '^$' -bench 'CountLag' -benchtime 10x ./gateway/     # aggregation lag
+//	go test -run '^$' -bench 'SteadyState' -benchtime 10x ./gateway/  # cost of staying online
 //
 // They report custom metrics; ns/op means little here.
 
@@ -302,4 +304,67 @@ func BenchmarkCountLag(b *testing.B) {
 	b.ReportMetric(float64(sum.Milliseconds())/float64(len(lags)), "ms-mean-lag")
 	b.ReportMetric(float64(lags[len(lags)/2].Milliseconds()), "ms-p50-lag")
 	b.ReportMetric(float64(lags[len(lags)-1].Milliseconds()), "ms-max-lag")
+}
+
+// BenchmarkPresenceSteadyState: what staying online costs when nothing changes.
+// N users of a large guild are online on two gateways; the presence TTL is 3 s,
+// so gateways refresh every second. One op is one refresh interval (ns/op is
+// that wall time). kv-writes/interval counts every write to the presence bucket
+// (each also a watch delivery to the notifier); cpu-ms/interval is this whole
+// process's CPU (embedded NATS, api, notifier, gateways, idle clients).
+//
+//	go test -run '^$' -bench SteadyState -benchtime 10x ./gateway/
+func BenchmarkPresenceSteadyState(b *testing.B) {
+	for _, online := range []int{500, 2000} {
+		b.Run(fmt.Sprintf("users=%d", online), func(b *testing.B) { steadyState(b, online) })
+	}
+}
+
+func steadyState(b *testing.B, online int) {
+	const ttl = 3 * time.Second
+	users := newSeedUsers(guildhall.Snowflake(7_500_000+online*10), "ss", online)
+	st := startPresenceStack(b, stackOptions{
+		gateways: 2,
+		presence: gateway.PresenceConfig{CountInterval: time.Hour}, // count reports are another story
+		topo:     ghnats.Topology{PresenceTTL: ttl},
+		seed:     func(path string) { seedBolt(b, path, seedGuild{ID: largeGuild, ChannelID: largeChannel, Users: users}) },
+	})
+	connectMany(b, []string{st.gws[0].url, st.gws[1].url}, users)
+	testenv.Eventually(b, 60*time.Second, func() error {
+		for _, u := range users {
+			if _, ok := presenceEntry(b, st, u.ID); !ok {
+				return fmt.Errorf("user %d not online yet", u.ID)
+			}
+		}
+		return nil
+	})
+	time.Sleep(2 * ttl) // the identify burst is over
+	ctx := context.Background()
+	lastSeq := func() uint64 {
+		s, err := st.nats.JS.Stream(ctx, "KV_"+ghnats.BucketPresence)
+		if err != nil {
+			b.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return info.State.LastSeq
+	}
+	seq0, cpu0 := lastSeq(), cpuTime()
+	b.ResetTimer()
+	for range b.N {
+		time.Sleep(ttl / 3)
+	}
+	b.StopTimer()
+	writes, cpu := lastSeq()-seq0, cpuTime()-cpu0
+	b.ReportMetric(float64(writes)/float64(b.N), "kv-writes/interval")
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "cpu-ms/interval")
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -151,9 +151,10 @@ func TestPresenceTransitionsSeenByOtherMember(t *testing.T) {
 }
 
 // A gateway that dies without goodbye (its NATS connection gone, then its
-// sockets) takes its users offline within the presence TTL: nobody rewrites their
-// keys, the keys expire, the notifier sees the limit markers. Its online counts
-// drop out too. Users of the live gateway stay online all along.
+// sockets) takes its users offline within the presence TTL: its heartbeat key
+// expires, the notifier sees the limit marker, announces its users offline and
+// removes their keys. Its online counts drop out too. Users of the live gateway
+// stay online all along, though their keys were written only once.
 func TestPresenceGatewayKilledWithoutGoodbye(t *testing.T) {
 	users := newSeedUsers(2_100_000, "pk", 2)
 	alice, bob := users[0], users[1]
@@ -178,13 +179,58 @@ func TestPresenceGatewayKilledWithoutGoodbye(t *testing.T) {
 		t.Errorf("alice's entry after her gateway died = %+v; want none", e)
 	}
 	waitCount(t, st, bob.Token, smallGuild, 1)
-	// Bob's key has lived longer than the TTL by now: his gateway keeps it.
-	if e, ok := presenceEntry(t, st, bob.ID); !ok || e.Visible(time.Now(), 3*time.Second) != presence.Online {
+	// Bob's key was written once; his gateway's heartbeat keeps him online.
+	if e, ok := presenceEntry(t, st, bob.ID); !ok || e.Status != presence.Online || e.Gateways["gw1"].Sessions != 1 {
 		t.Errorf("bob's entry = %+v, %v; want online", e, ok)
 	}
 	if got := presencesOf(b, bob.ID); !slices.Equal(got, []string{"online"}) {
 		t.Errorf("bob saw himself %v; want [online]", got)
 	}
+}
+
+// A user with sessions on two gateways stays online when one of them dies
+// without goodbye: only the dead gateway's part goes, and nothing is announced.
+// Her last session leaving then takes her offline.
+func TestPresenceTwoGatewaysOneKilled(t *testing.T) {
+	users := newSeedUsers(2_150_000, "p2", 2)
+	alice, bob := users[0], users[1]
+	st := startPresenceStack(t, stackOptions{
+		gateways: 2, presence: fastPresence,
+		topo: ghnats.Topology{PresenceTTL: 3 * time.Second},
+		seed: func(path string) { seedBolt(t, path, seedGuild{ID: smallGuild, ChannelID: smallChannel, Users: users}) },
+	})
+	b, err := connect(t, st.gws[1].url, bob.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := connect(t, st.gws[0].url, alice.Token, nil); err != nil {
+		t.Fatal(err)
+	}
+	a1, err := connect(t, st.gws[1].url, alice.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPresences(t, b, alice.ID, 20*time.Second, "online")
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if e, _ := presenceEntry(t, st, alice.ID); len(e.Gateways) != 2 {
+			return fmt.Errorf("alice's entry %+v; want two gateways", e)
+		}
+		return nil
+	})
+
+	st.gws[0].kill()
+	// The notifier removes gw0's part once its heartbeat expired.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if e, _ := presenceEntry(t, st, alice.ID); len(e.Gateways) != 1 || e.Gateways["gw1"].Sessions != 1 {
+			return fmt.Errorf("alice's entry %+v; want gw1 alone", e)
+		}
+		return nil
+	})
+	if got := presencesOf(b, alice.ID); !slices.Equal(got, []string{"online"}) {
+		t.Errorf("bob saw alice %v; want [online]", got)
+	}
+	a1.Close(1000)
+	waitPresences(t, b, alice.ID, 20*time.Second, "online", "offline")
 }
 
 // A large guild (10,000 members, 1,000 sessions on two gateways): no per-member

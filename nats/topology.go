@@ -74,9 +74,14 @@ type Topology struct {
 	// SessionTTL is how long a session entry lives without a refresh; zero value
 	// means 5 minutes.
 	SessionTTL time.Duration
-	// PresenceTTL is how long a presence entry lives without a refresh; zero value
-	// means 60 seconds.
+	// PresenceTTL is how long a gateway's users stay online after its last
+	// heartbeat (its key in the presence bucket), so how soon the users of a
+	// gateway that died without goodbye go offline; zero value means 60 seconds.
 	PresenceTTL time.Duration
+	// PresenceKeyTTL is how long a user's presence key lives without a write: a
+	// backstop for keys nobody cleaned up (gateways rewrite keys older than a third
+	// of it). Zero value means 1 hour.
+	PresenceKeyTTL time.Duration
 	// LeaseTTL is how long a snowflake worker lease lives without a refresh; zero
 	// value means 30 seconds.
 	LeaseTTL time.Duration
@@ -99,6 +104,9 @@ func (t Topology) withDefaults() Topology {
 	}
 	if t.PresenceTTL == 0 {
 		t.PresenceTTL = 60 * time.Second
+	}
+	if t.PresenceKeyTTL == 0 {
+		t.PresenceKeyTTL = time.Hour
 	}
 	if t.LeaseTTL == 0 {
 		t.LeaseTTL = 30 * time.Second
@@ -168,6 +176,20 @@ func (t Topology) bucket(name, desc string, ttl time.Duration) jetstream.KeyValu
 	}
 }
 
+// PresenceNodeTTLMeta is the presence bucket's metadata entry holding
+// Topology.PresenceTTL: gateways write their heartbeat keys with it as per-key TTL.
+const PresenceNodeTTLMeta = "guildhall_node_ttl"
+
+// presenceBucket: user keys live PresenceKeyTTL without a write (a backstop);
+// gateway heartbeat keys carry their own TTL, PresenceTTL, and so do the markers
+// of keys that expire or are purged, so tombstones do not pile up.
+func (t Topology) presenceBucket() jetstream.KeyValueConfig {
+	b := t.bucket(BucketPresence, "user presence and gateway heartbeats", t.PresenceKeyTTL)
+	b.LimitMarkerTTL = t.PresenceTTL
+	b.Metadata = map[string]string{PresenceNodeTTLMeta: t.PresenceTTL.String()}
+	return b
+}
+
 // Buckets lists the key-value buckets: sessions, presence and leases, each with a
 // bucket-wide TTL (a key expires that long after its last put) and limit markers so
 // that watchers see expiries.
@@ -175,7 +197,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 	t = t.withDefaults()
 	return []jetstream.KeyValueConfig{
 		t.bucket(BucketSessions, "live gateway sessions and their resume positions", t.SessionTTL),
-		t.bucket(BucketPresence, "user presence; expires when no gateway refreshes it", t.PresenceTTL),
+		t.presenceBucket(),
 		t.bucket(BucketLeases, "snowflake worker leases", t.LeaseTTL),
 		// Keys live a day at most (the session start window); identify concurrency
 		// keys carry a per-key TTL of a few seconds.

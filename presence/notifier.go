@@ -29,39 +29,55 @@ type NotifierConfig struct {
 // Notifier turns changes of the presence bucket into PRESENCE_UPDATE dispatches
 // for the small guilds of each user (Entry.Guilds): it watches the bucket and,
 // when what others see of a user changes (status or activities; a key that is
-// deleted or expires means offline), publishes one ephemeral guild event per
-// guild on ghnats.EphemeralGuildSubject. Gateways deliver those to the guild's
-// sessions like typing: core NATS, never the stream.
+// purged or expires, or whose parts all belong to dead nodes, means offline),
+// publishes one ephemeral guild event per guild on ghnats.EphemeralGuildSubject.
+// Gateways deliver those to the guild's sessions like typing: core NATS, never
+// the stream.
 //
-// Expiry is what makes a dead gateway's users go offline: their keys stop being
-// rewritten, expire after the bucket's TTL, and the bucket's limit markers show
-// the Notifier a purge.
+// It also watches the gateways' heartbeats (NodeKey). When one expires (a
+// gateway died without goodbye), is purged (goodbye) or changes incarnation (a
+// restart), the Notifier finds that node's users in what it holds in memory,
+// announces offline those who have no other live part, and removes the dead
+// parts from their keys (a burst of writes per dead gateway, not per interval).
 //
 // Every api process may run one; they elect one active Notifier through a key in
 // the leases bucket (ghnats.BucketLeases), so each change is announced once. A
 // new holder first reads the bucket's current values (one watch from the start,
-// not a scan per event) and announces only what changes after that; changes
-// during a failover (up to the leases TTL) are not announced.
+// not a scan per event), removes the parts of nodes that died meanwhile, and
+// announces only what changes after that; changes during a failover (up to the
+// leases TTL) are not announced.
 type Notifier struct {
 	nc   *natsgo.Conn
 	js   jetstream.JetStream
 	name string
 	log  *slog.Logger
-	now  func() time.Time
 
 	ready     chan struct{} // closed once the Notifier first became active
 	readyOnce sync.Once
 
 	// Owned by the watch loop.
-	known map[guildhall.Snowflake]seen
-	ttl   time.Duration
+	b     *bucket
+	nodes Nodes
+	users map[guildhall.Snowflake]*watched
 }
 
-// seen is what the Notifier last announced of a user with small guilds.
+// watched is a user's last entry and what the Notifier last announced of it.
+type watched struct {
+	entry Entry
+	shown seen
+}
+
+// seen is what others were last told of a user.
 type seen struct {
 	status     Status
 	activities json.RawMessage
 	guilds     []guildhall.Snowflake
+}
+
+// deadPart is a part of a user's key written by a node incarnation that died.
+type deadPart struct {
+	user      guildhall.Snowflake
+	node, inc string
 }
 
 // LeaseKey is the Notifier's key in the leases bucket.
@@ -69,7 +85,7 @@ const LeaseKey = "presence-notifier"
 
 // NewNotifier returns a Notifier; Run runs it.
 func NewNotifier(nc *natsgo.Conn, js jetstream.JetStream, cfg NotifierConfig) *Notifier {
-	n := &Notifier{nc: nc, js: js, name: cfg.Name, log: cfg.Logger, now: time.Now, ready: make(chan struct{})}
+	n := &Notifier{nc: nc, js: js, name: cfg.Name, log: cfg.Logger, ready: make(chan struct{})}
 	if n.name == "" {
 		h, _ := os.Hostname()
 		n.name = fmt.Sprintf("%s/%d", h, os.Getpid())
@@ -110,13 +126,12 @@ func (n *Notifier) Run(ctx context.Context) error {
 func (n *Notifier) Ready() <-chan struct{} { return n.ready }
 
 func (n *Notifier) watch(ctx context.Context) error {
-	kv, ttl, err := openBucket(ctx, n.js)
+	b, err := openBucket(ctx, n.js)
 	if err != nil {
 		return err
 	}
-	n.ttl = ttl
-	n.known = map[guildhall.Snowflake]seen{}
-	w, err := kv.WatchAll(ctx)
+	n.b, n.nodes, n.users = b, Nodes{}, map[guildhall.Snowflake]*watched{}
+	w, err := b.kv.WatchAll(ctx)
 	if err != nil {
 		return err
 	}
@@ -135,38 +150,144 @@ func (n *Notifier) watch(ctx context.Context) error {
 			}
 			if e == nil {
 				initial = false
+				n.settle(ctx)
 				n.readyOnce.Do(func() { close(n.ready) })
 				continue
 			}
-			n.apply(e, !initial)
+			n.apply(ctx, e, !initial)
 		}
 	}
 }
 
-// apply compares a change with what was announced and announces the difference.
-func (n *Notifier) apply(e jetstream.KeyValueEntry, announce bool) {
+// settle ends the initial read: it takes what others see now as announced and
+// removes the parts of nodes that died before (heartbeats came in any order, so
+// this waits for all of them).
+func (n *Notifier) settle(ctx context.Context) {
+	var dead []deadPart
+	for uid, u := range n.users {
+		n.update(uid, &u.entry, false)
+		dead = n.deadParts(dead, uid, u, "")
+	}
+	go n.cleanup(ctx, dead)
+}
+
+// apply takes one change of the bucket, announcing the difference if announce.
+func (n *Notifier) apply(ctx context.Context, e jetstream.KeyValueEntry, announce bool) {
+	if node, ok := nodeOfKey(e.Key()); ok {
+		inc := ""
+		if e.Operation() == jetstream.KeyValuePut {
+			inc = string(e.Value())
+		}
+		if n.nodes[node] == inc {
+			return
+		}
+		if inc == "" {
+			delete(n.nodes, node)
+		} else {
+			n.nodes[node] = inc
+		}
+		if announce {
+			n.nodeChanged(ctx, node)
+		}
+		return
+	}
 	uid, ok := userOfKey(e.Key())
 	if !ok {
 		return
 	}
-	prev, had := n.known[uid]
-	if !had {
-		prev.status = Offline
+	var en *Entry
+	if e.Operation() == jetstream.KeyValuePut {
+		en = &Entry{}
+		if json.Unmarshal(e.Value(), en) != nil {
+			en = nil
+		}
+	}
+	if !announce {
+		if en == nil {
+			delete(n.users, uid)
+		} else {
+			n.users[uid] = &watched{entry: *en}
+		}
+		return
+	}
+	n.update(uid, en, true)
+}
+
+// nodeChanged: node's heartbeat expired, was purged or changed incarnation. Its
+// users are found in memory (rare, so a scan rather than an index), announced
+// again and cleaned of the dead parts.
+func (n *Notifier) nodeChanged(ctx context.Context, node string) {
+	var dead []deadPart
+	for uid, u := range n.users {
+		if p, ok := u.entry.Gateways[node]; ok && p.Inc != n.nodes[node] {
+			n.update(uid, &u.entry, true)
+			dead = n.deadParts(dead, uid, u, node)
+		}
+	}
+	go n.cleanup(ctx, dead)
+}
+
+// deadParts appends u's parts of dead nodes (only node's, unless node is "").
+func (n *Notifier) deadParts(dead []deadPart, uid guildhall.Snowflake, u *watched, node string) []deadPart {
+	for name, p := range u.entry.Gateways {
+		if (node == "" || name == node) && n.nodes[name] != p.Inc {
+			dead = append(dead, deadPart{user: uid, node: name, inc: p.Inc})
+		}
+	}
+	return dead
+}
+
+// cleanup removes dead parts from users' keys, a few at a time. The resulting
+// changes come back through the watch and announce nothing new.
+func (n *Notifier) cleanup(ctx context.Context, dead []deadPart) {
+	if len(dead) == 0 {
+		return
+	}
+	work := make(chan deadPart)
+	var wg sync.WaitGroup
+	for range min(8, len(dead)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range work {
+				if err := n.b.dropPart(ctx, d.user, d.node, d.inc); err != nil && ctx.Err() == nil {
+					n.log.Warn("presence notifier: remove a dead gateway's part", "user", d.user, "node", d.node, "err", err)
+				}
+			}
+		}()
+	}
+	for _, d := range dead {
+		select {
+		case work <- d:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+}
+
+// update records a user's entry (nil: the key is gone) and announces the
+// difference with what was announced before.
+func (n *Notifier) update(uid guildhall.Snowflake, en *Entry, announce bool) {
+	u := n.users[uid]
+	prev := seen{status: Offline}
+	if u != nil && announce {
+		prev = u.shown
 	}
 	next := seen{status: Offline}
-	if e.Operation() == jetstream.KeyValuePut {
-		var en Entry
-		if json.Unmarshal(e.Value(), &en) == nil {
-			next = seen{status: en.Visible(n.now(), n.ttl), activities: en.Activities, guilds: en.Guilds}
-		}
+	if en != nil {
+		next = seen{status: en.Visible(n.nodes), activities: en.Activities, guilds: en.Guilds}
 	}
 	if next.status == Offline {
 		next.activities = nil
 	}
-	if next.status == Offline || len(next.guilds) == 0 {
-		delete(n.known, uid)
-	} else {
-		n.known[uid] = next
+	switch {
+	case en == nil:
+		delete(n.users, uid)
+	case u == nil:
+		n.users[uid] = &watched{entry: *en, shown: next}
+	default:
+		u.entry, u.shown = *en, next
 	}
 	if !announce {
 		return

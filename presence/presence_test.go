@@ -42,10 +42,9 @@ func TestParseUpdate(t *testing.T) {
 }
 
 func TestEntryVisible(t *testing.T) {
-	now := time.Now()
-	ttl := time.Minute
-	fresh := presence.Node{Sessions: 1, Seen: now.UnixMilli()}
-	stale := presence.Node{Sessions: 2, Seen: now.Add(-2 * ttl).UnixMilli()}
+	live := presence.Nodes{"a": "1", "b": "1"}
+	fresh := presence.Node{Sessions: 1, Inc: "1"}
+	stale := presence.Node{Sessions: 2, Inc: "0"} // a's incarnation before a restart
 	for _, c := range []struct {
 		e    presence.Entry
 		want presence.Status
@@ -56,7 +55,7 @@ func TestEntryVisible(t *testing.T) {
 		{presence.Entry{Status: presence.Idle, Gateways: map[string]presence.Node{"a": stale, "b": fresh}}, presence.Idle},
 		{presence.Entry{Status: presence.Online}, presence.Offline},
 	} {
-		if got := c.e.Visible(now, ttl); got != c.want {
+		if got := c.e.Visible(live); got != c.want {
 			t.Errorf("Visible(%+v) = %q; want %q", c.e, got, c.want)
 		}
 	}
@@ -227,7 +226,7 @@ func TestNotifierAnnouncesChanges(t *testing.T) {
 	const g1, g2 = guildhall.Snowflake(100), guildhall.Snowflake(200)
 	ev1, ev2 := subscribeGuild(t, n.Conn, g1), subscribeGuild(t, n.Conn, g2)
 	waitReady(t, startNotifier(t, n, "one"))
-	tr := presence.NewTracker(n.JS, "gw")
+	tr := startTracker(t, n, "gw")
 	const uid = guildhall.Snowflake(5)
 	both := presence.State{Sessions: 1, Guilds: []guildhall.Snowflake{g1, g2}, GuildsKnown: true}
 
@@ -268,9 +267,18 @@ func TestNotifierAnnouncesChanges(t *testing.T) {
 	}
 	ev1.mu.Unlock()
 
-	// A gateway that dies stops writing: the key expires and the user goes offline.
-	const dead = guildhall.Snowflake(6)
-	if _, err := presence.NewTracker(n.JS, "dead").Sync(ctx, dead, presence.State{Sessions: 1, Guilds: []guildhall.Snowflake{g2}, GuildsKnown: true}, presence.Known{}); err != nil {
+	// A gateway that dies stops its heartbeat: when it expires its user goes
+	// offline, and a user it shares with a live gateway stays online.
+	const dead, shared = guildhall.Snowflake(6), guildhall.Snowflake(7)
+	inG2 := presence.State{Sessions: 1, Guilds: []guildhall.Snowflake{g2}, GuildsKnown: true}
+	gone := presence.NewTracker(n.JS, "dead") // never beats again
+	if _, err := gone.Sync(ctx, dead, inG2, presence.Known{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gone.Sync(ctx, shared, inG2, presence.Known{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Sync(ctx, shared, inG2, presence.Known{}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 30*time.Second, func() error {
@@ -281,6 +289,75 @@ func TestNotifierAnnouncesChanges(t *testing.T) {
 		}
 		return nil
 	})
+	kv := bucket(t, n.JS)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if e, ok := entry(t, kv, dead); ok {
+			return fmt.Errorf("dead user's entry %+v; want none", e)
+		}
+		if e, _ := entry(t, kv, shared); len(e.Gateways) != 1 || e.Gateways["gw"].Sessions != 1 {
+			return fmt.Errorf("shared user's entry %+v; want gw alone", e)
+		}
+		return nil
+	})
+	ev2.mu.Lock()
+	defer ev2.mu.Unlock()
+	for _, p := range ev2.got {
+		if p.User.ID == shared && p.Status != presence.Online {
+			t.Errorf("shared user announced %s; want online only", p.Status)
+		}
+	}
+}
+
+// startTracker runs a Tracker's heartbeat for the test.
+func startTracker(t *testing.T, n *testenv.NATS, node string) *presence.Tracker {
+	t.Helper()
+	tr := presence.NewTracker(n.JS, node)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); tr.Run(ctx, func() {}) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return tr
+}
+
+// A gateway that restarts under the same name takes a new incarnation: the
+// users of the old process go offline at once, without waiting for any TTL,
+// and the new process's users are online.
+func TestTrackerRestart(t *testing.T) {
+	n := testenv.StartNATS(t, ghnats.Topology{MemoryStorage: true, EventMaxBytes: 64 << 20})
+	ctx := context.Background()
+	const g = guildhall.Snowflake(400)
+	ev := subscribeGuild(t, n.Conn, g)
+	waitReady(t, startNotifier(t, n, "one"))
+	st := presence.State{Sessions: 1, Guilds: []guildhall.Snowflake{g}, GuildsKnown: true}
+	if _, err := presence.NewTracker(n.JS, "gw").Sync(ctx, 1, st, presence.Known{}); err != nil {
+		t.Fatal(err)
+	}
+	ev.waitFor(t, presence.Online)
+	if _, err := presence.NewTracker(n.JS, "gw").Sync(ctx, 2, st, presence.Known{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		ev.mu.Lock()
+		defer ev.mu.Unlock()
+		want := map[guildhall.Snowflake]presence.Status{1: presence.Offline, 2: presence.Online}
+		for _, p := range ev.got {
+			if want[p.User.ID] == p.Status {
+				delete(want, p.User.ID)
+			}
+		}
+		if len(want) > 0 {
+			return fmt.Errorf("still waiting for %v", want)
+		}
+		return nil
+	})
+	r, err := presence.NewReader(ctx, n.Conn, n.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := r.Presences(ctx, []guildhall.Snowflake{1, 2})
+	if err != nil || len(ps) != 1 || ps[0].User.ID != 2 {
+		t.Fatalf("presences = %+v, %v; want user 2 alone", ps, err)
+	}
 }
 
 // Two notifiers: one is active, so each change is announced once; when it stops

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 	ghnats "github.com/guildhall/guildhall/nats"
@@ -13,26 +12,25 @@ import (
 )
 
 // Reader reads the presences of many users at once: one JetStream batch direct
-// get (multi_last) per 1000 users, answered by the bucket's stream without a
-// consumer. It is what GUILD_MEMBERS_CHUNK's presences cost: one request per
-// chunk, not one per member.
+// get (multi_last) per 900 users, answered by the bucket's stream without a
+// consumer. It is what GUILD_MEMBERS_CHUNK's presences cost: one or two requests
+// per chunk, not one per member. Each request also reads the gateways'
+// heartbeats, so parts of dead gateways count as offline.
 type Reader struct {
-	nc  *natsgo.Conn
-	js  jetstream.JetStream
-	now func() time.Time
-	ttl time.Duration
+	nc *natsgo.Conn
+	js jetstream.JetStream
 }
 
-// maxMultiGet stays under the server's bound on one multi_last request (1024).
-const maxMultiGet = 1000
+// maxMultiGet leaves room under the server's bound on one multi_last answer
+// (1024 messages) for the heartbeat keys (live gateways and recent markers).
+const maxMultiGet = 900
 
 // NewReader binds the presence bucket.
 func NewReader(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream) (*Reader, error) {
-	_, ttl, err := openBucket(ctx, js)
-	if err != nil {
+	if _, err := openBucket(ctx, js); err != nil {
 		return nil, err
 	}
-	return &Reader{nc: nc, js: js, now: time.Now, ttl: ttl}, nil
+	return &Reader{nc: nc, js: js}, nil
 }
 
 // Presences returns the presence of each of users who is not offline (invisible
@@ -54,10 +52,11 @@ func (r *Reader) Presences(ctx context.Context, users []guildhall.Snowflake) ([]
 const kvSubjectPrefix = "$KV." + ghnats.BucketPresence + "."
 
 func (r *Reader) batch(ctx context.Context, users []guildhall.Snowflake) ([]Presence, error) {
-	subjects := make([]string, len(users))
+	subjects := make([]string, len(users), len(users)+1)
 	for i, u := range users {
 		subjects[i] = kvSubjectPrefix + Key(u)
 	}
+	subjects = append(subjects, kvSubjectPrefix+NodeKey(">"))
 	req, err := json.Marshal(struct {
 		MultiLast []string `json:"multi_last"`
 	}{subjects})
@@ -73,8 +72,8 @@ func (r *Reader) batch(ctx context.Context, users []guildhall.Snowflake) ([]Pres
 	if err := r.nc.PublishRequest("$JS.API.DIRECT.GET.KV_"+ghnats.BucketPresence, inbox, req); err != nil {
 		return nil, err
 	}
-	var out []Presence
-	now := r.now()
+	nodes := Nodes{}
+	entries := map[guildhall.Snowflake]Entry{}
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
@@ -83,6 +82,12 @@ func (r *Reader) batch(ctx context.Context, users []guildhall.Snowflake) ([]Pres
 		switch m.Header.Get("Status") {
 		case "":
 		case "204", "404": // end of batch, or none of the keys exists
+			var out []Presence
+			for uid, e := range entries {
+				if st := e.Visible(nodes); st != Offline {
+					out = append(out, NewPresence(uid, 0, st, e.Activities))
+				}
+			}
 			return out, nil
 		default:
 			return nil, fmt.Errorf("presence: batch get: %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
@@ -94,16 +99,18 @@ func (r *Reader) batch(ctx context.Context, users []guildhall.Snowflake) ([]Pres
 		if len(subj) <= len(kvSubjectPrefix) {
 			continue
 		}
-		uid, ok := userOfKey(subj[len(kvSubjectPrefix):])
+		key := subj[len(kvSubjectPrefix):]
+		if node, ok := nodeOfKey(key); ok {
+			nodes[node] = string(m.Data)
+			continue
+		}
+		uid, ok := userOfKey(key)
 		if !ok {
 			continue
 		}
 		var e Entry
-		if json.Unmarshal(m.Data, &e) != nil {
-			continue
-		}
-		if st := e.Visible(now, r.ttl); st != Offline {
-			out = append(out, NewPresence(uid, 0, st, e.Activities))
+		if json.Unmarshal(m.Data, &e) == nil {
+			entries[uid] = e
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 )
@@ -83,9 +82,8 @@ func checkActivities(raw json.RawMessage) (json.RawMessage, error) {
 }
 
 // Entry is the value of a user's key in the presence bucket. Gateways holds, per
-// gateway node with sessions of the user, how many and when that node last wrote
-// the entry; a node that stops writing (it died) drops out after the bucket's TTL
-// even while other nodes keep the key alive.
+// gateway node with sessions of the user, how many and the node's incarnation; a
+// part counts only while its node's heartbeat (NodeKey) holds that incarnation.
 type Entry struct {
 	Status     Status          `json:"status"`
 	Activities json.RawMessage `json:"activities,omitempty"`
@@ -99,9 +97,15 @@ type Entry struct {
 
 // Node is one gateway's part of an Entry.
 type Node struct {
-	Sessions int   `json:"n"`
-	Seen     int64 `json:"at"` // Unix milliseconds of the node's last write
+	Sessions int `json:"n"`
+	// Inc is the incarnation of the node that wrote the part: a restarted node,
+	// or one whose heartbeat expired, has a new one, so old parts stop counting.
+	Inc string `json:"i"`
 }
+
+// Nodes are the live gateway nodes: node name to incarnation, as their
+// heartbeat keys hold them.
+type Nodes map[string]string
 
 // clone copies what a read-modify-write changes.
 func (e Entry) clone() Entry {
@@ -113,12 +117,10 @@ func (e Entry) clone() Entry {
 	return e
 }
 
-// Live reports whether any node holds a session of the user and has written the
-// entry within ttl.
-func (e *Entry) Live(now time.Time, ttl time.Duration) bool {
-	cut := now.Add(-ttl).UnixMilli()
-	for _, n := range e.Gateways {
-		if n.Sessions > 0 && n.Seen >= cut {
+// Live reports whether a live node holds a session of the user.
+func (e *Entry) Live(nodes Nodes) bool {
+	for name, n := range e.Gateways {
+		if n.Sessions > 0 && n.Inc != "" && nodes[name] == n.Inc {
 			return true
 		}
 	}
@@ -127,8 +129,8 @@ func (e *Entry) Live(now time.Time, ttl time.Duration) bool {
 
 // Visible is the status others see: Offline when no session lives or the user is
 // invisible.
-func (e *Entry) Visible(now time.Time, ttl time.Duration) Status {
-	if !e.Live(now, ttl) || e.Status == Invisible || e.Status == Offline {
+func (e *Entry) Visible(nodes Nodes) Status {
+	if !e.Live(nodes) || e.Status == Invisible || e.Status == Offline {
 		return Offline
 	}
 	if e.Status == "" {
@@ -137,18 +139,20 @@ func (e *Entry) Visible(now time.Time, ttl time.Duration) Status {
 	return e.Status
 }
 
-// prune drops nodes that have not written for ttl: they died without goodbye.
-func (e *Entry) prune(now time.Time, ttl time.Duration) {
-	cut := now.Add(-ttl).UnixMilli()
-	for k, n := range e.Gateways {
-		if n.Sessions <= 0 || n.Seen < cut {
-			delete(e.Gateways, k)
-		}
-	}
-}
-
 // Key is a user's key in the presence bucket.
 func Key(userID guildhall.Snowflake) string { return "u." + userID.String() }
+
+// NodeKey is a gateway node's heartbeat key in the presence bucket; its value is
+// the node's incarnation.
+func NodeKey(node string) string { return "n." + node }
+
+// nodeOfKey parses NodeKey.
+func nodeOfKey(key string) (string, bool) {
+	if len(key) < 3 || key[:2] != "n." {
+		return "", false
+	}
+	return key[2:], true
+}
 
 // userOfKey parses Key.
 func userOfKey(key string) (guildhall.Snowflake, bool) {

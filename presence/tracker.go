@@ -2,9 +2,12 @@ package presence
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,71 +19,207 @@ import (
 // ErrConflict: a key changed under every attempt of a read-modify-write.
 var ErrConflict = errors.New("presence: too many concurrent changes to one key")
 
+// errLost: the node's heartbeat key was gone or changed (it expired while the
+// node could not write, or another process took the name).
+var errLost = errors.New("presence: heartbeat lost")
+
 // Tracker writes one gateway node's view of its users into the presence bucket.
 // Each user has one key (Key); its Entry lists the nodes that hold sessions of
 // the user. A node changes only its own part and the status, with
 // compare-and-set on the key's revision, so nodes never overwrite each other.
 //
-// The bucket (ghnats.BucketPresence) has a TTL: a key that no node rewrites for
-// that long expires, and watchers see a limit marker. Nodes rewrite the keys of
-// their users every TTL/3 (Sync with the same State), so a node that dies without
-// goodbye takes its users offline within the TTL, and one that lives keeps them.
+// Liveness is per node, not per user: the node's heartbeat key (NodeKey) holds
+// its incarnation with a per-key TTL (the bucket's node TTL) and Run rewrites it
+// every TTL/3. User keys are written only when something changes. A part counts
+// only while the heartbeat holds the part's incarnation, so a node that dies
+// without goodbye takes its users offline when its heartbeat expires; the
+// Notifier then removes its parts.
 type Tracker struct {
 	js   jetstream.JetStream
 	node string
-	now  func() time.Time
 
-	mu  sync.Mutex
-	kv  jetstream.KeyValue
-	ttl time.Duration
+	mu   sync.Mutex
+	b    *bucket
+	inc  string // current incarnation; "" until the heartbeat is claimed
+	beat uint64 // revision of the heartbeat key
+}
+
+// bucket is the presence bucket and its settings.
+type bucket struct {
+	kv jetstream.KeyValue
+	// nodeTTL: a heartbeat's TTL; keyTTL: a user key's; markerTTL: how long
+	// markers of expired or purged keys stay.
+	nodeTTL, keyTTL, markerTTL time.Duration
 }
 
 // NewTracker returns a Tracker for gateway node. It binds the bucket on first use,
 // so NATS may be away at start.
 func NewTracker(js jetstream.JetStream, node string) *Tracker {
-	return &Tracker{js: js, node: node, now: time.Now}
+	return &Tracker{js: js, node: keyToken(node)}
 }
 
-func (t *Tracker) bucket(ctx context.Context) (jetstream.KeyValue, time.Duration, error) {
+// keyToken makes s usable in a KV key.
+func keyToken(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || r == '=' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return '_'
+	}, s)
+	if s == "" {
+		s = "_"
+	}
+	return s
+}
+
+func (t *Tracker) bucket(ctx context.Context) (*bucket, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.kv != nil {
-		return t.kv, t.ttl, nil
+	if t.b != nil {
+		return t.b, nil
 	}
-	kv, ttl, err := openBucket(ctx, t.js)
+	b, err := openBucket(ctx, t.js)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	t.kv, t.ttl = kv, ttl
-	return kv, ttl, nil
+	t.b = b
+	return b, nil
 }
 
-func openBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, time.Duration, error) {
+func openBucket(ctx context.Context, js jetstream.JetStream) (*bucket, error) {
 	kv, err := js.KeyValue(ctx, ghnats.BucketPresence)
 	if err != nil {
-		return nil, 0, fmt.Errorf("presence: bucket: %w", err)
+		return nil, fmt.Errorf("presence: bucket: %w", err)
 	}
 	st, err := kv.Status(ctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("presence: bucket status: %w", err)
+		return nil, fmt.Errorf("presence: bucket status: %w", err)
 	}
-	ttl := st.TTL()
-	if ttl <= 0 {
-		ttl = 60 * time.Second
+	b := &bucket{kv: kv, keyTTL: st.TTL(), markerTTL: st.LimitMarkerTTL()}
+	b.nodeTTL, _ = time.ParseDuration(st.Metadata()[ghnats.PresenceNodeTTLMeta])
+	if b.nodeTTL < time.Second {
+		b.nodeTTL = 60 * time.Second
 	}
-	return kv, ttl, nil
+	if b.markerTTL < time.Second {
+		b.markerTTL = b.nodeTTL
+	}
+	return b, nil
 }
 
-// TTL is the bucket's TTL (zero until the bucket was reached once).
-func (t *Tracker) TTL(ctx context.Context) time.Duration {
-	_, ttl, _ := t.bucket(ctx)
-	return ttl
+// TTLs are the bucket's heartbeat TTL and user key TTL (zero until the bucket
+// was reached once). A user key with no TTL never expires.
+func (t *Tracker) TTLs(ctx context.Context) (node, key time.Duration) {
+	b, err := t.bucket(ctx)
+	if err != nil {
+		return 0, 0
+	}
+	return b.nodeTTL, b.keyTTL
+}
+
+// Beat writes the node's heartbeat: the first call claims the heartbeat key
+// with a new incarnation; later ones rewrite it, expecting the last revision. It
+// returns errLost (after claiming a new incarnation) when the key had expired or
+// changed: the node's parts no longer count and must be rewritten.
+func (t *Tracker) Beat(ctx context.Context) error {
+	b, err := t.bucket(ctx)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := 0; t.inc != "" && i < 2; i++ {
+		ack, err := t.js.Publish(ctx, t.heartbeatSubject(), []byte(t.inc),
+			jetstream.WithMsgTTL(b.nodeTTL), jetstream.WithExpectLastSequencePerSubject(t.beat))
+		if err == nil {
+			t.beat = ack.Sequence
+			return nil
+		}
+		if !conflict(err) {
+			return fmt.Errorf("presence: heartbeat: %w", err)
+		}
+		// A write whose ack was lost still holds this incarnation: go on from it.
+		e, err := b.kv.Get(ctx, NodeKey(t.node))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("presence: heartbeat: %w", err)
+		}
+		if string(e.Value()) != t.inc {
+			break
+		}
+		t.beat = e.Revision()
+	}
+	lost := t.inc != ""
+	var r [8]byte
+	_, _ = rand.Read(r[:])
+	inc := hex.EncodeToString(r[:])
+	// Claiming takes the key whatever it holds: a previous process of this node
+	// is dead, and its parts must stop counting now.
+	ack, err := t.js.Publish(ctx, t.heartbeatSubject(), []byte(inc), jetstream.WithMsgTTL(b.nodeTTL))
+	if err != nil {
+		return fmt.Errorf("presence: heartbeat: %w", err)
+	}
+	t.inc, t.beat = inc, ack.Sequence
+	if lost {
+		return errLost
+	}
+	return nil
+}
+
+func (t *Tracker) heartbeatSubject() string {
+	return "$KV." + ghnats.BucketPresence + "." + NodeKey(t.node)
+}
+
+// Run keeps the heartbeat alive every TTL/3 (every second after a failure) until
+// ctx ends, then says goodbye: it purges the heartbeat, so the node's users go
+// offline now rather than after the TTL. When the heartbeat was lost it calls
+// lost, after which every user's key must be written again.
+func (t *Tracker) Run(ctx context.Context, lost func()) {
+	for ctx.Err() == nil {
+		every := time.Second
+		err := t.Beat(ctx)
+		if errors.Is(err, errLost) {
+			lost()
+		}
+		if err == nil || errors.Is(err, errLost) {
+			node, _ := t.TTLs(ctx)
+			every = node / 3
+		}
+		sleep(ctx, every)
+	}
+	t.mu.Lock()
+	b, beat := t.b, t.beat
+	t.mu.Unlock()
+	if b == nil || beat == 0 {
+		return
+	}
+	gctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = b.kv.Purge(gctx, NodeKey(t.node), jetstream.LastRevision(beat), jetstream.PurgeTTL(b.markerTTL))
+}
+
+// incarnation is the node's current incarnation, claiming the heartbeat first
+// if nobody did: a part is only written under a live heartbeat.
+func (t *Tracker) incarnation(ctx context.Context) (string, error) {
+	t.mu.Lock()
+	inc := t.inc
+	t.mu.Unlock()
+	if inc != "" {
+		return inc, nil
+	}
+	if err := t.Beat(ctx); err != nil && !errors.Is(err, errLost) {
+		return "", err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.inc, nil
 }
 
 // State is what one node knows of one user.
 type State struct {
 	// Sessions is how many sessions of the user the node holds; 0 takes the
-	// node's part out (and the key, when no other live node holds the user).
+	// node's part out (and the key, when no other node holds the user).
 	Sessions int
 	// Update, if not nil, sets the status, activities, since and afk.
 	Update *Update
@@ -101,20 +240,22 @@ type Known struct {
 
 // Sync makes the user's key agree with st, starting from what the node believes
 // the key holds (k; the zero Known means "absent"). It returns what the key holds
-// now. On error the key is as it was, or the node's part will expire.
+// now. On error the key is as it was.
 func (t *Tracker) Sync(ctx context.Context, userID guildhall.Snowflake, st State, k Known) (Known, error) {
-	kv, ttl, err := t.bucket(ctx)
+	b, err := t.bucket(ctx)
+	if err != nil {
+		return k, err
+	}
+	inc, err := t.incarnation(ctx)
 	if err != nil {
 		return k, err
 	}
 	key := Key(userID)
 	cur := k
 	for range 8 {
-		now := t.now()
 		e := cur.Entry.clone()
-		e.prune(now, ttl)
 		if st.Sessions > 0 {
-			e.Gateways[t.node] = Node{Sessions: st.Sessions, Seen: now.UnixMilli()}
+			e.Gateways[t.node] = Node{Sessions: st.Sessions, Inc: inc}
 			if st.Update != nil {
 				e.Status, e.Activities, e.Since, e.AFK = st.Update.Status, st.Update.Activities, st.Update.Since, st.Update.AFK
 			} else if e.Status == "" {
@@ -126,37 +267,65 @@ func (t *Tracker) Sync(ctx context.Context, userID guildhall.Snowflake, st State
 		} else {
 			delete(e.Gateways, t.node)
 		}
-		if len(e.Gateways) == 0 {
-			if !cur.Exists {
-				return Known{}, nil
-			}
-			err = kv.Delete(ctx, key, jetstream.LastRevision(cur.Rev))
-			if err == nil {
-				return Known{}, nil
-			}
-		} else {
-			b, merr := json.Marshal(e)
-			if merr != nil {
-				return k, merr
-			}
-			var rev uint64
-			if cur.Exists {
-				rev, err = kv.Update(ctx, key, b, cur.Rev)
-			} else {
-				rev, err = kv.Create(ctx, key, b)
-			}
-			if err == nil {
-				return Known{Rev: rev, Entry: e, Exists: true}, nil
-			}
+		if len(e.Gateways) == 0 && !cur.Exists {
+			return Known{}, nil
+		}
+		next, err := b.write(ctx, key, cur, e)
+		if err == nil {
+			return next, nil
 		}
 		if !conflict(err) {
 			return k, fmt.Errorf("presence: write %s: %w", key, err)
 		}
-		if cur, err = read(ctx, kv, key); err != nil {
+		if cur, err = read(ctx, b.kv, key); err != nil {
 			return k, err
 		}
 	}
 	return k, ErrConflict
+}
+
+// write replaces the key's value cur with e, at cur's revision; an entry with
+// no part left purges the key (its marker expires after markerTTL).
+func (b *bucket) write(ctx context.Context, key string, cur Known, e Entry) (Known, error) {
+	if len(e.Gateways) == 0 {
+		err := b.kv.Purge(ctx, key, jetstream.LastRevision(cur.Rev), jetstream.PurgeTTL(b.markerTTL))
+		return Known{}, err
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return cur, err
+	}
+	var rev uint64
+	if cur.Exists {
+		rev, err = b.kv.Update(ctx, key, v, cur.Rev)
+	} else {
+		rev, err = b.kv.Create(ctx, key, v)
+	}
+	if err != nil {
+		return cur, err
+	}
+	return Known{Rev: rev, Entry: e, Exists: true}, nil
+}
+
+// dropPart removes node's part from a user's key if it is still of incarnation
+// inc (the node is dead; a newer part of the node stays).
+func (b *bucket) dropPart(ctx context.Context, userID guildhall.Snowflake, node, inc string) error {
+	key := Key(userID)
+	for range 8 {
+		cur, err := read(ctx, b.kv, key)
+		if err != nil || !cur.Exists {
+			return err
+		}
+		if p, ok := cur.Entry.Gateways[node]; !ok || p.Inc != inc {
+			return nil
+		}
+		e := cur.Entry.clone()
+		delete(e.Gateways, node)
+		if _, err = b.write(ctx, key, cur, e); !conflict(err) {
+			return err
+		}
+	}
+	return ErrConflict
 }
 
 // read returns the key's current value; the zero Known if it has none.
@@ -179,6 +348,9 @@ func read(ctx context.Context, kv jetstream.KeyValue, key string) (Known, error)
 // conflict reports a compare-and-set that lost: the key was not at the expected
 // revision.
 func conflict(err error) bool {
+	if err == nil {
+		return false
+	}
 	if ghnats.IsKVConflict(err) {
 		return true
 	}
