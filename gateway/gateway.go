@@ -221,6 +221,14 @@ func (g *Gateway) Close(ctx context.Context, drain time.Duration) {
 	}
 	g.cancel()
 	<-g.done
+	p := &g.hub.presence
+	p.once.Do(func() {}) // waits for a start in progress; none begins after this
+	if p.trackerDone != nil {
+		select {
+		case <-p.trackerDone: // the goodbye is sent: this node's users are offline now
+		case <-ctx.Done():
+		}
+	}
 }
 
 // ServeHTTP upgrades a request to a gateway connection.

@@ -120,10 +120,14 @@ type gatewayPresence struct {
 	once    sync.Once
 	cfg     PresenceConfig
 	tracker *presence.Tracker
-	js      jetstream.JetStream
-	queues  []chan guildhall.Snowflake
-	inbox   string
-	members chan struct{} // op 8 requests being served
+	// trackerDone is closed once the tracker has said goodbye (nil when presence
+	// never started): Close waits for it, so that the process does not close its
+	// NATS connection on the goodbye.
+	trackerDone chan struct{}
+	js          jetstream.JetStream
+	queues      []chan guildhall.Snowflake
+	inbox       string
+	members     chan struct{} // op 8 requests being served
 
 	mu       sync.Mutex
 	sessions map[*Session]guildhall.Snowflake
@@ -181,7 +185,11 @@ func (p *gatewayPresence) start(g *Gateway, cfg PresenceConfig) {
 	p.tracker = presence.NewTracker(js, g.cfg.Node)
 	hctx, stop := context.WithCancel(context.Background())
 	go func() { <-g.done; stop() }()
-	go p.tracker.Run(hctx, func() { go g.rewriteAll(nil) })
+	p.trackerDone = make(chan struct{})
+	go func() {
+		defer close(p.trackerDone)
+		p.tracker.Run(hctx, func() { go g.rewriteAll(nil) })
+	}()
 	p.queues = make([]chan guildhall.Snowflake, p.cfg.Workers)
 	for i := range p.queues {
 		p.queues[i] = make(chan guildhall.Snowflake, 4096)
