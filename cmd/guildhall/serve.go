@@ -60,8 +60,13 @@ func parseServe(args []string) (serveFlags, error) {
 	fs.IntVar(&f.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of password hashes (4 for tests and load generators only)")
 	fs.IntVar(&f.identifyTotal, "identify-total", 1000, "session starts (IDENTIFY) per user per day, as Discord's session_start_limit.total")
 	fs.IntVar(&f.identifyConcurrency, "identify-concurrency", 1, "IDENTIFY per user per 5 s per shard bucket, as Discord's max_concurrency")
-	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL); applied by the api role")
+	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL; live sessions are refreshed every third of it); applied by the api role (env GUILDHALL_RESUME_WINDOW)")
 	fs.StringVar(&f.logLevel, "log-level", envOr("GUILDHALL_LOG_LEVEL", "info"), "debug, info, warn or error")
+	if v, ok := os.LookupEnv("GUILDHALL_RESUME_WINDOW"); ok {
+		if err := fs.Set("resume-window", v); err != nil {
+			return f, fmt.Errorf("GUILDHALL_RESUME_WINDOW: %w", err)
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
