@@ -15,22 +15,9 @@ import (
 // and the connection stays open; once a slot frees up, the next IDENTIFY is served
 // (here it reaches the api, which this test does not run: close 4000).
 func TestIdentifyShedWhenSlotsAreTaken(t *testing.T) {
-	n := testenv.StartNATS(t, ghnats.Topology{})
-	nc, js, err := ghnats.Connect(n.URL, "gw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	g, err := New(context.Background(), nc, js, Config{
+	g, url := startGatewayNoAPI(t, Config{
 		HeartbeatInterval: time.Hour, MaxIdentifies: 2, IdentifyWait: 50 * time.Millisecond, APITimeout: 2 * time.Second,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close(context.Background(), 0) })
-	srv := httptest.NewServer(g)
-	t.Cleanup(srv.Close)
-	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/?v=10&encoding=json"
 
 	g.identifies <- struct{}{}
 	g.identifies <- struct{}{}
@@ -57,4 +44,25 @@ func TestIdentifyShedWhenSlotsAreTaken(t *testing.T) {
 	if len(g.identifies) != 1 {
 		t.Fatalf("%d identify slots taken after the identify ended; want 1 (the test's)", len(g.identifies))
 	}
+}
+
+// startGatewayNoAPI runs a gateway on a real NATS server with no api behind it, for
+// what the gateway decides before asking the api; it returns the gateway and its
+// WebSocket URL.
+func startGatewayNoAPI(t *testing.T, cfg Config) (*Gateway, string) {
+	t.Helper()
+	n := testenv.StartNATS(t, ghnats.Topology{})
+	nc, js, err := ghnats.Connect(n.URL, "gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	g, err := New(context.Background(), nc, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close(context.Background(), 0) })
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	return g, "ws" + strings.TrimPrefix(srv.URL, "http") + "/?v=10&encoding=json"
 }

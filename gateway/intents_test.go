@@ -1,15 +1,11 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
-	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 )
 
@@ -17,20 +13,7 @@ import (
 // 4013 before anything else happens (this test runs no api: a valid IDENTIFY
 // would reach it and close with 4000).
 func TestIdentifyInvalidIntents(t *testing.T) {
-	n := testenv.StartNATS(t, ghnats.Topology{})
-	nc, js, err := ghnats.Connect(n.URL, "gw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	g, err := New(context.Background(), nc, js, Config{HeartbeatInterval: time.Hour, APITimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close(context.Background(), 0) })
-	srv := httptest.NewServer(g)
-	t.Cleanup(srv.Close)
-	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/?v=10&encoding=json"
+	_, url := startGatewayNoAPI(t, Config{HeartbeatInterval: time.Hour, APITimeout: time.Second})
 
 	for _, tc := range []struct {
 		intents int64
