@@ -76,6 +76,14 @@ func (l *Lease) refresh(ctx context.Context, every time.Duration, owner string) 
 		}
 		l.mu.Lock()
 		rev, err := l.kv.Update(ctx, l.key, []byte(owner), l.rev)
+		if IsKVConflict(err) {
+			// An earlier update may have landed although its answer timed out
+			// (seen under overload): then the key still names this owner at a
+			// newer revision, and the lease is still ours.
+			if e, gerr := l.kv.Get(ctx, l.key); gerr == nil && string(e.Value()) == owner {
+				rev, err = l.kv.Update(ctx, l.key, []byte(owner), e.Revision())
+			}
+		}
 		if err == nil {
 			l.rev = rev
 		}
