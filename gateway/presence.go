@@ -169,11 +169,15 @@ func (g *Gateway) presence() *gatewayPresence {
 
 func (p *gatewayPresence) start(g *Gateway, cfg PresenceConfig) {
 	p.cfg = cfg.withDefaults()
+	// Under mu: the pump reads totals (approximatePresenceCount) without going
+	// through once, possibly while a first session starts presence.
+	p.mu.Lock()
 	p.sessions = map[*Session]guildhall.Snowflake{}
 	p.users = map[guildhall.Snowflake]*localUser{}
 	p.requests = map[*Session]*memberQueue{}
 	p.totals = map[guildhall.Snowflake]int{}
 	p.reported = map[guildhall.Snowflake]bool{}
+	p.mu.Unlock()
 	p.members = make(chan struct{}, p.cfg.MemberRequestConcurrency)
 	js, err := jetstream.New(g.hub.nc)
 	if err != nil {
