@@ -237,9 +237,7 @@ func TestPresenceTwoGatewaysOneKilled(t *testing.T) {
 // presence at all, and approximate_presence_count converges to the sessions
 // online, as sessions leave and as a gateway dies.
 func TestPresenceCountsConvergeInLargeGuild(t *testing.T) {
-	if testing.Short() {
-		t.Skip("1,000 sessions")
-	}
+	testenv.SkipShort(t, "1,000 sessions")
 	users := newSeedUsers(3_000_000, "lg", 1000)
 	st := startPresenceStack(t, stackOptions{
 		gateways: 2, presence: gateway.PresenceConfig{CountInterval: 500 * time.Millisecond},
@@ -427,9 +425,7 @@ func (r *chunkReader) wait(t testing.TB, nonce string, n int) []chunk {
 // by username prefix, user ids with one unknown, presences; and nothing for a
 // guild the session is not in.
 func TestRequestGuildMembers100k(t *testing.T) {
-	if testing.Short() {
-		t.Skip("100,000 members")
-	}
+	testenv.SkipShort(t, "100,000 members")
 	members := 100_000
 	if raceEnabled {
 		members = 20_000

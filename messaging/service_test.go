@@ -9,6 +9,7 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/testenv"
 )
 
 func registerUser(t *testing.T, svc *messaging.Service, name string) guildhall.User {
@@ -74,9 +75,7 @@ func TestInviteMaxUsesUnderConcurrency(t *testing.T) {
 // TestGuildLimit: a user is in at most MaxGuildsPerUser guilds, by creating or
 // by joining; the refusal changes nothing.
 func TestGuildLimit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("creates 100 guilds; skipped with -short")
-	}
+	testenv.SkipShort(t, "creates 100 guilds")
 	svc, _ := newTestService(t)
 	ctx := context.Background()
 	u := registerUser(t, svc, "collector")

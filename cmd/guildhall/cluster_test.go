@@ -181,9 +181,7 @@ func (tf *tierFixture) join(t *testing.T, g guildChan, token string) {
 // Per guild, every session has every message exactly once and in order. The same
 // with SIGTERM, where the dying gateway first asks its sessions to reconnect.
 func TestGatewayDeathSessionsResumeElsewhere(t *testing.T) {
-	if testing.Short() {
-		t.Skip("cluster test; runs without -short")
-	}
+	testenv.SkipShort(t, "cluster test")
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) { testGatewayDeath(t, sig) })
 	}
@@ -331,9 +329,7 @@ func testGatewayDeath(t *testing.T, sig syscall.Signal) {
 // The NATS node a gateway is connected to stops: the gateway moves to another node
 // and its sessions lose nothing.
 func TestNATSNodeStopGatewayMoves(t *testing.T) {
-	if testing.Short() {
-		t.Skip("cluster test; runs without -short")
-	}
+	testenv.SkipShort(t, "cluster test")
 	tf := newTier(t, 10)
 	// The gateway knows nodes 1 and 2, never the api's node 0.
 	gw := startGatewayProcess(t, tf.cluster.URLs[1]+","+tf.cluster.URLs[2])
@@ -389,9 +385,7 @@ func TestNATSNodeStopGatewayMoves(t *testing.T) {
 // A session that stays away past the resume window gets INVALID_SESSION, identifies
 // again and finds what it missed in history.
 func TestResumePastWindow(t *testing.T) {
-	if testing.Short() {
-		t.Skip("cluster test; runs without -short")
-	}
+	testenv.SkipShort(t, "cluster test")
 	tf := newTier(t, 1, "--resume-window", "2s")
 	gw := startGatewayProcess(t, tf.cluster.URLs[1])
 	tok := tf.users[0]

@@ -558,9 +558,7 @@ func (sc *strandedCheck) check(t *testing.T, info *jetstream.ConsumerInfo) (miss
 // unacknowledged. In the end every message whose POST returned 200 is in history
 // exactly once.
 func TestCQLWriterSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fault test against Cassandra; runs without -short")
-	}
+	testenv.SkipShort(t, "fault test against Cassandra")
 	const kills = 12
 	begin := time.Now()
 	ct := newCQLTier(t, 3)
@@ -703,15 +701,13 @@ func (d *directPublisher) acked() (map[string]string, int) {
 // down: that is recorded, not asserted) and direct publishes to the stream, shaped
 // as the api's, which need only JetStream and so keep succeeding.
 func TestCQLOutageWriterBacklog(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fault test against Cassandra; runs without -short")
-	}
+	testenv.SkipShort(t, "fault test against Cassandra")
 	const downAtLeast = 30 * time.Second
 	const rssLimit = 500 << 20
 	begin := time.Now()
 	ct := newCQLTier(t, 3)
 	if ct.cass.External {
-		t.Skip("Cassandra comes from " + testenv.EnvCQLHosts + "; the test must stop and start it")
+		testenv.Unavailable(t, "Cassandra comes from "+testenv.EnvCQLHosts+"; the test must stop and start it")
 	}
 	w := startWriterProcess(t, ct.writerArgs(t.TempDir()))
 	p := startPosters(ct, 2, 20) // up to 40 posts/s

@@ -178,12 +178,10 @@ func TestCQLOpenErrors(t *testing.T) {
 // same data and port (what the outage fault test builds on); acknowledged writes
 // survive a SIGTERM restart.
 func TestCassandraRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("restarts Cassandra (~20 s)")
-	}
+	testenv.SkipShort(t, "restarts Cassandra (~20 s)")
 	c := testenv.NeedCassandra(t)
 	if c.External {
-		t.Skip("external Cassandra (GUILDHALL_CQL_HOSTS): cannot restart it")
+		testenv.Unavailable(t, "external Cassandra ("+testenv.EnvCQLHosts+"): cannot restart it")
 	}
 	ctx := t.Context()
 	s := openStore(t, messaging.CQLConfig{})
