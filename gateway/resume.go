@@ -208,12 +208,9 @@ func (h *Hub) recentFor(s *Session, seq uint64) ([]*frame, bool) {
 			return nil, false
 		}
 		r.recent.after(seq, func(e recentEvent) {
-			if e.channel != 0 {
-				if v, ok := r.channelView(e.channel); !ok || !r.canView(v, s.user.ID, m) {
-					return
-				}
+			if r.mayView(e.channel, s.user.ID, m) {
+				got = append(got, e)
 			}
-			got = append(got, e)
 		})
 	}
 	slices.SortFunc(got, func(a, b recentEvent) int { return cmp.Compare(a.seq, b.seq) })
@@ -332,12 +329,5 @@ func replayVisible(views map[guildhall.Snowflake]*replayView, ev guildhall.Event
 		return ev.UserID == uid
 	}
 	v := views[ev.GuildID]
-	if v == nil {
-		return false
-	}
-	if ev.ChannelID == 0 {
-		return true
-	}
-	cv, ok := v.room.channelView(ev.ChannelID)
-	return ok && v.room.canView(cv, uid, v.m)
+	return v != nil && v.room.mayView(ev.ChannelID, uid, v.m)
 }

@@ -38,8 +38,7 @@ type room struct {
 
 // Bounds of a room's recent events. 256 events are a minute or more of a guild
 // posting a few a second, longer than a reconnect storm keeps sessions away; 1 MiB
-// caps what a room of big messages pins. Constants rather than Config fields:
-// Config lives in gateway.go, which this change leaves alone.
+// caps what a room of big messages pins.
 const (
 	recentMaxEvents = 256
 	recentMaxBytes  = 1 << 20
@@ -173,6 +172,17 @@ func (r *room) everyoneViews() bool {
 		}
 	}
 	return false
+}
+
+// mayView reports whether member m (user uid) may see an event of the channel (0:
+// guild-wide, which every member sees). The fan-out looks the view up once per
+// event instead.
+func (r *room) mayView(channel, uid guildhall.Snowflake, m *membership) bool {
+	if channel == 0 {
+		return true
+	}
+	v, ok := r.channelView(channel)
+	return ok && r.canView(v, uid, m)
 }
 
 // canView reports whether member m (user uid) may view the channel of v.

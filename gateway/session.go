@@ -141,9 +141,7 @@ func (s *Session) pushLocked(f *frame) {
 		// frame to a room cost one system call per member and nothing else.
 		rest, err := s.writeNow(f.wire)
 		if err != nil {
-			s.closed = true
-			s.queue = nil
-			_ = s.netConn.Close()
+			s.dropLocked()
 			return
 		}
 		metricFramesWritten.Inc()
@@ -197,6 +195,11 @@ func (s *Session) release() {
 // reading fast enough. Closing the socket also unblocks a writer stuck in write.
 func (s *Session) cutOffLocked() {
 	metricSlowConsumers.Inc()
+	s.dropLocked()
+}
+
+// dropLocked closes the connection and forgets what was pending for it.
+func (s *Session) dropLocked() {
 	s.closed = true
 	s.queue = nil
 	s.held = nil
@@ -290,11 +293,9 @@ func (s *Session) writeLoop() {
 		clear(sc.bufs[:n])
 		if err != nil || closeAfter {
 			s.mu.Lock()
-			s.closed = true
-			s.queue = nil
 			s.writing = false
+			s.dropLocked()
 			s.mu.Unlock()
-			_ = s.netConn.Close()
 			return
 		}
 	}
