@@ -547,7 +547,14 @@ func (g *Gateway) refreshRegistry(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			_ = g.putRegistry(s)
+			// The snapshot is up to an interval old: a session that ended or moved
+			// to another gateway since must not be written back.
+			g.mu.Lock()
+			cur := g.sessions[s.id]
+			g.mu.Unlock()
+			if cur == s {
+				_ = g.putRegistry(s)
+			}
 		}
 	}
 }

@@ -192,9 +192,18 @@ func (s *Service) publishInOrder(ctx context.Context, evs ...guildhall.Event) er
 	start := time.Now()
 	ids := make([]string, len(evs))
 	acks := make([]jetstream.PubAckFuture, len(evs))
+	async := true
 	for i, ev := range evs {
 		ids[i] = s.ids.Next().String()
-		acks[i], _ = s.jsAsync.PublishMsgAsync(ghnats.EventMsg(ev, ids[i]), jetstream.WithExpectStream(ghnats.StreamEvents))
+		if !async {
+			continue
+		}
+		// After a send that failed here, the rest go one by one below, in order.
+		var err error
+		acks[i], err = s.jsAsync.PublishMsgAsync(ghnats.EventMsg(ev, ids[i]), jetstream.WithExpectStream(ghnats.StreamEvents))
+		if err != nil {
+			acks[i], async = nil, false
+		}
 	}
 	for i, ev := range evs {
 		if acks[i] != nil {

@@ -42,6 +42,10 @@ func AcquireNode(ctx context.Context, js jetstream.JetStream, owner string) (*Le
 		return nil, err
 	}
 	ttl := status.TTL()
+	// The key holds owner plus a token of this lease alone: a refresh that finds
+	// the key changed recognizes its own earlier write by it, never another
+	// process's (owners such as host/pid repeat across containers).
+	owner = fmt.Sprintf("%s#%016x", owner, rand.Uint64())
 	start := rand.IntN(MaxNodes)
 	for i := range MaxNodes {
 		n := (start + i) % MaxNodes

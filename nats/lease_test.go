@@ -32,8 +32,9 @@ func TestLeaseSurvivesALostRefreshAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The "lost answer": the same owner's update lands behind the lease's back.
-	bumped, err := kv.Update(ctx, key, []byte("owner-a"), e.Revision())
+	mine := string(e.Value())
+	// The "lost answer": the lease's own update lands behind its back.
+	bumped, err := kv.Update(ctx, key, []byte(mine), e.Revision())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,15 +44,17 @@ func TestLeaseSurvivesALostRefreshAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lease key after 2.5 TTLs: %v (the lease stopped refreshing)", err)
 	}
-	if string(e.Value()) != "owner-a" || e.Revision() <= bumped {
-		t.Fatalf("lease key = %q at revision %d; want owner-a refreshed past %d", e.Value(), e.Revision(), bumped)
+	if string(e.Value()) != mine || e.Revision() <= bumped {
+		t.Fatalf("lease key = %q at revision %d; want %q refreshed past %d", e.Value(), e.Revision(), mine, bumped)
 	}
-	// A number another owner holds is never taken back.
-	if _, err := kv.Update(ctx, key, []byte("owner-b"), e.Revision()); err != nil {
+	// A number another lease holds is never taken back, even one whose process
+	// calls itself by the same name (host/pid repeats across containers).
+	other := "owner-a#another-lease"
+	if _, err := kv.Update(ctx, key, []byte(other), e.Revision()); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
-	if e, err := kv.Get(ctx, key); err == nil && string(e.Value()) != "owner-b" {
-		t.Fatalf("lease key = %q; another owner's lease was taken back", e.Value())
+	if e, err := kv.Get(ctx, key); err == nil && string(e.Value()) != other {
+		t.Fatalf("lease key = %q; another lease's number was taken back", e.Value())
 	}
 }
