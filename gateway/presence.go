@@ -365,7 +365,8 @@ func (g *Gateway) syncPresence(uid guildhall.Snowflake) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
-		// The next refresh tries again; a node part that cannot be removed expires.
+		// The next refresh tries again (a part left behind stops counting once this
+		// gateway's heartbeat is gone, and the Notifier removes it).
 		if !errors.Is(err, natsgo.ErrConnectionClosed) {
 			slog.Warn("presence: write", "user", uid, "err", err)
 		}

@@ -168,7 +168,7 @@ func (n *Notifier) settle(ctx context.Context) {
 		n.update(uid, &u.entry, false)
 		dead = n.deadParts(dead, uid, u, "")
 	}
-	go n.cleanup(ctx, dead)
+	go n.cleanup(ctx, n.b, dead)
 }
 
 // apply takes one change of the bucket, announcing the difference if announce.
@@ -224,7 +224,7 @@ func (n *Notifier) nodeChanged(ctx context.Context, node string) {
 			dead = n.deadParts(dead, uid, u, node)
 		}
 	}
-	go n.cleanup(ctx, dead)
+	go n.cleanup(ctx, n.b, dead)
 }
 
 // deadParts appends u's parts of dead nodes (only node's, unless node is "").
@@ -237,9 +237,10 @@ func (n *Notifier) deadParts(dead []deadPart, uid guildhall.Snowflake, u *watche
 	return dead
 }
 
-// cleanup removes dead parts from users' keys, a few at a time. The resulting
-// changes come back through the watch and announce nothing new.
-func (n *Notifier) cleanup(ctx context.Context, dead []deadPart) {
+// cleanup removes dead parts from users' keys in b, a few at a time. The resulting
+// changes come back through the watch and announce nothing new. b is passed in: a
+// cleanup may outlive the term that started it, and the next term replaces n.b.
+func (n *Notifier) cleanup(ctx context.Context, b *bucket, dead []deadPart) {
 	if len(dead) == 0 {
 		return
 	}
@@ -250,16 +251,18 @@ func (n *Notifier) cleanup(ctx context.Context, dead []deadPart) {
 		go func() {
 			defer wg.Done()
 			for d := range work {
-				if err := n.b.dropPart(ctx, d.user, d.node, d.inc); err != nil && ctx.Err() == nil {
+				if err := b.dropPart(ctx, d.user, d.node, d.inc); err != nil && ctx.Err() == nil {
 					n.log.Warn("presence notifier: remove a dead gateway's part", "user", d.user, "node", d.node, "err", err)
 				}
 			}
 		}()
 	}
+feed:
 	for _, d := range dead {
 		select {
 		case work <- d:
 		case <-ctx.Done():
+			break feed
 		}
 	}
 	close(work)

@@ -38,10 +38,14 @@ type Tracker struct {
 	js   jetstream.JetStream
 	node string
 
-	mu   sync.Mutex
-	b    *bucket
-	inc  string // current incarnation; "" until the heartbeat is claimed
-	beat uint64 // revision of the heartbeat key
+	// beatMu serializes Beat, which alone changes inc and beat; mu guards the
+	// fields and is never held across a NATS round trip, so that Sync (which
+	// reads inc) does not wait on a slow heartbeat.
+	beatMu sync.Mutex
+	mu     sync.Mutex
+	b      *bucket
+	inc    string // current incarnation; "" until the heartbeat is claimed
+	beat   uint64 // revision of the heartbeat key
 }
 
 // bucket is the presence bucket and its settings.
@@ -125,13 +129,18 @@ func (t *Tracker) Beat(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	t.beatMu.Lock()
+	defer t.beatMu.Unlock()
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i := 0; t.inc != "" && i < 2; i++ {
-		ack, err := t.js.Publish(ctx, t.heartbeatSubject(), []byte(t.inc),
-			jetstream.WithMsgTTL(b.nodeTTL), jetstream.WithExpectLastSequencePerSubject(t.beat))
+	inc, beat := t.inc, t.beat
+	t.mu.Unlock()
+	for i := 0; inc != "" && i < 2; i++ {
+		ack, err := t.js.Publish(ctx, t.heartbeatSubject(), []byte(inc),
+			jetstream.WithMsgTTL(b.nodeTTL), jetstream.WithExpectLastSequencePerSubject(beat))
 		if err == nil {
+			t.mu.Lock()
 			t.beat = ack.Sequence
+			t.mu.Unlock()
 			return nil
 		}
 		if !conflict(err) {
@@ -145,22 +154,24 @@ func (t *Tracker) Beat(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("presence: heartbeat: %w", err)
 		}
-		if string(e.Value()) != t.inc {
+		if string(e.Value()) != inc {
 			break
 		}
-		t.beat = e.Revision()
+		beat = e.Revision()
 	}
-	lost := t.inc != ""
+	lost := inc != ""
 	var r [8]byte
 	_, _ = rand.Read(r[:])
-	inc := hex.EncodeToString(r[:])
+	inc = hex.EncodeToString(r[:])
 	// Claiming takes the key whatever it holds: a previous process of this node
 	// is dead, and its parts must stop counting now.
 	ack, err := t.js.Publish(ctx, t.heartbeatSubject(), []byte(inc), jetstream.WithMsgTTL(b.nodeTTL))
 	if err != nil {
 		return fmt.Errorf("presence: heartbeat: %w", err)
 	}
+	t.mu.Lock()
 	t.inc, t.beat = inc, ack.Sequence
+	t.mu.Unlock()
 	if lost {
 		return errLost
 	}
@@ -168,7 +179,7 @@ func (t *Tracker) Beat(ctx context.Context) error {
 }
 
 func (t *Tracker) heartbeatSubject() string {
-	return "$KV." + ghnats.BucketPresence + "." + NodeKey(t.node)
+	return kvSubjectPrefix + NodeKey(t.node)
 }
 
 // Run keeps the heartbeat alive every TTL/3 (every second after a failure) until
