@@ -317,7 +317,7 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 	}
 	if len(writes) > 0 {
 		bo := w.backoff()
-		progressed := time.Now()
+		stopInProgress := keepInProgress(msgs, ackWait)
 		var lagAt time.Time
 		for attempt := 1; ; attempt++ {
 			err := w.store.ApplyMessages(ctx, writes)
@@ -325,6 +325,7 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 				break
 			}
 			if ctx.Err() != nil {
+				stopInProgress()
 				return 0, 0, ctx.Err()
 			}
 			w.metrics.WriterErrors.WithLabelValues("store").Inc()
@@ -339,14 +340,9 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 				}
 				lagAt = time.Now()
 			}
-			if ackWait > 0 && time.Since(progressed) > ackWait/3 {
-				for _, m := range msgs {
-					_ = m.InProgress()
-				}
-				progressed = time.Now()
-			}
 			sleep(ctx, bo.next())
 		}
+		stopInProgress()
 		// The batch's metadata counted what was pending when it was fetched,
 		// before the outage: the backlog now is larger.
 		if !lagAt.IsZero() {
@@ -377,6 +373,33 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 	}
 	w.metrics.WriterBatchSize.Observe(float64(len(msgs)))
 	return last, pending, nil
+}
+
+// keepInProgress tells JetStream every ackWait/3 that the batch is still being
+// written, for as long as the store takes (a slow write or an outage), so that it
+// is not redelivered meanwhile; the returned func stops it.
+func keepInProgress(msgs []jetstream.Msg, ackWait time.Duration) (stop func()) {
+	if ackWait <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // shutdownGrace bounds how long a Writer whose context ended keeps writing and

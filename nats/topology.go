@@ -147,8 +147,8 @@ func (t Topology) WriterConsumerConfig() jetstream.ConsumerConfig {
 		FilterSubject: SubjectInGuild,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		// Short, so that a dead writer's unacknowledged events come back soon (reads
-		// wait on the ack floor); a live writer that is retrying marks its batch in
-		// progress, and redelivery is harmless since writes are idempotent.
+		// wait on the ack floor); a live writer marks its batch in progress while the
+		// store write runs, and redelivery is harmless since writes are idempotent.
 		AckWait:       10 * time.Second,
 		MaxAckPending: 20000,
 		MaxDeliver:    -1,
