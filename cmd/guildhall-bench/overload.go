@@ -35,6 +35,11 @@ func (r *run) overload() error {
 			return err
 		}
 		st := stepResult{Step: i + 1, Rate: rate, Duration: o.stepDuration.Seconds(), windowResult: *w}
+		for j, c := range w.ServerCPUEach {
+			if c > 0 {
+				r.res.Servers[j].CPUSeconds += c
+			}
+		}
 		st.Behind, st.Why = r.behind(w)
 		r.res.Steps = append(r.res.Steps, st)
 		r.res.Knee = knee(r.res.Steps, o.kneeP99)

@@ -37,7 +37,8 @@ type result struct {
 
 	// RampsSec is every ramp's time with --ramps N (the servers restarted on the
 	// same data between ramps); RampSeconds is the last one's.
-	RampsSec []float64 `json:"ramps_sec,omitempty"`
+	RampsSec []float64    `json:"ramps_sec,omitempty"`
+	Ramps    []rampResult `json:"ramps,omitempty"`
 
 	// The posting window (huge-room, small-rooms, reconnect-storm).
 	windowResult
@@ -55,6 +56,18 @@ type result struct {
 
 	// Idle memory per session, on the server that holds the most sessions.
 	PerSession *perSession `json:"per_session,omitempty"`
+}
+
+// rampResult is one ramp: how long until every session was ready, and what got
+// in the way (the clients' closes by close code, INVALID_SESSIONs, failed dials,
+// and the servers' identify outcomes from /metrics).
+type rampResult struct {
+	Seconds    float64            `json:"sec"`
+	Closes     int64              `json:"closes"`
+	CloseCodes map[int]int64      `json:"close_codes,omitempty"`
+	Invalid    int64              `json:"invalid_sessions"`
+	DialErrors int64              `json:"dial_errors"`
+	Identifies map[string]float64 `json:"identifies,omitempty"`
 }
 
 // windowResult is what one posting window measured: posts, deliveries, latency,
@@ -277,6 +290,9 @@ func (r *result) text() string {
 	f("sessions:  %d on %d gateway process(es), %d worker process(es); ready in %.1f s\n", r.Sessions, r.Gateways, r.Workers, r.RampSeconds)
 	if len(r.RampsSec) > 1 {
 		f("ramps:     %s s to ready, in order, the servers restarted on the same data between them\n", joinFloats(r.RampsSec, "%.1f"))
+		for i, rr := range r.Ramps {
+			f("ramp %d:    %.1f s; %d closes %v, %d INVALID_SESSION, %d failed dials; identifies %v\n", i+1, rr.Seconds, rr.Closes, rr.CloseCodes, rr.Invalid, rr.DialErrors, rr.Identifies)
+		}
 	}
 	if r.RegisterMs > 0 {
 		f("register:  %.1f ms per POST /auth/register (bcrypt); 100k users ≈ %.0f s serially\n", r.RegisterMs, r.RegisterMs*100)

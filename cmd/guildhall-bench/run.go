@@ -409,8 +409,27 @@ func (r *run) start() error {
 			return err
 		}
 		r.res.RampsSec = append(r.res.RampsSec, r.res.RampSeconds)
+		r.res.Ramps = append(r.res.Ramps, r.rampOutcome())
 	}
 	return nil
+}
+
+// rampOutcome is what the clients and the servers counted while the sessions
+// connected: why sessions were closed or refused on the way.
+func (r *run) rampOutcome() rampResult {
+	st := r.aggregate()
+	out := rampResult{Seconds: r.res.RampSeconds, Closes: st.Closes, CloseCodes: st.CloseCodes, Invalid: st.Invalid, DialErrors: st.DialErrors}
+	for _, s := range r.servers {
+		for k, v := range scrapeMetrics(s.Addr) {
+			if strings.HasPrefix(k, "guildhall_gateway_identifies_total{") {
+				if out.Identifies == nil {
+					out.Identifies = map[string]float64{}
+				}
+				out.Identifies[strings.TrimPrefix(k, "guildhall_gateway_identifies_total")] += v
+			}
+		}
+	}
+	return out
 }
 
 // startServers starts the target's servers and, for Guildhall, seeds (or reuses
@@ -798,6 +817,12 @@ func (r *run) aggregate() workerStatus {
 		a.Dialing += s.Dialing
 		a.DialErrors += s.DialErrors
 		a.Closes += s.Closes
+		for code, n := range s.CloseCodes {
+			if a.CloseCodes == nil {
+				a.CloseCodes = map[int]int64{}
+			}
+			a.CloseCodes[code] += n
+		}
 		a.Resumed += s.Resumed
 		a.Invalid += s.Invalid
 		a.Identified += s.Identified
@@ -1093,11 +1118,13 @@ func (r *run) window(rate float64, d time.Duration, base int, during func(elapse
 	w.Drained = w.Delivered >= expected
 	w.Latency = percentiles(lat)
 	w.PostLatency = percentiles(postLat)
-	// The window ends at the last delivery when everything came, else now.
+	// The window ends at the last delivery when everything came, else now; and
+	// not before the posting time is up (n posts span (n-1)/rate, not d).
 	end := t1
 	if w.Drained && snap1.LastMsgAt > 0 {
 		end = time.Unix(0, snap1.LastMsgAt)
 	}
+	end = later(end, start.Add(d))
 	lastSched := start
 	if n > 0 {
 		lastSched = start.Add(time.Duration(float64(n-1) / rate * float64(time.Second)))
@@ -1140,6 +1167,13 @@ func (r *run) window(rate float64, d time.Duration, base int, during func(elapse
 	w.Closes, w.Resumed = snap1.Closes-snap0.Closes, snap1.Resumed-snap0.Resumed
 	r.prog.printf(true, "post: done: %d posted at %g/s, %d delivered of %d expected, p99 %s", posted, rate, w.Delivered, expected, p99Text(w.Latency))
 	return w, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // clientSaturated is the share of its CPUs (or of its pollers' time) beyond which

@@ -45,11 +45,14 @@ type workerStatus struct {
 	Dialing    int    `json:"dialing"`
 	DialErrors int64  `json:"dial_errors"`
 	Closes     int64  `json:"closes"`
-	Resumed    int64  `json:"resumed"`
-	Invalid    int64  `json:"invalid"`
-	Identified int64  `json:"identified"`
-	Frames     int64  `json:"frames"`
-	Msgs       int64  `json:"msgs"`
+	// CloseCodes counts the closes by the server's close code (1006: the
+	// connection ended without one).
+	CloseCodes map[int]int64 `json:"close_codes,omitempty"`
+	Resumed    int64         `json:"resumed"`
+	Invalid    int64         `json:"invalid"`
+	Identified int64         `json:"identified"`
+	Frames     int64         `json:"frames"`
+	Msgs       int64         `json:"msgs"`
 	// Late counts messages of an earlier window that arrived in this one.
 	Late int64 `json:"late"`
 	// LastMsgAt is when the last message of this window arrived (unix ns; 0: none).

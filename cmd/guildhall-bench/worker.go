@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"math/bits"
 	"math/rand/v2"
 	"net"
@@ -53,6 +55,9 @@ type worker struct {
 	late                                 atomic.Int64
 	lastMsgAt                            atomic.Int64 // unix ns of the last message counted
 	lastErr                              atomic.Value // string
+
+	closeMu    sync.Mutex
+	closeCodes map[int]int64 // closes by WebSocket close code (1006: none sent)
 }
 
 // client is one gateway session as a real client runs it: HELLO, IDENTIFY,
@@ -98,7 +103,7 @@ func runWorker() error {
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return fmt.Errorf("worker config: %w", err)
 	}
-	w := &worker{cfg: cfg, out: json.NewEncoder(os.Stdout)}
+	w := &worker{cfg: cfg, out: json.NewEncoder(os.Stdout), closeCodes: map[int]int64{}}
 	w.lastErr.Store("")
 	if cfg.Source != "" {
 		w.local = &net.TCPAddr{IP: net.ParseIP(cfg.Source)}
@@ -203,6 +208,11 @@ func (w *worker) status() workerStatus {
 		Pollers:   len(w.pollers),
 		LastError: w.lastErr.Load().(string),
 	}
+	w.closeMu.Lock()
+	if len(w.closeCodes) > 0 {
+		st.CloseCodes = maps.Clone(w.closeCodes)
+	}
+	w.closeMu.Unlock()
 	for _, p := range w.pollers {
 		st.PollWaitNs += p.waitNs.Load()
 		st.Reads += p.reads.Load()
@@ -349,6 +359,14 @@ func (c *client) onClose(conn *wsConn, err error) {
 		return
 	}
 	w.closes.Add(1)
+	code := 1006 // the connection ended without a close frame
+	var ce *closeError
+	if errors.As(err, &ce) {
+		code = ce.Code
+	}
+	w.closeMu.Lock()
+	w.closeCodes[code]++
+	w.closeMu.Unlock()
 	if !w.cfg.Reconnect {
 		return
 	}
