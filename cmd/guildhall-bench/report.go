@@ -116,6 +116,15 @@ type windowResult struct {
 	FramesPerRead    float64 `json:"frames_per_read"`
 	ClientSaturated  bool    `json:"client_saturated"`
 
+	// How busy the server CPUs and the client CPUs were over the window, by
+	// anyone (/proc/stat), and the share of that which was not ours: on a shared
+	// machine other work takes CPU from the servers or the client (0 when the
+	// run is not pinned).
+	ServerCPUsBusy   float64 `json:"server_cpus_busy,omitempty"`
+	ServerCPUsOthers float64 `json:"server_cpus_others,omitempty"`
+	ClientCPUsBusy   float64 `json:"client_cpus_busy,omitempty"`
+	ClientCPUsOthers float64 `json:"client_cpus_others,omitempty"`
+
 	// Counter deltas over the window: sessions cut off as slow consumers, gap
 	// fills (servers), connections closed and resumed (clients).
 	SlowConsumers int64 `json:"slow_consumers"`
@@ -319,6 +328,10 @@ func (r *result) text() string {
 		f("cpu:       servers %.2f s = %.2f µs per delivered frame (%.2f µs net of the idle %.3f CPU-s/s)\n",
 			r.ServerCPUSeconds, r.ServerCPUPerFrameUs, r.ServerCPUPerFrameNetUs, r.IdleServerCPUPerSec)
 		f("client:    %.2f CPU-s = %.0f%% of its CPUs; pollers busy %.0f%%; %.2f frames per read\n", r.ClientCPUSeconds, 100*r.ClientCPUUtil, 100*r.ClientPollerBusy, r.FramesPerRead)
+		if r.ServerCPUsBusy > 0 || r.ClientCPUsBusy > 0 {
+			f("cores:     server CPUs %.0f%% busy, %.0f%% of it other work; client CPUs %.0f%% busy, %.0f%% of it other work\n",
+				100*r.ServerCPUsBusy, 100*r.ServerCPUsOthers, 100*r.ClientCPUsBusy, 100*r.ClientCPUsOthers)
+		}
 		if r.ClientSaturated {
 			f("WARNING:   the load generator was saturated: latency and frames/s may be its own limits, not the server's\n")
 		}

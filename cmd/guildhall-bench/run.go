@@ -1031,6 +1031,7 @@ func (r *run) window(rate float64, d time.Duration, base int, during func(elapse
 	}
 	slow0, gaps0 := r.serverCounters()
 	w := &windowResult{LoadAvgBefore: loadAvg()}
+	busy0, total0 := cpuTicks()
 	cpu0, wcpu0, t0 := r.serverTicks(), r.workerTicks(), time.Now()
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
@@ -1085,6 +1086,7 @@ func (r *run) window(rate float64, d time.Duration, base int, during func(elapse
 		return nil, err
 	}
 	cpu1, wcpu1, t1 := r.serverTicks(), r.workerTicks(), time.Now()
+	busy1, total1 := cpuTicks()
 	w.LoadAvgAfter = loadAvg()
 	cancel()
 	var exp []uint64
@@ -1162,6 +1164,27 @@ func (r *run) window(rate float64, d time.Duration, base int, during func(elapse
 		w.FramesPerRead = float64(snap1.Frames-snap0.Frames) / float64(reads)
 	}
 	w.ClientSaturated = w.ClientCPUUtil >= clientSaturated || w.ClientPollerBusy >= clientSaturated
+	// Other work on the pinned CPUs: their busy time less ours.
+	coreShare := func(cpus string, ours float64) (busy, others float64) {
+		set, err := parseCPUs(cpus)
+		if cpus == "" || err != nil {
+			return 0, 0
+		}
+		var b, t int64
+		for c := range total1 {
+			if set.IsSet(c) {
+				b += busy1[c] - busy0[c]
+				t += total1[c] - total0[c]
+			}
+		}
+		if t <= 0 || b <= 0 {
+			return 0, 0
+		}
+		busy = float64(b) / float64(t)
+		return busy, math.Max(0, 1-ours*ticksPerSecond/float64(b))
+	}
+	w.ServerCPUsBusy, w.ServerCPUsOthers = coreShare(o.serverCPUs, w.ServerCPUSeconds)
+	w.ClientCPUsBusy, w.ClientCPUsOthers = coreShare(o.clientCPUs, w.ClientCPUSeconds)
 	slow1, gaps1 := r.serverCounters()
 	w.SlowConsumers, w.GapFills = slow1-slow0, gaps1-gaps0
 	w.Closes, w.Resumed = snap1.Closes-snap0.Closes, snap1.Resumed-snap0.Resumed
@@ -1185,7 +1208,15 @@ func (r *run) printClientWarning(w *windowResult) {
 		fmt.Fprintf(os.Stderr, "WARNING: the load generator used %.0f%% of its %d CPU(s), its pollers were busy %.0f%% of the window: the latency and frames/s measured may be its own limits\n",
 			100*w.ClientCPUUtil, r.o.clientCores, 100*w.ClientPollerBusy)
 	}
+	if w.ServerCPUsBusy*w.ServerCPUsOthers > otherWork || w.ClientCPUsBusy*w.ClientCPUsOthers > otherWork {
+		fmt.Fprintf(os.Stderr, "WARNING: other work took %.0f%% of the server CPUs and %.0f%% of the client CPUs during the window: this machine was not quiet\n",
+			100*w.ServerCPUsBusy*w.ServerCPUsOthers, 100*w.ClientCPUsBusy*w.ClientCPUsOthers)
+	}
 }
+
+// otherWork is the share of the pinned CPUs' time that other processes may take
+// before a run says the machine was not quiet.
+const otherWork = 0.1
 
 func p99Text(q *quantile) string {
 	if q == nil {
