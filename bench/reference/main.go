@@ -47,8 +47,12 @@ var (
 	seq   uint64
 )
 
-// queue holds the frames waiting for the broadcaster (--mode coalesce).
-var queue = make(chan []byte, 4096)
+// queue holds the frames waiting for the broadcaster (--mode coalesce); one
+// broadcaster drains it, so frames leave in the order they were queued.
+var (
+	queue       = make(chan []byte, 4096)
+	broadcaster sync.Once
+)
 
 // maxBatch bounds the frames one coalesced write carries.
 const maxBatch = 64
@@ -57,19 +61,29 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:9000", "listen address")
 	mode := flag.String("mode", "direct", "direct: each post writes its frame to every connection; coalesce: one broadcaster writes every frame waiting to each connection in one write")
 	flag.Parse()
+	mux, err := newMux(*mode)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(http.ListenAndServe(*addr, mux))
+}
+
+// newMux serves the protocol, and POST /post in the given mode (the coalesce mode
+// starts the broadcaster).
+func newMux(mode string) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /{$}", upgrade)
-	switch *mode {
+	switch mode {
 	case "direct":
 		mux.HandleFunc("POST /post", post)
 	case "coalesce":
 		mux.HandleFunc("POST /post", enqueue)
-		go broadcast()
+		broadcaster.Do(func() { go broadcast() })
 	default:
-		log.Fatalf("--mode %q: want direct or coalesce", *mode)
+		return nil, fmt.Errorf("--mode %q: want direct or coalesce", mode)
 	}
-	log.Fatal(http.ListenAndServe(*addr, mux))
+	return mux, nil
 }
 
 // frame puts a server WebSocket header (unmasked text frame) in front of p.
