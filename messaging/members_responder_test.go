@@ -11,6 +11,7 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 )
@@ -19,7 +20,7 @@ import (
 // on where it stopped, user ids with unknown ones, an unknown guild.
 func TestMembersResponder(t *testing.T) {
 	n := testenv.StartNATS(t, ghnats.Topology{})
-	store, err := messaging.OpenBolt(filepath.Join(t.TempDir(), "store.db"))
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

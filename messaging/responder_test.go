@@ -10,6 +10,7 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 	"golang.org/x/crypto/bcrypt"
@@ -18,7 +19,7 @@ import (
 func newTestService(t *testing.T) (*messaging.Service, *testenv.NATS) {
 	t.Helper()
 	n := testenv.StartNATS(t, ghnats.Topology{})
-	store, err := messaging.OpenBolt(filepath.Join(t.TempDir(), "store.db"))
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

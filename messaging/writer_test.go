@@ -13,6 +13,7 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,7 +24,7 @@ import (
 // demand: failing without writing (the database is down), or writing and then
 // failing (the write landed but the writer never learns it, so it retries).
 type faultStore struct {
-	*messaging.BoltStore
+	*bolt.Store
 	failing      atomic.Bool
 	failAfterOne atomic.Int32 // this many calls write and then fail
 	failed       atomic.Int32 // calls that failed
@@ -35,7 +36,7 @@ func (s *faultStore) ApplyMessages(ctx context.Context, w []messaging.MessageWri
 		s.failed.Add(1)
 		return errors.New("injected: store unavailable")
 	}
-	if err := s.BoltStore.ApplyMessages(ctx, w); err != nil {
+	if err := s.Store.ApplyMessages(ctx, w); err != nil {
 		return err
 	}
 	s.applies.Add(1)
@@ -59,12 +60,12 @@ type writerRig struct {
 func newWriterRig(t *testing.T) *writerRig {
 	t.Helper()
 	n := testenv.StartNATS(t, ghnats.Topology{})
-	bs, err := messaging.OpenBolt(filepath.Join(t.TempDir(), "store.db"))
+	bs, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bs.Close() })
-	r := &writerRig{t: t, nats: n, store: &faultStore{BoltStore: bs}, metrics: messaging.NewMetrics(nil),
+	r := &writerRig{t: t, nats: n, store: &faultStore{Store: bs}, metrics: messaging.NewMetrics(nil),
 		ids: guildhall.NewSnowflakeGeneratorForNode(3)}
 	r.guild, r.channel = r.ids.Next(), r.ids.Next()
 	return r

@@ -20,6 +20,7 @@ import (
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/gateway"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
 	"github.com/guildhall/guildhall/messaging/rest"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/presence"
@@ -328,7 +329,7 @@ func openStore(ctx context.Context, f serveFlags) (messaging.Store, error) {
 		if err := os.MkdirAll(filepath.Join(f.data, "store"), 0o755); err != nil {
 			return nil, err
 		}
-		return messaging.OpenBolt(filepath.Join(f.data, "store", "guildhall.db"))
+		return bolt.Open(filepath.Join(f.data, "store", "guildhall.db"))
 	case "cql":
 		var c gocql.Consistency
 		if err := c.UnmarshalText([]byte(f.cqlConsistency)); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
 )
 
 // The same two benchmarks on the embedded store (bbolt) and on the local Cassandra
@@ -30,7 +31,7 @@ var benchStores = []struct {
 	open func(b *testing.B) messaging.Store
 }{
 	{"bolt", func(b *testing.B) messaging.Store {
-		s, err := messaging.OpenBolt(filepath.Join(b.TempDir(), "store.db"))
+		s, err := bolt.Open(filepath.Join(b.TempDir(), "store.db"))
 		if err != nil {
 			b.Fatal(err)
 		}

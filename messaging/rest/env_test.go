@@ -14,6 +14,7 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
 	"github.com/guildhall/guildhall/messaging/rest"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
@@ -28,7 +29,7 @@ type env struct {
 	t       testing.TB
 	nats    *testenv.NATS
 	nc      *natsgo.Conn // the service's own connection
-	store   *messaging.BoltStore
+	store   *bolt.Store
 	svc     *messaging.Service
 	metrics *messaging.Metrics
 	srv     *httptest.Server
@@ -59,7 +60,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	store, err := messaging.OpenBolt(filepath.Join(t.TempDir(), "store.db"))
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package messaging_test
+package bolt_test
 
 import (
 	"context"
@@ -10,14 +10,15 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
 	"github.com/guildhall/guildhall/messaging/storetest"
 )
 
-func openBolt(t testing.TB, path string) *messaging.BoltStore {
+func openBolt(t testing.TB, path string) *bolt.Store {
 	t.Helper()
-	s, err := messaging.OpenBolt(path)
+	s, err := bolt.Open(path)
 	if err != nil {
-		t.Fatalf("OpenBolt(%s): %v", path, err)
+		t.Fatalf("Open(%s): %v", path, err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
@@ -32,9 +33,9 @@ func TestBoltStore(t *testing.T) {
 func TestBoltReopenKeepsData(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "nested", "dir", "store.db") // parents are created
-	s, err := messaging.OpenBolt(path)
+	s, err := bolt.Open(path)
 	if err != nil {
-		t.Fatalf("OpenBolt: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	user := guildhall.User{ID: 10, Username: "Alice"}
 	id := guildhall.SnowflakeAt(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -77,20 +78,20 @@ func TestBoltReopenKeepsData(t *testing.T) {
 }
 
 // TestBoltSecondOpenFails: flock is per open file description, so a second
-// OpenBolt in the same process stands in for a second process. It waits out the
+// Open in the same process stands in for a second process. It waits out the
 // one-second lock timeout.
 func TestBoltSecondOpenFails(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "store.db")
-	first, err := messaging.OpenBolt(path)
+	first, err := bolt.Open(path)
 	if err != nil {
-		t.Fatalf("OpenBolt: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
-	second, err := messaging.OpenBolt(path)
-	if !errors.Is(err, messaging.ErrStoreLocked) {
+	second, err := bolt.Open(path)
+	if !errors.Is(err, bolt.ErrLocked) {
 		if second != nil {
 			second.Close()
 		}
-		t.Fatalf("second OpenBolt on an open file: err = %v; want ErrStoreLocked", err)
+		t.Fatalf("second Open on an open file: err = %v; want ErrLocked", err)
 	}
 	if err := first.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
