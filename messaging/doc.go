@@ -3,5 +3,5 @@
 // (service.go), the writer that persists the stream into the store (writer.go),
 // history reads, and the Store interface (store.go) with its two implementations:
 // the embedded bbolt store (package bolt, the default) and CQL for
-// ScyllaDB/Cassandra (store_cql.go).
+// ScyllaDB/Cassandra (package cql).
 package messaging

@@ -22,7 +22,7 @@ var (
 // roles, members and invites, and every message. The api owns it (gateways never
 // open it). Two implementations pass the same contract tests (package storetest):
 // the embedded bbolt store (package bolt) and CQL for ScyllaDB/Cassandra
-// (store_cql.go).
+// (package cql).
 type Store interface {
 	// CreateUser adds an account; ErrConflict if the username is taken (usernames
 	// compare case-insensitively).

@@ -21,6 +21,7 @@ import (
 	"github.com/guildhall/guildhall/gateway"
 	"github.com/guildhall/guildhall/messaging"
 	"github.com/guildhall/guildhall/messaging/bolt"
+	"github.com/guildhall/guildhall/messaging/cql"
 	"github.com/guildhall/guildhall/messaging/rest"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/presence"
@@ -335,7 +336,7 @@ func openStore(ctx context.Context, f serveFlags) (messaging.Store, error) {
 		if err := c.UnmarshalText([]byte(f.cqlConsistency)); err != nil {
 			return nil, fmt.Errorf("--cql-consistency: %w", err)
 		}
-		return messaging.OpenCQL(ctx, messaging.CQLConfig{
+		return cql.Open(ctx, cql.Config{
 			Hosts:       strings.Split(f.cqlHosts, ","),
 			Keyspace:    f.cqlKeyspace,
 			Consistency: c,

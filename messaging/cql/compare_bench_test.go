@@ -1,4 +1,4 @@
-package cqltest
+package cql_test
 
 import (
 	"context"
@@ -14,13 +14,14 @@ import (
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
 	"github.com/guildhall/guildhall/messaging/bolt"
+	"github.com/guildhall/guildhall/messaging/cql"
 )
 
 // The same two benchmarks on the embedded store (bbolt) and on the local Cassandra
 // (or GUILDHALL_CQL_HOSTS), with the same data, so that their figures compare:
 //
-//	go test -run '^$' -bench StoreWriter -benchtime 2000x ./messaging/cqltest/
-//	go test -run '^$' -bench StoreHistoryFixedRate -benchtime 1000x ./messaging/cqltest/
+//	go test -run '^$' -bench StoreWriter -benchtime 2000x ./messaging/cql/
+//	go test -run '^$' -bench StoreHistoryFixedRate -benchtime 1000x ./messaging/cql/
 //
 // The bolt cases need no Cassandra.
 
@@ -38,7 +39,7 @@ var benchStores = []struct {
 		b.Cleanup(func() { s.Close() })
 		return s
 	}},
-	{"cql", func(b *testing.B) messaging.Store { return openStore(b, messaging.CQLConfig{}) }},
+	{"cql", func(b *testing.B) messaging.Store { return openStore(b, cql.Config{}) }},
 }
 
 // BenchmarkStoreWriter measures writer throughput: one op is one message, applied
