@@ -18,6 +18,7 @@ import (
 	"github.com/guildhall/guildhall/gateway"
 	"github.com/guildhall/guildhall/messaging"
 	boltstore "github.com/guildhall/guildhall/messaging/bolt"
+	"github.com/guildhall/guildhall/messaging/natsapi"
 	"github.com/guildhall/guildhall/messaging/rest"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/presence"
@@ -95,12 +96,12 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := messaging.NewResponder(st.svc, nc, messaging.ResponderConfig{Logger: quietLog})
+	resp, err := natsapi.NewResponder(st.svc, nc, natsapi.Config{Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(resp.Close)
-	mresp, err := messaging.NewMembersResponder(store, nc, messaging.ResponderConfig{Logger: quietLog})
+	mresp, err := natsapi.NewMembersResponder(store, nc, natsapi.Config{Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}

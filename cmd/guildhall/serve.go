@@ -22,6 +22,7 @@ import (
 	"github.com/guildhall/guildhall/messaging"
 	"github.com/guildhall/guildhall/messaging/bolt"
 	"github.com/guildhall/guildhall/messaging/cql"
+	"github.com/guildhall/guildhall/messaging/natsapi"
 	"github.com/guildhall/guildhall/messaging/rest"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/presence"
@@ -169,7 +170,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 
 	// api and writer: they own the store.
 	var writer *messaging.Writer
-	var responder *messaging.Responder
+	var responder *natsapi.Responder
 	var store messaging.Store
 	var lease *ghnats.Lease
 	var counts *presence.Aggregator
@@ -219,14 +220,14 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
-		responder, err = messaging.NewResponder(svc, nc, messaging.ResponderConfig{Logger: log})
+		responder, err = natsapi.NewResponder(svc, nc, natsapi.Config{Logger: log})
 		if err != nil {
 			return err
 		}
 		defer responder.Close()
 		// Presence: member lists for op 8, online counts for large guilds, and one
 		// notifier per deployment (elected through a lease) for small guilds.
-		members, err := messaging.NewMembersResponder(store, nc, messaging.ResponderConfig{Logger: log})
+		members, err := natsapi.NewMembersResponder(store, nc, natsapi.Config{Logger: log})
 		if err != nil {
 			return err
 		}

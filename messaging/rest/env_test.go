@@ -15,6 +15,7 @@ import (
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
 	"github.com/guildhall/guildhall/messaging/bolt"
+	"github.com/guildhall/guildhall/messaging/natsapi"
 	"github.com/guildhall/guildhall/messaging/rest"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
@@ -85,7 +86,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := messaging.NewResponder(e.svc, nc, messaging.ResponderConfig{})
+	resp, err := natsapi.NewResponder(e.svc, nc, natsapi.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

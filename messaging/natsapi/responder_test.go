@@ -1,4 +1,4 @@
-package messaging_test
+package natsapi_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
 	"github.com/guildhall/guildhall/messaging/bolt"
+	"github.com/guildhall/guildhall/messaging/natsapi"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 	"golang.org/x/crypto/bcrypt"
@@ -54,7 +55,7 @@ func request[Rep any](t *testing.T, n *testenv.NATS, subject string, req any) Re
 func TestResponder(t *testing.T) {
 	svc, n := newTestService(t)
 	ctx := context.Background()
-	r, err := messaging.NewResponder(svc, n.Conn, messaging.ResponderConfig{})
+	r, err := natsapi.NewResponder(svc, n.Conn, natsapi.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func TestResponder(t *testing.T) {
 		t.Errorf("unknown guild snapshot = %+v", gr.Error)
 	}
 
-	bot := request[messaging.BotReply](t, n, ghnats.SubjectAPIBot, messaging.BotRequest{Name: "helper"})
+	bot := request[natsapi.BotReply](t, n, ghnats.SubjectAPIBot, natsapi.BotRequest{Name: "helper"})
 	if bot.Error != nil || bot.Token == "" || bot.UserID == 0 {
 		t.Fatalf("bot = %+v", bot)
 	}
@@ -112,7 +113,7 @@ func TestResponder(t *testing.T) {
 	if err != nil || !u.Bot || u.Username != "helper" || u.ID != bot.UserID {
 		t.Errorf("bot token authenticates as %+v (%v)", u, err)
 	}
-	again := request[messaging.BotReply](t, n, ghnats.SubjectAPIBot, messaging.BotRequest{Name: "helper"})
+	again := request[natsapi.BotReply](t, n, ghnats.SubjectAPIBot, natsapi.BotRequest{Name: "helper"})
 	if again.Error == nil || again.Error.Code != 50035 {
 		t.Errorf("second bot with the same name = %+v; want username taken", again)
 	}
