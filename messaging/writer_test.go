@@ -202,8 +202,8 @@ func TestWriterPersistsCreateUpdateDelete(t *testing.T) {
 		if info := r.consumerInfo(); info.NumPending != 0 || info.NumAckPending != 0 || info.AckFloor.Stream != last {
 			return fmt.Errorf("consumer pending %d, ack pending %d, ack floor %d; want all acknowledged up to %d", info.NumPending, info.NumAckPending, info.AckFloor.Stream, last)
 		}
-		if w.Applied() < last {
-			return fmt.Errorf("Applied() = %d; want ≥ %d", w.Applied(), last)
+		if applied, _, _ := w.Progress(); applied < last {
+			return fmt.Errorf("Progress() applied %d; want ≥ %d", applied, last)
 		}
 		return nil
 	})

@@ -659,8 +659,8 @@ func historyDown(c *bbolt.Cursor, channelID, below guildhall.Snowflake, n int, o
 		seek = msgKey(channelID, below)
 	}
 	// Seek finds the first key >= seek; the one before it is the newest < seek.
-	k, v := c.Seek(seek)
-	if k == nil {
+	var k, v []byte
+	if first, _ := c.Seek(seek); first == nil {
 		k, v = c.Last()
 	} else {
 		k, v = c.Prev()

@@ -329,7 +329,7 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // ---- encoding helpers
 
-// id converts a snowflake to CQL's signed bigint. Snowflakes stay below 2^63 until
+// cqlID converts a snowflake to CQL's signed bigint. Snowflakes stay below 2^63 until
 // 2084; larger values are clamped so that a cursor past every id still works.
 func cqlID(s guildhall.Snowflake) int64 {
 	if s > math.MaxInt64 {

@@ -19,17 +19,26 @@ const (
 	MaxMembersScan = 10000
 )
 
+// MemberStore is what the members endpoint reads: whether a guild exists, one
+// membership, a page of memberships by user id (as messaging.Store documents
+// them). Every messaging.Store is one.
+type MemberStore interface {
+	Guild(ctx context.Context, id guildhall.Snowflake) (guildhall.Guild, error)
+	Member(ctx context.Context, guildID, userID guildhall.Snowflake) (guildhall.Member, error)
+	Members(ctx context.Context, guildID, after guildhall.Snowflake, limit int) ([]guildhall.Member, error)
+}
+
 // MembersResponder serves ghnats.SubjectAPIMembers from the store. Every api
 // process may run one (they share the requests through the responder's queue
 // group).
 type MembersResponder struct {
 	*endpoints
-	store messaging.Store
+	store MemberStore
 }
 
 // NewMembersResponder subscribes the members endpoint on nc with cfg's queue
 // group, concurrency, timeout and logger. Stop it with Close.
-func NewMembersResponder(store messaging.Store, nc *natsgo.Conn, cfg Config) (*MembersResponder, error) {
+func NewMembersResponder(store MemberStore, nc *natsgo.Conn, cfg Config) (*MembersResponder, error) {
 	if store == nil || nc == nil {
 		return nil, errors.New("natsapi: members responder needs a store and a connection")
 	}
