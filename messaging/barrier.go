@@ -38,7 +38,7 @@ type BarrierConfig struct {
 	// Metrics receives wait times and timeouts. Zero value means unregistered
 	// metrics.
 	Metrics *Metrics
-	// Logger for NATS failures. Zero value means slog.Default().
+	// Logger for NATS failures. Zero value means no logs.
 	Logger *slog.Logger
 }
 
@@ -83,7 +83,7 @@ func NewBarrier(ctx context.Context, js jetstream.JetStream, cfg BarrierConfig) 
 		b.metrics = NewMetrics(nil)
 	}
 	if b.log == nil {
-		b.log = slog.Default()
+		b.log = slog.New(slog.DiscardHandler)
 	}
 	return b, nil
 }

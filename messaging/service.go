@@ -35,7 +35,7 @@ type Config struct {
 	// Metrics records publish latency and the like. Zero value means metrics that
 	// are kept but registered nowhere.
 	Metrics *Metrics
-	// Logger for what goes wrong inside. Zero value means slog.Default().
+	// Logger for what goes wrong inside. Zero value means no logs.
 	Logger *slog.Logger
 	// TokenCacheSize bounds the in-memory token → user cache. Zero value means
 	// 10000 tokens.
@@ -115,7 +115,7 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 		s.metrics = NewMetrics(nil)
 	}
 	if s.log == nil {
-		s.log = slog.Default()
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -26,6 +26,7 @@ func newTestService(t *testing.T) *messaging.Service {
 	t.Cleanup(func() { store.Close() })
 	svc, err := messaging.NewService(context.Background(), messaging.Config{
 		Store: store, Conn: n.Conn, JS: n.JS, IDs: guildhall.NewSnowflakeGeneratorForNode(5), BcryptCost: bcrypt.MinCost,
+		Logger: testLog(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +51,7 @@ func registerUser(t *testing.T, svc *messaging.Service, name string) guildhall.U
 // TestInviteMaxUsesUnderConcurrency: many users accept a 3-use invite at once;
 // exactly 3 join, the rest get Unknown Invite.
 func TestInviteMaxUsesUnderConcurrency(t *testing.T) {
+	t.Parallel()
 	svc := newTestService(t)
 	ctx := context.Background()
 	owner := registerUser(t, svc, "owner")
@@ -96,6 +98,7 @@ func TestInviteMaxUsesUnderConcurrency(t *testing.T) {
 // TestGuildLimit: a user is in at most MaxGuildsPerUser guilds, by creating or
 // by joining; the refusal changes nothing.
 func TestGuildLimit(t *testing.T) {
+	t.Parallel()
 	testenv.SkipShort(t, "creates 100 guilds")
 	svc := newTestService(t)
 	ctx := context.Background()

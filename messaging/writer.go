@@ -45,7 +45,7 @@ type WriterConfig struct {
 	// Metrics receives batch sizes, progress and errors. Zero value means
 	// unregistered metrics.
 	Metrics *Metrics
-	// Logger for store and NATS failures. Zero value means slog.Default().
+	// Logger for store and NATS failures. Zero value means no logs.
 	Logger *slog.Logger
 }
 
@@ -118,7 +118,7 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 		w.metrics = NewMetrics(nil)
 	}
 	if w.log == nil {
-		w.log = slog.Default()
+		w.log = slog.New(slog.DiscardHandler)
 	}
 	return w, nil
 }

@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -166,14 +165,17 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.Handler())
+	// Metrics: this run's own registry (tests run several servers in one process),
+	// served together with the process-wide default one, which holds the Go
+	// runtime and process collectors and what the gateway and presence packages
+	// register themselves.
+	reg := prometheus.NewRegistry()
+	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(reg,
+		promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, reg}, promhttp.HandlerOpts{})))
 
 	// api and writer: they own the store.
 	var writer *messaging.Writer
-	var responder *natsapi.Responder
 	var store messaging.Store
-	var lease *ghnats.Lease
-	var counts *presence.Aggregator
 	if f.has("api") || f.has("writer") {
 		store, err = openStore(startCtx, f)
 		if err != nil {
@@ -181,7 +183,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		}
 		defer store.Close()
 	}
-	metrics := apiMetrics()
+	metrics := messaging.NewMetrics(reg)
 	writerDone := make(chan struct{})
 	close(writerDone)
 	if f.has("writer") {
@@ -198,7 +200,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		}()
 	}
 	if f.has("api") {
-		lease, err = ghnats.AcquireNode(startCtx, js, hostname())
+		lease, err := ghnats.AcquireNode(startCtx, js, hostname())
 		if err != nil {
 			return err
 		}
@@ -220,7 +222,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
-		responder, err = natsapi.NewResponder(svc, nc, natsapi.Config{Logger: log})
+		responder, err := natsapi.NewResponder(svc, nc, natsapi.Config{Logger: log})
 		if err != nil {
 			return err
 		}
@@ -232,7 +234,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 			return err
 		}
 		defer members.Close()
-		counts, err = presence.NewAggregator(nc, presence.AggregatorConfig{Logger: log})
+		counts, err := presence.NewAggregator(nc, presence.AggregatorConfig{Logger: log})
 		if err != nil {
 			return err
 		}
@@ -249,7 +251,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
-		rcfg := rest.Config{GatewayURL: gwURL, Metrics: metrics, Logger: log, Sessions: sessionStartLimits{starts}, Presence: counts}
+		rcfg := rest.Config{GatewayURL: gwURL, Metrics: rest.NewMetrics(reg), Logger: log, Sessions: sessionStartLimits{starts}, Presence: counts}
 		switch f.rateLimits {
 		case "discord":
 		case "off":
@@ -318,12 +320,6 @@ func (s sessionStartLimits) SessionStartLimit(ctx context.Context, user guildhal
 	}
 	return rest.SessionStartLimit{Total: u.Total, Remaining: u.Remaining, ResetAfter: int(u.ResetAfter.Milliseconds()), MaxConcurrency: u.MaxConcurrency}
 }
-
-// apiMetrics registers the api's metrics once per process (tests run several
-// servers in one process).
-var apiMetrics = sync.OnceValue(func() *messaging.Metrics {
-	return messaging.NewMetrics(prometheus.DefaultRegisterer)
-})
 
 func openStore(ctx context.Context, f serveFlags) (messaging.Store, error) {
 	switch f.store {

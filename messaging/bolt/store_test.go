@@ -25,12 +25,14 @@ func openBolt(t testing.TB, path string) *bolt.Store {
 }
 
 func TestBoltStore(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) messaging.Store {
 		return openBolt(t, filepath.Join(t.TempDir(), "store.db"))
 	})
 }
 
 func TestBoltReopenKeepsData(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "nested", "dir", "store.db") // parents are created
 	s, err := bolt.Open(path)
@@ -81,6 +83,7 @@ func TestBoltReopenKeepsData(t *testing.T) {
 // Open in the same process stands in for a second process. It waits out the
 // one-second lock timeout.
 func TestBoltSecondOpenFails(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "store.db")
 	first, err := bolt.Open(path)
 	if err != nil {
@@ -102,6 +105,7 @@ func TestBoltSecondOpenFails(t *testing.T) {
 // TestBoltApplyMessagesAtomic: a batch with a bad write leaves nothing behind,
 // so the writer can retry the whole batch without reasoning about a prefix.
 func TestBoltApplyMessagesAtomic(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openBolt(t, filepath.Join(t.TempDir(), "store.db"))
 	id := guildhall.SnowflakeAt(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -118,6 +122,7 @@ func TestBoltApplyMessagesAtomic(t *testing.T) {
 }
 
 func TestBoltHistoryRejectsBadQueries(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openBolt(t, filepath.Join(t.TempDir(), "store.db"))
 	for _, q := range []messaging.HistoryQuery{{Limit: 0}, {Limit: 101}, {Before: 5, After: 3, Limit: 10}} {

@@ -24,7 +24,7 @@ type Config struct {
 	Concurrency int
 	// Timeout bounds the handling of one request. Zero value means 10 seconds.
 	Timeout time.Duration
-	// Logger for internal failures. Zero value means slog.Default().
+	// Logger for internal failures. Zero value means no logs.
 	Logger *slog.Logger
 }
 
@@ -51,7 +51,7 @@ func newEndpoints(cfg Config, concurrency int) *endpoints {
 		e.timeout = 10 * time.Second
 	}
 	if e.log == nil {
-		e.log = slog.Default()
+		e.log = slog.New(slog.DiscardHandler)
 	}
 	return e
 }

@@ -19,6 +19,7 @@ import (
 // The members endpoint over real NATS and bbolt: pages, a prefix query that goes
 // on where it stopped, user ids with unknown ones, an unknown guild.
 func TestMembersResponder(t *testing.T) {
+	t.Parallel()
 	n := testenv.StartNATS(t, ghnats.Topology{})
 	store, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
@@ -45,7 +46,7 @@ func TestMembersResponder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := natsapi.NewMembersResponder(store, n.Conn, natsapi.Config{})
+	r, err := natsapi.NewMembersResponder(store, n.Conn, natsapi.Config{Logger: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

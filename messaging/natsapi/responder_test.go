@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -27,12 +28,18 @@ func newTestService(t *testing.T) (*messaging.Service, *testenv.NATS) {
 	t.Cleanup(func() { store.Close() })
 	svc, err := messaging.NewService(context.Background(), messaging.Config{
 		Store: store, Conn: n.Conn, JS: n.JS, IDs: guildhall.NewSnowflakeGeneratorForNode(5), BcryptCost: bcrypt.MinCost,
+		Logger: testLog(t),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return svc, n
 }
+
+// testLog is the logger of the code under test: its lines go with the test's
+// output (shown when it fails, or with -v). Whatever logs must be stopped by the
+// test's cleanups.
+func testLog(t testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
 
 func request[Rep any](t *testing.T, n *testenv.NATS, subject string, req any) Rep {
 	t.Helper()
@@ -53,9 +60,10 @@ func request[Rep any](t *testing.T, n *testenv.NATS, subject string, req any) Re
 
 // TestResponder asks the api over NATS what gateways and the CLI ask.
 func TestResponder(t *testing.T) {
+	t.Parallel()
 	svc, n := newTestService(t)
 	ctx := context.Background()
-	r, err := natsapi.NewResponder(svc, n.Conn, natsapi.Config{})
+	r, err := natsapi.NewResponder(svc, n.Conn, natsapi.Config{Logger: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
