@@ -261,7 +261,14 @@ func (h *handler) wrap(rt route) http.Handler {
 			}
 			key := "r:" + uid + ":" + name
 			if rt.major != "" {
-				key += ":" + truncate(r.PathValue(rt.major), 24)
+				// Keyed by the parsed id: a non-canonical spelling (000<id>, +<id>)
+				// is the resource's 404 here and never a bucket of its own.
+				id, err := pathID(r, rt.major, unknownMajor(rt.major))
+				if err != nil {
+					h.writeError(w, r, err)
+					return
+				}
+				key += ":" + id.String()
 			}
 			if !h.allow(w, key, rt.limit, bucket, now, false) {
 				return
@@ -400,7 +407,19 @@ func decode(r *http.Request, v any, optional bool) error {
 	return nil
 }
 
-// pathID parses a snowflake path value; anything else is unknown (notFound).
+// unknownMajor is the 404 of a rate limit's major resource.
+func unknownMajor(param string) *guildhall.Error {
+	switch param {
+	case "guild_id":
+		return guildhall.ErrUnknownGuild
+	case "channel_id":
+		return guildhall.ErrUnknownChannel
+	}
+	return guildhall.ErrNotFound
+}
+
+// pathID parses a snowflake path value in its canonical spelling (see
+// guildhall.ParseSnowflake); anything else is unknown (notFound).
 func pathID(r *http.Request, name string, notFound *guildhall.Error) (guildhall.Snowflake, error) {
 	id, err := guildhall.ParseSnowflake(r.PathValue(name))
 	if err != nil || id == 0 {
