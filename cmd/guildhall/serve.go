@@ -41,6 +41,8 @@ type serveFlags struct {
 	bcryptCost                                        int
 	identifyTotal, identifyConcurrency                int
 	resumeWindow                                      time.Duration
+	http                                              httpTimeouts
+	metricsAddr                                       string
 }
 
 // parseServe reads serve's flags from args. Every flag can also be set by its
@@ -91,6 +93,8 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.IntVar(&f.identifyConcurrency, "identify-concurrency", 1, "IDENTIFY per user per 5 s per shard bucket, as Discord's max_concurrency")
 	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL; live sessions are refreshed every third of it); applied by the api role")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve GET /metrics on this address only (not on --addr); empty serves it on --addr")
+	f.http.flags(fs)
 	return fs
 }
 
@@ -175,27 +179,24 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	}
 
 	mux := http.NewServeMux()
-	ready := func() error {
-		if !nc.IsConnected() {
-			return errors.New("NATS not connected")
-		}
-		return nil
-	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := ready(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	mux.Handle("GET /readyz", newReadiness(nc, js, f))
 	// Metrics: this run's own registry (tests run several servers in one process),
 	// served together with the process-wide default one, which holds the Go
 	// runtime and process collectors and what the gateway and presence packages
-	// register themselves.
+	// register themselves. With --metrics-addr they are served there only.
 	reg := prometheus.NewRegistry()
-	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(reg,
-		promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, reg}, promhttp.HandlerOpts{})))
+	metricsHandler := promhttp.InstrumentMetricHandler(reg,
+		promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, reg}, promhttp.HandlerOpts{}))
+	if f.metricsAddr == "" {
+		mux.Handle("GET /metrics", metricsHandler)
+	} else {
+		stopMetrics, err := serveMetrics(f.metricsAddr, metricsHandler, f.http, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	// api and writer: they own the store.
 	var writer *messaging.Writer
@@ -297,7 +298,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		mux.Handle("GET /{$}", gw)
 	}
 
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := f.http.server(mux)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http", "err", err)
