@@ -247,6 +247,16 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
+		// Every api process drops revoked tokens from its cache as they are
+		// revoked anywhere.
+		revocationsDone := make(chan struct{})
+		go func() {
+			defer close(revocationsDone)
+			if err := svc.WatchRevocations(ctx); err != nil && ctx.Err() == nil {
+				log.Error("token revocations not watched; revoked tokens live until their cache entry expires", "err", err)
+			}
+		}()
+		defer func() { stop(); <-revocationsDone }()
 		responder, err := natsapi.NewResponder(svc, nc, natsapi.Config{Logger: log})
 		if err != nil {
 			return err

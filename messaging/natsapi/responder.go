@@ -13,6 +13,9 @@ import (
 // BotRequest asks ghnats.SubjectAPIBot for a new bot account.
 type BotRequest struct {
 	Name string `json:"name"`
+	// Owner is the username of the user who owns the bot (lists it, revokes and
+	// resets its tokens); empty: the operators alone.
+	Owner string `json:"owner,omitempty"`
 }
 
 // BotReply is the new bot's token and id, or Error.
@@ -28,6 +31,7 @@ type BotReply struct {
 //	ghnats.SubjectAPIIdentify  guildhall.IdentifyRequest → IdentifyReply
 //	ghnats.SubjectAPIGuild     guildhall.GuildRequest    → GuildReply
 //	ghnats.SubjectAPIBot       BotRequest                → BotReply
+//	ghnats.SubjectAPIRevoke    RevokeRequest             → RevokeReply
 //
 // SubjectAPIBot is an admin endpoint: whoever can publish on it mints bot
 // accounts. It is meant for the CLI on the same machine (`guildhall token create
@@ -49,6 +53,7 @@ func NewResponder(svc *messaging.Service, nc *natsgo.Conn, cfg Config) (*Respond
 		ghnats.SubjectAPIIdentify: r.identify,
 		ghnats.SubjectAPIGuild:    r.guild,
 		ghnats.SubjectAPIBot:      r.bot,
+		ghnats.SubjectAPIRevoke:   r.revoke,
 	})
 	if err != nil {
 		return nil, err
@@ -85,10 +90,10 @@ func (r *Responder) bot(ctx context.Context, data []byte) any {
 	if err := json.Unmarshal(data, &req); err != nil {
 		return BotReply{Error: guildhall.ErrInvalidJSON}
 	}
-	s, err := r.svc.CreateBot(ctx, req.Name)
+	s, err := r.svc.CreateOwnedBot(ctx, req.Name, req.Owner)
 	if err != nil {
 		return BotReply{Error: r.replyError("create bot", err)}
 	}
-	r.log.Info("bot account created", "name", req.Name, "user_id", s.UserID)
+	r.log.Info("bot account created", "name", req.Name, "user_id", s.UserID, "owner", req.Owner)
 	return BotReply{Token: s.Token, UserID: s.UserID}
 }

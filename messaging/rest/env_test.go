@@ -90,6 +90,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); _ = e.svc.WatchRevocations(watchCtx) }()
+	t.Cleanup(func() { stopWatch(); <-watchDone })
 	resp, err := natsapi.NewResponder(e.svc, nc, natsapi.Config{Logger: e.log})
 	if err != nil {
 		t.Fatal(err)

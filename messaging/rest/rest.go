@@ -166,6 +166,7 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 		{method: "DELETE", path: "/channels/{channel_id}/messages/{message_id}", major: "channel_id", limit: rl, serve: h.deleteMessage},
 		{method: "POST", path: "/channels/{channel_id}/typing", major: "channel_id", limit: rl, serve: h.typing},
 	}
+	routes = append(routes, h.tokenRoutes(rl)...)
 	api := http.NewServeMux()
 	paths := map[string]bool{}
 	for _, rt := range routes {
