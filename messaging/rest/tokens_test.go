@@ -215,4 +215,3 @@ func TestBotOwnership(t *testing.T) {
 	e.api.Must(t, http.StatusNoContent, "DELETE", path+"/tokens", owner.token, nil, nil)
 	eventually401(t, b, "Bot "+reset.Token, "owner's revoke")
 }
-
