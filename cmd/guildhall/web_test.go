@@ -1,0 +1,430 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/guildhall/guildhall/registry"
+	"github.com/guildhall/guildhall/testenv"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// page is one browser tab (its own browser context: its own user) on the stack.
+type page struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+	name string
+}
+
+func openPage(t *testing.T, b *testenv.Browser, s *stack, name string, width, height int) *page {
+	t.Helper()
+	return &page{t: t, ctx: b.Page(t, width, height), base: "http://" + s.addr, name: name}
+}
+
+// do runs steps with a timeout; a failure names the page.
+func (p *page) do(timeout time.Duration, steps ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, timeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		p.t.Fatalf("%s: %v", p.name, err)
+	}
+}
+
+func (p *page) open(path string) {
+	p.t.Helper()
+	p.do(20*time.Second, chromedp.Navigate(p.base+path))
+}
+
+// eval evaluates a JavaScript expression (awaiting a promise) into T.
+func eval[T any](p *page, expr string) T {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		p.t.Fatalf("%s: eval %s: %v", p.name, expr, err)
+	}
+	return v
+}
+
+// waitFor polls a JavaScript predicate until it is truthy.
+func (p *page) waitFor(what, predicate string, timeout time.Duration) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, timeout+time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(25*time.Millisecond))); err != nil {
+		state := eval[string](p, `document.getElementById('conn')?.dataset.state + ' / ' + (document.querySelector('.toast')?.textContent || '')`)
+		p.t.Fatalf("%s: waiting for %s: %v (connection %s)", p.name, what, err, state)
+	}
+}
+
+func (p *page) click(sel string) {
+	p.t.Helper()
+	p.do(10*time.Second, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+}
+
+// typeInto focuses the element and types text as key presses.
+func (p *page) typeInto(sel, text string) {
+	p.t.Helper()
+	p.do(10*time.Second, chromedp.Focus(chromedp.CSS(sel), chromedp.NodeVisible), chromedp.KeyEvent(text))
+}
+
+func (p *page) key(k string, mods ...kb.Modifier) {
+	p.t.Helper()
+	p.do(5*time.Second, chromedp.KeyEvent(k, chromedp.KeyModifiers(mods...)))
+}
+
+// send types a message in the composer and presses Enter.
+func (p *page) send(text string) {
+	p.t.Helper()
+	p.typeInto("#composer-input", text)
+	p.key(kb.Enter)
+}
+
+func (p *page) register(username string) {
+	p.t.Helper()
+	p.waitFor("the log in form", `!document.getElementById('auth').hidden`, 10*time.Second)
+	p.click("#auth-switch")
+	p.typeInto("#auth-username", username)
+	p.typeInto("#auth-password", "correct horse battery")
+	p.key(kb.Enter)
+	p.waitConn("connected", 15*time.Second)
+}
+
+func (p *page) waitConn(state string, timeout time.Duration) {
+	p.t.Helper()
+	p.waitFor("connection "+state, fmt.Sprintf(`document.getElementById('conn').dataset.state === %q`, state), timeout)
+}
+
+func (p *page) token() string {
+	p.t.Helper()
+	return eval[string](p, `localStorage.getItem('guildhall.token')`)
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// messageCount is how many rows of the message list show message id (the list
+// is virtualised: only rows near the viewport exist, so look at the bottom).
+func messageCount(p *page, id string) int {
+	return eval[int](p, fmt.Sprintf(`document.querySelectorAll('.msg[data-id=%s]').length`, jsString(id)))
+}
+
+// listSize is how many rows the message list holds in all (aria-setsize: the
+// start marker or loading row, and every message).
+func listSize(p *page) int {
+	return eval[int](p, `Number(document.querySelector('#messages .vlist-row')?.getAttribute('aria-setsize') || 0)`)
+}
+
+func hasContent(text string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('.msg .content')].some(e => e.textContent.startsWith(%s))`, jsString(text))
+}
+
+func screenshotDir(t *testing.T) string {
+	if d := os.Getenv(testenv.EnvScreenshots); d != "" {
+		return t.TempDir() // Screenshot copies there too
+	}
+	return t.TempDir()
+}
+
+// The web client in two real browsers against the real server: register, create a
+// guild, invite by link, messages both ways live, typing, the keyboard, history
+// back to the first message, a server-side close resumed with nothing missed or
+// doubled, a lost session re-identified, the phone layout, logout.
+func TestWebClient(t *testing.T) {
+	dir := t.TempDir()
+	s := startStack(t, dir)
+	b := testenv.StartBrowser(t)
+	shots := screenshotDir(t)
+
+	// The page is served at / (and the gateway still answers upgrades there).
+	resp, err := http.Get("http://" + s.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET / = %d %s; want the client's page", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+
+	alice := openPage(t, b, s, "alice", 1280, 800)
+	alice.open("/")
+	aliceName := "alice" + randName()
+	alice.register(aliceName)
+	// A new user has no guild: the client offers to create one.
+	alice.waitFor("the welcome screen", `document.getElementById('empty').textContent.includes('Create a server')`, 10*time.Second)
+	alice.click("#add-guild")
+	alice.waitFor("the create dialog", `document.querySelector('.modal input')`, 5*time.Second)
+	alice.do(5*time.Second, chromedp.SetValue(chromedp.CSS(".modal input"), "Web Test Guild"))
+	alice.key(kb.Enter)
+	alice.waitFor("the new guild's channel", `document.querySelector('.channel[aria-current="true"]') && document.getElementById('guild-name').textContent === 'Web Test Guild'`, 10*time.Second)
+	aliceToken := alice.token()
+	var me struct{ ID string }
+	s.rest.Must(t, http.StatusOK, "GET", "/users/@me", aliceToken, nil, &me)
+	guildID := eval[string](alice, `document.querySelector('.guild-button[aria-current="true"]').dataset.guildId`)
+	generalID := eval[string](alice, `document.querySelector('.channel[aria-current="true"]').dataset.channelId`)
+
+	// An invite link, made in the client, opens the client on the invite.
+	alice.click("#invite-people")
+	alice.waitFor("the invite link", `document.getElementById('invite-link')?.value.includes('/invite/')`, 10*time.Second)
+	link := eval[string](alice, `document.getElementById('invite-link').value`)
+	alice.key(kb.Escape)
+	if !strings.HasPrefix(link, "http://"+s.addr+"/invite/") {
+		t.Fatalf("invite link %q", link)
+	}
+
+	bob := openPage(t, b, s, "bob", 1280, 800)
+	bob.open(strings.TrimPrefix(link, "http://"+s.addr))
+	bob.waitFor("the invite notice", `!document.getElementById('auth-invite').hidden`, 10*time.Second)
+	bobName := "bob" + randName()
+	bob.register(bobName)
+	bob.waitFor("the invite dialog", `document.querySelector('.modal button.primary')?.textContent === 'Accept invite'`, 10*time.Second)
+	bob.click(".modal button.primary")
+	bob.waitFor("the joined guild", `document.getElementById('guild-name').textContent === 'Web Test Guild' && document.querySelector('.channel[aria-current="true"]')?.dataset.channelId === `+jsString(generalID), 15*time.Second)
+	if p := eval[string](bob, `location.pathname`); p != "/" {
+		t.Errorf("after accepting, the page is at %s; want /", p)
+	}
+	bobToken := bob.token()
+	// Alice's member list shows Bob (small guild: members with presence).
+	alice.waitFor("bob in the member list", fmt.Sprintf(`document.getElementById('members').textContent.includes(%s)`, jsString(bobName)), 15*time.Second)
+
+	t.Run("live messages, typing and the keyboard", func(t *testing.T) {
+		alice.t, bob.t = t, t
+		alice.send("hello from alice")
+		bob.waitFor("alice's message", hasContent("hello from alice"), 10*time.Second)
+
+		// Typing shows on the other side, and ends with the message.
+		bob.typeInto("#composer-input", "hi alice")
+		alice.waitFor("bob typing", fmt.Sprintf(`document.getElementById('typing').textContent === %s`, jsString(bobName+" is typing…")), 10*time.Second)
+		bob.key(kb.Enter)
+		alice.waitFor("bob's message", hasContent("hi alice"), 10*time.Second)
+		alice.waitFor("typing to end", `document.getElementById('typing').textContent === ''`, 5*time.Second)
+
+		// Shift+Enter is a new line; Enter sends.
+		alice.typeInto("#composer-input", "line one")
+		alice.key(kb.Enter, kb.ModifierShift)
+		alice.typeInto("#composer-input", "line two")
+		if v := eval[string](alice, `document.getElementById('composer-input').value`); v != "line one\nline two" {
+			t.Fatalf("composer after Shift+Enter = %q", v)
+		}
+		alice.key(kb.Enter)
+		bob.waitFor("the two-line message", hasContent("line one\nline two"), 10*time.Second)
+
+		// Up edits the last own message; Escape cancels; Enter saves.
+		alice.waitFor("an empty composer", `document.getElementById('composer-input').value === ''`, 5*time.Second)
+		alice.do(5*time.Second, chromedp.Focus(chromedp.CSS("#composer-input")))
+		alice.key(kb.ArrowUp)
+		alice.waitFor("edit mode", `!document.getElementById('composer-context').hidden && document.getElementById('composer-input').value === 'line one\nline two'`, 5*time.Second)
+		alice.key(kb.Escape)
+		alice.waitFor("edit cancelled", `document.getElementById('composer-context').hidden && document.getElementById('composer-input').value === ''`, 5*time.Second)
+		alice.key(kb.ArrowUp)
+		alice.waitFor("edit mode again", `!document.getElementById('composer-context').hidden`, 5*time.Second)
+		alice.key("a", kb.ModifierCtrl)
+		alice.typeInto("#composer-input", "edited by alice")
+		alice.key(kb.Enter)
+		bob.waitFor("the edit", `[...document.querySelectorAll('.msg .content')].some(e => e.textContent === 'edited by alice(edited)')`, 10*time.Second)
+
+		// Every control has an accessible name.
+		for _, p := range []*page{alice, bob} {
+			unnamed := eval[[]string](p, `[...document.querySelectorAll('button, input, textarea, select')].filter(e => e.offsetParent !== null).filter(e => {
+				const named = (e.getAttribute('aria-label') || '').trim() || (e.labels && [...e.labels].some(l => l.textContent.trim())) || (e.tagName === 'BUTTON' && e.textContent.trim());
+				return !named;
+			}).map(e => e.outerHTML.slice(0, 80))`)
+			if len(unnamed) > 0 {
+				t.Errorf("%s: controls without an accessible name: %v", p.name, unnamed)
+			}
+		}
+		testenv.Screenshot(t, alice.ctx, shots, "web-desktop")
+	})
+
+	t.Run("history scrolls back to the first message", func(t *testing.T) {
+		alice.t, bob.t = t, t
+		var ch struct{ ID string }
+		s.rest.Must(t, http.StatusCreated, "POST", "/guilds/"+guildID+"/channels", aliceToken, map[string]any{"name": "history", "type": 0}, &ch)
+		const n = 300
+		for i := range n {
+			s.post(t, aliceToken, ch.ID, fmt.Sprintf("seed %03d", i))
+		}
+		bob.waitFor("the new channel", fmt.Sprintf(`document.querySelector('.channel[data-channel-id="%s"]')`, ch.ID), 10*time.Second)
+		bob.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, ch.ID))
+		bob.waitFor("the newest message", hasContent(fmt.Sprintf("seed %03d", n-1)), 10*time.Second)
+		// Scroll up as a reader would until the channel's start shows.
+		bob.waitFor("the start of the channel", `(() => {
+			const m = document.getElementById('messages');
+			if (document.querySelector('.history-start')) return true;
+			m.scrollTop = 0;
+			m.dispatchEvent(new Event('scroll'));
+			return false;
+		})()`, 30*time.Second)
+		if got := listSize(bob); got != n+1 {
+			t.Fatalf("the list holds %d rows; want %d messages and the start", got, n+1)
+		}
+		// The rows at the top are the first messages, in order.
+		top := eval[[]string](bob, `[...document.querySelectorAll('#messages .msg')]
+			.sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)
+			.slice(0, 5).map(e => e.querySelector('.content').textContent)`)
+		if strings.Join(top, ",") != "seed 000,seed 001,seed 002,seed 003,seed 004" {
+			t.Fatalf("top of the channel shows %v", top)
+		}
+		bob.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, generalID))
+	})
+
+	// The server's own close: the gateway closes alice's session as when another
+	// gateway takes it over (the kick subject), then a message is posted while
+	// she is away.
+	nc, js := connectNATS(t, dir)
+	defer nc.Close()
+	kv, err := js.KeyValue(context.Background(), ghnats.BucketSessions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := func(t *testing.T) registry.Session {
+		t.Helper()
+		var found registry.Session
+		testenv.Eventually(t, 10*time.Second, func() error {
+			keys, err := kv.ListKeys(context.Background())
+			if err != nil {
+				return err
+			}
+			for k := range keys.Keys() {
+				e, err := kv.Get(context.Background(), k)
+				if err != nil {
+					continue
+				}
+				var s registry.Session
+				if json.Unmarshal(e.Value(), &s) == nil && s.UserID.String() == me.ID {
+					found = s
+					return nil
+				}
+			}
+			return fmt.Errorf("no session of alice in the registry")
+		})
+		return found
+	}
+	kick := func(t *testing.T, sess registry.Session) {
+		t.Helper()
+		if err := nc.Publish("gh.gw."+sess.Node+".kick", []byte(sess.ID)); err != nil {
+			t.Fatal(err)
+		}
+		alice.waitConn("reconnecting", 10*time.Second)
+	}
+
+	t.Run("server closes the socket and the client resumes", func(t *testing.T) {
+		alice.t, bob.t = t, t
+		alice.waitFor("the general channel", fmt.Sprintf(`document.querySelector('.channel[aria-current="true"]')?.dataset.channelId === %s`, jsString(generalID)), 5*time.Second)
+		before := listSize(alice)
+		kick(t, session(t))
+		m := s.post(t, bobToken, generalID, "posted during the drop")
+		if st := eval[string](alice, `document.getElementById('conn').dataset.state`); st != "reconnecting" {
+			t.Fatalf("alice was %s when the message was posted; the test needs her away", st)
+		}
+		alice.waitConn("resumed", 15*time.Second)
+		alice.waitFor("the message posted during the drop", hasContent("posted during the drop"), 10*time.Second)
+		time.Sleep(300 * time.Millisecond) // a duplicate would arrive with the replay
+		if got := messageCount(alice, m.ID); got != 1 {
+			t.Fatalf("the message posted during the drop shows %d times; want 1", got)
+		}
+		if got := listSize(alice); got != before+1 {
+			t.Fatalf("the list grew from %d to %d rows; want one more", before, got)
+		}
+		// Live again.
+		bob.send("after the resume")
+		alice.waitFor("a live message after the resume", hasContent("after the resume"), 10*time.Second)
+	})
+
+	t.Run("a lost session is re-identified without losing a message", func(t *testing.T) {
+		alice.t, bob.t = t, t
+		before := listSize(alice)
+		sess := session(t)
+		// The registry forgets the session, so the resume is refused
+		// (INVALID_SESSION) and the client identifies again.
+		if err := kv.Delete(context.Background(), sess.ID); err != nil {
+			t.Fatal(err)
+		}
+		kick(t, sess)
+		m := s.post(t, bobToken, generalID, "posted between sessions")
+		alice.waitFor("a new session", `document.getElementById('conn').dataset.state === 'connected' && document.getElementById('conn').dataset.how === 're-identified'`, 20*time.Second)
+		alice.waitFor("the message posted between sessions", hasContent("posted between sessions"), 10*time.Second)
+		time.Sleep(300 * time.Millisecond)
+		if got := messageCount(alice, m.ID); got != 1 {
+			t.Fatalf("the message posted between sessions shows %d times; want 1", got)
+		}
+		if got := listSize(alice); got != before+1 {
+			t.Fatalf("the list grew from %d to %d rows; want one more", before, got)
+		}
+		bob.send("after the new session")
+		alice.waitFor("a live message in the new session", hasContent("after the new session"), 10*time.Second)
+	})
+
+	t.Run("phone width", func(t *testing.T) {
+		phone := openPage(t, b, s, "phone", 390, 844)
+		phone.open("/")
+		phone.do(5*time.Second, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`localStorage.setItem('guildhall.token', %s)`, jsString(bobToken))))
+		phone.open("/")
+		phone.waitConn("connected", 15*time.Second)
+		phone.waitFor("the channel", hasContent("after the new session"), 15*time.Second)
+		// One column: the composer spans the screen, the guild rail and channels
+		// are off screen, and nothing scrolls sideways.
+		layout := eval[map[string]float64](phone, `(() => {
+			const r = (id) => document.getElementById(id).getBoundingClientRect();
+			return {width: innerWidth, doc: document.documentElement.scrollWidth, composerLeft: r('composer').left, composerRight: r('composer').right,
+				sidebarRight: r('sidebar').right, railRight: r('rail').right, menu: r('open-nav').width};
+		})()`)
+		if layout["width"] != 390 || layout["doc"] > 390 || layout["composerRight"] > 390 || layout["composerLeft"] > 16 ||
+			layout["sidebarRight"] > 0 || layout["railRight"] > 0 || layout["menu"] == 0 {
+			t.Fatalf("phone layout: %v", layout)
+		}
+		testenv.Screenshot(t, phone.ctx, shots, "web-phone")
+		// The menu opens servers and channels; picking a channel closes it.
+		phone.click("#open-nav")
+		phone.waitFor("the open drawer", `document.getElementById('sidebar').getBoundingClientRect().left >= 0 && document.getElementById('rail').getBoundingClientRect().left >= 0`, 5*time.Second)
+		testenv.Screenshot(t, phone.ctx, shots, "web-phone-channels")
+		phone.click(`.channel[aria-current="true"]`)
+		phone.waitFor("the drawer to close", `document.getElementById('sidebar').getBoundingClientRect().right <= 0`, 5*time.Second)
+	})
+
+	t.Run("logout ends the session", func(t *testing.T) {
+		alice.t = t
+		sess := session(t)
+		alice.click("#logout")
+		alice.waitFor("the log in form", `!document.getElementById('auth').hidden && document.getElementById('shell').hidden`, 10*time.Second)
+		if tok := eval[string](alice, `localStorage.getItem('guildhall.token') || ''`); tok != "" {
+			t.Fatalf("token still stored after logout")
+		}
+		// The client closed with 1000: the session cannot be resumed.
+		testenv.Eventually(t, 10*time.Second, func() error {
+			if _, err := kv.Get(context.Background(), sess.ID); err == nil {
+				return fmt.Errorf("session %s still in the registry", sess.ID)
+			}
+			return nil
+		})
+	})
+}
+
+func connectNATS(t *testing.T, dataDir string) (*natsgo.Conn, jetstream.JetStream) {
+	t.Helper()
+	url, err := os.ReadFile(filepath.Join(dataDir, "nats.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, js, err := ghnats.Connect(strings.TrimSpace(string(url)), "web test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
