@@ -76,9 +76,17 @@ func StartBrowser(t testing.TB) *Browser {
 	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	first, cancelFirst := chromedp.NewContext(alloc)
-	start, cancelStart := context.WithTimeout(first, 30*time.Second)
-	defer cancelStart()
-	if _, err := chromedp.Run(start, chromedp.Evaluate[int]("1")); err != nil {
+	// The first Run starts the browser, which lives as long as that Run's
+	// context: it must be first itself, so the deadline is kept here.
+	started := make(chan error, 1)
+	go func() { _, err := chromedp.Run(first, chromedp.Evaluate[int]("1")); started <- err }()
+	var err error
+	select {
+	case err = <-started:
+	case <-time.After(30 * time.Second):
+		err = context.DeadlineExceeded
+	}
+	if err != nil {
 		cancelFirst()
 		cancelAlloc()
 		Unavailable(t, "Chromium did not start: "+err.Error())

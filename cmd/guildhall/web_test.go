@@ -67,6 +67,7 @@ func (p *page) waitFor(what, predicate string, timeout time.Duration) {
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(25*time.Millisecond))); err != nil {
 		state := eval[string](p, `document.getElementById('conn')?.dataset.state + ' / ' + (document.querySelector('.toast')?.textContent || '')`)
+		testenv.Screenshot(p.t, p.ctx, p.t.TempDir(), "failed-"+p.name)
 		p.t.Fatalf("%s: waiting for %s: %v (connection %s)", p.name, what, err, state)
 	}
 }

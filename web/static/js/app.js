@@ -259,6 +259,8 @@ export class App {
       case 'READY':
         s.ready(d);
         this.renderMe();
+        if (!d.guilds.length) this.selectGuild(null); // the welcome screen
+        this.maybeAcceptInvite();
         break;
       case 'GUILD_CREATE':
         s.guildCreate(d);
@@ -1325,6 +1327,9 @@ export class App {
     $('composer').addEventListener('submit', (e) => { e.preventDefault(); this.submitComposer(); });
     $('composer-input').addEventListener('keydown', (e) => this.onComposerKey(e));
     $('composer-input').addEventListener('input', () => this.onComposerInput());
+    // A keydown that sends already stops the new line; a separate character
+    // event (some input methods, automation) must not add one either.
+    $('composer-input').addEventListener('keypress', (e) => { if (e.key === 'Enter' && !e.shiftKey) e.preventDefault(); });
     $('composer-cancel').addEventListener('click', () => this.cancelContext(true));
     $('add-guild').addEventListener('click', () => this.createGuild());
     $('join-guild').addEventListener('click', () => this.joinGuild());
