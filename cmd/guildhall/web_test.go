@@ -8,9 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	ghnats "github.com/guildhall/guildhall/nats"
@@ -30,7 +34,50 @@ type page struct {
 
 func openPage(t *testing.T, b *testenv.Browser, s *stack, name string, width, height int) *page {
 	t.Helper()
-	return &page{t: t, ctx: b.Page(t, width, height), base: "http://" + s.addr, name: name}
+	p := &page{t: t, ctx: b.Page(t, width, height), base: "http://" + s.addr, name: name}
+	// Any uncaught exception in the client fails the test.
+	var mu sync.Mutex
+	var thrown []string
+	events := chromedp.Events(p.ctx, runtime.ExceptionThrown)
+	go func() {
+		for ev, err := range events {
+			if err != nil {
+				return
+			}
+			d := ev.ExceptionDetails
+			text := d.Text
+			if d.Exception != nil {
+				text += " " + d.Exception.Description
+			}
+			mu.Lock()
+			thrown = append(thrown, text)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range thrown {
+			t.Errorf("%s: uncaught exception in the client: %s", name, e)
+		}
+	})
+	return p
+}
+
+// colorScheme makes the page's prefers-color-scheme dark or light.
+func (p *page) colorScheme(scheme string) {
+	p.t.Helper()
+	p.do(5*time.Second, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+		})
+		return err
+	}))
+}
+
+// background is the computed background colour of the chat area.
+func background(p *page) string {
+	return eval[string](p, `getComputedStyle(document.getElementById('chat')).backgroundColor`)
 }
 
 // do runs steps with a timeout; a failure names the page.
@@ -250,13 +297,14 @@ func TestWebClient(t *testing.T) {
 				t.Errorf("%s: controls without an accessible name: %v", p.name, unnamed)
 			}
 		}
-		testenv.Screenshot(t, alice.ctx, shots, "web-desktop")
 	})
 
+	var historyID string
 	t.Run("history scrolls back to the first message", func(t *testing.T) {
 		alice.t, bob.t = t, t
 		var ch struct{ ID string }
 		s.rest.Must(t, http.StatusCreated, "POST", "/guilds/"+guildID+"/channels", aliceToken, map[string]any{"name": "history", "type": 0}, &ch)
+		historyID = ch.ID
 		const n = 300
 		for i := range n {
 			s.post(t, aliceToken, ch.ID, fmt.Sprintf("seed %03d", i))
@@ -397,6 +445,51 @@ func TestWebClient(t *testing.T) {
 		testenv.Screenshot(t, phone.ctx, shots, "web-phone-channels")
 		phone.click(`.channel[aria-current="true"]`)
 		phone.waitFor("the drawer to close", `document.getElementById('sidebar').getBoundingClientRect().right <= 0`, 5*time.Second)
+	})
+
+	t.Run("dark and light themes", func(t *testing.T) {
+		alice.t, bob.t = t, t
+		const dark, light = "rgb(49, 51, 56)", "rgb(255, 255, 255)"
+		alice.colorScheme("dark")
+		if got := background(alice); got != dark {
+			t.Fatalf("system dark: background %s; want %s", got, dark)
+		}
+		alice.colorScheme("light")
+		if got := background(alice); got != light {
+			t.Fatalf("system light: background %s; want %s", got, light)
+		}
+		// The toggle overrides the system: system → light → dark → system.
+		alice.colorScheme("dark")
+		for _, want := range []struct{ theme, bg string }{{"light", light}, {"dark", dark}, {"", dark}} {
+			alice.click("#theme-toggle")
+			got := eval[string](alice, `(document.documentElement.dataset.theme || '') + ' ' + (localStorage.getItem('guildhall.theme') || '')`)
+			stored := want.theme
+			if stored == "" {
+				stored = "system"
+			}
+			if got != want.theme+" "+stored {
+				t.Fatalf("theme after toggle = %q; want %q", got, want.theme+" "+stored)
+			}
+			if bg := background(alice); bg != want.bg {
+				t.Fatalf("theme %q: background %s; want %s", want.theme, bg, want.bg)
+			}
+		}
+	})
+
+	t.Run("unread marks", func(t *testing.T) {
+		alice.t = t
+		unread := fmt.Sprintf(`document.querySelector('.channel[data-channel-id="%s"]').classList.contains('unread')`, historyID)
+		if eval[bool](alice, unread) {
+			t.Fatal("#history is unread before anything new was posted")
+		}
+		s.post(t, bobToken, historyID, "something new in history")
+		alice.waitFor("#history marked unread", unread, 10*time.Second)
+		// The desktop screenshot for the README: dark, a conversation, an unread channel.
+		testenv.Screenshot(t, alice.ctx, shots, "web-desktop")
+		alice.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, historyID))
+		alice.waitFor("the new message", hasContent("something new in history"), 10*time.Second)
+		alice.waitFor("#history read", "!"+unread, 5*time.Second)
+		alice.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, generalID))
 	})
 
 	t.Run("logout ends the session", func(t *testing.T) {

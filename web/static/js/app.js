@@ -313,6 +313,10 @@ export class App {
         break;
       case 'GUILD_MEMBER_ADD':
         s.memberAdd(d);
+        // The newcomer's presence is not announced to this guild right away.
+        if (d.guild_id === this.guildId && this.gw && !s.guilds.get(d.guild_id)?.large) {
+          this.gw.requestGuildMembers(d.guild_id, { userIds: [d.user.id], presences: true });
+        }
         break;
       case 'GUILD_MEMBER_REMOVE':
         s.memberRemove(d);
@@ -1089,6 +1093,7 @@ export class App {
     const box = $('members');
     box.textContent = '';
     const g = this.guildId && this.store.guilds.get(this.guildId);
+    $('shell').classList.toggle('no-guild', !g);
     if (!g) return;
     if (g.large) {
       const now = Date.now();
@@ -1246,14 +1251,14 @@ export class App {
     const intro = preview
       ? `${preview.inviter ? `${preview.inviter.username} invited you` : 'You have been invited'} to join ${preview.guild.name}${preview.approximate_member_count ? ` (${preview.approximate_member_count} members)` : ''}.`
       : `You have been invited to join a server (invite ${code}).`;
-    const ok = await formModal(already ? `You are in ${preview.guild.name}` : 'Join a server', {
+    // The invite is in hand: a reload should not offer it again.
+    sessionStorage.removeItem(inviteKey);
+    if (location.pathname.startsWith('/invite/')) history.replaceState(null, '', '/');
+    await formModal(already ? `You are in ${preview.guild.name}` : 'Join a server', {
       intro,
       submitLabel: already ? 'Open' : 'Accept invite',
       submit: async () => (already ? this.goToGuild(preview.guild.id) : this.acceptInvite(code)),
     });
-    sessionStorage.removeItem(inviteKey);
-    if (location.pathname.startsWith('/invite/')) history.replaceState(null, '', '/');
-    if (!ok) return;
   }
 
   // ---------------------------------------------------------------- chrome
