@@ -522,3 +522,118 @@ func connectNATS(t *testing.T, dataDir string) (*natsgo.Conn, jetstream.JetStrea
 	}
 	return nc, js
 }
+
+// BenchmarkWebLargeChannel measures the client on a channel with 10,000 messages
+// of history (seeded over REST): the time until the newest messages show after
+// the page opens, the time to scroll back to the first message (paging with
+// before=), then, with all 10,000 loaded, the time to draw the channel when it is
+// opened again, a scroll through the whole list one screen per frame, and how
+// many rows the DOM holds. Run it with
+//
+//	go test -run '^$' -bench WebLargeChannel -benchtime 1x ./cmd/guildhall/
+func BenchmarkWebLargeChannel(b *testing.B) {
+	const n = 10000
+	s := startStack(b, b.TempDir())
+	tok, _ := s.rest.Register(b, "perf"+randName())
+	var g struct{ ID string }
+	s.rest.Must(b, http.StatusCreated, "POST", "/guilds", tok, map[string]string{"name": "Perf"}, &g)
+	var chans []struct{ ID string }
+	s.rest.Must(b, http.StatusOK, "GET", "/guilds/"+g.ID+"/channels", tok, nil, &chans)
+	big := chans[0].ID
+	var other struct{ ID string }
+	s.rest.Must(b, http.StatusCreated, "POST", "/guilds/"+g.ID+"/channels", tok, map[string]any{"name": "other", "type": 0}, &other)
+	start := time.Now()
+	var wg sync.WaitGroup
+	next := make(chan int, n)
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				s.rest.Must(b, http.StatusOK, "POST", "/channels/"+big+"/messages", tok,
+					map[string]string{"content": fmt.Sprintf("message %05d: %s", i, strings.Repeat("lorem ipsum ", i%7+1))}, nil)
+			}
+		}()
+	}
+	wg.Wait()
+	b.Logf("seeded %d messages in %v", n, time.Since(start).Round(time.Millisecond))
+	br := testenv.StartBrowser(b)
+	ctx := br.Page(b, 1280, 800)
+	run := func(steps ...chromedp.Action[chromedp.Void]) {
+		b.Helper()
+		c, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if err := chromedp.Do(c, steps...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	num := func(expr string) float64 {
+		b.Helper()
+		c, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		v, err := chromedp.Run(c, chromedp.Evaluate[float64](expr, chromedp.EvalAwaitPromise))
+		if err != nil {
+			b.Fatalf("%s: %v", expr, err)
+		}
+		return v
+	}
+	base := "http://" + s.addr
+	run(chromedp.Navigate(base+"/"), chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`localStorage.setItem('guildhall.token', %s)`, jsString(tok))))
+	const frame = `() => new Promise(r => requestAnimationFrame(() => r()))`
+	for b.Loop() {
+		run(chromedp.Navigate(base + "/"))
+		// Navigation start is 0 on the page's clock.
+		open := num(`(async () => {
+			const frame = ` + frame + `;
+			while (!document.querySelector('#messages .msg')) await frame();
+			return performance.now();
+		})()`)
+		top := num(`(async () => {
+			const frame = ` + frame + `;
+			const m = document.getElementById('messages');
+			const t0 = performance.now();
+			while (!document.querySelector('.history-start')) { m.scrollTop = 0; await frame(); }
+			return performance.now() - t0;
+		})()`)
+		size := num(`Number(document.querySelector('#messages .vlist-row').getAttribute('aria-setsize'))`)
+		if size != n+1 {
+			b.Fatalf("the list holds %v rows; want %d", size, n+1)
+		}
+		reopen := num(`(async () => {
+			const frame = ` + frame + `;
+			document.querySelector('.channel[data-channel-id="` + other.ID + `"]').click();
+			await frame();
+			const t0 = performance.now();
+			document.querySelector('.channel[data-channel-id="` + big + `"]').click();
+			while (document.querySelector('#messages .vlist-row')?.getAttribute('aria-setsize') !== '` + fmt.Sprint(n+1) + `' || !document.querySelector('#messages .msg')) await frame();
+			return performance.now() - t0;
+		})()`)
+		sweep := num(`(async () => {
+			const frame = ` + frame + `;
+			const m = document.getElementById('messages');
+			m.scrollTop = 0; await frame(); await frame();
+			let frames = 0, worst = 0, last = performance.now(), t0 = last;
+			while (m.scrollTop + m.clientHeight < m.scrollHeight - 2) {
+				m.scrollTop += m.clientHeight; await frame();
+				const now = performance.now(); worst = Math.max(worst, now - last); last = now; frames++;
+			}
+			window.__sweep = {frames, worst, total: performance.now() - t0};
+			return (performance.now() - t0) / frames;
+		})()`)
+		frames := num(`window.__sweep.frames`)
+		worst := num(`window.__sweep.worst`)
+		rows := num(`document.querySelectorAll('#messages .vlist-row').length`)
+		b.ReportMetric(open, "open-ms")
+		b.ReportMetric(top, "scroll-to-first-ms")
+		b.ReportMetric(reopen, "reopen-10k-ms")
+		b.ReportMetric(sweep, "ms/frame-sweep")
+		b.ReportMetric(worst, "worst-frame-ms")
+		b.ReportMetric(rows, "dom-rows")
+		b.Logf("open %.0f ms; scroll to the first of %d messages %.0f ms; reopen with all loaded %.0f ms; sweep %v screens, %.1f ms/frame (worst %.0f ms); %v rows in the DOM",
+			open, n, top, reopen, frames, sweep, worst, rows)
+	}
+}

@@ -28,6 +28,7 @@ export class VirtualList {
     scroller.append(this.canvas);
     this.items = [];
     this.keys = [];
+    this.keyIndex = new Map();
     this.heights = new Map(); // key -> {h, sig}
     this.offsets = new Float64Array(1);
     this.rows = new Map(); // key -> {el, sig, index}
@@ -59,6 +60,7 @@ export class VirtualList {
     const anchor = reset ? null : this.captureAnchor();
     this.items = items;
     this.keys = items.map((it, i) => this.o.key(it, i, items));
+    this.keyIndex = new Map(this.keys.map((k, i) => [k, i]));
     if (reset) {
       this.atBottom = true;
       for (const r of this.rows.values()) r.el.remove();
@@ -74,7 +76,7 @@ export class VirtualList {
 
   /** Scrolls so the row with key k is visible (block: 'center' or 'end'). */
   scrollToKey(k, block = 'center') {
-    const i = this.keys.indexOf(k);
+    const i = this.keyIndex.get(k) ?? -1;
     if (i < 0) return;
     const top = this.offsets[i];
     const h = this.offsets[i + 1] - top;
@@ -118,12 +120,10 @@ export class VirtualList {
   }
 
   heightOf(i) {
-    const k = this.keys[i];
-    const m = this.heights.get(k);
-    const sig = this.o.signature(this.items[i], i, this.items);
-    if (m && m.sig === sig && !m.stale) return m.h;
-    if (m && m.sig === sig) return m.h; // stale but a better guess than the estimate
-    return this.o.estimate(this.items[i], i, this.items);
+    // A measured height stands until the row is drawn again (drawRange measures
+    // it then): checking every row's signature here would cost O(rows) per frame.
+    const m = this.heights.get(this.keys[i]);
+    return m ? m.h : this.o.estimate(this.items[i], i, this.items);
   }
 
   computeOffsets() {
@@ -153,7 +153,7 @@ export class VirtualList {
       if (this.atBottom || !anchor) {
         top = Math.max(0, total - s.clientHeight);
       } else {
-        const i = this.keys.indexOf(anchor.key);
+        const i = this.keyIndex.get(anchor.key) ?? -1;
         top = i >= 0 ? this.offsets[i] + anchor.delta : s.scrollTop;
       }
       this.setScroll(top);
