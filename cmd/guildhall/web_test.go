@@ -492,6 +492,29 @@ func TestWebClient(t *testing.T) {
 		alice.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, generalID))
 	})
 
+	t.Run("the client's message log orders by snowflake and keeps each id once", func(t *testing.T) {
+		bob.t = t
+		// The store's own module, run in the page: live events, a replay and
+		// overlapping history pages arriving in any order.
+		got := eval[string](bob, `(async () => {
+			const { ChannelLog } = await import('/assets/js/store.js');
+			const log = new ChannelLog('1');
+			const m = (id) => ({ id, author: { id: '7' }, content: 'm' + id });
+			log.upsert(m('1000000000000000005'));
+			log.upsert(m('999999999999999999'));           // shorter id: older
+			log.merge([m('1000000000000000007'), m('1000000000000000006'), m('1000000000000000005')]);
+			log.upsert(m('1000000000000000006'));         // replayed after a resume
+			log.merge([m('999999999999999998'), m('999999999999999999')]);
+			log.pending.push({ nonce: '42' });
+			log.upsert({ ...m('1000000000000000008'), nonce: '42' }); // our own send confirmed
+			return log.items.map((x) => x.id).join(',') + ' pending=' + log.pending.length + ' ids=' + log.byId.size;
+		})()`)
+		want := "999999999999999998,999999999999999999,1000000000000000005,1000000000000000006,1000000000000000007,1000000000000000008 pending=0 ids=6"
+		if got != want {
+			t.Fatalf("log = %s\nwant  %s", got, want)
+		}
+	})
+
 	t.Run("logout ends the session", func(t *testing.T) {
 		alice.t = t
 		sess := session(t)

@@ -796,6 +796,7 @@ export class App {
     if (m.failed) content.append(el('span', { class: 'edited', text: ` — not sent: ${m.failed}` }));
     row.append(content);
     for (const a of m.attachments || []) {
+      if (!/^(https?:\/\/|\/)/.test(a.url || '')) continue; // never a javascript: or data: link
       const link = el('a', { class: 'attachment', href: a.url, target: '_blank', rel: 'noopener noreferrer' });
       if ((a.content_type || '').startsWith('image/')) link.append(el('img', { src: a.url, alt: a.filename || 'image', loading: 'lazy' }));
       else link.textContent = `📎 ${a.filename}`;
