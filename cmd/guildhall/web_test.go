@@ -287,6 +287,44 @@ func TestWebClient(t *testing.T) {
 		alice.key(kb.Enter)
 		bob.waitFor("the edit", `[...document.querySelectorAll('.msg .content')].some(e => e.textContent === 'edited by alice(edited)')`, 10*time.Second)
 
+		// Delete asks first, then the message is gone on both sides.
+		alice.send("to be deleted")
+		bob.waitFor("the message to delete", hasContent("to be deleted"), 10*time.Second)
+		alice.waitFor("the sent message", `[...document.querySelectorAll('.msg')].some(e => e.dataset.id && e.textContent.includes('to be deleted'))`, 10*time.Second)
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('.msg')].find(e => e.textContent.includes('to be deleted')).querySelector('[aria-label="Delete message"]').click()`))
+		alice.waitFor("the confirmation", `document.querySelector('.modal button.danger')`, 5*time.Second)
+		alice.click(".modal button.danger")
+		bob.waitFor("the message to disappear", "!"+hasContent("to be deleted"), 10*time.Second)
+		alice.waitFor("the message to disappear", "!"+hasContent("to be deleted"), 10*time.Second)
+
+		// This server has neither replies nor reactions: the client learnt it from
+		// the server's answers and offers neither, while edit and delete are there.
+		actions := eval[map[string]int](alice, `(() => {
+			const n = (label) => document.querySelectorAll('.msg .actions [aria-label="' + label + '"]').length;
+			return {reply: n('Reply'), react: n('Add reaction'), edit: n('Edit message'), del: n('Delete message')};
+		})()`)
+		if actions["reply"] != 0 || actions["react"] != 0 || actions["edit"] == 0 || actions["del"] == 0 {
+			t.Fatalf("message actions on a server without replies and reactions: %v", actions)
+		}
+
+		// A category and a channel in it, made in the client.
+		alice.click("#create-channel")
+		alice.waitFor("the channel dialog", `document.querySelector('.modal select')`, 5*time.Second)
+		alice.do(5*time.Second, chromedp.SetValue(chromedp.CSS(".modal input"), "Projects"), chromedp.SetValue(chromedp.CSS(".modal select"), "4"))
+		alice.click(".modal button.primary")
+		alice.waitFor("the category", `[...document.querySelectorAll('.channel-category')].some(e => e.textContent === 'Projects')`, 10*time.Second)
+		alice.click("#create-channel")
+		alice.waitFor("the channel dialog", `document.querySelectorAll('.modal select').length === 2`, 5*time.Second)
+		alice.do(5*time.Second, chromedp.SetValue(chromedp.CSS(".modal input"), "Road Map"),
+			chromedp.Evaluate[chromedp.Void](`(() => { const s = document.querySelectorAll('.modal select')[1]; s.value = s.options[1].value; })()`))
+		alice.click(".modal button.primary")
+		alice.waitFor("the new channel, opened", `document.querySelector('.channel[aria-current="true"]')?.textContent.includes('road-map') && document.getElementById('channel-name').textContent === 'road-map'`, 10*time.Second)
+		bob.waitFor("the new channel under its category", `(() => {
+			const h = [...document.querySelectorAll('.channel-category')].find(e => e.textContent === 'Projects');
+			return h && h.nextElementSibling && h.nextElementSibling.textContent.includes('road-map');
+		})()`, 10*time.Second)
+		alice.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, generalID))
+
 		// Every control has an accessible name.
 		for _, p := range []*page{alice, bob} {
 			unnamed := eval[[]string](p, `[...document.querySelectorAll('button, input, textarea, select')].filter(e => e.offsetParent !== null).filter(e => {
@@ -330,6 +368,11 @@ func TestWebClient(t *testing.T) {
 		if strings.Join(top, ",") != "seed 000,seed 001,seed 002,seed 003,seed 004" {
 			t.Fatalf("top of the channel shows %v", top)
 		}
+		// Away from the newest messages the client offers to jump back; Escape does.
+		bob.waitFor("the jump button", `!document.getElementById('jump').hidden`, 5*time.Second)
+		bob.do(5*time.Second, chromedp.Focus(chromedp.CSS("#messages")))
+		bob.key(kb.Escape)
+		bob.waitFor("the newest message again", hasContent(fmt.Sprintf("seed %03d", n-1))+` && document.getElementById('jump').hidden`, 5*time.Second)
 		bob.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, generalID))
 	})
 
@@ -477,19 +520,22 @@ func TestWebClient(t *testing.T) {
 	})
 
 	t.Run("unread marks", func(t *testing.T) {
-		alice.t = t
+		alice.t, bob.t = t, t
 		unread := fmt.Sprintf(`document.querySelector('.channel[data-channel-id="%s"]').classList.contains('unread')`, historyID)
-		if eval[bool](alice, unread) {
+		if eval[bool](bob, unread) {
 			t.Fatal("#history is unread before anything new was posted")
 		}
-		s.post(t, bobToken, historyID, "something new in history")
-		alice.waitFor("#history marked unread", unread, 10*time.Second)
+		s.post(t, aliceToken, historyID, "something new in history")
+		bob.waitFor("#history marked unread", unread, 10*time.Second)
 		// The desktop screenshot for the README: dark, a conversation, an unread channel.
-		testenv.Screenshot(t, alice.ctx, shots, "web-desktop")
-		alice.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, historyID))
-		alice.waitFor("the new message", hasContent("something new in history"), 10*time.Second)
-		alice.waitFor("#history read", "!"+unread, 5*time.Second)
-		alice.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, generalID))
+		bob.colorScheme("dark")
+		bob.do(5*time.Second, chromedp.Focus(chromedp.CSS("#composer-input")))
+		time.Sleep(300 * time.Millisecond) // let the rail's colour transitions end
+		testenv.Screenshot(t, bob.ctx, shots, "web-desktop")
+		bob.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, historyID))
+		bob.waitFor("the new message", hasContent("something new in history"), 10*time.Second)
+		bob.waitFor("#history read", "!"+unread, 5*time.Second)
+		bob.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, generalID))
 	})
 
 	t.Run("the client's message log orders by snowflake and keeps each id once", func(t *testing.T) {

@@ -100,7 +100,10 @@ export class App {
     const token = localStorage.getItem(tokenKey);
     if (token) this.startSession(token);
     else this.showAuth();
-    setInterval(() => this.queue('typing'), 2000);
+    setInterval(() => {
+      this.queue('typing'); // indicators expire
+      if (this.store.guilds.get(this.guildId)?.large) this.queue('members'); // online counts refresh
+    }, 2000);
   }
 
   // ---------------------------------------------------------------- auth
@@ -451,7 +454,21 @@ export class App {
     $('me-avatar').replaceWith(av);
   }
 
+  /**
+   * Whether a part's drawn state changed since it was last drawn. Parts are
+   * redrawn whole, so redrawing only on change keeps the nodes under a reader's
+   * pointer (a click on a node replaced between press and release is lost).
+   */
+  changed(part, sig) {
+    this.drawn = this.drawn || new Map();
+    if (this.drawn.get(part) === sig) return false;
+    this.drawn.set(part, sig);
+    return true;
+  }
+
   renderRail() {
+    const sig = this.store.guildOrder.map((id) => `${id}:${this.store.guilds.get(id)?.name}:${id === this.guildId}:${this.store.guildUnread(id)}`).join('|');
+    if (!this.changed('rail', sig)) return;
     const ul = $('guild-list');
     ul.textContent = '';
     for (const id of this.store.guildOrder) {
@@ -489,10 +506,14 @@ export class App {
     $('guild-name').textContent = g ? g.name : 'Guildhall';
     $('invite-people').hidden = !g || !this.channelId;
     $('create-channel').hidden = !g || !this.canInGuild(g.id, Perm.MANAGE_CHANNELS);
+    const tree = g ? this.store.channelTree(g.id) : [];
+    const sig = `${g ? g.id : ''}:${this.channelId}:` + tree.map((grp) => `${grp.category ? `${grp.category.id}=${grp.category.name}` : ''}[${
+      grp.channels.map((c) => `${c.id}=${c.name}:${isTextChannel(c) && this.store.isUnread(c.id)}`).join(',')}]`).join('');
+    if (!this.changed('sidebar', sig)) return;
     const list = $('channel-list');
     list.textContent = '';
     if (!g) return;
-    for (const group of this.store.channelTree(g.id)) {
+    for (const group of tree) {
       if (group.category) list.append(el('h3', { class: 'channel-category', text: group.category.name }));
       if (!group.channels.length) continue;
       const ul = el('ul', { 'aria-label': group.category ? group.category.name : 'Channels' });
@@ -616,6 +637,7 @@ export class App {
       onScroll: () => {
         this.closePicker();
         if (this.list.atBottom) this.markRead();
+        this.updateJump();
       },
     });
   }
@@ -631,6 +653,15 @@ export class App {
     if (!this.list || !this.channelId) return;
     this.list.setItems(this.rows());
     this.markRead();
+    this.updateJump();
+  }
+
+  /** Shows "jump to present" while the reader is away from the newest messages. */
+  updateJump() {
+    const j = $('jump');
+    const away = !!this.channelId && this.list && !this.list.atBottom;
+    if (j.hidden === !away) return;
+    j.hidden = !away;
   }
 
   // ---------------------------------------------------------------- history
@@ -710,8 +741,33 @@ export class App {
     this.queue('rail');
   }
 
+  /**
+   * Learns from the server's answers whether it has replies: a message whose
+   * message_reference is not an object is refused either way, so nothing is sent.
+   * A server with replies names the field (Discord's 50035 with
+   * errors.message_reference); one without ignores it and finds the message
+   * empty (50006).
+   */
+  async probeReplies(channelId) {
+    const caps = this.store.caps;
+    if (caps.replies !== null || this.probingReplies) return;
+    this.probingReplies = true;
+    try {
+      await this.api.post(`/channels/${channelId}/messages`, { message_reference: 0 });
+    } catch (ex) {
+      if (ex instanceof ApiError && caps.replies === null) {
+        if (ex.code === 50035 && ex.body && ex.body.errors && ex.body.errors.message_reference) caps.replies = true;
+        else if (ex.code === 50006) caps.replies = false;
+      }
+    } finally {
+      this.probingReplies = false;
+    }
+    if (this.list && caps.replies !== null) this.list.setItems(this.rows());
+  }
+
   /** Learns from the server's answers whether it has reactions (no side effects). */
   async probeCapabilities(channelId, message) {
+    this.probeReplies(channelId);
     const caps = this.store.caps;
     if (caps.reactions !== null || !message || this.probingReactions) return;
     this.probingReactions = true;
@@ -746,7 +802,7 @@ export class App {
     if (m.kind === 'start' || m.kind === 'loading') return m.kind;
     const { head, day } = this.grouping(m, i, items);
     return [m.content, m.edited_timestamp || '', head ? 1 : 0, day ? 1 : 0, m.reactions ? JSON.stringify(m.reactions) : '',
-      this.editing && this.editing.id === m.id ? 'e' : '', this.store.caps.reactions ? 'r' : '', this.store.caps.replies === false ? 'n' : '',
+      this.editing && this.editing.id === m.id ? 'e' : '', this.store.caps.reactions ? 'r' : '', this.store.caps.replies ? 'y' : '',
       m.kind || '', m.failed ? 'f' : '', m.referenced_message ? m.referenced_message.content : ''].join('\u0001');
   }
 
@@ -822,7 +878,7 @@ export class App {
     const bar = el('div', { class: 'actions', role: 'toolbar', 'aria-label': 'Message actions' });
     const add = (label, icon, fn, cls) => bar.append(el('button', { type: 'button', class: cls, 'aria-label': label, title: label, onclick: fn }, svg(icon)));
     if (this.store.caps.reactions) add('Add reaction', icons.smile, (e) => this.openPicker(m, e.currentTarget));
-    if (this.store.caps.replies !== false) add('Reply', icons.reply, () => this.startReply(m));
+    if (this.store.caps.replies) add('Reply', icons.reply, () => this.startReply(m));
     if (mine) add('Edit message', icons.edit, () => this.startEdit(m));
     if (mine || this.canInGuild(this.guildId, Perm.MANAGE_MESSAGES)) add('Delete message', icons.trash, (e) => this.deleteMessage(m, e.shiftKey), 'delete');
     return bar;
@@ -1092,16 +1148,21 @@ export class App {
 
   renderMembers() {
     const box = $('members');
-    box.textContent = '';
     const g = this.guildId && this.store.guilds.get(this.guildId);
     $('shell').classList.toggle('no-guild', !g);
-    if (!g) return;
+    if (!g) {
+      if (this.changed('members', '')) box.textContent = '';
+      return;
+    }
     if (g.large) {
+      // Large guilds get no presences: show the online count, refreshed every 30 s.
       const now = Date.now();
       if (!g.countsAt || now - g.countsAt > 30000) {
         g.countsAt = now;
         this.refreshCounts(g.id);
       }
+      if (!this.changed('members', `large:${g.id}:${g.approximate_presence_count}:${g.member_count}`)) return;
+      box.textContent = '';
       box.append(el('div', { class: 'member-counts' },
         el('strong', { text: (g.approximate_presence_count ?? 0).toLocaleString() }), 'online',
         el('strong', { text: (g.member_count ?? 0).toLocaleString() }), 'members'));
@@ -1110,6 +1171,9 @@ export class App {
     const members = [...g.members.values()];
     const status = (m) => this.store.presences.get(m.user.id) || 'offline';
     const name = (m) => m.nick || m.user.global_name || m.user.username;
+    const sig = `${g.id}:${g.membersLoaded}:` + members.map((m) => `${m.user.id}=${name(m)}:${status(m)}`).join(',');
+    if (!this.changed('members', sig)) return;
+    box.textContent = '';
     members.sort((a, b) => name(a).localeCompare(name(b)));
     const online = members.filter((m) => status(m) !== 'offline');
     const offline = members.filter((m) => status(m) === 'offline');
@@ -1337,6 +1401,11 @@ export class App {
     // event (some input methods, automation) must not add one either.
     $('composer-input').addEventListener('keypress', (e) => { if (e.key === 'Enter' && !e.shiftKey) e.preventDefault(); });
     $('composer-cancel').addEventListener('click', () => this.cancelContext(true));
+    $('jump').addEventListener('click', () => {
+      this.list.scrollToBottom();
+      this.updateJump();
+      $('composer-input').focus();
+    });
     $('add-guild').addEventListener('click', () => this.createGuild());
     $('join-guild').addEventListener('click', () => this.joinGuild());
     $('create-channel').addEventListener('click', () => this.createChannel());
@@ -1354,7 +1423,10 @@ export class App {
         if (this.pickerFor) { this.closePicker(); return; }
         if (this.closeDrawers(true)) return;
         if (this.editing || this.replyTo) { this.cancelContext(true); return; }
-        if (this.channelId && this.list && !this.list.atBottom) this.list.scrollToBottom();
+        if (this.channelId && this.list && !this.list.atBottom) {
+          this.list.scrollToBottom();
+          this.updateJump();
+        }
         return;
       }
       if (e.altKey && (e.key === 'ArrowUp' || e.key === 'ArrowDown') && !$('shell').hidden) {
