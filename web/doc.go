@@ -7,7 +7,8 @@
 // order for the client itself: static/js/main.js (start, routing), gateway.js
 // (heartbeats, RESUME, re-IDENTIFY), store.js (guilds, channels, messages ordered
 // by snowflake and deduplicated by id), messagelist.js (the virtualised list),
-// ui.js (everything drawn).
+// app.js (the views and what the user does), with api.js (REST), markup.js
+// (message text to DOM nodes, never HTML) and modal.js (dialogs).
 //
 // The handler serves the page at /, /invite/{code} (the client opens the invite)
 // and /channels/… (deep links), and the files under /assets/. The WebSocket

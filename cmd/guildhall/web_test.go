@@ -325,6 +325,20 @@ func TestWebClient(t *testing.T) {
 		})()`, 10*time.Second)
 		alice.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, generalID))
 
+		// The arrow keys walk the messages; a focused message shows its actions
+		// and Tab reaches them.
+		bob.do(5*time.Second, chromedp.Focus(chromedp.CSS("#messages")))
+		bob.key(kb.ArrowUp)
+		bob.waitFor("the last message focused", `document.activeElement.classList.contains('msg') && getComputedStyle(document.activeElement.querySelector('.actions')).display !== 'none'`, 5*time.Second)
+		last := eval[string](bob, `document.activeElement.dataset.id`)
+		bob.key(kb.ArrowUp)
+		bob.waitFor("the message before", fmt.Sprintf(`document.activeElement.classList.contains('msg') && document.activeElement.dataset.id !== %s`, jsString(last)), 5*time.Second)
+		bob.key(kb.Tab)
+		if label := eval[string](bob, `document.activeElement.closest('.actions') ? document.activeElement.getAttribute('aria-label') : ''`); label == "" {
+			t.Fatalf("Tab from a focused message went to %s; want one of its actions", eval[string](bob, `document.activeElement.outerHTML.slice(0, 80)`))
+		}
+		bob.do(5*time.Second, chromedp.Focus(chromedp.CSS("#composer-input")))
+
 		// Every control has an accessible name.
 		for _, p := range []*page{alice, bob} {
 			unnamed := eval[[]string](p, `[...document.querySelectorAll('button, input, textarea, select')].filter(e => e.offsetParent !== null).filter(e => {

@@ -664,6 +664,24 @@ export class App {
     j.hidden = !away;
   }
 
+  /**
+   * Arrow keys in the message list move between messages (roving focus); a
+   * focused message shows its actions, which Tab then reaches.
+   */
+  onListKey(e) {
+    if ((e.key !== 'ArrowUp' && e.key !== 'ArrowDown') || e.altKey || e.ctrlKey || e.metaKey) return;
+    const rows = [...document.querySelectorAll('#messages .msg[data-id]:not([data-id=""])')]
+      .sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);
+    if (!rows.length) return;
+    const cur = e.target.closest && e.target.closest('.msg');
+    let i = cur ? rows.indexOf(cur) : e.key === 'ArrowUp' ? rows.length : -1;
+    i += e.key === 'ArrowUp' ? -1 : 1;
+    if (i < 0 || i >= rows.length) return; // past the drawn rows: the list scrolls as usual
+    e.preventDefault();
+    rows[i].focus({ preventScroll: true });
+    this.list.scrollToKey(rows[i].dataset.id, 'nearest');
+  }
+
   // ---------------------------------------------------------------- history
 
   async loadLatest(channelId) {
@@ -823,6 +841,7 @@ export class App {
       class: ['msg', head ? 'head' : '', m.kind === 'pending' ? 'pending' : '', m.failed ? 'failed' : '',
         this.editing && this.editing.id === m.id ? 'editing' : '', me && !mine && mentions(m.content || '', me.id) ? 'mentioned' : ''].filter(Boolean).join(' '),
       role: 'listitem', dataset: { id: m.id || '', author: m.author.id },
+      tabindex: m.id ? '-1' : null, // reachable with the arrow keys (see onListKey)
     });
     const wrap = el('div', {});
     if (day) wrap.append(el('div', { class: 'day', role: 'separator', text: dayFmt.format(t) }));
@@ -1401,6 +1420,7 @@ export class App {
     // event (some input methods, automation) must not add one either.
     $('composer-input').addEventListener('keypress', (e) => { if (e.key === 'Enter' && !e.shiftKey) e.preventDefault(); });
     $('composer-cancel').addEventListener('click', () => this.cancelContext(true));
+    $('messages').addEventListener('keydown', (e) => this.onListKey(e));
     $('jump').addEventListener('click', () => {
       this.list.scrollToBottom();
       this.updateJump();

@@ -118,7 +118,17 @@ export class GatewayClient {
 
   async open() {
     clearTimeout(this.reconnectTimer);
-    if (this.stopped) return;
+    // One connection at a time: a timer and an "online" event may both ask.
+    if (this.stopped || this.opening || this.ws) return;
+    this.opening = true;
+    try {
+      await this.connect();
+    } finally {
+      this.opening = false;
+    }
+  }
+
+  async connect() {
     let base = this.sessionId && this.resumeURL ? this.resumeURL : null;
     // A resume URL that did not answer twice in a row: ask where the gateway is.
     if (base && this.failures >= 2) base = null;
@@ -126,6 +136,7 @@ export class GatewayClient {
       try {
         base = await this.gatewayURL();
       } catch {
+        this.failures++;
         this.scheduleReconnect();
         return;
       }
@@ -135,6 +146,7 @@ export class GatewayClient {
     try {
       ws = new WebSocket(base.replace(/\/+$/, '') + query);
     } catch {
+      this.failures++;
       this.scheduleReconnect();
       return;
     }

@@ -74,14 +74,18 @@ export class VirtualList {
     this.layout(null);
   }
 
-  /** Scrolls so the row with key k is visible (block: 'center' or 'end'). */
+  /** Scrolls so the row with key k is visible (block: 'center', 'end' or 'nearest'). */
   scrollToKey(k, block = 'center') {
     const i = this.keyIndex.get(k) ?? -1;
     if (i < 0) return;
     const top = this.offsets[i];
     const h = this.offsets[i + 1] - top;
     const s = this.scroller;
-    const target = block === 'end' ? top + h - s.clientHeight : top - (s.clientHeight - h) / 2;
+    let target = block === 'end' ? top + h - s.clientHeight : top - (s.clientHeight - h) / 2;
+    if (block === 'nearest') {
+      if (top >= s.scrollTop && top + h <= s.scrollTop + s.clientHeight) return;
+      target = top < s.scrollTop ? top : top + h - s.clientHeight;
+    }
     this.atBottom = false;
     this.setScroll(Math.max(0, target));
     this.layout(this.captureAnchor());
