@@ -4,11 +4,13 @@
 //
 // The client uses only the public APIs, as any Discord client would: REST under
 // /api/v10 on the same origin and the gateway found through GET /gateway. Reading
-// order for the client itself: static/js/main.js (start, routing), gateway.js
-// (heartbeats, RESUME, re-IDENTIFY), store.js (guilds, channels, messages ordered
-// by snowflake and deduplicated by id), messagelist.js (the virtualised list),
-// app.js (the views and what the user does), with api.js (REST), markup.js
-// (message text to DOM nodes, never HTML) and modal.js (dialogs).
+// order for the client itself (static/js): main.js starts app.js (the session,
+// the gateway connection, which channel is open, history paging, read states);
+// gateway.js is the protocol (heartbeats, RESUME, re-IDENTIFY); store.js the
+// state (messages ordered by snowflake and deduplicated by id); messagelist.js
+// the virtualised list; views.js, rows.js, composer.js, dialogs.js and chrome.js
+// the parts of App that draw and react; api.js, markup.js (message text to DOM
+// nodes, never HTML), modal.js and dom.js are helpers.
 //
 // The handler serves the page at /, /invite/{code} (the client opens the invite)
 // and /channels/… (deep links), and the files under /assets/. The WebSocket

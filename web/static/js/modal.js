@@ -33,7 +33,7 @@ export function modal(title, build, { label } = {}) {
       if (previous && previous.focus) previous.focus();
       resolve(value);
     };
-    const onKey = (e) => {
+    function onKey(e) {
       if (e.key === 'Escape') {
         e.stopPropagation();
         e.preventDefault();
@@ -46,7 +46,7 @@ export function modal(title, build, { label } = {}) {
         if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
         else if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
       }
-    };
+    }
     back.addEventListener('mousedown', (e) => { if (e.target === back) close(undefined); });
     document.addEventListener('keydown', onKey, true);
     open = { close };
@@ -136,14 +136,6 @@ export function toast(text, { error = false, ms = 4000 } = {}) {
   t.textContent = text;
   document.getElementById('toasts').append(t);
   setTimeout(() => t.remove(), ms);
-}
-
-export function closeModal() {
-  if (open) {
-    open.close();
-    return true;
-  }
-  return false;
 }
 
 export function modalOpen() {
