@@ -244,8 +244,8 @@ func TestWebClient(t *testing.T) {
 	bob.waitFor("the invite dialog", `document.querySelector('.modal button.primary')?.textContent === 'Accept invite'`, 10*time.Second)
 	bob.click(".modal button.primary")
 	bob.waitFor("the joined guild", `document.getElementById('guild-name').textContent === 'Web Test Guild' && document.querySelector('.channel[aria-current="true"]')?.dataset.channelId === `+jsString(generalID), 15*time.Second)
-	if p := eval[string](bob, `location.pathname`); p != "/" {
-		t.Errorf("after accepting, the page is at %s; want /", p)
+	if p, want := eval[string](bob, `location.pathname`), "/channels/"+guildID+"/"+generalID; p != want {
+		t.Errorf("after accepting, the page is at %s; want %s", p, want)
 	}
 	bobToken := bob.token()
 	// Alice's member list shows Bob (small guild: members with presence).
@@ -481,8 +481,11 @@ func TestWebClient(t *testing.T) {
 		phone := openPage(t, b, s, "phone", 390, 844)
 		phone.open("/")
 		phone.do(5*time.Second, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`localStorage.setItem('guildhall.token', %s)`, jsString(bobToken))))
-		phone.open("/")
+		// A deep link opens its channel.
+		phone.open("/channels/" + guildID + "/" + historyID)
 		phone.waitConn("connected", 15*time.Second)
+		phone.waitFor("the linked channel", hasContent("seed 299"), 15*time.Second)
+		phone.open("/channels/" + guildID + "/" + generalID)
 		phone.waitFor("the channel", hasContent("after the new session"), 15*time.Second)
 		// One column: the composer spans the screen, the guild rail and channels
 		// are off screen, and nothing scrolls sideways.

@@ -49,6 +49,12 @@ export class App {
     this.bindStatic();
     const invite = location.pathname.match(/^\/invite\/([A-Za-z0-9-]{1,64})\/?$/);
     if (invite) sessionStorage.setItem(inviteKey, invite[1]);
+    // A deep link (/channels/{guild}/{channel}) opens that channel once its guild arrives.
+    const link = location.pathname.match(/^\/channels\/(\d{1,20})(?:\/(\d{1,20}))?\/?$/);
+    if (link) {
+      this.pendingGuild = link[1];
+      this.pendingChannel = link[2] || null;
+    }
     const token = localStorage.getItem(tokenKey);
     if (token) this.startSession(token);
     else this.showAuth();
@@ -158,6 +164,7 @@ export class App {
     this.guildId = null;
     this.channelId = null;
     if (this.list) this.list.setItems([], { reset: true });
+    if (location.pathname.startsWith('/channels/')) history.replaceState(null, '', '/');
     this.showAuth(message);
   }
 
@@ -213,6 +220,8 @@ export class App {
     switch (t) {
       case 'READY':
         s.ready(d);
+        // A deep link to a guild this user is not in opens whatever comes first.
+        if (this.pendingGuild && !d.guilds.some((g) => g.id === this.pendingGuild)) this.pendingGuild = null;
         this.renderMe();
         if (!d.guilds.length) this.selectGuild(null); // the welcome screen
         this.maybeAcceptInvite();
@@ -376,6 +385,9 @@ export class App {
         this.queue('members');
       }
       localStorage.setItem(`guildhall.channel.${ch.guild_id}`, channelId);
+    }
+    if (ch && ch.guild_id && !location.pathname.startsWith('/invite/')) {
+      history.replaceState(null, '', `/channels/${ch.guild_id}/${ch.id}`); // a reload comes back here
     }
     $('channel-name').textContent = ch ? ch.name : '';
     $('channel-topic').textContent = (ch && ch.topic) || '';
