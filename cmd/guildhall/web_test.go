@@ -555,6 +555,40 @@ func TestWebClient(t *testing.T) {
 		bob.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, generalID))
 	})
 
+	t.Run("a large guild shows counts, not a member list", func(t *testing.T) {
+		bob.t = t
+		var big struct{ ID string }
+		s.rest.Must(t, http.StatusCreated, "POST", "/guilds", bobToken, map[string]string{"name": "Big Guild"}, &big)
+		var chans []struct{ ID string }
+		s.rest.Must(t, http.StatusOK, "GET", "/guilds/"+big.ID+"/channels", bobToken, nil, &chans)
+		var inv struct{ Code string }
+		s.rest.Must(t, http.StatusOK, "POST", "/channels/"+chans[0].ID+"/invites", bobToken, map[string]any{}, &inv)
+		const joiners = 251 // one more than Discord's large_threshold with the owner
+		names := make(chan string, joiners)
+		for i := range joiners {
+			names <- fmt.Sprintf("m%d%s", i, randName())
+		}
+		close(names)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for name := range names {
+					tok, _ := s.rest.Register(t, name)
+					s.rest.Must(t, http.StatusOK, "POST", "/invites/"+inv.Code, tok, nil, nil)
+				}
+			}()
+		}
+		wg.Wait()
+		bob.click(fmt.Sprintf(`.guild-button[data-guild-id="%s"]`, big.ID))
+		bob.waitFor("the member count", `document.querySelector('#members .member-counts')?.textContent.includes('252members')`, 15*time.Second)
+		if n := eval[int](bob, `document.querySelectorAll('#members .member').length`); n != 0 {
+			t.Fatalf("a large guild lists %d members; want counts only", n)
+		}
+		bob.click(fmt.Sprintf(`.guild-button[data-guild-id="%s"]`, guildID))
+	})
+
 	t.Run("the client's message log orders by snowflake and keeps each id once", func(t *testing.T) {
 		bob.t = t
 		// The store's own module, run in the page: live events, a replay and

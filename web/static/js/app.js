@@ -6,7 +6,7 @@
 
 import { Api, ApiError } from './api.js';
 import { GatewayClient } from './gateway.js';
-import { Store, isTextChannel } from './store.js';
+import { Store, isTextChannel, isLarge } from './store.js';
 import { VirtualList } from './messagelist.js';
 import { toast } from './modal.js';
 import { $, el, mixin } from './dom.js';
@@ -60,7 +60,7 @@ export class App {
     else this.showAuth();
     setInterval(() => {
       this.queue('typing'); // indicators expire
-      if (this.store.guilds.get(this.guildId)?.large) this.queue('members'); // online counts refresh
+      if (isLarge(this.store.guilds.get(this.guildId))) this.queue('members'); // online counts refresh
     }, 2000);
   }
 
@@ -278,7 +278,7 @@ export class App {
       case 'GUILD_MEMBER_ADD':
         s.memberAdd(d);
         // The newcomer's presence is not announced to this guild right away.
-        if (d.guild_id === this.guildId && this.gw && !s.guilds.get(d.guild_id)?.large) {
+        if (d.guild_id === this.guildId && this.gw && !isLarge(s.guilds.get(d.guild_id))) {
           this.gw.requestGuildMembers(d.guild_id, { userIds: [d.user.id], presences: true });
         }
         break;

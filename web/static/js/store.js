@@ -414,6 +414,14 @@ export class Store extends EventTarget {
   }
 }
 
+/** Discord's large_threshold: a larger guild gets online counts, not presences. */
+export const largeThreshold = 250;
+
+/** Whether the guild is large now (GUILD_CREATE said so, or members joined since). */
+export function isLarge(g) {
+  return !!g && (g.large || (g.member_count ?? 0) > largeThreshold);
+}
+
 export function isTextChannel(c) {
   return c.type === ChannelType.TEXT || c.type === ChannelType.ANNOUNCEMENT || c.type === ChannelType.DM || c.type === ChannelType.GROUP_DM;
 }

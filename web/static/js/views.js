@@ -2,7 +2,7 @@
 // list, the user panel. Each part is redrawn whole, and only when what it shows
 // changed. Methods of App (see mixin).
 
-import { isTextChannel } from './store.js';
+import { isTextChannel, isLarge } from './store.js';
 import { avatar, guildInitials } from './markup.js';
 import { $, el, Perm } from './dom.js';
 
@@ -157,7 +157,7 @@ export class Views {
 
   requestMembers(guildId, again = false) {
     const g = this.store.guilds.get(guildId);
-    if (!g || g.unavailable || g.large || !this.gw) return;
+    if (!g || g.unavailable || isLarge(g) || !this.gw) return;
     if (g.membersRequested && !again) return;
     g.membersRequested = true;
     this.gw.requestGuildMembers(guildId, { query: '', limit: 0, presences: true });
@@ -183,7 +183,7 @@ export class Views {
       if (this.changed('members', '')) box.textContent = '';
       return;
     }
-    if (g.large) {
+    if (isLarge(g)) {
       // Large guilds get no presences: show the online count, refreshed every 30 s.
       const now = Date.now();
       if (!g.countsAt || now - g.countsAt > 30000) {
