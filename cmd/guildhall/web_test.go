@@ -627,6 +627,24 @@ func TestWebClient(t *testing.T) {
 			}
 			return nil
 		})
+
+		// A wrong password is refused with the server's reason; the right one logs in.
+		if mode := eval[string](alice, `document.getElementById('auth-submit').textContent`); mode != "Log in" {
+			t.Fatalf("after logout the form offers %q; want Log in", mode)
+		}
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`document.getElementById('auth-username').value = ''; document.getElementById('auth-password').value = ''`))
+		alice.typeInto("#auth-username", aliceName)
+		alice.typeInto("#auth-password", "not the password")
+		alice.key(kb.Enter)
+		alice.waitFor("the refusal", `document.getElementById('auth-error').textContent !== ''`, 10*time.Second)
+		if !eval[bool](alice, `document.getElementById('shell').hidden`) {
+			t.Fatal("a wrong password opened the chat")
+		}
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`document.getElementById('auth-password').value = ''`))
+		alice.typeInto("#auth-password", "correct horse battery")
+		alice.key(kb.Enter)
+		alice.waitConn("connected", 15*time.Second)
+		alice.waitFor("her guild", `document.getElementById('guild-name').textContent === 'Web Test Guild'`, 10*time.Second)
 	})
 }
 

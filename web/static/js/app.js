@@ -165,6 +165,7 @@ export class App {
     this.channelId = null;
     if (this.list) this.list.setItems([], { reset: true });
     if (location.pathname.startsWith('/channels/')) history.replaceState(null, '', '/');
+    this.authMode = 'login'; // whoever logged out logs in next
     this.showAuth(message);
   }
 
