@@ -166,6 +166,8 @@ export class App {
     if (this.list) this.list.setItems([], { reset: true });
     if (location.pathname.startsWith('/channels/')) history.replaceState(null, '', '/');
     this.authMode = 'login'; // whoever logged out logs in next
+    this.setConn('signed-out');
+    $('guild-name').textContent = '';
     this.showAuth(message);
   }
 
