@@ -384,6 +384,7 @@ func TestWebClient(t *testing.T) {
 		}
 		// Away from the newest messages the client offers to jump back; Escape does.
 		bob.waitFor("the jump button", `!document.getElementById('jump').hidden`, 5*time.Second)
+		testenv.Screenshot(t, bob.ctx, shots, "web-history-start")
 		bob.do(5*time.Second, chromedp.Focus(chromedp.CSS("#messages")))
 		bob.key(kb.Escape)
 		bob.waitFor("the newest message again", hasContent(fmt.Sprintf("seed %03d", n-1))+` && document.getElementById('jump').hidden`, 5*time.Second)
