@@ -493,10 +493,10 @@ func TestWebClient(t *testing.T) {
 		layout := eval[map[string]float64](phone, `(() => {
 			const r = (id) => document.getElementById(id).getBoundingClientRect();
 			return {width: innerWidth, doc: document.documentElement.scrollWidth, composerLeft: r('composer').left, composerRight: r('composer').right,
-				sidebarRight: r('sidebar').right, railRight: r('rail').right, menu: r('open-nav').width};
+				sidebarRight: r('sidebar').right, railRight: r('rail').right, menu: r('open-nav').width, composerHeight: r('composer').height};
 		})()`)
 		if layout["width"] != 390 || layout["doc"] > 390 || layout["composerRight"] > 390 || layout["composerLeft"] > 16 ||
-			layout["sidebarRight"] > 0 || layout["railRight"] > 0 || layout["menu"] == 0 {
+			layout["sidebarRight"] > 0 || layout["railRight"] > 0 || layout["menu"] == 0 || layout["composerHeight"] > 80 {
 			t.Fatalf("phone layout: %v", layout)
 		}
 		testenv.Screenshot(t, phone.ctx, shots, "web-phone")

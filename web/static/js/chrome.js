@@ -83,6 +83,8 @@ export class Chrome {
     $('composer-input').addEventListener('keypress', (e) => { if (e.key === 'Enter' && !e.shiftKey) e.preventDefault(); });
     $('composer-cancel').addEventListener('click', () => this.cancelContext(true));
     $('messages').addEventListener('keydown', (e) => this.onListKey(e));
+    // The composer grows with its text; a new width changes how the text wraps.
+    new ResizeObserver(() => this.autosize()).observe($('composer'));
     $('jump').addEventListener('click', () => {
       this.list.scrollToBottom();
       this.updateJump();
