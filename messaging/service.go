@@ -44,6 +44,9 @@ type Config struct {
 	// that missed the revocation (see WatchRevocations). Zero value means 1
 	// minute.
 	TokenCacheTTL time.Duration
+	// Logins throttles password guessing across api processes; see
+	// LoginLimits for its zero value.
+	Logins LoginLimits
 	// BcryptCost is the bcrypt cost of password hashes. Zero value means 10. Tests
 	// may lower it to bcrypt.MinCost (4).
 	BcryptCost int
@@ -94,6 +97,9 @@ type Service struct {
 
 	tokens *tokenCache
 	typing *typingLimiter
+	// state is the api-only bucket: login throttles and count-cap locks.
+	state  jetstream.KeyValue
+	logins *loginThrottle
 }
 
 // NewService checks cfg and returns a Service. When cfg.Barrier is nil it builds a
@@ -152,6 +158,10 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 		interval = 5 * time.Second
 	}
 	s.typing = newTypingLimiter(interval, 100000)
+	if s.state, err = cfg.JS.KeyValue(ctx, ghnats.BucketAPIState); err != nil {
+		return nil, fmt.Errorf("messaging: bucket %s: %w", ghnats.BucketAPIState, err)
+	}
+	s.logins = &loginThrottle{kv: s.state, limits: cfg.Logins.withDefaults(), now: s.now}
 	if s.barrier == nil {
 		b, err := NewBarrier(ctx, cfg.JS, BarrierConfig{Metrics: s.metrics})
 		if err != nil {

@@ -18,6 +18,8 @@ import (
 type Credentials struct {
 	Username string
 	Password string
+	// Addr is the client's address, for login throttling (LoginLimits).
+	Addr string
 }
 
 // Session is a freshly minted token and the user it belongs to: the body of the
@@ -53,9 +55,10 @@ func (s *Service) Register(ctx context.Context, c Credentials) (Session, error) 
 
 // Login checks a username and password and returns a new token. An unknown user
 // and a wrong password get the same answer, ErrInvalidLogin, after the same work.
-// Login throttling (LoginThrottle) is the caller's, before and after.
+// Logins are throttled per account and per client address (LoginLimits);
+// a throttled one answers *LoginThrottledError.
 func (s *Service) Login(ctx context.Context, c Credentials) (Session, error) {
-	rec, err := s.checkPassword(ctx, c)
+	rec, err := s.throttledLogin(ctx, c, func() (UserRecord, error) { return s.checkPassword(ctx, c) })
 	if err != nil {
 		return Session{}, err
 	}

@@ -67,11 +67,11 @@ func (s *Service) Logout(ctx context.Context, u guildhall.User, token string) er
 // ResetToken revokes every token of u and returns a new one. A human gives
 // their password (a stolen token alone cannot lock its owner out); a bot's
 // tokens are reset by its owner (ResetBotToken).
-func (s *Service) ResetToken(ctx context.Context, u guildhall.User, password string) (Session, error) {
+func (s *Service) ResetToken(ctx context.Context, u guildhall.User, password, addr string) (Session, error) {
 	if u.Bot {
 		return Session{}, errBotsCannot
 	}
-	if _, err := s.checkPassword(ctx, Credentials{Username: u.Username, Password: password}); err != nil {
+	if err := s.confirmPassword(ctx, u, password, addr); err != nil {
 		if errors.Is(err, guildhall.ErrInvalidLogin) {
 			return Session{}, errPasswordMismatch
 		}
@@ -99,11 +99,11 @@ func (s *Service) resetTokens(ctx context.Context, u guildhall.User) (Session, e
 // ChangePassword sets u's password to newPassword when oldPassword is the
 // current one, and revokes every token of u but token (the one the request came
 // with).
-func (s *Service) ChangePassword(ctx context.Context, u guildhall.User, token, oldPassword, newPassword string) error {
+func (s *Service) ChangePassword(ctx context.Context, u guildhall.User, token, oldPassword, newPassword, addr string) error {
 	if u.Bot {
 		return errBotsCannot
 	}
-	if _, err := s.checkPassword(ctx, Credentials{Username: u.Username, Password: oldPassword}); err != nil {
+	if err := s.confirmPassword(ctx, u, oldPassword, addr); err != nil {
 		if errors.Is(err, guildhall.ErrInvalidLogin) {
 			return errPasswordMismatch
 		}
@@ -125,6 +125,14 @@ func (s *Service) ChangePassword(ctx context.Context, u guildhall.User, token, o
 	}
 	s.revoked(ctx, guildhall.TokenRevocation{UserID: u.ID, All: true, Keep: keep})
 	return nil
+}
+
+// confirmPassword checks u's password, throttled as logins are (a stolen token
+// must not become a way to guess the password).
+func (s *Service) confirmPassword(ctx context.Context, u guildhall.User, password, addr string) error {
+	c := Credentials{Username: u.Username, Password: password, Addr: addr}
+	_, err := s.throttledLogin(ctx, c, func() (UserRecord, error) { return s.checkPassword(ctx, c) })
+	return err
 }
 
 // CreateOwnedBot creates a bot account named name owned by the user named

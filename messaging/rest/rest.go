@@ -317,6 +317,11 @@ func (h *handler) allow(w http.ResponseWriter, key string, lim Limit, bucket str
 }
 
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var lt *messaging.LoginThrottledError
+	if errors.As(err, &lt) {
+		writeThrottled(w, lt.RetryAfter)
+		return
+	}
 	var ge *guildhall.Error
 	if !errors.As(err, &ge) {
 		if r.Context().Err() != nil {

@@ -38,7 +38,7 @@ func (h *handler) resetToken(r *http.Request, u guildhall.User) (int, any, error
 	if err := decode(r, &b, true); err != nil {
 		return 0, nil, err
 	}
-	s, err := h.svc.ResetToken(r.Context(), u, b.Password)
+	s, err := h.svc.ResetToken(r.Context(), u, b.Password, clientIP(r))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -58,7 +58,7 @@ func (h *handler) changePassword(r *http.Request, u guildhall.User) (int, any, e
 	if b.NewPassword == nil {
 		return 0, nil, guildhall.FieldError("new_password", "BASE_TYPE_REQUIRED", "This field is required")
 	}
-	if err := h.svc.ChangePassword(r.Context(), u, bareToken(r.Header.Get("Authorization")), b.Password, *b.NewPassword); err != nil {
+	if err := h.svc.ChangePassword(r.Context(), u, bareToken(r.Header.Get("Authorization")), b.Password, *b.NewPassword, clientIP(r)); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, meUser{User: u, Locale: "en-US", Verified: true}, nil
