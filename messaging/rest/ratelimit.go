@@ -2,8 +2,8 @@ package rest
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"encoding/hex"
+	"encoding/json"
 	"hash/maphash"
 	"math"
 	"net/http"
