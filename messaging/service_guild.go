@@ -163,6 +163,11 @@ func (s *Service) CreateGuild(ctx context.Context, u guildhall.User, name string
 	if n := utf8.RuneCountInString(name); n < MinGuildName || n > MaxGuildName {
 		return guildhall.GuildState{}, guildhall.FieldError("name", "BASE_TYPE_BAD_LENGTH", "Must be between 2 and 100 in length.")
 	}
+	ctx, unlock, err := s.capLock(ctx, "guilds."+u.ID.String())
+	if err != nil {
+		return guildhall.GuildState{}, err
+	}
+	defer unlock()
 	if err := s.checkGuildCount(ctx, u); err != nil {
 		return guildhall.GuildState{}, err
 	}
@@ -273,6 +278,11 @@ func (s *Service) CreateChannel(ctx context.Context, u guildhall.User, guildID g
 	if !a.Base.Has(guildhall.PermManageChannels) {
 		return guildhall.Channel{}, guildhall.ErrMissingPerms
 	}
+	ctx, unlock, err := s.capLock(ctx, "channels."+guildID.String())
+	if err != nil {
+		return guildhall.Channel{}, err
+	}
+	defer unlock()
 	existing, err := s.store.Channels(ctx, guildID)
 	if err != nil {
 		return guildhall.Channel{}, internal("channels", err)
@@ -441,6 +451,14 @@ func (s *Service) CreateInvite(ctx context.Context, u guildhall.User, channelID 
 	if inv.Code == "" {
 		return InviteInfo{}, internal("invite", errors.New("no free invite code after 5 tries"))
 	}
+	ctx, unlock, err := s.capLock(ctx, "invites."+a.Guild.ID.String())
+	if err != nil {
+		return InviteInfo{}, err
+	}
+	defer unlock()
+	if err := s.checkInviteCaps(ctx, a.Guild.ID, ch.ID); err != nil {
+		return InviteInfo{}, err
+	}
 	if err := s.store.PutInvite(ctx, inv); err != nil {
 		return InviteInfo{}, internal("put invite", err)
 	}
@@ -512,6 +530,11 @@ func (s *Service) AcceptInvite(ctx context.Context, u guildhall.User, code strin
 	if inv.Expired(s.now()) {
 		return InviteInfo{}, false, guildhall.ErrUnknownInvite
 	}
+	ctx, unlock, err := s.capLock(ctx, "guilds."+u.ID.String())
+	if err != nil {
+		return InviteInfo{}, false, err
+	}
+	defer unlock()
 	if err := s.checkGuildCount(ctx, u); err != nil {
 		return InviteInfo{}, false, err
 	}
