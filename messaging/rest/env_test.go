@@ -38,6 +38,7 @@ type env struct {
 	log     *slog.Logger // the code under test's, into the test's output
 	srv     *httptest.Server
 	api     *testenv.REST
+	barrier messaging.ReadBarrier
 
 	mu         sync.Mutex
 	writer     *messaging.Writer
@@ -84,6 +85,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.barrier = barrier
 	e.svc, err = messaging.NewService(ctx, messaging.Config{
 		Store: store, Conn: nc, JS: js, IDs: guildhall.NewSnowflakeGeneratorForNode(1),
 		Barrier: barrier, Metrics: e.metrics, Logger: e.log, BcryptCost: bcrypt.MinCost, Logins: o.logins,

@@ -183,7 +183,14 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 		root.Handle(v+"/", http.StripPrefix(v, api))
 	}
 	root.Handle("/", h.fixed("unknown", guildhall.ErrNotFound))
-	return root
+	return served{root, routes}
+}
+
+// served is the handler NewHandler returns; it keeps the route table for the
+// tests that walk every route (export_test.go).
+type served struct {
+	http.Handler
+	routes []route
 }
 
 // statusWriter remembers the status for metrics.
