@@ -44,6 +44,7 @@ type serveFlags struct {
 	resumeWindow                                      time.Duration
 	http                                              httpTimeouts
 	metricsAddr                                       string
+	tokenCacheTTL                                     time.Duration
 }
 
 // parseServe reads serve's flags from args. Every flag can also be set by its
@@ -95,6 +96,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL; live sessions are refreshed every third of it); applied by the api role")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve GET /metrics on this address only (not on --addr); empty serves it on --addr")
+	fs.DurationVar(&f.tokenCacheTTL, "token-cache-ttl", time.Minute, "how long the api believes a cached token without asking the store: bounds how long a revoked token works on an api process that missed the revocation")
 	f.http.flags(fs)
 	return fs
 }
@@ -245,7 +247,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		svc, err := messaging.NewService(startCtx, messaging.Config{
 			Store: store, Conn: nc, JS: js, Barrier: barrier, Metrics: metrics, Logger: log,
 			IDs:        guildhall.NewSnowflakeGeneratorForNode(lease.Node),
-			BcryptCost: f.bcryptCost,
+			BcryptCost: f.bcryptCost, TokenCacheTTL: f.tokenCacheTTL,
 		})
 		if err != nil {
 			return err
