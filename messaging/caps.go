@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -21,12 +22,12 @@ import (
 // to drift when a write fails half-way or something is deleted.
 const (
 	// capLockTTL bounds how long a dead holder blocks a key. A live holder's
-	// work (a few store reads and writes) is far shorter; it runs under a
-	// context of capLockHold so that it cannot outlive its lock.
-	capLockTTL  = 15 * time.Second
-	capLockHold = 10 * time.Second
+	// work (a few store reads and one write; the event is published after the
+	// unlock) is far shorter: a holder slower than this could let one more
+	// through.
+	capLockTTL = 15 * time.Second
 	// capLockWait is how long a request waits for a lock before 503.
-	capLockWait = 5 * time.Second
+	capLockWait = 10 * time.Second
 )
 
 // Errors of the caps (Discord's codes).
@@ -42,11 +43,11 @@ const (
 	MaxInvitesPerChannel = 100
 )
 
-// capLock takes the lock named key and returns a context bounded by the lock's
-// hold time and the function that releases it. It waits up to capLockWait; a
-// bucket that does not answer, or a lock held all that time, is
-// ErrServiceBusy.
-func (s *Service) capLock(ctx context.Context, key string) (context.Context, func(), error) {
+// capLock takes the lock named key and returns the function that releases it
+// (idempotent: callers defer it and also call it as soon as the counted write
+// is done, before publishing). It waits up to capLockWait; a bucket that does
+// not answer, or a lock held all that time, is ErrServiceBusy.
+func (s *Service) capLock(ctx context.Context, key string) (unlock func(), err error) {
 	key = "cap." + key
 	wait, cancelWait := context.WithTimeout(ctx, capLockWait)
 	defer cancelWait()
@@ -56,29 +57,33 @@ func (s *Service) capLock(ctx context.Context, key string) (context.Context, fun
 			break
 		}
 		if !ghnats.IsKVConflict(err) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			s.log.Error("count cap lock", "key", key, "err", err)
-			return nil, nil, guildhall.ErrServiceBusy
+			return nil, guildhall.ErrServiceBusy
 		}
 		d := time.Duration(1+rand.IntN(1+min(attempt, 20)*2)) * time.Millisecond
 		select {
 		case <-wait.Done():
 			if ctx.Err() != nil {
-				return nil, nil, ctx.Err()
+				return nil, ctx.Err()
 			}
-			return nil, nil, guildhall.ErrServiceBusy
+			return nil, guildhall.ErrServiceBusy
 		case <-time.After(d):
 		}
 	}
-	held, cancelHeld := context.WithTimeout(ctx, capLockHold)
-	return held, func() {
-		cancelHeld()
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		// Delete, not purge: Create succeeds on a deleted key, and the marker
-		// goes with the bucket's TTL.
-		if err := s.state.Delete(rctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-			s.log.Warn("count cap unlock; the lock expires by itself", "key", key, "err", err)
-		}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			// Delete, not purge: Create succeeds on a deleted key, and the
+			// marker goes with the bucket's TTL.
+			if err := s.state.Delete(rctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+				s.log.Warn("count cap unlock; the lock expires by itself", "key", key, "err", err)
+			}
+		})
 	}, nil
 }
 

@@ -4,13 +4,17 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/guildhall/guildhall/messaging"
 )
 
 // Usernames as Discord's current rules, passwords after NIST SP 800-63B: what is
 // refused says why under its field and creates nothing.
 func TestAccountRules(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envOptions{})
+	// Every refused registration below is also tried as a login, from one
+	// address: more failures than the address throttle lets through.
+	e := newEnv(t, envOptions{logins: messaging.LoginLimits{AddressFree: 1000}})
 	const good = "correct horse battery"
 	for _, c := range []struct {
 		name, username, password, field, code string
