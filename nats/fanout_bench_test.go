@@ -1,0 +1,75 @@
+package nats_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/guildhall/guildhall/testenv"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// BenchmarkEventFanout is the bus's part of the fan-out path: the api publishes a
+// guild event into the EVENTS stream, the stream re-publishes it, and each of
+// benchGateways connections (gateways) subscribed to the guild receives it. ns/op
+// is per event, to every gateway.
+//
+//	go test -run '^$' -bench EventFanout -count 5 ./nats/
+func BenchmarkEventFanout(b *testing.B) {
+	n := testenv.StartNATS(b, ghnats.Topology{})
+	benchFanout(b, n.Conn, func(i int) *natsgo.Conn {
+		nc, _, err := ghnats.Connect(n.URL, "bench-gateway")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(nc.Close)
+		return nc
+	})
+}
+
+const benchGateways = 8
+
+func benchFanout(b *testing.B, api *natsgo.Conn, gateway func(i int) *natsgo.Conn) {
+	const guild = 42
+	var got atomic.Int64
+	for i := range benchGateways {
+		nc := gateway(i)
+		sub, err := nc.Subscribe(ghnats.GuildEventSubject(guild), func(*natsgo.Msg) { got.Add(1) })
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = sub.SetPendingLimits(-1, -1)
+		if err := nc.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	js, err := jetstream.New(api)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := guildhall.Event{Type: guildhall.EventMessageCreate, GuildID: guild, ChannelID: 7, Data: []byte(`{"content":"the quick brown fox jumps over the lazy dog"}`)}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := js.PublishMsgAsync(ghnats.EventMsg(ev, "")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("publish acks did not arrive")
+	}
+	want := int64(b.N) * benchGateways
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for got.Load() < want {
+		if ctx.Err() != nil {
+			b.Fatalf("delivered %d of %d", got.Load(), want)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
