@@ -690,8 +690,20 @@ func parseSubject(subj string) (kind string, id guildhall.Snowflake, ok bool) {
 	return "", 0, false
 }
 
+// streamSeqs reads the sequences the stream's RePublish added. It appends them
+// after the headers the message was published with, so the last value is the
+// stream's: a tick published with forged ones (gateways publish their own) must
+// not move the watermark.
 func streamSeqs(h natsgo.Header) (seq, last uint64) {
-	seq, _ = strconv.ParseUint(h.Get(jetstream.SequenceHeader), 10, 64)
-	last, _ = strconv.ParseUint(h.Get(jetstream.LastSequenceHeader), 10, 64)
+	seq, _ = strconv.ParseUint(lastValue(h, jetstream.SequenceHeader), 10, 64)
+	last, _ = strconv.ParseUint(lastValue(h, jetstream.LastSequenceHeader), 10, 64)
 	return seq, last
+}
+
+func lastValue(h natsgo.Header, key string) string {
+	v := h.Values(key)
+	if len(v) == 0 {
+		return ""
+	}
+	return v[len(v)-1]
 }

@@ -45,11 +45,11 @@ type BotReply struct {
 //	ghnats.SubjectAPIIdentify  guildhall.IdentifyRequest → IdentifyReply
 //	ghnats.SubjectAPIGuild     guildhall.GuildRequest    → GuildReply
 //	ghnats.SubjectAPIBot       BotRequest                → BotReply
+//	ghnats.SubjectAPIReplay    guildhall.ReplayRequest   → ReplayReply
 //
 // SubjectAPIBot is an admin endpoint: whoever can publish on it mints bot
-// accounts. It is meant for the CLI on the same machine (`guildhall token create
-// --bot NAME` against the embedded, loopback-only NATS). A deployment whose NATS
-// is reachable by others must restrict gh.api.admin.> with NATS permissions.
+// accounts. Only the operator identity may (`guildhall token create --bot NAME`);
+// see package nats, Permissions.
 //
 // Errors travel in the reply's Error field. guildhall.Error's HTTP status is not
 // serialized, so callers tell them apart by Message: ErrUnauthorized ("401:
@@ -66,6 +66,7 @@ func NewResponder(svc *Service, nc *natsgo.Conn, cfg ResponderConfig) (*Responde
 		ghnats.SubjectAPIIdentify: r.identify,
 		ghnats.SubjectAPIGuild:    r.guild,
 		ghnats.SubjectAPIBot:      r.bot,
+		ghnats.SubjectAPIReplay:   r.replay,
 	})
 	if err != nil {
 		return nil, err
@@ -177,7 +178,7 @@ func (r *Responder) identify(ctx context.Context, data []byte) any {
 	if err := json.Unmarshal(data, &req); err != nil {
 		return guildhall.IdentifyReply{Error: guildhall.ErrInvalidJSON}
 	}
-	rep, err := r.svc.Identify(ctx, req.Token)
+	rep, err := r.svc.Identify(ctx, req.TokenHash)
 	if err != nil {
 		return guildhall.IdentifyReply{Error: r.replyError("identify", err)}
 	}

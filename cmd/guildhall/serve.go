@@ -25,12 +25,16 @@ import (
 	"github.com/guildhall/guildhall/presence"
 	"github.com/guildhall/guildhall/registry"
 	"github.com/nats-io/nats-server/v2/server"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 type serveFlags struct {
 	addr, data, natsURL, natsListen, roles, publicURL string
+	natsCreds                                         string
+	natsTLS                                           ghnats.TLSFiles
 	store, cqlHosts, cqlKeyspace, cqlConsistency      string
 	replicas                                          int
 	drain                                             time.Duration
@@ -44,33 +48,53 @@ type serveFlags struct {
 func parseServe(args []string) (serveFlags, error) {
 	var f serveFlags
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&f.addr, "addr", envOr("GUILDHALL_ADDR", "127.0.0.1:8080"), "HTTP address for REST and the gateway (env GUILDHALL_ADDR)")
-	fs.StringVar(&f.data, "data", envOr("GUILDHALL_DATA", "./data"), "data directory: embedded NATS and store (env GUILDHALL_DATA)")
-	fs.StringVar(&f.natsURL, "nats-url", envOr("GUILDHALL_NATS_URL", ""), "external NATS URL(s); empty embeds a server (env GUILDHALL_NATS_URL)")
-	fs.StringVar(&f.natsListen, "nats-listen", envOr("GUILDHALL_NATS_LISTEN", "127.0.0.1:4222"), "client address of the embedded NATS server, for more gateways and the CLI (env GUILDHALL_NATS_LISTEN)")
-	fs.StringVar(&f.roles, "role", envOr("GUILDHALL_ROLE", "all"), "roles to run, comma-separated: gateway,api,writer or all (env GUILDHALL_ROLE)")
-	fs.StringVar(&f.publicURL, "public-url", envOr("GUILDHALL_PUBLIC_URL", ""), "WebSocket URL clients reach this gateway at; empty uses the request's host (env GUILDHALL_PUBLIC_URL)")
-	fs.StringVar(&f.store, "store", envOr("GUILDHALL_STORE", "bolt"), "message store: bolt (embedded) or cql (env GUILDHALL_STORE)")
-	fs.StringVar(&f.cqlHosts, "cql-hosts", envOr("GUILDHALL_CQL_HOSTS", "127.0.0.1:9042"), "CQL hosts, comma-separated (env GUILDHALL_CQL_HOSTS)")
-	fs.StringVar(&f.cqlKeyspace, "cql-keyspace", envOr("GUILDHALL_CQL_KEYSPACE", "guildhall"), "CQL keyspace (env GUILDHALL_CQL_KEYSPACE)")
-	fs.StringVar(&f.cqlConsistency, "cql-consistency", envOr("GUILDHALL_CQL_CONSISTENCY", "LOCAL_QUORUM"), "CQL consistency (env GUILDHALL_CQL_CONSISTENCY)")
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "HTTP address for REST and the gateway")
+	fs.StringVar(&f.data, "data", "./data", "data directory: embedded NATS, its credentials (creds/) and the store")
+	fs.StringVar(&f.natsURL, "nats-url", "", "external NATS URL(s); empty embeds a server")
+	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server, for more gateways and the CLI")
+	fs.StringVar(&f.natsCreds, "nats-creds", "", "directory of the bus credentials (`guildhall nats creds`); this process uses the <role>.nk of each role it runs. Empty means <data>/creds, created on the embedded server's first start")
+	fs.StringVar(&f.natsTLS.Cert, "nats-tls-cert", "", "PEM certificate: the embedded NATS server's (TLS on its client links), or this process's client certificate")
+	fs.StringVar(&f.natsTLS.Key, "nats-tls-key", "", "PEM key of --nats-tls-cert")
+	fs.StringVar(&f.natsTLS.CA, "nats-tls-ca", "", "PEM CA that signed the NATS servers' certificates; set, the connections insist on TLS")
+	fs.StringVar(&f.roles, "role", "all", "roles to run, comma-separated: gateway,api,writer or all")
+	fs.StringVar(&f.publicURL, "public-url", "", "WebSocket URL clients reach this gateway at; empty uses the request's host")
+	fs.StringVar(&f.store, "store", "bolt", "message store: bolt (embedded) or cql")
+	fs.StringVar(&f.cqlHosts, "cql-hosts", "127.0.0.1:9042", "CQL hosts, comma-separated")
+	fs.StringVar(&f.cqlKeyspace, "cql-keyspace", "guildhall", "CQL keyspace")
+	fs.StringVar(&f.cqlConsistency, "cql-consistency", "LOCAL_QUORUM", "CQL consistency")
 	fs.IntVar(&f.replicas, "replicas", 1, "replicas of streams and buckets (3 on a cluster); applied by the api role")
 	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on SIGTERM, spread gateway reconnects over this long")
-	fs.StringVar(&f.rateLimits, "rate-limits", envOr("GUILDHALL_RATE_LIMITS", "discord"), "REST rate limits: discord (Discord's numbers) or off (benchmarks and tests only) (env GUILDHALL_RATE_LIMITS)")
+	fs.StringVar(&f.rateLimits, "rate-limits", "discord", "REST rate limits: discord (Discord's numbers) or off (benchmarks and tests only)")
 	fs.IntVar(&f.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of password hashes (4 for tests and load generators only)")
 	fs.IntVar(&f.identifyTotal, "identify-total", 1000, "session starts (IDENTIFY) per user per day, as Discord's session_start_limit.total")
 	fs.IntVar(&f.identifyConcurrency, "identify-concurrency", 1, "IDENTIFY per user per 5 s per shard bucket, as Discord's max_concurrency")
-	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL; live sessions are refreshed every third of it); applied by the api role (env GUILDHALL_RESUME_WINDOW)")
-	fs.StringVar(&f.logLevel, "log-level", envOr("GUILDHALL_LOG_LEVEL", "info"), "debug, info, warn or error")
-	if v, ok := os.LookupEnv("GUILDHALL_RESUME_WINDOW"); ok {
-		if err := fs.Set("resume-window", v); err != nil {
-			return f, fmt.Errorf("GUILDHALL_RESUME_WINDOW: %w", err)
-		}
+	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL; live sessions are refreshed every third of it); applied by the api role")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := envDefaults(fs, "GUILDHALL_"); err != nil {
+		return f, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	return f, nil
+}
+
+// envDefaults gives every flag of fs an environment variable, prefix and the
+// flag's name in capitals with _ for - (--nats-url: GUILDHALL_NATS_URL), which
+// sets its default; flags on the command line win.
+func envDefaults(fs *flag.FlagSet, prefix string) error {
+	var err error
+	fs.VisitAll(func(fl *flag.Flag) {
+		key := prefix + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		fl.Usage += " (env " + key + ")"
+		if v, ok := os.LookupEnv(key); ok && err == nil {
+			if e := fs.Set(fl.Name, v); e != nil {
+				err = fmt.Errorf("%s: %w", key, e)
+			}
+			fl.DefValue = v
+		}
+	})
+	return err
 }
 
 func (f serveFlags) has(role string) bool {
@@ -116,15 +140,27 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	}
 	defer ln.Close()
 
-	// NATS: embedded unless an external URL is given.
+	// NATS: embedded unless an external URL is given. Either way every role this
+	// process runs connects with its own identity (see package nats, Permissions).
 	var ns *server.Server
 	natsURL := f.natsURL
+	auth := ghnats.ClientAuth{Dir: f.natsCreds, TLS: f.natsTLS}
+	if auth.Dir == "" {
+		auth.Dir = filepath.Join(f.data, "creds")
+	}
 	if natsURL == "" {
 		host, port, err := splitHostPort(f.natsListen)
 		if err != nil {
 			return fmt.Errorf("--nats-listen: %w", err)
 		}
-		ns, err = ghnats.StartServer(ghnats.ServerConfig{Dir: filepath.Join(f.data, "nats"), Host: host, Port: port})
+		sa, created, err := ghnats.EnsureCredentials(auth.Dir)
+		if err != nil {
+			return err
+		}
+		if created {
+			log.Info("created the bus credentials", "dir", auth.Dir)
+		}
+		ns, err = ghnats.StartServer(ghnats.ServerConfig{Dir: filepath.Join(f.data, "nats"), Host: host, Port: port, Auth: &sa, TLS: f.natsTLS})
 		if err != nil {
 			return err
 		}
@@ -133,16 +169,30 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		_ = os.WriteFile(filepath.Join(f.data, "nats.url"), []byte(natsURL+"\n"), 0o644)
 		log.Info("embedded NATS listening", "url", natsURL, "dir", filepath.Join(f.data, "nats"))
 	}
-	nc, js, err := ghnats.Connect(natsURL, "guildhall "+f.roles+" "+ln.Addr().String())
-	if err != nil {
-		return err
+	conns := map[ghnats.Role]*roleConn{}
+	for _, role := range []ghnats.Role{ghnats.RoleAPI, ghnats.RoleWriter, ghnats.RoleGateway} {
+		if !f.has(string(role)) {
+			continue
+		}
+		nc, js, err := ghnats.ConnectAs(natsURL, "guildhall "+string(role)+" "+ln.Addr().String(), role, auth)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		conns[role] = &roleConn{nc: nc, js: js}
 	}
-	defer nc.Close()
+	if len(conns) == 0 {
+		return fmt.Errorf("--role %q: want gateway, api, writer or all", f.roles)
+	}
 	topo := ghnats.Topology{Replicas: f.replicas, SessionTTL: f.resumeWindow}
-	if f.has("api") {
-		err = ghnats.Apply(startCtx, js, topo)
+	if c := conns[ghnats.RoleAPI]; c != nil {
+		err = ghnats.Apply(startCtx, c.js, topo)
 	} else {
-		err = ghnats.Await(startCtx, js, topo)
+		for role, c := range conns {
+			if err = ghnats.Await(startCtx, c.js, topo, role); err != nil {
+				break
+			}
+		}
 	}
 	if err != nil {
 		return err
@@ -150,8 +200,10 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 
 	mux := http.NewServeMux()
 	ready := func() error {
-		if !nc.IsConnected() {
-			return errors.New("NATS not connected")
+		for role, c := range conns {
+			if !c.nc.IsConnected() {
+				return fmt.Errorf("NATS not connected (%s)", role)
+			}
 		}
 		return nil
 	}
@@ -182,7 +234,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	writerDone := make(chan struct{})
 	close(writerDone)
 	if f.has("writer") {
-		writer, err = messaging.NewWriter(messaging.WriterConfig{Store: store, JS: js, Metrics: metrics, Logger: log})
+		writer, err = messaging.NewWriter(messaging.WriterConfig{Store: store, JS: conns[ghnats.RoleWriter].js, Metrics: metrics, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -194,7 +246,8 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 			}
 		}()
 	}
-	if f.has("api") {
+	if c := conns[ghnats.RoleAPI]; c != nil {
+		nc, js := c.nc, c.js
 		lease, err = ghnats.AcquireNode(startCtx, js, hostname())
 		if err != nil {
 			return err
@@ -260,8 +313,8 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		log.Info("api ready", "snowflake_node", lease.Node, "store", f.store)
 	}
 	var gw *gateway.Gateway
-	if f.has("gateway") {
-		gw, err = gateway.New(startCtx, nc, js, gateway.Config{PublicURL: f.publicURL, StartLimits: f.startLimits()})
+	if c := conns[ghnats.RoleGateway]; c != nil {
+		gw, err = gateway.New(startCtx, c.nc, c.js, gateway.Config{PublicURL: f.publicURL, StartLimits: f.startLimits()})
 		if err != nil {
 			return err
 		}
@@ -298,6 +351,12 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	_ = srv.Shutdown(sctx)
 	<-writerDone
 	return nil
+}
+
+// roleConn is the connection of one role.
+type roleConn struct {
+	nc *natsgo.Conn
+	js jetstream.JetStream
 }
 
 func (f serveFlags) startLimits() registry.StartLimits {
