@@ -124,6 +124,13 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 			opts.LeafNode.TLSConfig, opts.LeafNode.TLSTimeout = c, 5
 		}
 	}
+	if cfg.LeafPort != 0 || len(cfg.LeafRemotes) > 0 {
+		// One JetStream, the hub's, without domains: let the edge's JetStream API
+		// requests cross the leaf link as they are (nats-server denies them by
+		// default, expecting domains), so edge gateways run unchanged. The leaf
+		// identity's permissions still bound what crosses.
+		opts.JsAccDefaultDomain = map[string]string{server.DEFAULT_GLOBAL_ACCOUNT: ""}
+	}
 	if len(cfg.LeafRemotes) > 0 && cfg.Auth.LeafSeed == "" {
 		return nil, errors.New("nats: a leaf node needs the leaf identity's seed (leaf.nk in the credentials)")
 	}

@@ -129,12 +129,7 @@ func (c *Cluster) ConnectTo(i int, name string) (*natsgo.Conn, jetstream.JetStre
 // ConnectAs connects to node i only, as role.
 func (c *Cluster) ConnectAs(i int, role ghnats.Role, extra ...natsgo.Option) (*natsgo.Conn, jetstream.JetStream) {
 	c.t.Helper()
-	nc, js, err := ghnats.ConnectAs(c.URLs[i], "testenv-"+string(role), role, ghnats.ClientAuth{Dir: c.Creds}, extra...)
-	if err != nil {
-		c.t.Fatalf("connect node %d as %s: %v", i, role, err)
-	}
-	c.t.Cleanup(nc.Close)
-	return nc, js
+	return NATSConnectAs(c.t, c.URLs[i], c.Creds, role, extra...)
 }
 
 func freeTCPPorts(t testing.TB, n int) []int {

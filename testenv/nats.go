@@ -51,7 +51,14 @@ func StartNATS(t testing.TB, topo ghnats.Topology) *NATS {
 // ConnectAs connects to the server as role, closed at test cleanup.
 func (n *NATS) ConnectAs(t testing.TB, role ghnats.Role, extra ...natsgo.Option) (*natsgo.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, js, err := ghnats.ConnectAs(n.URL, "testenv-"+string(role), role, ghnats.ClientAuth{Dir: n.Creds}, extra...)
+	return NATSConnectAs(t, n.URL, n.Creds, role, extra...)
+}
+
+// NATSConnectAs connects to url as role with the credentials in the directory
+// creds, closed at test cleanup.
+func NATSConnectAs(t testing.TB, url, creds string, role ghnats.Role, extra ...natsgo.Option) (*natsgo.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, js, err := ghnats.ConnectAs(url, "testenv-"+string(role), role, ghnats.ClientAuth{Dir: creds}, extra...)
 	if err != nil {
 		t.Fatalf("connect as %s: %v", role, err)
 	}
