@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/guildhall/guildhall/testenv"
+	natsgo "github.com/nats-io/nats.go"
+)
+
+// The README's `guildhall serve`: its first start creates the bus credentials in
+// the data directory, private to the user; later starts reuse them; the CLI
+// signs in with the operator's; nobody gets in without them.
+func TestEmbeddedCredentialsCreatedOnceAndPrivate(t *testing.T) {
+	dir := t.TempDir()
+	s := startStack(t, dir)
+	creds := filepath.Join(dir, "creds")
+	fi, err := os.Stat(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := fi.Mode().Perm(); m != 0o700 {
+		t.Errorf("%s has mode %#o; want 0700", creds, m)
+	}
+	entries, err := os.ReadDir(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"server.json": true}
+	for _, r := range ghnats.Roles {
+		want[string(r)+".nk"] = true
+	}
+	for _, e := range entries {
+		info, _ := e.Info()
+		if m := info.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s has mode %#o; want 0600", e.Name(), m)
+		}
+		delete(want, e.Name())
+	}
+	if len(want) > 0 {
+		t.Errorf("credentials missing: %v", want)
+	}
+	first, err := os.ReadFile(filepath.Join(creds, "server.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := os.ReadFile(filepath.Join(dir, "nats.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := natsgo.Connect(strings.TrimSpace(string(url)), natsgo.Timeout(2*time.Second)); err == nil || !errors.Is(err, natsgo.ErrAuthorization) {
+		if nc != nil {
+			nc.Close()
+		}
+		t.Fatalf("connect to the embedded NATS without credentials: %v; want an authorization violation", err)
+	}
+
+	s.stop(t)
+	startStack(t, dir)
+	again, err := os.ReadFile(filepath.Join(creds, "server.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first, again) {
+		t.Fatal("a restart replaced the credentials")
+	}
+	if err := token([]string{"create", "--bot", "after-restart", "--data", dir}); err != nil {
+		t.Fatalf("token create with the operator's credentials: %v", err)
+	}
+}
+
+// A tier signs in with the seeds of the roles it runs and needs no others: a
+// gateway machine holds gateway.nk only, and an api cannot start with it.
+func TestTierNeedsOnlyItsRoleCredentials(t *testing.T) {
+	n := testenv.StartNATS(t, ghnats.Topology{})
+	gwOnly := t.TempDir()
+	seed, err := os.ReadFile(ghnats.SeedFile(n.Creds, ghnats.RoleGateway))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ghnats.SeedFile(gwOnly, ghnats.RoleGateway), seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startStack(t, t.TempDir(), "--role", "gateway", "--nats-url", n.URL, "--nats-creds", gwOnly)
+
+	f, err := parseServe([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--role", "api", "--nats-url", n.URL, "--nats-creds", gwOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = run(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err == nil || !strings.Contains(err.Error(), "api.nk") {
+		t.Fatalf("api with only the gateway's credentials: %v; want an error naming api.nk", err)
+	}
+}
+
+// Every flag of `guildhall serve -h` has an environment variable, and the
+// variable sets it.
+func TestServeFlagsHaveEnvironmentVariables(t *testing.T) {
+	t.Setenv("GUILDHALL_REPLICAS", "3")
+	t.Setenv("GUILDHALL_NATS_TLS_CA", "/ca.pem")
+	t.Setenv("GUILDHALL_DRAIN", "3s")
+	f, err := parseServe(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.replicas != 3 || f.natsTLS.CA != "/ca.pem" || f.drain != 3*time.Second {
+		t.Fatalf("from the environment: replicas %d, tls ca %q, drain %v", f.replicas, f.natsTLS.CA, f.drain)
+	}
+	if f, _ := parseServe([]string{"--replicas", "5"}); f.replicas != 5 {
+		t.Fatalf("the flag did not win over the environment: replicas %d", f.replicas)
+	}
+	var herr error
+	out := captureStderr(t, func() { _, herr = parseServe([]string{"-h"}) })
+	if !errors.Is(herr, flag.ErrHelp) {
+		t.Fatalf("-h: %v", herr)
+	}
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "-") {
+			n++
+		}
+	}
+	if n < 20 {
+		t.Fatalf("serve -h lists %d flags:\n%s", n, out)
+	}
+	if got := strings.Count(out, "(env GUILDHALL_"); got != n {
+		t.Fatalf("serve -h: %d of %d flags name an environment variable:\n%s", got, n, out)
+	}
+}
+
+// `guildhall nats creds` writes a set a node can load, and never overwrites one.
+func TestNATSCredsCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "creds")
+	if err := natsNode([]string{"creds", "--out", dir}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ghnats.LoadServerAuth(dir); err != nil {
+		t.Fatalf("load the new set: %v", err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, "server.json"))
+	if err := natsNode([]string{"creds", "--out", dir}); !errors.Is(err, ghnats.ErrCredentialsExist) {
+		t.Fatalf("second creds into the same directory: %v; want ErrCredentialsExist", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "server.json")); !bytes.Equal(before, after) {
+		t.Fatal("the set was overwritten")
+	}
+	if err := natsNode([]string{"--data", t.TempDir()}); err == nil || !strings.Contains(err.Error(), "--creds") {
+		t.Fatalf("a node without credentials: %v; want an error asking for --creds", err)
+	}
+}
+
+func captureStderr(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stderr
+	os.Stderr = w
+	done := make(chan string)
+	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
+	f()
+	os.Stderr = old
+	w.Close()
+	return <-done
+}
