@@ -9,6 +9,7 @@ import (
 	guildhall "github.com/guildhall/guildhall"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
+	"github.com/nats-io/nats-server/v2/server"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -18,16 +19,47 @@ import (
 // benchGateways connections (gateways) subscribed to the guild receives it. ns/op
 // is per event, to every gateway.
 //
-//	go test -run '^$' -bench EventFanout -count 5 ./nats/
+// roles: the api and gateways with their identities and permissions, as deployed.
+// noauth: the same on a server without authentication (what the bus was before
+// it had identities), to see what permissions cost on this path.
+//
+//	go test -run '^$' -bench EventFanout -benchtime 20000x -count 5 ./nats/
 func BenchmarkEventFanout(b *testing.B) {
-	n := testenv.StartNATS(b, ghnats.Topology{})
-	benchFanout(b, n.Conn, func(i int) *natsgo.Conn {
-		nc, _, err := ghnats.Connect(n.URL, "bench-gateway")
+	b.Run("roles", func(b *testing.B) {
+		n := testenv.StartNATS(b, ghnats.Topology{})
+		api, _ := n.ConnectAs(b, ghnats.RoleAPI)
+		benchFanout(b, api, func(i int) *natsgo.Conn {
+			nc, _ := n.ConnectAs(b, ghnats.RoleGateway)
+			return nc
+		})
+	})
+	b.Run("noauth", func(b *testing.B) {
+		s, err := server.NewServer(&server.Options{
+			Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: b.TempDir(),
+			NoSigs: true, NoLog: true, MaxPayload: 4 << 20, JetStreamMaxMemory: 256 << 20,
+		})
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(nc.Close)
-		return nc
+		go s.Start()
+		if !s.ReadyForConnections(30 * time.Second) {
+			b.Fatal("server not ready")
+		}
+		b.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		connect := func() *natsgo.Conn {
+			nc, _, err := ghnats.Connect(s.ClientURL(), "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(nc.Close)
+			return nc
+		}
+		api := connect()
+		js, _ := jetstream.New(api)
+		if err := ghnats.Apply(context.Background(), js, ghnats.Topology{}); err != nil {
+			b.Fatal(err)
+		}
+		benchFanout(b, api, func(int) *natsgo.Conn { return connect() })
 	})
 }
 
