@@ -56,6 +56,32 @@ func (v *violations) wait(t *testing.T, op, subject string) {
 	t.Fatalf("no permission violation for %s; got %q", want, v.got)
 }
 
+// bus is a running NATS with authentication, one node or a cluster.
+type bus struct {
+	url   string // every node's client URL
+	node  string // one node's client URL
+	creds string
+	js    jetstream.JetStream // the harness's
+}
+
+func (b bus) connectAs(t *testing.T, role ghnats.Role, extra ...natsgo.Option) (*natsgo.Conn, jetstream.JetStream) {
+	return testenv.NATSConnectAs(t, b.url, b.creds, role, extra...)
+}
+
+// onEachBus runs f on one node and, unless -short, on the 3-node cluster the
+// cluster tests use (routes authenticated too).
+func onEachBus(t *testing.T, f func(t *testing.T, b bus)) {
+	t.Run("node", func(t *testing.T) {
+		n := testenv.StartNATS(t, ghnats.Topology{})
+		f(t, bus{url: n.URL, node: n.URL, creds: n.Creds, js: n.JS})
+	})
+	t.Run("cluster", func(t *testing.T) {
+		testenv.SkipShort(t, "starts a 3-node cluster")
+		c := testenv.StartCluster(t, 3, ghnats.Topology{})
+		f(t, bus{url: c.URL(), node: c.URLs[2], creds: c.Creds, js: c.JS})
+	})
+}
+
 func shortCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	t.Cleanup(cancel)
@@ -65,8 +91,11 @@ func shortCtx(t *testing.T) context.Context {
 // Without credentials, with an unknown key, or with the leaf link's key, a
 // client is refused.
 func TestUnauthenticatedConnectionRefused(t *testing.T) {
-	n := testenv.StartNATS(t, ghnats.Topology{})
-	if nc, err := natsgo.Connect(n.URL); err == nil || !errors.Is(err, natsgo.ErrAuthorization) {
+	onEachBus(t, testUnauthenticatedConnectionRefused)
+}
+
+func testUnauthenticatedConnectionRefused(t *testing.T, n bus) {
+	if nc, err := natsgo.Connect(n.node); err == nil || !errors.Is(err, natsgo.ErrAuthorization) {
 		if nc != nil {
 			nc.Close()
 		}
@@ -74,17 +103,17 @@ func TestUnauthenticatedConnectionRefused(t *testing.T) {
 	}
 	stranger, _ := nkeys.CreateUser()
 	pub, _ := stranger.PublicKey()
-	if nc, err := natsgo.Connect(n.URL, natsgo.Nkey(pub, stranger.Sign)); err == nil || !errors.Is(err, natsgo.ErrAuthorization) {
+	if nc, err := natsgo.Connect(n.node, natsgo.Nkey(pub, stranger.Sign)); err == nil || !errors.Is(err, natsgo.ErrAuthorization) {
 		if nc != nil {
 			nc.Close()
 		}
 		t.Fatalf("connect with an unknown nkey: err = %v; want an authorization violation", err)
 	}
-	leaf, err := natsgo.NkeyOptionFromSeed(ghnats.SeedFile(n.Creds, ghnats.RoleLeaf))
+	leaf, err := natsgo.NkeyOptionFromSeed(ghnats.SeedFile(n.creds, ghnats.RoleLeaf))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nc, err := natsgo.Connect(n.URL, leaf); err == nil || !errors.Is(err, natsgo.ErrAuthorization) {
+	if nc, err := natsgo.Connect(n.node, leaf); err == nil || !errors.Is(err, natsgo.ErrAuthorization) {
 		if nc != nil {
 			nc.Close()
 		}
@@ -92,7 +121,7 @@ func TestUnauthenticatedConnectionRefused(t *testing.T) {
 	}
 	// The role identities do connect.
 	for _, role := range []ghnats.Role{ghnats.RoleAPI, ghnats.RoleWriter, ghnats.RoleGateway, ghnats.RoleOperator} {
-		nc, _ := n.ConnectAs(t, role)
+		nc, _ := n.connectAs(t, role)
 		if err := nc.FlushTimeout(5 * time.Second); err != nil {
 			t.Fatalf("%s: %v", role, err)
 		}
@@ -101,11 +130,12 @@ func TestUnauthenticatedConnectionRefused(t *testing.T) {
 
 // A gateway's identity does its job and nothing more: every refusal below is
 // the server's (a permission violation), and none changes anything.
-func TestGatewayPermissions(t *testing.T) {
-	n := testenv.StartNATS(t, ghnats.Topology{})
+func TestGatewayPermissions(t *testing.T) { onEachBus(t, testGatewayPermissions) }
+
+func testGatewayPermissions(t *testing.T, n bus) {
 	var v violations
-	gw, gjs := n.ConnectAs(t, ghnats.RoleGateway, v.option())
-	api, ajs := n.ConnectAs(t, ghnats.RoleAPI)
+	gw, gjs := n.connectAs(t, ghnats.RoleGateway, v.option())
+	_, ajs := n.connectAs(t, ghnats.RoleAPI)
 	ctx := context.Background()
 	const guild = 77
 
@@ -224,8 +254,7 @@ func TestGatewayPermissions(t *testing.T) {
 
 	// Nothing changed: no event stored, the writer's consumer and the stream as
 	// they were.
-	h := n.JS
-	s, err := h.Stream(ctx, ghnats.StreamEvents)
+	s, err := n.js.Stream(ctx, ghnats.StreamEvents)
 	if err != nil {
 		t.Fatalf("stream after the attempts: %v", err)
 	}
@@ -242,7 +271,6 @@ func TestGatewayPermissions(t *testing.T) {
 	if _, err := s.Consumer(ctx, "mine"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Fatalf("gateway's push consumer: %v; want not found", err)
 	}
-	_ = api
 }
 
 // The writer reads and acknowledges its consumer and may not publish events.

@@ -3,19 +3,11 @@ package nats_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	neturl "net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,57 +19,6 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// testCA makes a self-signed CA and a certificate it signs for 127.0.0.1 (server
-// and client use, as cluster nodes need), as PEM files in a temp dir.
-func testCA(t *testing.T) ghnats.TLSFiles {
-	t.Helper()
-	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "guildhall test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "nats"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := ghnats.TLSFiles{Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem"), CA: filepath.Join(dir, "ca.pem")}
-	for path, block := range map[string]*pem.Block{
-		f.CA:   {Type: "CERTIFICATE", Bytes: caDER},
-		f.Cert: {Type: "CERTIFICATE", Bytes: der},
-		f.Key:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return f
-}
 
 func jsOf(t *testing.T, url string, h *testenv.Harness, files ghnats.TLSFiles) jetstream.JetStream {
 	t.Helper()
@@ -117,7 +58,7 @@ func startServer(t *testing.T, cfg ghnats.ServerConfig) *server.Server {
 // credentials.
 func TestTLSClientLinks(t *testing.T) {
 	h := testenv.NewHarness(t)
-	files := testCA(t)
+	files := testenv.NewTestCA(t)
 	s := startServer(t, ghnats.ServerConfig{Name: "tls", Dir: t.TempDir(), Auth: h.Auth(), TLS: files})
 	url := s.ClientURL()
 
@@ -181,7 +122,7 @@ func TestTLSClientLinks(t *testing.T) {
 func TestClusterRoutesAuthenticatedOverTLS(t *testing.T) {
 	testenv.SkipShort(t, "starts a 3-node cluster")
 	h := testenv.NewHarness(t)
-	files := testCA(t)
+	files := testenv.NewTestCA(t)
 	clients, routes := freePorts(t, 4), freePorts(t, 4)
 	var urls []string
 	for _, p := range routes[:3] {

@@ -176,3 +176,33 @@ func captureStderr(t *testing.T, f func()) string {
 	w.Close()
 	return <-done
 }
+
+// `guildhall serve --nats-tls-cert/--nats-tls-key/--nats-tls-ca`: the embedded
+// server speaks TLS only, its own roles and the CLI connect with the CA, and a
+// client that does not do TLS is refused.
+func TestEmbeddedNATSWithTLS(t *testing.T) {
+	files := testenv.NewTestCA(t)
+	dir := t.TempDir()
+	s := startStack(t, dir, "--nats-tls-cert", files.Cert, "--nats-tls-key", files.Key, "--nats-tls-ca", files.CA)
+	tok, _ := s.rest.Register(t, "tls"+randName())
+	c := testenv.DialGateway(t, s.gatewayURL())
+	c.Identify(tok) // through the gateway's TLS connection to the api's
+	url, err := os.ReadFile(filepath.Join(dir, "nats.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(url), "tls://") {
+		t.Fatalf("nats.url = %q; want a tls:// URL", url)
+	}
+	if err := token([]string{"create", "--bot", "tlsbot", "--data", dir, "--nats-tls-ca", files.CA}); err != nil {
+		t.Fatalf("token create over TLS: %v", err)
+	}
+	opts, err := ghnats.ClientAuth{Dir: filepath.Join(dir, "creds")}.Options(ghnats.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := natsgo.Connect(strings.TrimSpace(string(url)), append(opts, natsgo.Timeout(2*time.Second))...); err == nil {
+		nc.Close()
+		t.Fatal("a client without the CA connected to the TLS-only server")
+	}
+}
