@@ -142,8 +142,8 @@ func (e *endpoints) Close() {
 
 func (e *endpoints) handler(subject string, h func(context.Context, []byte) any) natsgo.MsgHandler {
 	return func(m *natsgo.Msg) {
-		if m.Reply == "" {
-			return
+		if !ghnats.ValidReply(m.Reply) {
+			return // no answer wanted, or an answer aimed at a subject with a meaning
 		}
 		e.sem <- struct{}{}
 		go func() {

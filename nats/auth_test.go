@@ -353,3 +353,21 @@ func mustJSON(t *testing.T, v any) []byte {
 }
 
 func itoa(v uint64) string { b, _ := json.Marshal(v); return string(b) }
+
+func TestValidReply(t *testing.T) {
+	for reply, want := range map[string]bool{
+		ghnats.RoleGateway.InboxPrefix() + ".abc.1": true,
+		ghnats.RoleOperator.InboxPrefix() + ".abc":  true,
+		"_INBOX.x7Hn2.1":                    true, // nats.go's default prefix
+		"":                                  false,
+		ghnats.UserEventSubject(5):          false,
+		ghnats.GuildInSubject(5):            false,
+		ghnats.EphemeralGuildSubject(5):     false,
+		ghnats.RoleAPI.InboxPrefix() + ".x": false, // the api's own requests' replies
+		"$JS.API.STREAM.DELETE.EVENTS":      false,
+	} {
+		if got := ghnats.ValidReply(reply); got != want {
+			t.Errorf("ValidReply(%q) = %v; want %v", reply, got, want)
+		}
+	}
+}

@@ -1,10 +1,12 @@
 package nats
 
 import (
+	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
+	natsgo "github.com/nats-io/nats.go"
 )
 
 // Role is what a process does on the bus. Each role has its own identity (an nkey
@@ -36,7 +38,17 @@ var Roles = []Role{RoleAPI, RoleWriter, RoleGateway, RoleOperator, RoleLeaf}
 // InboxPrefix is the prefix of the reply subjects of a role's connections
 // (nats.CustomInboxPrefix). A role may subscribe under its own prefix only, so no
 // identity can read the replies another one asked for.
-func (r Role) InboxPrefix() string { return "_INBOX." + string(r) }
+func (r Role) InboxPrefix() string { return natsgo.InboxPrefix + string(r) }
+
+// ValidReply reports whether the api may answer a request on reply: an inbox,
+// and not one of the api's own. Every responder of the api checks it. NATS's
+// response permissions let a responder answer once on whatever reply subject a
+// request names, even one its permissions deny (a request naming gh.ev.u.<id>
+// would have the answer delivered as a user event), and the api may publish
+// events: a request naming gh.in.g.<id> would have its answer stored as one.
+func ValidReply(reply string) bool {
+	return strings.HasPrefix(reply, natsgo.InboxPrefix) && !strings.HasPrefix(reply, RoleAPI.InboxPrefix()+".")
+}
 
 // Subjects the permissions name beyond the ones the code publishes on. Those of
 // NATS itself ($JS.*, $KV.*) are NATS's wire contract, spelled here once.
