@@ -169,3 +169,16 @@ type ReplayReply struct {
 	Consumer string `json:"consumer,omitempty"`
 	Error    *Error `json:"error,omitempty"`
 }
+
+// TickRequest asks the api to publish a tick for gateway Node into the stream
+// (see package gateway, Hub.cut): gateways publish nothing into the stream, so
+// that everything in it comes from the api.
+type TickRequest struct {
+	Node string `json:"node"`
+}
+
+// TickReply is the tick's stream sequence, or Error.
+type TickReply struct {
+	Seq   uint64 `json:"seq,omitempty"`
+	Error *Error `json:"error,omitempty"`
+}

@@ -42,6 +42,17 @@ func (a apiClient) replay(ctx context.Context, req guildhall.ReplayRequest) (str
 	return rep.Consumer, err
 }
 
+// tick asks the api to publish a tick for node into the stream and returns its
+// sequence (gateways publish nothing into the stream).
+func (a apiClient) tick(ctx context.Context, node string) (uint64, error) {
+	var rep guildhall.TickReply
+	err := a.call(ctx, ghnats.SubjectAPITick, guildhall.TickRequest{Node: node}, &rep)
+	if err == nil && rep.Error != nil {
+		err = rep.Error
+	}
+	return rep.Seq, err
+}
+
 func (a apiClient) call(ctx context.Context, subject string, req, rep any) error {
 	b, err := json.Marshal(req)
 	if err != nil {

@@ -46,6 +46,7 @@ type BotReply struct {
 //	ghnats.SubjectAPIGuild     guildhall.GuildRequest    → GuildReply
 //	ghnats.SubjectAPIBot       BotRequest                → BotReply
 //	ghnats.SubjectAPIReplay    guildhall.ReplayRequest   → ReplayReply
+//	ghnats.SubjectAPITick      guildhall.TickRequest     → TickReply
 //
 // SubjectAPIBot is an admin endpoint: whoever can publish on it mints bot
 // accounts. Only the operator identity may (`guildhall token create --bot NAME`);
@@ -67,6 +68,7 @@ func NewResponder(svc *Service, nc *natsgo.Conn, cfg ResponderConfig) (*Responde
 		ghnats.SubjectAPIGuild:    r.guild,
 		ghnats.SubjectAPIBot:      r.bot,
 		ghnats.SubjectAPIReplay:   r.replay,
+		ghnats.SubjectAPITick:     r.tick,
 	})
 	if err != nil {
 		return nil, err

@@ -21,7 +21,7 @@ const (
 	// RoleWriter consumes the writer's durable consumer and acknowledges.
 	RoleWriter Role = "writer"
 	// RoleGateway asks the api, reads the re-published events and the stream,
-	// publishes its ticks and uses the sessions, presence and limits buckets.
+	// and uses the sessions, presence and limits buckets.
 	RoleGateway Role = "gateway"
 	// RoleOperator is the operators' tools: `guildhall token create` (the admin
 	// subjects) and JetStream administration.
@@ -122,6 +122,7 @@ func apiPermissions() *server.Permissions {
 		Publish: &server.SubjectPermission{
 			Allow: []string{
 				subjectGuildInAll, subjectUserInAll, // events into the stream
+				subjectTickInAll,      // gateways' ticks, on their request
 				subjectEphGuildAll,    // typing and presence
 				jsAPI + allSubject,    // topology, publish acks, replay consumers
 				kvPrefix + allSubject, // its buckets
@@ -152,9 +153,12 @@ func writerPermissions() *server.Permissions {
 	}
 }
 
-// A gateway asks the api (not its admin subjects), publishes ticks into the
-// stream and nothing else into it, reads the stream by direct gets and through
-// consumers the api creates for it, and uses its buckets.
+// A gateway asks the api (not its admin subjects), reads the stream by direct
+// gets and through consumers the api creates for it, and uses its buckets. It
+// publishes nothing into the stream, not even its ticks (the api publishes them
+// for it): a message stored with headers of a gateway's choosing could be
+// served to other gateways by a direct get aimed at their subjects, looking like
+// what the stream re-publishes (see RePublished).
 //
 // It may not create consumers: a consumer's deliver subject can be any subject,
 // and JetStream would publish stored messages there on the creator's behalf (on
@@ -165,8 +169,7 @@ func writerPermissions() *server.Permissions {
 // ones it may not touch at all.
 func gatewayPermissions(role Role) *server.Permissions {
 	allow := []string{
-		SubjectAPIIdentify, SubjectAPIGuild, SubjectAPIMembers, SubjectAPIReplay,
-		subjectTickInAll,
+		SubjectAPIIdentify, SubjectAPIGuild, SubjectAPIMembers, SubjectAPIReplay, SubjectAPITick,
 		SubjectPresenceCounts,
 		subjectGatewayAll,
 		jsAPI + "STREAM.INFO." + StreamEvents,

@@ -77,8 +77,8 @@ func TestTLSClientLinks(t *testing.T) {
 	if err := ghnats.Apply(shortCtx(t), jsOf(t, url, h, files), ghnats.Topology{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(shortCtx(t), ghnats.TickInSubject("tls"), nil); err != nil {
-		t.Fatalf("tick over TLS: %v", err)
+	if _, err := js.Stream(shortCtx(t), ghnats.StreamEvents); err != nil {
+		t.Fatalf("stream info over TLS: %v", err)
 	}
 
 	// Plaintext: the server answers a CONNECT without TLS with an error.
@@ -247,9 +247,6 @@ func TestLeafNodeLinksAsGateway(t *testing.T) {
 	}
 	if _, err := stream.GetLastMsgForSubject(shortCtx(t), ghnats.GuildInSubject(8)); err != nil {
 		t.Fatalf("edge gateway reads an event from the hub's stream: %v", err)
-	}
-	if _, err := gjs.Publish(shortCtx(t), ghnats.TickInSubject("edge"), nil); err != nil {
-		t.Fatalf("edge gateway publishes a tick: %v", err)
 	}
 	kv, err := gjs.KeyValue(shortCtx(t), ghnats.BucketSessions)
 	if err != nil {

@@ -48,9 +48,10 @@ func UserInSubject(id uint64) string { return subjectIn + "u." + itoa(id) }
 // UserEventSubject is where gateways receive events for user id.
 func UserEventSubject(id uint64) string { return subjectOut + "u." + itoa(id) }
 
-// TickInSubject is where gateway node publishes ticks to the stream: markers that
-// come back to the node in stream order and so tell it when it has seen every event
-// before them (see gateway.Hub.cut). The writer ignores them.
+// TickInSubject is where the api publishes gateway node's ticks to the stream (on
+// the gateway's request, SubjectAPITick): markers that come back to the node in
+// stream order and so tell it when it has seen every event before them (see
+// gateway.Hub.cut). The writer ignores them.
 func TickInSubject(node string) string { return subjectIn + "t." + node }
 
 // TickEventSubject is where node receives its ticks back.
@@ -241,6 +242,9 @@ const (
 	// SubjectAPIReplay creates a short-lived consumer for a gateway's replay
 	// (guildhall.ReplayRequest → ReplayReply): gateways may not create consumers.
 	SubjectAPIReplay = SubjectAPI + "replay"
+	// SubjectAPITick publishes a gateway's tick into the stream
+	// (guildhall.TickRequest → TickReply): gateways publish nothing into it.
+	SubjectAPITick = SubjectAPI + "tick"
 	// SubjectAPIMembers pages a guild's members for GUILD_MEMBERS_CHUNK
 	// (messaging.MembersRequest → MembersReply).
 	SubjectAPIMembers = SubjectAPI + "members"
