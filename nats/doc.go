@@ -16,12 +16,14 @@
 //
 // Every process signs in as its Role (api, writer, gateway, operator; an edge
 // site's leaf link as leaf) with an nkey, and the server holds each role to
-// Permissions: the api alone publishes events, the writer only reads its
-// consumer, a gateway may not publish events, touch the admin subjects or
-// create consumers, and nobody publishes on the re-published subjects. Replies
-// go to per-role inboxes (Role.InboxPrefix) that only that role may read; the
-// api answers through response permissions. Routes sign in with a route secret,
-// and TLSFiles puts TLS on client, route and leaf links.
+// Permissions: the api alone publishes into the stream (gateways' ticks too, on
+// their request), the writer only reads its consumer, a gateway may not touch
+// the admin subjects or create consumers, and nobody publishes on the
+// re-published subjects; a gateway believes only what RePublished accepts.
+// Replies go to per-role inboxes (Role.InboxPrefix) that only that role may
+// read; the api answers through response permissions, on inboxes only
+// (ValidReply). Routes sign in with a route secret, and TLSFiles puts TLS on
+// client, route and leaf links.
 //
 // Why nkey users in the server's configuration rather than accounts with JWTs:
 // one account is what Guildhall needs (every role shares the stream and
