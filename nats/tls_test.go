@@ -297,3 +297,39 @@ func TestLeafNodeLinksAsGateway(t *testing.T) {
 		t.Fatalf("hub has %d leaf links; want 1 (links with the wrong key must be refused)", n)
 	}
 }
+
+// A leaf link over TLS: the edge verifies the hub's certificate with the CA, and
+// an edge gateway reaches the hub's stream through it.
+func TestLeafLinkOverTLS(t *testing.T) {
+	h := testenv.NewHarness(t)
+	files := testenv.NewTestCA(t)
+	leafPort := freePorts(t, 1)[0]
+	hub := startServer(t, ghnats.ServerConfig{Name: "hub", Dir: t.TempDir(), Auth: h.Auth(), TLS: files, LeafPort: leafPort})
+	if err := ghnats.Apply(shortCtx(t), jsOf(t, hub.ClientURL(), h, files), ghnats.Topology{}); err != nil {
+		t.Fatal(err)
+	}
+	edge := startServer(t, ghnats.ServerConfig{Name: "edge", Dir: t.TempDir(), Auth: h.Auth(), TLS: files,
+		LeafRemotes: []string{fmt.Sprintf("nats-leaf://127.0.0.1:%d", leafPort)}})
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if hub.NumLeafNodes() != 1 {
+			return errors.New("leaf not connected")
+		}
+		return nil
+	})
+	gnc, gjs, err := ghnats.ConnectAs(edge.ClientURL(), "edge-gw", ghnats.RoleGateway, ghnats.ClientAuth{Dir: h.Creds, TLS: ghnats.TLSFiles{CA: files.CA}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gnc.Close()
+	testenv.Eventually(t, 10*time.Second, func() error {
+		_, err := gjs.Stream(shortCtx(t), ghnats.StreamEvents)
+		return err
+	})
+	// Without the CA the edge cannot verify the hub: no link.
+	noCA := files
+	noCA.CA = ""
+	if _, err := ghnats.StartServer(ghnats.ServerConfig{Name: "edge-no-ca", Dir: t.TempDir(), Auth: h.Auth(), TLS: noCA,
+		LeafRemotes: []string{fmt.Sprintf("nats-leaf://127.0.0.1:%d", leafPort)}}); err == nil {
+		t.Fatal("a TLS leaf node started without the CA to verify the hub")
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
+	"github.com/nats-io/nats-server/v2/server"
 	natsgo "github.com/nats-io/nats.go"
 )
 
@@ -204,5 +205,34 @@ func TestEmbeddedNATSWithTLS(t *testing.T) {
 	if nc, err := natsgo.Connect(strings.TrimSpace(string(url)), append(opts, natsgo.Timeout(2*time.Second))...); err == nil {
 		nc.Close()
 		t.Fatal("a client without the CA connected to the TLS-only server")
+	}
+}
+
+// An all-roles process opens one connection per role, each signed in with its
+// own identity: the separation holds inside one process too.
+func TestAllRolesOneConnectionPerIdentity(t *testing.T) {
+	n := testenv.StartNATS(t, ghnats.Topology{})
+	startStack(t, t.TempDir(), "--nats-url", n.URL, "--nats-creds", n.Creds)
+	auth, err := ghnats.LoadServerAuth(n.Creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cz, err := n.Server.Connz(&server.ConnzOptions{Username: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]string{} // role → the key its connection signed in with
+	for _, c := range cz.Conns {
+		if f := strings.Fields(c.Name); len(f) == 3 && f[0] == "guildhall" {
+			if prev, dup := users[f[1]]; dup && prev != c.AuthorizedUser {
+				t.Errorf("two %s connections with different keys", f[1])
+			}
+			users[f[1]] = c.AuthorizedUser
+		}
+	}
+	for _, role := range []ghnats.Role{ghnats.RoleAPI, ghnats.RoleWriter, ghnats.RoleGateway} {
+		if got, want := users[string(role)], auth.Users[role]; got != want {
+			t.Errorf("the %s connection signed in as %q; want the %s key %q (connections: %v)", role, got, role, want, users)
+		}
 	}
 }
