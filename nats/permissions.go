@@ -133,7 +133,10 @@ func apiPermissions() *server.Permissions {
 		Subscribe: &server.SubjectPermission{
 			Allow: []string{subjectAPIAll, SubjectPresenceCounts, RoleAPI.InboxPrefix() + ".>"},
 		},
-		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: 2 * time.Minute},
+		// The server remembers every reply subject the api receives (its bucket
+		// watches' deliveries too) until answered or expired: a minute is ample
+		// for the responders (10 s a request) and bounds what it keeps.
+		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
 	}
 }
 
