@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"io"
 	"log/slog"
 	"os"
@@ -94,7 +93,7 @@ func TestTierNeedsOnlyItsRoleCredentials(t *testing.T) {
 	}
 	startStack(t, t.TempDir(), "--role", "gateway", "--nats-url", n.URL, "--nats-creds", gwOnly)
 
-	f, err := parseServe([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--role", "api", "--nats-url", n.URL, "--nats-creds", gwOnly})
+	f, err := parseServe([]string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--role", "api", "--nats-url", n.URL, "--nats-creds", gwOnly}, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,41 +102,6 @@ func TestTierNeedsOnlyItsRoleCredentials(t *testing.T) {
 	err = run(ctx, f, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err == nil || !strings.Contains(err.Error(), "api.nk") {
 		t.Fatalf("api with only the gateway's credentials: %v; want an error naming api.nk", err)
-	}
-}
-
-// Every flag of `guildhall serve -h` has an environment variable, and the
-// variable sets it.
-func TestServeFlagsHaveEnvironmentVariables(t *testing.T) {
-	t.Setenv("GUILDHALL_REPLICAS", "3")
-	t.Setenv("GUILDHALL_NATS_TLS_CA", "/ca.pem")
-	t.Setenv("GUILDHALL_DRAIN", "3s")
-	f, err := parseServe(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.replicas != 3 || f.natsTLS.CA != "/ca.pem" || f.drain != 3*time.Second {
-		t.Fatalf("from the environment: replicas %d, tls ca %q, drain %v", f.replicas, f.natsTLS.CA, f.drain)
-	}
-	if f, _ := parseServe([]string{"--replicas", "5"}); f.replicas != 5 {
-		t.Fatalf("the flag did not win over the environment: replicas %d", f.replicas)
-	}
-	var herr error
-	out := captureStderr(t, func() { _, herr = parseServe([]string{"-h"}) })
-	if !errors.Is(herr, flag.ErrHelp) {
-		t.Fatalf("-h: %v", herr)
-	}
-	n := 0
-	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "-") {
-			n++
-		}
-	}
-	if n < 20 {
-		t.Fatalf("serve -h lists %d flags:\n%s", n, out)
-	}
-	if got := strings.Count(out, "(env GUILDHALL_"); got != n {
-		t.Fatalf("serve -h: %d of %d flags name an environment variable:\n%s", got, n, out)
 	}
 }
 
@@ -160,22 +124,6 @@ func TestNATSCredsCommand(t *testing.T) {
 	if err := natsNode([]string{"--data", t.TempDir()}); err == nil || !strings.Contains(err.Error(), "--creds") {
 		t.Fatalf("a node without credentials: %v; want an error asking for --creds", err)
 	}
-}
-
-func captureStderr(t *testing.T, f func()) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := os.Stderr
-	os.Stderr = w
-	done := make(chan string)
-	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
-	f()
-	os.Stderr = old
-	w.Close()
-	return <-done
 }
 
 // `guildhall serve --nats-tls-cert/--nats-tls-key/--nats-tls-ca`: the embedded

@@ -36,7 +36,7 @@ func natsNode(args []string) error {
 	leafPort := fs.Int("leaf-port", 0, "accept leaf-node connections (edge sites) on this port")
 	leafRemotes := fs.String("leaf-remotes", "", "run as an edge site's leaf node: comma-separated nats-leaf://host:port of the hub's leaf ports (no JetStream here: the hub's serves the site's gateways)")
 	syncAlways := fs.Bool("sync-always", false, "fsync every JetStream write")
-	if err := envDefaults(fs, "GUILDHALL_NATS_"); err != nil {
+	if err := flagsFromEnv(fs, envPrefixed("GUILDHALL_NATS_"), os.LookupEnv); err != nil {
 		return err
 	}
 	if err := fs.Parse(args); err != nil {

@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +19,9 @@ import (
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/gateway"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
+	"github.com/guildhall/guildhall/messaging/cql"
+	"github.com/guildhall/guildhall/messaging/natsapi"
 	"github.com/guildhall/guildhall/messaging/rest"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/presence"
@@ -45,8 +47,25 @@ type serveFlags struct {
 	resumeWindow                                      time.Duration
 }
 
-func parseServe(args []string) (serveFlags, error) {
+// parseServe reads serve's flags from args. Every flag can also be set by its
+// environment variable, GUILDHALL_ and the flag's name in upper case with
+// underscores (--nats-url: GUILDHALL_NATS_URL), looked up with getenv; a flag on
+// the command line wins over its variable, and a variable that does not parse is
+// an error, as the flag would be.
+func parseServe(args []string, getenv func(string) (string, bool)) (serveFlags, error) {
 	var f serveFlags
+	fs := serveFlagSet(&f)
+	if err := flagsFromEnv(fs, envName, getenv); err != nil {
+		return f, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// serveFlagSet declares serve's flags, with their defaults, into f.
+func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "HTTP address for REST and the gateway")
 	fs.StringVar(&f.data, "data", "./data", "data directory: embedded NATS, its credentials (creds/) and the store")
@@ -70,28 +89,32 @@ func parseServe(args []string) (serveFlags, error) {
 	fs.IntVar(&f.identifyConcurrency, "identify-concurrency", 1, "IDENTIFY per user per 5 s per shard bucket, as Discord's max_concurrency")
 	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL; live sessions are refreshed every third of it); applied by the api role")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	if err := envDefaults(fs, "GUILDHALL_"); err != nil {
-		return f, err
-	}
-	if err := fs.Parse(args); err != nil {
-		return f, err
-	}
-	return f, nil
+	return fs
 }
 
-// envDefaults gives every flag of fs an environment variable, prefix and the
-// flag's name in capitals with _ for - (--nats-url: GUILDHALL_NATS_URL), which
-// sets its default; flags on the command line win.
-func envDefaults(fs *flag.FlagSet, prefix string) error {
+// envName is the environment variable of a serve flag.
+func envName(flagName string) string { return envPrefixed("GUILDHALL_")(flagName) }
+
+// envPrefixed names a flag's environment variable: prefix and the flag's name in
+// upper case with underscores.
+func envPrefixed(prefix string) func(string) string {
+	return func(flagName string) string {
+		return prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+	}
+}
+
+// flagsFromEnv sets every flag of fs that has a variable (name(flag), looked up
+// with getenv) and says so in its usage; a variable that does not parse is an
+// error that names it. Parse the command line after: it wins.
+func flagsFromEnv(fs *flag.FlagSet, name func(string) string, getenv func(string) (string, bool)) error {
 	var err error
 	fs.VisitAll(func(fl *flag.Flag) {
-		key := prefix + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		key := name(fl.Name)
 		fl.Usage += " (env " + key + ")"
-		if v, ok := os.LookupEnv(key); ok && err == nil {
-			if e := fs.Set(fl.Name, v); e != nil {
+		if v, ok := getenv(key); ok && err == nil {
+			if e := fl.Value.Set(v); e != nil {
 				err = fmt.Errorf("%s: %w", key, e)
 			}
-			fl.DefValue = v
 		}
 	})
 	return err
@@ -107,7 +130,7 @@ func (f serveFlags) has(role string) bool {
 }
 
 func serve(args []string) error {
-	f, err := parseServe(args)
+	f, err := parseServe(args, os.LookupEnv)
 	if err != nil {
 		return err
 	}
@@ -215,14 +238,17 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.Handler())
+	// Metrics: this run's own registry (tests run several servers in one process),
+	// served together with the process-wide default one, which holds the Go
+	// runtime and process collectors and what the gateway and presence packages
+	// register themselves.
+	reg := prometheus.NewRegistry()
+	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(reg,
+		promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, reg}, promhttp.HandlerOpts{})))
 
 	// api and writer: they own the store.
 	var writer *messaging.Writer
-	var responder *messaging.Responder
 	var store messaging.Store
-	var lease *ghnats.Lease
-	var counts *presence.Aggregator
 	if f.has("api") || f.has("writer") {
 		store, err = openStore(startCtx, f)
 		if err != nil {
@@ -230,7 +256,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		}
 		defer store.Close()
 	}
-	metrics := apiMetrics()
+	metrics := messaging.NewMetrics(reg)
 	writerDone := make(chan struct{})
 	close(writerDone)
 	if f.has("writer") {
@@ -248,7 +274,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	}
 	if c := conns[ghnats.RoleAPI]; c != nil {
 		nc, js := c.nc, c.js
-		lease, err = ghnats.AcquireNode(startCtx, js, hostname())
+		lease, err := ghnats.AcquireNode(startCtx, js, hostname())
 		if err != nil {
 			return err
 		}
@@ -270,19 +296,19 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
-		responder, err = messaging.NewResponder(svc, nc, messaging.ResponderConfig{Logger: log})
+		responder, err := natsapi.NewResponder(svc, nc, natsapi.Config{Logger: log})
 		if err != nil {
 			return err
 		}
 		defer responder.Close()
 		// Presence: member lists for op 8, online counts for large guilds, and one
 		// notifier per deployment (elected through a lease) for small guilds.
-		members, err := messaging.NewMembersResponder(store, nc, messaging.ResponderConfig{Logger: log})
+		members, err := natsapi.NewMembersResponder(store, nc, natsapi.Config{Logger: log})
 		if err != nil {
 			return err
 		}
 		defer members.Close()
-		counts, err = presence.NewAggregator(nc, presence.AggregatorConfig{Logger: log})
+		counts, err := presence.NewAggregator(nc, presence.AggregatorConfig{Logger: log})
 		if err != nil {
 			return err
 		}
@@ -299,7 +325,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
-		rcfg := rest.Config{GatewayURL: gwURL, Metrics: metrics, Logger: log, Sessions: sessionStartLimits{starts}, Presence: counts}
+		rcfg := rest.Config{GatewayURL: gwURL, Metrics: rest.NewMetrics(reg), Logger: log, Sessions: sessionStartLimits{starts}, Presence: counts}
 		switch f.rateLimits {
 		case "discord":
 		case "off":
@@ -375,25 +401,19 @@ func (s sessionStartLimits) SessionStartLimit(ctx context.Context, user guildhal
 	return rest.SessionStartLimit{Total: u.Total, Remaining: u.Remaining, ResetAfter: int(u.ResetAfter.Milliseconds()), MaxConcurrency: u.MaxConcurrency}
 }
 
-// apiMetrics registers the api's metrics once per process (tests run several
-// servers in one process).
-var apiMetrics = sync.OnceValue(func() *messaging.Metrics {
-	return messaging.NewMetrics(prometheus.DefaultRegisterer)
-})
-
 func openStore(ctx context.Context, f serveFlags) (messaging.Store, error) {
 	switch f.store {
 	case "bolt":
 		if err := os.MkdirAll(filepath.Join(f.data, "store"), 0o755); err != nil {
 			return nil, err
 		}
-		return messaging.OpenBolt(filepath.Join(f.data, "store", "guildhall.db"))
+		return bolt.Open(filepath.Join(f.data, "store", "guildhall.db"))
 	case "cql":
 		var c gocql.Consistency
 		if err := c.UnmarshalText([]byte(f.cqlConsistency)); err != nil {
 			return nil, fmt.Errorf("--cql-consistency: %w", err)
 		}
-		return messaging.OpenCQL(ctx, messaging.CQLConfig{
+		return cql.Open(ctx, cql.Config{
 			Hosts:       strings.Split(f.cqlHosts, ","),
 			Keyspace:    f.cqlKeyspace,
 			Consistency: c,

@@ -26,7 +26,7 @@ type stack struct {
 func startStack(t *testing.T, dataDir string, extra ...string) *stack {
 	t.Helper()
 	args := append([]string{"--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--data", dataDir, "--drain", "100ms", "--rate-limits", "off", "--bcrypt-cost", "4", "--identify-concurrency", "64"}, extra...)
-	f, err := parseServe(args)
+	f, err := parseServe(args, os.LookupEnv)
 	if err != nil {
 		t.Fatal(err)
 	}

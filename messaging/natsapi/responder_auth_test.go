@@ -1,4 +1,4 @@
-package messaging_test
+package natsapi_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
+	"github.com/guildhall/guildhall/messaging/natsapi"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 	natsgo "github.com/nats-io/nats.go"
@@ -21,18 +23,19 @@ func apiOnBus(t *testing.T) (*testenv.NATS, *messaging.Service) {
 	t.Helper()
 	n := testenv.StartNATS(t, ghnats.Topology{})
 	nc, js := n.ConnectAs(t, ghnats.RoleAPI)
-	store, err := messaging.OpenBolt(filepath.Join(t.TempDir(), "store.db"))
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	svc, err := messaging.NewService(context.Background(), messaging.Config{
 		Store: store, Conn: nc, JS: js, IDs: guildhall.NewSnowflakeGeneratorForNode(6), BcryptCost: bcrypt.MinCost,
+		Logger: testLog(t),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := messaging.NewResponder(svc, nc, messaging.ResponderConfig{})
+	r, err := natsapi.NewResponder(svc, nc, natsapi.Config{Logger: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

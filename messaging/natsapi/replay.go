@@ -1,4 +1,4 @@
-package messaging
+package natsapi
 
 import (
 	"context"
@@ -20,7 +20,7 @@ func (r *Responder) replay(ctx context.Context, data []byte) any {
 	if err != nil {
 		return guildhall.ReplayReply{Error: guildhall.FieldError("guilds", "BASE_TYPE_BAD_LENGTH", err.Error())}
 	}
-	c, err := r.svc.js.CreateConsumer(ctx, ghnats.StreamEvents, cfg)
+	c, err := r.js.CreateConsumer(ctx, ghnats.StreamEvents, cfg)
 	if err != nil {
 		return guildhall.ReplayReply{Error: r.replyError("replay consumer", err)}
 	}

@@ -1,4 +1,4 @@
-package messaging
+package natsapi
 
 import (
 	"context"
@@ -21,7 +21,7 @@ func (r *Responder) tick(ctx context.Context, data []byte) any {
 	if !validNode(req.Node) {
 		return guildhall.TickReply{Error: guildhall.FieldError("node", "BASE_TYPE_BAD_LENGTH", "A node name is 1 to 64 characters without '.', '*', '>' or spaces.")}
 	}
-	ack, err := r.svc.js.Publish(ctx, ghnats.TickInSubject(req.Node), nil)
+	ack, err := r.js.Publish(ctx, ghnats.TickInSubject(req.Node), nil)
 	if err != nil {
 		return guildhall.TickReply{Error: r.replyError("tick", err)}
 	}
