@@ -22,7 +22,8 @@ type NATS struct {
 	// Conn and JS are the harness's identity (see Harness), not a role's.
 	Conn *natsgo.Conn
 	JS   jetstream.JetStream
-	h    *Harness
+	// Harness connects more connections as the harness.
+	Harness *Harness
 }
 
 // StartNATS starts a single embedded node on a random loopback port, applies the
@@ -45,7 +46,7 @@ func StartNATS(t testing.TB, topo ghnats.Topology) *NATS {
 	if err := ghnats.Apply(ctx, js, topo); err != nil {
 		t.Fatalf("apply topology: %v", err)
 	}
-	return &NATS{Server: s, URL: s.ClientURL(), Creds: h.Creds, Conn: nc, JS: js, h: h}
+	return &NATS{Server: s, URL: s.ClientURL(), Creds: h.Creds, Conn: nc, JS: js, Harness: h}
 }
 
 // ConnectAs connects to the server as role, closed at test cleanup.
