@@ -24,7 +24,7 @@ const (
 	// and uses the sessions, presence and limits buckets.
 	RoleGateway Role = "gateway"
 	// RoleOperator is the operators' tools: `guildhall token create` (the admin
-	// subjects) and JetStream administration.
+	// subjects), JetStream and bucket administration.
 	RoleOperator Role = "operator"
 	// RoleLeaf is the link of a leaf node (an edge site) to the hub. Edge sites
 	// run gateways, so the link holds the gateway's permissions: whatever
@@ -211,12 +211,13 @@ func gatewayPermissions(role Role) *server.Permissions {
 	}
 }
 
-// The operator mints bots (the admin subjects) and administers JetStream. It
-// publishes no events: nobody but the api does.
+// The operator mints bots (the admin subjects) and administers JetStream and
+// the buckets (a stuck session or lease). It publishes no events: nobody but the
+// api does.
 func operatorPermissions() *server.Permissions {
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{
-			Allow: []string{subjectAPIAdminAll, jsAPI + allSubject},
+			Allow: []string{subjectAPIAdminAll, jsAPI + allSubject, kvPrefix + allSubject},
 			Deny:  []string{SubjectEvAll},
 		},
 		Subscribe: &server.SubjectPermission{Allow: []string{RoleOperator.InboxPrefix() + ".>"}},
