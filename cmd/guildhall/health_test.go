@@ -85,11 +85,8 @@ func TestReadyzAndMetricsAddr(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, js, err := ghnats.Connect(strings.TrimSpace(string(url)), "readyz-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	// As the operator: the identity allowed to administer JetStream.
+	_, js := testenv.NATSConnectAs(t, strings.TrimSpace(string(url)), filepath.Join(dir, "creds"), ghnats.RoleOperator)
 	ctx := context.Background()
 	if err := js.DeleteKeyValue(ctx, ghnats.BucketPresence); err != nil {
 		t.Fatal(err)

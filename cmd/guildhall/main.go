@@ -7,6 +7,7 @@
 //	guildhall token create --bot NAME [--owner USER]  mint a bot account and print its token
 //	guildhall token revoke --token T | --user NAME     revoke one token or all of a user's
 //	guildhall nats --cluster-port …   one node of a NATS cluster, for scale-out tiers
+//	guildhall nats creds --out DIR    a deployment's bus credentials
 package main
 
 import (
@@ -47,6 +48,7 @@ func usage() {
   guildhall token create --bot NAME [--owner USER]   create a bot account and print its token
   guildhall token revoke (--token T | --user NAME)    revoke one token, or every token of a user
   guildhall nats [flags]                  run one NATS node of a cluster (see guildhall nats -h)
+  guildhall nats creds --out DIR          create a deployment's bus credentials
 `)
 }
 

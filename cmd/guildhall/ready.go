@@ -16,40 +16,51 @@ import (
 // readiness answers GET /readyz: 200 when everything this process's roles need
 // is there and answers, else 503 with a JSON body naming what is missing:
 //
-//	{"ready": false, "missing": ["stream EVENTS: ...", "bucket gh_sessions: ..."]}
+//	{"ready": false, "missing": ["api: stream EVENTS: ...", "gateway: bucket gh_sessions: ..."]}
 //
-// Every role needs NATS and the EVENTS stream; the api and the writer need the
+// Each role is checked through its own connection, with its own permissions:
+// every role needs NATS and the EVENTS stream; the api and the writer need the
 // writer's durable consumer (the writer consumes it, the api's read barrier
 // polls it); the api needs every bucket, a gateway the sessions, presence and
-// limits buckets. A check is at most a few JetStream requests; answers are
-// reused for a second so that a probe storm does not become a JetStream load.
+// limits buckets. A check is a few JetStream requests; answers are reused for a
+// second so that a probe storm does not become a JetStream load.
 type readiness struct {
-	nc      *natsgo.Conn
-	js      jetstream.JetStream
-	buckets []string
-	// consumer: the writer's consumer is needed.
-	consumer bool
+	roles []roleReadiness
 
 	mu      sync.Mutex
 	checked time.Time
 	missing []string
 }
 
-func newReadiness(nc *natsgo.Conn, js jetstream.JetStream, f serveFlags) *readiness {
-	r := &readiness{nc: nc, js: js, consumer: f.has("api") || f.has("writer")}
-	need := map[string]bool{}
-	if f.has("gateway") {
-		for _, b := range []string{ghnats.BucketSessions, ghnats.BucketPresence, ghnats.BucketLimits} {
-			need[b] = true
+// roleReadiness is what one role of the process needs.
+type roleReadiness struct {
+	role     ghnats.Role
+	nc       *natsgo.Conn
+	js       jetstream.JetStream
+	consumer bool // the writer's consumer
+	buckets  []string
+}
+
+func newReadiness(conns map[ghnats.Role]*roleConn) *readiness {
+	r := &readiness{}
+	for _, role := range []ghnats.Role{ghnats.RoleAPI, ghnats.RoleWriter, ghnats.RoleGateway} {
+		c := conns[role]
+		if c == nil {
+			continue
 		}
-	}
-	if f.has("api") {
-		for _, b := range (ghnats.Topology{}).Buckets() {
-			need[b.Bucket] = true
+		rr := roleReadiness{role: role, nc: c.nc, js: c.js}
+		switch role {
+		case ghnats.RoleAPI:
+			rr.consumer = true
+			for _, b := range (ghnats.Topology{}).Buckets() {
+				rr.buckets = append(rr.buckets, b.Bucket)
+			}
+		case ghnats.RoleWriter:
+			rr.consumer = true
+		case ghnats.RoleGateway:
+			rr.buckets = []string{ghnats.BucketSessions, ghnats.BucketPresence, ghnats.BucketLimits}
 		}
-	}
-	for b := range need {
-		r.buckets = append(r.buckets, b)
+		r.roles = append(r.roles, rr)
 	}
 	return r
 }
@@ -67,24 +78,34 @@ func (r *readiness) check(ctx context.Context) []string {
 	ctx, cancel := context.WithTimeout(ctx, readyCheckTimeout)
 	defer cancel()
 	missing := []string{}
-	if !r.nc.IsConnected() {
-		missing = append(missing, "nats: not connected ("+r.nc.Status().String()+")")
-	} else {
-		s, err := r.js.Stream(ctx, ghnats.StreamEvents)
-		if err != nil {
-			missing = append(missing, "stream "+ghnats.StreamEvents+": "+err.Error())
-		} else if r.consumer {
-			if _, err := s.Consumer(ctx, ghnats.ConsumerWriter); err != nil {
-				missing = append(missing, "consumer "+ghnats.StreamEvents+"/"+ghnats.ConsumerWriter+": "+err.Error())
-			}
-		}
-		for _, b := range r.buckets {
-			if _, err := r.js.KeyValue(ctx, b); err != nil {
-				missing = append(missing, "bucket "+b+": "+err.Error())
-			}
-		}
+	for _, rr := range r.roles {
+		missing = append(missing, rr.check(ctx)...)
 	}
 	r.checked, r.missing = time.Now(), missing
+	return missing
+}
+
+func (rr roleReadiness) check(ctx context.Context) []string {
+	var missing []string
+	add := func(what string, err error) {
+		missing = append(missing, string(rr.role)+": "+what+": "+err.Error())
+	}
+	if !rr.nc.IsConnected() {
+		return []string{string(rr.role) + ": nats: not connected (" + rr.nc.Status().String() + ")"}
+	}
+	s, err := rr.js.Stream(ctx, ghnats.StreamEvents)
+	if err != nil {
+		add("stream "+ghnats.StreamEvents, err)
+	} else if rr.consumer {
+		if _, err := s.Consumer(ctx, ghnats.ConsumerWriter); err != nil {
+			add("consumer "+ghnats.StreamEvents+"/"+ghnats.ConsumerWriter, err)
+		}
+	}
+	for _, b := range rr.buckets {
+		if _, err := rr.js.KeyValue(ctx, b); err != nil {
+			add("bucket "+b, err)
+		}
+	}
 	return missing
 }
 

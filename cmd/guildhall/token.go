@@ -24,7 +24,7 @@ import (
 // token or every token of a user the same way.
 func token(args []string) error {
 	if len(args) < 1 || (args[0] != "create" && args[0] != "revoke") {
-		return errors.New("usage: guildhall token create --bot NAME [--owner USER] | token revoke (--token TOKEN | --token - | --user NAME)  [--nats-url URL] [--data DIR]")
+		return errors.New("usage: guildhall token create --bot NAME [--owner USER] | token revoke (--token TOKEN | --token - | --user NAME)  [--data DIR] [--nats-url URL] [--nats-creds DIR]")
 	}
 	if args[0] == "revoke" {
 		return tokenRevoke(args[1:])
@@ -32,14 +32,17 @@ func token(args []string) error {
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
 	bot := fs.String("bot", "", "name of the bot account to create")
 	owner := fs.String("owner", "", "username of the user who owns the bot: lists it (GET /users/@me/bots), revokes and resets its tokens; empty: the operators alone")
-	data, natsURL := busFlags(fs)
+	b := busFlags(fs)
+	if err := flagsFromEnv(fs, envPrefixed("GUILDHALL_"), os.LookupEnv); err != nil {
+		return err
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if *bot == "" {
 		return errors.New("--bot NAME is required")
 	}
-	nc, err := connectBus(*natsURL, *data)
+	nc, err := b.connect()
 	if err != nil {
 		return err
 	}
@@ -62,25 +65,45 @@ func token(args []string) error {
 	return nil
 }
 
-// busFlags declares how the CLI finds the deployment's NATS.
-func busFlags(fs *flag.FlagSet) (data, natsURL *string) {
-	data = fs.String("data", envOr("GUILDHALL_DATA", "./data"), "data directory of the running server, to find its NATS URL (env GUILDHALL_DATA)")
-	natsURL = fs.String("nats-url", envOr("GUILDHALL_NATS_URL", ""), "NATS URL of the deployment (env GUILDHALL_NATS_URL)")
-	return data, natsURL
+// busFlags declares how the CLI finds the deployment's NATS and signs in to it
+// (as the operator, the only identity allowed on the admin subjects). Each flag
+// also has its GUILDHALL_ variable; call busEnv after declaring every flag.
+type bus struct {
+	data, natsURL, creds *string
+	tls                  ghnats.TLSFiles
 }
 
-// connectBus connects to natsURL, or to the NATS of the server running on the
-// data directory data.
-func connectBus(natsURL, data string) (*natsgo.Conn, error) {
-	url := natsURL
-	if url == "" {
-		b, err := os.ReadFile(filepath.Join(data, "nats.url"))
-		if err != nil {
-			return nil, fmt.Errorf("no --nats-url and no running server found in %s: start `guildhall serve` first (%w)", data, err)
-		}
-		url = strings.TrimSpace(string(b))
+func busFlags(fs *flag.FlagSet) *bus {
+	b := &bus{
+		data:    fs.String("data", "./data", "data directory of the running server, to find its NATS URL and the credentials"),
+		natsURL: fs.String("nats-url", "", "NATS URL of the deployment; empty reads <data>/nats.url"),
+		creds:   fs.String("nats-creds", "", "directory of the bus credentials, of which the CLI uses operator.nk; empty means <data>/creds"),
 	}
-	nc, err := natsgo.Connect(url, natsgo.Name("guildhall-cli"), natsgo.Timeout(3*time.Second))
+	fs.StringVar(&b.tls.CA, "nats-tls-ca", "", "PEM CA that signed the NATS servers' certificates")
+	fs.StringVar(&b.tls.Cert, "nats-tls-cert", "", "PEM client certificate, when the servers ask for one")
+	fs.StringVar(&b.tls.Key, "nats-tls-key", "", "PEM key of --nats-tls-cert")
+	return b
+}
+
+// connect signs in to the bus as the operator.
+func (b *bus) connect() (*natsgo.Conn, error) {
+	url := *b.natsURL
+	if url == "" {
+		raw, err := os.ReadFile(filepath.Join(*b.data, "nats.url"))
+		if err != nil {
+			return nil, fmt.Errorf("no --nats-url and no running server found in %s: start `guildhall serve` first (%w)", *b.data, err)
+		}
+		url = strings.TrimSpace(string(raw))
+	}
+	creds := *b.creds
+	if creds == "" {
+		creds = filepath.Join(*b.data, "creds")
+	}
+	opts, err := ghnats.ClientAuth{Dir: creds, TLS: b.tls}.Options(ghnats.RoleOperator)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := natsgo.Connect(url, append(opts, natsgo.Name("guildhall-cli"), natsgo.Timeout(3*time.Second))...)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w (is `guildhall serve` running?)", url, err)
 	}
@@ -94,7 +117,10 @@ func tokenRevoke(args []string) error {
 	fs := flag.NewFlagSet("token revoke", flag.ContinueOnError)
 	tok := fs.String("token", "", "the token to revoke (\"Bot \" prefix allowed); - reads it from standard input")
 	user := fs.String("user", "", "revoke every token of the account with this username")
-	data, natsURL := busFlags(fs)
+	b := busFlags(fs)
+	if err := flagsFromEnv(fs, envPrefixed("GUILDHALL_"), os.LookupEnv); err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -120,15 +146,15 @@ func tokenRevoke(args []string) error {
 		}
 		req.TokenHash = messaging.HashToken(t)
 	}
-	nc, err := connectBus(*natsURL, *data)
+	nc, err := b.connect()
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	b, _ := json.Marshal(req)
+	body, _ := json.Marshal(req)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	m, err := nc.RequestWithContext(ctx, ghnats.SubjectAPIRevoke, b)
+	m, err := nc.RequestWithContext(ctx, ghnats.SubjectAPIRevoke, body)
 	if err != nil {
 		return fmt.Errorf("ask the api: %w", err)
 	}

@@ -20,11 +20,7 @@ import (
 // false leaves it deaf to revocations, as a process that lost them would be.
 func (e *env) secondAPI(t *testing.T, cacheTTL time.Duration, watch bool) (*testenv.REST, *messaging.Service) {
 	t.Helper()
-	nc, js, err := ghnats.Connect(e.nats.URL, "api-test-2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc, js := e.nats.ConnectAs(t, ghnats.RoleAPI)
 	svc, err := messaging.NewService(context.Background(), messaging.Config{
 		Store: e.store, Conn: nc, JS: js, IDs: guildhall.NewSnowflakeGeneratorForNode(2),
 		Barrier: noBarrier{}, Logger: e.log, BcryptCost: bcrypt.MinCost, TokenCacheTTL: cacheTTL,
