@@ -30,7 +30,7 @@ func (r *Responder) revoke(ctx context.Context, data []byte) any {
 	}
 	switch {
 	case req.TokenHash != "" && req.Username == "":
-		if len(req.TokenHash) != 64 {
+		if !guildhall.ValidTokenHash(req.TokenHash) {
 			return RevokeReply{Error: guildhall.FieldError("token_sha256", "BASE_TYPE_BAD_LENGTH", "A SHA-256 in hex.")}
 		}
 		user, found, err := r.svc.RevokeTokenHash(ctx, req.TokenHash)
