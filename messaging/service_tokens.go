@@ -279,6 +279,7 @@ func (s *Service) WatchRevocations(ctx context.Context) error {
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{ghnats.SubjectRevocationsIn},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		NamePrefix:     ghnats.RevocationWatcherPrefix,
 	})
 	if err != nil {
 		return internal("revocations: consumer", err)

@@ -19,3 +19,8 @@ func RevocationInSubject(user uint64) string { return subjectIn + "rv." + itoa(u
 // SubjectAPIRevoke is the operators' endpoint that revokes tokens (`guildhall
 // token revoke`): an admin subject, like SubjectAPIBot.
 const SubjectAPIRevoke = SubjectAPI + "admin.token.revoke"
+
+// RevocationWatcherPrefix names the ordered consumer each api process reads
+// revocations with ({prefix}_{n}): long-lived ephemeral consumers that are not
+// replays.
+const RevocationWatcherPrefix = "revocations"
