@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,13 +71,8 @@ func (c Config) withDefaults() Config {
 	if c.Node == "" {
 		c.Node = "gw-" + randomHex(4)
 	}
-	// The node name is a subject token (its tick subject).
-	c.Node = strings.Map(func(r rune) rune {
-		if r == '.' || r == '*' || r == '>' || r <= ' ' {
-			return '_'
-		}
-		return r
-	}, c.Node)
+	// The node name is a subject token (its tick and kick subjects).
+	c.Node = ghnats.SubjectToken(c.Node)
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = 41250 * time.Millisecond
 	}
@@ -186,7 +180,7 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 	g.cancel = cancel
 	go func() { defer close(g.done); g.hub.run(rctx) }()
 	go g.refreshRegistry(rctx)
-	if _, err := nc.Subscribe(kickSubject(cfg.Node), g.kicked); err != nil {
+	if _, err := nc.Subscribe(ghnats.KickSubject(cfg.Node), g.kicked); err != nil {
 		cancel()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -575,8 +569,6 @@ func (g *Gateway) kicked(m *natsgo.Msg) {
 		s.close(CloseUnknownError, "session resumed elsewhere")
 	}
 }
-
-func kickSubject(node string) string { return "gh.gw." + node + ".kick" }
 
 // joinAtCut joins an identified or resuming session to its rooms at a consistent
 // cut (see Hub.prepare) and runs attached in the pump at that moment, with the

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -422,20 +421,21 @@ func (h *Hub) reconnected() {
 
 // handle routes one message from a subscription.
 func (h *Hub) handle(m *natsgo.Msg) {
-	kind, id, ok := parseSubject(m.Subject)
+	subj, ok := ghnats.ParseSubject(m.Subject)
 	if !ok {
 		return
 	}
-	switch kind {
-	case "eph":
+	id := guildhall.Snowflake(subj.ID)
+	switch subj.Kind {
+	case ghnats.SubjectEphemeralGuild:
 		if r := h.rooms[id]; r != nil {
 			ev := ghnats.DecodeEvent(m.Header, m.Data)
 			h.deliver(r, ev, newDispatch(ev, h.w))
 		}
-	case "t":
+	case ghnats.SubjectTickEvent:
 		seq, _ := streamSeqs(m.Header)
 		h.advance(seq)
-	case "g":
+	case ghnats.SubjectGuildEvent:
 		r := h.rooms[id]
 		if r == nil {
 			return // the room was dropped; this was in flight
@@ -448,7 +448,7 @@ func (h *Hub) handle(m *natsgo.Msg) {
 			h.fill(r, seq)
 		}
 		h.apply(r, seq, ghnats.DecodeEvent(m.Header, m.Data))
-	case "u":
+	case ghnats.SubjectUserEvent:
 		if u := h.users[id]; u != nil {
 			seq, _ := streamSeqs(m.Header)
 			h.applyUser(u, seq, ghnats.DecodeEvent(m.Header, m.Data))
@@ -662,32 +662,6 @@ func (h *Hub) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 			s.send(f)
 		}
 	}
-}
-
-// parseSubject splits gh.ev.g.<id>, gh.ev.u.<id>, gh.ev.t.<node> and gh.eph.g.<id>.
-func parseSubject(subj string) (kind string, id guildhall.Snowflake, ok bool) {
-	if strings.HasPrefix(subj, "gh.ev.t.") {
-		return "t", 0, true
-	}
-	i := strings.LastIndexByte(subj, '.')
-	if i < 0 {
-		return "", 0, false
-	}
-	n, err := strconv.ParseUint(subj[i+1:], 10, 64)
-	if err != nil {
-		return "", 0, false
-	}
-	switch {
-	case strings.HasPrefix(subj, "gh.eph."):
-		return "eph", guildhall.Snowflake(n), true
-	case strings.HasPrefix(subj, "gh.ev.g."):
-		return "g", guildhall.Snowflake(n), true
-	case strings.HasPrefix(subj, "gh.ev.u."):
-		return "u", guildhall.Snowflake(n), true
-	case strings.HasPrefix(subj, "gh.ev.t."):
-		return "t", 0, true
-	}
-	return "", 0, false
 }
 
 func streamSeqs(h natsgo.Header) (seq, last uint64) {

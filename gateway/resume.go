@@ -83,7 +83,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	}
 
 	if entry.Node != g.cfg.Node {
-		_ = g.hub.nc.Publish(kickSubject(entry.Node), []byte(d.SessionID))
+		_ = g.hub.nc.Publish(ghnats.KickSubject(entry.Node), []byte(d.SessionID))
 	}
 	s.user = rep.User
 	s.id = d.SessionID
