@@ -200,6 +200,14 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 			return err
 		}
 		defer lease.Release(context.Background())
+		go func() {
+			select {
+			case <-lease.Lost():
+				// Ids stay unique only while the clock moves on: say it loudly.
+				log.Error("snowflake lease lost: another process may take this node number; restart this process", "node", lease.Node, "err", lease.Err())
+			case <-ctx.Done():
+			}
+		}()
 		bcfg := messaging.BarrierConfig{Metrics: metrics, Logger: log}
 		// The local writer is the only one when this process owns an embedded store.
 		if writer != nil && f.store == "bolt" {
