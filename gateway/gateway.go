@@ -388,7 +388,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 		return
 	}
 	if rep.Error != nil {
-		if !authFailed(rep.Error) {
+		if !errors.Is(rep.Error, guildhall.ErrUnauthorized) {
 			metricIdentifies.WithLabelValues("api_error").Inc()
 			s.close(CloseUnknownError, "Try again")
 			return
@@ -613,12 +613,6 @@ func readyPayload(s *Session, rep guildhall.IdentifyReply, shard []int) []byte {
 	}
 	b, _ := json.Marshal(ready)
 	return b
-}
-
-// authFailed tells a rejected token from an api that could not answer (the reply
-// carries Discord's error body, whose HTTP status does not travel).
-func authFailed(e *guildhall.Error) bool {
-	return e.Code == guildhall.ErrUnauthorized.Code && e.Message == guildhall.ErrUnauthorized.Message
 }
 
 func randomHex(n int) string {

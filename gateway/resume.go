@@ -43,7 +43,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		s.close(CloseUnknownError, "Try again")
 		return
 	}
-	if rep.Error != nil && !authFailed(rep.Error) {
+	if rep.Error != nil && !errors.Is(rep.Error, guildhall.ErrUnauthorized) {
 		metricResumes.WithLabelValues("api_error").Inc()
 		s.close(CloseUnknownError, "Try again")
 		return

@@ -49,7 +49,7 @@ func NewMembersResponder(store Store, nc *natsgo.Conn, cfg ResponderConfig) (*Me
 func (r *MembersResponder) handle(ctx context.Context, data []byte) any {
 	var req MembersRequest
 	if err := json.Unmarshal(data, &req); err != nil {
-		return MembersReply{Error: guildhall.ErrInvalidJSON}
+		return MembersReply{Error: guildhall.ErrInvalidJSON.Remote()}
 	}
 	rep, err := r.Members(ctx, req)
 	if err != nil {

@@ -34,9 +34,9 @@ type BotRequest struct {
 
 // BotReply is the new bot's token and id, or Error.
 type BotReply struct {
-	Token  string              `json:"token,omitempty"`
-	UserID guildhall.Snowflake `json:"user_id,omitempty"`
-	Error  *guildhall.Error    `json:"error,omitempty"`
+	Token  string                 `json:"token,omitempty"`
+	UserID guildhall.Snowflake    `json:"user_id,omitempty"`
+	Error  *guildhall.RemoteError `json:"error,omitempty"`
 }
 
 // Responder serves the api's NATS request-reply endpoints, so that gateways never
@@ -51,9 +51,9 @@ type BotReply struct {
 // --bot NAME` against the embedded, loopback-only NATS). A deployment whose NATS
 // is reachable by others must restrict gh.api.admin.> with NATS permissions.
 //
-// Errors travel in the reply's Error field. guildhall.Error's HTTP status is not
-// serialized, so callers tell them apart by Message: ErrUnauthorized ("401:
-// Unauthorized") means a bad token; ErrServiceBusy and ErrInternal mean try again.
+// Errors travel in the reply's Error field as a guildhall.RemoteError (status and
+// code), which callers match with errors.Is: ErrUnauthorized means a bad token;
+// ErrServiceBusy and ErrInternal mean try again.
 type Responder struct {
 	*endpoints
 	svc *Service
@@ -163,19 +163,19 @@ func (e *endpoints) handler(subject string, h func(context.Context, []byte) any)
 
 // replyError turns err into what a reply carries: client errors as they are,
 // anything else logged and answered as ErrInternal.
-func (e *endpoints) replyError(what string, err error) *guildhall.Error {
+func (e *endpoints) replyError(what string, err error) *guildhall.RemoteError {
 	var ge *guildhall.Error
 	if errors.As(err, &ge) {
-		return ge
+		return ge.Remote()
 	}
 	e.log.Error("responder: "+what, "err", err)
-	return guildhall.ErrInternal
+	return guildhall.ErrInternal.Remote()
 }
 
 func (r *Responder) identify(ctx context.Context, data []byte) any {
 	var req guildhall.IdentifyRequest
 	if err := json.Unmarshal(data, &req); err != nil {
-		return guildhall.IdentifyReply{Error: guildhall.ErrInvalidJSON}
+		return guildhall.IdentifyReply{Error: guildhall.ErrInvalidJSON.Remote()}
 	}
 	rep, err := r.svc.Identify(ctx, req.Token)
 	if err != nil {
@@ -187,7 +187,7 @@ func (r *Responder) identify(ctx context.Context, data []byte) any {
 func (r *Responder) guild(ctx context.Context, data []byte) any {
 	var req guildhall.GuildRequest
 	if err := json.Unmarshal(data, &req); err != nil {
-		return guildhall.GuildReply{Error: guildhall.ErrInvalidJSON}
+		return guildhall.GuildReply{Error: guildhall.ErrInvalidJSON.Remote()}
 	}
 	rep, err := r.svc.GuildSnapshot(ctx, req)
 	if err != nil {
@@ -199,7 +199,7 @@ func (r *Responder) guild(ctx context.Context, data []byte) any {
 func (r *Responder) bot(ctx context.Context, data []byte) any {
 	var req BotRequest
 	if err := json.Unmarshal(data, &req); err != nil {
-		return BotReply{Error: guildhall.ErrInvalidJSON}
+		return BotReply{Error: guildhall.ErrInvalidJSON.Remote()}
 	}
 	s, err := r.svc.CreateBot(ctx, req.Name)
 	if err != nil {

@@ -82,7 +82,7 @@ func TestResponder(t *testing.T) {
 	}
 
 	bad := request[guildhall.IdentifyReply](t, n, ghnats.SubjectAPIIdentify, guildhall.IdentifyRequest{Token: "nope"})
-	if bad.Error == nil || bad.Error.Message != guildhall.ErrUnauthorized.Message {
+	if bad.Error == nil || !errors.Is(bad.Error, guildhall.ErrUnauthorized) {
 		t.Errorf("identify with a bad token = %+v; want 401 Unauthorized", bad.Error)
 	}
 	garbled := request[guildhall.IdentifyReply](t, n, ghnats.SubjectAPIIdentify, "not an object")
