@@ -67,6 +67,10 @@ type Config struct {
 	IdentifyWait time.Duration
 }
 
+func (c Config) outboxLimits() outboxLimits {
+	return outboxLimits{maxFrames: c.MaxOutbox, writeTimeout: c.WriteTimeout, noDirect: c.NoDirectWrites}
+}
+
 func (c Config) withDefaults() Config {
 	if c.Node == "" {
 		c.Node = "gw-" + randomHex(4)
@@ -232,7 +236,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	s := newSession(g, conn, conn.NetConn(), q.Get("compress") == "zlib-stream")
+	s := newSession(conn.NetConn(), q.Get("compress") == "zlib-stream", g.cfg.outboxLimits())
 	s.resumeURL = g.cfg.PublicURL
 	if s.resumeURL == "" {
 		s.resumeURL = "ws://" + r.Host
@@ -291,10 +295,7 @@ func (h *handler) OnClose(c *gws.Conn, err error) {
 		delete(g.sessions, s.id)
 	}
 	g.mu.Unlock()
-	s.mu.Lock()
-	s.closed = true
-	s.queue, s.held = nil, nil
-	s.mu.Unlock()
+	s.out.close()
 	if s.identified.Load() {
 		g.hub.do(func() { g.hub.leave(s) })
 		g.sessionEnded(s)
@@ -407,7 +408,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	s.user = rep.User
 	s.id = randomHex(16)
 	s.intents = intents
-	s.payloadZlib.Store(d.Compress && !s.zlib)
+	s.out.compressPayloads(d.Compress)
 	// The registry entry exists before READY: a client that got a session id can
 	// always resume it, even if this gateway dies the next moment.
 	if err := g.putRegistry(s); err != nil {
@@ -579,7 +580,7 @@ func (g *Gateway) joinAtCut(ctx context.Context, s *Session, rep guildhall.Ident
 	g.hub.do(func() { rooms = g.hub.prepare(rep.Guilds) })
 	done := false
 	err := g.hub.cut(ctx, func() {
-		if s.isClosed() {
+		if s.out.isClosed() {
 			g.hub.abort(rooms)
 			return
 		}

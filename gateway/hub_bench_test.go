@@ -58,7 +58,7 @@ func benchRoom(conns []net.Conn, cfg Config) (*Hub, *room) {
 	r := &room{id: benchGuild, state: state}
 	h.rooms[r.id] = r
 	for i, c := range conns {
-		s := newSession(gw, nil, c, false)
+		s := newSession(c, false, gw.cfg.outboxLimits())
 		s.user = guildhall.User{ID: guildhall.Snowflake(10 + i)}
 		s.intents = guildhall.IntentsAll
 		m := &membership{roles: nil}

@@ -689,7 +689,7 @@ func (g *Gateway) serveMemberRequests(s *Session, q *memberQueue) {
 	p := &g.hub.presence
 	for {
 		p.mu.Lock()
-		if len(q.reqs) == 0 || sessionGone(s) {
+		if len(q.reqs) == 0 || s.out.isClosed() {
 			q.running = false
 			q.reqs = nil
 			if p.requests[s] == q {
@@ -713,12 +713,6 @@ func (g *Gateway) serveMemberRequests(s *Session, q *memberQueue) {
 	}
 }
 
-func sessionGone(s *Session) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
 // serveMembers answers one op 8 request with GUILD_MEMBERS_CHUNK dispatches.
 func (g *Gateway) serveMembers(s *Session, req memberRequest) error {
 	guildID := req.GuildID[0]
@@ -736,6 +730,13 @@ func (g *Gateway) serveMembers(s *Session, req memberRequest) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	go func() {
+		select {
+		case <-g.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	send := func(c membersChunk) error {
 		c.GuildID, c.Nonce = guildID, req.Nonce
 		for i := range c.Members {
@@ -758,7 +759,7 @@ func (g *Gateway) serveMembers(s *Session, req memberRequest) error {
 		if err != nil {
 			return err
 		}
-		if !g.waitOutbox(ctx, s) {
+		if !s.out.waitBelow(ctx, chunkOutboxLimit) {
 			return nil
 		}
 		g.pumpDo(func() { s.send(dispatchFrame(guildhall.EventGuildMembersChunk, g.hub.w, data)) })
@@ -891,28 +892,4 @@ func (g *Gateway) presences(ctx context.Context, ms []guildhall.Member) ([]prese
 		ids[i] = m.User.ID
 	}
 	return r.Presences(ctx, ids)
-}
-
-// waitOutbox waits until the session's outbox holds few frames, so that a big
-// member list is written as fast as the client reads it and no faster: a chunk
-// is up to 1000 members (about 150 KB), and the outbox bounds frames, not bytes.
-// It returns false when the session is gone.
-func (g *Gateway) waitOutbox(ctx context.Context, s *Session) bool {
-	for {
-		s.mu.Lock()
-		n, closed := len(s.queue)+len(s.held), s.closed
-		s.mu.Unlock()
-		if closed || ctx.Err() != nil {
-			return false
-		}
-		if n < chunkOutboxLimit {
-			return true
-		}
-		select {
-		case <-time.After(5 * time.Millisecond):
-		case <-ctx.Done():
-		case <-g.done:
-			return false
-		}
-	}
 }

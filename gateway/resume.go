@@ -101,7 +101,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		old.close(CloseUnknownError, "session resumed on another connection")
 	}
 
-	s.hold()
+	s.out.hold()
 	var w uint64
 	views := map[guildhall.Snowflake]*replayView{}
 	var recent []*frame
@@ -128,7 +128,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	var replayErr error
 	if inMemory {
 		for _, f := range recent {
-			s.sendDirect(f)
+			s.out.sendUnheld(f)
 		}
 		metricResumeReplays.WithLabelValues("memory").Inc()
 	} else {
@@ -143,8 +143,8 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		s.close(CloseUnknownError, "resume failed")
 		return
 	}
-	s.sendDirect(dispatchFrame(guildhall.EventResumed, w, []byte("{}")))
-	s.release()
+	s.out.sendUnheld(dispatchFrame(guildhall.EventResumed, w, []byte("{}")))
+	s.out.release()
 	metricResumes.WithLabelValues("ok").Inc()
 	g.sessionStarted(s, nil)
 	slog.Debug("resumed", "session", s.id, "from", d.Seq, "to", w, "replayed", n)
@@ -306,7 +306,7 @@ func (g *Gateway) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 			ev := ghnats.DecodeEvent(natsgo.Header(msg.Headers()), msg.Data())
 			if replayVisible(views, ev, s.user.ID) {
 				if f := newDispatch(ev, seq).frameFor(s); f != nil {
-					s.sendDirect(f)
+					s.out.sendUnheld(f)
 					sent++
 				}
 			}

@@ -162,7 +162,7 @@ func TestSlowConsumerCutOffOthersUnaffected(t *testing.T) {
 					}
 				}
 			}
-			if !slow.isClosed() {
+			if !slow.out.isClosed() {
 				t.Fatal("the session that never reads was not cut off")
 			}
 			// Its socket is closed: after what the kernel buffered, the client sees the end.
@@ -172,18 +172,18 @@ func TestSlowConsumerCutOffOthersUnaffected(t *testing.T) {
 			}
 			// The others got every frame, and are still open.
 			for _, s := range fast {
-				if s.isClosed() {
+				if s.out.isClosed() {
 					t.Fatal("a fast session was closed")
 				}
 				testenv.Eventually(t, 30*time.Second, func() error {
-					if s.mu.Lock(); s.writing {
-						s.mu.Unlock()
+					if s.out.mu.Lock(); s.out.writing {
+						s.out.mu.Unlock()
 						return errors.New("still writing")
 					}
-					s.mu.Unlock()
+					s.out.mu.Unlock()
 					return nil
 				})
-				_ = s.netConn.Close()
+				_ = s.out.conn.Close()
 			}
 			for range fast {
 				if n := <-counts; n != frames {
@@ -195,11 +195,7 @@ func TestSlowConsumerCutOffOthersUnaffected(t *testing.T) {
 }
 
 // pending is how many frames wait in s's outbox.
-func pending(s *Session) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue)
-}
+func pending(s *Session) int { return s.out.pending() }
 
 // isConnReset: closing a socket with unread data makes the peer see a reset.
 func isConnReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
