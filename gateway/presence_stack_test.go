@@ -140,11 +140,8 @@ func (st *presenceStack) addGateway(node string, cfg gateway.PresenceConfig) *st
 		t.Fatal(err)
 	}
 	// The test clients do not heartbeat: a long interval keeps them alive.
-	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour, Inbox: st.inbox})
+	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour, Inbox: st.inbox, Presence: cfg})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.ConfigurePresence(cfg); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(g)
