@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -145,7 +144,7 @@ func (p *pump) refresh(r *room) {
 	defer cancel()
 	state, err := p.guilds.guildState(ctx, r.id)
 	if err != nil {
-		slog.Warn("guild refresh failed", "guild", r.id, "err", err)
+		p.log.Warn("guild refresh failed", "guild", r.id, "err", err)
 		return
 	}
 	state.Guild.MemberCount = max(state.Guild.MemberCount, r.state.Guild.MemberCount)

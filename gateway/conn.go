@@ -25,7 +25,7 @@ func sessionOf(c *gws.Conn) *Session {
 
 func (h *handler) OnOpen(c *gws.Conn) {
 	s := sessionOf(c)
-	metricSessions.Inc()
+	h.g.metrics.Sessions.Inc()
 	h.g.sessions.opened(s)
 	if s.badVersion {
 		s.close(CloseInvalidAPIVersion, "Invalid API version")
@@ -44,7 +44,7 @@ func (h *handler) OnPing(c *gws.Conn, payload []byte) { sessionOf(c).send(pongFr
 
 func (h *handler) OnClose(c *gws.Conn, err error) {
 	s := sessionOf(c)
-	metricSessions.Dec()
+	h.g.metrics.Sessions.Dec()
 	g := h.g
 	g.sessions.closed(s)
 	s.out.close()

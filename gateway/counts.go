@@ -21,6 +21,7 @@ type onlineCounts struct {
 	nc    *natsgo.Conn
 	node  string
 	every time.Duration
+	log   *slog.Logger
 	rooms roomCounter
 	users invisibleUsers
 	inbox string // where the aggregators answer
@@ -52,13 +53,14 @@ type onlineCountsConfig struct {
 	rooms roomCounter
 	users invisibleUsers
 	every time.Duration // PresenceConfig.CountInterval
+	log   *slog.Logger
 }
 
 // newOnlineCounts subscribes to the aggregators' answers and starts reporting.
 // Stop it with close.
 func newOnlineCounts(c onlineCountsConfig) (*onlineCounts, error) {
 	o := &onlineCounts{
-		nc: c.nc, node: c.node, every: c.every, rooms: c.rooms, users: c.users,
+		nc: c.nc, node: c.node, every: c.every, log: c.log, rooms: c.rooms, users: c.users,
 		inbox:    c.nc.NewInbox(),
 		done:     make(chan struct{}),
 		totals:   map[guildhall.Snowflake]int{},
@@ -121,7 +123,7 @@ func (o *onlineCounts) report(ctx context.Context) {
 		o.reported = now
 		o.mu.Unlock()
 		if err := presence.PublishReport(o.nc, o.node, o.inbox, 3*o.every, counts); err != nil && !errors.Is(err, natsgo.ErrConnectionClosed) {
-			slog.Warn("presence: count report", "err", err)
+			o.log.Warn("presence: count report", "err", err)
 		}
 	}
 }

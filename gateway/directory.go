@@ -22,6 +22,7 @@ type directory struct {
 	watermark watermark
 	node      string
 	timeout   time.Duration
+	log       *slog.Logger
 	kickSub   *natsgo.Subscription
 	cancel    context.CancelFunc
 	done      chan struct{} // the refresh loop has returned
@@ -44,13 +45,14 @@ type directoryConfig struct {
 	watermark watermark
 	node      string
 	timeout   time.Duration // Config.APITimeout, for each registry write
+	log       *slog.Logger
 }
 
 // newDirectory subscribes to the node's kicks and starts the refresh of the
 // registry entries. Stop it with close.
 func newDirectory(cfg directoryConfig) (*directory, error) {
 	d := &directory{
-		nc: cfg.nc, registry: cfg.registry, watermark: cfg.watermark, node: cfg.node, timeout: cfg.timeout,
+		nc: cfg.nc, registry: cfg.registry, watermark: cfg.watermark, node: cfg.node, timeout: cfg.timeout, log: cfg.log,
 		done:     make(chan struct{}),
 		sessions: map[string]*Session{},
 		conns:    map[*Session]struct{}{},
@@ -120,7 +122,7 @@ func (d *directory) put(s *Session) error {
 	intents := s.intents
 	err := d.registry.Put(ctx, registry.Session{ID: s.id, UserID: s.user.ID, Node: d.node, Seq: d.watermark.current(), Intents: &intents})
 	if err != nil {
-		slog.Warn("registry put", "session", s.id, "err", err)
+		d.log.Warn("registry put", "session", s.id, "err", err)
 	}
 	return err
 }

@@ -34,8 +34,8 @@ func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch) {
 			}
 		}
 	}
-	metricDispatches.Add(float64(len(r.members)))
-	metricFanout.Observe(time.Since(start).Seconds())
+	p.metrics.DispatchCandidates.Add(float64(len(r.members)))
+	p.metrics.Fanout.Observe(time.Since(start).Seconds())
 }
 
 // parallelFanOut is the room size from which one event's writes are split across

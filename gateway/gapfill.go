@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -119,7 +118,7 @@ func (p *pump) reconnected() {
 // fill applies the room's events from the stream that came after r.lastSeq and
 // before seq, in order.
 func (p *pump) fill(r *room, before uint64) {
-	metricGapFills.Inc()
+	p.metrics.GapFills.Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	subject := ghnats.GuildInSubject(uint64(r.id))
@@ -131,7 +130,7 @@ func (p *pump) fill(r *room, before uint64) {
 			return
 		}
 		if err != nil {
-			slog.Error("gap fill failed; asking the room's sessions to resume", "guild", r.id, "err", err)
+			p.log.Error("gap fill failed; asking the room's sessions to resume", "guild", r.id, "err", err)
 			r.recent.restartAfter(before - 1) // the gap stays in the room's recent events
 			p.reconnectRoom(r)
 			return

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -66,6 +67,11 @@ type Config struct {
 	// MemberLists configures op 8 REQUEST_GUILD_MEMBERS (see MemberListConfig);
 	// its zero value is usable.
 	MemberLists MemberListConfig
+	// Metrics receives the gateway's metrics (NewMetrics). Zero value means
+	// metrics of its own, registered nowhere.
+	Metrics *Metrics
+	// Logger for what goes wrong inside. Zero value means slog.Default().
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -101,13 +107,19 @@ func (c Config) withDefaults() Config {
 	if c.IdentifyWait == 0 {
 		c.IdentifyWait = time.Second
 	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	c.Presence = c.Presence.withDefaults()
 	c.MemberLists = c.MemberLists.withDefaults()
 	return c
 }
 
-func (c Config) outboxLimits() outboxLimits {
-	return outboxLimits{maxFrames: c.MaxOutbox, writeTimeout: c.WriteTimeout, noDirect: c.NoDirectWrites}
+func (c Config) outbox() outboxConfig {
+	return outboxConfig{maxFrames: c.MaxOutbox, writeTimeout: c.WriteTimeout, noDirect: c.NoDirectWrites, metrics: c.Metrics}
 }
 
 // Gateway serves Discord's gateway protocol on WebSocket connections. It is the
@@ -118,6 +130,8 @@ func (c Config) outboxLimits() outboxLimits {
 // and the member lister (members.go).
 type Gateway struct {
 	cfg      Config
+	metrics  *Metrics
+	log      *slog.Logger
 	api      apiClient
 	upgrader *gws.Upgrader
 
@@ -153,6 +167,8 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 	}
 	g := &Gateway{
 		cfg:        cfg,
+		metrics:    cfg.Metrics,
+		log:        cfg.Logger,
 		api:        apiClient{nc: nc},
 		limiter:    lim,
 		replays:    newReplays(stream, cfg.MaxReplays),
@@ -166,20 +182,20 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 		}
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	if g.pump, err = newPump(pumpConfig{nc: nc, js: js, stream: stream, guilds: g.api, node: cfg.Node, inbox: cfg.Inbox}); err != nil {
+	if g.pump, err = newPump(pumpConfig{nc: nc, js: js, stream: stream, guilds: g.api, node: cfg.Node, inbox: cfg.Inbox, metrics: cfg.Metrics, log: cfg.Logger}); err != nil {
 		return fail(err)
 	}
 	closers = append(closers, g.pump.close)
-	if g.sessions, err = newDirectory(directoryConfig{nc: nc, registry: reg, watermark: g.pump, node: cfg.Node, timeout: cfg.APITimeout}); err != nil {
+	if g.sessions, err = newDirectory(directoryConfig{nc: nc, registry: reg, watermark: g.pump, node: cfg.Node, timeout: cfg.APITimeout, log: cfg.Logger}); err != nil {
 		return fail(err)
 	}
 	closers = append(closers, g.sessions.close)
-	g.presence = newPresenceTracker(presenceTrackerConfig{js: js, node: cfg.Node, rooms: g.pump, cfg: cfg.Presence, timeout: cfg.APITimeout})
+	g.presence = newPresenceTracker(presenceTrackerConfig{js: js, node: cfg.Node, rooms: g.pump, cfg: cfg.Presence, timeout: cfg.APITimeout, log: cfg.Logger})
 	closers = append(closers, func() { g.presence.close(context.Background()) })
-	if g.counts, err = newOnlineCounts(onlineCountsConfig{nc: nc, node: cfg.Node, rooms: g.pump, users: g.presence, every: cfg.Presence.CountInterval}); err != nil {
+	if g.counts, err = newOnlineCounts(onlineCountsConfig{nc: nc, node: cfg.Node, rooms: g.pump, users: g.presence, every: cfg.Presence.CountInterval, log: cfg.Logger}); err != nil {
 		return fail(err)
 	}
-	g.members = newMemberLister(memberListerConfig{nc: nc, js: js, api: g.api, rooms: g.pump, cfg: cfg.MemberLists, timeout: cfg.APITimeout})
+	g.members = newMemberLister(memberListerConfig{nc: nc, js: js, api: g.api, rooms: g.pump, cfg: cfg.MemberLists, timeout: cfg.APITimeout, log: cfg.Logger})
 
 	g.upgrader = gws.NewUpgrader(&handler{g: g}, &gws.ServerOption{
 		// Discord's limit is 4096 bytes and the answer to more is close 4002, which
@@ -234,7 +250,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	s := newSession(conn.NetConn(), q.Get("compress") == "zlib-stream", g.cfg.outboxLimits())
+	s := newSession(conn.NetConn(), q.Get("compress") == "zlib-stream", g.cfg.outbox())
 	s.resumeURL = g.cfg.PublicURL
 	if s.resumeURL == "" {
 		s.resumeURL = "ws://" + r.Host

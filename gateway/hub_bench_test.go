@@ -49,7 +49,7 @@ const benchChannel = guildhall.Snowflake(1001)
 func benchRoom(conns []net.Conn, cfg Config) (*pump, *room) {
 	cfg = cfg.withDefaults()
 	// The pump's maps and nothing else: no NATS subscription is taken.
-	p := &pump{rooms: map[guildhall.Snowflake]*room{}, users: map[guildhall.Snowflake]*userRoom{}}
+	p := &pump{rooms: map[guildhall.Snowflake]*room{}, users: map[guildhall.Snowflake]*userRoom{}, metrics: cfg.Metrics, log: cfg.Logger}
 	state := guildhall.GuildState{
 		Guild:    guildhall.Guild{ID: benchGuild, OwnerID: 1},
 		Channels: []guildhall.Channel{{ID: benchChannel, GuildID: benchGuild, Type: guildhall.ChannelTypeGuildText, Name: "general"}},
@@ -58,7 +58,7 @@ func benchRoom(conns []net.Conn, cfg Config) (*pump, *room) {
 	r := &room{id: benchGuild, state: state}
 	p.rooms[r.id] = r
 	for i, c := range conns {
-		s := newSession(c, false, cfg.outboxLimits())
+		s := newSession(c, false, cfg.outbox())
 		s.user = guildhall.User{ID: guildhall.Snowflake(10 + i)}
 		s.intents = guildhall.IntentsAll
 		m := &membership{roles: nil}

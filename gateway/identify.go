@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -23,18 +22,18 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	}
 	intents, ok := identifyIntents(d.Intents)
 	if !ok {
-		metricIdentifies.WithLabelValues("invalid_intents").Inc()
+		g.metrics.Identifies.WithLabelValues("invalid_intents").Inc()
 		s.close(CloseInvalidIntents, "Invalid intent(s)")
 		return
 	}
 	if d.Token == "" {
-		metricIdentifies.WithLabelValues("auth_failed").Inc()
+		g.metrics.Identifies.WithLabelValues("auth_failed").Inc()
 		s.close(CloseAuthenticationFailed, "Authentication failed")
 		return
 	}
 	if !g.identifySlot() {
 		// Shed, keeping the connection: the client identifies again in 1–5 s.
-		metricIdentifies.WithLabelValues("shed").Inc()
+		g.metrics.Identifies.WithLabelValues("shed").Inc()
 		s.send(opFrame(OpInvalidSession, []byte("false")))
 		return
 	}
@@ -43,18 +42,18 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	defer cancel()
 	rep, err := g.api.identify(ctx, d.Token)
 	if err != nil {
-		metricIdentifies.WithLabelValues("api_error").Inc()
-		slog.Warn("identify: api", "err", err)
+		g.metrics.Identifies.WithLabelValues("api_error").Inc()
+		g.log.Warn("identify: api", "err", err)
 		s.close(CloseUnknownError, "Try again")
 		return
 	}
 	if rep.Error != nil {
 		if !errors.Is(rep.Error, guildhall.ErrUnauthorized) {
-			metricIdentifies.WithLabelValues("api_error").Inc()
+			g.metrics.Identifies.WithLabelValues("api_error").Inc()
 			s.close(CloseUnknownError, "Try again")
 			return
 		}
-		metricIdentifies.WithLabelValues("auth_failed").Inc()
+		g.metrics.Identifies.WithLabelValues("auth_failed").Inc()
 		s.close(CloseAuthenticationFailed, "Authentication failed")
 		return
 	}
@@ -72,7 +71,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	// The registry entry exists before READY: a client that got a session id can
 	// always resume it, even if this gateway dies the next moment.
 	if err := g.sessions.put(s); err != nil {
-		metricIdentifies.WithLabelValues("api_error").Inc()
+		g.metrics.Identifies.WithLabelValues("api_error").Inc()
 		s.close(CloseUnknownError, "Try again")
 		return
 	}
@@ -80,12 +79,12 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	defer ccancel()
 	// READY and the GUILD_CREATEs are queued at the cut, before any live frame.
 	if _, err := g.pump.joinIdentified(cctx, s, rep.Guilds, rep.Members, readyPayload(s, rep, d.Shard), g.counts); err != nil {
-		metricIdentifies.WithLabelValues("api_error").Inc()
+		g.metrics.Identifies.WithLabelValues("api_error").Inc()
 		return
 	}
 	s.identified.Store(true)
 	g.takeSession(s)
-	metricIdentifies.WithLabelValues("ok").Inc()
+	g.metrics.Identifies.WithLabelValues("ok").Inc()
 	g.presence.started(s, d.Presence)
 }
 
@@ -96,7 +95,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 // limiterTimeout do not ask.
 func (g *Gateway) allowStart(s *Session, user guildhall.Snowflake, shard int) bool {
 	if time.Now().UnixNano() < g.limiterDownUntil.Load() {
-		metricIdentifies.WithLabelValues("limiter_skipped").Inc()
+		g.metrics.Identifies.WithLabelValues("limiter_skipped").Inc()
 		return true
 	}
 	// Waiting long for a limiter that fails open only holds an identify slot.
@@ -108,13 +107,13 @@ func (g *Gateway) allowStart(s *Session, user guildhall.Snowflake, shard int) bo
 	case err == nil:
 		return true
 	case errors.As(err, &limited):
-		metricIdentifies.WithLabelValues("rate_limited").Inc()
+		g.metrics.Identifies.WithLabelValues("rate_limited").Inc()
 		s.close(CloseRateLimited, fmt.Sprintf("Session start limit: retry after %.1fs", limited.RetryAfter.Seconds()))
 		return false
 	}
 	g.limiterDownUntil.Store(time.Now().Add(limiterTimeout).UnixNano())
-	metricIdentifies.WithLabelValues("limiter_unavailable").Inc()
-	slog.Warn("identify: start limiter unavailable; allowing", "err", err)
+	g.metrics.Identifies.WithLabelValues("limiter_unavailable").Inc()
+	g.log.Warn("identify: start limiter unavailable; allowing", "err", err)
 	return true
 }
 

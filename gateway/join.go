@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -123,7 +122,7 @@ func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildSta
 // the tick may still arrive, and closed first, the session will not attach; if it
 // already did, it leaves here.
 func (p *pump) joinFailed(s *Session, err error) error {
-	slog.Warn("session join: cut", "session", s.id, "err", err)
+	p.log.Warn("session join: cut", "session", s.id, "err", err)
 	s.close(CloseUnknownError, "Try again")
 	p.do(func() { p.leave(s) })
 	return err
@@ -235,13 +234,13 @@ func (p *pump) room(state *guildhall.GuildState, fresh bool) *room {
 		sub, err := p.nc.ChanSubscribe(subj, p.in)
 		if err != nil {
 			// Only a closed connection fails here; the gateway is shutting down.
-			slog.Error("subscribe", "subject", subj, "err", err)
+			p.log.Error("subscribe", "subject", subj, "err", err)
 			continue
 		}
 		r.subs = append(r.subs, sub)
 	}
 	p.rooms[r.id] = r
-	metricRooms.Inc()
+	p.metrics.GuildSubscriptions.Inc()
 	if !fresh {
 		// Joined without a cut (a user event): events stored after the watermark but
 		// before this subscription reached the stream's server would only show as a
@@ -260,7 +259,7 @@ func (p *pump) dropIfEmpty(r *room) {
 		_ = sub.Unsubscribe()
 	}
 	delete(p.rooms, r.id)
-	metricRooms.Dec()
+	p.metrics.GuildSubscriptions.Dec()
 }
 
 func (p *pump) joinUser(s *Session) {
@@ -269,7 +268,7 @@ func (p *pump) joinUser(s *Session) {
 		u = &userRoom{}
 		sub, err := p.nc.ChanSubscribe(ghnats.UserEventSubject(uint64(s.user.ID)), p.in)
 		if err != nil {
-			slog.Error("subscribe user", "err", err)
+			p.log.Error("subscribe user", "err", err)
 		}
 		u.sub = sub
 		p.users[s.user.ID] = u

@@ -50,6 +50,7 @@ func (c MemberListConfig) withDefaults() MemberListConfig {
 type memberLister struct {
 	cfg     MemberListConfig
 	timeout time.Duration
+	log     *slog.Logger
 	api     memberPages
 	rooms   memberRooms
 	nc      *natsgo.Conn
@@ -91,12 +92,13 @@ type memberListerConfig struct {
 	rooms   memberRooms
 	cfg     MemberListConfig // with defaults
 	timeout time.Duration    // Config.APITimeout, for each page
+	log     *slog.Logger
 }
 
 func newMemberLister(c memberListerConfig) *memberLister {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &memberLister{
-		cfg: c.cfg, timeout: c.timeout, api: c.api, rooms: c.rooms, nc: c.nc, js: c.js,
+		cfg: c.cfg, timeout: c.timeout, log: c.log, api: c.api, rooms: c.rooms, nc: c.nc, js: c.js,
 		slots:    make(chan struct{}, c.cfg.MemberRequestConcurrency),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -223,7 +225,7 @@ func (l *memberLister) serve(s *Session, q *memberQueue) {
 			return
 		}
 		if err := l.answer(s, req); err != nil && l.ctx.Err() == nil {
-			slog.Warn("request guild members", "guild", req.GuildID[0], "err", err)
+			l.log.Warn("request guild members", "guild", req.GuildID[0], "err", err)
 		}
 		<-l.slots
 	}
@@ -252,7 +254,7 @@ func (l *memberLister) answer(s *Session, req memberRequest) error {
 		if req.Presences && len(c.Members) > 0 {
 			ps, err := l.presences(ctx, c.Members)
 			if err != nil {
-				slog.Warn("request guild members: presences", "guild", guildID, "err", err)
+				l.log.Warn("request guild members: presences", "guild", guildID, "err", err)
 			}
 			c.Presences = ps
 		}

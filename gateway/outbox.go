@@ -35,9 +35,9 @@ type outbox struct {
 	// raw reaches the socket for direct writes; nil when the connection is not a
 	// plain socket (TLS, a pipe in tests) or direct writes are off, and then every
 	// frame goes through the writer.
-	raw    syscall.RawConn
-	limits outboxLimits
-	zlib   bool // transport compression: compress=zlib-stream
+	raw  syscall.RawConn
+	cfg  outboxConfig
+	zlib bool // transport compression: compress=zlib-stream
 	// payloadZlib: IDENTIFY asked for compress: true; each dispatch then goes as
 	// its own zlib stream in a binary frame. Set before the session joins rooms.
 	payloadZlib atomic.Bool
@@ -71,16 +71,17 @@ type outbox struct {
 	deadlineRefresh time.Time
 }
 
-// outboxLimits are an outbox's bounds and switches (from Config).
-type outboxLimits struct {
+// outboxConfig is an outbox's bounds and switches (from Config).
+type outboxConfig struct {
 	maxFrames    int           // Config.MaxOutbox
 	writeTimeout time.Duration // Config.WriteTimeout
 	noDirect     bool          // Config.NoDirectWrites
+	metrics      *Metrics      // frames written, slow consumers
 }
 
-func newOutbox(conn net.Conn, zlibStream bool, limits outboxLimits) *outbox {
-	o := &outbox{conn: conn, zlib: zlibStream, limits: limits}
-	if sc, ok := conn.(syscall.Conn); ok && !limits.noDirect {
+func newOutbox(conn net.Conn, zlibStream bool, cfg outboxConfig) *outbox {
+	o := &outbox{conn: conn, zlib: zlibStream, cfg: cfg}
+	if sc, ok := conn.(syscall.Conn); ok && !cfg.noDirect {
 		o.raw, _ = sc.SyscallConn()
 		o.directWrite = func(fd uintptr) bool {
 			o.directN, o.directErr = syscall.Write(int(fd), o.direct)
@@ -104,7 +105,7 @@ func (o *outbox) send(f *frame) {
 		return
 	}
 	if o.holding {
-		if len(o.held) >= o.limits.maxFrames {
+		if len(o.held) >= o.cfg.maxFrames {
 			o.cutOffLocked()
 			o.mu.Unlock()
 			return
@@ -128,7 +129,7 @@ func (o *outbox) sendUnheld(f *frame) {
 }
 
 func (o *outbox) pushLocked(f *frame) {
-	if len(o.queue) >= o.limits.maxFrames {
+	if len(o.queue) >= o.cfg.maxFrames {
 		o.cutOffLocked()
 		return
 	}
@@ -141,7 +142,7 @@ func (o *outbox) pushLocked(f *frame) {
 			o.dropLocked()
 			return
 		}
-		metricFramesWritten.Inc()
+		o.cfg.metrics.FramesWritten.Inc()
 		if rest == nil {
 			return
 		}
@@ -244,7 +245,7 @@ func (o *outbox) close() {
 // cutOffLocked drops what is pending and closes the connection: the client is not
 // reading fast enough. Closing the socket also unblocks a writer stuck in write.
 func (o *outbox) cutOffLocked() {
-	metricSlowConsumers.Inc()
+	o.cfg.metrics.SlowConsumers.Inc()
 	o.dropLocked()
 }
 
@@ -323,14 +324,14 @@ func (o *outbox) writeLoop() {
 			closeAfter = closeAfter || sc.frames[i].closeAfter
 			sc.frames[i] = nil
 		}
-		metricFramesWritten.Add(float64(n))
+		o.cfg.metrics.FramesWritten.Add(float64(n))
 		n += k
 		// Move the deadline only when less than half of WriteTimeout is left: a
 		// write still gets at least WriteTimeout/2, and a busy connection does not
 		// re-arm the runtime's timer on every write.
 		if now := time.Now(); now.After(o.deadlineRefresh) {
-			_ = o.conn.SetWriteDeadline(now.Add(o.limits.writeTimeout))
-			o.deadlineRefresh = now.Add(o.limits.writeTimeout / 2)
+			_ = o.conn.SetWriteDeadline(now.Add(o.cfg.writeTimeout))
+			o.deadlineRefresh = now.Add(o.cfg.writeTimeout / 2)
 		}
 		var err error
 		if n == 1 {

@@ -14,7 +14,7 @@ import (
 func TestOutboxWaitBelow(t *testing.T) {
 	server, client := net.Pipe() // not a socket: every frame goes through the writer
 	defer client.Close()
-	o := newOutbox(server, false, Config{}.withDefaults().outboxLimits())
+	o := newOutbox(server, false, Config{}.withDefaults().outbox())
 	f := opFrame(OpHeartbeatACK, []byte("null"))
 	fill := func() {
 		for range 200 {
@@ -42,7 +42,7 @@ func TestOutboxWaitBelow(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stalled := &stalledConn{Conn: server, stop: make(chan struct{})}
 	defer close(stalled.stop)
-	blocked := newOutbox(stalled, false, Config{}.withDefaults().outboxLimits())
+	blocked := newOutbox(stalled, false, Config{}.withDefaults().outbox())
 	for range 10 {
 		blocked.send(f)
 	}

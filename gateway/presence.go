@@ -72,6 +72,7 @@ func (c PresenceConfig) withDefaults() PresenceConfig {
 type presenceTracker struct {
 	cfg     PresenceConfig
 	timeout time.Duration
+	log     *slog.Logger
 	users   *presence.LocalUsers[*Session]
 	keys    *presence.Tracker
 	rooms   smallGuildRooms
@@ -96,6 +97,7 @@ type presenceTrackerConfig struct {
 	rooms   smallGuildRooms
 	cfg     PresenceConfig // with defaults
 	timeout time.Duration  // Config.APITimeout, for each key write
+	log     *slog.Logger
 }
 
 // newPresenceTracker starts the heartbeat, the workers and the refresh. Stop it
@@ -103,7 +105,7 @@ type presenceTrackerConfig struct {
 func newPresenceTracker(c presenceTrackerConfig) *presenceTracker {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &presenceTracker{
-		cfg: c.cfg, timeout: c.timeout, rooms: c.rooms,
+		cfg: c.cfg, timeout: c.timeout, log: c.log, rooms: c.rooms,
 		users:  presence.NewLocalUsers[*Session](presence.LocalConfig{MinUpdateInterval: c.cfg.MinUpdateInterval}),
 		keys:   presence.NewTracker(c.js, c.node),
 		queues: make([]chan guildhall.Snowflake, c.cfg.Workers),
@@ -222,7 +224,7 @@ func (t *presenceTracker) write(uid guildhall.Snowflake) {
 	if err != nil && !errors.Is(err, natsgo.ErrConnectionClosed) && t.ctx.Err() == nil {
 		// The next refresh tries again (a part left behind stops counting once this
 		// gateway's heartbeat is gone, and the Notifier removes it).
-		slog.Warn("presence: write", "user", uid, "err", err)
+		t.log.Warn("presence: write", "user", uid, "err", err)
 	}
 	t.users.Done(w, k, err)
 }

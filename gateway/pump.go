@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 
@@ -31,10 +32,12 @@ import (
 // refills from the stream what NATS lost; recent.go keeps each room's recent
 // events for resumes from memory.
 type pump struct {
-	nc     *natsgo.Conn
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	guilds guildSource
+	nc      *natsgo.Conn
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	guilds  guildSource
+	metrics *Metrics
+	log     *slog.Logger
 	// tickSubject is where cut publishes ticks; the stream re-publishes them to
 	// this gateway alone.
 	tickSubject string
@@ -74,12 +77,14 @@ type userRoom struct {
 
 // pumpConfig is what a pump is built from.
 type pumpConfig struct {
-	nc     *natsgo.Conn
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	guilds guildSource
-	node   string // the gateway's node: its ticks come back on its own subject
-	inbox  int    // Config.Inbox
+	nc      *natsgo.Conn
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	guilds  guildSource
+	node    string // the gateway's node: its ticks come back on its own subject
+	inbox   int    // Config.Inbox
+	metrics *Metrics
+	log     *slog.Logger
 }
 
 // newPump subscribes to the node's ticks and starts the pump. Stop it with close.
@@ -89,6 +94,8 @@ func newPump(cfg pumpConfig) (*pump, error) {
 		js:          cfg.js,
 		stream:      cfg.stream,
 		guilds:      cfg.guilds,
+		metrics:     cfg.metrics,
+		log:         cfg.log,
 		tickSubject: ghnats.TickInSubject(cfg.node),
 		in:          make(chan *natsgo.Msg, cfg.inbox),
 		cmds:        make(chan func(), 1024),

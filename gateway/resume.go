@@ -3,7 +3,6 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
-	"log/slog"
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/registry"
@@ -50,7 +49,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	defer cancel()
 	cut, err := g.pump.joinResumed(ctx, s, rep.Guilds, rep.Members, d.Seq)
 	if err != nil {
-		metricResumes.WithLabelValues("api_error").Inc()
+		g.metrics.Resumes.WithLabelValues("api_error").Inc()
 		return
 	}
 	// Read after the cut: an event of the user's own up to w is in the stream by now.
@@ -60,13 +59,13 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		for _, f := range cut.recent {
 			s.out.sendUnheld(f)
 		}
-		metricResumeReplays.WithLabelValues("memory").Inc()
+		g.metrics.ResumeReplays.WithLabelValues("memory").Inc()
 	} else {
-		metricResumeReplays.WithLabelValues("stream").Inc()
+		g.metrics.ResumeReplays.WithLabelValues("stream").Inc()
 		if n, err = g.replays.replay(s, d.Seq, cut.w, cut.views); err != nil {
 			// Without the replay the session would have a gap: make the client start over.
-			metricResumes.WithLabelValues("replay_failed").Inc()
-			slog.Warn("resume: replay", "session", s.id, "err", err)
+			g.metrics.Resumes.WithLabelValues("replay_failed").Inc()
+			g.log.Warn("resume: replay", "session", s.id, "err", err)
 			s.send(opFrame(OpInvalidSession, []byte("false")))
 			s.close(CloseUnknownError, "resume failed")
 			return
@@ -74,9 +73,9 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	}
 	s.out.sendUnheld(dispatchFrame(guildhall.EventResumed, cut.w, []byte("{}")))
 	s.out.release()
-	metricResumes.WithLabelValues("ok").Inc()
+	g.metrics.Resumes.WithLabelValues("ok").Inc()
 	g.presence.started(s, nil)
-	slog.Debug("resumed", "session", s.id, "from", d.Seq, "to", cut.w, "replayed", n)
+	g.log.Debug("resumed", "session", s.id, "from", d.Seq, "to", cut.w, "replayed", n)
 	// A failed put leaves the entry of the previous node, which keeps the session
 	// resumable until the next refresh here takes over.
 	_ = g.sessions.put(s)
@@ -94,11 +93,11 @@ func (g *Gateway) resumable(s *Session, d resumeData) (guildhall.IdentifyReply, 
 	rep, err := g.api.identify(ctx, d.Token)
 	switch {
 	case err != nil || rep.Error != nil && !errors.Is(rep.Error, guildhall.ErrUnauthorized):
-		metricResumes.WithLabelValues("api_error").Inc()
+		g.metrics.Resumes.WithLabelValues("api_error").Inc()
 		s.close(CloseUnknownError, "Try again")
 		return rep, registry.Session{}, false
 	case rep.Error != nil:
-		metricResumes.WithLabelValues("auth_failed").Inc()
+		g.metrics.Resumes.WithLabelValues("auth_failed").Inc()
 		s.close(CloseAuthenticationFailed, "Authentication failed")
 		return rep, registry.Session{}, false
 	}
@@ -125,8 +124,8 @@ func (g *Gateway) resumable(s *Session, d resumeData) (guildhall.IdentifyReply, 
 		}
 	}
 	if reason != "" {
-		metricResumes.WithLabelValues("invalid_" + reason).Inc()
-		slog.Debug("resume refused", "session", d.SessionID, "seq", d.Seq, "reason", reason)
+		g.metrics.Resumes.WithLabelValues("invalid_" + reason).Inc()
+		g.log.Debug("resume refused", "session", d.SessionID, "seq", d.Seq, "reason", reason)
 		s.send(opFrame(OpInvalidSession, []byte("false")))
 		return rep, entry, false
 	}
@@ -136,7 +135,7 @@ func (g *Gateway) resumable(s *Session, d resumeData) (guildhall.IdentifyReply, 
 // resumeLater answers a resume that could not be checked with 4000 (see
 // resumable).
 func (g *Gateway) resumeLater(s *Session, why string, err error) {
-	metricResumes.WithLabelValues("retry_" + why).Inc()
-	slog.Warn("resume: try again", "why", why, "err", err)
+	g.metrics.Resumes.WithLabelValues("retry_" + why).Inc()
+	g.log.Warn("resume: try again", "why", why, "err", err)
 	s.close(CloseUnknownError, "Try again")
 }

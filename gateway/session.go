@@ -36,8 +36,8 @@ type membership struct {
 	index   int    // position in room.members
 }
 
-func newSession(conn net.Conn, zlibStream bool, limits outboxLimits) *Session {
-	return &Session{out: newOutbox(conn, zlibStream, limits)}
+func newSession(conn net.Conn, zlibStream bool, cfg outboxConfig) *Session {
+	return &Session{out: newOutbox(conn, zlibStream, cfg)}
 }
 
 // send queues a frame to the session (held back while a resume replays).

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/guildhall/guildhall/testenv"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // The write path of a session over real loopback sockets, in both modes: frames
@@ -123,6 +124,7 @@ func TestSlowConsumerCutOffOthersUnaffected(t *testing.T) {
 	for mode, cfg := range writeModes {
 		t.Run(mode, func(t *testing.T) {
 			cfg.MaxOutbox = 64
+			cfg.Metrics = NewMetrics(nil) // this test's own counters
 			servers, clients := loopbackPairs(t, 3)
 			_ = servers[0].(*net.TCPConn).SetWriteBuffer(16 << 10)
 			_ = clients[0].(*net.TCPConn).SetReadBuffer(16 << 10)
@@ -164,6 +166,10 @@ func TestSlowConsumerCutOffOthersUnaffected(t *testing.T) {
 			}
 			if !slow.out.isClosed() {
 				t.Fatal("the session that never reads was not cut off")
+			}
+			var slowCount dto.Metric
+			if err := cfg.Metrics.SlowConsumers.Write(&slowCount); err != nil || slowCount.GetCounter().GetValue() != 1 {
+				t.Fatalf("slow consumers counted: %v (%v); want 1", slowCount.GetCounter().GetValue(), err)
 			}
 			// Its socket is closed: after what the kernel buffered, the client sees the end.
 			_ = clients[0].SetReadDeadline(time.Now().Add(30 * time.Second))

@@ -24,6 +24,9 @@ type NotifierConfig struct {
 	Name string
 	// Logger; zero value means slog.Default().
 	Logger *slog.Logger
+	// Metrics receives the announcements (NewMetrics); zero value means metrics
+	// of its own, registered nowhere.
+	Metrics *Metrics
 }
 
 // Notifier turns changes of the presence bucket into PRESENCE_UPDATE dispatches
@@ -47,10 +50,11 @@ type NotifierConfig struct {
 // announces only what changes after that; changes during a failover (up to the
 // leases TTL) are not announced.
 type Notifier struct {
-	nc   *natsgo.Conn
-	js   jetstream.JetStream
-	name string
-	log  *slog.Logger
+	nc      *natsgo.Conn
+	js      jetstream.JetStream
+	name    string
+	log     *slog.Logger
+	metrics *Metrics
 
 	ready     chan struct{} // closed once the Notifier first became active
 	readyOnce sync.Once
@@ -85,13 +89,16 @@ const LeaseKey = "presence-notifier"
 
 // NewNotifier returns a Notifier; Run runs it.
 func NewNotifier(nc *natsgo.Conn, js jetstream.JetStream, cfg NotifierConfig) *Notifier {
-	n := &Notifier{nc: nc, js: js, name: cfg.Name, log: cfg.Logger, ready: make(chan struct{})}
+	n := &Notifier{nc: nc, js: js, name: cfg.Name, log: cfg.Logger, metrics: cfg.Metrics, ready: make(chan struct{})}
 	if n.name == "" {
 		h, _ := os.Hostname()
 		n.name = fmt.Sprintf("%s/%d", h, os.Getpid())
 	}
 	if n.log == nil {
 		n.log = slog.Default()
+	}
+	if n.metrics == nil {
+		n.metrics = NewMetrics(nil)
 	}
 	return n
 }
@@ -334,7 +341,7 @@ func (n *Notifier) publish(uid guildhall.Snowflake, s seen, guilds []guildhall.S
 			n.log.Warn("presence notifier: publish", "guild", g, "err", err)
 			return
 		}
-		metricAnnounced.Inc()
+		n.metrics.Announced.Inc()
 	}
 }
 

@@ -178,7 +178,8 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		}
 		defer store.Close()
 	}
-	metrics := apiMetrics()
+	// Every process exposes every metric, zero where its roles do not count it.
+	metrics, gwMetrics, prMetrics := apiMetrics(), gatewayMetrics(), presenceMetrics()
 	writerDone := make(chan struct{})
 	close(writerDone)
 	if f.has("writer") {
@@ -237,12 +238,12 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 			return err
 		}
 		defer members.Close()
-		counts, err = presence.NewAggregator(nc, presence.AggregatorConfig{Logger: log})
+		counts, err = presence.NewAggregator(nc, presence.AggregatorConfig{Logger: log, Metrics: prMetrics})
 		if err != nil {
 			return err
 		}
 		defer counts.Close()
-		notifier := presence.NewNotifier(nc, js, presence.NotifierConfig{Name: hostname(), Logger: log})
+		notifier := presence.NewNotifier(nc, js, presence.NotifierConfig{Name: hostname(), Logger: log, Metrics: prMetrics})
 		notifierDone := make(chan struct{})
 		go func() { defer close(notifierDone); _ = notifier.Run(ctx) }()
 		defer func() { stop(); <-notifierDone }()
@@ -269,7 +270,9 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	}
 	var gw *gateway.Gateway
 	if f.has("gateway") {
-		gw, err = gateway.New(startCtx, nc, js, gateway.Config{PublicURL: f.publicURL, StartLimits: f.startLimits()})
+		gw, err = gateway.New(startCtx, nc, js, gateway.Config{
+			PublicURL: f.publicURL, StartLimits: f.startLimits(), Metrics: gwMetrics, Logger: log,
+		})
 		if err != nil {
 			return err
 		}
@@ -324,11 +327,19 @@ func (s sessionStartLimits) SessionStartLimit(ctx context.Context, user guildhal
 	return rest.SessionStartLimit{Total: u.Total, Remaining: u.Remaining, ResetAfter: int(u.ResetAfter.Milliseconds()), MaxConcurrency: u.MaxConcurrency}
 }
 
-// apiMetrics registers the api's metrics once per process (tests run several
-// servers in one process).
-var apiMetrics = sync.OnceValue(func() *messaging.Metrics {
-	return messaging.NewMetrics(prometheus.DefaultRegisterer)
-})
+// apiMetrics, gatewayMetrics and presenceMetrics register each package's metrics
+// once per process (tests run several servers in one process).
+var (
+	apiMetrics = sync.OnceValue(func() *messaging.Metrics {
+		return messaging.NewMetrics(prometheus.DefaultRegisterer)
+	})
+	gatewayMetrics = sync.OnceValue(func() *gateway.Metrics {
+		return gateway.NewMetrics(prometheus.DefaultRegisterer)
+	})
+	presenceMetrics = sync.OnceValue(func() *presence.Metrics {
+		return presence.NewMetrics(prometheus.DefaultRegisterer)
+	})
+)
 
 func openStore(ctx context.Context, f serveFlags) (messaging.Store, error) {
 	switch f.store {
