@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// The dependency direction of DESIGN.md: root ← nats ← messaging, registry, presence
+// The dependency direction (README, Layout): root ← nats ← messaging, registry, presence
 // ← gateway ← cmd. Feature packages do not import each other, gateways never
 // reach the store (messaging), and only tests import testenv.
 func TestDependencyDirection(t *testing.T) {

@@ -33,7 +33,6 @@ const (
 	kvStreamPrefix   = "KV_"
 	SubjectInAll     = subjectIn + ">"
 	SubjectInGuild   = subjectIn + kindGuild + "*"
-	SubjectEvAll     = subjectOut + ">"
 	republishSource  = subjectIn + "*.*"
 	republishToEvent = subjectOut + "{{wildcard(1)}}.{{wildcard(2)}}"
 

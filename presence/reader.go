@@ -18,7 +18,6 @@ import (
 // heartbeats, so parts of dead gateways count as offline.
 type Reader struct {
 	nc *natsgo.Conn
-	js jetstream.JetStream
 }
 
 // maxMultiGet leaves room under the server's bound on one multi_last answer
@@ -30,7 +29,7 @@ func NewReader(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream) (*R
 	if _, err := openBucket(ctx, js); err != nil {
 		return nil, err
 	}
-	return &Reader{nc: nc, js: js}, nil
+	return &Reader{nc: nc}, nil
 }
 
 // Presences returns the presence of each of users who is not offline (invisible
