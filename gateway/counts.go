@@ -46,6 +46,11 @@ type invisibleUsers interface {
 	invisible() map[guildhall.Snowflake]bool
 }
 
+var (
+	_ roomCounter    = (*pump)(nil)
+	_ invisibleUsers = (*presenceTracker)(nil)
+)
+
 // onlineCountsConfig is what onlineCounts is built from.
 type onlineCountsConfig struct {
 	nc    *natsgo.Conn

@@ -38,6 +38,8 @@ type watermark interface {
 	current() uint64
 }
 
+var _ watermark = (*pump)(nil)
+
 // directoryConfig is what a directory is built from.
 type directoryConfig struct {
 	nc        *natsgo.Conn

@@ -39,6 +39,8 @@ type presenceCounts interface {
 	approximatePresenceCount(guild guildhall.Snowflake) int
 }
 
+var _ presenceCounts = (*onlineCounts)(nil)
+
 // joinIdentified joins a session that has just identified (guilds[i] and
 // members[i] are its guilds and its membership in each) and queues, at the cut,
 // READY (its d is ready) and, if its intents ask for GUILDS, a GUILD_CREATE per

@@ -79,6 +79,11 @@ type memberRooms interface {
 	sendNow(s *Session, t string, data []byte) bool
 }
 
+var (
+	_ memberPages = apiClient{}
+	_ memberRooms = (*pump)(nil)
+)
+
 type memberQueue struct {
 	reqs    []memberRequest
 	running bool

@@ -90,6 +90,8 @@ type smallGuildRooms interface {
 	smallGuilds(users map[guildhall.Snowflake][]*Session, threshold int) (map[guildhall.Snowflake][]guildhall.Snowflake, bool)
 }
 
+var _ smallGuildRooms = (*pump)(nil)
+
 // presenceTrackerConfig is what a presence tracker is built from.
 type presenceTrackerConfig struct {
 	js      jetstream.JetStream

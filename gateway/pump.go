@@ -63,6 +63,8 @@ type guildSource interface {
 	guildState(ctx context.Context, id guildhall.Snowflake) (guildhall.GuildState, error)
 }
 
+var _ guildSource = apiClient{}
+
 // waiter runs in the pump once the watermark reaches seq.
 type waiter struct {
 	seq uint64
