@@ -80,7 +80,16 @@ type outboxConfig struct {
 }
 
 func newOutbox(conn net.Conn, zlibStream bool, cfg outboxConfig) *outbox {
-	o := &outbox{conn: conn, zlib: zlibStream, cfg: cfg}
+	o := new(outbox)
+	o.init(conn, zlibStream, cfg)
+	return o
+}
+
+// init readies a zero outbox in place (a Session holds its outbox by value: one
+// allocation, and no pointer to chase per recipient on the fan-out path). An
+// outbox must not be copied once in use.
+func (o *outbox) init(conn net.Conn, zlibStream bool, cfg outboxConfig) {
+	o.conn, o.zlib, o.cfg = conn, zlibStream, cfg
 	if sc, ok := conn.(syscall.Conn); ok && !cfg.noDirect {
 		o.raw, _ = sc.SyscallConn()
 		o.directWrite = func(fd uintptr) bool {
@@ -89,7 +98,6 @@ func newOutbox(conn net.Conn, zlibStream bool, cfg outboxConfig) *outbox {
 		}
 	}
 	o.startWriter = o.writeLoop
-	return o
 }
 
 // compressPayloads turns payload compression on (IDENTIFY's compress: true),

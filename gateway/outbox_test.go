@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 // waitBelow (member lists pace their chunks with it) returns once the client has
@@ -69,3 +71,24 @@ type stalledConn struct {
 }
 
 func (c *stalledConn) Write([]byte) (int, error) { <-c.stop; return 0, io.ErrClosedPipe }
+
+// A frame to a session with nothing pending is written by its sender: one write,
+// no goroutine, no allocation. This is what a fan-out costs per recipient.
+func TestOutboxDirectWriteAllocatesNothing(t *testing.T) {
+	servers, clients := loopbackPairs(t, 1)
+	go func() { _, _ = io.Copy(io.Discard, clients[0]) }()
+	cfg := Config{}.withDefaults()
+	o := newOutbox(servers[0], false, cfg.outbox())
+	f := dispatchFrame("MESSAGE_CREATE", 1, []byte(`{"content":"hi"}`))
+	if n := testing.AllocsPerRun(100, func() { o.send(f) }); n != 0 {
+		t.Fatalf("a direct write allocates %v times", n)
+	}
+	var written dto.Metric
+	_ = cfg.Metrics.FramesWritten.Write(&written)
+	o.mu.Lock()
+	writing := o.writing
+	o.mu.Unlock()
+	if writing || written.GetCounter().GetValue() != 101 {
+		t.Fatalf("after 101 frames: writer running %v, %v frames written directly; want no writer, 101", writing, written.GetCounter().GetValue())
+	}
+}

@@ -11,7 +11,7 @@ import (
 // who it is, its outbox (the only way to its socket), and its memberships in the
 // pump's rooms.
 type Session struct {
-	out *outbox
+	out outbox
 
 	// Set by ServeHTTP, read by OnOpen.
 	resumeURL   string
@@ -37,7 +37,9 @@ type membership struct {
 }
 
 func newSession(conn net.Conn, zlibStream bool, cfg outboxConfig) *Session {
-	return &Session{out: newOutbox(conn, zlibStream, cfg)}
+	s := new(Session)
+	s.out.init(conn, zlibStream, cfg)
+	return s
 }
 
 // send queues a frame to the session (held back while a resume replays).
