@@ -17,6 +17,8 @@ import (
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/gateway"
 	"github.com/guildhall/guildhall/messaging"
+	boltstore "github.com/guildhall/guildhall/messaging/bolt"
+	"github.com/guildhall/guildhall/messaging/natsapi"
 	"github.com/guildhall/guildhall/messaging/rest"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/presence"
@@ -33,7 +35,7 @@ import (
 type presenceStack struct {
 	t     testing.TB
 	nats  *testenv.NATS
-	store *messaging.BoltStore
+	store *boltstore.Store
 	path  string
 	svc   *messaging.Service
 	agg   *presence.Aggregator
@@ -76,7 +78,7 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 	if o.seed != nil {
 		o.seed(st.path)
 	}
-	store, err := messaging.OpenBolt(st.path)
+	store, err := boltstore.Open(st.path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,12 +101,12 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := messaging.NewResponder(st.svc, nc, messaging.ResponderConfig{Logger: quietLog})
+	resp, err := natsapi.NewResponder(st.svc, nc, natsapi.Config{Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(resp.Close)
-	mresp, err := messaging.NewMembersResponder(store, nc, messaging.ResponderConfig{Logger: quietLog})
+	mresp, err := natsapi.NewMembersResponder(store, nc, natsapi.Config{Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,14 +200,14 @@ func newSeedUsers(base guildhall.Snowflake, prefix string, n int) []seedUser {
 
 // seedBolt writes guilds into the store file at path. The guild itself (guild,
 // @everyone, a channel) goes through the Store; accounts and members go in with
-// bbolt directly, in one transaction per 20,000, in the layout store_bolt.go
+// bbolt directly, in one transaction per 20,000, in the layout messaging/bolt/store.go
 // documents: one Store.PutMember is one fsync, and 100,000 of them take minutes.
 // check() afterwards reads them back through the Store, so a change of layout
 // fails loudly here rather than quietly elsewhere.
 func seedBolt(t testing.TB, path string, guilds ...seedGuild) {
 	t.Helper()
 	ctx := context.Background()
-	s, err := messaging.OpenBolt(path)
+	s, err := boltstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +304,7 @@ func seedBolt(t testing.TB, path string, guilds ...seedGuild) {
 	}
 
 	// Read back through the Store.
-	s, err = messaging.OpenBolt(path)
+	s, err = boltstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// WriterProgress is what the Barrier needs of a Writer in its process: how far
+// it has persisted the stream, whether that is to be trusted, and a channel
+// closed when that changes (see Writer.Progress).
+type WriterProgress interface {
+	Progress() (applied uint64, trusted bool, changed <-chan struct{})
+}
+
 // BarrierConfig configures a Barrier. Every field may be left zero.
 type BarrierConfig struct {
 	// Local is the Writer running in this process. With it, a read waits on the
@@ -20,7 +27,7 @@ type BarrierConfig struct {
 	// durable consumer (the embedded deployment: one process owns the store).
 	// Zero value means no local Writer: poll the consumer's ack floor, which is
 	// right with any number of writers in any processes.
-	Local *Writer
+	Local WriterProgress
 	// Timeout bounds the wait; past it the read answers ErrServiceBusy (503)
 	// rather than a page that may miss acknowledged messages. Zero value means
 	// 3 seconds.
@@ -31,7 +38,7 @@ type BarrierConfig struct {
 	// Metrics receives wait times and timeouts. Zero value means unregistered
 	// metrics.
 	Metrics *Metrics
-	// Logger for NATS failures. Zero value means slog.Default().
+	// Logger for NATS failures. Zero value means no logs.
 	Logger *slog.Logger
 }
 
@@ -44,7 +51,7 @@ type BarrierConfig struct {
 type Barrier struct {
 	stream   jetstream.Stream
 	consumer jetstream.Consumer
-	local    *Writer
+	local    WriterProgress
 	timeout  time.Duration
 	poll     time.Duration
 	metrics  *Metrics
@@ -76,7 +83,7 @@ func NewBarrier(ctx context.Context, js jetstream.JetStream, cfg BarrierConfig) 
 		b.metrics = NewMetrics(nil)
 	}
 	if b.log == nil {
-		b.log = slog.Default()
+		b.log = slog.New(slog.DiscardHandler)
 	}
 	return b, nil
 }
@@ -104,7 +111,7 @@ func (b *Barrier) Wait(ctx context.Context, guildID guildhall.Snowflake) error {
 	for {
 		var changed <-chan struct{}
 		if b.local != nil {
-			applied, trusted, ch := b.local.progress()
+			applied, trusted, ch := b.local.Progress()
 			if applied >= target {
 				b.metrics.BarrierWait.Observe(time.Since(start).Seconds())
 				return nil

@@ -2,6 +2,6 @@
 // that validates, authorizes, assigns snowflakes and publishes events to JetStream
 // (service.go), the writer that persists the stream into the store (writer.go),
 // history reads, and the Store interface (store.go) with its two implementations:
-// the embedded bbolt store (store_bolt.go, the default) and CQL for
-// ScyllaDB/Cassandra (store_cql.go).
+// the embedded bbolt store (package bolt, the default) and CQL for
+// ScyllaDB/Cassandra (package cql).
 package messaging

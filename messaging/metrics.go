@@ -2,8 +2,8 @@ package messaging
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics of the api side: publishing, the writer, the read barrier and the REST
-// surface (package rest records into RESTRequests).
+// Metrics of the api side: publishing, the writer and the read barrier (the REST
+// surface has its own, rest.Metrics).
 type Metrics struct {
 	// PublishLatency is the time from the first publish attempt of an event to
 	// the stream's acknowledgement, by event type.
@@ -27,15 +27,12 @@ type Metrics struct {
 	BarrierWait prometheus.Histogram
 	// BarrierTimeouts counts reads answered 503 because the writer lagged.
 	BarrierTimeouts prometheus.Counter
-	// RESTRequests counts REST requests by route pattern, method and status.
-	RESTRequests *prometheus.CounterVec
-	// RESTLatency is REST handling time by route pattern.
-	RESTLatency *prometheus.HistogramVec
 }
 
 // NewMetrics makes the metrics and registers them with reg; a nil reg keeps them
 // unregistered (tests, or a caller that does not export metrics). Registering
-// twice with one registry panics, so make one Metrics per process.
+// twice with one registry panics: make one Metrics per registry, and share it
+// between the Writer, the Barrier and the Service of one process.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	lat := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 	m := &Metrics{
@@ -75,18 +72,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "guildhall", Name: "read_barrier_timeouts_total",
 			Help: "History reads answered 503 because the writer was too far behind.",
 		}),
-		RESTRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "guildhall", Name: "rest_requests_total",
-			Help: "REST requests by route, method and status.",
-		}, []string{"route", "method", "status"}),
-		RESTLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "guildhall", Name: "rest_request_seconds",
-			Help: "REST request handling time by route.", Buckets: lat,
-		}, []string{"route"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.PublishLatency, m.PublishErrors, m.WriterBatchSize, m.WriterApplied, m.WriterLag,
-			m.WriterErrors, m.WriterSkipped, m.BarrierWait, m.BarrierTimeouts, m.RESTRequests, m.RESTLatency)
+			m.WriterErrors, m.WriterSkipped, m.BarrierWait, m.BarrierTimeouts)
 	}
 	return m
 }

@@ -31,11 +31,11 @@ type Config struct {
 	// Barrier makes history read-your-writes. Zero value means a Barrier that polls
 	// the writer's durable consumer (correct with any number of writers anywhere,
 	// a few ms slower than one that knows a local Writer; see NewBarrier).
-	Barrier *Barrier
+	Barrier ReadBarrier
 	// Metrics records publish latency and the like. Zero value means metrics that
 	// are kept but registered nowhere.
 	Metrics *Metrics
-	// Logger for what goes wrong inside. Zero value means slog.Default().
+	// Logger for what goes wrong inside. Zero value means no logs.
 	Logger *slog.Logger
 	// TokenCacheSize bounds the in-memory token → user cache. Zero value means
 	// 10000 tokens.
@@ -56,6 +56,13 @@ type Config struct {
 	Now func() time.Time
 }
 
+// ReadBarrier is what the Service needs before it reads messages: a wait until
+// the store holds every event of the guild that the stream held when the wait
+// began, or ErrServiceBusy (see Barrier).
+type ReadBarrier interface {
+	Wait(ctx context.Context, guildID guildhall.Snowflake) error
+}
+
 // Service is the api: it validates and authorizes requests, assigns snowflakes,
 // writes guild metadata to the Store and publishes every guild event to the EVENTS
 // stream. It keeps no per-session state, so any number of api processes may run
@@ -69,7 +76,7 @@ type Service struct {
 	js      jetstream.JetStream
 	jsAsync jetstream.JetStream // for publishInOrder; acks time out after publishTimeout
 	ids     *guildhall.SnowflakeGenerator
-	barrier *Barrier
+	barrier ReadBarrier
 	metrics *Metrics
 	log     *slog.Logger
 	now     func() time.Time
@@ -108,7 +115,7 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 		s.metrics = NewMetrics(nil)
 	}
 	if s.log == nil {
-		s.log = slog.Default()
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -146,9 +153,6 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	return s, nil
 }
-
-// Store returns the store the service writes to.
-func (s *Service) Store() Store { return s.store }
 
 // publish sends a guild or user event to the EVENTS stream and waits for the
 // stream's acknowledgement. id becomes Nats-Msg-Id: a retry with the same id within

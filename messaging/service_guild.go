@@ -34,10 +34,6 @@ type guildAccess struct {
 	Base   guildhall.Permissions
 }
 
-func (a *guildAccess) state() *guildhall.GuildState {
-	return &guildhall.GuildState{Guild: a.Guild, Roles: a.Roles}
-}
-
 // channel returns the user's permissions in ch.
 func (a *guildAccess) channel(ch guildhall.Channel) guildhall.Permissions {
 	return guildhall.ChannelPermissions(a.Base, a.Guild.ID, ch, a.Member.Roles, a.Member.User.ID)

@@ -4,13 +4,35 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
+	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
+	"golang.org/x/crypto/bcrypt"
 )
+
+func newTestService(t *testing.T) *messaging.Service {
+	t.Helper()
+	n := testenv.StartNATS(t, ghnats.Topology{})
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	svc, err := messaging.NewService(context.Background(), messaging.Config{
+		Store: store, Conn: n.Conn, JS: n.JS, IDs: guildhall.NewSnowflakeGeneratorForNode(5), BcryptCost: bcrypt.MinCost,
+		Logger: testLog(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
 
 func registerUser(t *testing.T, svc *messaging.Service, name string) guildhall.User {
 	t.Helper()
@@ -29,7 +51,8 @@ func registerUser(t *testing.T, svc *messaging.Service, name string) guildhall.U
 // TestInviteMaxUsesUnderConcurrency: many users accept a 3-use invite at once;
 // exactly 3 join, the rest get Unknown Invite.
 func TestInviteMaxUsesUnderConcurrency(t *testing.T) {
-	svc, _ := newTestService(t)
+	t.Parallel()
+	svc := newTestService(t)
 	ctx := context.Background()
 	owner := registerUser(t, svc, "owner")
 	st, err := svc.CreateGuild(ctx, owner, "Crowded")
@@ -75,8 +98,9 @@ func TestInviteMaxUsesUnderConcurrency(t *testing.T) {
 // TestGuildLimit: a user is in at most MaxGuildsPerUser guilds, by creating or
 // by joining; the refusal changes nothing.
 func TestGuildLimit(t *testing.T) {
+	t.Parallel()
 	testenv.SkipShort(t, "creates 100 guilds")
-	svc, _ := newTestService(t)
+	svc := newTestService(t)
 	ctx := context.Background()
 	u := registerUser(t, svc, "collector")
 	other := registerUser(t, svc, "other")

@@ -21,8 +21,8 @@ var (
 // Store keeps what must outlive every process: accounts, guilds and their channels,
 // roles, members and invites, and every message. The api owns it (gateways never
 // open it). Two implementations pass the same contract tests (package storetest):
-// the embedded bbolt store (store_bolt.go) and CQL for ScyllaDB/Cassandra
-// (store_cql.go).
+// the embedded bbolt store (package bolt) and CQL for ScyllaDB/Cassandra
+// (package cql).
 type Store interface {
 	// CreateUser adds an account; ErrConflict if the username is taken (usernames
 	// compare case-insensitively).

@@ -17,10 +17,17 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// MessageApplier is what the Writer needs of the store: apply one batch of
+// message writes, idempotently and in any order (the contract of
+// Store.ApplyMessages). Every Store is one.
+type MessageApplier interface {
+	ApplyMessages(ctx context.Context, writes []MessageWrite) error
+}
+
 // WriterConfig configures a Writer. Store and JS are required.
 type WriterConfig struct {
 	// Store receives the messages.
-	Store Store
+	Store MessageApplier
 	// JS reaches the EVENTS stream and the durable "writer" consumer, which
 	// ghnats.Apply creates.
 	JS jetstream.JetStream
@@ -38,7 +45,7 @@ type WriterConfig struct {
 	// Metrics receives batch sizes, progress and errors. Zero value means
 	// unregistered metrics.
 	Metrics *Metrics
-	// Logger for store and NATS failures. Zero value means slog.Default().
+	// Logger for store and NATS failures. Zero value means no logs.
 	Logger *slog.Logger
 }
 
@@ -60,7 +67,7 @@ type WriterConfig struct {
 // The Writer tracks its progress, the highest stream sequence up to which every
 // event of the consumer is persisted, for the read Barrier and for metrics.
 type Writer struct {
-	store   Store
+	store   MessageApplier
 	js      jetstream.JetStream
 	batch   int
 	minBO   time.Duration
@@ -111,22 +118,15 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 		w.metrics = NewMetrics(nil)
 	}
 	if w.log == nil {
-		w.log = slog.Default()
+		w.log = slog.New(slog.DiscardHandler)
 	}
 	return w, nil
 }
 
-// Applied returns the highest stream sequence up to which every guild event is
-// persisted, as far as this Writer knows.
-func (w *Writer) Applied() uint64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.applied
-}
-
-// progress returns applied, whether the Writer is trusted to advance it by itself,
-// and a channel closed at the next change.
-func (w *Writer) progress() (uint64, bool, <-chan struct{}) {
+// Progress returns the highest stream sequence up to which every guild event is
+// persisted as far as this Writer knows, whether it is trusted to advance that by
+// itself (see Run), and a channel closed at the next change of either.
+func (w *Writer) Progress() (applied uint64, trusted bool, changed <-chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.applied, w.trusted, w.changed
@@ -225,7 +225,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		}
 		seen = max(seen, last)
 		w.metrics.WriterLag.Set(float64(pending))
-		if _, trusted, _ := w.progress(); trusted {
+		if _, trusted, _ := w.Progress(); trusted {
 			w.advance(last, true)
 		} else {
 			w.checkTrust(ctx, cons, seen)
@@ -238,7 +238,7 @@ func (w *Writer) Run(ctx context.Context) error {
 // the floor always bounds progress, and once it has passed everything this Run
 // applied, nothing older is outstanding and the Writer becomes trusted.
 func (w *Writer) checkTrust(ctx context.Context, cons jetstream.Consumer, seen uint64) {
-	if _, trusted, _ := w.progress(); trusted {
+	if _, trusted, _ := w.Progress(); trusted {
 		return
 	}
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -13,6 +13,7 @@ import (
 // idle stream, so an alert on writer lag could not fire during a database outage),
 // and it goes back to 0 once the store is back and the backlog is written.
 func TestWriterLagWhileStoreFails(t *testing.T) {
+	t.Parallel()
 	r := newWriterRig(t)
 	r.run(r.writer(4))
 	r.post("before")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,7 +25,7 @@ import (
 // demand: failing without writing (the database is down), or writing and then
 // failing (the write landed but the writer never learns it, so it retries).
 type faultStore struct {
-	*messaging.BoltStore
+	*bolt.Store
 	failing      atomic.Bool
 	failAfterOne atomic.Int32 // this many calls write and then fail
 	failed       atomic.Int32 // calls that failed
@@ -35,7 +37,7 @@ func (s *faultStore) ApplyMessages(ctx context.Context, w []messaging.MessageWri
 		s.failed.Add(1)
 		return errors.New("injected: store unavailable")
 	}
-	if err := s.BoltStore.ApplyMessages(ctx, w); err != nil {
+	if err := s.Store.ApplyMessages(ctx, w); err != nil {
 		return err
 	}
 	s.applies.Add(1)
@@ -48,6 +50,7 @@ func (s *faultStore) ApplyMessages(ctx context.Context, w []messaging.MessageWri
 
 type writerRig struct {
 	t       *testing.T
+	log     *slog.Logger
 	nats    *testenv.NATS
 	store   *faultStore
 	metrics *messaging.Metrics
@@ -59,16 +62,21 @@ type writerRig struct {
 func newWriterRig(t *testing.T) *writerRig {
 	t.Helper()
 	n := testenv.StartNATS(t, ghnats.Topology{})
-	bs, err := messaging.OpenBolt(filepath.Join(t.TempDir(), "store.db"))
+	bs, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bs.Close() })
-	r := &writerRig{t: t, nats: n, store: &faultStore{BoltStore: bs}, metrics: messaging.NewMetrics(nil),
+	r := &writerRig{t: t, log: testLog(t), nats: n, store: &faultStore{Store: bs}, metrics: messaging.NewMetrics(nil),
 		ids: guildhall.NewSnowflakeGeneratorForNode(3)}
 	r.guild, r.channel = r.ids.Next(), r.ids.Next()
 	return r
 }
+
+// testLog is the logger of the code under test: its lines go with the test's
+// output (shown when it fails, or with -v). Whatever logs must be stopped by the
+// test's cleanups.
+func testLog(t testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
 
 // run starts a writer until the test ends or stop is called.
 func (r *writerRig) run(w *messaging.Writer) (stop func()) {
@@ -88,7 +96,7 @@ func (r *writerRig) run(w *messaging.Writer) (stop func()) {
 
 func (r *writerRig) writer(batch int) *messaging.Writer {
 	w, err := messaging.NewWriter(messaging.WriterConfig{
-		Store: r.store, JS: r.nats.JS, Batch: batch, Metrics: r.metrics,
+		Store: r.store, JS: r.nats.JS, Batch: batch, Metrics: r.metrics, Logger: r.log,
 		MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond, IdleWait: time.Second,
 	})
 	if err != nil {
@@ -182,6 +190,7 @@ func counter(c interface{ Write(*dto.Metric) error }) float64 {
 // stream sequence orders them; other events and undecodable ones are
 // acknowledged without writing, and dispatch-only fields are not stored.
 func TestWriterPersistsCreateUpdateDelete(t *testing.T) {
+	t.Parallel()
 	r := newWriterRig(t)
 	a, b := r.post("a"), r.post("b")
 	edited := a
@@ -201,8 +210,8 @@ func TestWriterPersistsCreateUpdateDelete(t *testing.T) {
 		if info := r.consumerInfo(); info.NumPending != 0 || info.NumAckPending != 0 || info.AckFloor.Stream != last {
 			return fmt.Errorf("consumer pending %d, ack pending %d, ack floor %d; want all acknowledged up to %d", info.NumPending, info.NumAckPending, info.AckFloor.Stream, last)
 		}
-		if w.Applied() < last {
-			return fmt.Errorf("Applied() = %d; want ≥ %d", w.Applied(), last)
+		if applied, _, _ := w.Progress(); applied < last {
+			return fmt.Errorf("Progress() applied %d; want ≥ %d", applied, last)
 		}
 		return nil
 	})
@@ -219,6 +228,7 @@ func TestWriterPersistsCreateUpdateDelete(t *testing.T) {
 // batch, acknowledges nothing and fetches nothing more; when the store is back
 // every message lands once.
 func TestWriterRetriesWhileStoreFails(t *testing.T) {
+	t.Parallel()
 	r := newWriterRig(t)
 	r.store.failing.Store(true)
 	var sent []guildhall.Message
@@ -250,6 +260,7 @@ func TestWriterRetriesWhileStoreFails(t *testing.T) {
 // TestWriterWriteLandedButNotAcked: the store wrote the batch but the writer saw
 // an error, so it writes it again; the message is still stored once.
 func TestWriterWriteLandedButNotAcked(t *testing.T) {
+	t.Parallel()
 	r := newWriterRig(t)
 	r.store.failAfterOne.Store(2)
 	a, b := r.post("a"), r.post("b")
@@ -271,6 +282,7 @@ func TestWriterWriteLandedButNotAcked(t *testing.T) {
 // stored once. Meanwhile the new writer persists newer messages, and the read
 // barrier does not pass until the old ones are in too.
 func TestWriterRedeliveryAfterDeadWriter(t *testing.T) {
+	t.Parallel()
 	r := newWriterRig(t)
 	ctx := context.Background()
 	stream, err := r.nats.JS.Stream(ctx, ghnats.StreamEvents)
@@ -301,7 +313,7 @@ func TestWriterRedeliveryAfterDeadWriter(t *testing.T) {
 	}
 
 	w := r.writer(256)
-	barrier, err := messaging.NewBarrier(ctx, r.nats.JS, messaging.BarrierConfig{Local: w, Timeout: 20 * time.Second})
+	barrier, err := messaging.NewBarrier(ctx, r.nats.JS, messaging.BarrierConfig{Local: w, Timeout: 20 * time.Second, Logger: r.log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,9 +334,10 @@ func TestWriterRedeliveryAfterDeadWriter(t *testing.T) {
 // TestBarrier: no events means nothing to wait for; with no writer running a
 // guild with events answers ErrServiceBusy; a writer started later lets it pass.
 func TestBarrier(t *testing.T) {
+	t.Parallel()
 	r := newWriterRig(t)
 	ctx := context.Background()
-	b, err := messaging.NewBarrier(ctx, r.nats.JS, messaging.BarrierConfig{Timeout: 200 * time.Millisecond, Metrics: r.metrics})
+	b, err := messaging.NewBarrier(ctx, r.nats.JS, messaging.BarrierConfig{Timeout: 200 * time.Millisecond, Metrics: r.metrics, Logger: r.log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,17 @@
 // enough of the gateway protocol for guildhall-bench's clients (HELLO, READY in
 // answer to IDENTIFY, HEARTBEAT_ACK), and on POST /post it frames the body once as
 // a MESSAGE_CREATE and writes that same frame to every connection, one write
-// system call per recipient, from one goroutine. No NATS, no JetStream, no store,
-// no outboxes: what is left is the cost of the writes themselves.
+// system call per recipient, from the request's goroutine. No NATS, no
+// JetStream, no store, no outboxes: what is left is the cost of the writes
+// themselves.
 //
-//	reference --addr 127.0.0.1:9000
+// With --mode coalesce it is instead the least a program can do that batches
+// under load: POST /post queues the frame (bounded; 503 when full) and answers,
+// and one broadcaster takes every frame waiting (up to 64) and writes them to
+// each connection with one write. A lone message still leaves at once; when
+// messages arrive faster than one fan-out takes, each write carries several.
+//
+//	reference --addr 127.0.0.1:9000 [--mode direct|coalesce]
 //
 // guildhall-bench huge-room --target reference drives it exactly as it drives
 // Guildhall, so the two CPU-per-delivered-frame figures compare directly.
@@ -40,14 +47,43 @@ var (
 	seq   uint64
 )
 
+// queue holds the frames waiting for the broadcaster (--mode coalesce); one
+// broadcaster drains it, so frames leave in the order they were queued.
+var (
+	queue       = make(chan []byte, 4096)
+	broadcaster sync.Once
+)
+
+// maxBatch bounds the frames one coalesced write carries.
+const maxBatch = 64
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9000", "listen address")
+	mode := flag.String("mode", "direct", "direct: each post writes its frame to every connection; coalesce: one broadcaster writes every frame waiting to each connection in one write")
 	flag.Parse()
+	mux, err := newMux(*mode)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(http.ListenAndServe(*addr, mux))
+}
+
+// newMux serves the protocol, and POST /post in the given mode (the coalesce mode
+// starts the broadcaster).
+func newMux(mode string) (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /{$}", upgrade)
-	mux.HandleFunc("POST /post", post)
-	log.Fatal(http.ListenAndServe(*addr, mux))
+	switch mode {
+	case "direct":
+		mux.HandleFunc("POST /post", post)
+	case "coalesce":
+		mux.HandleFunc("POST /post", enqueue)
+		broadcaster.Do(func() { go broadcast() })
+	default:
+		return nil, fmt.Errorf("--mode %q: want direct or coalesce", mode)
+	}
+	return mux, nil
 }
 
 // frame puts a server WebSocket header (unmasked text frame) in front of p.
@@ -183,7 +219,6 @@ func post(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	content, _ := json.Marshal(string(body))
 	mu.Lock()
 	seq++
 	s := seq
@@ -192,12 +227,67 @@ func post(w http.ResponseWriter, r *http.Request) {
 		all = append(all, c)
 	}
 	mu.Unlock()
-	now := time.Now().UTC().Format(time.RFC3339Nano)
-	id := strconv.FormatUint(s, 10)
-	// The same shape as Guildhall's MESSAGE_CREATE, so the bytes per frame match.
-	f := frame([]byte(`{"op":0,"t":"MESSAGE_CREATE","s":` + id + `,"d":{"id":"` + id + `","channel_id":"1","guild_id":"1","author":{"id":"1","username":"poster","discriminator":"0","global_name":null,"avatar":null,"bot":true},"content":` + string(content) + `,"timestamp":"` + now + `","edited_timestamp":null,"tts":false,"mention_everyone":false,"mentions":[],"mention_roles":[],"attachments":[],"embeds":[],"pinned":false,"type":0}}`))
+	f := messageFrame(s, body)
 	for _, c := range all {
 		_ = c.write(f)
 	}
 	w.WriteHeader(200)
+}
+
+// messageFrame is a MESSAGE_CREATE of the same shape as Guildhall's, so the bytes
+// per frame match.
+func messageFrame(s uint64, body []byte) []byte {
+	content, _ := json.Marshal(string(body))
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	id := strconv.FormatUint(s, 10)
+	return frame([]byte(`{"op":0,"t":"MESSAGE_CREATE","s":` + id + `,"d":{"id":"` + id + `","channel_id":"1","guild_id":"1","author":{"id":"1","username":"poster","discriminator":"0","global_name":null,"avatar":null,"bot":true},"content":` + string(content) + `,"timestamp":"` + now + `","edited_timestamp":null,"tts":false,"mention_everyone":false,"mentions":[],"mention_roles":[],"attachments":[],"embeds":[],"pinned":false,"type":0}}`))
+}
+
+// enqueue frames the body and queues it for the broadcaster (--mode coalesce).
+// The sequence is taken under the same lock as the queue slot, so frames leave in
+// sequence order.
+func enqueue(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4000))
+	if err != nil {
+		return
+	}
+	mu.Lock()
+	seq++
+	f := messageFrame(seq, body)
+	select {
+	case queue <- f:
+		mu.Unlock()
+		w.WriteHeader(200)
+	default:
+		seq--
+		mu.Unlock()
+		http.Error(w, "queue full", http.StatusServiceUnavailable)
+	}
+}
+
+// broadcast writes the waiting frames to every connection, all of them in one
+// write per connection.
+func broadcast() {
+	var batch []byte
+	for f := range queue {
+		batch = append(batch[:0], f...)
+	more:
+		for n := 1; n < maxBatch; n++ {
+			select {
+			case g := <-queue:
+				batch = append(batch, g...)
+			default:
+				break more
+			}
+		}
+		mu.Lock()
+		all := make([]*conn, 0, len(conns))
+		for c := range conns {
+			all = append(all, c)
+		}
+		mu.Unlock()
+		for _, c := range all {
+			_ = c.write(batch)
+		}
+	}
 }

@@ -10,7 +10,15 @@
 //	guildhall-bench small-rooms     N sessions in guilds of 10, M msg/s spread over them
 //	guildhall-bench reconnect-storm huge-room, then one gateway is killed; time until
 //	                                every session resumed, and whether any missed a message
+//	guildhall-bench overload        huge-room at rising rates (--steps), one window each on
+//	                                the same sessions, until delivery falls behind; the knee
+//	                                (frames/s at which p99 passes 1 s) and a plot
 //	guildhall-bench plot -o out.png results.json…
+//
+// --target both runs the scenario against Guildhall and then against the
+// reference program (bench/reference) in one command, and reports them side by
+// side. --ramps 2 connects every session twice, restarting the servers on the same
+// data in between, and reports both ramp times.
 //
 // It starts the servers itself: `guildhall serve` (every role, embedded NATS) and
 // k-1 more `guildhall serve --role gateway`, pinned with taskset to the server
@@ -32,7 +40,7 @@ func main() {
 	switch os.Args[1] {
 	case "worker":
 		err = runWorker()
-	case "idle", "huge-room", "small-rooms", "reconnect-storm":
+	case "idle", "huge-room", "small-rooms", "reconnect-storm", "overload":
 		err = runScenario(os.Args[1], os.Args[2:])
 	case "plot":
 		err = runPlot(os.Args[2:])
@@ -52,7 +60,7 @@ func main() {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
-  guildhall-bench idle|huge-room|small-rooms|reconnect-storm [flags]   (-h for flags)
+  guildhall-bench idle|huge-room|small-rooms|reconnect-storm|overload [flags]   (-h for flags)
   guildhall-bench plot -o latency.png result.json...
 `)
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -36,32 +35,19 @@ type result struct {
 	SeedSeconds float64 `json:"seed_sec,omitempty"`
 	RampSeconds float64 `json:"ramp_sec"`
 
-	Posted     int `json:"posted"`
-	PostFailed int `json:"post_failed"`
-	// PostRateLimited counts 429 answers to posts (retried after Reset-After).
-	PostRateLimited int64     `json:"post_rate_limited"`
-	Expected        int64     `json:"expected"`
-	Delivered       int64     `json:"delivered"`
-	Missing         int64     `json:"missing"`
-	Dups            int64     `json:"dups"`
-	Incomplete      int       `json:"incomplete_sessions"`
-	Disordered      int64     `json:"disordered"`
-	Latency         *quantile `json:"latency_ms,omitempty"`
-	PostLatency     *quantile `json:"post_latency_ms,omitempty"`
+	// RampsSec is every ramp's time with --ramps N (the servers restarted on the
+	// same data between ramps); RampSeconds is the last one's.
+	RampsSec []float64    `json:"ramps_sec,omitempty"`
+	Ramps    []rampResult `json:"ramps,omitempty"`
 
-	WindowSeconds          float64 `json:"window_sec"`
-	FramesPerSec           float64 `json:"frames_per_sec"`
-	ServerCPUSeconds       float64 `json:"server_cpu_sec"`
-	ServerCPUPerFrameUs    float64 `json:"server_cpu_per_frame_us"`
-	ServerCPUPerFrameNetUs float64 `json:"server_cpu_per_frame_net_us"`
-	IdleServerCPUPerSec    float64 `json:"idle_server_cpu_per_sec"`
-	ClientCPUSeconds       float64 `json:"client_cpu_sec"`
+	// The posting window (huge-room, small-rooms, reconnect-storm).
+	windowResult
+	IdleServerCPUPerSec float64  `json:"idle_server_cpu_per_sec"`
+	PerfReports         []string `json:"perf_reports,omitempty"`
 
-	// LoadAvg is /proc/loadavg around the window: this machine is shared, and
-	// anything else running shows here.
-	LoadAvgBefore string   `json:"loadavg_before,omitempty"`
-	LoadAvgAfter  string   `json:"loadavg_after,omitempty"`
-	PerfReports   []string `json:"perf_reports,omitempty"`
+	// Overload: one window per step, and where p99 passed the knee threshold.
+	Steps []stepResult `json:"steps,omitempty"`
+	Knee  *kneeResult  `json:"knee,omitempty"`
 
 	Servers      []serverResult `json:"servers"`
 	KernelBefore kernelSample   `json:"kernel_before"`
@@ -70,6 +56,119 @@ type result struct {
 
 	// Idle memory per session, on the server that holds the most sessions.
 	PerSession *perSession `json:"per_session,omitempty"`
+}
+
+// rampResult is one ramp: how long until every session was ready, and what got
+// in the way (the clients' closes by close code, INVALID_SESSIONs, failed dials,
+// and the servers' identify outcomes from /metrics).
+type rampResult struct {
+	Seconds    float64            `json:"sec"`
+	Closes     int64              `json:"closes"`
+	CloseCodes map[int]int64      `json:"close_codes,omitempty"`
+	Invalid    int64              `json:"invalid_sessions"`
+	DialErrors int64              `json:"dial_errors"`
+	Identifies map[string]float64 `json:"identifies,omitempty"`
+}
+
+// windowResult is what one posting window measured: posts, deliveries, latency,
+// and the CPU of the servers and of the load generator.
+type windowResult struct {
+	Posted     int `json:"posted"`
+	PostFailed int `json:"post_failed"`
+	// PostRateLimited counts 429 answers to posts (retried after Reset-After).
+	PostRateLimited int64 `json:"post_rate_limited"`
+	Expected        int64 `json:"expected"`
+	Delivered       int64 `json:"delivered"`
+	// Missing counts (session, message) pairs not delivered by the end of the
+	// drain; Late, messages of an earlier window that arrived during this one.
+	Missing     int64     `json:"missing"`
+	Dups        int64     `json:"dups"`
+	Incomplete  int       `json:"incomplete_sessions"`
+	Disordered  int64     `json:"disordered"`
+	Late        int64     `json:"late"`
+	Latency     *quantile `json:"latency_ms,omitempty"`
+	PostLatency *quantile `json:"post_latency_ms,omitempty"`
+
+	// WindowSeconds runs from the first scheduled post to the last delivery (or
+	// the end of the drain); DrainSeconds is the part after the last scheduled
+	// post; Drained says whether everything expected arrived within --drain.
+	WindowSeconds float64 `json:"window_sec"`
+	DrainSeconds  float64 `json:"drain_sec"`
+	Drained       bool    `json:"drained"`
+	// OfferedFramesPerSec is what the posts asked for (messages/s × recipients);
+	// FramesPerSec is what was delivered, over the window.
+	OfferedFramesPerSec    float64 `json:"offered_frames_per_sec"`
+	FramesPerSec           float64 `json:"frames_per_sec"`
+	ServerCPUSeconds       float64 `json:"server_cpu_sec"`
+	ServerCPUPerFrameUs    float64 `json:"server_cpu_per_frame_us"`
+	ServerCPUPerFrameNetUs float64 `json:"server_cpu_per_frame_net_us"`
+	// ServerCPUEach is every server's share of ServerCPUSeconds (-1: killed).
+	ServerCPUEach []float64 `json:"server_cpu_sec_each,omitempty"`
+
+	// The load generator (workers and coordinator): its CPU time, that as a
+	// fraction of the CPUs it may use, the fraction of the window its pollers
+	// had data waiting (1: they never caught up), frames per read (above 1 when
+	// the server coalesces or the client lags), and whether it was saturated:
+	// then latency and frames/s may be the client's, not the server's.
+	ClientCPUSeconds float64 `json:"client_cpu_sec"`
+	ClientCPUUtil    float64 `json:"client_cpu_util"`
+	ClientPollerBusy float64 `json:"client_poller_busy"`
+	FramesPerRead    float64 `json:"frames_per_read"`
+	ClientSaturated  bool    `json:"client_saturated"`
+
+	// How busy the server CPUs and the client CPUs were over the window, by
+	// anyone (/proc/stat), and the share of that which was not ours: on a shared
+	// machine other work takes CPU from the servers or the client (0 when the
+	// run is not pinned).
+	ServerCPUsBusy   float64 `json:"server_cpus_busy,omitempty"`
+	ServerCPUsOthers float64 `json:"server_cpus_others,omitempty"`
+	ClientCPUsBusy   float64 `json:"client_cpus_busy,omitempty"`
+	ClientCPUsOthers float64 `json:"client_cpus_others,omitempty"`
+
+	// Counter deltas over the window: sessions cut off as slow consumers, gap
+	// fills (servers), connections closed and resumed (clients).
+	SlowConsumers int64 `json:"slow_consumers"`
+	GapFills      int64 `json:"gap_fills"`
+	Closes        int64 `json:"closes"`
+	Resumed       int64 `json:"resumed"`
+
+	// LoadAvg is /proc/loadavg around the window: this machine is shared, and
+	// anything else running shows here.
+	LoadAvgBefore string `json:"loadavg_before,omitempty"`
+	LoadAvgAfter  string `json:"loadavg_after,omitempty"`
+}
+
+// stepResult is one step of an overload sweep.
+type stepResult struct {
+	Step     int     `json:"step"`
+	Rate     float64 `json:"rate_per_sec"`
+	Duration float64 `json:"duration_sec"`
+	windowResult
+	// Behind: delivery fell behind the offered rate (see run.behind); Why says how.
+	Behind bool   `json:"behind"`
+	Why    string `json:"why,omitempty"`
+}
+
+// kneeResult is where a sweep's p99 passed the threshold: FramesPerSec is the
+// offered frames/s there, interpolated linearly between the last step under and
+// the first over. Below: already over at the first step (FramesPerSec is that
+// step's); Above: never over (FramesPerSec is the last step's, a lower bound).
+type kneeResult struct {
+	ThresholdMs  float64 `json:"threshold_ms"`
+	FramesPerSec float64 `json:"frames_per_sec"`
+	Below        bool    `json:"below_first_step,omitempty"`
+	Above        bool    `json:"above_last_step,omitempty"`
+	// The delivered frames/s of the last step under the threshold.
+	DeliveredFramesPerSec float64 `json:"delivered_frames_per_sec"`
+}
+
+// report is what a run with --target both, or an overload sweep, writes with
+// --json: one result per target.
+type report struct {
+	Scenario string    `json:"scenario"`
+	Time     time.Time `json:"time"`
+	Command  string    `json:"command"`
+	Results  []*result `json:"results"`
 }
 
 type quantile struct {
@@ -198,13 +297,21 @@ func (r *result) text() string {
 	f("machine:   %s\n", r.Machine)
 	f("command:   %s\n", r.Command)
 	f("sessions:  %d on %d gateway process(es), %d worker process(es); ready in %.1f s\n", r.Sessions, r.Gateways, r.Workers, r.RampSeconds)
+	if len(r.RampsSec) > 1 {
+		f("ramps:     %s s to ready, in order, the servers restarted on the same data between them\n", joinFloats(r.RampsSec, "%.1f"))
+		for i, rr := range r.Ramps {
+			f("ramp %d:    %.1f s; %d closes %v, %d INVALID_SESSION, %d failed dials; identifies %v\n", i+1, rr.Seconds, rr.Closes, rr.CloseCodes, rr.Invalid, rr.DialErrors, rr.Identifies)
+		}
+	}
 	if r.RegisterMs > 0 {
 		f("register:  %.1f ms per POST /auth/register (bcrypt); 100k users ≈ %.0f s serially\n", r.RegisterMs, r.RegisterMs*100)
 	}
 	if r.SeedSeconds > 0 {
 		f("seed:      %.1f s (bot accounts %.0f/s over NATS, invites accepted %.0f/s over REST)\n", r.SeedSeconds, r.MintPerSec, r.JoinPerSec)
 	}
-	if r.Scenario != "idle" {
+	if r.Scenario == "overload" {
+		b.WriteString(r.stepsText())
+	} else if r.Scenario != "idle" {
 		f("posted:    %d messages at %.1f/s for %.0f s (%d failed, %d answers 429 retried)\n", r.Posted, r.Rate, r.Duration, r.PostFailed, r.PostRateLimited)
 		f("delivered: %d of %d expected; missing %d (in %d sessions), duplicates %d, out of order %d\n", r.Delivered, r.Expected, r.Missing, r.Incomplete, r.Dups, r.Disordered)
 		if q := r.Latency; q != nil {
@@ -213,9 +320,21 @@ func (r *result) text() string {
 		if q := r.PostLatency; q != nil {
 			f("post:      REST POST answered (ms from schedule): p50 %.2f  p99 %.2f  max %.2f\n", q.P50, q.P99, q.Max)
 		}
-		f("rate:      %.0f delivered frames/s over %.1f s\n", r.FramesPerSec, r.WindowSeconds)
-		f("cpu:       servers %.2f s = %.2f µs per delivered frame (%.2f µs net of the idle %.3f CPU-s/s); load generator %.2f s\n",
-			r.ServerCPUSeconds, r.ServerCPUPerFrameUs, r.ServerCPUPerFrameNetUs, r.IdleServerCPUPerSec, r.ClientCPUSeconds)
+		drained := "all delivered"
+		if !r.Drained {
+			drained = "NOT all delivered by the end of the drain"
+		}
+		f("rate:      %.0f delivered frames/s of %.0f offered, over %.1f s (%.1f s after the last post; %s)\n", r.FramesPerSec, r.OfferedFramesPerSec, r.WindowSeconds, r.DrainSeconds, drained)
+		f("cpu:       servers %.2f s = %.2f µs per delivered frame (%.2f µs net of the idle %.3f CPU-s/s)\n",
+			r.ServerCPUSeconds, r.ServerCPUPerFrameUs, r.ServerCPUPerFrameNetUs, r.IdleServerCPUPerSec)
+		f("client:    %.2f CPU-s = %.0f%% of its CPUs; pollers busy %.0f%%; %.2f frames per read\n", r.ClientCPUSeconds, 100*r.ClientCPUUtil, 100*r.ClientPollerBusy, r.FramesPerRead)
+		if r.ServerCPUsBusy > 0 || r.ClientCPUsBusy > 0 {
+			f("cores:     server CPUs %.0f%% busy, %.0f%% of it other work; client CPUs %.0f%% busy, %.0f%% of it other work\n",
+				100*r.ServerCPUsBusy, 100*r.ServerCPUsOthers, 100*r.ClientCPUsBusy, 100*r.ClientCPUsOthers)
+		}
+		if r.ClientSaturated {
+			f("WARNING:   the load generator was saturated: latency and frames/s may be its own limits, not the server's\n")
+		}
 	}
 	if r.LoadAvgBefore != "" {
 		f("loadavg:   %s before, %s after the window (other work on this machine shows here)\n", r.LoadAvgBefore, r.LoadAvgAfter)
@@ -247,33 +366,61 @@ func (r *result) text() string {
 	return b.String()
 }
 
+func joinFloats(xs []float64, format string) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf(format, x)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func mib(b int64) string { return fmt.Sprintf("%.1fMiB", float64(b)/(1<<20)) }
 
-// runPlot draws latency percentiles against room size from result files with
-// gnuplot (apt-get install gnuplot-nox), and writes the data and script beside the
-// image so it can be redrawn elsewhere.
+// runPlot draws, from result files, latency percentiles against room size
+// (huge-room results), or p99 and delivered frames/s against the offered rate
+// (overload sweeps, one line per target) with gnuplot (apt-get install
+// gnuplot-nox), and writes the data and script beside the image so it can be
+// redrawn elsewhere.
 func runPlot(args []string) error {
 	fs := flag.NewFlagSet("plot", flag.ContinueOnError)
 	out := fs.String("o", "bench/latency.png", "image to write")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var rs []result
+	var rs, sweeps []*result
 	for _, p := range fs.Args() {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return err
 		}
-		var r result
-		if err := json.Unmarshal(b, &r); err != nil {
+		var probe struct {
+			Results []*result `json:"results"`
+		}
+		if err := json.Unmarshal(b, &probe); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		if r.Latency != nil && r.Scenario == "huge-room" && r.Target == "guildhall" {
-			rs = append(rs, r)
+		found := probe.Results
+		if found == nil {
+			var r result
+			if err := json.Unmarshal(b, &r); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			found = []*result{&r}
+		}
+		for _, r := range found {
+			switch {
+			case r.Scenario == "overload" && len(r.Steps) > 0:
+				sweeps = append(sweeps, r)
+			case r.Latency != nil && r.Scenario == "huge-room" && r.Target == "guildhall":
+				rs = append(rs, r)
+			}
 		}
 	}
+	if len(sweeps) > 0 {
+		return plotSweep(*out, sweeps)
+	}
 	if len(rs) == 0 {
-		return errors.New("no huge-room results with latency among the files")
+		return errors.New("no huge-room results with latency, and no overload sweeps, among the files")
 	}
 	sort.Slice(rs, func(i, j int) bool { return rs[i].Sessions < rs[j].Sessions })
 	base := strings.TrimSuffix(*out, filepath.Ext(*out))
@@ -298,25 +445,5 @@ set key left top
 set format x "%%.0s%%c"
 plot %q using 1:2 with linespoints title "p50", '' using 1:3 with linespoints title "p90", '' using 1:4 with linespoints title "p99", '' using 1:5 with linespoints title "p99.9", '' using 1:6 with linespoints title "max", 250 with lines dt 2 lc rgb "red" title "target p99 (250 ms)"
 `, *out, title, base+".dat")
-	if err := os.WriteFile(base+".gp", []byte(script), 0o644); err != nil {
-		return err
-	}
-	gp, err := exec.LookPath("gnuplot")
-	if err != nil {
-		return fmt.Errorf("wrote %s.dat and %s.gp; install gnuplot (apt-get install gnuplot-nox) to draw them", base, base)
-	}
-	cmd := exec.Command(gp, base+".gp")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		// Without cairo, the plain png terminal.
-		alt := strings.Replace(script, `pngcairo size 900,540 font "sans,11"`, "png size 900,540", 1)
-		_ = os.WriteFile(base+".gp", []byte(alt), 0o644)
-		cmd = exec.Command(gp, base+".gp")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintln(os.Stderr, "wrote", *out)
-	return nil
+	return gnuplot(base, script, `pngcairo size 900,540 font "sans,11"`, "png size 900,540", *out)
 }

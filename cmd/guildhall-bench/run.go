@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,6 +56,19 @@ type options struct {
 	seedConc    int
 	perf        bool
 	gwOnly      bool
+
+	drain        time.Duration
+	steps        []float64
+	stepDuration time.Duration
+	stepPause    time.Duration
+	keepGoing    bool
+	stopP99      time.Duration
+	kneeP99      time.Duration
+	refMode      string
+	ramps        int
+	plotOut      string
+	// clientCPUs counted: what the load generator's CPU time is a fraction of.
+	clientCores int
 }
 
 func parseOptions(scenario string, args []string) (options, error) {
@@ -69,7 +83,8 @@ func parseOptions(scenario string, args []string) (options, error) {
 	fs.IntVar(&o.dialers, "dialers", 32, "connections each worker sets up at once")
 	fs.StringVar(&o.bin, "bin", "bin/guildhall", "guildhall binary (built with go build if missing)")
 	fs.StringVar(&o.refBin, "ref-bin", "bin/guildhall-reference", "reference fan-out program (built from ./bench/reference if missing)")
-	fs.StringVar(&o.target, "target", "guildhall", "what to load: guildhall, or reference (the minimal fan-out program; huge-room and idle only)")
+	fs.StringVar(&o.target, "target", "guildhall", "what to load: guildhall, reference (the minimal fan-out program; idle, huge-room and overload only), or both, one after the other in one run")
+	fs.StringVar(&o.refMode, "ref-mode", "direct", "the reference's fan-out: direct (one write per frame per recipient) or coalesce (every frame waiting leaves in one write per recipient)")
 	fs.StringVar(&o.data, "data", "", "data folder for the servers and the seed (reused by the next run); default /tmp/guildhall-bench/<scenario-shape>")
 	fs.BoolVar(&o.fresh, "fresh", false, "wipe the data folder first")
 	fs.StringVar(&o.serverCPUs, "server-cpus", "0", "CPUs for the server processes (taskset -c); empty: no pinning")
@@ -86,8 +101,53 @@ func parseOptions(scenario string, args []string) (options, error) {
 	fs.BoolVar(&o.perf, "perf", false, "record the servers with perf (call graphs) during the measurement window; writes perf-<server>.txt into the data folder")
 	fs.IntVar(&o.seedConc, "seed-concurrency", 64, "invite joins in flight while seeding")
 	fs.BoolVar(&o.seedOnly, "seed-only", false, "seed the accounts and guilds into the data folder, then stop (seeding 100,000 members takes a while: do it once)")
+	fs.DurationVar(&o.drain, "drain", 30*time.Second, "after the last post, wait at most this long for every expected message; what has not arrived counts as missing")
+	steps := fs.String("steps", "1,5,10,20,30,40,60", "overload: the offered rates in messages/s, one step each, in order")
+	fs.DurationVar(&o.stepDuration, "step-duration", 20*time.Second, "overload: how long each step posts")
+	fs.DurationVar(&o.stepPause, "step-pause", 2*time.Second, "overload: pause between steps")
+	fs.BoolVar(&o.keepGoing, "keep-going", false, "overload: run every step, also after delivery fell behind (late frames of a step then load the next)")
+	fs.DurationVar(&o.stopP99, "stop-p99", 5*time.Second, "overload: a step whose p99 passes this has fallen behind, and the sweep stops after it")
+	fs.DurationVar(&o.kneeP99, "knee", time.Second, "overload: the knee is the offered frames/s at which p99 passes this")
+	fs.IntVar(&o.ramps, "ramps", 1, "connect every session this many times, restarting the servers on the same data in between (as the next run would), and report each ramp's time: is a ramp right after a run as fast as the first")
+	fs.StringVar(&o.plotOut, "plot", "", "overload: draw p99 and delivered frames/s against the offered rate into this PNG (default: beside --json, if given)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	if scenario == "overload" {
+		o.steps = nil
+		for _, f := range strings.Split(*steps, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || v <= 0 || math.IsInf(v, 0) {
+				return o, fmt.Errorf("--steps: %q is not a positive rate", f)
+			}
+			o.steps = append(o.steps, v)
+		}
+		if len(o.steps) == 0 {
+			return o, errors.New("--steps: give at least one rate")
+		}
+		if o.stepDuration <= 0 {
+			return o, errors.New("--step-duration must be positive")
+		}
+		// Seeding (posters) and the clients' bitsets follow the highest rate.
+		o.rate = slices.Max(o.steps)
+		o.duration = o.stepDuration
+	}
+	if o.rate <= 0 && scenario != "idle" {
+		return o, errors.New("--rate must be positive")
+	}
+	if o.ramps < 1 {
+		return o, errors.New("--ramps must be 1 or more")
+	}
+	if o.refMode != "direct" && o.refMode != "coalesce" {
+		return o, fmt.Errorf("--ref-mode %q: want direct or coalesce", o.refMode)
+	}
+	o.clientCores = runtime.NumCPU()
+	if o.clientCPUs != "" {
+		set, err := parseCPUs(o.clientCPUs)
+		if err != nil {
+			return o, fmt.Errorf("--client-cpus: %w", err)
+		}
+		o.clientCores = set.Count()
 	}
 	if scenario == "reconnect-storm" && o.gateways < 2 {
 		o.gateways = 2
@@ -95,14 +155,11 @@ func parseOptions(scenario string, args []string) (options, error) {
 	if o.killAfter == 0 {
 		o.killAfter = o.duration / 3
 	}
-	if o.target != "guildhall" && o.target != "reference" {
-		return o, fmt.Errorf("--target %q: want guildhall or reference", o.target)
+	if o.target != "guildhall" && o.target != "reference" && o.target != "both" {
+		return o, fmt.Errorf("--target %q: want guildhall, reference or both", o.target)
 	}
-	if o.target == "reference" && scenario != "huge-room" && scenario != "idle" {
-		return o, errors.New("--target reference runs huge-room and idle only")
-	}
-	if o.target == "reference" {
-		o.gateways = 1
+	if o.target != "guildhall" && scenario != "huge-room" && scenario != "idle" && scenario != "overload" {
+		return o, fmt.Errorf("--target %s runs idle, huge-room and overload only", o.target)
 	}
 	if per := (o.sessions + o.gateways - 1) / o.gateways; per > 18000 {
 		return o, fmt.Errorf("%d sessions on %d gateways is %d per gateway process: over the 20,000 open files a process may have; use --gateways %d", o.sessions, o.gateways, per, (o.sessions+17999)/18000)
@@ -116,17 +173,53 @@ func parseOptions(scenario string, args []string) (options, error) {
 	if scenario == "small-rooms" && o.rate > float64(o.sessions/10) {
 		return o, errors.New("small-rooms: at most one message per second per guild (the api's message limit): --rate <= sessions/10")
 	}
+	return o, nil
+}
+
+// forTarget is o for one target of --target both: the reference gets one gateway
+// and its own data folder.
+func (o options) forTarget(target string) options {
+	both := o.target == "both"
+	o.target = target
+	if target == "reference" {
+		o.gateways = 1
+		o.gwOnly = false
+		if both && o.data != "" {
+			o.data = strings.TrimRight(o.data, "/") + "-reference"
+		}
+	}
 	if o.data == "" {
 		shape := "one-guild"
-		if scenario == "small-rooms" {
+		if o.scenario == "small-rooms" {
 			shape = "rooms-of-10"
 		}
-		if o.target == "reference" {
+		if target == "reference" {
 			shape = "reference"
 		}
 		o.data = filepath.Join(os.TempDir(), "guildhall-bench", shape)
 	}
-	return o, nil
+	return o
+}
+
+func parseCPUs(cpus string) (unix.CPUSet, error) {
+	var set unix.CPUSet
+	for _, part := range strings.Split(cpus, ",") {
+		lo, hi, found := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return set, err
+		}
+		b := a
+		if found {
+			if b, err = strconv.Atoi(hi); err != nil {
+				return set, err
+			}
+		}
+		for c := a; c <= b; c++ {
+			set.Set(c)
+		}
+	}
+	return set, nil
 }
 
 var errSeeded = errors.New("seeded")
@@ -144,6 +237,8 @@ type run struct {
 	limited *atomic.Int64 // 429s the poster got
 	// sessionsOn counts the sessions that start on each gateway.
 	sessionsOn []int
+	// save writes what the run has measured so far (--json).
+	save func() error
 }
 
 type workerProc struct {
@@ -170,55 +265,93 @@ func runScenario(scenario string, args []string) error {
 			fmt.Fprintln(os.Stderr, "guildhall-bench: cannot pin to CPUs", o.clientCPUs+":", err)
 		}
 	}
-	r := &run{o: o, ctx: ctx, res: newResult(o)}
-	defer r.teardown()
-	if err := r.start(); err != nil {
-		if errors.Is(err, errSeeded) {
-			fmt.Fprintf(os.Stderr, "seeded %s in %.0f s (bots %.0f/s, joins %.0f/s)\n", o.data, r.res.SeedSeconds, r.res.MintPerSec, r.res.JoinPerSec)
+	targets := []string{o.target}
+	if o.target == "both" {
+		targets = []string{"guildhall", "reference"}
+	}
+	rep := &report{Scenario: scenario, Time: time.Now().UTC(), Command: "guildhall-bench " + strings.Join(os.Args[1:], " ")}
+	// One result per target goes into the JSON file as a report; a single
+	// target's result of the other scenarios is written as it always was.
+	asReport := len(targets) > 1 || scenario == "overload"
+	save := func() error {
+		if o.jsonOut == "" {
 			return nil
 		}
-		return err
+		var v any = rep
+		if !asReport {
+			v = rep.Results[0]
+		}
+		b, _ := json.MarshalIndent(v, "", "  ")
+		return os.WriteFile(o.jsonOut, append(b, '\n'), 0o644)
 	}
-	switch scenario {
-	case "idle":
-		err = r.idle()
-	case "huge-room", "small-rooms":
-		err = r.traffic()
-	case "reconnect-storm":
-		err = r.storm()
-	}
-	if err != nil {
-		return err
-	}
-	r.res.finish()
-	fmt.Print(r.res.text())
-	if o.jsonOut != "" {
-		b, _ := json.MarshalIndent(r.res, "", "  ")
-		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
+	for _, t := range targets {
+		ot := o.forTarget(t)
+		r := &run{o: ot, ctx: ctx, res: newResult(ot), save: save}
+		rep.Results = append(rep.Results, r.res)
+		err := r.scenario()
+		r.teardown()
+		if errors.Is(err, errSeeded) {
+			fmt.Fprintf(os.Stderr, "seeded %s in %.0f s (bots %.0f/s, joins %.0f/s)\n", ot.data, r.res.SeedSeconds, r.res.MintPerSec, r.res.JoinPerSec)
+			if t == targets[len(targets)-1] {
+				return nil
+			}
+			continue
+		}
+		if err != nil {
+			_ = save() // what was measured before the failure
+			if len(targets) > 1 {
+				return fmt.Errorf("%s: %w", t, err)
+			}
 			return err
 		}
+		r.res.finish()
+		fmt.Print(r.res.text())
+	}
+	if len(targets) > 1 {
+		fmt.Print(compareText(rep.Results))
+	}
+	if err := save(); err != nil {
+		return err
+	}
+	if o.jsonOut != "" {
 		fmt.Fprintln(os.Stderr, "wrote", o.jsonOut)
+	}
+	if scenario == "overload" {
+		out := o.plotOut
+		if out == "" && o.jsonOut != "" {
+			out = strings.TrimSuffix(o.jsonOut, filepath.Ext(o.jsonOut)) + ".png"
+		}
+		if out != "" {
+			if err := plotSweep(out, rep.Results); err != nil {
+				fmt.Fprintln(os.Stderr, "plot:", err)
+			}
+		}
 	}
 	return nil
 }
 
+// scenario runs one target's scenario: servers, seed, sessions, then the load.
+func (r *run) scenario() error {
+	if err := r.start(); err != nil {
+		return err
+	}
+	switch r.o.scenario {
+	case "idle":
+		return r.idle()
+	case "huge-room", "small-rooms":
+		return r.traffic()
+	case "reconnect-storm":
+		return r.storm()
+	case "overload":
+		return r.overload()
+	}
+	return fmt.Errorf("unknown scenario %q", r.o.scenario)
+}
+
 func pinSelf(cpus string) error {
-	var set unix.CPUSet
-	for _, part := range strings.Split(cpus, ",") {
-		lo, hi, found := strings.Cut(part, "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil {
-			return err
-		}
-		b := a
-		if found {
-			if b, err = strconv.Atoi(hi); err != nil {
-				return err
-			}
-		}
-		for c := a; c <= b; c++ {
-			set.Set(c)
-		}
+	set, err := parseCPUs(cpus)
+	if err != nil {
+		return err
 	}
 	return unix.SchedSetaffinity(0, &set)
 }
@@ -237,7 +370,8 @@ func ensureBinary(path, pkg string) (string, error) {
 	return filepath.Abs(path)
 }
 
-// start brings up the servers, seeds, and connects every session.
+// start brings up the servers, seeds, and connects every session; with --ramps N
+// it does that N times, restarting the servers on the same data in between.
 func (r *run) start() error {
 	o := r.o
 	if o.fresh {
@@ -246,34 +380,68 @@ func (r *run) start() error {
 	if err := os.MkdirAll(o.data, 0o755); err != nil {
 		return err
 	}
-	if o.target == "reference" {
-		if err := r.startReference(); err != nil {
-			return err
+	r.res.Machine = machine()
+	for ramp := range o.ramps {
+		if ramp > 0 {
+			// What the end of a run does: the clients go, the servers stop.
+			r.teardown()
+			r.workers, r.servers = nil, nil
+			fmt.Fprintf(os.Stderr, "ramp %d of %d: restarting the servers on %s\n", ramp+1, o.ramps, o.data)
 		}
-	} else {
-		if err := r.startGuildhall(); err != nil {
-			return err
-		}
-		if err := r.doSeed(); err != nil {
+		if err := r.startServers(ramp == 0); err != nil {
 			return err
 		}
 		if o.seedOnly {
 			return errSeeded
 		}
+		r.sessionsOn = make([]int, len(r.servers))
+		first := r.firstSessionServer()
+		for j := range o.sessions {
+			r.sessionsOn[first+j%(len(r.servers)-first)]++
+		}
+		r.res.Servers = make([]serverResult, len(r.servers))
+		for i, s := range r.servers {
+			r.res.Servers[i] = serverResult{Name: s.Name, PID: s.PID(), Sessions: r.sessionsOn[i]}
+			r.res.Servers[i].Before = r.memSnapshot(s)
+		}
+		r.res.KernelBefore = kernelMem()
+		if err := r.connectAll(); err != nil {
+			return err
+		}
+		r.res.RampsSec = append(r.res.RampsSec, r.res.RampSeconds)
+		r.res.Ramps = append(r.res.Ramps, r.rampOutcome())
 	}
-	r.res.Machine = machine()
-	r.sessionsOn = make([]int, len(r.servers))
-	first := r.firstSessionServer()
-	for j := range o.sessions {
-		r.sessionsOn[first+j%(len(r.servers)-first)]++
+	return nil
+}
+
+// rampOutcome is what the clients and the servers counted while the sessions
+// connected: why sessions were closed or refused on the way.
+func (r *run) rampOutcome() rampResult {
+	st := r.aggregate()
+	out := rampResult{Seconds: r.res.RampSeconds, Closes: st.Closes, CloseCodes: st.CloseCodes, Invalid: st.Invalid, DialErrors: st.DialErrors}
+	for _, s := range r.servers {
+		for k, v := range scrapeMetrics(s.Addr) {
+			if strings.HasPrefix(k, "guildhall_gateway_identifies_total{") {
+				if out.Identifies == nil {
+					out.Identifies = map[string]float64{}
+				}
+				out.Identifies[strings.TrimPrefix(k, "guildhall_gateway_identifies_total")] += v
+			}
+		}
 	}
-	r.res.Servers = make([]serverResult, len(r.servers))
-	for i, s := range r.servers {
-		r.res.Servers[i] = serverResult{Name: s.Name, PID: s.PID(), Sessions: r.sessionsOn[i]}
-		r.res.Servers[i].Before = r.memSnapshot(s)
+	return out
+}
+
+// startServers starts the target's servers and, for Guildhall, seeds (or reuses
+// the seed); first is false when restarting for another ramp.
+func (r *run) startServers(first bool) error {
+	if r.o.target == "reference" {
+		return r.startReference()
 	}
-	r.res.KernelBefore = kernelMem()
-	return r.connectAll()
+	if err := r.startGuildhall(); err != nil {
+		return err
+	}
+	return r.doSeed(first)
 }
 
 // firstSessionServer is the index of the first server that takes sessions: 1 with
@@ -334,8 +502,8 @@ func (r *run) startReference() error {
 		return err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	fmt.Fprintf(os.Stderr, "starting the reference on %s (CPUs %q)\n", addr, o.serverCPUs)
-	s, err := startServer(r.ctx, "reference", bin, []string{"--addr", addr}, o.serverCPUs, o.data, addr)
+	fmt.Fprintf(os.Stderr, "starting the reference (%s) on %s (CPUs %q)\n", o.refMode, addr, o.serverCPUs)
+	s, err := startServer(r.ctx, "reference", bin, []string{"--addr", addr, "--mode", o.refMode}, o.serverCPUs, o.data, addr)
 	if err != nil {
 		return err
 	}
@@ -361,14 +529,17 @@ func (r *run) startReference() error {
 	return nil
 }
 
-// doSeed makes (or reuses) the accounts and guilds.
-func (r *run) doSeed() error {
+// doSeed makes (or reuses) the accounts and guilds. first is false when the
+// servers were restarted for another ramp (no registration sample then).
+func (r *run) doSeed(first bool) error {
 	o := r.o
 	path := filepath.Join(o.data, "seed.json")
 	small := o.scenario == "small-rooms"
 	needPosters := 0
 	if !small && o.scenario != "idle" {
-		needPosters = int(math.Ceil(o.rate)) + 2
+		// Each poster posts at most every other second: the api allows a user 5
+		// messages per 5 s in a channel, and posts bunch up when it is slow.
+		needPosters = 2*int(math.Ceil(o.rate)) + 2
 	}
 	s, err := loadSeed(path)
 	if err != nil {
@@ -376,7 +547,7 @@ func (r *run) doSeed() error {
 	}
 	api := r.servers[0]
 	runID := strconv.FormatInt(time.Now().Unix()%1000000, 36)
-	if o.regSample > 0 {
+	if o.regSample > 0 && first {
 		d, err := registerSample(r.ctx, api.Addr, o.regSample, runID)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "register sample:", err)
@@ -508,7 +679,7 @@ func (r *run) connectAll() error {
 		urls = append(urls, "ws://"+s.Addr+"/?v=10&encoding=json")
 	}
 	nw := (o.sessions + o.perWorker - 1) / o.perWorker
-	maxMsgs := int(math.Ceil(o.rate*o.duration.Seconds())) + 64
+	maxMsgs := r.totalMessages() + 64
 	for w := range nw {
 		from, to := w*o.perWorker, min((w+1)*o.perWorker, o.sessions)
 		tokens := make([]string, 0, to-from)
@@ -646,6 +817,12 @@ func (r *run) aggregate() workerStatus {
 		a.Dialing += s.Dialing
 		a.DialErrors += s.DialErrors
 		a.Closes += s.Closes
+		for code, n := range s.CloseCodes {
+			if a.CloseCodes == nil {
+				a.CloseCodes = map[int]int64{}
+			}
+			a.CloseCodes[code] += n
+		}
 		a.Resumed += s.Resumed
 		a.Invalid += s.Invalid
 		a.Identified += s.Identified
@@ -713,18 +890,19 @@ func machine() string {
 }
 
 // postLoop posts rate messages per second for d, open loop: message i is scheduled
-// at start + i/rate and its content carries that time, so a post that leaves late
-// (the poster or the api is slow) counts as late. It returns the bitset of
-// messages the api accepted.
-func (r *run) postLoop(ctx context.Context, rate float64, d time.Duration, onTick func()) (ok []uint64, failed int, postLat *hdrhistogram.Histogram) {
-	n := int(math.Round(rate * d.Seconds()))
-	ok = make([]uint64, (n+63)/64)
+// at start + i/rate and its content carries its index base+i and that time, so a
+// post that leaves late (the poster or the api is slow) counts as late. It
+// returns the bitset (by message index) of the messages the api accepted, how
+// many it scheduled, and when the first was scheduled.
+func (r *run) postLoop(ctx context.Context, rate float64, d time.Duration, base int) (ok []uint64, n, failed int, postLat *hdrhistogram.Histogram, start time.Time) {
+	n = int(math.Round(rate * d.Seconds()))
+	ok = make([]uint64, (base+n+63)/64)
 	postLat = newLatencyHist()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var nfailed atomic.Int64
 	sem := make(chan struct{}, 512)
-	start := time.Now().Add(50 * time.Millisecond)
+	start = time.Now().Add(50 * time.Millisecond)
 	interval := time.Duration(float64(time.Second) / rate)
 	lastErr := ""
 	for i := 0; i < n; i++ {
@@ -739,9 +917,7 @@ func (r *run) postLoop(ctx context.Context, rate float64, d time.Duration, onTic
 		if ctx.Err() != nil {
 			break
 		}
-		if onTick != nil {
-			onTick()
-		}
+		idx := base + i
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -749,7 +925,7 @@ func (r *run) postLoop(ctx context.Context, rate float64, d time.Duration, onTic
 			defer func() { <-sem }()
 			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			err := r.postTo(pctx, i, marker(i, sched)+" the quick brown fox jumps over the lazy dog")
+			err := r.postTo(pctx, idx, marker(idx, sched)+" the quick brown fox jumps over the lazy dog")
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -758,14 +934,27 @@ func (r *run) postLoop(ctx context.Context, rate float64, d time.Duration, onTic
 				return
 			}
 			_ = postLat.RecordValue(max(time.Since(sched).Microseconds(), 1))
-			ok[i/64] |= 1 << (i % 64)
+			ok[idx/64] |= 1 << (idx % 64)
 		}()
 	}
 	wg.Wait()
 	if lastErr != "" {
 		fmt.Fprintln(os.Stderr, "\npost error:", lastErr)
 	}
-	return ok, int(nfailed.Load()), postLat
+	return ok, n, int(nfailed.Load()), postLat, start
+}
+
+// totalMessages is how many messages the run posts: the size of each client
+// session's bitset of messages seen.
+func (r *run) totalMessages() int {
+	if r.o.scenario != "overload" {
+		return int(math.Ceil(r.o.rate * r.o.duration.Seconds()))
+	}
+	n := 0
+	for _, rate := range r.o.steps {
+		n += int(math.Round(rate * r.o.stepDuration.Seconds()))
+	}
+	return n
 }
 
 // serverTicks is the CPU time of every live server process, in ticks.
@@ -785,26 +974,65 @@ func (r *run) workerTicks() int64 {
 	return t + procCPUTicks(os.Getpid())
 }
 
-// measure runs the posting window: reset, post, drain, report. expectAll says
-// whether every session should receive every message (one guild).
-func (r *run) measure(during func(elapsed time.Duration, st workerStatus)) error {
-	o := r.o
-	// Idle baseline: the servers' CPU with every session connected and nothing posted.
+// idleBaseline measures the servers' CPU with every session connected and
+// nothing posted, over --settle.
+func (r *run) idleBaseline() error {
 	t0, w0 := r.serverTicks(), time.Now()
 	select {
-	case <-time.After(o.settle):
+	case <-time.After(r.o.settle):
 	case <-r.ctx.Done():
 		return r.ctx.Err()
 	}
 	t1 := r.serverTicks()
 	r.res.IdleServerCPUPerSec = float64(sum(t1)-sum(t0)) / ticksPerSecond / time.Since(w0).Seconds()
+	return nil
+}
 
-	if _, err := r.call(command{Cmd: "reset"}); err != nil {
+// measure runs the scenario's one posting window.
+func (r *run) measure(during func(elapsed time.Duration, st workerStatus)) error {
+	if err := r.idleBaseline(); err != nil {
 		return err
 	}
-	r.res.LoadAvgBefore = loadAvg()
 	stopPerf := r.startPerf()
-	cpu0, wcpu0, start := r.serverTicks(), r.workerTicks(), time.Now()
+	w, err := r.window(r.o.rate, r.o.duration, 0, during)
+	stopPerf()
+	if err != nil {
+		return err
+	}
+	r.res.windowResult = *w
+	for i := range r.servers {
+		if i < len(w.ServerCPUEach) && w.ServerCPUEach[i] >= 0 {
+			r.res.Servers[i].CPUSeconds = w.ServerCPUEach[i]
+		}
+	}
+	for i, s := range r.servers {
+		if !s.killed {
+			m := scrapeMetrics(s.Addr)
+			r.res.Servers[i].SlowConsumers = int64(m["guildhall_gateway_slow_consumers_total"])
+			r.res.Servers[i].GapFills = int64(m["guildhall_gateway_gap_fills_total"])
+		}
+	}
+	r.printClientWarning(w)
+	return nil
+}
+
+// window posts rate messages/s for d with message indexes from base, waits for
+// delivery (at most --drain after the last post), and measures: every session's
+// missing, duplicate and late messages, latency, frames/s, and the CPU of the
+// servers and of the load generator.
+func (r *run) window(rate float64, d time.Duration, base int, during func(elapsed time.Duration, st workerStatus)) (*windowResult, error) {
+	o := r.o
+	if _, err := r.call(command{Cmd: "reset", Base: base}); err != nil {
+		return nil, err
+	}
+	snap0, err := r.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	slow0, gaps0 := r.serverCounters()
+	w := &windowResult{LoadAvgBefore: loadAvg()}
+	busy0, total0 := cpuTicks()
+	cpu0, wcpu0, t0 := r.serverTicks(), r.workerTicks(), time.Now()
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
 	go func() {
@@ -817,10 +1045,10 @@ func (r *run) measure(during func(elapsed time.Duration, st workerStatus)) error
 			case <-t.C:
 				st := r.aggregate()
 				if during != nil {
-					during(time.Since(start), st)
+					during(time.Since(t0), st)
 				}
-				el := time.Since(start).Seconds()
-				r.prog.printf(false, "post: %.0f/%.0f s, %d ready, %d msgs delivered (%.0f/s), %d closes, %d resumed", el, o.duration.Seconds(), st.Ready, st.Msgs, float64(st.Msgs)/el, st.Closes, st.Resumed)
+				el := time.Since(t0).Seconds()
+				r.prog.printf(false, "post: %.0f/%.0f s at %g msg/s, %d ready, %d msgs delivered (%.0f/s), %d closes, %d resumed", el, d.Seconds(), rate, st.Ready, st.Msgs, float64(st.Msgs)/el, st.Closes, st.Resumed)
 			}
 		}
 	}()
@@ -828,9 +1056,9 @@ func (r *run) measure(during func(elapsed time.Duration, st workerStatus)) error
 	if r.limited != nil {
 		limited0 = r.limited.Load()
 	}
-	ok, failed, postLat := r.postLoop(ctx, o.rate, o.duration, nil)
+	ok, n, failed, postLat, start := r.postLoop(ctx, rate, d, base)
 	if r.limited != nil {
-		r.res.PostRateLimited = r.limited.Load() - limited0
+		w.PostRateLimited = r.limited.Load() - limited0
 	}
 	posted := 0
 	for _, x := range ok {
@@ -841,72 +1069,201 @@ func (r *run) measure(during func(elapsed time.Duration, st workerStatus)) error
 		perMsg = 10
 	}
 	expected := int64(posted) * int64(perMsg)
-	// Drain: wait until everything posted was delivered (or 30 s).
+	// Drain: wait until everything posted was delivered, or --drain.
 	drainStart := time.Now()
-	for time.Since(drainStart) < 30*time.Second {
+	for time.Since(drainStart) < o.drain {
 		if r.aggregate().Msgs >= expected {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-r.ctx.Done():
+			return nil, r.ctx.Err()
+		}
 	}
-	cpu1, wcpu1, elapsed := r.serverTicks(), r.workerTicks(), time.Since(start)
-	r.res.LoadAvgAfter = loadAvg()
+	snap1, err := r.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	cpu1, wcpu1, t1 := r.serverTicks(), r.workerTicks(), time.Now()
+	busy1, total1 := cpuTicks()
+	w.LoadAvgAfter = loadAvg()
 	cancel()
-	stopPerf()
 	var exp []uint64
 	if o.scenario != "small-rooms" {
 		exp = ok
 	}
 	replies, err := r.call(command{Cmd: "report", Expected: exp})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	lat := newLatencyHist()
-	res := r.res
 	for _, raw := range replies {
 		var wr workerReport
 		if err := json.Unmarshal(raw, &wr); err != nil {
-			return err
+			return nil, err
 		}
 		if wr.Latency != nil {
 			lat.Merge(hdrhistogram.Import(wr.Latency))
 		}
-		res.Delivered += wr.Status.Msgs
-		res.Missing += wr.Missing
-		res.Dups += wr.Dups
-		res.Incomplete += wr.Incomplete
-		res.Disordered += wr.Disordered
+		w.Delivered += wr.Status.Msgs
+		w.Missing += wr.Missing
+		w.Dups += wr.Dups
+		w.Incomplete += wr.Incomplete
+		w.Disordered += wr.Disordered
 	}
-	res.Posted, res.PostFailed, res.Expected = posted, failed, expected
+	w.Posted, w.PostFailed, w.Expected = posted, failed, expected
 	if o.scenario == "small-rooms" {
-		res.Missing = max(expected-res.Delivered, 0)
+		w.Missing = max(expected-w.Delivered, 0)
 	}
-	res.Latency = percentiles(lat)
-	res.PostLatency = percentiles(postLat)
-	res.WindowSeconds = elapsed.Seconds()
-	res.FramesPerSec = float64(res.Delivered) / elapsed.Seconds()
+	w.Late = snap1.Late
+	w.Drained = w.Delivered >= expected
+	w.Latency = percentiles(lat)
+	w.PostLatency = percentiles(postLat)
+	// The window ends at the last delivery when everything came, else now; and
+	// not before the posting time is up (n posts span (n-1)/rate, not d).
+	end := t1
+	if w.Drained && snap1.LastMsgAt > 0 {
+		end = time.Unix(0, snap1.LastMsgAt)
+	}
+	end = later(end, start.Add(d))
+	lastSched := start
+	if n > 0 {
+		lastSched = start.Add(time.Duration(float64(n-1) / rate * float64(time.Second)))
+	}
+	w.WindowSeconds = end.Sub(start).Seconds()
+	w.DrainSeconds = max(end.Sub(lastSched).Seconds(), 0)
+	w.OfferedFramesPerSec = rate * float64(perMsg)
+	if w.WindowSeconds > 0 {
+		w.FramesPerSec = float64(w.Delivered) / w.WindowSeconds
+	}
+	wall := t1.Sub(t0).Seconds()
+	w.ServerCPUEach = make([]float64, len(r.servers))
 	for i := range r.servers {
 		if cpu0[i] < 0 || cpu1[i] < 0 {
-			continue // killed during the window: its share is not known
+			w.ServerCPUEach[i] = -1 // killed during the window: its share is not known
+			continue
 		}
-		res.Servers[i].CPUSeconds = float64(cpu1[i]-cpu0[i]) / ticksPerSecond
-		res.ServerCPUSeconds += res.Servers[i].CPUSeconds
+		w.ServerCPUEach[i] = float64(cpu1[i]-cpu0[i]) / ticksPerSecond
+		w.ServerCPUSeconds += w.ServerCPUEach[i]
 	}
-	res.ClientCPUSeconds = float64(wcpu1-wcpu0) / ticksPerSecond
-	if res.Delivered > 0 {
-		res.ServerCPUPerFrameUs = res.ServerCPUSeconds * 1e6 / float64(res.Delivered)
-		net := res.ServerCPUSeconds - res.IdleServerCPUPerSec*elapsed.Seconds()
-		res.ServerCPUPerFrameNetUs = math.Max(net, 0) * 1e6 / float64(res.Delivered)
+	if w.Delivered > 0 {
+		w.ServerCPUPerFrameUs = w.ServerCPUSeconds * 1e6 / float64(w.Delivered)
+		net := w.ServerCPUSeconds - r.res.IdleServerCPUPerSec*wall
+		w.ServerCPUPerFrameNetUs = math.Max(net, 0) * 1e6 / float64(w.Delivered)
 	}
-	for i, s := range r.servers {
-		if !s.killed {
-			m := scrapeMetrics(s.Addr)
-			res.Servers[i].SlowConsumers = int64(m["guildhall_gateway_slow_consumers_total"])
-			res.Servers[i].GapFills = int64(m["guildhall_gateway_gap_fills_total"])
+	w.ClientCPUSeconds = float64(wcpu1-wcpu0) / ticksPerSecond
+	if wall > 0 {
+		w.ClientCPUUtil = w.ClientCPUSeconds / (wall * float64(max(o.clientCores, 1)))
+		if snap1.Pollers > 0 {
+			waited := float64(snap1.PollWaitNs-snap0.PollWaitNs) / 1e9
+			w.ClientPollerBusy = math.Max(0, 1-waited/(wall*float64(snap1.Pollers)))
 		}
 	}
-	r.prog.printf(true, "post: done: %d posted, %d delivered of %d expected", posted, res.Delivered, expected)
-	return nil
+	if reads := snap1.Reads - snap0.Reads; reads > 0 {
+		w.FramesPerRead = float64(snap1.Frames-snap0.Frames) / float64(reads)
+	}
+	w.ClientSaturated = w.ClientCPUUtil >= clientSaturated || w.ClientPollerBusy >= clientSaturated
+	// Other work on the pinned CPUs: their busy time less ours.
+	coreShare := func(cpus string, ours float64) (busy, others float64) {
+		set, err := parseCPUs(cpus)
+		if cpus == "" || err != nil {
+			return 0, 0
+		}
+		var b, t int64
+		for c := range total1 {
+			if set.IsSet(c) {
+				b += busy1[c] - busy0[c]
+				t += total1[c] - total0[c]
+			}
+		}
+		if t <= 0 || b <= 0 {
+			return 0, 0
+		}
+		busy = float64(b) / float64(t)
+		return busy, math.Max(0, 1-ours*ticksPerSecond/float64(b))
+	}
+	w.ServerCPUsBusy, w.ServerCPUsOthers = coreShare(o.serverCPUs, w.ServerCPUSeconds)
+	w.ClientCPUsBusy, w.ClientCPUsOthers = coreShare(o.clientCPUs, w.ClientCPUSeconds)
+	slow1, gaps1 := r.serverCounters()
+	w.SlowConsumers, w.GapFills = slow1-slow0, gaps1-gaps0
+	w.Closes, w.Resumed = snap1.Closes-snap0.Closes, snap1.Resumed-snap0.Resumed
+	r.prog.printf(true, "post: done: %d posted at %g/s, %d delivered of %d expected, p99 %s", posted, rate, w.Delivered, expected, p99Text(w.Latency))
+	return w, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// clientSaturated is the share of its CPUs (or of its pollers' time) beyond which
+// the load generator is taken to set the pace itself.
+const clientSaturated = 0.9
+
+func (r *run) printClientWarning(w *windowResult) {
+	if w.ClientSaturated {
+		fmt.Fprintf(os.Stderr, "WARNING: the load generator used %.0f%% of its %d CPU(s), its pollers were busy %.0f%% of the window: the latency and frames/s measured may be its own limits\n",
+			100*w.ClientCPUUtil, r.o.clientCores, 100*w.ClientPollerBusy)
+	}
+	if w.ServerCPUsBusy*w.ServerCPUsOthers > otherWork || w.ClientCPUsBusy*w.ClientCPUsOthers > otherWork {
+		fmt.Fprintf(os.Stderr, "WARNING: other work took %.0f%% of the server CPUs and %.0f%% of the client CPUs during the window: this machine was not quiet\n",
+			100*w.ServerCPUsBusy*w.ServerCPUsOthers, 100*w.ClientCPUsBusy*w.ClientCPUsOthers)
+	}
+}
+
+// otherWork is the share of the pinned CPUs' time that other processes may take
+// before a run says the machine was not quiet.
+const otherWork = 0.1
+
+func p99Text(q *quantile) string {
+	if q == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f ms", q.P99)
+}
+
+// snapshot asks every worker for its counters now and sums them (LastMsgAt: the
+// latest).
+func (r *run) snapshot() (workerStatus, error) {
+	replies, err := r.call(command{Cmd: "status"})
+	if err != nil {
+		return workerStatus{}, err
+	}
+	var a workerStatus
+	for _, raw := range replies {
+		var s workerStatus
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return a, err
+		}
+		a.Ready += s.Ready
+		a.Closes += s.Closes
+		a.Resumed += s.Resumed
+		a.Frames += s.Frames
+		a.Msgs += s.Msgs
+		a.Late += s.Late
+		a.LastMsgAt = max(a.LastMsgAt, s.LastMsgAt)
+		a.Pollers += s.Pollers
+		a.PollWaitNs += s.PollWaitNs
+		a.Reads += s.Reads
+		a.ReadBytes += s.ReadBytes
+	}
+	return a, nil
+}
+
+// serverCounters sums the servers' slow-consumer and gap-fill counters.
+func (r *run) serverCounters() (slow, gaps int64) {
+	for _, s := range r.servers {
+		if s.killed {
+			continue
+		}
+		m := scrapeMetrics(s.Addr)
+		slow += int64(m["guildhall_gateway_slow_consumers_total"])
+		gaps += int64(m["guildhall_gateway_gap_fills_total"])
+	}
+	return slow, gaps
 }
 
 func (r *run) traffic() error { return r.measure(nil) }

@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/natsapi"
 	ghnats "github.com/guildhall/guildhall/nats"
 	natsgo "github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
@@ -126,7 +126,7 @@ func mintBots(ctx context.Context, nc *natsgo.Conn, prefix string, n, conc int, 
 	g.SetLimit(conc)
 	for i := range n {
 		g.Go(func() error {
-			req, _ := json.Marshal(messaging.BotRequest{Name: fmt.Sprintf("%s%d", prefix, i)})
+			req, _ := json.Marshal(natsapi.BotRequest{Name: fmt.Sprintf("%s%d", prefix, i)})
 			var err error
 			for attempt := 0; attempt < 5; attempt++ {
 				rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -136,7 +136,7 @@ func mintBots(ctx context.Context, nc *natsgo.Conn, prefix string, n, conc int, 
 				if err != nil {
 					continue
 				}
-				var rep messaging.BotReply
+				var rep natsapi.BotReply
 				if err = json.Unmarshal(m.Data, &rep); err != nil {
 					continue
 				}

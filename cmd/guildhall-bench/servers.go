@@ -184,6 +184,39 @@ func procCPUTicks(pid int) int64 {
 
 const ticksPerSecond = 100
 
+// cpuTicks is, for each CPU of the machine, the ticks it spent busy (anything but
+// idle and iowait) and in all, from /proc/stat.
+func cpuTicks() (busy, total map[int]int64) {
+	busy, total = map[int]int64{}, map[int]int64{}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return busy, total
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		n, err := strconv.Atoi(f[0][3:])
+		if err != nil {
+			continue
+		}
+		var all int64
+		for i, v := range f[1:] {
+			x, _ := strconv.ParseInt(v, 10, 64)
+			if i >= 8 { // guest time is already counted in user
+				break
+			}
+			all += x
+			if i != 3 && i != 4 { // idle, iowait
+				busy[n] += x
+			}
+		}
+		total[n] = all
+	}
+	return busy, total
+}
+
 // procRSS is a process's resident set in bytes, or -1.
 func procRSS(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

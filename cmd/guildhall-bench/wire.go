@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strconv"
 	"time"
 
@@ -27,25 +28,42 @@ type workerConfig struct {
 
 // command is a line on a worker's stdin.
 type command struct {
-	Cmd string `json:"cmd"` // "reset", "report", "stop"
+	Cmd string `json:"cmd"` // "reset", "report", "status" (answered with a snapshot), "stop"
 	// Expected, for "report": the message indexes every session must have seen, as
 	// a bitset (little-endian uint64 words).
 	Expected []uint64 `json:"expected,omitempty"`
+	// Base, for "reset": the first message index of the window; messages with
+	// lower indexes count as late, not as delivered.
+	Base int `json:"base,omitempty"`
 }
 
-// workerStatus is sent every half second.
+// workerStatus is sent every quarter second, and as the answer to "status".
 type workerStatus struct {
-	Type       string `json:"type"` // "status"
+	Type       string `json:"type"` // "status", or "snapshot" when asked
 	ID         int    `json:"id"`
 	Ready      int    `json:"ready"`
 	Dialing    int    `json:"dialing"`
 	DialErrors int64  `json:"dial_errors"`
 	Closes     int64  `json:"closes"`
-	Resumed    int64  `json:"resumed"`
-	Invalid    int64  `json:"invalid"`
-	Identified int64  `json:"identified"`
-	Frames     int64  `json:"frames"`
-	Msgs       int64  `json:"msgs"`
+	// CloseCodes counts the closes by the server's close code (1006: the
+	// connection ended without one).
+	CloseCodes map[int]int64 `json:"close_codes,omitempty"`
+	Resumed    int64         `json:"resumed"`
+	Invalid    int64         `json:"invalid"`
+	Identified int64         `json:"identified"`
+	Frames     int64         `json:"frames"`
+	Msgs       int64         `json:"msgs"`
+	// Late counts messages of an earlier window that arrived in this one.
+	Late int64 `json:"late"`
+	// LastMsgAt is when the last message of this window arrived (unix ns; 0: none).
+	LastMsgAt int64 `json:"last_msg_at"`
+	// The pollers' totals since the worker started: time blocked waiting for
+	// data (a poller that never waits is saturated), reads that returned data,
+	// and their bytes.
+	Pollers    int    `json:"pollers"`
+	PollWaitNs int64  `json:"poll_wait_ns"`
+	Reads      int64  `json:"reads"`
+	ReadBytes  int64  `json:"read_bytes"`
 	LastError  string `json:"last_error,omitempty"`
 }
 
@@ -92,8 +110,8 @@ func parseMarker(b []byte) (idx int, sched int64, ok bool) {
 	if j < 0 {
 		return 0, 0, false
 	}
-	n, err := strconv.Atoi(string(b[:j]))
-	if err != nil {
+	n, ok := digits(b[:j])
+	if !ok {
 		return 0, 0, false
 	}
 	b = b[j+1:]
@@ -101,11 +119,30 @@ func parseMarker(b []byte) (idx int, sched int64, ok bool) {
 	if k < 0 {
 		return 0, 0, false
 	}
-	t, err := strconv.ParseInt(string(b[:k]), 10, 64)
-	if err != nil {
+	t, ok := digits(b[:k])
+	if !ok {
 		return 0, 0, false
 	}
-	return n, t, true
+	return int(n), t, true
+}
+
+// digits parses a non-negative decimal int64 without allocating (strconv's
+// errors keep their input, so string(b) would escape to the heap).
+func digits(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if n > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(n), true
 }
 
 // header is the part of a gateway payload the client needs to route it.

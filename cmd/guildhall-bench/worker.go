@@ -4,19 +4,20 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"math/bits"
 	"math/rand/v2"
 	"net"
-	"net/url"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	guildhall "github.com/guildhall/guildhall"
-	"github.com/lxzan/gws"
 )
 
 // benchIntents are what the bench clients identify with. MESSAGE_CONTENT because
@@ -37,6 +38,11 @@ type worker struct {
 	sessions []*client
 	dialQ    chan *client
 	stopping atomic.Bool
+	// pollers read the connections (wsclient.go); session i is on pollers[i%len].
+	pollers []*poller
+	// base is the first message index of the current window: a message with a
+	// lower index was posted in an earlier window and arrives late.
+	base atomic.Int64
 
 	hists [16]struct {
 		sync.Mutex
@@ -46,7 +52,12 @@ type worker struct {
 	ready, dialing                       atomic.Int64
 	dialErrors, closes, resumed, invalid atomic.Int64
 	identified, frames, msgs, disordered atomic.Int64
+	late                                 atomic.Int64
+	lastMsgAt                            atomic.Int64 // unix ns of the last message counted
 	lastErr                              atomic.Value // string
+
+	closeMu    sync.Mutex
+	closeCodes map[int]int64 // closes by WebSocket close code (1006: none sent)
 }
 
 // client is one gateway session as a real client runs it: HELLO, IDENTIFY,
@@ -58,7 +69,7 @@ type client struct {
 	gw    int // index into cfg.Gateways of the current or last connection
 
 	mu        sync.Mutex
-	conn      *gws.Conn
+	conn      *wsConn
 	sessionID string
 	readyNow  bool
 	seq       atomic.Uint64
@@ -92,7 +103,7 @@ func runWorker() error {
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return fmt.Errorf("worker config: %w", err)
 	}
-	w := &worker{cfg: cfg, out: json.NewEncoder(os.Stdout)}
+	w := &worker{cfg: cfg, out: json.NewEncoder(os.Stdout), closeCodes: map[int]int64{}}
 	w.lastErr.Store("")
 	if cfg.Source != "" {
 		w.local = &net.TCPAddr{IP: net.ParseIP(cfg.Source)}
@@ -108,6 +119,24 @@ func runWorker() error {
 	w.dialQ = make(chan *client, len(w.sessions)+16)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// One poller per CPU the worker may use (its taskset), each on its own
+	// goroutine. One P more than CPUs: with every P busy, the runtime's sysmon
+	// takes the P of any system call it sees twice (20 µs) and then keeps waking
+	// every 20 µs; an idle P spares the pollers' reads that.
+	runtime.GOMAXPROCS(runtime.NumCPU() + 1)
+	for range runtime.NumCPU() {
+		p, err := newPoller()
+		if err != nil {
+			return err
+		}
+		w.pollers = append(w.pollers, p)
+		go p.run()
+	}
+	defer func() {
+		for _, p := range w.pollers {
+			p.stop()
+		}
+	}()
 	dialers := max(cfg.Dialers, 1)
 	for range dialers {
 		go w.dialLoop(ctx)
@@ -140,10 +169,14 @@ func runWorker() error {
 		}
 		switch cmd.Cmd {
 		case "reset":
-			w.reset()
+			w.reset(cmd.Base)
 			w.send(map[string]any{"type": "reset", "id": cfg.ID})
 		case "report":
 			w.send(w.report(cmd.Expected))
+		case "status":
+			st := w.status()
+			st.Type = "snapshot"
+			w.send(st)
 		case "stop":
 			w.stop()
 			w.send(map[string]any{"type": "stopped", "id": cfg.ID})
@@ -166,18 +199,30 @@ func (w *worker) fail(err error) {
 }
 
 func (w *worker) status() workerStatus {
-	return workerStatus{
+	st := workerStatus{
 		Type: "status", ID: w.cfg.ID,
 		Ready: int(w.ready.Load()), Dialing: int(w.dialing.Load()),
 		DialErrors: w.dialErrors.Load(), Closes: w.closes.Load(), Resumed: w.resumed.Load(),
 		Invalid: w.invalid.Load(), Identified: w.identified.Load(),
-		Frames: w.frames.Load(), Msgs: w.msgs.Load(),
+		Frames: w.frames.Load(), Msgs: w.msgs.Load(), Late: w.late.Load(), LastMsgAt: w.lastMsgAt.Load(),
+		Pollers:   len(w.pollers),
 		LastError: w.lastErr.Load().(string),
 	}
+	w.closeMu.Lock()
+	if len(w.closeCodes) > 0 {
+		st.CloseCodes = maps.Clone(w.closeCodes)
+	}
+	w.closeMu.Unlock()
+	for _, p := range w.pollers {
+		st.PollWaitNs += p.waitNs.Load()
+		st.Reads += p.reads.Load()
+		st.ReadBytes += p.rbytes.Load()
+	}
+	return st
 }
 
 func (w *worker) statusLoop(ctx context.Context) {
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
@@ -189,9 +234,10 @@ func (w *worker) statusLoop(ctx context.Context) {
 	}
 }
 
-// reset starts a measurement window: latency histograms, frame counters and every
-// session's seen-bitset start over.
-func (w *worker) reset() {
+// reset starts a measurement window whose messages have indexes from base on:
+// latency histograms, frame counters and every session's seen-bitset start over.
+func (w *worker) reset(base int) {
+	w.base.Store(int64(base))
 	for i := range w.hists {
 		w.hists[i].Lock()
 		w.hists[i].h.Reset()
@@ -199,6 +245,8 @@ func (w *worker) reset() {
 	}
 	w.frames.Store(0)
 	w.msgs.Store(0)
+	w.late.Store(0)
+	w.lastMsgAt.Store(0)
 	w.disordered.Store(0)
 	for _, c := range w.sessions {
 		c.mu.Lock()
@@ -245,7 +293,7 @@ func (w *worker) stop() {
 		conn := c.conn
 		c.mu.Unlock()
 		if conn != nil {
-			_ = conn.NetConn().Close()
+			conn.shutdown()
 		}
 	}
 }
@@ -275,36 +323,24 @@ func (w *worker) dialLoop(ctx context.Context) {
 
 func (c *client) connect() error {
 	w := c.w
-	u, err := url.Parse(w.cfg.Gateways[c.gw])
+	_, err := dialWS(w.cfg.Gateways[c.gw], w.local, 10*time.Second, w.pollers[c.idx%len(w.pollers)], c)
 	if err != nil {
-		return err
+		// onOpen may have run: forget the connection that did not make it.
+		c.mu.Lock()
+		c.conn = nil
+		c.mu.Unlock()
+		c.interval.Store(0)
 	}
-	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: w.local}
-	nc, err := d.Dial("tcp", u.Host)
-	if err != nil {
-		return err
-	}
-	opt := &gws.ClientOption{
-		Addr:               w.cfg.Gateways[c.gw],
-		ReadMaxPayloadSize: 16 << 20,
-		ReadBufferSize:     2048,
-		HandshakeTimeout:   10 * time.Second,
-	}
-	conn, _, err := gws.NewClientFromConn(c, opt, nc)
-	if err != nil {
-		_ = nc.Close()
-		return err
-	}
+	return err
+}
+
+func (c *client) onOpen(conn *wsConn) {
 	c.mu.Lock()
 	c.conn = conn
 	c.mu.Unlock()
-	go conn.ReadLoop()
-	return nil
 }
 
-func (c *client) OnOpen(*gws.Conn) {}
-
-func (c *client) OnClose(conn *gws.Conn, err error) {
+func (c *client) onClose(conn *wsConn, err error) {
 	w := c.w
 	c.mu.Lock()
 	if c.conn != conn {
@@ -323,6 +359,14 @@ func (c *client) OnClose(conn *gws.Conn, err error) {
 		return
 	}
 	w.closes.Add(1)
+	code := 1006 // the connection ended without a close frame
+	var ce *closeError
+	if errors.As(err, &ce) {
+		code = ce.Code
+	}
+	w.closeMu.Lock()
+	w.closeCodes[code]++
+	w.closeMu.Unlock()
 	if !w.cfg.Reconnect {
 		return
 	}
@@ -339,14 +383,10 @@ func (c *client) OnClose(conn *gws.Conn, err error) {
 	})
 }
 
-func (c *client) OnPing(conn *gws.Conn, payload []byte) { _ = conn.WritePong(payload) }
-
-func (c *client) OnPong(*gws.Conn, []byte) {}
-
-func (c *client) OnMessage(conn *gws.Conn, m *gws.Message) {
-	defer m.Close()
+// onFrame handles one message from the server, on the connection's poller; now
+// is when the read that brought it returned (unix ns).
+func (c *client) onFrame(conn *wsConn, _ byte, b []byte, now int64) {
 	w := c.w
-	b := m.Bytes()
 	op, t, s, ok := parseHeader(b)
 	if !ok {
 		return
@@ -363,12 +403,16 @@ func (c *client) OnMessage(conn *gws.Conn, m *gws.Message) {
 		}
 		switch string(t) {
 		case "MESSAGE_CREATE":
-			now := time.Now().UnixNano()
 			idx, sched, ok := parseMarker(b)
 			if !ok {
 				return
 			}
+			if int64(idx) < w.base.Load() {
+				w.late.Add(1) // posted in an earlier window
+				return
+			}
 			w.msgs.Add(1)
+			w.lastMsgAt.Store(now)
 			lat := max((now-sched)/1000, 1)
 			hs := &w.hists[c.idx%len(w.hists)]
 			hs.Lock()
@@ -440,7 +484,7 @@ func (c *client) OnMessage(conn *gws.Conn, m *gws.Message) {
 	}
 }
 
-func (c *client) markReady(conn *gws.Conn, sessionID string) {
+func (c *client) markReady(conn *wsConn, sessionID string) {
 	c.mu.Lock()
 	if sessionID != "" {
 		c.sessionID = sessionID
@@ -455,9 +499,9 @@ func (c *client) markReady(conn *gws.Conn, sessionID string) {
 	}
 }
 
-func (c *client) write(conn *gws.Conn, v any) {
+func (c *client) write(conn *wsConn, v any) {
 	b, _ := json.Marshal(v)
-	if err := conn.WriteMessage(gws.OpcodeText, b); err != nil {
+	if err := conn.writeText(b); err != nil {
 		c.w.fail(err)
 	}
 }
@@ -491,7 +535,7 @@ func (w *worker) heartbeats(ctx context.Context) {
 				} else {
 					b = []byte(`{"op":1,"d":null}`)
 				}
-				if err := conn.WriteMessage(gws.OpcodeText, b); err != nil {
+				if err := conn.writeText(b); err != nil {
 					w.fail(err)
 				}
 			}

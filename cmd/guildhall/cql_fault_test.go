@@ -23,6 +23,7 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/cql"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 	"github.com/nats-io/nats.go/jetstream"
@@ -458,7 +459,7 @@ func (p *posters) failures() map[string]int {
 // acks only after the write), and the unacknowledged ones that are in the store
 // are batches whose write landed before the writer died and whose ack did not.
 type strandedCheck struct {
-	store   *messaging.CQLStore
+	store   *cql.Store
 	stream  jetstream.Stream
 	scanned uint64                            // stream sequences up to this one are known
 	unknown map[uint64]messaging.MessageWrite // message events not yet seen in the store
@@ -468,7 +469,7 @@ func newStrandedCheck(t *testing.T, ct *cqlTier) *strandedCheck {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st, err := messaging.OpenCQL(ctx, messaging.CQLConfig{Hosts: ct.cass.Hosts, Keyspace: ct.keyspace})
+	st, err := cql.Open(ctx, cql.Config{Hosts: ct.cass.Hosts, Keyspace: ct.keyspace})
 	if err != nil {
 		t.Fatalf("open the store of keyspace %s: %v", ct.keyspace, err)
 	}

@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -20,10 +19,14 @@ import (
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/gateway"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
+	"github.com/guildhall/guildhall/messaging/cql"
+	"github.com/guildhall/guildhall/messaging/natsapi"
 	"github.com/guildhall/guildhall/messaging/rest"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/presence"
 	"github.com/guildhall/guildhall/registry"
+	"github.com/guildhall/guildhall/web"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -41,36 +44,60 @@ type serveFlags struct {
 	resumeWindow                                      time.Duration
 }
 
-func parseServe(args []string) (serveFlags, error) {
+// parseServe reads serve's flags from args. Every flag can also be set by its
+// environment variable, GUILDHALL_ and the flag's name in upper case with
+// underscores (--nats-url: GUILDHALL_NATS_URL), looked up with getenv; a flag on
+// the command line wins over its variable, and a variable that does not parse is
+// an error, as the flag would be.
+func parseServe(args []string, getenv func(string) (string, bool)) (serveFlags, error) {
 	var f serveFlags
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&f.addr, "addr", envOr("GUILDHALL_ADDR", "127.0.0.1:8080"), "HTTP address for REST and the gateway (env GUILDHALL_ADDR)")
-	fs.StringVar(&f.data, "data", envOr("GUILDHALL_DATA", "./data"), "data directory: embedded NATS and store (env GUILDHALL_DATA)")
-	fs.StringVar(&f.natsURL, "nats-url", envOr("GUILDHALL_NATS_URL", ""), "external NATS URL(s); empty embeds a server (env GUILDHALL_NATS_URL)")
-	fs.StringVar(&f.natsListen, "nats-listen", envOr("GUILDHALL_NATS_LISTEN", "127.0.0.1:4222"), "client address of the embedded NATS server, for more gateways and the CLI (env GUILDHALL_NATS_LISTEN)")
-	fs.StringVar(&f.roles, "role", envOr("GUILDHALL_ROLE", "all"), "roles to run, comma-separated: gateway,api,writer or all (env GUILDHALL_ROLE)")
-	fs.StringVar(&f.publicURL, "public-url", envOr("GUILDHALL_PUBLIC_URL", ""), "WebSocket URL clients reach this gateway at; empty uses the request's host (env GUILDHALL_PUBLIC_URL)")
-	fs.StringVar(&f.store, "store", envOr("GUILDHALL_STORE", "bolt"), "message store: bolt (embedded) or cql (env GUILDHALL_STORE)")
-	fs.StringVar(&f.cqlHosts, "cql-hosts", envOr("GUILDHALL_CQL_HOSTS", "127.0.0.1:9042"), "CQL hosts, comma-separated (env GUILDHALL_CQL_HOSTS)")
-	fs.StringVar(&f.cqlKeyspace, "cql-keyspace", envOr("GUILDHALL_CQL_KEYSPACE", "guildhall"), "CQL keyspace (env GUILDHALL_CQL_KEYSPACE)")
-	fs.StringVar(&f.cqlConsistency, "cql-consistency", envOr("GUILDHALL_CQL_CONSISTENCY", "LOCAL_QUORUM"), "CQL consistency (env GUILDHALL_CQL_CONSISTENCY)")
-	fs.IntVar(&f.replicas, "replicas", 1, "replicas of streams and buckets (3 on a cluster); applied by the api role")
-	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on SIGTERM, spread gateway reconnects over this long")
-	fs.StringVar(&f.rateLimits, "rate-limits", envOr("GUILDHALL_RATE_LIMITS", "discord"), "REST rate limits: discord (Discord's numbers) or off (benchmarks and tests only) (env GUILDHALL_RATE_LIMITS)")
-	fs.IntVar(&f.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of password hashes (4 for tests and load generators only)")
-	fs.IntVar(&f.identifyTotal, "identify-total", 1000, "session starts (IDENTIFY) per user per day, as Discord's session_start_limit.total")
-	fs.IntVar(&f.identifyConcurrency, "identify-concurrency", 1, "IDENTIFY per user per 5 s per shard bucket, as Discord's max_concurrency")
-	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL; live sessions are refreshed every third of it); applied by the api role (env GUILDHALL_RESUME_WINDOW)")
-	fs.StringVar(&f.logLevel, "log-level", envOr("GUILDHALL_LOG_LEVEL", "info"), "debug, info, warn or error")
-	if v, ok := os.LookupEnv("GUILDHALL_RESUME_WINDOW"); ok {
-		if err := fs.Set("resume-window", v); err != nil {
-			return f, fmt.Errorf("GUILDHALL_RESUME_WINDOW: %w", err)
+	fs := serveFlagSet(&f)
+	var envErr error
+	fs.VisitAll(func(fl *flag.Flag) {
+		name := envName(fl.Name)
+		fl.Usage += " (env " + name + ")"
+		if v, ok := getenv(name); ok && envErr == nil {
+			if err := fl.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s: %w", name, err)
+			}
 		}
+	})
+	if envErr != nil {
+		return f, envErr
 	}
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	return f, nil
+}
+
+// serveFlagSet declares serve's flags, with their defaults, into f.
+func serveFlagSet(f *serveFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "HTTP address for REST and the gateway")
+	fs.StringVar(&f.data, "data", "./data", "data directory: embedded NATS and store")
+	fs.StringVar(&f.natsURL, "nats-url", "", "external NATS URL(s); empty embeds a server")
+	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server, for more gateways and the CLI")
+	fs.StringVar(&f.roles, "role", "all", "roles to run, comma-separated: gateway,api,writer or all")
+	fs.StringVar(&f.publicURL, "public-url", "", "WebSocket URL clients reach this gateway at; empty uses the request's host")
+	fs.StringVar(&f.store, "store", "bolt", "message store: bolt (embedded) or cql")
+	fs.StringVar(&f.cqlHosts, "cql-hosts", "127.0.0.1:9042", "CQL hosts, comma-separated")
+	fs.StringVar(&f.cqlKeyspace, "cql-keyspace", "guildhall", "CQL keyspace")
+	fs.StringVar(&f.cqlConsistency, "cql-consistency", "LOCAL_QUORUM", "CQL consistency")
+	fs.IntVar(&f.replicas, "replicas", 1, "replicas of streams and buckets (3 on a cluster); applied by the api role")
+	fs.DurationVar(&f.drain, "drain", 10*time.Second, "on SIGTERM, spread gateway reconnects over this long")
+	fs.StringVar(&f.rateLimits, "rate-limits", "discord", "REST rate limits: discord (Discord's numbers) or off (benchmarks and tests only)")
+	fs.IntVar(&f.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of password hashes (4 for tests and load generators only)")
+	fs.IntVar(&f.identifyTotal, "identify-total", 1000, "session starts (IDENTIFY) per user per day, as Discord's session_start_limit.total")
+	fs.IntVar(&f.identifyConcurrency, "identify-concurrency", 1, "IDENTIFY per user per 5 s per shard bucket, as Discord's max_concurrency")
+	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL; live sessions are refreshed every third of it); applied by the api role")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	return fs
+}
+
+// envName is the environment variable of a serve flag.
+func envName(flagName string) string {
+	return "GUILDHALL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 func (f serveFlags) has(role string) bool {
@@ -83,7 +110,7 @@ func (f serveFlags) has(role string) bool {
 }
 
 func serve(args []string) error {
-	f, err := parseServe(args)
+	f, err := parseServe(args, os.LookupEnv)
 	if err != nil {
 		return err
 	}
@@ -163,14 +190,19 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.Handler())
+	// Metrics: this run's own registry (tests run several servers in one process),
+	// served together with the process-wide default one, which holds the Go
+	// runtime and process collectors and what the gateway and presence packages
+	// register themselves.
+	reg := prometheus.NewRegistry()
+	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(reg,
+		promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, reg}, promhttp.HandlerOpts{})))
+
+	var client http.Handler // the browser client, with the api role
 
 	// api and writer: they own the store.
 	var writer *messaging.Writer
-	var responder *messaging.Responder
 	var store messaging.Store
-	var lease *ghnats.Lease
-	var counts *presence.Aggregator
 	if f.has("api") || f.has("writer") {
 		store, err = openStore(startCtx, f)
 		if err != nil {
@@ -178,8 +210,10 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		}
 		defer store.Close()
 	}
-	// Every process exposes every metric, zero where its roles do not count it.
-	metrics, gwMetrics, prMetrics := apiMetrics(), gatewayMetrics(), presenceMetrics()
+	metrics := messaging.NewMetrics(reg)
+	// Every process exposes the gateway's and presence's metrics too, zero where
+	// its roles do not count them.
+	gwMetrics, prMetrics := gateway.NewMetrics(reg), presence.NewMetrics(reg)
 	writerDone := make(chan struct{})
 	close(writerDone)
 	if f.has("writer") {
@@ -196,7 +230,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		}()
 	}
 	if f.has("api") {
-		lease, err = ghnats.AcquireNode(startCtx, js, hostname())
+		lease, err := ghnats.AcquireNode(startCtx, js, hostname())
 		if err != nil {
 			return err
 		}
@@ -226,19 +260,19 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
-		responder, err = messaging.NewResponder(svc, nc, messaging.ResponderConfig{Logger: log})
+		responder, err := natsapi.NewResponder(svc, nc, natsapi.Config{Logger: log})
 		if err != nil {
 			return err
 		}
 		defer responder.Close()
 		// Presence: member lists for op 8, online counts for large guilds, and one
 		// notifier per deployment (elected through a lease) for small guilds.
-		members, err := messaging.NewMembersResponder(store, nc, messaging.ResponderConfig{Logger: log})
+		members, err := natsapi.NewMembersResponder(store, nc, natsapi.Config{Logger: log})
 		if err != nil {
 			return err
 		}
 		defer members.Close()
-		counts, err = presence.NewAggregator(nc, presence.AggregatorConfig{Logger: log, Metrics: prMetrics})
+		counts, err := presence.NewAggregator(nc, presence.AggregatorConfig{Logger: log, Metrics: prMetrics})
 		if err != nil {
 			return err
 		}
@@ -255,7 +289,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
-		rcfg := rest.Config{GatewayURL: gwURL, Metrics: metrics, Logger: log, Sessions: sessionStartLimits{starts}, Presence: counts}
+		rcfg := rest.Config{GatewayURL: gwURL, Metrics: rest.NewMetrics(reg), Logger: log, Sessions: sessionStartLimits{starts}, Presence: counts}
 		switch f.rateLimits {
 		case "discord":
 		case "off":
@@ -266,6 +300,12 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		}
 		api := rest.NewHandler(svc, rcfg)
 		mux.Handle("/api/", api)
+		// The browser client needs REST on its own origin, so a process with the
+		// api role serves it.
+		client = web.NewHandler()
+		for _, p := range []string{"GET /assets/", "GET /invite/", "GET /channels/"} {
+			mux.Handle(p, client)
+		}
 		log.Info("api ready", "snowflake_node", lease.Node, "store", f.store)
 	}
 	var gw *gateway.Gateway
@@ -276,7 +316,14 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
+	}
+	switch {
+	case gw != nil && client != nil:
+		mux.Handle("GET /{$}", gatewayOrPage(gw, client))
+	case gw != nil:
 		mux.Handle("GET /{$}", gw)
+	case client != nil:
+		mux.Handle("GET /{$}", client)
 	}
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -311,6 +358,18 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	return nil
 }
 
+// gatewayOrPage sends WebSocket upgrades of / to the gateway, as Discord's
+// clients expect, and every other request to the browser client's page.
+func gatewayOrPage(gw, page http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			gw.ServeHTTP(w, r)
+			return
+		}
+		page.ServeHTTP(w, r)
+	})
+}
+
 func (f serveFlags) startLimits() registry.StartLimits {
 	return registry.StartLimits{Total: f.identifyTotal, MaxConcurrency: f.identifyConcurrency}
 }
@@ -327,33 +386,19 @@ func (s sessionStartLimits) SessionStartLimit(ctx context.Context, user guildhal
 	return rest.SessionStartLimit{Total: u.Total, Remaining: u.Remaining, ResetAfter: int(u.ResetAfter.Milliseconds()), MaxConcurrency: u.MaxConcurrency}
 }
 
-// apiMetrics, gatewayMetrics and presenceMetrics register each package's metrics
-// once per process (tests run several servers in one process).
-var (
-	apiMetrics = sync.OnceValue(func() *messaging.Metrics {
-		return messaging.NewMetrics(prometheus.DefaultRegisterer)
-	})
-	gatewayMetrics = sync.OnceValue(func() *gateway.Metrics {
-		return gateway.NewMetrics(prometheus.DefaultRegisterer)
-	})
-	presenceMetrics = sync.OnceValue(func() *presence.Metrics {
-		return presence.NewMetrics(prometheus.DefaultRegisterer)
-	})
-)
-
 func openStore(ctx context.Context, f serveFlags) (messaging.Store, error) {
 	switch f.store {
 	case "bolt":
 		if err := os.MkdirAll(filepath.Join(f.data, "store"), 0o755); err != nil {
 			return nil, err
 		}
-		return messaging.OpenBolt(filepath.Join(f.data, "store", "guildhall.db"))
+		return bolt.Open(filepath.Join(f.data, "store", "guildhall.db"))
 	case "cql":
 		var c gocql.Consistency
 		if err := c.UnmarshalText([]byte(f.cqlConsistency)); err != nil {
 			return nil, fmt.Errorf("--cql-consistency: %w", err)
 		}
-		return messaging.OpenCQL(ctx, messaging.CQLConfig{
+		return cql.Open(ctx, cql.Config{
 			Hosts:       strings.Split(f.cqlHosts, ","),
 			Keyspace:    f.cqlKeyspace,
 			Consistency: c,

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/natsapi"
 	ghnats "github.com/guildhall/guildhall/nats"
 	natsgo "github.com/nats-io/nats.go"
 )
@@ -46,14 +46,14 @@ func token(args []string) error {
 		return fmt.Errorf("connect %s: %w (is `guildhall serve` running?)", url, err)
 	}
 	defer nc.Close()
-	req, _ := json.Marshal(messaging.BotRequest{Name: *bot})
+	req, _ := json.Marshal(natsapi.BotRequest{Name: *bot})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	m, err := nc.RequestWithContext(ctx, ghnats.SubjectAPIBot, req)
 	if err != nil {
 		return fmt.Errorf("ask the api: %w", err)
 	}
-	var rep messaging.BotReply
+	var rep natsapi.BotReply
 	if err := json.Unmarshal(m.Data, &rep); err != nil {
 		return err
 	}

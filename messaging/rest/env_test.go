@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
+	"github.com/guildhall/guildhall/messaging/natsapi"
 	"github.com/guildhall/guildhall/messaging/rest"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
@@ -28,9 +31,11 @@ type env struct {
 	t       testing.TB
 	nats    *testenv.NATS
 	nc      *natsgo.Conn // the service's own connection
-	store   *messaging.BoltStore
+	store   *bolt.Store
 	svc     *messaging.Service
 	metrics *messaging.Metrics
+	rest    *rest.Metrics
+	log     *slog.Logger // the code under test's, into the test's output
 	srv     *httptest.Server
 	api     *testenv.REST
 
@@ -59,17 +64,18 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	store, err := messaging.OpenBolt(filepath.Join(t.TempDir(), "store.db"))
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, nats: n, nc: nc, store: store, metrics: messaging.NewMetrics(nil)}
+	e := &env{t: t, nats: n, nc: nc, store: store, metrics: messaging.NewMetrics(nil), rest: rest.NewMetrics(nil),
+		log: slog.New(slog.NewTextHandler(t.Output(), nil))}
 	ctx := context.Background()
-	w, err := messaging.NewWriter(messaging.WriterConfig{Store: store, JS: js, Metrics: e.metrics, IdleWait: time.Second})
+	w, err := messaging.NewWriter(messaging.WriterConfig{Store: store, JS: js, Metrics: e.metrics, Logger: e.log, IdleWait: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bcfg := messaging.BarrierConfig{Metrics: e.metrics, Timeout: o.barrier}
+	bcfg := messaging.BarrierConfig{Metrics: e.metrics, Logger: e.log, Timeout: o.barrier}
 	if !o.noLocal {
 		bcfg.Local = w
 	}
@@ -79,12 +85,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	e.svc, err = messaging.NewService(ctx, messaging.Config{
 		Store: store, Conn: nc, JS: js, IDs: guildhall.NewSnowflakeGeneratorForNode(1),
-		Barrier: barrier, Metrics: e.metrics, BcryptCost: bcrypt.MinCost,
+		Barrier: barrier, Metrics: e.metrics, Logger: e.log, BcryptCost: bcrypt.MinCost,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := messaging.NewResponder(e.svc, nc, messaging.ResponderConfig{})
+	resp, err := natsapi.NewResponder(e.svc, nc, natsapi.Config{Logger: e.log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +103,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 			*l = unlimited()
 		}
 	}
-	cfg.Metrics = e.metrics
+	cfg.Metrics = e.rest
+	if cfg.Logger == nil {
+		cfg.Logger = e.log
+	}
 	e.srv = httptest.NewServer(rest.NewHandler(e.svc, cfg))
 	e.api = testenv.NewREST(e.srv.URL + "/api/v10")
 	// Cleanups run last-in first-out: HTTP, responder, writer, then the store.
@@ -122,7 +131,7 @@ func (e *env) StartWriter(w *messaging.Writer) *messaging.Writer {
 	}
 	if w == nil {
 		var err error
-		w, err = messaging.NewWriter(messaging.WriterConfig{Store: e.store, JS: e.nats.JS, Metrics: e.metrics, IdleWait: time.Second})
+		w, err = messaging.NewWriter(messaging.WriterConfig{Store: e.store, JS: e.nats.JS, Metrics: e.metrics, Logger: e.log, IdleWait: time.Second})
 		if err != nil {
 			e.t.Fatal(err)
 		}

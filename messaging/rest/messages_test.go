@@ -18,6 +18,7 @@ import (
 // TestReadYourWrites posts and immediately reads history, many times, with the
 // barrier watching the local writer and with the barrier polling the consumer.
 func TestReadYourWrites(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name    string
 		noLocal bool
@@ -51,6 +52,7 @@ func TestReadYourWrites(t *testing.T) {
 }
 
 func TestPostMessageShape(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	f := e.fixture()
 	var m messageJSON
@@ -87,6 +89,7 @@ func TestPostMessageShape(t *testing.T) {
 // injected into the stream (as an api would have published them days ago), the
 // rest posted now.
 func TestHistoryPaging(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	f := e.fixture()
 	guildID, channelID := guildhall.Snowflake(mustID(t, f.guild)), guildhall.Snowflake(mustID(t, f.channel))
@@ -187,6 +190,7 @@ func firstOr(s []string) string {
 }
 
 func TestEditAndDelete(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	f := e.fixture()
 	mine := e.post(f.member.token, f.channel, "draft")
@@ -268,6 +272,7 @@ func (e *env) snapshot(f guildFixture) snapshot {
 // error code, and that history, members, channels, guilds and the stream are
 // exactly as before.
 func TestBadInputChangesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	f := e.fixture()
 	msg := e.post(f.member.token, f.channel, "keep me")
@@ -363,6 +368,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{rest: restLimits(2, time.Minute)})
 	f := e.fixture()
 	path := "/channels/" + f.channel + "/messages"
@@ -412,6 +418,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestGlobalAndAuthRateLimits(t *testing.T) {
+	t.Parallel()
 	cfg := restLimits(-1, 0)
 	cfg.GlobalLimit.Requests, cfg.GlobalLimit.Per = 3, time.Minute
 	cfg.AuthLimit.Requests, cfg.AuthLimit.Per = 4, time.Minute
@@ -496,6 +503,7 @@ func TestWriterDownThenReplaced(t *testing.T) {
 // TestTypingIsEphemeral: typing goes to the guild's ephemeral subject on core
 // NATS, never to the stream, and is not re-published within the interval.
 func TestTypingIsEphemeral(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	f := e.fixture()
 	sub, err := e.nats.Conn.SubscribeSync(ghnats.EphemeralGuildSubject(mustID(t, f.guild)))

@@ -80,8 +80,8 @@ type Config struct {
 	MaxBuckets int
 	// Metrics receives request counts by route and status. Zero value means
 	// unregistered metrics.
-	Metrics *messaging.Metrics
-	// Logger for internal errors. Zero value means slog.Default().
+	Metrics *Metrics
+	// Logger for internal errors. Zero value means no logs.
 	Logger *slog.Logger
 	// Now is the clock. Zero value means time.Now.
 	Now func() time.Time
@@ -96,7 +96,7 @@ type handler struct {
 	svc     *messaging.Service
 	cfg     Config
 	lim     *limiter
-	metrics *messaging.Metrics
+	metrics *Metrics
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -117,10 +117,10 @@ type route struct {
 func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 	h := &handler{svc: svc, cfg: cfg, metrics: cfg.Metrics, log: cfg.Logger, now: cfg.Now}
 	if h.metrics == nil {
-		h.metrics = messaging.NewMetrics(nil)
+		h.metrics = NewMetrics(nil)
 	}
 	if h.log == nil {
-		h.log = slog.Default()
+		h.log = slog.New(slog.DiscardHandler)
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -206,8 +206,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 func (h *handler) observe(route, method string, w *statusWriter, start time.Time) {
-	h.metrics.RESTRequests.WithLabelValues(route, method, strconv.Itoa(w.status)).Inc()
-	h.metrics.RESTLatency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	h.metrics.Requests.WithLabelValues(route, method, strconv.Itoa(w.status)).Inc()
+	h.metrics.Latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 }
 
 // fixed answers every request with err (404 and 405).

@@ -15,6 +15,7 @@ import (
 )
 
 func TestRegisterLoginAndTokens(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 
 	var reg struct {
@@ -92,6 +93,7 @@ func TestRegisterLoginAndTokens(t *testing.T) {
 }
 
 func TestGatewayEndpoints(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	u := e.register("gw")
 	var gw struct{ URL string }
@@ -133,7 +135,7 @@ func TestGatewayEndpoints(t *testing.T) {
 		{"unknown", "GET", "404", 1},
 	} {
 		var m dto.Metric
-		if err := e.metrics.RESTRequests.WithLabelValues(c.route, c.method, c.status).Write(&m); err != nil {
+		if err := e.rest.Requests.WithLabelValues(c.route, c.method, c.status).Write(&m); err != nil {
 			t.Fatal(err)
 		}
 		if got := m.GetCounter().GetValue(); got != c.want {
@@ -143,6 +145,7 @@ func TestGatewayEndpoints(t *testing.T) {
 }
 
 func TestGuildChannelsInvitesMembers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOptions{})
 	owner, joiner, outsider := e.register("owner"), e.register("joiner"), e.register("outsider")
 

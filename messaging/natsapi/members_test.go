@@ -1,4 +1,4 @@
-package messaging_test
+package natsapi_test
 
 import (
 	"context"
@@ -10,7 +10,8 @@ import (
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
-	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
+	"github.com/guildhall/guildhall/messaging/natsapi"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 )
@@ -18,8 +19,9 @@ import (
 // The members endpoint over real NATS and bbolt: pages, a prefix query that goes
 // on where it stopped, user ids with unknown ones, an unknown guild.
 func TestMembersResponder(t *testing.T) {
+	t.Parallel()
 	n := testenv.StartNATS(t, ghnats.Topology{})
-	store, err := messaging.OpenBolt(filepath.Join(t.TempDir(), "store.db"))
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,19 +46,19 @@ func TestMembersResponder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := messaging.NewMembersResponder(store, n.Conn, messaging.ResponderConfig{})
+	r, err := natsapi.NewMembersResponder(store, n.Conn, natsapi.Config{Logger: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ask := func(req messaging.MembersRequest) messaging.MembersReply {
+	ask := func(req guildhall.MembersRequest) guildhall.MembersReply {
 		t.Helper()
 		b, _ := json.Marshal(req)
 		m, err := n.Conn.Request(ghnats.SubjectAPIMembers, b, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var rep messaging.MembersReply
+		var rep guildhall.MembersReply
 		if err := json.Unmarshal(m.Data, &rep); err != nil {
 			t.Fatal(err)
 		}
@@ -71,37 +73,37 @@ func TestMembersResponder(t *testing.T) {
 	}
 
 	// Pages.
-	p := ask(messaging.MembersRequest{GuildID: guild, Limit: 20})
+	p := ask(guildhall.MembersRequest{GuildID: guild, Limit: 20})
 	if len(p.Members) != 20 || p.Done || p.Next != 120 {
 		t.Fatalf("first page: %d members, done %v, next %d; want 20, false, 120", len(p.Members), p.Done, p.Next)
 	}
-	p = ask(messaging.MembersRequest{GuildID: guild, After: p.Next, Limit: 20})
+	p = ask(guildhall.MembersRequest{GuildID: guild, After: p.Next, Limit: 20})
 	if len(p.Members) != 10 || !p.Done || p.Members[0].User.ID != 121 {
 		t.Fatalf("second page: %d members from %v, done %v; want 10 from 121, done", len(p.Members), ids(p.Members), p.Done)
 	}
 
 	// Query "bet": usernames Beta.. and the nick betty, case-insensitive; limit 4,
 	// then go on after Next.
-	q := ask(messaging.MembersRequest{GuildID: guild, Query: "bet", Limit: 4})
+	q := ask(guildhall.MembersRequest{GuildID: guild, Query: "bet", Limit: 4})
 	if want := []guildhall.Snowflake{102, 103, 106, 109}; !slices.Equal(ids(q.Members), want) || q.Done || q.Next != 109 {
 		t.Fatalf("query: %v done %v next %d; want %v, not done, next 109", ids(q.Members), q.Done, q.Next, want)
 	}
-	q = ask(messaging.MembersRequest{GuildID: guild, Query: "BET", After: q.Next, Limit: 100})
+	q = ask(guildhall.MembersRequest{GuildID: guild, Query: "BET", After: q.Next, Limit: 100})
 	if want := []guildhall.Snowflake{112, 115, 118, 121, 124, 127, 130}; !slices.Equal(ids(q.Members), want) || !q.Done {
 		t.Fatalf("query on: %v done %v; want %v, done", ids(q.Members), q.Done, want)
 	}
 	// A bounded scan stops early and says where.
-	q = ask(messaging.MembersRequest{GuildID: guild, Query: "zeta", Limit: 10, Scan: 12})
+	q = ask(guildhall.MembersRequest{GuildID: guild, Query: "zeta", Limit: 10, Scan: 12})
 	if len(q.Members) != 0 || q.Done || q.Scanned != 12 || q.Next != 112 {
 		t.Fatalf("bounded query: %d members, done %v, scanned %d, next %d; want 0, false, 12, 112", len(q.Members), q.Done, q.Scanned, q.Next)
 	}
 
 	// User ids.
-	u := ask(messaging.MembersRequest{GuildID: guild, UserIDs: []guildhall.Snowflake{105, 999, 101}})
+	u := ask(guildhall.MembersRequest{GuildID: guild, UserIDs: []guildhall.Snowflake{105, 999, 101}})
 	if !slices.Equal(ids(u.Members), []guildhall.Snowflake{105, 101}) || !slices.Equal(u.NotFound, []guildhall.Snowflake{999}) {
 		t.Fatalf("user ids: %v not found %v", ids(u.Members), u.NotFound)
 	}
-	if e := ask(messaging.MembersRequest{GuildID: 5}).Error; e == nil || e.Code != guildhall.ErrUnknownGuild.Code {
+	if e := ask(guildhall.MembersRequest{GuildID: 5}).Error; e == nil || e.Code != guildhall.ErrUnknownGuild.Code {
 		t.Fatalf("unknown guild: error %v; want Unknown Guild", e)
 	}
 }

@@ -1,15 +1,18 @@
-package messaging_test
+package natsapi_test
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
+	"github.com/guildhall/guildhall/messaging/natsapi"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 	"golang.org/x/crypto/bcrypt"
@@ -18,19 +21,25 @@ import (
 func newTestService(t *testing.T) (*messaging.Service, *testenv.NATS) {
 	t.Helper()
 	n := testenv.StartNATS(t, ghnats.Topology{})
-	store, err := messaging.OpenBolt(filepath.Join(t.TempDir(), "store.db"))
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	svc, err := messaging.NewService(context.Background(), messaging.Config{
 		Store: store, Conn: n.Conn, JS: n.JS, IDs: guildhall.NewSnowflakeGeneratorForNode(5), BcryptCost: bcrypt.MinCost,
+		Logger: testLog(t),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return svc, n
 }
+
+// testLog is the logger of the code under test: its lines go with the test's
+// output (shown when it fails, or with -v). Whatever logs must be stopped by the
+// test's cleanups.
+func testLog(t testing.TB) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
 
 func request[Rep any](t *testing.T, n *testenv.NATS, subject string, req any) Rep {
 	t.Helper()
@@ -51,9 +60,10 @@ func request[Rep any](t *testing.T, n *testenv.NATS, subject string, req any) Re
 
 // TestResponder asks the api over NATS what gateways and the CLI ask.
 func TestResponder(t *testing.T) {
+	t.Parallel()
 	svc, n := newTestService(t)
 	ctx := context.Background()
-	r, err := messaging.NewResponder(svc, n.Conn, messaging.ResponderConfig{})
+	r, err := natsapi.NewResponder(svc, n.Conn, natsapi.Config{Logger: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +113,7 @@ func TestResponder(t *testing.T) {
 		t.Errorf("unknown guild snapshot = %+v", gr.Error)
 	}
 
-	bot := request[messaging.BotReply](t, n, ghnats.SubjectAPIBot, messaging.BotRequest{Name: "helper"})
+	bot := request[natsapi.BotReply](t, n, ghnats.SubjectAPIBot, natsapi.BotRequest{Name: "helper"})
 	if bot.Error != nil || bot.Token == "" || bot.UserID == 0 {
 		t.Fatalf("bot = %+v", bot)
 	}
@@ -111,7 +121,7 @@ func TestResponder(t *testing.T) {
 	if err != nil || !u.Bot || u.Username != "helper" || u.ID != bot.UserID {
 		t.Errorf("bot token authenticates as %+v (%v)", u, err)
 	}
-	again := request[messaging.BotReply](t, n, ghnats.SubjectAPIBot, messaging.BotRequest{Name: "helper"})
+	again := request[natsapi.BotReply](t, n, ghnats.SubjectAPIBot, natsapi.BotRequest{Name: "helper"})
 	if again.Error == nil || again.Error.Code != 50035 {
 		t.Errorf("second bot with the same name = %+v; want username taken", again)
 	}

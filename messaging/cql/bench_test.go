@@ -1,4 +1,4 @@
-package cqltest
+package cql_test
 
 import (
 	"fmt"
@@ -9,17 +9,18 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/cql"
 )
 
 // Benchmarks against the local Cassandra (or GUILDHALL_CQL_HOSTS):
 //
-//	go test -run '^$' -bench CQL -benchtime 2000x ./messaging/cqltest/
+//	go test -run '^$' -bench CQL -benchtime 2000x ./messaging/cql/
 
 // BenchmarkCQLApplyMessages measures writer throughput: one op is one message,
 // applied in ApplyMessages calls of batch messages spread over 10 channels (what
 // the writer sends after pulling a batch from the stream).
 func BenchmarkCQLApplyMessages(b *testing.B) {
-	s := openStore(b, messaging.CQLConfig{})
+	s := openStore(b, cql.Config{})
 	for _, batch := range []int{1, 100} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchApplyMessages(b, s, 1, batch) })
 	}
@@ -58,7 +59,7 @@ func benchApplyMessages(b *testing.B, s messaging.Store, worker, batch int) {
 // 1,000 messages over several buckets, one request at a time, and reports p50 and
 // p99 latency.
 func BenchmarkCQLHistoryLatest50(b *testing.B) {
-	s := openStore(b, messaging.CQLConfig{})
+	s := openStore(b, cql.Config{})
 	ch := guildhall.Snowflake(1<<42 + 77)
 	start := time.Now().Add(-30 * 24 * time.Hour)
 	var writes []messaging.MessageWrite

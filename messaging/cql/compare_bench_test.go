@@ -1,4 +1,4 @@
-package cqltest
+package cql_test
 
 import (
 	"context"
@@ -13,13 +13,15 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
+	"github.com/guildhall/guildhall/messaging/cql"
 )
 
 // The same two benchmarks on the embedded store (bbolt) and on the local Cassandra
 // (or GUILDHALL_CQL_HOSTS), with the same data, so that their figures compare:
 //
-//	go test -run '^$' -bench StoreWriter -benchtime 2000x ./messaging/cqltest/
-//	go test -run '^$' -bench StoreHistoryFixedRate -benchtime 1000x ./messaging/cqltest/
+//	go test -run '^$' -bench StoreWriter -benchtime 2000x ./messaging/cql/
+//	go test -run '^$' -bench StoreHistoryFixedRate -benchtime 1000x ./messaging/cql/
 //
 // The bolt cases need no Cassandra.
 
@@ -30,14 +32,14 @@ var benchStores = []struct {
 	open func(b *testing.B) messaging.Store
 }{
 	{"bolt", func(b *testing.B) messaging.Store {
-		s, err := messaging.OpenBolt(filepath.Join(b.TempDir(), "store.db"))
+		s, err := bolt.Open(filepath.Join(b.TempDir(), "store.db"))
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { s.Close() })
 		return s
 	}},
-	{"cql", func(b *testing.B) messaging.Store { return openStore(b, messaging.CQLConfig{}) }},
+	{"cql", func(b *testing.B) messaging.Store { return openStore(b, cql.Config{}) }},
 }
 
 // BenchmarkStoreWriter measures writer throughput: one op is one message, applied

@@ -1,16 +1,5 @@
-package messaging
+package bolt
 
-// This file is the embedded default Store, on bbolt.
-//
-// Why bbolt: it is pure Go (no cgo, the binary stays one static file), the whole
-// store is one file, every transaction is ACID (ApplyMessages can commit a whole
-// batch or nothing), and its keys live in an ordered B+tree, so the CQL clustering
-// order of DESIGN.md "Storage layout" — (channel_id, bucket, message_id) — is simply
-// the byte order of a composite big-endian key and a history page is one cursor
-// seek plus a short walk. bbolt allows one writer process per file (flock), which
-// is exactly DESIGN's rule: the embedded store belongs to one process (api and
-// writer together); several api processes need the CQL store.
-//
 // Layout (all ids are 8-byte big-endian, so byte order == numeric order):
 //
 //	meta               "schema" -> version
@@ -44,25 +33,26 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/messaging"
 )
 
-// ErrStoreLocked: another process (or another OpenBolt in this one) holds the
+// ErrLocked: another process (or another Open in this one) holds the
 // store file. bbolt takes an exclusive flock; without a timeout a second
 // `guildhall serve` on the same data directory would hang forever instead of
 // telling the operator what is wrong.
-var ErrStoreLocked = errors.New("store: file is locked by another process")
+var ErrLocked = errors.New("store: file is locked by another process")
 
-// boltOpenTimeout is how long OpenBolt waits for the file lock before giving up
-// with ErrStoreLocked.
-const boltOpenTimeout = time.Second
+// openTimeout is how long Open waits for the file lock before giving up
+// with ErrLocked.
+const openTimeout = time.Second
 
-// boltSchema is the on-disk layout version, checked at open so a future layout
+// schemaVersion is the on-disk layout version, checked at open so a future layout
 // change cannot silently misread an old file.
-const boltSchema = 1
+const schemaVersion = 1
 
 var (
 	bMeta          = []byte("meta")
@@ -80,64 +70,64 @@ var (
 	bMessages      = []byte("messages")
 	bTombstones    = []byte("message_tombstones")
 
-	allBoltBuckets = [][]byte{bMeta, bUsers, bUsernames, bTokens, bGuilds, bMemberCounts,
+	allBuckets = [][]byte{bMeta, bUsers, bUsernames, bTokens, bGuilds, bMemberCounts,
 		bChannels, bGuildChannels, bRoles, bMembers, bUserGuilds, bInvites, bMessages, bTombstones}
 )
 
-// BoltStore is the embedded Store: one bbolt file owned by one process.
-type BoltStore struct {
-	db *bolt.DB
+// Store is the embedded messaging.Store: one bbolt file owned by one process.
+type Store struct {
+	db *bbolt.DB
 }
 
-var _ Store = (*BoltStore)(nil)
+var _ messaging.Store = (*Store)(nil)
 
-// OpenBolt opens (or creates) the store file at path, creating its parent
+// Open opens (or creates) the store file at path, creating its parent
 // directories. If another process has the file open it fails after about a
-// second with an error wrapping ErrStoreLocked.
-func OpenBolt(path string) (*BoltStore, error) {
+// second with an error wrapping ErrLocked.
+func Open(path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: boltOpenTimeout,
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout: openTimeout,
 		// The hashmap freelist keeps commits fast once the file is large and
 		// fragmented (deletes and edits free pages all over it).
-		FreelistType: bolt.FreelistMapType,
+		FreelistType: bbolt.FreelistMapType,
 	})
 	if err == nil {
 		// A lone writer waits at most this long for company before committing.
 		db.MaxBatchDelay = 2 * time.Millisecond
 	}
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("open store %s: %w (is another guildhall running on this data directory?)", path, ErrStoreLocked)
+		return nil, fmt.Errorf("open store %s: %w (is another guildhall running on this data directory?)", path, ErrLocked)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range allBoltBuckets {
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
 		}
 		meta := tx.Bucket(bMeta)
 		if v := meta.Get([]byte("schema")); v != nil {
-			if got := binary.BigEndian.Uint64(v); got != boltSchema {
-				return fmt.Errorf("schema version %d, this build reads %d", got, boltSchema)
+			if got := binary.BigEndian.Uint64(v); got != schemaVersion {
+				return fmt.Errorf("schema version %d, this build reads %d", got, schemaVersion)
 			}
 			return nil
 		}
-		return meta.Put([]byte("schema"), u64(boltSchema))
+		return meta.Put([]byte("schema"), u64(schemaVersion))
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	return &BoltStore{db: db}, nil
+	return &Store{db: db}, nil
 }
 
 // Close releases the file (and its lock).
-func (s *BoltStore) Close() error { return s.db.Close() }
+func (s *Store) Close() error { return s.db.Close() }
 
 // ---- keys and values
 
@@ -169,14 +159,14 @@ func idAt(k []byte, off int) guildhall.Snowflake {
 	return guildhall.Snowflake(binary.BigEndian.Uint64(k[off:]))
 }
 
-// boltUser is the stored account. It has its own JSON tags (UserRecord has none)
+// boltUser is the stored account. It has its own JSON tags (messaging.UserRecord has none)
 // so renaming a Go field does not change the file format.
 type boltUser struct {
 	User         guildhall.User `json:"user"`
 	PasswordHash string         `json:"password_hash,omitempty"`
 }
 
-func putJSON(b *bolt.Bucket, k []byte, v any) error {
+func putJSON(b *bbolt.Bucket, k []byte, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -184,16 +174,16 @@ func putJSON(b *bolt.Bucket, k []byte, v any) error {
 	return b.Put(k, data)
 }
 
-// getJSON decodes the value at k into v; ErrNotFound (wrapped with what) if absent.
-func getJSON(b *bolt.Bucket, k []byte, v any, what string) error {
+// getJSON decodes the value at k into v; messaging.ErrNotFound (wrapped with what) if absent.
+func getJSON(b *bbolt.Bucket, k []byte, v any, what string) error {
 	data := b.Get(k)
 	if data == nil {
-		return fmt.Errorf("%s: %w", what, ErrNotFound)
+		return fmt.Errorf("%s: %w", what, messaging.ErrNotFound)
 	}
 	return json.Unmarshal(data, v)
 }
 
-func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+func (s *Store) view(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -205,7 +195,7 @@ func (s *BoltStore) view(ctx context.Context, fn func(tx *bolt.Tx) error) error 
 // queueing for one each. Batch may run fn a second time, alone, when another
 // function of the batch failed; every fn here only reads and writes its own tx,
 // so running it again is safe.
-func (s *BoltStore) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+func (s *Store) update(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -219,17 +209,17 @@ func (s *BoltStore) update(ctx context.Context, fn func(tx *bolt.Tx) error) erro
 // is the simplest rule both can share.
 func foldUsername(name string) []byte { return []byte(strings.ToLower(name)) }
 
-func (s *BoltStore) CreateUser(ctx context.Context, u UserRecord) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+func (s *Store) CreateUser(ctx context.Context, u messaging.UserRecord) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
 		names, users := tx.Bucket(bUsernames), tx.Bucket(bUsers)
 		name := foldUsername(u.User.Username)
 		if names.Get(name) != nil {
-			return fmt.Errorf("username %q: %w", u.User.Username, ErrConflict)
+			return fmt.Errorf("username %q: %w", u.User.Username, messaging.ErrConflict)
 		}
 		id := u64(uint64(u.User.ID))
 		if users.Get(id) != nil {
 			// Overwriting would orphan the old username's index entry.
-			return fmt.Errorf("user %v: %w", u.User.ID, ErrConflict)
+			return fmt.Errorf("user %v: %w", u.User.ID, messaging.ErrConflict)
 		}
 		if err := names.Put(name, id); err != nil {
 			return err
@@ -238,38 +228,38 @@ func (s *BoltStore) CreateUser(ctx context.Context, u UserRecord) error {
 	})
 }
 
-func (s *BoltStore) UserByName(ctx context.Context, username string) (UserRecord, error) {
+func (s *Store) UserByName(ctx context.Context, username string) (messaging.UserRecord, error) {
 	var rec boltUser
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		id := tx.Bucket(bUsernames).Get(foldUsername(username))
 		if id == nil {
-			return fmt.Errorf("username %q: %w", username, ErrNotFound)
+			return fmt.Errorf("username %q: %w", username, messaging.ErrNotFound)
 		}
 		return getJSON(tx.Bucket(bUsers), id, &rec, "user")
 	})
-	return UserRecord{User: rec.User, PasswordHash: rec.PasswordHash}, err
+	return messaging.UserRecord{User: rec.User, PasswordHash: rec.PasswordHash}, err
 }
 
-func (s *BoltStore) User(ctx context.Context, id guildhall.Snowflake) (guildhall.User, error) {
+func (s *Store) User(ctx context.Context, id guildhall.Snowflake) (guildhall.User, error) {
 	var rec boltUser
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		return getJSON(tx.Bucket(bUsers), u64(uint64(id)), &rec, "user "+id.String())
 	})
 	return rec.User, err
 }
 
-func (s *BoltStore) PutToken(ctx context.Context, tokenHash string, userID guildhall.Snowflake) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+func (s *Store) PutToken(ctx context.Context, tokenHash string, userID guildhall.Snowflake) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
 		return tx.Bucket(bTokens).Put([]byte(tokenHash), u64(uint64(userID)))
 	})
 }
 
-func (s *BoltStore) UserByToken(ctx context.Context, tokenHash string) (guildhall.Snowflake, error) {
+func (s *Store) UserByToken(ctx context.Context, tokenHash string) (guildhall.Snowflake, error) {
 	var id guildhall.Snowflake
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bTokens).Get([]byte(tokenHash))
 		if v == nil {
-			return fmt.Errorf("token: %w", ErrNotFound)
+			return fmt.Errorf("token: %w", messaging.ErrNotFound)
 		}
 		id = idAt(v, 0)
 		return nil
@@ -279,18 +269,18 @@ func (s *BoltStore) UserByToken(ctx context.Context, tokenHash string) (guildhal
 
 // ---- guilds, channels, roles
 
-func (s *BoltStore) PutGuild(ctx context.Context, g guildhall.Guild) error {
+func (s *Store) PutGuild(ctx context.Context, g guildhall.Guild) error {
 	// The count belongs to member_counts (kept by PutMember); storing the
 	// caller's copy would let a stale value shadow it.
 	g.MemberCount = 0
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
 		return putJSON(tx.Bucket(bGuilds), u64(uint64(g.ID)), g)
 	})
 }
 
-func (s *BoltStore) Guild(ctx context.Context, id guildhall.Snowflake) (guildhall.Guild, error) {
+func (s *Store) Guild(ctx context.Context, id guildhall.Snowflake) (guildhall.Guild, error) {
 	var g guildhall.Guild
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		if err := getJSON(tx.Bucket(bGuilds), u64(uint64(id)), &g, "guild "+id.String()); err != nil {
 			return err
 		}
@@ -300,8 +290,8 @@ func (s *BoltStore) Guild(ctx context.Context, id guildhall.Snowflake) (guildhal
 	return g, err
 }
 
-func (s *BoltStore) PutChannel(ctx context.Context, c guildhall.Channel) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+func (s *Store) PutChannel(ctx context.Context, c guildhall.Channel) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
 		chans, index := tx.Bucket(bChannels), tx.Bucket(bGuildChannels)
 		id := u64(uint64(c.ID))
 		// A replace may move the channel to another guild: drop the old index
@@ -319,17 +309,17 @@ func (s *BoltStore) PutChannel(ctx context.Context, c guildhall.Channel) error {
 	})
 }
 
-func (s *BoltStore) Channel(ctx context.Context, id guildhall.Snowflake) (guildhall.Channel, error) {
+func (s *Store) Channel(ctx context.Context, id guildhall.Snowflake) (guildhall.Channel, error) {
 	var c guildhall.Channel
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		return getJSON(tx.Bucket(bChannels), u64(uint64(id)), &c, "channel "+id.String())
 	})
 	return c, err
 }
 
-func (s *BoltStore) Channels(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Channel, error) {
+func (s *Store) Channels(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Channel, error) {
 	var out []guildhall.Channel
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		chans := tx.Bucket(bChannels)
 		prefix := u64(uint64(guildID))
 		c := tx.Bucket(bGuildChannels).Cursor()
@@ -348,17 +338,17 @@ func (s *BoltStore) Channels(ctx context.Context, guildID guildhall.Snowflake) (
 	return out, err
 }
 
-func (s *BoltStore) PutRole(ctx context.Context, guildID guildhall.Snowflake, r guildhall.Role) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+func (s *Store) PutRole(ctx context.Context, guildID guildhall.Snowflake, r guildhall.Role) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
 		return putJSON(tx.Bucket(bRoles), key2(guildID, r.ID), r)
 	})
 }
 
 // Roles lists a guild's roles by id ascending (key order; the contract does not
 // fix an order, callers sort by Position when they care).
-func (s *BoltStore) Roles(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Role, error) {
+func (s *Store) Roles(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Role, error) {
 	var out []guildhall.Role
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		prefix := u64(uint64(guildID))
 		c := tx.Bucket(bRoles).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -376,7 +366,7 @@ func (s *BoltStore) Roles(ctx context.Context, guildID guildhall.Snowflake) ([]g
 // ---- members
 
 // memberCount reads the maintained count; 0 for a guild nobody joined.
-func memberCount(tx *bolt.Tx, guildID guildhall.Snowflake) int {
+func memberCount(tx *bbolt.Tx, guildID guildhall.Snowflake) int {
 	v := tx.Bucket(bMemberCounts).Get(u64(uint64(guildID)))
 	if v == nil {
 		return 0
@@ -384,11 +374,11 @@ func memberCount(tx *bolt.Tx, guildID guildhall.Snowflake) int {
 	return int(binary.BigEndian.Uint64(v))
 }
 
-func (s *BoltStore) PutMember(ctx context.Context, m guildhall.Member) error {
-	return s.update(ctx, func(tx *bolt.Tx) error { return putMember(tx, m) })
+func (s *Store) PutMember(ctx context.Context, m guildhall.Member) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error { return putMember(tx, m) })
 }
 
-func putMember(tx *bolt.Tx, m guildhall.Member) error {
+func putMember(tx *bbolt.Tx, m guildhall.Member) error {
 	members := tx.Bucket(bMembers)
 	k := key2(m.GuildID, m.User.ID)
 	// Count only new keys: a replace (nick change, role change) must not
@@ -410,7 +400,7 @@ func putMember(tx *bolt.Tx, m guildhall.Member) error {
 // bucket: the copy taken at join time goes stale when the user renames, the
 // account is the source of truth. A member without an account (imported, or a
 // test) keeps the stored copy.
-func fillMember(tx *bolt.Tx, k, v []byte) (guildhall.Member, error) {
+func fillMember(tx *bbolt.Tx, k, v []byte) (guildhall.Member, error) {
 	var m guildhall.Member
 	if err := json.Unmarshal(v, &m); err != nil {
 		return m, err
@@ -426,13 +416,13 @@ func fillMember(tx *bolt.Tx, k, v []byte) (guildhall.Member, error) {
 	return m, nil
 }
 
-func (s *BoltStore) Member(ctx context.Context, guildID, userID guildhall.Snowflake) (guildhall.Member, error) {
+func (s *Store) Member(ctx context.Context, guildID, userID guildhall.Snowflake) (guildhall.Member, error) {
 	var m guildhall.Member
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		k := key2(guildID, userID)
 		v := tx.Bucket(bMembers).Get(k)
 		if v == nil {
-			return fmt.Errorf("member %v of guild %v: %w", userID, guildID, ErrNotFound)
+			return fmt.Errorf("member %v of guild %v: %w", userID, guildID, messaging.ErrNotFound)
 		}
 		var err error
 		m, err = fillMember(tx, k, v)
@@ -441,12 +431,12 @@ func (s *BoltStore) Member(ctx context.Context, guildID, userID guildhall.Snowfl
 	return m, err
 }
 
-func (s *BoltStore) Members(ctx context.Context, guildID, after guildhall.Snowflake, limit int) ([]guildhall.Member, error) {
+func (s *Store) Members(ctx context.Context, guildID, after guildhall.Snowflake, limit int) ([]guildhall.Member, error) {
 	out := []guildhall.Member{}
 	if limit <= 0 {
 		return out, nil
 	}
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		prefix := u64(uint64(guildID))
 		c := tx.Bucket(bMembers).Cursor()
 		k, v := c.Seek(key2(guildID, after))
@@ -465,18 +455,18 @@ func (s *BoltStore) Members(ctx context.Context, guildID, after guildhall.Snowfl
 	return out, err
 }
 
-func (s *BoltStore) MemberCount(ctx context.Context, guildID guildhall.Snowflake) (int, error) {
+func (s *Store) MemberCount(ctx context.Context, guildID guildhall.Snowflake) (int, error) {
 	var n int
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		n = memberCount(tx, guildID)
 		return nil
 	})
 	return n, err
 }
 
-func (s *BoltStore) UserGuilds(ctx context.Context, userID guildhall.Snowflake) ([]guildhall.Snowflake, error) {
+func (s *Store) UserGuilds(ctx context.Context, userID guildhall.Snowflake) ([]guildhall.Snowflake, error) {
 	out := []guildhall.Snowflake{}
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		prefix := u64(uint64(userID))
 		c := tx.Bucket(bUserGuilds).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
@@ -489,8 +479,8 @@ func (s *BoltStore) UserGuilds(ctx context.Context, userID guildhall.Snowflake) 
 
 // ---- invites
 
-func (s *BoltStore) PutInvite(ctx context.Context, inv guildhall.Invite) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
+func (s *Store) PutInvite(ctx context.Context, inv guildhall.Invite) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
 		return putJSON(tx.Bucket(bInvites), []byte(inv.Code), inv)
 	})
 }
@@ -498,15 +488,15 @@ func (s *BoltStore) PutInvite(ctx context.Context, inv guildhall.Invite) error {
 // JoinGuild checks and writes in one transaction, so concurrent joins share
 // db.Batch commits instead of each waiting for two. The refusals are results, not
 // errors of the closure: an error would roll back and re-run the whole batch.
-func (s *BoltStore) JoinGuild(ctx context.Context, m guildhall.Member, code string) (guildhall.Invite, bool, error) {
+func (s *Store) JoinGuild(ctx context.Context, m guildhall.Member, code string) (guildhall.Invite, bool, error) {
 	var inv guildhall.Invite
 	var joined bool
 	var refused error
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		inv, joined, refused = guildhall.Invite{}, false, nil // db.Batch may run this twice
 		invites := tx.Bucket(bInvites)
 		if refused = getJSON(invites, []byte(code), &inv, "invite "+code); refused != nil {
-			if errors.Is(refused, ErrNotFound) {
+			if errors.Is(refused, messaging.ErrNotFound) {
 				return nil
 			}
 			return refused
@@ -515,7 +505,7 @@ func (s *BoltStore) JoinGuild(ctx context.Context, m guildhall.Member, code stri
 			return nil
 		}
 		if inv.MaxUses > 0 && inv.Uses >= inv.MaxUses {
-			refused = fmt.Errorf("invite %s: %w", code, ErrInviteUsedUp)
+			refused = fmt.Errorf("invite %s: %w", code, messaging.ErrInviteUsedUp)
 			return nil
 		}
 		if err := putMember(tx, m); err != nil {
@@ -534,9 +524,9 @@ func (s *BoltStore) JoinGuild(ctx context.Context, m guildhall.Member, code stri
 	return inv, joined, nil
 }
 
-func (s *BoltStore) Invite(ctx context.Context, code string) (guildhall.Invite, error) {
+func (s *Store) Invite(ctx context.Context, code string) (guildhall.Invite, error) {
 	var inv guildhall.Invite
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		return getJSON(tx.Bucket(bInvites), []byte(code), &inv, "invite "+code)
 	})
 	return inv, err
@@ -550,18 +540,18 @@ func (s *BoltStore) Invite(ctx context.Context, code string) (guildhall.Invite, 
 //
 //   - the messages bucket holds the live version with the Seq that wrote it;
 //   - the tombstones bucket holds the Seq of the delete of a deleted message;
-//   - at most one of the two exists for a key. A delete is final (see Store):
+//   - at most one of the two exists for a key. A delete is final (see messaging.Store):
 //     once a tombstone exists no upsert is applied, so the outcome does not
 //     depend on order or repetition.
 //
 // Tombstones are never collected: a message id is 24+8 bytes forever after its
 // delete. They could be dropped once older than the stream's redelivery horizon,
 // if that ever matters.
-func (s *BoltStore) ApplyMessages(ctx context.Context, writes []MessageWrite) error {
+func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWrite) error {
 	if len(writes) == 0 {
 		return nil
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
 		msgs, tombs := tx.Bucket(bMessages), tx.Bucket(bTombstones)
 		for _, w := range writes {
 			if err := applyMessage(msgs, tombs, w); err != nil {
@@ -572,7 +562,7 @@ func (s *BoltStore) ApplyMessages(ctx context.Context, writes []MessageWrite) er
 	})
 }
 
-func applyMessage(msgs, tombs *bolt.Bucket, w MessageWrite) error {
+func applyMessage(msgs, tombs *bbolt.Bucket, w messaging.MessageWrite) error {
 	m := w.Message
 	if m.ID == 0 || m.ChannelID == 0 {
 		return fmt.Errorf("apply message write seq %d: message id and channel id are required", w.Seq)
@@ -603,12 +593,12 @@ func decodeMessage(v []byte) (guildhall.Message, error) {
 	return m, err
 }
 
-func (s *BoltStore) Message(ctx context.Context, channelID, id guildhall.Snowflake) (guildhall.Message, error) {
+func (s *Store) Message(ctx context.Context, channelID, id guildhall.Snowflake) (guildhall.Message, error) {
 	var m guildhall.Message
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bMessages).Get(msgKey(channelID, id))
 		if v == nil {
-			return fmt.Errorf("message %v in channel %v: %w", id, channelID, ErrNotFound)
+			return fmt.Errorf("message %v in channel %v: %w", id, channelID, messaging.ErrNotFound)
 		}
 		var err error
 		m, err = decodeMessage(v)
@@ -622,13 +612,13 @@ func (s *BoltStore) Message(ctx context.Context, channelID, id guildhall.Snowfla
 // a bucket without messages has no keys, so Seek lands on the nearest existing
 // key and a channel quiet for two years costs the same as a busy one (one seek,
 // O(log n)). The CQL store cannot do this (a partition is addressed by its exact
-// bucket), which is why it needs the bucket index DESIGN mentions.
-func (s *BoltStore) History(ctx context.Context, channelID guildhall.Snowflake, q HistoryQuery) ([]guildhall.Message, error) {
+// bucket), which is why it keeps an index of a channel's non-empty buckets (package cql).
+func (s *Store) History(ctx context.Context, channelID guildhall.Snowflake, q messaging.HistoryQuery) ([]guildhall.Message, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
 	out := []guildhall.Message{}
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bMessages).Cursor()
 		var err error
 		switch {
@@ -656,7 +646,7 @@ func (s *BoltStore) History(ctx context.Context, channelID guildhall.Snowflake, 
 
 // historyDown appends up to n messages of the channel with id < below, newest
 // first; below == 0 means no bound (start at the newest).
-func historyDown(c *bolt.Cursor, channelID, below guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
+func historyDown(c *bbolt.Cursor, channelID, below guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
 	if n <= 0 {
 		return out, nil
 	}
@@ -669,8 +659,8 @@ func historyDown(c *bolt.Cursor, channelID, below guildhall.Snowflake, n int, ou
 		seek = msgKey(channelID, below)
 	}
 	// Seek finds the first key >= seek; the one before it is the newest < seek.
-	k, v := c.Seek(seek)
-	if k == nil {
+	var k, v []byte
+	if first, _ := c.Seek(seek); first == nil {
 		k, v = c.Last()
 	} else {
 		k, v = c.Prev()
@@ -688,7 +678,7 @@ func historyDown(c *bolt.Cursor, channelID, below guildhall.Snowflake, n int, ou
 }
 
 // historyUp appends up to n messages of the channel with id >= from, oldest first.
-func historyUp(c *bolt.Cursor, channelID, from guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
+func historyUp(c *bbolt.Cursor, channelID, from guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
 	if n <= 0 {
 		return out, nil
 	}

@@ -1,4 +1,4 @@
-package cqltest
+package cql_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/cql"
 	"github.com/guildhall/guildhall/messaging/storetest"
 	"github.com/guildhall/guildhall/testenv"
 )
@@ -27,7 +28,7 @@ func TestCQLStoreContract(t *testing.T) {
 	c := testenv.NeedCassandra(t)
 	rss, _ := c.RSS()
 	t.Logf("cassandra %v: started in %v, RSS %d MiB", c.Hosts, c.StartupTime.Round(time.Millisecond), rss>>20)
-	s := openStore(t, messaging.CQLConfig{})
+	s := openStore(t, cql.Config{})
 	begin := time.Now()
 	storetest.Run(t, func(t *testing.T) messaging.Store { return s })
 	t.Logf("contract suite on CQL took %v", time.Since(begin).Round(time.Millisecond))
@@ -37,16 +38,16 @@ func TestCQLStoreContract(t *testing.T) {
 // keeps the data.
 func TestCQLMigrationsOnce(t *testing.T) {
 	ctx := t.Context()
-	s := openStore(t, messaging.CQLConfig{})
+	s := openStore(t, cql.Config{})
 	g := guildhall.Guild{ID: 42, Name: "kept", OwnerID: 1}
 	if err := s.PutGuild(ctx, g); err != nil {
 		t.Fatal(err)
 	}
 	var count queryCounter
 	begin := time.Now()
-	s2, err := messaging.OpenCQL(ctx, messaging.CQLConfig{Hosts: testenv.NeedCassandra(t).Hosts, Keyspace: s.Keyspace(), QueryObserver: &count})
+	s2, err := cql.Open(ctx, cql.Config{Hosts: testenv.NeedCassandra(t).Hosts, Keyspace: s.Keyspace(), QueryObserver: &count})
 	if err != nil {
-		t.Fatalf("second OpenCQL: %v", err)
+		t.Fatalf("second Open: %v", err)
 	}
 	defer s2.Close()
 	reopenQueries := count.n.Load()
@@ -60,8 +61,8 @@ func TestCQLMigrationsOnce(t *testing.T) {
 	if err := iter.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if len(versions) != messaging.CQLSchemaVersion() {
-		t.Errorf("schema_migrations = %v; want versions 1..%d once each", versions, messaging.CQLSchemaVersion())
+	if len(versions) != cql.SchemaVersion() {
+		t.Errorf("schema_migrations = %v; want versions 1..%d once each", versions, cql.SchemaVersion())
 	}
 	if got, err := s2.Guild(ctx, g.ID); err != nil || got.Name != g.Name {
 		t.Errorf("Guild after reopen = %+v, %v; want %q", got, err, g.Name)
@@ -76,7 +77,7 @@ func TestCQLMigrationsOnce(t *testing.T) {
 func TestCQLSparseHistoryQueryCount(t *testing.T) {
 	ctx := t.Context()
 	var count queryCounter
-	s := openStore(t, messaging.CQLConfig{QueryObserver: &count})
+	s := openStore(t, cql.Config{QueryObserver: &count})
 	ch := guildhall.Snowflake(1 << 45)
 	old := guildhall.SnowflakeAt(time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC))
 	recent := guildhall.SnowflakeAt(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -108,7 +109,7 @@ func TestCQLSparseHistoryQueryCount(t *testing.T) {
 // partition is split into batches under the server's batch size limit.
 func TestCQLApplyMessagesLargeBatch(t *testing.T) {
 	ctx := t.Context()
-	s := openStore(t, messaging.CQLConfig{})
+	s := openStore(t, cql.Config{})
 	ch := guildhall.Snowflake(7 << 40)
 	at := guildhall.SnowflakeAt(time.Date(2024, 5, 5, 0, 0, 0, 0, time.UTC))
 	content := strings.Repeat("é", guildhall.MaxMessageContent) // 4000 bytes
@@ -131,7 +132,7 @@ func TestCQLApplyMessagesLargeBatch(t *testing.T) {
 // counted once; distinct users each once.
 func TestCQLMemberCountConcurrentJoins(t *testing.T) {
 	ctx := t.Context()
-	s := openStore(t, messaging.CQLConfig{})
+	s := openStore(t, cql.Config{})
 	g := guildhall.Snowflake(99 << 30)
 	joined := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	var wg sync.WaitGroup
@@ -162,14 +163,14 @@ func TestCQLMemberCountConcurrentJoins(t *testing.T) {
 // TestCQLOpenErrors: bad configuration is refused before any I/O.
 func TestCQLOpenErrors(t *testing.T) {
 	ctx := context.Background()
-	for _, cfg := range []messaging.CQLConfig{
+	for _, cfg := range []cql.Config{
 		{Keyspace: "ok"},
 		{Hosts: []string{"127.0.0.1"}, Keyspace: "bad-name"},
 		{Hosts: []string{"127.0.0.1"}, Keyspace: `x"; DROP KEYSPACE system; --`},
 	} {
-		if s, err := messaging.OpenCQL(ctx, cfg); err == nil {
+		if s, err := cql.Open(ctx, cfg); err == nil {
 			s.Close()
-			t.Errorf("OpenCQL(%+v) succeeded; want an error", cfg)
+			t.Errorf("Open(%+v) succeeded; want an error", cfg)
 		}
 	}
 }
@@ -184,7 +185,7 @@ func TestCassandraRestart(t *testing.T) {
 		testenv.Unavailable(t, "external Cassandra ("+testenv.EnvCQLHosts+"): cannot restart it")
 	}
 	ctx := t.Context()
-	s := openStore(t, messaging.CQLConfig{})
+	s := openStore(t, cql.Config{})
 	ch := guildhall.Snowflake(5 << 40)
 	id := guildhall.SnowflakeAt(time.Date(2024, 9, 9, 0, 0, 0, 0, time.UTC))
 	if err := s.ApplyMessages(ctx, []messaging.MessageWrite{{Seq: 1, Message: guildhall.Message{ID: id, ChannelID: ch, Content: "survives"}}}); err != nil {

@@ -1,4 +1,4 @@
-package cqltest
+package cql_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/gocql/gocql"
 
-	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/cql"
 	"github.com/guildhall/guildhall/testenv"
 )
 
@@ -25,9 +25,9 @@ func newKeyspace() string {
 	return fmt.Sprintf("gh_test_%d_%d", os.Getpid(), keyspaceSeq.Add(1))
 }
 
-// openStore opens a CQLStore on a fresh keyspace, migrated, and drops the keyspace
+// openStore opens a cql.Store on a fresh keyspace, migrated, and drops the keyspace
 // at cleanup.
-func openStore(t testing.TB, cfg messaging.CQLConfig) *messaging.CQLStore {
+func openStore(t testing.TB, cfg cql.Config) *cql.Store {
 	t.Helper()
 	c := testenv.NeedCassandra(t)
 	cfg.Hosts = c.Hosts
@@ -37,9 +37,9 @@ func openStore(t testing.TB, cfg messaging.CQLConfig) *messaging.CQLStore {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	begin := time.Now()
-	s, err := messaging.OpenCQL(ctx, cfg)
+	s, err := cql.Open(ctx, cfg)
 	if err != nil {
-		t.Fatalf("OpenCQL(%s): %v", cfg.Keyspace, err)
+		t.Fatalf("Open(%s): %v", cfg.Keyspace, err)
 	}
 	t.Logf("keyspace %s created and migrated in %v", cfg.Keyspace, time.Since(begin).Round(time.Millisecond))
 	t.Cleanup(func() {

@@ -1,43 +1,46 @@
-package messaging
+package natsapi
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 
 	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/messaging"
 	ghnats "github.com/guildhall/guildhall/nats"
 	natsgo "github.com/nats-io/nats.go"
 )
 
-// MembersRequest and MembersReply are the wire types of ghnats.SubjectAPIMembers,
-// shared with gateways through the root package.
-type (
-	MembersRequest = guildhall.MembersRequest
-	MembersReply   = guildhall.MembersReply
-)
-
-// Bounds of one MembersRequest.
+// Bounds of one guildhall.MembersRequest.
 const (
 	MaxMembersPage = 1000
 	MaxMembersScan = 10000
 )
+
+// MemberStore is what the members endpoint reads: whether a guild exists, one
+// membership, a page of memberships by user id (as messaging.Store documents
+// them). Every messaging.Store is one.
+type MemberStore interface {
+	Guild(ctx context.Context, id guildhall.Snowflake) (guildhall.Guild, error)
+	Member(ctx context.Context, guildID, userID guildhall.Snowflake) (guildhall.Member, error)
+	Members(ctx context.Context, guildID, after guildhall.Snowflake, limit int) ([]guildhall.Member, error)
+}
 
 // MembersResponder serves ghnats.SubjectAPIMembers from the store. Every api
 // process may run one (they share the requests through the responder's queue
 // group).
 type MembersResponder struct {
 	*endpoints
-	store Store
+	store MemberStore
 }
 
-// NewMembersResponder subscribes the members endpoint on nc, with cfg's queue
-// group, concurrency (zero value means 16: member pages are the heavy requests),
-// timeout and logger (see ResponderConfig). Stop it with Close.
-func NewMembersResponder(store Store, nc *natsgo.Conn, cfg ResponderConfig) (*MembersResponder, error) {
+// NewMembersResponder subscribes the members endpoint on nc with cfg's queue
+// group, concurrency, timeout and logger. Stop it with Close.
+func NewMembersResponder(store MemberStore, nc *natsgo.Conn, cfg Config) (*MembersResponder, error) {
 	if store == nil || nc == nil {
-		return nil, errors.New("messaging: members responder needs a store and a connection")
+		return nil, errors.New("natsapi: members responder needs a store and a connection")
 	}
 	r := &MembersResponder{endpoints: newEndpoints(cfg, 16), store: store}
 	if err := r.serve(nc, map[string]func(context.Context, []byte) any{ghnats.SubjectAPIMembers: r.handle}); err != nil {
@@ -47,42 +50,42 @@ func NewMembersResponder(store Store, nc *natsgo.Conn, cfg ResponderConfig) (*Me
 }
 
 func (r *MembersResponder) handle(ctx context.Context, data []byte) any {
-	var req MembersRequest
+	var req guildhall.MembersRequest
 	if err := json.Unmarshal(data, &req); err != nil {
-		return MembersReply{Error: guildhall.ErrInvalidJSON.Remote()}
+		return guildhall.MembersReply{Error: guildhall.ErrInvalidJSON.Remote()}
 	}
 	rep, err := r.Members(ctx, req)
 	if err != nil {
-		return MembersReply{Error: r.replyError("members of guild "+req.GuildID.String(), err)}
+		return guildhall.MembersReply{Error: r.replyError("members of guild "+req.GuildID.String(), err)}
 	}
 	return rep
 }
 
-// Members answers one request (see MembersRequest).
-func (r *MembersResponder) Members(ctx context.Context, req MembersRequest) (MembersReply, error) {
+// Members answers one request (see guildhall.MembersRequest).
+func (r *MembersResponder) Members(ctx context.Context, req guildhall.MembersRequest) (guildhall.MembersReply, error) {
 	if _, err := r.store.Guild(ctx, req.GuildID); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return MembersReply{}, guildhall.ErrUnknownGuild
+		if errors.Is(err, messaging.ErrNotFound) {
+			return guildhall.MembersReply{}, guildhall.ErrUnknownGuild
 		}
-		return MembersReply{}, internal("guild", err)
+		return guildhall.MembersReply{}, fmt.Errorf("guild: %w", err)
 	}
 	limit := req.Limit
 	if limit <= 0 || limit > MaxMembersPage {
 		limit = MaxMembersPage
 	}
-	rep := MembersReply{Members: []guildhall.Member{}}
+	rep := guildhall.MembersReply{Members: []guildhall.Member{}}
 	switch {
 	case len(req.UserIDs) > 0:
 		if len(req.UserIDs) > MaxMembersPage {
-			return MembersReply{}, guildhall.FieldError("user_ids", "BASE_TYPE_MAX_LENGTH", "Must be 1000 or fewer in length.")
+			return guildhall.MembersReply{}, guildhall.FieldError("user_ids", "BASE_TYPE_MAX_LENGTH", "Must be 1000 or fewer in length.")
 		}
 		for _, id := range req.UserIDs {
 			m, err := r.store.Member(ctx, req.GuildID, id)
 			switch {
-			case errors.Is(err, ErrNotFound):
+			case errors.Is(err, messaging.ErrNotFound):
 				rep.NotFound = append(rep.NotFound, id)
 			case err != nil:
-				return MembersReply{}, internal("member", err)
+				return guildhall.MembersReply{}, fmt.Errorf("member: %w", err)
 			default:
 				rep.Members = append(rep.Members, m)
 			}
@@ -102,7 +105,7 @@ func (r *MembersResponder) Members(ctx context.Context, req MembersRequest) (Mem
 			want := min(MaxMembersPage, scan-rep.Scanned)
 			page, err := r.store.Members(ctx, req.GuildID, after, want)
 			if err != nil {
-				return MembersReply{}, internal("members", err)
+				return guildhall.MembersReply{}, fmt.Errorf("members: %w", err)
 			}
 			for _, m := range page {
 				rep.Scanned++
@@ -125,7 +128,7 @@ func (r *MembersResponder) Members(ctx context.Context, req MembersRequest) (Mem
 	default:
 		page, err := r.store.Members(ctx, req.GuildID, req.After, limit)
 		if err != nil {
-			return MembersReply{}, internal("members", err)
+			return guildhall.MembersReply{}, fmt.Errorf("members: %w", err)
 		}
 		rep.Members = page
 		if len(page) > 0 {

@@ -1,4 +1,4 @@
-package messaging_test
+package bolt_test
 
 import (
 	"context"
@@ -10,31 +10,34 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
+	"github.com/guildhall/guildhall/messaging/bolt"
 	"github.com/guildhall/guildhall/messaging/storetest"
 )
 
-func openBolt(t testing.TB, path string) *messaging.BoltStore {
+func openBolt(t testing.TB, path string) *bolt.Store {
 	t.Helper()
-	s, err := messaging.OpenBolt(path)
+	s, err := bolt.Open(path)
 	if err != nil {
-		t.Fatalf("OpenBolt(%s): %v", path, err)
+		t.Fatalf("Open(%s): %v", path, err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
 }
 
 func TestBoltStore(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) messaging.Store {
 		return openBolt(t, filepath.Join(t.TempDir(), "store.db"))
 	})
 }
 
 func TestBoltReopenKeepsData(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "nested", "dir", "store.db") // parents are created
-	s, err := messaging.OpenBolt(path)
+	s, err := bolt.Open(path)
 	if err != nil {
-		t.Fatalf("OpenBolt: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	user := guildhall.User{ID: 10, Username: "Alice"}
 	id := guildhall.SnowflakeAt(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -77,20 +80,21 @@ func TestBoltReopenKeepsData(t *testing.T) {
 }
 
 // TestBoltSecondOpenFails: flock is per open file description, so a second
-// OpenBolt in the same process stands in for a second process. It waits out the
+// Open in the same process stands in for a second process. It waits out the
 // one-second lock timeout.
 func TestBoltSecondOpenFails(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "store.db")
-	first, err := messaging.OpenBolt(path)
+	first, err := bolt.Open(path)
 	if err != nil {
-		t.Fatalf("OpenBolt: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
-	second, err := messaging.OpenBolt(path)
-	if !errors.Is(err, messaging.ErrStoreLocked) {
+	second, err := bolt.Open(path)
+	if !errors.Is(err, bolt.ErrLocked) {
 		if second != nil {
 			second.Close()
 		}
-		t.Fatalf("second OpenBolt on an open file: err = %v; want ErrStoreLocked", err)
+		t.Fatalf("second Open on an open file: err = %v; want ErrLocked", err)
 	}
 	if err := first.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -101,6 +105,7 @@ func TestBoltSecondOpenFails(t *testing.T) {
 // TestBoltApplyMessagesAtomic: a batch with a bad write leaves nothing behind,
 // so the writer can retry the whole batch without reasoning about a prefix.
 func TestBoltApplyMessagesAtomic(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openBolt(t, filepath.Join(t.TempDir(), "store.db"))
 	id := guildhall.SnowflakeAt(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -117,6 +122,7 @@ func TestBoltApplyMessagesAtomic(t *testing.T) {
 }
 
 func TestBoltHistoryRejectsBadQueries(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openBolt(t, filepath.Join(t.TempDir(), "store.db"))
 	for _, q := range []messaging.HistoryQuery{{Limit: 0}, {Limit: 101}, {Before: 5, After: 3, Limit: 10}} {

@@ -1,9 +1,9 @@
-// The Store on CQL: ScyllaDB or Apache Cassandra through gocql (protocol v4, plain
-// CQL that both accept: no SAI, no materialized views, no Scylla-only options).
-//
-// Layout (keyspace from CQLConfig; every id a bigint; values are the domain types'
-// JSON in a blob, as in the bbolt store, so there is no second schema to keep in
-// step with model.go; the keys are real columns because every query is by key):
+package cql
+
+// Layout (keyspace from Config; every id a bigint; values are the domain types'
+// JSON in a blob, as in the bbolt store (package bolt), so there is no second
+// schema to keep in step with model.go; the keys are real columns because every
+// query is by key):
 //
 //	messages             ((channel_id, bucket), message_id DESC) -> data
 //	channel_buckets      (channel_id, bucket DESC)             the non-empty buckets
@@ -26,10 +26,11 @@
 // delete USING TIMESTAMP 2^62 (above any seq): Cassandra resolves cells and row
 // tombstones by write timestamp (last write wins, a tombstone wins a tie), so "the
 // highest Seq wins and a delete is final" is what the database does by itself,
-// whatever the order and the number of times writes arrive. Only this table uses Seq timestamps; everything else uses the driver's
-// client-side wall-clock timestamps. Tombstones are kept gc_grace_seconds (10 days by
-// default): a redelivery older than that could resurrect a deleted message, far
-// beyond any JetStream redelivery. Writes are unlogged batches per partition.
+// whatever the order and the number of times writes arrive. Only this table uses
+// Seq timestamps; everything else uses the driver's client-side wall-clock
+// timestamps. Tombstones are kept gc_grace_seconds (10 days by default): a
+// redelivery older than that could resurrect a deleted message, far beyond any
+// JetStream redelivery. Writes are unlogged batches per partition.
 //
 // Sparse channels. Each upsert also writes its (channel, bucket) to channel_buckets,
 // so a history page walks only buckets that have held a message (newest first, or
@@ -55,13 +56,12 @@
 // lose (never double) one count; RecountMembers repairs a guild's counter from its
 // rows. Counting rows at read time instead would scan a million rows per Guild().
 //
-// Schema. OpenCQL creates the keyspace if missing (NetworkTopologyStrategy) and
+// Schema. Open creates the keyspace if missing (NetworkTopologyStrategy) and
 // applies the numbered migrations below that schema_migrations does not list, each
 // statement idempotent (IF NOT EXISTS). On ScyllaDB and Cassandra < 5.1 concurrent
 // DDL from several coordinators can race; start one process first on a new cluster
 // (or keyspace) and let the others find the schema in place, which costs them only
 // two reads of system_schema.
-package messaging
 
 import (
 	"context"
@@ -78,10 +78,11 @@ import (
 	"github.com/gocql/gocql"
 
 	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/messaging"
 )
 
-// CQLConfig configures OpenCQL. Only Hosts and Keyspace are required.
-type CQLConfig struct {
+// Config configures Open. Only Hosts and Keyspace are required.
+type Config struct {
 	// Hosts are contact points, "host" or "host:port". Required.
 	Hosts []string
 	// Keyspace holds the tables; created if missing. Required: letters, digits
@@ -108,18 +109,18 @@ type CQLConfig struct {
 	BatchObserver gocql.BatchObserver
 }
 
-// CQLStore is the Store on ScyllaDB or Cassandra. It is safe for concurrent use by
+// Store is the messaging.Store on ScyllaDB or Cassandra. It is safe for concurrent use by
 // any number of goroutines and processes.
-type CQLStore struct {
+type Store struct {
 	s   *gocql.Session
-	cfg CQLConfig
+	cfg Config
 	qs  sync.Map // query template -> text with the keyspace filled in
 	// joins serializes JoinGuild per invite code in this process, so uses are
 	// counted without lost updates (several processes may still overshoot).
 	joins stripedMutex
 }
 
-var _ Store = (*CQLStore)(nil)
+var _ messaging.Store = (*Store)(nil)
 
 var keyspaceName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,47}$`)
 
@@ -138,9 +139,9 @@ const (
 	cqlMaxBatchBytes      = 40 << 10
 )
 
-// OpenCQL connects, creates the keyspace if it does not exist and brings the
+// Open connects, creates the keyspace if it does not exist and brings the
 // schema up to date.
-func OpenCQL(ctx context.Context, cfg CQLConfig) (*CQLStore, error) {
+func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if len(cfg.Hosts) == 0 {
 		return nil, errors.New("open cql store: no hosts")
 	}
@@ -183,7 +184,7 @@ func OpenCQL(ctx context.Context, cfg CQLConfig) (*CQLStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open cql store: connect %v: %w", cfg.Hosts, err)
 	}
-	st := &CQLStore{s: s, cfg: cfg}
+	st := &Store{s: s, cfg: cfg}
 	if err := st.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open cql store: keyspace %s: %w", cfg.Keyspace, err)
@@ -192,19 +193,13 @@ func OpenCQL(ctx context.Context, cfg CQLConfig) (*CQLStore, error) {
 }
 
 // Close releases the connections.
-func (s *CQLStore) Close() error {
+func (s *Store) Close() error {
 	s.s.Close()
 	return nil
 }
 
-// Session is the underlying gocql session (for tests and tools).
-func (s *CQLStore) Session() *gocql.Session { return s.s }
-
-// Keyspace is the keyspace the store uses.
-func (s *CQLStore) Keyspace() string { return s.cfg.Keyspace }
-
 // cql fills {ks} in a statement template with the quoted keyspace.
-func (s *CQLStore) cql(tmpl string) string {
+func (s *Store) cql(tmpl string) string {
 	if v, ok := s.qs.Load(tmpl); ok {
 		return v.(string)
 	}
@@ -214,12 +209,12 @@ func (s *CQLStore) cql(tmpl string) string {
 }
 
 // query is a statement with the keyspace filled in, bound to ctx.
-func (s *CQLStore) query(ctx context.Context, tmpl string, args ...any) *gocql.Query {
+func (s *Store) query(ctx context.Context, tmpl string, args ...any) *gocql.Query {
 	return s.s.Query(s.cql(tmpl), args...).WithContext(ctx)
 }
 
 // write runs an idempotent write.
-func (s *CQLStore) write(ctx context.Context, tmpl string, args ...any) error {
+func (s *Store) write(ctx context.Context, tmpl string, args ...any) error {
 	return s.query(ctx, tmpl, args...).Idempotent(true).Exec()
 }
 
@@ -273,13 +268,13 @@ var cqlMigrations = []cqlMigration{
 	}},
 }
 
-// CQLSchemaVersion is the newest schema version this build knows.
-func CQLSchemaVersion() int { return cqlMigrations[len(cqlMigrations)-1].version }
+// schemaVersion is the newest schema version this build knows.
+func schemaVersion() int { return cqlMigrations[len(cqlMigrations)-1].version }
 
 // migrate creates the keyspace and schema_migrations if missing and applies the
 // migrations not yet recorded there, in order. A database already up to date costs
 // three reads and no DDL.
-func (s *CQLStore) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context) error {
 	var n int
 	if err := s.s.Query(`SELECT COUNT(*) FROM system_schema.keyspaces WHERE keyspace_name = ?`, s.cfg.Keyspace).
 		WithContext(ctx).Scan(&n); err != nil {
@@ -325,8 +320,8 @@ func (s *CQLStore) migrate(ctx context.Context) error {
 		}
 	}
 	for v := range applied {
-		if v > CQLSchemaVersion() {
-			return fmt.Errorf("schema version %d is newer than this build knows (%d)", v, CQLSchemaVersion())
+		if v > schemaVersion() {
+			return fmt.Errorf("schema version %d is newer than this build knows (%d)", v, schemaVersion())
 		}
 	}
 	return nil
@@ -334,7 +329,7 @@ func (s *CQLStore) migrate(ctx context.Context) error {
 
 // ---- encoding helpers
 
-// id converts a snowflake to CQL's signed bigint. Snowflakes stay below 2^63 until
+// cqlID converts a snowflake to CQL's signed bigint. Snowflakes stay below 2^63 until
 // 2084; larger values are clamped so that a cursor past every id still works.
 func cqlID(s guildhall.Snowflake) int64 {
 	if s > math.MaxInt64 {
@@ -345,14 +340,14 @@ func cqlID(s guildhall.Snowflake) int64 {
 
 func cqlNotFound(err error, format string, args ...any) error {
 	if errors.Is(err, gocql.ErrNotFound) {
-		return fmt.Errorf(format+": %w", append(args, ErrNotFound)...)
+		return fmt.Errorf(format+": %w", append(args, messaging.ErrNotFound)...)
 	}
 	return fmt.Errorf(format+": %w", append(args, err)...)
 }
 
 // ---- users and tokens
 
-func (s *CQLStore) CreateUser(ctx context.Context, u UserRecord) error {
+func (s *Store) CreateUser(ctx context.Context, u messaging.UserRecord) error {
 	data, err := json.Marshal(u.User)
 	if err != nil {
 		return err
@@ -368,7 +363,7 @@ func (s *CQLStore) CreateUser(ctx context.Context, u UserRecord) error {
 		return fmt.Errorf("create user %q: %w", u.User.Username, err)
 	}
 	if owner, _ := existing["user_id"].(int64); !applied && owner != cqlID(u.User.ID) {
-		return fmt.Errorf("create user %q: username taken: %w", u.User.Username, ErrConflict)
+		return fmt.Errorf("create user %q: username taken: %w", u.User.Username, messaging.ErrConflict)
 	}
 	if err := s.write(ctx, `INSERT INTO {ks}.users (id, data, password_hash) VALUES (?, ?, ?)`,
 		cqlID(u.User.ID), data, u.PasswordHash); err != nil {
@@ -377,17 +372,17 @@ func (s *CQLStore) CreateUser(ctx context.Context, u UserRecord) error {
 	return nil
 }
 
-func (s *CQLStore) UserByName(ctx context.Context, username string) (UserRecord, error) {
+func (s *Store) UserByName(ctx context.Context, username string) (messaging.UserRecord, error) {
 	var uid int64
 	if err := s.query(ctx, `SELECT user_id FROM {ks}.usernames WHERE name = ?`, strings.ToLower(username)).Scan(&uid); err != nil {
-		return UserRecord{}, cqlNotFound(err, "user %q", username)
+		return messaging.UserRecord{}, cqlNotFound(err, "user %q", username)
 	}
 	return s.userRecord(ctx, guildhall.Snowflake(uid))
 }
 
-func (s *CQLStore) userRecord(ctx context.Context, uid guildhall.Snowflake) (UserRecord, error) {
+func (s *Store) userRecord(ctx context.Context, uid guildhall.Snowflake) (messaging.UserRecord, error) {
 	var data []byte
-	var rec UserRecord
+	var rec messaging.UserRecord
 	if err := s.query(ctx, `SELECT data, password_hash FROM {ks}.users WHERE id = ?`, cqlID(uid)).Scan(&data, &rec.PasswordHash); err != nil {
 		return rec, cqlNotFound(err, "user %v", uid)
 	}
@@ -398,16 +393,16 @@ func (s *CQLStore) userRecord(ctx context.Context, uid guildhall.Snowflake) (Use
 	return rec, nil
 }
 
-func (s *CQLStore) User(ctx context.Context, uid guildhall.Snowflake) (guildhall.User, error) {
+func (s *Store) User(ctx context.Context, uid guildhall.Snowflake) (guildhall.User, error) {
 	rec, err := s.userRecord(ctx, uid)
 	return rec.User, err
 }
 
-func (s *CQLStore) PutToken(ctx context.Context, tokenHash string, userID guildhall.Snowflake) error {
+func (s *Store) PutToken(ctx context.Context, tokenHash string, userID guildhall.Snowflake) error {
 	return s.write(ctx, `INSERT INTO {ks}.tokens (token_hash, user_id) VALUES (?, ?)`, tokenHash, cqlID(userID))
 }
 
-func (s *CQLStore) UserByToken(ctx context.Context, tokenHash string) (guildhall.Snowflake, error) {
+func (s *Store) UserByToken(ctx context.Context, tokenHash string) (guildhall.Snowflake, error) {
 	var uid int64
 	if err := s.query(ctx, `SELECT user_id FROM {ks}.tokens WHERE token_hash = ?`, tokenHash).Scan(&uid); err != nil {
 		return 0, cqlNotFound(err, "token")
@@ -417,7 +412,7 @@ func (s *CQLStore) UserByToken(ctx context.Context, tokenHash string) (guildhall
 
 // ---- guilds, channels, roles
 
-func (s *CQLStore) PutGuild(ctx context.Context, g guildhall.Guild) error {
+func (s *Store) PutGuild(ctx context.Context, g guildhall.Guild) error {
 	g.MemberCount = 0 // the counter table owns it
 	data, err := json.Marshal(g)
 	if err != nil {
@@ -426,7 +421,7 @@ func (s *CQLStore) PutGuild(ctx context.Context, g guildhall.Guild) error {
 	return s.write(ctx, `INSERT INTO {ks}.guilds (id, data) VALUES (?, ?)`, cqlID(g.ID), data)
 }
 
-func (s *CQLStore) Guild(ctx context.Context, gid guildhall.Snowflake) (guildhall.Guild, error) {
+func (s *Store) Guild(ctx context.Context, gid guildhall.Snowflake) (guildhall.Guild, error) {
 	var g guildhall.Guild
 	var data []byte
 	if err := s.query(ctx, `SELECT data FROM {ks}.guilds WHERE id = ?`, cqlID(gid)).Scan(&data); err != nil {
@@ -444,7 +439,7 @@ func (s *CQLStore) Guild(ctx context.Context, gid guildhall.Snowflake) (guildhal
 	return g, nil
 }
 
-func (s *CQLStore) PutChannel(ctx context.Context, c guildhall.Channel) error {
+func (s *Store) PutChannel(ctx context.Context, c guildhall.Channel) error {
 	data, err := json.Marshal(c)
 	if err != nil {
 		return err
@@ -474,7 +469,7 @@ func (s *CQLStore) PutChannel(ctx context.Context, c guildhall.Channel) error {
 	return nil
 }
 
-func (s *CQLStore) Channel(ctx context.Context, cid guildhall.Snowflake) (guildhall.Channel, error) {
+func (s *Store) Channel(ctx context.Context, cid guildhall.Snowflake) (guildhall.Channel, error) {
 	var c guildhall.Channel
 	var data []byte
 	if err := s.query(ctx, `SELECT data FROM {ks}.channels WHERE id = ?`, cqlID(cid)).Scan(&data); err != nil {
@@ -486,7 +481,7 @@ func (s *CQLStore) Channel(ctx context.Context, cid guildhall.Snowflake) (guildh
 	return c, nil
 }
 
-func (s *CQLStore) Channels(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Channel, error) {
+func (s *Store) Channels(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Channel, error) {
 	out := []guildhall.Channel{}
 	iter := s.query(ctx, `SELECT data FROM {ks}.channels_by_guild WHERE guild_id = ?`, cqlID(guildID)).Iter()
 	var data []byte
@@ -505,7 +500,7 @@ func (s *CQLStore) Channels(ctx context.Context, guildID guildhall.Snowflake) ([
 	return out, nil
 }
 
-func (s *CQLStore) PutRole(ctx context.Context, guildID guildhall.Snowflake, r guildhall.Role) error {
+func (s *Store) PutRole(ctx context.Context, guildID guildhall.Snowflake, r guildhall.Role) error {
 	data, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -514,7 +509,7 @@ func (s *CQLStore) PutRole(ctx context.Context, guildID guildhall.Snowflake, r g
 }
 
 // Roles lists a guild's roles by id ascending.
-func (s *CQLStore) Roles(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Role, error) {
+func (s *Store) Roles(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Role, error) {
 	out := []guildhall.Role{}
 	iter := s.query(ctx, `SELECT data FROM {ks}.roles WHERE guild_id = ?`, cqlID(guildID)).Iter()
 	var data []byte
@@ -534,7 +529,7 @@ func (s *CQLStore) Roles(ctx context.Context, guildID guildhall.Snowflake) ([]gu
 
 // ---- members
 
-func (s *CQLStore) PutMember(ctx context.Context, m guildhall.Member) error {
+func (s *Store) PutMember(ctx context.Context, m guildhall.Member) error {
 	fail := func(err error) error {
 		return fmt.Errorf("put member %v of guild %v: %w", m.User.ID, m.GuildID, err)
 	}
@@ -544,7 +539,7 @@ func (s *CQLStore) PutMember(ctx context.Context, m guildhall.Member) error {
 	// was given), whether the membership exists, and the two index rows. The index
 	// rows are idempotent and land before the member row, so a retry of a half-done
 	// PutMember completes it.
-	var rec UserRecord
+	var rec messaging.UserRecord
 	var userErr, existsErr error
 	var exists bool
 	err := cqlParallel(
@@ -568,7 +563,7 @@ func (s *CQLStore) PutMember(ctx context.Context, m guildhall.Member) error {
 	if err == nil {
 		err = existsErr
 	}
-	if err == nil && userErr != nil && !errors.Is(userErr, ErrNotFound) {
+	if err == nil && userErr != nil && !errors.Is(userErr, messaging.ErrNotFound) {
 		err = userErr
 	}
 	if err != nil {
@@ -641,7 +636,7 @@ func decodeCQLMember(data []byte, guildID guildhall.Snowflake, userID int64) (gu
 	return m, nil
 }
 
-func (s *CQLStore) Member(ctx context.Context, guildID, userID guildhall.Snowflake) (guildhall.Member, error) {
+func (s *Store) Member(ctx context.Context, guildID, userID guildhall.Snowflake) (guildhall.Member, error) {
 	var data []byte
 	if err := s.query(ctx, `SELECT data FROM {ks}.members WHERE guild_id = ? AND bucket = ? AND user_id = ?`,
 		cqlID(guildID), cqlMemberBucket(userID), cqlID(userID)).Scan(&data); err != nil {
@@ -652,7 +647,7 @@ func (s *CQLStore) Member(ctx context.Context, guildID, userID guildhall.Snowfla
 
 // Members walks the guild's member buckets upwards from after's, reading at most
 // limit rows in all.
-func (s *CQLStore) Members(ctx context.Context, guildID, after guildhall.Snowflake, limit int) ([]guildhall.Member, error) {
+func (s *Store) Members(ctx context.Context, guildID, after guildhall.Snowflake, limit int) ([]guildhall.Member, error) {
 	out := []guildhall.Member{}
 	if limit <= 0 {
 		return out, nil
@@ -686,7 +681,7 @@ func (s *CQLStore) Members(ctx context.Context, guildID, after guildhall.Snowfla
 	return out, nil
 }
 
-func (s *CQLStore) MemberCount(ctx context.Context, guildID guildhall.Snowflake) (int, error) {
+func (s *Store) MemberCount(ctx context.Context, guildID guildhall.Snowflake) (int, error) {
 	var n int64
 	err := s.query(ctx, `SELECT members FROM {ks}.guild_member_counts WHERE guild_id = ?`, cqlID(guildID)).Scan(&n)
 	if errors.Is(err, gocql.ErrNotFound) {
@@ -702,7 +697,7 @@ func (s *CQLStore) MemberCount(ctx context.Context, guildID guildhall.Snowflake)
 // moves its counter to that number: the repair for a count that a failed increment
 // left one short. Joins that race with it may be off by their own increments;
 // run it when the guild is quiet.
-func (s *CQLStore) RecountMembers(ctx context.Context, guildID guildhall.Snowflake) (int, error) {
+func (s *Store) RecountMembers(ctx context.Context, guildID guildhall.Snowflake) (int, error) {
 	total := 0
 	buckets := s.query(ctx, `SELECT bucket FROM {ks}.member_buckets WHERE guild_id = ?`, cqlID(guildID)).Iter()
 	var b int64
@@ -730,7 +725,7 @@ func (s *CQLStore) RecountMembers(ctx context.Context, guildID guildhall.Snowfla
 	return total, nil
 }
 
-func (s *CQLStore) UserGuilds(ctx context.Context, userID guildhall.Snowflake) ([]guildhall.Snowflake, error) {
+func (s *Store) UserGuilds(ctx context.Context, userID guildhall.Snowflake) ([]guildhall.Snowflake, error) {
 	out := []guildhall.Snowflake{}
 	iter := s.query(ctx, `SELECT guild_id FROM {ks}.user_guilds WHERE user_id = ?`, cqlID(userID)).Iter()
 	var g int64
@@ -745,7 +740,7 @@ func (s *CQLStore) UserGuilds(ctx context.Context, userID guildhall.Snowflake) (
 
 // ---- invites
 
-func (s *CQLStore) PutInvite(ctx context.Context, inv guildhall.Invite) error {
+func (s *Store) PutInvite(ctx context.Context, inv guildhall.Invite) error {
 	data, err := json.Marshal(inv)
 	if err != nil {
 		return err
@@ -758,7 +753,7 @@ func (s *CQLStore) PutInvite(ctx context.Context, inv guildhall.Invite) error {
 // create-if-absent (LWT) and the member counter cannot share a batch with other
 // tables. If one write fails the join fails; a use counted without its member only
 // uses the invite up sooner.
-func (s *CQLStore) JoinGuild(ctx context.Context, m guildhall.Member, code string) (guildhall.Invite, bool, error) {
+func (s *Store) JoinGuild(ctx context.Context, m guildhall.Member, code string) (guildhall.Invite, bool, error) {
 	unlock := s.joins.lock(code)
 	defer unlock()
 	var inv guildhall.Invite
@@ -783,7 +778,7 @@ func (s *CQLStore) JoinGuild(ctx context.Context, m guildhall.Member, code strin
 		return inv, false, nil
 	}
 	if inv.MaxUses > 0 && inv.Uses >= inv.MaxUses {
-		return guildhall.Invite{}, false, fmt.Errorf("invite %q: %w", code, ErrInviteUsedUp)
+		return guildhall.Invite{}, false, fmt.Errorf("invite %q: %w", code, messaging.ErrInviteUsedUp)
 	}
 	inv.Uses++
 	err = cqlParallel(
@@ -796,7 +791,7 @@ func (s *CQLStore) JoinGuild(ctx context.Context, m guildhall.Member, code strin
 	return inv, true, nil
 }
 
-func (s *CQLStore) Invite(ctx context.Context, code string) (guildhall.Invite, error) {
+func (s *Store) Invite(ctx context.Context, code string) (guildhall.Invite, error) {
 	var inv guildhall.Invite
 	var data []byte
 	if err := s.query(ctx, `SELECT data FROM {ks}.invites WHERE code = ?`, code).Scan(&data); err != nil {
@@ -830,7 +825,7 @@ type cqlMsgKey struct {
 // highest-Seq write (a delete on a tie), because two writes with one timestamp
 // would be resolved by value, not by Seq. The bucket index rows are written in the
 // same round.
-func (s *CQLStore) ApplyMessages(ctx context.Context, writes []MessageWrite) error {
+func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWrite) error {
 	if len(writes) == 0 {
 		return nil
 	}
@@ -932,7 +927,7 @@ func (s *CQLStore) ApplyMessages(ctx context.Context, writes []MessageWrite) err
 
 // runBatches executes batches, cfg.Parallelism at a time; a batch of one statement
 // goes as a plain query. It returns the first error after all have finished.
-func (s *CQLStore) runBatches(jobs []*gocql.Batch) error {
+func (s *Store) runBatches(jobs []*gocql.Batch) error {
 	if len(jobs) == 1 {
 		return s.execBatch(jobs[0])
 	}
@@ -958,7 +953,7 @@ func (s *CQLStore) runBatches(jobs []*gocql.Batch) error {
 	return first
 }
 
-func (s *CQLStore) execBatch(b *gocql.Batch) error {
+func (s *Store) execBatch(b *gocql.Batch) error {
 	if len(b.Entries) == 1 {
 		e := b.Entries[0]
 		return s.s.Query(e.Stmt, e.Args...).WithContext(b.Context()).Idempotent(e.Idempotent).Exec()
@@ -975,7 +970,7 @@ func decodeCQLMessage(data []byte, channelID guildhall.Snowflake, mid int64) (gu
 	return m, nil
 }
 
-func (s *CQLStore) Message(ctx context.Context, channelID, mid guildhall.Snowflake) (guildhall.Message, error) {
+func (s *Store) Message(ctx context.Context, channelID, mid guildhall.Snowflake) (guildhall.Message, error) {
 	var data []byte
 	if err := s.query(ctx, `SELECT data FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id = ?`,
 		cqlID(channelID), mid.Bucket(), cqlID(mid)).Scan(&data); err != nil {
@@ -984,7 +979,7 @@ func (s *CQLStore) Message(ctx context.Context, channelID, mid guildhall.Snowfla
 	return decodeCQLMessage(data, channelID, cqlID(mid))
 }
 
-func (s *CQLStore) History(ctx context.Context, channelID guildhall.Snowflake, q HistoryQuery) ([]guildhall.Message, error) {
+func (s *Store) History(ctx context.Context, channelID guildhall.Snowflake, q messaging.HistoryQuery) ([]guildhall.Message, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
@@ -1014,7 +1009,7 @@ func (s *CQLStore) History(ctx context.Context, channelID guildhall.Snowflake, q
 
 // historyDown appends up to n messages with id < below (any id if below is 0),
 // newest first, walking the channel's non-empty buckets downwards.
-func (s *CQLStore) historyDown(ctx context.Context, channelID, below guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
+func (s *Store) historyDown(ctx context.Context, channelID, below guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
 	if n <= 0 {
 		return out, nil
 	}
@@ -1047,7 +1042,7 @@ func (s *CQLStore) historyDown(ctx context.Context, channelID, below guildhall.S
 
 // historyUp appends up to n messages with id >= from, oldest first, walking the
 // channel's non-empty buckets upwards.
-func (s *CQLStore) historyUp(ctx context.Context, channelID, from guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
+func (s *Store) historyUp(ctx context.Context, channelID, from guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
 	if n <= 0 {
 		return out, nil
 	}
