@@ -171,7 +171,7 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 		log:        cfg.Logger,
 		api:        apiClient{nc: nc},
 		limiter:    lim,
-		replays:    newReplays(stream, cfg.MaxReplays),
+		replays:    newReplays(stream, apiClient{nc: nc}, cfg.MaxReplays, cfg.APITimeout),
 		identifies: make(chan struct{}, cfg.MaxIdentifies),
 	}
 	// Built in dependency order; a failure stops what was started.
@@ -182,7 +182,7 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 		}
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	if g.pump, err = newPump(pumpConfig{nc: nc, js: js, stream: stream, guilds: g.api, node: cfg.Node, inbox: cfg.Inbox, metrics: cfg.Metrics, log: cfg.Logger}); err != nil {
+	if g.pump, err = newPump(pumpConfig{nc: nc, stream: stream, guilds: g.api, ticks: g.api, node: cfg.Node, inbox: cfg.Inbox, metrics: cfg.Metrics, log: cfg.Logger}); err != nil {
 		return fail(err)
 	}
 	closers = append(closers, g.pump.close)

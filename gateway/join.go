@@ -16,8 +16,8 @@ import (
 //
 //  1. prepare (in the pump): subscribe the rooms the session needs that this
 //     gateway does not have yet;
-//  2. cut (in the caller): publish a tick to the stream on this gateway's tick
-//     subject and wait until the pump has handled it. The stream re-publishes in
+//  2. cut (in the caller): have the api publish a tick to the stream on this
+//     gateway's tick subject and wait until the pump has handled it. The stream re-publishes in
 //     order, so by then the pump has handled every event before the tick of every
 //     guild it is subscribed to, and the new subscriptions are in place for every
 //     event after it;
@@ -150,16 +150,16 @@ func (p *pump) abort(rooms []*room) {
 	}
 }
 
-// cut publishes a tick and returns once the pump has handled it, with f run in
-// the pump at that moment.
+// cut has a tick published and returns once the pump has handled it, with f run
+// in the pump at that moment.
 func (p *pump) cut(ctx context.Context, f func()) error {
-	ack, err := p.js.Publish(ctx, p.tickSubject, nil)
+	seq, err := p.ticks.tick(ctx, p.node)
 	if err != nil {
 		return fmt.Errorf("gateway: tick: %w", err)
 	}
 	done := make(chan struct{})
 	if !p.post(func() {
-		p.waiters = append(p.waiters, waiter{seq: ack.Sequence, run: func() { f(); close(done) }})
+		p.waiters = append(p.waiters, waiter{seq: seq, run: func() { f(); close(done) }})
 		p.releaseWaiters()
 	}) {
 		return errClosed

@@ -19,6 +19,9 @@ type Metrics struct {
 	SlowConsumers prometheus.Counter
 	// GapFills counts gaps in a guild's events filled from the stream.
 	GapFills prometheus.Counter
+	// ForeignMessages counts messages on re-published subjects that the stream's
+	// RePublish did not make (dropped): a bug or an attack.
+	ForeignMessages prometheus.Counter
 	// Resumes counts RESUME attempts by outcome.
 	Resumes *prometheus.CounterVec
 	// ResumeReplays counts resume replays by where the missed events came from.
@@ -55,6 +58,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		GapFills: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "guildhall_gateway_gap_fills_total", Help: "Gaps in a guild's events filled from the stream.",
 		}),
+		ForeignMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guildhall_gateway_foreign_messages_total", Help: "Messages on re-published subjects that the stream's RePublish did not make (dropped): a bug or an attack.",
+		}),
 		Resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "guildhall_gateway_resumes_total", Help: "RESUME attempts by outcome.",
 		}, []string{"outcome"}),
@@ -67,7 +73,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Sessions, m.GuildSubscriptions, m.DispatchCandidates, m.FramesWritten, m.Fanout,
-			m.SlowConsumers, m.GapFills, m.Resumes, m.ResumeReplays, m.Identifies)
+			m.SlowConsumers, m.GapFills, m.ForeignMessages, m.Resumes, m.ResumeReplays, m.Identifies)
 	}
 	return m
 }

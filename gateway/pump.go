@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync/atomic"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -33,15 +32,15 @@ import (
 // events for resumes from memory.
 type pump struct {
 	nc      *natsgo.Conn
-	js      jetstream.JetStream
 	stream  jetstream.Stream
 	guilds  guildSource
+	ticks   tickSource
 	metrics *Metrics
 	log     *slog.Logger
-	// tickSubject is where cut publishes ticks; the stream re-publishes them to
-	// this gateway alone.
-	tickSubject string
-	tickSub     *natsgo.Subscription
+	// node names this gateway's ticks: the api publishes them for cut, and the
+	// stream re-publishes them to this gateway alone.
+	node    string
+	tickSub *natsgo.Subscription
 
 	in      chan *natsgo.Msg
 	cmds    chan func()
@@ -63,7 +62,16 @@ type guildSource interface {
 	guildState(ctx context.Context, id guildhall.Snowflake) (guildhall.GuildState, error)
 }
 
-var _ guildSource = apiClient{}
+// tickSource publishes a tick for a gateway node into the stream and returns its
+// sequence: the api (gateways publish nothing into the stream).
+type tickSource interface {
+	tick(ctx context.Context, node string) (uint64, error)
+}
+
+var (
+	_ guildSource = apiClient{}
+	_ tickSource  = apiClient{}
+)
 
 // waiter runs in the pump once the watermark reaches seq.
 type waiter struct {
@@ -80,9 +88,9 @@ type userRoom struct {
 // pumpConfig is what a pump is built from.
 type pumpConfig struct {
 	nc      *natsgo.Conn
-	js      jetstream.JetStream
 	stream  jetstream.Stream
 	guilds  guildSource
+	ticks   tickSource
 	node    string // the gateway's node: its ticks come back on its own subject
 	inbox   int    // Config.Inbox
 	metrics *Metrics
@@ -92,18 +100,18 @@ type pumpConfig struct {
 // newPump subscribes to the node's ticks and starts the pump. Stop it with close.
 func newPump(cfg pumpConfig) (*pump, error) {
 	p := &pump{
-		nc:          cfg.nc,
-		js:          cfg.js,
-		stream:      cfg.stream,
-		guilds:      cfg.guilds,
-		metrics:     cfg.metrics,
-		log:         cfg.log,
-		tickSubject: ghnats.TickInSubject(cfg.node),
-		in:          make(chan *natsgo.Msg, cfg.inbox),
-		cmds:        make(chan func(), 1024),
-		stopped:     make(chan struct{}),
-		rooms:       map[guildhall.Snowflake]*room{},
-		users:       map[guildhall.Snowflake]*userRoom{},
+		nc:      cfg.nc,
+		stream:  cfg.stream,
+		guilds:  cfg.guilds,
+		ticks:   cfg.ticks,
+		metrics: cfg.metrics,
+		log:     cfg.log,
+		node:    cfg.node,
+		in:      make(chan *natsgo.Msg, cfg.inbox),
+		cmds:    make(chan func(), 1024),
+		stopped: make(chan struct{}),
+		rooms:   map[guildhall.Snowflake]*room{},
+		users:   map[guildhall.Snowflake]*userRoom{},
 	}
 	sub, err := cfg.nc.ChanSubscribe(ghnats.TickEventSubject(cfg.node), p.in)
 	if err != nil {
@@ -190,20 +198,34 @@ func (p *pump) handle(m *natsgo.Msg) {
 	id := guildhall.Snowflake(subj.ID)
 	switch subj.Kind {
 	case ghnats.SubjectEphemeralGuild:
-		if r := p.rooms[id]; r != nil {
-			ev := ghnats.DecodeEvent(m.Header, m.Data)
-			p.deliver(r, ev, newDispatch(ev, p.w))
+		// The api's typing and presence, published as they are: never anything
+		// JetStream sent (a stream's answer aimed here) or of another guild.
+		if r := p.rooms[id]; r != nil && m.Header.Get(jetstream.StreamHeader) == "" {
+			if ev := ghnats.DecodeEvent(m.Header, m.Data); ev.GuildID == id && ev.Type != "" {
+				p.deliver(r, ev, newDispatch(ev, p.w))
+			}
 		}
+		return
+	case ghnats.SubjectTickEvent, ghnats.SubjectGuildEvent, ghnats.SubjectUserEvent:
+	default:
+		return
+	}
+	// Only what the stream re-published for this subject carries a sequence the
+	// pump may believe.
+	seq, last, ok := ghnats.RePublished(m.Subject, m.Header)
+	if !ok {
+		p.metrics.ForeignMessages.Inc()
+		return
+	}
+	switch subj.Kind {
 	case ghnats.SubjectTickEvent:
-		seq, _ := streamSeqs(m.Header)
 		p.advance(seq)
 	case ghnats.SubjectGuildEvent:
 		r := p.rooms[id]
 		if r == nil {
 			return // the room was dropped; this was in flight
 		}
-		seq, last := streamSeqs(m.Header)
-		if seq == 0 || seq <= r.lastSeq {
+		if seq <= r.lastSeq {
 			return // already applied (a fill got it first)
 		}
 		if last > r.lastSeq && !r.fresh {
@@ -212,7 +234,6 @@ func (p *pump) handle(m *natsgo.Msg) {
 		p.apply(r, seq, ghnats.DecodeEvent(m.Header, m.Data))
 	case ghnats.SubjectUserEvent:
 		if u := p.users[id]; u != nil {
-			seq, _ := streamSeqs(m.Header)
 			p.applyUser(u, seq, ghnats.DecodeEvent(m.Header, m.Data))
 		}
 	}
@@ -250,10 +271,4 @@ func (p *pump) current() uint64 { return p.watermark.Load() }
 // when the pump has stopped.
 func (p *pump) sendNow(s *Session, t string, data []byte) bool {
 	return p.do(func() { s.send(dispatchFrame(t, p.w, data)) })
-}
-
-func streamSeqs(h natsgo.Header) (seq, last uint64) {
-	seq, _ = strconv.ParseUint(h.Get(jetstream.SequenceHeader), 10, 64)
-	last, _ = strconv.ParseUint(h.Get(jetstream.LastSequenceHeader), 10, 64)
-	return seq, last
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -15,19 +16,30 @@ import (
 )
 
 // replays reads resumes' missed events from the EVENTS stream: at most
-// Config.MaxReplays at once on this gateway, each with a short-lived ordered
-// consumer, and answers what a resume must know of the stream first.
+// Config.MaxReplays at once on this gateway, each from a short-lived consumer
+// the api creates for it, and answers what a resume must know of the stream
+// first.
 type replays struct {
-	stream jetstream.Stream
-	slots  chan struct{} // a slot per replay running
+	stream  jetstream.Stream
+	api     replayConsumers
+	timeout time.Duration // Config.APITimeout, for each consumer the api creates
+	slots   chan struct{} // a slot per replay running
 
 	mu      sync.Mutex // guards state, stateAt: the stream's state cached for resumes
 	state   jetstream.StreamState
 	stateAt time.Time
 }
 
-func newReplays(stream jetstream.Stream, slots int) *replays {
-	return &replays{stream: stream, slots: make(chan struct{}, slots)}
+// replayConsumers creates a consumer for a replay and returns its name: the api
+// (a gateway may not create consumers: see package nats, Permissions).
+type replayConsumers interface {
+	replay(ctx context.Context, req guildhall.ReplayRequest) (string, error)
+}
+
+var _ replayConsumers = apiClient{}
+
+func newReplays(stream jetstream.Stream, api replayConsumers, slots int, timeout time.Duration) *replays {
+	return &replays{stream: stream, api: api, timeout: timeout, slots: make(chan struct{}, slots)}
 }
 
 // replayable reports whether the stream still holds every event after seq, and
@@ -96,11 +108,10 @@ func (r *replays) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 	if from >= to {
 		return 0, nil
 	}
-	subjects := make([]string, 0, len(views)+1)
+	req := guildhall.ReplayRequest{User: s.user.ID, After: from}
 	for id := range views {
-		subjects = append(subjects, ghnats.GuildInSubject(uint64(id)))
+		req.Guilds = append(req.Guilds, id)
 	}
-	subjects = append(subjects, ghnats.UserInSubject(uint64(s.user.ID)))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// Each replay holds a consumer on the stream while it runs; a reconnect storm
@@ -111,17 +122,24 @@ func (r *replays) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
+	// The api creates the consumer (a gateway may not: see package nats,
+	// Permissions); this side fetches from it and deletes it. Creating it is a
+	// JetStream API call, which a busy cluster may refuse for a moment (a
+	// reconnect storm makes many at once): try a few times.
 	var cons jetstream.Consumer
 	var err error
-	// Creating the consumer is a JetStream API call, which a busy cluster may
-	// refuse for a moment (a reconnect storm makes many at once): try a few times.
 	for attempt := range 4 {
-		cons, err = r.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-			FilterSubjects:    subjects,
-			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:       from + 1,
-			InactiveThreshold: 10 * time.Second, // if the delete below is lost
-		})
+		actx, acancel := context.WithTimeout(ctx, r.timeout)
+		var name string
+		if name, err = r.api.replay(actx, req); err == nil {
+			cons, err = r.stream.Consumer(actx, name)
+			if err != nil {
+				dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = r.stream.DeleteConsumer(dctx, name)
+				dcancel()
+			}
+		}
+		acancel()
 		if err == nil {
 			break
 		}
@@ -131,13 +149,12 @@ func (r *replays) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 		return 0, err
 	}
 	defer func() {
-		if info := cons.CachedInfo(); info != nil {
-			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = r.stream.DeleteConsumer(dctx, info.Name)
-			dcancel()
-		}
+		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = r.stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+		dcancel()
 	}()
 	sent := 0
+	var delivered uint64
 	for {
 		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
@@ -150,6 +167,12 @@ func (r *replays) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 			if err != nil {
 				return sent, err
 			}
+			// A consumer without acks sends each event once: one lost on the
+			// way (this connection's buffers overflowed) would be a silent gap.
+			if md.Sequence.Consumer != delivered+1 {
+				return sent, fmt.Errorf("replay: delivery %d after %d: events lost", md.Sequence.Consumer, delivered)
+			}
+			delivered = md.Sequence.Consumer
 			seq := md.Sequence.Stream
 			if seq > to {
 				return sent, nil

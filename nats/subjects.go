@@ -17,7 +17,8 @@ import (
 //	gh.ev.t.<node>          … a tick, back to the gateway that published it
 //	gh.eph.g.<guild>        typing and presence of a guild: core NATS, never stored
 //	gh.eph.presence.counts  gateways' online counts to the presence aggregators
-//	gh.api.<endpoint>       request-reply endpoints of the api (identify, guild, members, admin.bot)
+//	gh.api.<endpoint>       request-reply endpoints of the api (identify, guild, members,
+//	                        replay, tick; admin.bot for operators)
 //	gh.gw.<node>.kick       a gateway closes a session another gateway has resumed
 //	$KV.<bucket>.<key>      a key of a JetStream KV bucket (presence heartbeats and batch reads)
 const (
@@ -33,6 +34,7 @@ const (
 	kvStreamPrefix   = "KV_"
 	SubjectInAll     = subjectIn + ">"
 	SubjectInGuild   = subjectIn + kindGuild + "*"
+	SubjectEvAll     = subjectOut + ">"
 	republishSource  = subjectIn + "*.*"
 	republishToEvent = subjectOut + "{{wildcard(1)}}.{{wildcard(2)}}"
 
@@ -47,10 +49,37 @@ const (
 const (
 	SubjectAPIIdentify = SubjectAPI + "identify" // guildhall.IdentifyRequest → IdentifyReply
 	SubjectAPIGuild    = SubjectAPI + "guild"    // guildhall.GuildRequest → GuildReply
-	SubjectAPIBot      = SubjectAPI + "admin.bot"
+	// SubjectAPIAdmin prefixes the operators' endpoints: only RoleOperator may
+	// publish under it.
+	SubjectAPIAdmin = SubjectAPI + "admin."
+	SubjectAPIBot   = SubjectAPIAdmin + "bot"
+	// SubjectAPIReplay creates a short-lived consumer for a gateway's replay
+	// (guildhall.ReplayRequest → ReplayReply): gateways may not create consumers.
+	SubjectAPIReplay = SubjectAPI + "replay"
+	// SubjectAPITick publishes a gateway's tick into the stream
+	// (guildhall.TickRequest → TickReply): gateways publish nothing into it.
+	SubjectAPITick = SubjectAPI + "tick"
 	// SubjectAPIMembers pages a guild's members for GUILD_MEMBERS_CHUNK
 	// (guildhall.MembersRequest → MembersReply).
 	SubjectAPIMembers = SubjectAPI + "members"
+)
+
+// Subjects the permissions (permissions.go) name beyond the ones the code
+// publishes on: wildcard forms of the subjects above, and those of NATS itself
+// ($JS.*, $KV.*), which are NATS's wire contract.
+const (
+	jsAPI      = "$JS.API."
+	jsACK      = "$JS.ACK."
+	jsFlowCtl  = "$JS.FC.>"
+	allSubject = ">"
+
+	subjectGuildInAll  = subjectIn + kindGuild + "*"
+	subjectUserInAll   = subjectIn + kindUser + "*"
+	subjectTickInAll   = subjectIn + kindTick + "*"
+	subjectEphGuildAll = SubjectEphemeral + kindGuild + "*"
+	subjectAPIAll      = SubjectAPI + allSubject
+	subjectAPIAdminAll = SubjectAPIAdmin + allSubject
+	subjectGatewayAll  = subjectGateway + allSubject
 )
 
 // SubjectPresenceCounts carries each gateway's periodic per-guild online counts to

@@ -184,12 +184,13 @@ func Apply(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	return nil
 }
 
-// Await waits until the topology exists, for processes that use it without owning
-// it (gateways): only the api role applies the topology, so that processes started
-// with different flags never undo each other's settings.
-func Await(ctx context.Context, js jetstream.JetStream, t Topology) error {
+// Await waits until the part of the topology that role uses exists, for processes
+// that use it without owning it (gateways, writers): only the api role applies the
+// topology, so that processes started with different flags never undo each
+// other's settings.
+func Await(ctx context.Context, js jetstream.JetStream, t Topology, role Role) error {
 	for {
-		err := exists(ctx, js, t)
+		err := exists(ctx, js, t, role)
 		if err == nil {
 			return nil
 		}
@@ -201,13 +202,27 @@ func Await(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	}
 }
 
-func exists(ctx context.Context, js jetstream.JetStream, t Topology) error {
-	if _, err := js.Stream(ctx, StreamEvents); err != nil {
+func exists(ctx context.Context, js jetstream.JetStream, t Topology, role Role) error {
+	s, err := js.Stream(ctx, StreamEvents)
+	if err != nil {
 		return fmt.Errorf("stream %s: %w", StreamEvents, err)
 	}
-	for _, b := range t.Buckets() {
-		if _, err := js.KeyValue(ctx, b.Bucket); err != nil {
-			return fmt.Errorf("bucket %s: %w", b.Bucket, err)
+	switch role {
+	case RoleWriter:
+		if _, err := s.Consumer(ctx, ConsumerWriter); err != nil {
+			return fmt.Errorf("consumer %s: %w", ConsumerWriter, err)
+		}
+	case RoleGateway:
+		for _, b := range gatewayBuckets {
+			if _, err := js.KeyValue(ctx, b); err != nil {
+				return fmt.Errorf("bucket %s: %w", b, err)
+			}
+		}
+	default:
+		for _, b := range t.Buckets() {
+			if _, err := js.KeyValue(ctx, b.Bucket); err != nil {
+				return fmt.Errorf("bucket %s: %w", b.Bucket, err)
+			}
 		}
 	}
 	return nil
