@@ -18,20 +18,20 @@ type RevokeRequest struct {
 // RevokeReply says whose tokens went and how many, or Error. Revoked 0 with no
 // error: there was no such token.
 type RevokeReply struct {
-	UserID  guildhall.Snowflake `json:"user_id,omitempty"`
-	Revoked int                 `json:"revoked"`
-	Error   *guildhall.Error    `json:"error,omitempty"`
+	UserID  guildhall.Snowflake    `json:"user_id,omitempty"`
+	Revoked int                    `json:"revoked"`
+	Error   *guildhall.RemoteError `json:"error,omitempty"`
 }
 
 func (r *Responder) revoke(ctx context.Context, data []byte) any {
 	var req RevokeRequest
 	if err := json.Unmarshal(data, &req); err != nil {
-		return RevokeReply{Error: guildhall.ErrInvalidJSON}
+		return RevokeReply{Error: guildhall.ErrInvalidJSON.Remote()}
 	}
 	switch {
 	case req.TokenHash != "" && req.Username == "":
 		if !guildhall.ValidTokenHash(req.TokenHash) {
-			return RevokeReply{Error: guildhall.FieldError("token_sha256", "BASE_TYPE_BAD_LENGTH", "A SHA-256 in hex.")}
+			return RevokeReply{Error: guildhall.FieldError("token_sha256", "BASE_TYPE_BAD_LENGTH", "A SHA-256 in hex.").Remote()}
 		}
 		user, found, err := r.svc.RevokeTokenHash(ctx, req.TokenHash)
 		if err != nil {
@@ -50,5 +50,5 @@ func (r *Responder) revoke(ctx context.Context, data []byte) any {
 		r.log.Info("tokens revoked", "user_id", user, "count", n)
 		return RevokeReply{UserID: user, Revoked: n}
 	}
-	return RevokeReply{Error: guildhall.FieldError("username", "BASE_TYPE_REQUIRED", "One of token_sha256 and username.")}
+	return RevokeReply{Error: guildhall.FieldError("username", "BASE_TYPE_REQUIRED", "One of token_sha256 and username.").Remote()}
 }
