@@ -49,6 +49,14 @@ type serveFlags struct {
 	http                                              httpTimeouts
 	metricsAddr                                       string
 	tokenCacheTTL                                     time.Duration
+	gatewayLimits                                     gatewayLimitFlags
+}
+
+// gatewayLimitFlags bound each gateway connection and client address.
+type gatewayLimitFlags struct {
+	identifyTimeout time.Duration
+	payloadLimit    int
+	connsPerAddr    int
 }
 
 // parseServe reads serve's flags from args. Every flag can also be set by its
@@ -95,6 +103,9 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve GET /metrics on this address only (not on --addr); empty serves it on --addr")
 	fs.DurationVar(&f.tokenCacheTTL, "token-cache-ttl", time.Minute, "how long the api believes a cached token without asking the store: bounds how long a revoked token works on an api process that missed the revocation")
+	fs.DurationVar(&f.gatewayLimits.identifyTimeout, "gateway-identify-timeout", 20*time.Second, "a connection without IDENTIFY or RESUME this long after HELLO is closed with 4009 (heartbeats do not count); negative: never")
+	fs.IntVar(&f.gatewayLimits.payloadLimit, "gateway-payload-limit", 120, "client payloads per connection per 60 s, heartbeats included (Discord's 120); one more closes with 4008; negative: no limit")
+	fs.IntVar(&f.gatewayLimits.connsPerAddr, "gateway-max-conns-per-addr", 1000, "gateway connections per client address; more are refused with HTTP 429; negative: no cap (loopback load tools)")
 	f.http.flags(fs)
 	return fs
 }
@@ -373,6 +384,11 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	if c := conns[ghnats.RoleGateway]; c != nil {
 		gw, err = gateway.New(startCtx, c.nc, c.js, gateway.Config{
 			PublicURL: f.publicURL, StartLimits: f.startLimits(), Metrics: gwMetrics, Logger: log,
+			Limits: gateway.LimitsConfig{
+				IdentifyTimeout: f.gatewayLimits.identifyTimeout,
+				PayloadLimit:    f.gatewayLimits.payloadLimit,
+				MaxConnsPerAddr: f.gatewayLimits.connsPerAddr,
+			},
 		})
 		if err != nil {
 			return err
