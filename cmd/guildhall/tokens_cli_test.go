@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -70,4 +71,58 @@ func TestTokenRevokeCLI(t *testing.T) {
 	}
 	s.rest.Must(t, http.StatusUnauthorized, "GET", "/users/@me", ownerTok, nil, nil)
 	s.rest.Must(t, http.StatusOK, "GET", "/users/@me", second, nil, nil)
+}
+
+// A revoked token's live gateway sessions are closed with 4004 and cannot
+// resume; a password change keeps the session of the token that made it.
+func TestRevocationClosesGatewaySessions(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	name := "rev" + randName()
+	const pw = "correct horse battery"
+	tok, _ := s.rest.Register(t, name)
+	var other struct {
+		Token string `json:"token"`
+	}
+	s.rest.Must(t, http.StatusOK, "POST", "/auth/login", "", map[string]string{"username": name, "password": pw}, &other)
+
+	a := testenv.DialGateway(t, s.gatewayURL())
+	ready := a.Identify(tok)
+	b := testenv.DialGateway(t, s.gatewayURL())
+	b.Identify(other.Token)
+	var r struct {
+		SessionID string `json:"session_id"`
+	}
+	mustJSON(t, ready.D, &r)
+
+	// Password change with the second token: the first token's session goes,
+	// the second's stays.
+	s.rest.Must(t, http.StatusOK, "PATCH", "/users/@me", other.Token, map[string]string{"password": pw, "new_password": "a new passphrase"}, nil)
+	if code, _ := a.WaitClose(10 * time.Second); code != 4004 {
+		t.Fatalf("the revoked token's session closed with %d; want 4004", code)
+	}
+	res := testenv.DialGateway(t, s.gatewayURL())
+	res.WaitFor(t, "op:10", 5*time.Second)
+	if err := res.Resume(tok, r.SessionID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := res.WaitClose(10 * time.Second); code != 4004 {
+		t.Fatalf("RESUME with the revoked token closed with %d; want 4004", code)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if b.Closed() {
+		t.Fatal("the session of the token that changed the password was closed")
+	}
+
+	// Logout ends the second one too.
+	s.rest.Must(t, http.StatusNoContent, "POST", "/auth/logout", other.Token, nil, nil)
+	if code, _ := b.WaitClose(10 * time.Second); code != 4004 {
+		t.Fatalf("the logged-out token's session closed with %d; want 4004", code)
+	}
+}
+
+func mustJSON(t *testing.T, raw []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatal(err)
+	}
 }
