@@ -279,7 +279,9 @@ func (s *Service) WatchRevocations(ctx context.Context) error {
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{ghnats.SubjectRevocationsIn},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
-		NamePrefix:     ghnats.RevocationWatcherPrefix,
+		// Unique per process: ordered consumers of two processes with one
+		// prefix would take each other's names.
+		NamePrefix: ghnats.RevocationWatcherPrefix + "_" + s.ids.Next().String(),
 	})
 	if err != nil {
 		return internal("revocations: consumer", err)

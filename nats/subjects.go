@@ -100,8 +100,8 @@ const (
 	// (`guildhall token revoke`): an admin subject, like SubjectAPIBot.
 	SubjectAPIRevoke = SubjectAPIAdmin + "token.revoke"
 	// RevocationWatcherPrefix names the ordered consumer each api process reads
-	// revocations with ({prefix}_{n}): long-lived ephemeral consumers that are
-	// not replays.
+	// revocations with ({prefix}_{process}_{n}): long-lived ephemeral
+	// consumers that are not replays.
 	RevocationWatcherPrefix = "revocations"
 )
 
