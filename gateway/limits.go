@@ -60,7 +60,7 @@ type connLimits struct {
 	// authing: an IDENTIFY or RESUME is being handled (on the read goroutine),
 	// so the identify deadline waits for its outcome.
 	authing       atomic.Bool
-	identifyTimer *time.Timer
+	identifyTimer atomic.Pointer[time.Timer] // read by the timer's own callback
 }
 
 // allowPayload counts one client payload; false when it is past the limit.
@@ -89,18 +89,20 @@ func (g *Gateway) armIdentifyDeadline(s *Session) {
 			return
 		}
 		if s.lim.authing.Load() { // the answer is on its way: wait for it
-			s.lim.identifyTimer.Reset(g.cfg.APITimeout)
+			if t := s.lim.identifyTimer.Load(); t != nil {
+				t.Reset(g.cfg.APITimeout)
+			}
 			return
 		}
 		g.metrics.EdgeCloses.WithLabelValues("identify_timeout").Inc()
 		s.close(CloseSessionTimedOut, "No IDENTIFY or RESUME in time")
 	}
-	s.lim.identifyTimer = time.AfterFunc(d, check)
+	s.lim.identifyTimer.Store(time.AfterFunc(d, check))
 }
 
 // stopIdentifyDeadline releases the timer of a closed connection.
 func stopIdentifyDeadline(s *Session) {
-	if t := s.lim.identifyTimer; t != nil {
+	if t := s.lim.identifyTimer.Load(); t != nil {
 		t.Stop()
 	}
 }
@@ -159,7 +161,7 @@ func refuseAddr(w http.ResponseWriter, max int) {
 // gateway shed its IDENTIFY (INVALID_SESSION, try again in 1–5 s), so the wait
 // is the server's.
 func (g *Gateway) restartIdentifyDeadline(s *Session) {
-	if t := s.lim.identifyTimer; t != nil && g.cfg.Limits.IdentifyTimeout >= 0 {
+	if t := s.lim.identifyTimer.Load(); t != nil && g.cfg.Limits.IdentifyTimeout >= 0 {
 		t.Reset(g.cfg.Limits.IdentifyTimeout)
 	}
 }
