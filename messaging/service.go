@@ -88,8 +88,9 @@ type Service struct {
 	// login reveals nothing.
 	dummyHash []byte
 
-	tokens *tokenCache
-	typing *typingLimiter
+	tokens   *tokenCache
+	typing   *typingLimiter
+	slowmode *slowmode
 }
 
 // NewService checks cfg and returns a Service. When cfg.Barrier is nil it builds a
@@ -144,6 +145,7 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 		interval = 5 * time.Second
 	}
 	s.typing = newTypingLimiter(interval, 100000)
+	s.slowmode = &slowmode{js: cfg.JS, log: s.log}
 	if s.barrier == nil {
 		b, err := NewBarrier(ctx, cfg.JS, BarrierConfig{Metrics: s.metrics})
 		if err != nil {

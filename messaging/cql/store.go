@@ -21,6 +21,14 @@ package cql
 //	invites              (code) -> data
 //	schema_migrations    (version) -> name, applied_at
 //
+// and, for running a community (community.go):
+//
+//	messages.pinned_at   a column of messages, versioned apart from data
+//	channel_pins         (channel_id, message_id) -> pinned_at
+//	bans                 (guild_id, user_id) -> data
+//	invites_by_guild     (guild_id, code)                      (list a guild's invites)
+//	audit_log            ((guild_id, bucket), id DESC) -> data (10-day buckets)
+//
 // Messages. A history partition is (channel, 10-day bucket of the snowflake), as
 // Discord does. Every message upsert carries USING TIMESTAMP <stream seq> and every
 // delete USING TIMESTAMP 2^62 (above any seq): Cassandra resolves cells and row
@@ -226,6 +234,9 @@ type cqlMigration struct {
 	version int
 	name    string
 	stmts   []string
+	// then, if set, runs after the statements (data the new schema needs); it
+	// must be idempotent too.
+	then func(ctx context.Context, s *Store) error
 }
 
 var cqlMigrations = []cqlMigration{
@@ -265,7 +276,8 @@ var cqlMigrations = []cqlMigration{
 			PRIMARY KEY (user_id, guild_id)
 		)`,
 		`CREATE TABLE IF NOT EXISTS {ks}.invites (code text PRIMARY KEY, data blob)`,
-	}},
+	}, nil},
+	{2, "community: pins, bans, guild invites, audit log", cqlCommunitySchema, cqlIndexInvites},
 }
 
 // schemaVersion is the newest schema version this build knows.
@@ -310,7 +322,12 @@ func (s *Store) migrate(ctx context.Context) error {
 			continue
 		}
 		for _, stmt := range m.stmts {
-			if err := s.query(ctx, stmt).Exec(); err != nil {
+			if err := s.query(ctx, stmt).Exec(); err != nil && !cqlAlreadyAdded(stmt, err) {
+				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+			}
+		}
+		if m.then != nil {
+			if err := m.then(ctx, s); err != nil {
 				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 			}
 		}
@@ -745,7 +762,14 @@ func (s *Store) PutInvite(ctx context.Context, inv guildhall.Invite) error {
 	if err != nil {
 		return err
 	}
-	return s.write(ctx, `INSERT INTO {ks}.invites (code, data) VALUES (?, ?)`, inv.Code, data)
+	return cqlParallel(
+		func() error {
+			return s.write(ctx, `INSERT INTO {ks}.invites (code, data) VALUES (?, ?)`, inv.Code, data)
+		},
+		func() error {
+			return s.write(ctx, `INSERT INTO {ks}.invites_by_guild (guild_id, code) VALUES (?, ?)`, cqlID(inv.GuildID), inv.Code)
+		},
+	)
 }
 
 // JoinGuild reads the invite and the membership at once, then writes the member
@@ -815,8 +839,11 @@ type cqlPartition struct {
 // later (a delete is final; see Store.ApplyMessages).
 const cqlDeleteTimestamp = 1 << 62
 
+// cqlMsgKey names one message's content (upserts and deletes) or, with pin,
+// its pin state: the two are versioned apart (see messaging.PinWrite).
 type cqlMsgKey struct {
 	channel, id guildhall.Snowflake
+	pin         bool
 }
 
 // ApplyMessages writes each message with USING TIMESTAMP <Seq> (see the file
@@ -837,7 +864,7 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 		if w.Message.ChannelID == 0 || w.Message.ID == 0 {
 			return fmt.Errorf("apply messages: write %d (seq %d) has no channel or message id", i, w.Seq)
 		}
-		k := cqlMsgKey{w.Message.ChannelID, w.Message.ID}
+		k := cqlMsgKey{w.Message.ChannelID, w.Message.ID, w.Pin != nil && !w.Delete}
 		j, ok := best[k]
 		if !ok || (w.Delete && !writes[j].Delete) || (w.Delete == writes[j].Delete && w.Seq > writes[j].Seq) {
 			best[k] = i
@@ -855,18 +882,25 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 	parts := map[cqlPartition][]sized{}
 	var order []cqlPartition
 	indexed := map[cqlPartition]bool{}
+	pinStmts := map[guildhall.Snowflake][]gocql.BatchEntry{} // channel_pins, one partition per channel
 	for _, i := range keep {
 		w := writes[i]
 		p := cqlPartition{w.Message.ChannelID, w.Message.ID.Bucket()}
 		var e gocql.BatchEntry
 		size := 40
-		if w.Delete {
+		switch {
+		case w.Delete:
 			e = gocql.BatchEntry{
 				Stmt:       s.cql(`DELETE FROM {ks}.messages USING TIMESTAMP ? WHERE channel_id = ? AND bucket = ? AND message_id = ?`),
 				Args:       []any{int64(cqlDeleteTimestamp), cqlID(p.channel), p.bucket, cqlID(w.Message.ID)},
 				Idempotent: true,
 			}
-		} else {
+			pinStmts[p.channel] = append(pinStmts[p.channel], s.unpinEntry(p.channel, w.Message.ID, cqlDeleteTimestamp))
+		case w.Pin != nil:
+			var pe gocql.BatchEntry
+			e, pe = s.pinEntries(p, w)
+			pinStmts[p.channel] = append(pinStmts[p.channel], pe)
+		default:
 			data, err := json.Marshal(w.Message)
 			if err != nil {
 				return fmt.Errorf("apply messages: encode %v: %w", w.Message.ID, err)
@@ -902,6 +936,16 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 			})
 		}
 		jobs = append(jobs, b)
+	}
+	// A channel's pin list: one partition per channel, in batches of bounded size.
+	for _, es := range pinStmts {
+		for len(es) > 0 {
+			n := min(len(es), cqlMaxBatchStatements)
+			b := s.s.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
+			b.Entries = append(b.Entries, es[:n]...)
+			jobs = append(jobs, b)
+			es = es[n:]
+		}
 	}
 	// The index and the messages go together: ApplyMessages succeeds only when
 	// both have, and a retry rewrites both, so a reader can never be promised a
@@ -972,11 +1016,17 @@ func decodeCQLMessage(data []byte, channelID guildhall.Snowflake, mid int64) (gu
 
 func (s *Store) Message(ctx context.Context, channelID, mid guildhall.Snowflake) (guildhall.Message, error) {
 	var data []byte
-	if err := s.query(ctx, `SELECT data FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id = ?`,
-		cqlID(channelID), mid.Bucket(), cqlID(mid)).Scan(&data); err != nil {
+	var pinned *time.Time
+	if err := s.query(ctx, `SELECT data, pinned_at FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id = ?`,
+		cqlID(channelID), mid.Bucket(), cqlID(mid)).Scan(&data, &pinned); err != nil {
 		return guildhall.Message{}, cqlNotFound(err, "message %v of channel %v", mid, channelID)
 	}
-	return decodeCQLMessage(data, channelID, cqlID(mid))
+	if data == nil { // only a pin: its create is not applied yet
+		return guildhall.Message{}, fmt.Errorf("message %v of channel %v: %w", mid, channelID, messaging.ErrNotFound)
+	}
+	m, err := decodeCQLMessage(data, channelID, cqlID(mid))
+	m.Pinned = pinned != nil
+	return m, err
 }
 
 func (s *Store) History(ctx context.Context, channelID guildhall.Snowflake, q messaging.HistoryQuery) ([]guildhall.Message, error) {
@@ -1025,10 +1075,10 @@ func (s *Store) historyDown(ctx context.Context, channelID, below guildhall.Snow
 	for len(out) < want && buckets.Scan(&b) {
 		var iter *gocql.Iter
 		if below == 0 || b < below.Bucket() {
-			iter = s.query(ctx, `SELECT message_id, data FROM {ks}.messages WHERE channel_id = ? AND bucket = ? LIMIT ?`,
+			iter = s.query(ctx, `SELECT message_id, data, pinned_at FROM {ks}.messages WHERE channel_id = ? AND bucket = ? LIMIT ?`,
 				cqlID(channelID), b, want-len(out)).Iter()
 		} else {
-			iter = s.query(ctx, `SELECT message_id, data FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id < ? LIMIT ?`,
+			iter = s.query(ctx, `SELECT message_id, data, pinned_at FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id < ? LIMIT ?`,
 				cqlID(channelID), b, cqlID(below), want-len(out)).Iter()
 		}
 		var err error
@@ -1053,10 +1103,10 @@ func (s *Store) historyUp(ctx context.Context, channelID, from guildhall.Snowfla
 	for len(out) < want && buckets.Scan(&b) {
 		var iter *gocql.Iter
 		if b > from.Bucket() {
-			iter = s.query(ctx, `SELECT message_id, data FROM {ks}.messages WHERE channel_id = ? AND bucket = ? ORDER BY message_id ASC LIMIT ?`,
+			iter = s.query(ctx, `SELECT message_id, data, pinned_at FROM {ks}.messages WHERE channel_id = ? AND bucket = ? ORDER BY message_id ASC LIMIT ?`,
 				cqlID(channelID), b, want-len(out)).Iter()
 		} else {
-			iter = s.query(ctx, `SELECT message_id, data FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id >= ? ORDER BY message_id ASC LIMIT ?`,
+			iter = s.query(ctx, `SELECT message_id, data, pinned_at FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id >= ? ORDER BY message_id ASC LIMIT ?`,
 				cqlID(channelID), b, cqlID(from), want-len(out)).Iter()
 		}
 		var err error
@@ -1068,16 +1118,26 @@ func (s *Store) historyUp(ctx context.Context, channelID, from guildhall.Snowfla
 	return out, buckets.Close()
 }
 
+// scanMessages reads rows of message_id, data, pinned_at. A row with no data
+// holds only a pin whose message's create is not applied yet (a redelivery out of
+// order): it is skipped, so such a page can come out one short until the create
+// is applied.
 func scanMessages(iter *gocql.Iter, channelID guildhall.Snowflake, out []guildhall.Message) ([]guildhall.Message, error) {
 	var mid int64
 	var data []byte
-	for iter.Scan(&mid, &data) {
+	var pinned *time.Time
+	for iter.Scan(&mid, &data, &pinned) {
+		if data == nil {
+			continue
+		}
 		m, err := decodeCQLMessage(data, channelID, mid)
 		if err != nil {
 			iter.Close()
 			return nil, err
 		}
+		m.Pinned = pinned != nil
 		out = append(out, m)
+		pinned = nil
 	}
 	return out, iter.Close()
 }
