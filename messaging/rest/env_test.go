@@ -50,6 +50,7 @@ type envOptions struct {
 	noLocal  bool          // the barrier polls the consumer instead of watching the local writer
 	barrier  time.Duration // barrier timeout; zero means the default
 	noWriter bool
+	now      func() time.Time // the service's clock; zero means time.Now
 }
 
 type restConfig = rest.Config
@@ -85,7 +86,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	e.svc, err = messaging.NewService(ctx, messaging.Config{
 		Store: store, Conn: nc, JS: js, IDs: guildhall.NewSnowflakeGeneratorForNode(1),
-		Barrier: barrier, Metrics: e.metrics, Logger: e.log, BcryptCost: bcrypt.MinCost,
+		Barrier: barrier, Metrics: e.metrics, Logger: e.log, BcryptCost: bcrypt.MinCost, Now: o.now,
 	})
 	if err != nil {
 		t.Fatal(err)
