@@ -21,11 +21,11 @@ import (
 // below the targets (role "target" at position 5); "without", a plain member;
 // an outsider; a member who was kicked and one who was banned.
 type community struct {
-	e       *env
-	t       testing.TB
-	guild   string
-	channel string
-	invite  string
+	e                                                    *env
+	t                                                    testing.TB
+	guild                                                string
+	channel                                              string
+	invite                                               string
 	owner, exact, low, without, outsider, kicked, banned user
 	topRole, targetRole, lowRole                         string
 	n                                                    int
