@@ -641,9 +641,15 @@ func (s *Service) UserGuilds(ctx context.Context, u guildhall.User) ([]UserGuild
 	return out, nil
 }
 
-// Identify is what a gateway needs when a session identifies: the token's user,
-// each of the user's guilds and the user's membership in each.
+// Identify is what a gateway needs when a session identifies: the token's user
+// (bare, or "Bot " and the token), each of the user's guilds and the user's
+// membership in each.
 func (s *Service) Identify(ctx context.Context, token string) (guildhall.IdentifyReply, error) {
+	// discordgo identifies with "Bot <token>", as it authorizes REST; Discord
+	// accepts both.
+	if t, ok := strings.CutPrefix(token, "Bot "); ok {
+		token = strings.TrimSpace(t)
+	}
 	u, err := s.Authenticate(ctx, token)
 	if err != nil {
 		return guildhall.IdentifyReply{}, err

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/url"
 	"time"
@@ -70,12 +71,18 @@ const maxReasonHeader = guildhall.MaxAuditReason * 12
 
 // auditReason reads X-Audit-Log-Reason: URL-encoded (as Discord's libraries
 // send it), at most 512 characters once decoded; the service checks the rest.
+// Without the header, the reason query parameter that Discord still accepts on
+// kicks and bans (and that discordgo sends there) is read instead.
 func auditReason(r *http.Request) (string, error) {
+	bad := guildhall.FieldError("reason", "BASE_TYPE_MAX_LENGTH", "X-Audit-Log-Reason must be 1 to 512 URL-encoded characters.")
 	raw := r.Header.Get("X-Audit-Log-Reason")
 	if raw == "" {
-		return "", nil
+		q := r.URL.Query().Get("reason")
+		if len(q) > maxReasonHeader {
+			return "", bad
+		}
+		return q, nil
 	}
-	bad := guildhall.FieldError("reason", "BASE_TYPE_MAX_LENGTH", "X-Audit-Log-Reason must be 1 to 512 URL-encoded characters.")
 	if len(raw) > maxReasonHeader {
 		return "", bad
 	}
@@ -564,6 +571,16 @@ func (h *handler) createBan(r *http.Request, u guildhall.User) (int, any, error)
 	}
 	if err := decode(r, &b, true); err != nil {
 		return 0, nil, err
+	}
+	// The query string, as older clients (discordgo) send them.
+	for name, dst := range map[string]**int{"delete_message_seconds": &b.DeleteMessageSeconds, "delete_message_days": &b.DeleteMessageDays} {
+		if *dst == nil && r.URL.Query().Has(name) {
+			n, err := queryInt(r, name, 0, math.MinInt32, math.MaxInt32)
+			if err != nil {
+				return 0, nil, err
+			}
+			*dst = &n
+		}
 	}
 	secs, err := deleteSeconds(b.DeleteMessageSeconds, b.DeleteMessageDays)
 	if err != nil {
