@@ -134,13 +134,13 @@ func (s *Service) ban(ctx context.Context, a *guildAccess, userID guildhall.Snow
 		return err
 	}
 	s.audit(ctx, a, reason, auditEntry{action: guildhall.AuditMemberBanAdd, target: userID.String()})
-	return s.deleteRecent(ctx, a.Guild.ID, userID, deleteSeconds)
+	return s.deleteRecent(ctx, a.Guild.ID, []guildhall.Snowflake{userID}, deleteSeconds)
 }
 
-// deleteRecent deletes the user's messages of the last seconds in every text
+// deleteRecent deletes the users' messages of the last seconds in every text
 // channel of the guild through the stream (MESSAGE_DELETE_BULK, which the
 // Writer applies as deletes), reading at most MaxBanDeleteScan messages.
-func (s *Service) deleteRecent(ctx context.Context, guildID, userID guildhall.Snowflake, seconds int) error {
+func (s *Service) deleteRecent(ctx context.Context, guildID guildhall.Snowflake, users []guildhall.Snowflake, seconds int) error {
 	if seconds <= 0 {
 		return nil
 	}
@@ -166,7 +166,7 @@ func (s *Service) deleteRecent(ctx context.Context, guildID, userID guildhall.Sn
 				return internal("history", err)
 			}
 			for _, m := range page {
-				if m.Author.ID == userID {
+				if slices.Contains(users, m.Author.ID) {
 					ids = append(ids, m.ID)
 				}
 			}
@@ -294,7 +294,7 @@ func (s *Service) BulkBan(ctx context.Context, u guildhall.User, guildID guildha
 			failed = append(failed, id)
 			continue
 		}
-		err = s.ban(ctx, a, id, deleteSeconds, reason)
+		err = s.ban(ctx, a, id, 0, reason) // the deletes: once for all, below
 		var ge *guildhall.Error
 		switch {
 		case err == nil:
@@ -307,6 +307,9 @@ func (s *Service) BulkBan(ctx context.Context, u guildhall.User, guildID guildha
 	}
 	if len(banned) == 0 {
 		return nil, nil, guildhall.ErrFailedToBan
+	}
+	if err := s.deleteRecent(ctx, guildID, banned, deleteSeconds); err != nil {
+		return nil, nil, err
 	}
 	return banned, failed, nil
 }
