@@ -641,16 +641,14 @@ func (s *Service) UserGuilds(ctx context.Context, u guildhall.User) ([]UserGuild
 	return out, nil
 }
 
-// Identify is what a gateway needs when a session identifies: the token's user
-// (bare, or "Bot " and the token), each of the user's guilds and the user's
-// membership in each.
-func (s *Service) Identify(ctx context.Context, token string) (guildhall.IdentifyReply, error) {
-	// discordgo identifies with "Bot <token>", as it authorizes REST; Discord
-	// accepts both.
-	if t, ok := strings.CutPrefix(token, "Bot "); ok {
-		token = strings.TrimSpace(t)
+// Identify is what a gateway needs when a session identifies: the token's user,
+// each of the user's guilds and the user's membership in each. It takes the
+// token's guildhall.TokenHash, as gateways send it (never the token itself).
+func (s *Service) Identify(ctx context.Context, tokenHash string) (guildhall.IdentifyReply, error) {
+	if !guildhall.ValidTokenHash(tokenHash) {
+		return guildhall.IdentifyReply{}, guildhall.ErrUnauthorized
 	}
-	u, err := s.Authenticate(ctx, token)
+	u, err := s.authenticateHash(ctx, tokenHash)
 	if err != nil {
 		return guildhall.IdentifyReply{}, err
 	}
