@@ -269,7 +269,7 @@ func TestLiveSessionsLoseAccess(t *testing.T) {
 func TestResumeAfterLosingAccess(t *testing.T) {
 	testenv.SkipShort(t, "cluster test")
 	ct := newCommunityTier(t)
-	erin := ct.user(t, "erin", true, 1)   // loses the role while away
+	erin := ct.user(t, "erin", true, 1)    // loses the role while away
 	frank := ct.user(t, "frank", false, 1) // kicked while away
 	bob := ct.user(t, "bob", true, 1)
 	ct.post(t, ct.secret, "s0")
