@@ -57,11 +57,22 @@ func memberUpdate(m guildhall.Member) (guildhall.Event, error) {
 	return ev, err
 }
 
-// memberRemove is GUILD_MEMBER_REMOVE of user from the guild.
-func memberRemove(guildID guildhall.Snowflake, user guildhall.User) (guildhall.Event, error) {
-	ev, err := guildEvent(guildhall.EventGuildMemberRemove, guildID, 0, guildhall.GuildMemberRemove{GuildID: guildID, User: user})
-	ev.UserID = user.ID
-	return ev, err
+// memberRemoved is what a membership's end publishes: GUILD_MEMBER_REMOVE to
+// the guild, then GUILD_DELETE to the user alone (a user event). The second is
+// in the stream, so a session that was away when it happened is replayed it on
+// resume (through the user's subject) like a live one gets it.
+func memberRemoved(guildID guildhall.Snowflake, user guildhall.User) ([]guildhall.Event, error) {
+	rm, err := guildEvent(guildhall.EventGuildMemberRemove, guildID, 0, guildhall.GuildMemberRemove{GuildID: guildID, User: user})
+	if err != nil {
+		return nil, err
+	}
+	rm.UserID = user.ID
+	gd, err := guildEvent(guildhall.EventGuildDelete, 0, 0, guildhall.GuildDelete{ID: guildID})
+	if err != nil {
+		return nil, err
+	}
+	gd.UserID = user.ID
+	return []guildhall.Event{rm, gd}, nil
 }
 
 // sortedRoles returns a copy of roles from the lowest to the highest.

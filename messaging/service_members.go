@@ -255,8 +255,8 @@ func timep(p *time.Time) string {
 
 // LeaveGuild ends the user's membership (DELETE /users/@me/guilds/{id}): the
 // owner cannot leave (Invalid Guild; transfer the guild or delete it). It
-// publishes GUILD_MEMBER_REMOVE; gateways then send GUILD_DELETE to the user's
-// sessions and nothing more of the guild.
+// publishes GUILD_MEMBER_REMOVE, after which gateways send the user's sessions
+// nothing more of the guild, and GUILD_DELETE to the user.
 func (s *Service) LeaveGuild(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake) error {
 	a, err := s.access(ctx, u, guildID)
 	if err != nil {
@@ -271,8 +271,9 @@ func (s *Service) LeaveGuild(ctx context.Context, u guildhall.User, guildID guil
 	return s.removeMember(ctx, guildID, a.Member.User)
 }
 
-// removeMember ends a membership and publishes GUILD_MEMBER_REMOVE. A
-// membership already gone is not an error (a concurrent removal published it).
+// removeMember ends a membership and publishes GUILD_MEMBER_REMOVE and the
+// user's GUILD_DELETE (memberRemoved). A membership already gone is not an
+// error (a concurrent removal published them).
 func (s *Service) removeMember(ctx context.Context, guildID guildhall.Snowflake, user guildhall.User) error {
 	if err := s.store.RemoveMember(ctx, guildID, user.ID); err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -280,9 +281,9 @@ func (s *Service) removeMember(ctx context.Context, guildID guildhall.Snowflake,
 		}
 		return internal("remove member", err)
 	}
-	ev, err := memberRemove(guildID, user)
+	evs, err := memberRemoved(guildID, user)
 	if err != nil {
 		return err
 	}
-	return s.publishEvents(ctx, ev)
+	return s.publishEvents(ctx, evs...)
 }

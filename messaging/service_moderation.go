@@ -69,8 +69,9 @@ func checkDeleteSeconds(secs int) error {
 
 // BanMember bans a user (BAN_MEMBERS), a member the user outranks or anyone
 // not in the guild, and deletes the messages they posted in the last
-// deleteSeconds (0..604800). It publishes GUILD_MEMBER_REMOVE (if they were a
-// member), GUILD_BAN_ADD, and MESSAGE_DELETE_BULK per channel for the deletes.
+// deleteSeconds (0..604800). It publishes GUILD_MEMBER_REMOVE and the user's
+// GUILD_DELETE (if they were a member), GUILD_BAN_ADD, and MESSAGE_DELETE_BULK
+// per channel for the deletes.
 // Banning again replaces the ban.
 func (s *Service) BanMember(ctx context.Context, u guildhall.User, guildID, userID guildhall.Snowflake, deleteSeconds int, reason string) error {
 	if err := checkReason(reason); err != nil {
@@ -119,11 +120,9 @@ func (s *Service) ban(ctx context.Context, a *guildAccess, userID guildhall.Snow
 	}
 	var evs []guildhall.Event
 	if wasMember {
-		ev, err := memberRemove(a.Guild.ID, user)
-		if err != nil {
+		if evs, err = memberRemoved(a.Guild.ID, user); err != nil {
 			return err
 		}
-		evs = append(evs, ev)
 	}
 	ev, err := guildEvent(guildhall.EventGuildBanAdd, a.Guild.ID, 0, guildhall.GuildBanEvent{GuildID: a.Guild.ID, User: user})
 	if err != nil {

@@ -56,14 +56,23 @@ func (e *env) lastSeq() uint64 {
 
 // guildEvents reads the guild's events stored after seq.
 func (e *env) guildEvents(guild string, after uint64) []streamEvent {
+	id, _ := guildhall.ParseSnowflake(guild)
+	return e.subjectEvents(ghnats.GuildInSubject(uint64(id)), after)
+}
+
+// userEvents reads the events for one user alone stored after seq.
+func (e *env) userEvents(user string, after uint64) []streamEvent {
+	id, _ := guildhall.ParseSnowflake(user)
+	return e.subjectEvents(ghnats.UserInSubject(uint64(id)), after)
+}
+
+func (e *env) subjectEvents(subj string, after uint64) []streamEvent {
 	e.t.Helper()
 	ctx := context.Background()
 	s, err := e.nats.JS.Stream(ctx, ghnats.StreamEvents)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	id, _ := guildhall.ParseSnowflake(guild)
-	subj := ghnats.GuildInSubject(uint64(id))
 	var out []streamEvent
 	for next := after + 1; ; {
 		m, err := s.GetMsg(ctx, next, jetstream.WithGetMsgSubject(subj))
@@ -274,6 +283,12 @@ func TestMembersNickTimeoutLeave(t *testing.T) {
 	e.api.Must(t, 204, "DELETE", "/users/@me/guilds/"+c.guild, target.token, nil, nil)
 	if evs := e.guildEvents(c.guild, seq); types(evs) != "GUILD_MEMBER_REMOVE" {
 		t.Errorf("leave published %s; want GUILD_MEMBER_REMOVE", types(evs))
+	}
+	// And GUILD_DELETE to the user alone, after it: a resume replays it.
+	evs = e.userEvents(target.id, seq)
+	var gd guildhall.GuildDelete
+	if types(evs) != "GUILD_DELETE" || json.Unmarshal(evs[0].ev.Data, &gd) != nil || gd.ID.String() != c.guild || gd.Unavailable {
+		t.Errorf("leave published %s to the user; want GUILD_DELETE of the guild", types(evs))
 	}
 	st, raw = e.api.Do(t, "DELETE", "/users/@me/guilds/"+c.guild, c.owner.token, nil, nil)
 	wantError(t, st, raw, 400, 50055)
