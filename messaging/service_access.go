@@ -80,6 +80,16 @@ func (s *Service) member(ctx context.Context, a *guildAccess, userID guildhall.S
 	return m, nil
 }
 
+// channels lists the guild's channels: what channel-level permissions are
+// computed from (a.channel) when an action spans several channels.
+func (s *Service) channels(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Channel, error) {
+	chs, err := s.store.Channels(ctx, guildID)
+	if err != nil {
+		return nil, internal("channels", err)
+	}
+	return chs, nil
+}
+
 // banned reports whether the user is banned from the guild.
 func (s *Service) banned(ctx context.Context, guildID, userID guildhall.Snowflake) (bool, error) {
 	_, err := s.store.Ban(ctx, guildID, userID)

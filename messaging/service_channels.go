@@ -172,9 +172,9 @@ func (s *Service) ModifyChannel(ctx context.Context, u guildhall.User, channelID
 			return guildhall.Channel{}, guildhall.FieldError("parent_id", "CHANNEL_PARENT_INVALID", "A channel cannot be its own parent.")
 		}
 	}
-	existing, err := s.store.Channels(ctx, a.Guild.ID)
+	existing, err := s.channels(ctx, a.Guild.ID)
 	if err != nil {
-		return guildhall.Channel{}, internal("channels", err)
+		return guildhall.Channel{}, err
 	}
 	if err := s.validateChannel(a, existing, &nc); err != nil {
 		return guildhall.Channel{}, err
@@ -281,9 +281,9 @@ func (s *Service) DeleteChannel(ctx context.Context, u guildhall.User, channelID
 	}
 	var children []guildhall.Channel
 	if ch.Type == guildhall.ChannelTypeGuildCategory {
-		all, err := s.store.Channels(ctx, a.Guild.ID)
+		all, err := s.channels(ctx, a.Guild.ID)
 		if err != nil {
-			return guildhall.Channel{}, internal("channels", err)
+			return guildhall.Channel{}, err
 		}
 		for _, c := range all {
 			if c.ParentID != nil && *c.ParentID == ch.ID {
@@ -336,9 +336,9 @@ func (s *Service) ReorderChannels(ctx context.Context, u guildhall.User, guildID
 	if err := need(a.Base, guildhall.PermManageChannels); err != nil {
 		return err
 	}
-	all, err := s.store.Channels(ctx, guildID)
+	all, err := s.channels(ctx, guildID)
 	if err != nil {
-		return internal("channels", err)
+		return err
 	}
 	byID := make(map[guildhall.Snowflake]guildhall.Channel, len(all))
 	for _, c := range all {

@@ -152,12 +152,19 @@ func (s *Service) DeleteInvite(ctx context.Context, u guildhall.User, code, reas
 	if err != nil {
 		return InviteInfo{}, err
 	}
+	if !a.Base.Has(guildhall.PermManageGuild) {
+		_, _, p, err := s.channelAccess(ctx, u, inv.ChannelID)
+		if err != nil || !p.Has(guildhall.PermManageChannels) {
+			var ge *guildhall.Error
+			if err != nil && !errors.As(err, &ge) {
+				return InviteInfo{}, err
+			}
+			return InviteInfo{}, guildhall.ErrMissingPerms
+		}
+	}
 	info, err := s.inviteInfo(ctx, inv)
 	if err != nil && !errors.Is(err, guildhall.ErrUnknownInvite) {
 		return InviteInfo{}, err
-	}
-	if !a.Base.Has(guildhall.PermManageGuild) && (info.Channel.ID == 0 || !a.channel(info.Channel).Has(guildhall.PermManageChannels)) {
-		return InviteInfo{}, guildhall.ErrMissingPerms
 	}
 	if err := s.store.DeleteInvite(ctx, code); err != nil {
 		if errors.Is(err, ErrNotFound) {

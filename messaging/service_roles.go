@@ -284,9 +284,9 @@ func (s *Service) DeleteRole(ctx context.Context, u guildhall.User, guildID, rol
 	if !a.managesRole(r) {
 		return guildhall.ErrMissingPerms
 	}
-	chs, err := s.store.Channels(ctx, guildID)
+	chs, err := s.channels(ctx, guildID)
 	if err != nil {
-		return internal("channels", err)
+		return err
 	}
 	if err := s.store.DeleteRole(ctx, guildID, roleID); err != nil {
 		return internal("delete role", err)
