@@ -29,6 +29,13 @@ import (
 //
 // An identify queues READY and its GUILD_CREATEs at the cut (joinIdentified); a
 // resume takes what its replay needs there (joinResumed).
+//
+// The memberships come from the api, read before the cut: an event between the
+// read and the cut (a role given or taken, a kick) reached the room but not the
+// session, which was not attached yet. Rooms note each member's latest change
+// (room.note), and attach applies the notes of events after since, the
+// watermark taken before the api was asked; a session kicked in between does not
+// join that room (an identify gets GUILD_DELETE for it).
 
 // errClosed: the pump has stopped (the gateway is closing).
 var errClosed = errors.New("gateway: closed")
@@ -46,15 +53,20 @@ var _ presenceCounts = (*onlineCounts)(nil)
 // READY (its d is ready) and, if its intents ask for GUILDS, a GUILD_CREATE per
 // guild, before any live frame. It returns the session's starting sequence. On
 // failure the session is closed (4000, try again).
-func (p *pump) joinIdentified(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, ready []byte, counts presenceCounts) (uint64, error) {
+func (p *pump) joinIdentified(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, since uint64, ready []byte, counts presenceCounts) (uint64, error) {
 	var w uint64
-	err := p.join(ctx, s, guilds, members, func(rooms []*room) {
+	err := p.join(ctx, s, guilds, members, since, func(rooms []*room, kept []bool) {
 		w = p.w
 		s.send(dispatchFrame(guildhall.EventReady, w, ready))
 		if s.intents&guildhall.IntentGuilds == 0 {
 			return // READY lists the guilds; their GUILD_CREATEs need GUILDS
 		}
 		for i, r := range rooms {
+			if !kept[i] {
+				gd, _ := json.Marshal(guildhall.GuildDelete{ID: r.id})
+				s.send(dispatchFrame(guildhall.EventGuildDelete, w, gd))
+				continue
+			}
 			gc := r.state.CreatePayload(members[i])
 			gc.ApproximatePresenceCount = counts.approximatePresenceCount(r.id)
 			gd, _ := json.Marshal(gc)
@@ -81,9 +93,9 @@ type resumeCut struct {
 // joinResumed joins a resuming session, whose live frames are held back, and
 // returns what its replay of the events after seq needs. On failure the session
 // is closed (4000, try again).
-func (p *pump) joinResumed(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, seq uint64) (resumeCut, error) {
+func (p *pump) joinResumed(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, since, seq uint64) (resumeCut, error) {
 	var c resumeCut
-	err := p.join(ctx, s, guilds, members, func([]*room) {
+	err := p.join(ctx, s, guilds, members, since, func([]*room, []bool) {
 		c.w = p.w
 		c.views = make(map[guildhall.Snowflake]*replayView, len(s.guilds))
 		for id, m := range s.guilds {
@@ -95,8 +107,9 @@ func (p *pump) joinResumed(ctx context.Context, s *Session, guilds []guildhall.G
 }
 
 // join prepares the rooms of guilds, takes a cut, and attaches s at the cut, where
-// it runs atCut in the pump with the rooms (rooms[i] is guilds[i]'s).
-func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, atCut func(rooms []*room)) error {
+// it runs atCut in the pump with the rooms (rooms[i] is guilds[i]'s) and whether
+// the session joined each (see attach).
+func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, since uint64, atCut func(rooms []*room, kept []bool)) error {
 	var rooms []*room
 	if !p.do(func() { rooms = p.prepare(guilds) }) {
 		return p.joinFailed(s, errClosed)
@@ -107,12 +120,15 @@ func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildSta
 			p.abort(rooms)
 			return
 		}
+		kept, ok := p.attach(s, rooms, members, since)
+		if !ok {
+			return
+		}
 		attached = true
-		p.attach(s, rooms, members)
-		atCut(rooms)
+		atCut(rooms, kept)
 	})
 	if err == nil && !attached {
-		err = errors.New("session closed before its cut")
+		err = errors.New("session closed before its cut, or its memberships could not be checked")
 	}
 	if err != nil {
 		return p.joinFailed(s, err)
@@ -177,11 +193,31 @@ func (p *pump) cut(ctx context.Context, f func()) error {
 }
 
 // attach puts a session into rooms taken by prepare (members[i] belongs to
-// rooms[i]) and into its user room. It runs in the pump at a cut; the session
-// starts at the watermark.
-func (p *pump) attach(s *Session, rooms []*room, members []guildhall.Member) {
+// rooms[i], as the api read it after since) and into its user room. It runs in
+// the pump at a cut; the session starts at the watermark. A room's notes of
+// events after since correct members[i] in place, and leave the session out of a
+// room whose guild it was removed from: kept[i] says whether it joined rooms[i].
+// ok is false, and the session joins nothing, when a room cannot tell (its
+// notes started over after since): the client is to try again.
+func (p *pump) attach(s *Session, rooms []*room, members []guildhall.Member, since uint64) (kept []bool, ok bool) {
+	for _, r := range rooms {
+		if r.notesCleared > since {
+			p.abort(rooms)
+			return nil, false
+		}
+	}
 	s.guilds = make(map[guildhall.Snowflake]*membership, len(rooms))
+	kept = make([]bool, len(rooms))
 	for i, r := range rooms {
+		if n, ok := r.notes[s.user.ID]; ok && n.seq > since {
+			if n.gone {
+				r.pending--
+				p.dropIfEmpty(r)
+				continue
+			}
+			members[i].Roles = n.roles
+		}
+		kept[i] = true
 		r.pending--
 		if r.fresh {
 			// Every event of this guild that reached the pump is before the cut;
@@ -198,6 +234,7 @@ func (p *pump) attach(s *Session, rooms []*room, members []guildhall.Member) {
 		r.add(s, m)
 	}
 	p.joinUser(s)
+	return kept, true
 }
 
 // leave takes a session out of every room; empty rooms are dropped. Run it in

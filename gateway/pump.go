@@ -202,7 +202,7 @@ func (p *pump) handle(m *natsgo.Msg) {
 		// JetStream sent (a stream's answer aimed here) or of another guild.
 		if r := p.rooms[id]; r != nil && m.Header.Get(jetstream.StreamHeader) == "" {
 			if ev := ghnats.DecodeEvent(m.Header, m.Data); ev.GuildID == id && ev.Type != "" {
-				p.deliver(r, ev, newDispatch(ev, p.w))
+				p.deliver(r, ev, newDispatch(ev, p.w), nil)
 			}
 		}
 		return

@@ -206,7 +206,23 @@ func TestLiveSessionsLoseAccess(t *testing.T) {
 	ct.barrier(t, everyone...)
 	all(t, alice, "s3")
 
-	// An overwrite changed: the channel hidden from inner too.
+	// An overwrite changed: the channel hidden from inner too. Who loses it gets
+	// the CHANNEL_UPDATE that says so, then nothing more of it.
+	updates := func(u *liveUser) []int {
+		var n []int
+		for _, c := range u.conns {
+			k := 0
+			for _, p := range c.Dispatches("CHANNEL_UPDATE") {
+				var ch struct{ ID string }
+				if jsonUnmarshal(p.D, &ch) == nil && ch.ID == ct.secret {
+					k++
+				}
+			}
+			n = append(n, k)
+		}
+		return n
+	}
+	aliceBefore, carolBefore := updates(alice), updates(carol)
 	ct.overwrite(t, ct.inner, 0, guildhall.PermViewChannel)
 	ct.post(t, ct.secret, "s4")
 	ct.post(t, ct.main.channel, "g4")
@@ -215,7 +231,36 @@ func TestLiveSessionsLoseAccess(t *testing.T) {
 		all(t, u, "g4")
 		none(t, u, "s4", "after the channel's overwrite hid it")
 	}
+	for i, n := range updates(alice) {
+		if n != aliceBefore[i]+1 {
+			t.Errorf("alice on gateway %d: %d CHANNEL_UPDATE of the channel she lost; want %d", i, n, aliceBefore[i]+1)
+		}
+	}
+	if got := updates(carol); !slices.Equal(got, carolBefore) {
+		t.Errorf("carol got CHANNEL_UPDATE of a channel she never could view: %v, before %v", got, carolBefore)
+	}
 	ct.overwrite(t, ct.inner, guildhall.PermViewChannel, 0)
+
+	// Invites' events go only to who may manage the channel (the owner here).
+	owner := &liveUser{name: "owner", token: ct.owner}
+	for _, gw := range ct.gws {
+		c := testenv.DialGateway(t, gw.url())
+		c.Identify(ct.owner)
+		owner.conns = append(owner.conns, c)
+	}
+	ct.api.rest.Must(t, http.StatusOK, "POST", "/channels/"+ct.main.channel+"/invites", ct.owner, map[string]any{}, nil)
+	ct.barrier(t, append(everyone, owner)...)
+	for _, u := range []*liveUser{owner, alice, carol} {
+		for i, c := range u.conns {
+			want := 0
+			if u == owner {
+				want = 1
+			}
+			if n := len(c.Dispatches("INVITE_CREATE")); n != want {
+				t.Errorf("%s on gateway %d: %d INVITE_CREATE; want %d", u.name, i, n, want)
+			}
+		}
+	}
 
 	// Kicked and banned: GUILD_DELETE on every session, then nothing more of the guild.
 	ct.api.rest.Must(t, http.StatusNoContent, "DELETE", "/guilds/"+ct.main.guild+"/members/"+carol.id, ct.owner, nil, nil)
