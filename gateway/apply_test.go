@@ -236,4 +236,34 @@ func TestAttachAppliesNotes(t *testing.T) {
 	}
 }
 
+// TestReconcile: the api's second answer for a membership in a new room
+// corrects it, unless an event of the membership came after the question.
+func TestReconcile(t *testing.T) {
+	p, r, conns, sessions := testRoom(t)
+	alice, bob := sessions[tAlice], sessions[tBob]
+	p.w = 20
+	// Alice's roles as the api answers now; bob is no member any more.
+	p.reconcile(alice, tGuild, &guildhall.Member{User: alice.user, Roles: []guildhall.Snowflake{}}, 20)
+	if m := alice.guilds[tGuild]; m == nil || len(m.roles) != 0 {
+		t.Errorf("alice after reconcile: %+v; want in the room without roles", m)
+	}
+	p.reconcile(bob, tGuild, nil, 20)
+	if _, in := bob.guilds[tGuild]; in || len(r.members) != 2 {
+		t.Errorf("bob after reconcile with no membership: in %v, room of %d; want out", in, len(r.members))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for conns[tBob].count("GUILD_DELETE", "") == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := conns[tBob].count("GUILD_DELETE", ""); n != 1 {
+		t.Errorf("bob got %d GUILD_DELETE; want 1", n)
+	}
+	// A change noted after the question wins over the answer.
+	p.apply(r, 21, event(t, guildhall.EventGuildMemberUpdate, 0, guildhall.Member{GuildID: tGuild, User: alice.user, Roles: []guildhall.Snowflake{tInner}}))
+	p.reconcile(alice, tGuild, &guildhall.Member{User: alice.user, Roles: []guildhall.Snowflake{}}, 20)
+	if m := alice.guilds[tGuild]; len(m.roles) != 1 {
+		t.Errorf("an answer older than a noted change replaced it: roles %v", m.roles)
+	}
+}
+
 func ptr[T any](v T) *T { return &v }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 	ghnats "github.com/guildhall/guildhall/nats"
@@ -35,7 +36,9 @@ import (
 // session, which was not attached yet. Rooms note each member's latest change
 // (room.note), and attach applies the notes of events after since, the
 // watermark taken before the api was asked; a session kicked in between does not
-// join that room (an identify gets GUILD_DELETE for it).
+// join that room (an identify gets GUILD_DELETE for it). A room the cut creates
+// has no notes of the moments before it subscribed: verify asks the api again
+// for the memberships of the sessions that joined it.
 
 // errClosed: the pump has stopped (the gateway is closing).
 var errClosed = errors.New("gateway: closed")
@@ -115,10 +118,15 @@ func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildSta
 		return p.joinFailed(s, errClosed)
 	}
 	attached := false
+	var check []guildhall.Snowflake // rooms this cut creates, whose memberships verify checks
+	wasFresh := make([]bool, len(rooms))
 	err := p.cut(ctx, func() {
 		if s.out.isClosed() {
 			p.abort(rooms)
 			return
+		}
+		for i, r := range rooms {
+			wasFresh[i] = r.fresh
 		}
 		kept, ok := p.attach(s, rooms, members, since)
 		if !ok {
@@ -126,6 +134,11 @@ func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildSta
 		}
 		attached = true
 		atCut(rooms, kept)
+		for i, r := range rooms {
+			if kept[i] && wasFresh[i] {
+				check = append(check, r.id)
+			}
+		}
 	})
 	if err == nil && !attached {
 		err = errors.New("session closed before its cut, or its memberships could not be checked")
@@ -133,7 +146,52 @@ func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildSta
 	if err != nil {
 		return p.joinFailed(s, err)
 	}
+	if len(check) > 0 {
+		go p.verify(s, check)
+	}
 	return nil
+}
+
+// verify checks the session's membership in rooms its cut created: such a room
+// subscribed after the api read the guild and the membership, so an event in
+// between (a kick, a role taken) reached neither. It asks the api again, now,
+// and corrects the membership in the pump unless an event of the user's
+// membership came after the question (it is newer).
+func (p *pump) verify(s *Session, guilds []guildhall.Snowflake) {
+	for _, id := range guilds {
+		since := p.current()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		m, err := p.guilds.member(ctx, id, s.user.ID)
+		cancel()
+		if err != nil {
+			p.log.Warn("session join: membership check", "guild", id, "session", s.id, "err", err)
+			continue
+		}
+		p.post(func() { p.reconcile(s, id, m, since) })
+	}
+}
+
+// reconcile sets a session's membership in a room to m (nil: none) as the api
+// answered after since, unless the room noted a later change (or cannot tell).
+func (p *pump) reconcile(s *Session, id guildhall.Snowflake, m *guildhall.Member, since uint64) {
+	r, mem := p.rooms[id], s.guilds[id]
+	if r == nil || mem == nil || r.notesCleared > since {
+		return
+	}
+	if n, ok := r.notes[s.user.ID]; ok && n.seq > since {
+		return
+	}
+	if m == nil {
+		r.remove(mem)
+		delete(s.guilds, id)
+		gd, _ := json.Marshal(guildhall.GuildDelete{ID: id})
+		if f := newDispatch(guildhall.Event{Type: guildhall.EventGuildDelete, Data: gd}, p.w).frameFor(s); f != nil {
+			s.send(f)
+		}
+		p.dropIfEmpty(r)
+		return
+	}
+	mem.roles, mem.roleKey = m.Roles, roleKey(m.Roles)
 }
 
 // joinFailed closes a session whose join failed and takes it out of its rooms:
