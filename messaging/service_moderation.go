@@ -69,9 +69,9 @@ func checkDeleteSeconds(secs int) error {
 
 // BanMember bans a user (BAN_MEMBERS), a member the user outranks or anyone
 // not in the guild, and deletes the messages they posted in the last
-// deleteSeconds (0..604800). It publishes GUILD_MEMBER_REMOVE and the user's
-// GUILD_DELETE (if they were a member), GUILD_BAN_ADD, and MESSAGE_DELETE_BULK
-// per channel for the deletes.
+// deleteSeconds (0..604800). It publishes GUILD_MEMBER_REMOVE (if they were a
+// member), GUILD_BAN_ADD, the user's GUILD_DELETE, and MESSAGE_DELETE_BULK per
+// channel for the deletes.
 // Banning again replaces the ban.
 func (s *Service) BanMember(ctx context.Context, u guildhall.User, guildID, userID guildhall.Snowflake, deleteSeconds int, reason string) error {
 	if err := checkReason(reason); err != nil {
@@ -118,18 +118,24 @@ func (s *Service) ban(ctx context.Context, a *guildAccess, userID guildhall.Snow
 	if err != nil {
 		return internal("put ban", err)
 	}
-	var evs []guildhall.Event
-	if wasMember {
-		if evs, err = memberRemoved(a.Guild.ID, user); err != nil {
-			return err
-		}
-	}
-	ev, err := guildEvent(guildhall.EventGuildBanAdd, a.Guild.ID, 0, guildhall.GuildBanEvent{GuildID: a.Guild.ID, User: user})
+	removed, err := memberRemoved(a.Guild.ID, user)
 	if err != nil {
 		return err
 	}
-	ev.UserID = userID
-	if err := s.publishEvents(ctx, append(evs, ev)...); err != nil {
+	ban, err := guildEvent(guildhall.EventGuildBanAdd, a.Guild.ID, 0, guildhall.GuildBanEvent{GuildID: a.Guild.ID, User: user})
+	if err != nil {
+		return err
+	}
+	ban.UserID = userID
+	// GUILD_MEMBER_REMOVE if the ban ended a membership; GUILD_BAN_ADD, which
+	// also takes the user out of every room; the user's GUILD_DELETE always: a
+	// ban repeated after a publish failed finds no membership to end, and the
+	// user's sessions must still be told.
+	evs := []guildhall.Event{ban, removed[1]}
+	if wasMember {
+		evs = []guildhall.Event{removed[0], ban, removed[1]}
+	}
+	if err := s.publishEvents(ctx, evs...); err != nil {
 		return err
 	}
 	s.audit(ctx, a, reason, auditEntry{action: guildhall.AuditMemberBanAdd, target: userID.String()})
