@@ -21,6 +21,10 @@ type matrixCase struct {
 	ok   int // the status of success
 	// lowStatus and lowCode replace 403 50013 for the low actor's refusal.
 	lowStatus, lowCode int
+	// ownerOnly: only the owner may; the exact actor (with perm) is refused too.
+	// The owner's success is not run here (it would end the community): the
+	// flow tests cover it.
+	ownerOnly bool
 	// req builds the request on a fresh target (each actor gets its own).
 	req func(c *community) (method, path string, body any)
 }
@@ -40,6 +44,16 @@ func TestCommunityAuthorizationMatrix(t *testing.T) {
 
 	cases := []matrixCase{
 		{name: "list roles", ok: 200, req: func(c *community) (string, string, any) { return "GET", g + "/roles", nil }},
+		{name: "get role", ok: 200, req: func(c *community) (string, string, any) { return "GET", g + "/roles/" + c.targetRole, nil }},
+		{name: "list pins", ok: 200, req: func(c *community) (string, string, any) { return "GET", ch + "/pins", nil }},
+		{name: "list pins (messages/pins)", ok: 200, req: func(c *community) (string, string, any) { return "GET", ch + "/messages/pins", nil }},
+		{name: "delete guild", perm: guildhall.PermManageGuild, ownerOnly: true, req: func(c *community) (string, string, any) { return "DELETE", g, nil }},
+		{name: "transfer guild", perm: guildhall.PermManageGuild, ownerOnly: true, req: func(c *community) (string, string, any) {
+			return "PATCH", g, map[string]any{"owner_id": c.exact.id}
+		}},
+		{name: "own nick (deprecated route)", perm: guildhall.PermChangeNickname, ok: 200, req: func(c *community) (string, string, any) {
+			return "PATCH", g + "/members/@me/nick", map[string]any{"nick": "old" + time.Now().Format("150405.000")}
+		}},
 		{name: "get member", ok: 200, req: func(c *community) (string, string, any) { return "GET", g + "/members/" + c.owner.id, nil }},
 		{name: "search members", ok: 200, req: func(c *community) (string, string, any) { return "GET", g + "/members/search?query=o&limit=10", nil }},
 		{name: "create role", perm: guildhall.PermManageRoles, ok: 200, req: func(c *community) (string, string, any) {
@@ -154,18 +168,21 @@ func TestCommunityAuthorizationMatrix(t *testing.T) {
 				return 0, 0
 			}
 			ws, wc := refusal(cs.perm != 0)
-			ls, lc := refusal(cs.hier)
+			ls, lc := refusal(cs.hier || cs.ownerOnly)
 			if cs.hier && cs.lowStatus != 0 {
 				ls, lc = cs.lowStatus, cs.lowCode
 			}
+			es, ec := refusal(cs.ownerOnly)
 			actors := []actor{
 				{"outsider", c.outsider, 403, 50001},
 				{"kicked", c.kicked, 403, 50001},
 				{"banned", c.banned, 403, 50001},
 				{"without", c.without, ws, wc},
 				{"low", c.low, ls, lc},
-				{"exact", c.exact, 0, 0},
-				{"owner", c.owner, 0, 0},
+				{"exact", c.exact, es, ec},
+			}
+			if !cs.ownerOnly {
+				actors = append(actors, actor{"owner", c.owner, 0, 0})
 			}
 			for _, a := range actors {
 				method, path, body := cs.req(c)
