@@ -135,9 +135,13 @@ func TestCountCapsUnderParallelRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// An expired invite counts for nothing (and is cleared away).
+	// An expired invite counts for nothing (and is cleared away), nor does
+	// one of a channel that was deleted.
 	past := time.Now().Add(-time.Hour)
 	if err := e.store.PutInvite(ctx, guildhall.Invite{Code: "expired" + f.channel, GuildID: guild, ChannelID: sf(t, f.channel), CreatedAt: past, ExpiresAt: &past}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.PutInvite(ctx, guildhall.Invite{Code: "gone" + f.channel, GuildID: guild, ChannelID: 1<<50 - 1, CreatedAt: past}); err != nil {
 		t.Fatal(err)
 	}
 	got = e.parallel(t, 50, func(i int) int {
