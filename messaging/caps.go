@@ -13,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Count caps (guilds per user, channels per guild, invites per guild and per
-// channel) are checked against the store and then written; two requests that
+// Count caps (guilds per user, channels and roles per guild, invites per guild
+// and per channel) are checked against the store and then written; two requests that
 // check at once could both pass. capLock makes check-and-write one step across
 // every api process: a short lock per counted thing, a key created in the
 // bucket ghnats.BucketAPIState (create fails while another holder has it) with

@@ -126,7 +126,18 @@ func (s *Service) CreateRole(ctx context.Context, u guildhall.User, guildID guil
 	if err != nil {
 		return guildhall.Role{}, err
 	}
-	if len(a.Roles) >= MaxRoles {
+	// A count cap like the channels' (caps.go): counted and written under
+	// the guild's roles lock, so parallel creations cannot pass it.
+	unlock, err := s.capLock(ctx, "roles."+guildID.String())
+	if err != nil {
+		return guildhall.Role{}, err
+	}
+	defer unlock()
+	existing, err := s.store.Roles(ctx, guildID)
+	if err != nil {
+		return guildhall.Role{}, internal("roles", err)
+	}
+	if len(existing) >= MaxRoles {
 		return guildhall.Role{}, guildhall.ErrMaxRoles
 	}
 	r := guildhall.Role{ID: s.ids.Next(), Name: "new role", Position: 1}
@@ -140,6 +151,7 @@ func (s *Service) CreateRole(ctx context.Context, u guildhall.User, guildID guil
 	if err := s.store.PutRole(ctx, guildID, r); err != nil {
 		return guildhall.Role{}, internal("put role", err)
 	}
+	unlock()
 	ev, err := guildEvent(guildhall.EventGuildRoleCreate, guildID, 0, guildhall.GuildRoleEvent{GuildID: guildID, Role: r})
 	if err != nil {
 		return guildhall.Role{}, err
