@@ -24,6 +24,12 @@ const (
 	EventMessageDelete     = "MESSAGE_DELETE"
 	EventTypingStart       = "TYPING_START"
 	EventPresenceUpdate    = "PRESENCE_UPDATE"
+
+	EventMessageReactionAdd         = "MESSAGE_REACTION_ADD"
+	EventMessageReactionRemove      = "MESSAGE_REACTION_REMOVE"
+	EventMessageReactionRemoveAll   = "MESSAGE_REACTION_REMOVE_ALL"
+	EventMessageReactionRemoveEmoji = "MESSAGE_REACTION_REMOVE_EMOJI"
+	EventMessageAck                 = "MESSAGE_ACK"
 )
 
 // Event is one change as it travels from the api to the stream and from there to

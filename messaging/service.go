@@ -61,6 +61,8 @@ type Config struct {
 // began, or ErrServiceBusy (see Barrier).
 type ReadBarrier interface {
 	Wait(ctx context.Context, guildID guildhall.Snowflake) error
+	// WaitSubject is the same for one subject of the stream (a DM's log).
+	WaitSubject(ctx context.Context, subject string) error
 }
 
 // Service is the api: it validates and authorizes requests, assigns snowflakes,
@@ -90,6 +92,7 @@ type Service struct {
 
 	tokens *tokenCache
 	typing *typingLimiter
+	files  *Files
 }
 
 // NewService checks cfg and returns a Service. When cfg.Barrier is nil it builds a
@@ -144,6 +147,7 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 		interval = 5 * time.Second
 	}
 	s.typing = newTypingLimiter(interval, 100000)
+	s.files = NewFiles(cfg.JS)
 	if s.barrier == nil {
 		b, err := NewBarrier(ctx, cfg.JS, BarrierConfig{Metrics: s.metrics})
 		if err != nil {
@@ -160,7 +164,12 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 // three attempts) after a timeout. A publish that still fails answers
 // ErrServiceBusy: the event may or may not be stored, and the client may retry.
 func (s *Service) publish(ctx context.Context, ev guildhall.Event, id string) (uint64, error) {
-	msg := ghnats.EventMsg(ev, id)
+	return s.publishMsg(ctx, ev, ghnats.EventMsg(ev, id))
+}
+
+// publishMsg is publish of an event already made into a message (with extra
+// headers, or on a subject of its own).
+func (s *Service) publishMsg(ctx context.Context, ev guildhall.Event, msg *natsgo.Msg) (uint64, error) {
 	start := time.Now()
 	var err error
 	for attempt := range 3 {

@@ -117,6 +117,9 @@ func (s *Service) GuildState(ctx context.Context, guildID guildhall.Snowflake) (
 	if chs == nil {
 		chs = []guildhall.Channel{}
 	}
+	if err := s.fillLastMessages(ctx, chs); err != nil {
+		return guildhall.GuildState{}, err
+	}
 	if roles == nil {
 		roles = []guildhall.Role{}
 	}
@@ -242,13 +245,18 @@ func (s *Service) GuildChannels(ctx context.Context, u guildhall.User, guildID g
 			out = append(out, c)
 		}
 	}
-	return out, nil
+	return out, s.fillLastMessages(ctx, out)
 }
 
 // Channel returns a channel the user may view.
 func (s *Service) Channel(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) (guildhall.Channel, error) {
 	_, ch, _, err := s.channelAccess(ctx, u, channelID)
-	return ch, err
+	if err != nil {
+		return ch, err
+	}
+	chs := []guildhall.Channel{ch}
+	err = s.fillLastMessages(ctx, chs)
+	return chs[0], err
 }
 
 // NewChannel is what creating a channel takes. Nil pointers mean "not given".

@@ -78,13 +78,19 @@ type Store interface {
 	// upsert with the highest Seq wins, and a delete is final: once a message is
 	// deleted no upsert brings it back, whatever its Seq (message ids are never
 	// reused, so an upsert after a delete can only be an edit that raced the
-	// delete, or a redelivery). That is what lets the writer retry and redeliver
-	// freely.
+	// delete, or a redelivery). Reaction writes follow the rules of ReactionWrite,
+	// and a message's delete removes its reactions for good. Every upsert also
+	// raises the channel's last message id (LastMessageIDs). That is what lets the
+	// writer retry and redeliver freely.
 	ApplyMessages(ctx context.Context, writes []MessageWrite) error
 	// Message returns one message of a channel.
 	Message(ctx context.Context, channelID, id guildhall.Snowflake) (guildhall.Message, error)
 	// History pages a channel's messages; see HistoryQuery.
 	History(ctx context.Context, channelID guildhall.Snowflake, q HistoryQuery) ([]guildhall.Message, error)
+
+	// Reactions, last message ids, read states and direct-message channels: see
+	// store_conversations.go.
+	ConversationStore
 
 	// Close releases the store.
 	Close() error
@@ -96,12 +102,15 @@ type UserRecord struct {
 	PasswordHash string // empty for bots, which log in with tokens only
 }
 
-// MessageWrite is one upsert or delete of a message, tagged with the stream
-// sequence it comes from.
+// MessageWrite is one upsert or delete of a message, or one change to its
+// reactions, tagged with the stream sequence it comes from.
 type MessageWrite struct {
 	Seq     uint64
 	Delete  bool
-	Message guildhall.Message // for a delete, ID and ChannelID are enough
+	Message guildhall.Message // for a delete or a reaction, ID and ChannelID are enough
+	// Reaction, when set, makes the write a change to the reactions of the
+	// message (see ReactionWrite) and nothing else: Delete is false.
+	Reaction *ReactionWrite
 }
 
 // HistoryQuery selects at most Limit messages of a channel, newest first:

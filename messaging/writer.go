@@ -24,10 +24,19 @@ type MessageApplier interface {
 	ApplyMessages(ctx context.Context, writes []MessageWrite) error
 }
 
+// FileRemover is what the Writer needs of the attachment files: delete files,
+// idempotently (Files is one).
+type FileRemover interface {
+	Remove(ctx context.Context, ids []guildhall.Snowflake) error
+}
+
 // WriterConfig configures a Writer. Store and JS are required.
 type WriterConfig struct {
 	// Store receives the messages.
 	Store MessageApplier
+	// Files are the attachment files, deleted once their message's delete is
+	// stored. Zero value means NewFiles(JS).
+	Files FileRemover
 	// JS reaches the EVENTS stream and the durable "writer" consumer, which
 	// ghnats.Apply creates.
 	JS jetstream.JetStream
@@ -51,10 +60,11 @@ type WriterConfig struct {
 
 // Writer persists the stream's message events to the store. It is the only writer
 // of messages: a durable pull consumer (ghnats.ConsumerWriter) on EVENTS that
-// fetches up to Batch guild events, turns MESSAGE_CREATE, MESSAGE_UPDATE and
-// MESSAGE_DELETE into MessageWrites tagged with their stream sequence, applies them
-// in one Store.ApplyMessages call, and acknowledges each event only after that
-// call succeeded. Other guild events (channels, members) are already in the store
+// fetches up to Batch guild (and DM log) events, turns MESSAGE_CREATE,
+// MESSAGE_UPDATE, MESSAGE_DELETE and the MESSAGE_REACTION_* events into
+// MessageWrites tagged with their stream sequence, applies them in one
+// Store.ApplyMessages call, deletes the attachment files of deleted messages,
+// and acknowledges each event only after that succeeded. Other guild events (channels, members) are already in the store
 // (the api writes them before publishing) and are just acknowledged.
 //
 // Store.ApplyMessages is idempotent and order-free by sequence, so every failure
@@ -68,6 +78,7 @@ type WriterConfig struct {
 // event of the consumer is persisted, for the read Barrier and for metrics.
 type Writer struct {
 	store   MessageApplier
+	files   FileRemover
 	js      jetstream.JetStream
 	batch   int
 	minBO   time.Duration
@@ -94,10 +105,13 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 		return nil, errors.New("messaging: WriterConfig needs Store and JS")
 	}
 	w := &Writer{
-		store: cfg.Store, js: cfg.JS, batch: cfg.Batch,
+		store: cfg.Store, files: cfg.Files, js: cfg.JS, batch: cfg.Batch,
 		minBO: cfg.MinBackoff, maxBO: cfg.MaxBackoff, idle: cfg.IdleWait,
 		metrics: cfg.Metrics, log: cfg.Logger,
 		changed: make(chan struct{}),
+	}
+	if w.files == nil {
+		w.files = NewFiles(cfg.JS)
 	}
 	if w.batch <= 0 {
 		w.batch = 256
@@ -296,6 +310,7 @@ func (w *Writer) fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstrea
 // after it.
 func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jetstream.Msg, ackWait time.Duration) (last, pending uint64, err error) {
 	writes := make([]MessageWrite, 0, len(msgs))
+	var files []guildhall.Snowflake // attachments of deleted messages
 	for _, m := range msgs {
 		meta, err := m.Metadata()
 		if err != nil {
@@ -313,6 +328,9 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 		}
 		if ok {
 			writes = append(writes, mw)
+			if mw.Delete {
+				files = append(files, ghnats.HeaderIDs(m.Headers(), ghnats.HeaderAttachments)...)
+			}
 		}
 	}
 	if len(writes) > 0 {
@@ -322,7 +340,11 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 		for attempt := 1; ; attempt++ {
 			err := w.store.ApplyMessages(ctx, writes)
 			if err == nil {
-				break
+				// After the store: a delete that fails here is retried, and the
+				// messages' writes again with it, harmlessly.
+				if err = w.files.Remove(ctx, files); err == nil {
+					break
+				}
 			}
 			if ctx.Err() != nil {
 				stopInProgress()
@@ -444,6 +466,13 @@ func decodeWrite(h natsgo.Header, data []byte, seq uint64) (MessageWrite, bool, 
 		}
 		// What history shows: no dispatch-only fields (guild_id, member, nonce).
 		return MessageWrite{Seq: seq, Message: restMessage(m)}, true, nil
+	case guildhall.EventMessageReactionAdd, guildhall.EventMessageReactionRemove,
+		guildhall.EventMessageReactionRemoveAll, guildhall.EventMessageReactionRemoveEmoji:
+		w, err := reactionWrite(ev.Type, ev.Data, seq)
+		if err != nil {
+			return MessageWrite{}, false, fmt.Errorf("%s: %w", ev.Type, err)
+		}
+		return w, true, nil
 	case guildhall.EventMessageDelete:
 		var d guildhall.MessageDelete
 		if err := json.Unmarshal(ev.Data, &d); err != nil {

@@ -2,6 +2,7 @@ package nats
 
 import (
 	"strconv"
+	"strings"
 
 	guildhall "github.com/guildhall/guildhall"
 	natsgo "github.com/nats-io/nats.go"
@@ -69,4 +70,49 @@ func EphemeralMsg(ev guildhall.Event) *natsgo.Msg {
 	m := EventMsg(ev, "")
 	m.Subject = EphemeralGuildSubject(uint64(ev.GuildID))
 	return m
+}
+
+// Headers that tell a message event's consumers what the payload would make them
+// decode: the users it mentions (gateways give them the content whatever their
+// intents) and the attachments a delete frees (the writer deletes their files).
+// Values are comma-separated decimal ids.
+const (
+	HeaderMentions    = "Gh-Mentions"
+	HeaderAttachments = "Gh-Attachments"
+)
+
+// SetHeaderIDs sets key to ids, comma-separated; nothing when ids is empty.
+func SetHeaderIDs(h natsgo.Header, key string, ids []guildhall.Snowflake) {
+	if len(ids) == 0 {
+		return
+	}
+	b := make([]byte, 0, 20*len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, uint64(id), 10)
+	}
+	h.Set(key, string(b))
+}
+
+// HeaderIDs reads the ids SetHeaderIDs wrote; ids that do not parse are skipped.
+func HeaderIDs(h natsgo.Header, key string) []guildhall.Snowflake {
+	v := h.Get(key)
+	if v == "" {
+		return nil
+	}
+	var out []guildhall.Snowflake
+	for len(v) > 0 {
+		part := v
+		if i := strings.IndexByte(v, ','); i >= 0 {
+			part, v = v[:i], v[i+1:]
+		} else {
+			v = ""
+		}
+		if n, err := strconv.ParseUint(part, 10, 64); err == nil && n != 0 {
+			out = append(out, guildhall.Snowflake(n))
+		}
+	}
+	return out
 }

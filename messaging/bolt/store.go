@@ -17,6 +17,17 @@ package bolt
 //	messages           channel_id|bucket|message_id -> seq(8) + JSON Message
 //	message_tombstones channel_id|bucket|message_id -> seq(8)
 //
+// and for conversations (conversations.go):
+//
+//	reactions             channel_id|message_id|emoji|0|user_id -> seq(8) + present(1)
+//	reaction_clears       channel_id|message_id -> seq(8)        (remove all)
+//	                      channel_id|message_id|emoji|0 -> seq(8) (remove one emoji)
+//	channel_last          channel_id -> message_id            (the newest ever written)
+//	read_states           user_id|channel_id -> version(8) + message_id(8)
+//	private_channels      channel_id -> JSON PrivateChannel
+//	user_private_channels user_id|channel_id -> ""
+//	dm_pairs              low user_id|high user_id -> channel_id
+//
 // Values are encoding/json: not the fastest, but the domain types already
 // marshal to Discord's JSON, so there is no second schema to keep in sync.
 
@@ -70,8 +81,9 @@ var (
 	bMessages      = []byte("messages")
 	bTombstones    = []byte("message_tombstones")
 
-	allBuckets = [][]byte{bMeta, bUsers, bUsernames, bTokens, bGuilds, bMemberCounts,
-		bChannels, bGuildChannels, bRoles, bMembers, bUserGuilds, bInvites, bMessages, bTombstones}
+	allBuckets = append([][]byte{bMeta, bUsers, bUsernames, bTokens, bGuilds, bMemberCounts,
+		bChannels, bGuildChannels, bRoles, bMembers, bUserGuilds, bInvites, bMessages, bTombstones},
+		conversationBuckets...)
 )
 
 // Store is the embedded messaging.Store: one bbolt file owned by one process.
@@ -568,11 +580,23 @@ func applyMessage(msgs, tombs *bbolt.Bucket, w messaging.MessageWrite) error {
 		return fmt.Errorf("apply message write seq %d: message id and channel id are required", w.Seq)
 	}
 	k := msgKey(m.ChannelID, m.ID)
+	if !w.Delete && w.Reaction == nil {
+		// Written, even if deleted already: the channel's last message id counts it.
+		if err := raiseLastMessage(msgs.Tx(), m.ChannelID, m.ID); err != nil {
+			return err
+		}
+	}
 	if tombs.Get(k) != nil {
 		return nil // deleted: final
 	}
+	if w.Reaction != nil {
+		return applyReaction(msgs.Tx(), m.ChannelID, m.ID, w.Seq, *w.Reaction)
+	}
 	if w.Delete {
 		if err := msgs.Delete(k); err != nil {
+			return err
+		}
+		if err := deleteReactions(msgs.Tx(), m.ChannelID, m.ID); err != nil {
 			return err
 		}
 		return tombs.Put(k, u64(w.Seq))

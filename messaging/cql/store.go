@@ -266,6 +266,7 @@ var cqlMigrations = []cqlMigration{
 		)`,
 		`CREATE TABLE IF NOT EXISTS {ks}.invites (code text PRIMARY KEY, data blob)`,
 	}},
+	{2, "reactions, last message ids, read states, private channels", conversationTables},
 }
 
 // schemaVersion is the newest schema version this build knows.
@@ -830,12 +831,21 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 		return nil
 	}
 	best := make(map[cqlMsgKey]int, len(writes))
+	var reactions []int
+	last := map[guildhall.Snowflake]guildhall.Snowflake{} // channel -> newest upserted id
 	for i, w := range writes {
 		if w.Seq > math.MaxInt64 {
 			return fmt.Errorf("apply messages: seq %d out of range", w.Seq)
 		}
 		if w.Message.ChannelID == 0 || w.Message.ID == 0 {
 			return fmt.Errorf("apply messages: write %d (seq %d) has no channel or message id", i, w.Seq)
+		}
+		if w.Reaction != nil {
+			reactions = append(reactions, i) // versioned per row by its own timestamp
+			continue
+		}
+		if !w.Delete { // written, even if deleted already: it counts as the channel's last
+			last[w.Message.ChannelID] = max(last[w.Message.ChannelID], w.Message.ID)
 		}
 		k := cqlMsgKey{w.Message.ChannelID, w.Message.ID}
 		j, ok := best[k]
@@ -855,6 +865,20 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 	parts := map[cqlPartition][]sized{}
 	var order []cqlPartition
 	indexed := map[cqlPartition]bool{}
+	add := func(p cqlPartition, e gocql.BatchEntry, size int) {
+		if _, ok := parts[p]; !ok {
+			order = append(order, p)
+		}
+		parts[p] = append(parts[p], sized{e, size})
+	}
+	for _, i := range reactions {
+		w := writes[i]
+		e, err := s.reactionEntry(w)
+		if err != nil {
+			return fmt.Errorf("apply messages: %w", err)
+		}
+		add(cqlPartition{w.Message.ChannelID, w.Message.ID.Bucket()}, e, 60+len(w.Reaction.Emoji))
+	}
 	for _, i := range keep {
 		w := writes[i]
 		p := cqlPartition{w.Message.ChannelID, w.Message.ID.Bucket()}
@@ -879,10 +903,10 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 			size += len(data)
 			indexed[p] = true
 		}
-		if _, ok := parts[p]; !ok {
-			order = append(order, p)
+		add(p, e, size)
+		if w.Delete { // its reactions go with it, for good
+			add(p, s.clearReactions(w.Message.ChannelID, w.Message.ID, cqlDeleteTimestamp), 40)
 		}
-		parts[p] = append(parts[p], sized{e, size})
 	}
 
 	// Bucket index: one small unlogged batch per channel (one partition each).
@@ -901,6 +925,11 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 				Args: []any{cqlID(ch), bucket}, Idempotent: true,
 			})
 		}
+		jobs = append(jobs, b)
+	}
+	for ch, id := range last {
+		b := s.s.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
+		b.Entries = append(b.Entries, s.lastMessageEntry(ch, id))
 		jobs = append(jobs, b)
 	}
 	// The index and the messages go together: ApplyMessages succeeds only when

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) messaging.Store) {
 		{"HistorySparse", testHistorySparse},
 		{"HistoryEmpty", testHistoryEmpty},
 	}
+	tests = append(tests, conversationTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
