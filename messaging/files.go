@@ -127,7 +127,7 @@ func (f *Files) Copy(ctx context.Context, w io.Writer, info FileInfo, offset, le
 		return fmt.Errorf("files: range %d+%d outside %d bytes", offset, length, info.Size)
 	}
 	subject := ghnats.ObjectChunkSubject(ghnats.BucketAttachments, info.nuid)
-	var seq uint64
+	seq := uint64(1) // the first message on the subject at or after seq
 	var pos int64
 	for n := uint32(0); n < info.chunks && length > 0; n++ {
 		msg, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))

@@ -255,6 +255,9 @@ func (s *Service) Channel(ctx context.Context, u guildhall.User, channelID guild
 		return ch, err
 	}
 	chs := []guildhall.Channel{ch}
+	if err := s.barrier.Wait(ctx, ch.GuildID); err != nil { // last_message_id reads its writes
+		return ch, err
+	}
 	err = s.fillLastMessages(ctx, chs)
 	return chs[0], err
 }

@@ -58,7 +58,9 @@ func (s *Service) Ack(ctx context.Context, u guildhall.User, channelID, messageI
 // ReadStates is READY's read_state for u: every channel u has acked and can
 // still view, and every DM u takes part in (acked or not), each with the last
 // message acked and the mentions of u after it. dms are u's DM channels (nil:
-// looked up).
+// looked up). It reads the store as it is, without the read barrier (one wait
+// per channel would cost READY a round trip each): a message posted in the last
+// few milliseconds may not be counted yet.
 func (s *Service) ReadStates(ctx context.Context, u guildhall.User, dms []guildhall.PrivateChannel) ([]guildhall.ReadState, error) {
 	acked, err := s.store.ReadStates(ctx, u.ID)
 	if err != nil {
