@@ -26,6 +26,7 @@ import (
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/presence"
 	"github.com/guildhall/guildhall/registry"
+	"github.com/guildhall/guildhall/web"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -201,6 +202,8 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(reg,
 		promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, reg}, promhttp.HandlerOpts{})))
 
+	var client http.Handler // the browser client, with the api role
+
 	// api and writer: they own the store.
 	var writer *messaging.Writer
 	var store messaging.Store
@@ -292,6 +295,12 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		api := rest.NewHandler(svc, rcfg)
 		mux.Handle("/api/", api)
 		mux.Handle("GET /attachments/", api) // files, at Discord's CDN path
+		// The browser client needs REST on its own origin, so a process with the
+		// api role serves it.
+		client = web.NewHandler()
+		for _, p := range []string{"GET /assets/", "GET /invite/", "GET /channels/"} {
+			mux.Handle(p, client)
+		}
 		log.Info("api ready", "snowflake_node", lease.Node, "store", f.store)
 	}
 	var gw *gateway.Gateway
@@ -300,7 +309,14 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
+	}
+	switch {
+	case gw != nil && client != nil:
+		mux.Handle("GET /{$}", gatewayOrPage(gw, client))
+	case gw != nil:
 		mux.Handle("GET /{$}", gw)
+	case client != nil:
+		mux.Handle("GET /{$}", client)
 	}
 
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -333,6 +349,18 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	_ = srv.Shutdown(sctx)
 	<-writerDone
 	return nil
+}
+
+// gatewayOrPage sends WebSocket upgrades of / to the gateway, as Discord's
+// clients expect, and every other request to the browser client's page.
+func gatewayOrPage(gw, page http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			gw.ServeHTTP(w, r)
+			return
+		}
+		page.ServeHTTP(w, r)
+	})
 }
 
 func (f serveFlags) startLimits() registry.StartLimits {

@@ -23,7 +23,7 @@ type stack struct {
 	done   chan error
 }
 
-func startStack(t *testing.T, dataDir string, extra ...string) *stack {
+func startStack(t testing.TB, dataDir string, extra ...string) *stack {
 	t.Helper()
 	args := append([]string{"--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--data", dataDir, "--drain", "100ms", "--rate-limits", "off", "--bcrypt-cost", "4", "--identify-concurrency", "64"}, extra...)
 	f, err := parseServe(args, os.LookupEnv)
@@ -53,7 +53,7 @@ func startStack(t *testing.T, dataDir string, extra ...string) *stack {
 	return nil
 }
 
-func (s *stack) stop(t *testing.T) {
+func (s *stack) stop(t testing.TB) {
 	if s.cancel == nil {
 		return
 	}
@@ -71,7 +71,7 @@ func (s *stack) stop(t *testing.T) {
 
 func (s *stack) gatewayURL() string { return "ws://" + s.addr + "/?v=10&encoding=json" }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 

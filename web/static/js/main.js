@@ -1,0 +1,5 @@
+// Entry point: one App per page.
+import { App } from './app.js';
+
+const app = new App();
+app.start();
