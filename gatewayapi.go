@@ -18,6 +18,11 @@ type IdentifyReply struct {
 	User    User         `json:"user"`
 	Guilds  []GuildState `json:"guilds"`
 	Members []Member     `json:"members"`
+	// PrivateChannels are the user's DMs as the user sees them, and ReadStates
+	// how far the user has read each channel (READY's private_channels and
+	// read_state).
+	PrivateChannels []PrivateChannel `json:"private_channels,omitempty"`
+	ReadStates      []ReadState      `json:"read_states,omitempty"`
 	Error   *Error       `json:"error,omitempty"`
 }
 

@@ -49,6 +49,52 @@ func (s *Service) conversationAccess(ctx context.Context, u guildhall.User, chan
 	return &conversation{ID: dm.ID, Type: dm.Type, perms: dmPermissions, dm: dm}, nil
 }
 
+// conversations is the access layer for many channels of one user at once
+// (READY's read states): each guild's access is loaded once, not per channel.
+type conversations struct {
+	s      *Service
+	u      guildhall.User
+	guilds map[guildhall.Snowflake]*guildAccess
+}
+
+func (s *Service) conversations(u guildhall.User) *conversations {
+	return &conversations{s: s, u: u, guilds: map[guildhall.Snowflake]*guildAccess{}}
+}
+
+// get is conversationAccess with the guild's access loaded at most once.
+func (cs *conversations) get(ctx context.Context, channelID guildhall.Snowflake) (*conversation, error) {
+	ch, err := cs.s.store.Channel(ctx, channelID)
+	if errors.Is(err, ErrNotFound) {
+		dm, err := cs.s.dmAccess(ctx, cs.u, channelID)
+		if err != nil {
+			return nil, err
+		}
+		return &conversation{ID: dm.ID, Type: dm.Type, perms: dmPermissions, dm: dm}, nil
+	}
+	if err != nil {
+		return nil, internal("channel", err)
+	}
+	a, ok := cs.guilds[ch.GuildID]
+	if !ok {
+		a, err = cs.s.access(ctx, cs.u, ch.GuildID)
+		if errors.Is(err, guildhall.ErrUnknownGuild) || errors.Is(err, guildhall.ErrMissingAccess) {
+			a, err = nil, nil // remembered: not a member
+		}
+		if err != nil {
+			return nil, err
+		}
+		cs.guilds[ch.GuildID] = a
+	}
+	if a == nil {
+		return nil, guildhall.ErrMissingAccess
+	}
+	p := a.channel(ch)
+	if !p.Has(guildhall.PermViewChannel) {
+		return nil, guildhall.ErrMissingAccess
+	}
+	return &conversation{ID: ch.ID, GuildID: ch.GuildID, Type: ch.Type, perms: p, guild: a, channel: ch}, nil
+}
+
 // textual reports whether messages can be posted to the conversation.
 func (c *conversation) textual() bool {
 	switch c.Type {

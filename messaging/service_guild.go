@@ -641,7 +641,7 @@ func (s *Service) Identify(ctx context.Context, token string) (guildhall.Identif
 		r.Guilds = append(r.Guilds, st)
 		r.Members = append(r.Members, m)
 	}
-	return r, nil
+	return r, s.identifyConversations(ctx, u, &r)
 }
 
 // GuildSnapshot answers a gateway's GuildRequest: the guild's state, and the

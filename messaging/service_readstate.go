@@ -97,8 +97,9 @@ func (s *Service) ReadStates(ctx context.Context, u guildhall.User, dms []guildh
 	}
 	out := make([]guildhall.ReadState, 0, len(acked))
 	scans := 0
+	access := s.conversations(u)
 	for _, rs := range acked {
-		c, err := s.conversationAccess(ctx, u, rs.ChannelID)
+		c, err := access.get(ctx, rs.ChannelID)
 		if errors.Is(err, guildhall.ErrUnknownChannel) || errors.Is(err, guildhall.ErrMissingAccess) {
 			continue // gone, or no longer visible
 		}
@@ -158,5 +159,20 @@ func (s *Service) fillLastMessages(ctx context.Context, chs []guildhall.Channel)
 			}
 		}
 	}
+	return nil
+}
+
+// identifyConversations adds to an identify reply what READY says of the user's
+// conversations: the DMs and the read states.
+func (s *Service) identifyConversations(ctx context.Context, u guildhall.User, r *guildhall.IdentifyReply) error {
+	dms, err := s.PrivateChannels(ctx, u)
+	if err != nil {
+		return err
+	}
+	states, err := s.ReadStates(ctx, u, dms)
+	if err != nil {
+		return err
+	}
+	r.PrivateChannels, r.ReadStates = dms, states
 	return nil
 }
