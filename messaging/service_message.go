@@ -496,36 +496,50 @@ func (s *Service) DeleteMessage(ctx context.Context, u guildhall.User, channelID
 	return s.publishConversation(ctx, c, c.event(guildhall.EventMessageDelete, u.ID, data), s.ids.Next().String(), hdr)
 }
 
-// Typing publishes TYPING_START on the guild's ephemeral subject (core NATS, never
-// the stream, never on disk). A user's repeated typing in one channel within
+// Typing publishes TYPING_START on the guild's ephemeral subject, or in a DM on
+// each other participant's ephemeral subject (core NATS, never the stream, never
+// on disk). A user's repeated typing in one channel within
 // Config.TypingInterval is accepted and not re-published.
 func (s *Service) Typing(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) error {
-	a, ch, p, err := s.channelAccess(ctx, u, channelID)
+	c, err := s.conversationAccess(ctx, u, channelID)
 	if err != nil {
 		return err
 	}
-	if ch.Type != guildhall.ChannelTypeGuildText {
+	if !c.textual() {
 		return errNonTextChannel
 	}
-	if !p.Has(guildhall.PermSendMessages) {
+	if !c.perms.Has(guildhall.PermSendMessages) {
 		return guildhall.ErrMissingPerms
 	}
 	now := s.now()
-	if !s.typing.allow(u.ID, ch.ID, now) {
+	if !s.typing.allow(u.ID, c.ID, now) {
 		return nil
 	}
-	member := a.Member
-	member.GuildID = 0
-	data, err := json.Marshal(guildhall.TypingStart{
-		ChannelID: ch.ID, GuildID: ch.GuildID, UserID: u.ID, Timestamp: now.Unix(), Member: &member,
-	})
+	ts := guildhall.TypingStart{ChannelID: c.ID, GuildID: c.GuildID, UserID: u.ID, Timestamp: now.Unix()}
+	if m := c.member(); m != nil {
+		m.GuildID = 0
+		ts.Member = m
+	}
+	data, err := json.Marshal(ts)
 	if err != nil {
 		return internal("encode typing", err)
 	}
-	ev := guildhall.Event{Type: guildhall.EventTypingStart, GuildID: ch.GuildID, ChannelID: ch.ID, UserID: u.ID, Data: data}
-	if err := s.nc.PublishMsg(ghnats.EphemeralMsg(ev)); err != nil {
-		s.log.Warn("publish typing", "channel", ch.ID, "err", err)
-		return guildhall.ErrServiceBusy
+	ev := c.event(guildhall.EventTypingStart, u.ID, data)
+	msgs := []*natsgo.Msg{}
+	if c.dm == nil {
+		msgs = append(msgs, ghnats.EphemeralMsg(ev))
+	} else {
+		for _, p := range c.dm.Recipients {
+			if p.ID != u.ID {
+				msgs = append(msgs, ghnats.EphemeralUserMsg(ev, uint64(p.ID)))
+			}
+		}
+	}
+	for _, m := range msgs {
+		if err := s.nc.PublishMsg(m); err != nil {
+			s.log.Warn("publish typing", "channel", c.ID, "err", err)
+			return guildhall.ErrServiceBusy
+		}
 	}
 	return nil
 }

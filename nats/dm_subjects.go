@@ -12,3 +12,7 @@ const SubjectInDM = "gh.in.d.*"
 // object store bucket (JetStream's layout: $O.<bucket>.C.<nuid>), for reading
 // an object chunk by chunk with direct gets.
 func ObjectChunkSubject(bucket, nuid string) string { return "$O." + bucket + ".C." + nuid }
+
+// EphemeralUserSubject carries what user id alone receives and nothing stores:
+// typing in a DM.
+func EphemeralUserSubject(id uint64) string { return SubjectEphemeral + "u." + itoa(id) }

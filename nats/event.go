@@ -116,3 +116,11 @@ func HeaderIDs(h natsgo.Header, key string) []guildhall.Snowflake {
 	}
 	return out
 }
+
+// EphemeralUserMsg is EphemeralMsg for one user (typing in a DM): on the user's
+// ephemeral subject, same headers as EventMsg.
+func EphemeralUserMsg(ev guildhall.Event, user uint64) *natsgo.Msg {
+	m := EventMsg(ev, "")
+	m.Subject = EphemeralUserSubject(user)
+	return m
+}
