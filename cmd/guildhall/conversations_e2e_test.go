@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/testenv"
+)
+
+// End-to-end tests of conversations with live gateway sessions: every event
+// reaches the sessions that should have it, exactly once, and a resumed session
+// is replayed reactions and DMs exactly once.
+
+type dmChannel struct {
+	ID         string `json:"id"`
+	Type       int    `json:"type"`
+	Recipients []struct {
+		ID string `json:"id"`
+	} `json:"recipients"`
+}
+
+func openDM(t *testing.T, s *stack, token, recipient string) dmChannel {
+	t.Helper()
+	var dm dmChannel
+	s.rest.Must(t, http.StatusOK, "POST", "/users/@me/channels", token, map[string]string{"recipient_id": recipient}, &dm)
+	return dm
+}
+
+func react(t *testing.T, s *stack, method, token, channel, message, emoji, who string) {
+	t.Helper()
+	path := "/channels/" + channel + "/messages/" + message + "/reactions"
+	if emoji != "" {
+		path += "/" + url.PathEscape(emoji) + who
+	}
+	s.rest.Must(t, http.StatusNoContent, method, path, token, nil, nil)
+}
+
+// eventsOf lists the dispatches of the given types a session received, as
+// "TYPE message/channel" strings, in order.
+func eventsOf(t *testing.T, c *testenv.GatewayClient, types ...string) []string {
+	t.Helper()
+	var out []string
+	for _, p := range c.All() {
+		if p.Op != 0 || !slices.Contains(types, p.T) {
+			continue
+		}
+		var d struct {
+			ID        string `json:"id"`
+			MessageID string `json:"message_id"`
+			ChannelID string `json:"channel_id"`
+			Emoji     struct {
+				Name string `json:"name"`
+			} `json:"emoji"`
+		}
+		if err := json.Unmarshal(p.D, &d); err != nil {
+			t.Fatalf("%s d %s: %v", p.T, p.D, err)
+		}
+		id := cmpOr(d.MessageID, d.ID)
+		out = append(out, strings.TrimSpace(p.T+" "+id+" "+d.Emoji.Name))
+	}
+	return out
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// waitEvents waits until a session has received n dispatches of the types.
+func waitEvents(t *testing.T, c *testenv.GatewayClient, n int, types ...string) []string {
+	t.Helper()
+	var got []string
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if got = eventsOf(t, c, types...); len(got) < n {
+			return fmt.Errorf("%d of %d events: %v", len(got), n, got)
+		}
+		return nil
+	})
+	return got
+}
+
+var conversationEvents = []string{
+	"MESSAGE_CREATE", "MESSAGE_DELETE", "CHANNEL_CREATE", "MESSAGE_REACTION_ADD", "MESSAGE_REACTION_REMOVE",
+	"MESSAGE_REACTION_REMOVE_EMOJI", "MESSAGE_REACTION_REMOVE_ALL", "MESSAGE_ACK",
+}
+
+// TestConversationEventsLive: replies, reactions, DMs and acks reach the live
+// sessions that should have them, exactly once, and nobody else.
+func TestConversationEventsLive(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	f := newGuildFixture(t, s)
+	member := testenv.DialGateway(t, s.gatewayURL())
+	member.Identify(f.memberToken)
+	member2 := testenv.DialGateway(t, s.gatewayURL()) // the member's second session
+	member2.Identify(f.memberToken)
+	owner := testenv.DialGateway(t, s.gatewayURL())
+	owner.Identify(f.ownerToken)
+	outsider := testenv.DialGateway(t, s.gatewayURL())
+	outsider.Identify(f.outsiderToken)
+	// A member session without the reaction intents.
+	noReactions := testenv.DialGateway(t, s.gatewayURL())
+	noReactions.IdentifyWithIntents(f.memberToken, int64(guildhall.IntentsAll&^(guildhall.IntentGuildMessageReactions|guildhall.IntentDirectMessageReactions)))
+	for _, c := range []*testenv.GatewayClient{member, member2, owner, noReactions} {
+		c.WaitFor(t, "GUILD_CREATE", 5*time.Second)
+	}
+
+	q := s.post(t, f.ownerToken, f.channelID, "question?")
+	var reply struct {
+		message
+		ReferencedMessage *message `json:"referenced_message"`
+	}
+	s.rest.Must(t, http.StatusOK, "POST", "/channels/"+f.channelID+"/messages", f.memberToken,
+		map[string]any{"content": "answer", "message_reference": map[string]string{"message_id": q.ID}}, &reply)
+	react(t, s, "PUT", f.ownerToken, f.channelID, reply.ID, "🔥", "/@me")
+	react(t, s, "PUT", f.memberToken, f.channelID, reply.ID, "🔥", "/@me")
+	react(t, s, "PUT", f.memberToken, f.channelID, reply.ID, "👍", "/@me")
+	react(t, s, "DELETE", f.memberToken, f.channelID, reply.ID, "🔥", "/@me")
+	react(t, s, "DELETE", f.ownerToken, f.channelID, reply.ID, "🔥", "")
+	react(t, s, "DELETE", f.ownerToken, f.channelID, reply.ID, "", "")
+	guild := []string{
+		"MESSAGE_CREATE " + q.ID, "MESSAGE_CREATE " + reply.ID,
+		"MESSAGE_REACTION_ADD " + reply.ID + " 🔥", "MESSAGE_REACTION_ADD " + reply.ID + " 🔥", "MESSAGE_REACTION_ADD " + reply.ID + " 👍",
+		"MESSAGE_REACTION_REMOVE " + reply.ID + " 🔥", "MESSAGE_REACTION_REMOVE_EMOJI " + reply.ID + " 🔥", "MESSAGE_REACTION_REMOVE_ALL " + reply.ID,
+	}
+
+	dm := openDM(t, s, f.memberToken, f.ownerID)
+	psst := s.post(t, f.ownerToken, dm.ID, "psst")
+	react(t, s, "PUT", f.memberToken, dm.ID, psst.ID, "👀", "/@me")
+	s.rest.Must(t, http.StatusOK, "POST", "/channels/"+dm.ID+"/messages/"+psst.ID+"/ack", f.memberToken, map[string]any{}, nil)
+	direct := []string{"CHANNEL_CREATE " + dm.ID, "MESSAGE_CREATE " + psst.ID, "MESSAGE_REACTION_ADD " + psst.ID + " 👀"}
+
+	for _, c := range []struct {
+		name    string
+		session *testenv.GatewayClient
+		want    []string
+	}{
+		{"member", member, slices.Concat(guild, direct, []string{"MESSAGE_ACK " + psst.ID})},
+		{"member's second session", member2, slices.Concat(guild, direct, []string{"MESSAGE_ACK " + psst.ID})},
+		{"owner", owner, slices.Concat(guild, direct)},
+		{"member without reaction intents", noReactions, []string{"MESSAGE_CREATE " + q.ID, "MESSAGE_CREATE " + reply.ID, "CHANNEL_CREATE " + dm.ID, "MESSAGE_CREATE " + psst.ID, "MESSAGE_ACK " + psst.ID}},
+	} {
+		got := waitEvents(t, c.session, len(c.want), conversationEvents...)
+		time.Sleep(100 * time.Millisecond) // anything extra would have come by now
+		if got = eventsOf(t, c.session, conversationEvents...); !slices.Equal(got, c.want) {
+			t.Errorf("%s received\n%s\nwant\n%s", c.name, strings.Join(got, "\n"), strings.Join(c.want, "\n"))
+		}
+	}
+	if got := eventsOf(t, outsider, conversationEvents...); len(got) != 0 {
+		t.Errorf("the outsider received %v", got)
+	}
+	// The reply's MESSAGE_CREATE embeds the message it answers.
+	for _, p := range member.Dispatches("MESSAGE_CREATE") {
+		if bytes.Contains(p.D, []byte(`"id":"`+reply.ID+`"`)) && !bytes.Contains(p.D, []byte(`"referenced_message":{`)) {
+			t.Errorf("reply's MESSAGE_CREATE = %s", p.D)
+		}
+	}
+}
+
+// TestResumeReplaysReactionsAndDMs: a session that drops misses reactions, a DM
+// being opened, DM messages and reactions; on RESUME it is replayed each exactly
+// once, in order, then RESUMED, then live events.
+func TestResumeReplaysReactionsAndDMs(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	f := newGuildFixture(t, s)
+	c := testenv.DialGateway(t, s.gatewayURL())
+	ready := c.Identify(f.memberToken)
+	sessionID := decode[struct {
+		SessionID string `json:"session_id"`
+	}](t, ready.D).SessionID
+	c.WaitFor(t, "GUILD_CREATE", 5*time.Second)
+	m := s.post(t, f.ownerToken, f.channelID, "react to me")
+	c.WaitFor(t, "MESSAGE_CREATE", 5*time.Second)
+	seq := c.LastSeq()
+	c.Drop()
+
+	react(t, s, "PUT", f.ownerToken, f.channelID, m.ID, "🔥", "/@me")
+	dm := openDM(t, s, f.ownerToken, f.memberID)
+	var missed []string
+	missed = append(missed, "MESSAGE_REACTION_ADD "+m.ID+" 🔥", "CHANNEL_CREATE "+dm.ID)
+	for i := range 5 {
+		d := s.post(t, f.ownerToken, dm.ID, fmt.Sprintf("dm %d", i))
+		missed = append(missed, "MESSAGE_CREATE "+d.ID)
+		if i == 2 {
+			react(t, s, "PUT", f.ownerToken, dm.ID, d.ID, "👀", "/@me")
+			react(t, s, "DELETE", f.ownerToken, dm.ID, d.ID, "👀", "/@me")
+			missed = append(missed, "MESSAGE_REACTION_ADD "+d.ID+" 👀", "MESSAGE_REACTION_REMOVE "+d.ID+" 👀")
+		}
+	}
+	react(t, s, "DELETE", f.ownerToken, f.channelID, m.ID, "🔥", "/@me")
+	missed = append(missed, "MESSAGE_REACTION_REMOVE "+m.ID+" 🔥")
+
+	c2 := testenv.DialGateway(t, s.gatewayURL())
+	c2.WaitFor(t, "op:10", 5*time.Second)
+	if err := c2.Resume(f.memberToken, sessionID, seq); err != nil {
+		t.Fatal(err)
+	}
+	c2.WaitFor(t, "RESUMED", 10*time.Second)
+	live := s.post(t, f.ownerToken, dm.ID, "live")
+	want := append(missed, "MESSAGE_CREATE "+live.ID)
+	waitEvents(t, c2, len(want), conversationEvents...)
+	time.Sleep(100 * time.Millisecond)
+	var got []string
+	resumedAt, liveAt := -1, -1
+	for i, p := range c2.All() {
+		if p.T == "RESUMED" {
+			resumedAt = i
+		}
+		if p.T == "MESSAGE_CREATE" && bytes.Contains(p.D, []byte(live.ID)) {
+			liveAt = i
+		}
+	}
+	got = eventsOf(t, c2, conversationEvents...)
+	if !slices.Equal(got, want) {
+		t.Fatalf("after resume got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if liveAt < resumedAt {
+		t.Errorf("the live DM (payload %d) came before RESUMED (payload %d)", liveAt, resumedAt)
+	}
+}
