@@ -1,14 +1,41 @@
 package guildhall
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
 
 // What gateways ask the api over NATS request-reply (subjects in package nats:
 // SubjectAPI + "identify" and SubjectAPI + "guild"). Gateways never open the store;
 // these replies are everything they learn outside the event stream.
 
-// IdentifyRequest asks who a token belongs to and what the user may see.
+// IdentifyRequest asks who a token belongs to and what the user may see. It
+// carries the token's TokenHash, never the token: what crosses the bus is not
+// usable as a REST credential.
 type IdentifyRequest struct {
-	Token string `json:"token"`
+	TokenHash string `json:"token_sha256"`
+}
+
+// TokenHash is what the api keys a token by and what a gateway sends it: the
+// token's SHA-256, in lowercase hex. A token has 256 random bits, so a fast hash
+// is enough.
+func TokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// ValidTokenHash reports whether h has the shape of a TokenHash.
+func ValidTokenHash(h string) bool {
+	if len(h) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range h {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // IdentifyReply is the user, each guild the user is a member of, and the user's
@@ -128,4 +155,35 @@ func (g *GuildState) CreatePayload(self Member) GuildCreate {
 		}
 	}
 	return gc
+}
+
+// ReplayRequest asks the api for a consumer that replays, from stream sequence
+// After+1 on, the events of Guilds and the user events of User: a gateway
+// replaying what a resumed session missed. Gateways may not create consumers
+// themselves (see package nats, Permissions).
+type ReplayRequest struct {
+	Guilds []Snowflake `json:"guilds"`
+	User   Snowflake   `json:"user"`
+	After  uint64      `json:"after"`
+}
+
+// ReplayReply names the consumer: a pull consumer without acks that the gateway
+// fetches from and deletes when done (it also goes by itself when idle). Error is
+// set instead when the request is out of bounds or the api failed.
+type ReplayReply struct {
+	Consumer string `json:"consumer,omitempty"`
+	Error    *Error `json:"error,omitempty"`
+}
+
+// TickRequest asks the api to publish a tick for gateway Node into the stream
+// (see package gateway, Hub.cut): gateways publish nothing into the stream, so
+// that everything in it comes from the api.
+type TickRequest struct {
+	Node string `json:"node"`
+}
+
+// TickReply is the tick's stream sequence, or Error.
+type TickReply struct {
+	Seq   uint64 `json:"seq,omitempty"`
+	Error *Error `json:"error,omitempty"`
 }

@@ -16,7 +16,9 @@ type apiClient struct{ nc *natsgo.Conn }
 
 func (a apiClient) identify(ctx context.Context, token string) (guildhall.IdentifyReply, error) {
 	var rep guildhall.IdentifyReply
-	err := a.call(ctx, ghnats.SubjectAPIIdentify, guildhall.IdentifyRequest{Token: token}, &rep)
+	// The token itself never crosses the bus: its hash identifies the user to the
+	// api and is no REST credential.
+	err := a.call(ctx, ghnats.SubjectAPIIdentify, guildhall.IdentifyRequest{TokenHash: guildhall.TokenHash(token)}, &rep)
 	return rep, err
 }
 
@@ -27,6 +29,28 @@ func (a apiClient) guild(ctx context.Context, id, user guildhall.Snowflake) (gui
 		err = rep.Error
 	}
 	return rep, err
+}
+
+// replay asks the api for a consumer replaying req (gateways may not create
+// consumers) and returns its name.
+func (a apiClient) replay(ctx context.Context, req guildhall.ReplayRequest) (string, error) {
+	var rep guildhall.ReplayReply
+	err := a.call(ctx, ghnats.SubjectAPIReplay, req, &rep)
+	if err == nil && rep.Error != nil {
+		err = rep.Error
+	}
+	return rep.Consumer, err
+}
+
+// tick asks the api to publish a tick for node into the stream and returns its
+// sequence (gateways publish nothing into the stream).
+func (a apiClient) tick(ctx context.Context, node string) (uint64, error) {
+	var rep guildhall.TickReply
+	err := a.call(ctx, ghnats.SubjectAPITick, guildhall.TickRequest{Node: node}, &rep)
+	if err == nil && rep.Error != nil {
+		err = rep.Error
+	}
+	return rep.Seq, err
 }
 
 func (a apiClient) call(ctx context.Context, subject string, req, rep any) error {

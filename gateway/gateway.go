@@ -576,7 +576,7 @@ func (g *Gateway) kicked(m *natsgo.Msg) {
 	}
 }
 
-func kickSubject(node string) string { return "gh.gw." + node + ".kick" }
+func kickSubject(node string) string { return ghnats.KickSubject(node) }
 
 // joinAtCut joins an identified or resuming session to its rooms at a consistent
 // cut (see Hub.prepare) and runs attached in the pump at that moment, with the

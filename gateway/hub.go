@@ -39,9 +39,9 @@ type Hub struct {
 	nc     *natsgo.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
-	// tickSubject is where cut publishes ticks; the stream re-publishes them to
-	// this gateway alone.
-	tickSubject string
+	// tickForNode names this gateway's ticks: the api publishes them for cut,
+	// and the stream re-publishes them to this gateway alone.
+	tickForNode string
 	tickSub     *natsgo.Subscription
 
 	in      chan *natsgo.Msg
@@ -79,7 +79,7 @@ func newHub(gw *Gateway, nc *natsgo.Conn, js jetstream.JetStream, stream jetstre
 		nc:          nc,
 		js:          js,
 		stream:      stream,
-		tickSubject: ghnats.TickInSubject(node),
+		tickForNode: node,
 		in:          make(chan *natsgo.Msg, inbox),
 		cmds:        make(chan func(), 1024),
 		stopped:     make(chan struct{}),
@@ -139,8 +139,8 @@ func (h *Hub) do(f func()) {
 //
 //  1. prepare (in the pump): subscribe the rooms the session needs that this
 //     gateway does not have yet;
-//  2. cut (in the caller): publish a tick to the stream on this gateway's tick
-//     subject and wait until the pump has handled it. The stream re-publishes in
+//  2. cut (in the caller): have the api publish a tick to the stream on this
+//     gateway's tick subject and wait until the pump has handled it. The stream re-publishes in
 //     order, so by then the pump has handled every event before the tick of every
 //     guild it is subscribed to, and the new subscriptions are in place for every
 //     event after it;
@@ -173,13 +173,13 @@ func (h *Hub) abort(rooms []*room) {
 // cut publishes a tick and returns once the pump has handled it, with f run in
 // the pump at that moment.
 func (h *Hub) cut(ctx context.Context, f func()) error {
-	ack, err := h.js.Publish(ctx, h.tickSubject, nil)
+	seq, err := h.gw.api.tick(ctx, h.tickForNode)
 	if err != nil {
 		return fmt.Errorf("gateway: tick: %w", err)
 	}
 	done := make(chan struct{})
 	if !h.post(func() {
-		h.waiters = append(h.waiters, waiter{seq: ack.Sequence, run: func() { f(); close(done) }})
+		h.waiters = append(h.waiters, waiter{seq: seq, run: func() { f(); close(done) }})
 		h.releaseWaiters()
 	}) {
 		return errors.New("gateway: closed")
@@ -426,22 +426,32 @@ func (h *Hub) handle(m *natsgo.Msg) {
 	if !ok {
 		return
 	}
-	switch kind {
-	case "eph":
-		if r := h.rooms[id]; r != nil {
-			ev := ghnats.DecodeEvent(m.Header, m.Data)
-			h.deliver(r, ev, newDispatch(ev, h.w))
+	if kind == "eph" {
+		// The api's typing and presence, published as they are: never anything
+		// JetStream sent (a stream's answer aimed here) or of another guild.
+		if r := h.rooms[id]; r != nil && m.Header.Get(jetstream.StreamHeader) == "" {
+			if ev := ghnats.DecodeEvent(m.Header, m.Data); ev.GuildID == id && ev.Type != "" {
+				h.deliver(r, ev, newDispatch(ev, h.w))
+			}
 		}
+		return
+	}
+	// Only what the stream re-published for this subject carries a sequence the
+	// pump may believe.
+	seq, last, ok := ghnats.RePublished(m.Subject, m.Header)
+	if !ok {
+		metricForeign.Inc()
+		return
+	}
+	switch kind {
 	case "t":
-		seq, _ := streamSeqs(m.Header)
 		h.advance(seq)
 	case "g":
 		r := h.rooms[id]
 		if r == nil {
 			return // the room was dropped; this was in flight
 		}
-		seq, last := streamSeqs(m.Header)
-		if seq == 0 || seq <= r.lastSeq {
+		if seq <= r.lastSeq {
 			return // already applied (a fill got it first)
 		}
 		if last > r.lastSeq && !r.fresh {
@@ -450,7 +460,6 @@ func (h *Hub) handle(m *natsgo.Msg) {
 		h.apply(r, seq, ghnats.DecodeEvent(m.Header, m.Data))
 	case "u":
 		if u := h.users[id]; u != nil {
-			seq, _ := streamSeqs(m.Header)
 			h.applyUser(u, seq, ghnats.DecodeEvent(m.Header, m.Data))
 		}
 	}
@@ -688,10 +697,4 @@ func parseSubject(subj string) (kind string, id guildhall.Snowflake, ok bool) {
 		return "t", 0, true
 	}
 	return "", 0, false
-}
-
-func streamSeqs(h natsgo.Header) (seq, last uint64) {
-	seq, _ = strconv.ParseUint(h.Get(jetstream.SequenceHeader), 10, 64)
-	last, _ = strconv.ParseUint(h.Get(jetstream.LastSequenceHeader), 10, 64)
-	return seq, last
 }

@@ -216,6 +216,9 @@ func BenchmarkHubHandle(b *testing.B) {
 		for k, v := range proto.Header {
 			m.Header[k] = v
 		}
+		// What the stream's RePublish adds (the pump believes nothing else).
+		m.Header.Set(jetstream.StreamHeader, ghnats.StreamEvents)
+		m.Header.Set(jetstream.SubjectHeader, proto.Subject)
 		m.Header.Set(jetstream.SequenceHeader, strconv.Itoa(i+1))
 		m.Header.Set(jetstream.LastSequenceHeader, strconv.Itoa(i))
 		h.handle(m)

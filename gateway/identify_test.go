@@ -52,7 +52,7 @@ func TestIdentifyShedWhenSlotsAreTaken(t *testing.T) {
 func startGatewayNoAPI(t *testing.T, cfg Config) (*Gateway, string) {
 	t.Helper()
 	n := testenv.StartNATS(t, ghnats.Topology{})
-	nc, js, err := ghnats.Connect(n.URL, "gw")
+	nc, js, err := ghnats.ConnectAs(n.URL, "gw", ghnats.RoleGateway, ghnats.ClientAuth{Dir: n.Creds})
 	if err != nil {
 		t.Fatal(err)
 	}

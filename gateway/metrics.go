@@ -28,6 +28,9 @@ var (
 	metricGapFills = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "guildhall_gateway_gap_fills_total", Help: "Gaps in a guild's events filled from the stream.",
 	})
+	metricForeign = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "guildhall_gateway_foreign_messages_total", Help: "Messages on re-published subjects that the stream's RePublish did not make (dropped): a bug or an attack.",
+	})
 	metricResumes = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "guildhall_gateway_resumes_total", Help: "RESUME attempts by outcome.",
 	}, []string{"outcome"})

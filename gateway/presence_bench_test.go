@@ -123,8 +123,9 @@ type msgCounter struct {
 	total  atomic.Int64
 }
 
-func countMessages(b testing.TB, url string) *msgCounter {
-	nc, err := natsgo.Connect(url)
+func countMessages(b testing.TB, n *testenv.NATS) *msgCounter {
+	// The harness's identity: it may subscribe to everything.
+	nc, _, err := ghnats.Connect(n.URL, "counter", n.Harness.Options()...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -221,7 +222,7 @@ func BenchmarkComingOnline100k(b *testing.B) {
 		}
 		return nil
 	})
-	counter := countMessages(b, st.nats.URL)
+	counter := countMessages(b, st.nats)
 	time.Sleep(500 * time.Millisecond) // let in-flight traffic pass
 	before := counter.snapshot()
 	tot0 := counter.total.Load()

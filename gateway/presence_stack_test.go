@@ -80,7 +80,7 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 	st.store = store
 	t.Cleanup(func() { store.Close() })
 	ctx := context.Background()
-	nc, js, err := ghnats.Connect(n.URL, "api")
+	nc, js, err := ghnats.ConnectAs(n.URL, "api", ghnats.RoleAPI, ghnats.ClientAuth{Dir: n.Creds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 func (st *presenceStack) addGateway(node string, cfg gateway.PresenceConfig) *stackGateway {
 	t := st.t
 	t.Helper()
-	nc, js, err := ghnats.Connect(st.nats.URL, node)
+	nc, js, err := ghnats.ConnectAs(st.nats.URL, node, ghnats.RoleGateway, ghnats.ClientAuth{Dir: st.nats.Creds})
 	if err != nil {
 		t.Fatal(err)
 	}

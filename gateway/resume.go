@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -245,11 +246,10 @@ func (g *Gateway) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 	if from >= to {
 		return 0, nil
 	}
-	subjects := make([]string, 0, len(views)+1)
+	req := guildhall.ReplayRequest{User: s.user.ID, After: from}
 	for id := range views {
-		subjects = append(subjects, ghnats.GuildInSubject(uint64(id)))
+		req.Guilds = append(req.Guilds, id)
 	}
-	subjects = append(subjects, ghnats.UserInSubject(uint64(s.user.ID)))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// Each replay holds a consumer on the stream while it runs; a reconnect storm
@@ -260,17 +260,24 @@ func (g *Gateway) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
+	// The api creates the consumer (a gateway may not: see package nats,
+	// Permissions); this side fetches from it and deletes it. Creating it is a
+	// JetStream API call, which a busy cluster may refuse for a moment (a
+	// reconnect storm makes many at once): try a few times.
 	var cons jetstream.Consumer
 	var err error
-	// Creating the consumer is a JetStream API call, which a busy cluster may
-	// refuse for a moment (a reconnect storm makes many at once): try a few times.
 	for attempt := range 4 {
-		cons, err = g.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-			FilterSubjects:    subjects,
-			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:       from + 1,
-			InactiveThreshold: 10 * time.Second, // if the delete below is lost
-		})
+		actx, acancel := context.WithTimeout(ctx, g.cfg.APITimeout)
+		var name string
+		if name, err = g.api.replay(actx, req); err == nil {
+			cons, err = g.stream.Consumer(actx, name)
+			if err != nil {
+				dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_ = g.stream.DeleteConsumer(dctx, name)
+				dcancel()
+			}
+		}
+		acancel()
 		if err == nil {
 			break
 		}
@@ -280,13 +287,12 @@ func (g *Gateway) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 		return 0, err
 	}
 	defer func() {
-		if info := cons.CachedInfo(); info != nil {
-			dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = g.stream.DeleteConsumer(dctx, info.Name)
-			dcancel()
-		}
+		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = g.stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+		dcancel()
 	}()
 	sent := 0
+	var delivered uint64
 	for {
 		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
@@ -299,6 +305,12 @@ func (g *Gateway) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 			if err != nil {
 				return sent, err
 			}
+			// A consumer without acks sends each event once: one lost on the
+			// way (this connection's buffers overflowed) would be a silent gap.
+			if md.Sequence.Consumer != delivered+1 {
+				return sent, fmt.Errorf("replay: delivery %d after %d: events lost", md.Sequence.Consumer, delivered)
+			}
+			delivered = md.Sequence.Consumer
 			seq := md.Sequence.Stream
 			if seq > to {
 				return sent, nil

@@ -4,9 +4,7 @@ import (
 	"container/list"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"sync"
@@ -110,7 +108,11 @@ func (s *Service) Authenticate(ctx context.Context, token string) (guildhall.Use
 	if token == "" || len(token) > 256 {
 		return guildhall.User{}, guildhall.ErrUnauthorized
 	}
-	h := HashToken(token)
+	return s.authenticateHash(ctx, HashToken(token))
+}
+
+// authenticateHash returns the user of the token whose HashToken is h.
+func (s *Service) authenticateHash(ctx context.Context, h string) (guildhall.User, error) {
 	if u, ok := s.tokens.get(h); ok {
 		return u, nil
 	}
@@ -132,12 +134,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (guildhall.Use
 	return u, nil
 }
 
-// HashToken is what the store keeps of a token: its SHA-256, hex. A token has 256
-// random bits, so a fast hash is enough; a stolen store yields no usable token.
-func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
+// HashToken is what the store keeps of a token (guildhall.TokenHash): a stolen
+// store yields no usable token.
+func HashToken(token string) string { return guildhall.TokenHash(token) }
 
 // mintToken makes a token shaped like Discord's, base64url(user id) "." random,
 // and stores its hash.

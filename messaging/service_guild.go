@@ -609,9 +609,13 @@ func (s *Service) UserGuilds(ctx context.Context, u guildhall.User) ([]UserGuild
 }
 
 // Identify is what a gateway needs when a session identifies: the token's user,
-// each of the user's guilds and the user's membership in each.
-func (s *Service) Identify(ctx context.Context, token string) (guildhall.IdentifyReply, error) {
-	u, err := s.Authenticate(ctx, token)
+// each of the user's guilds and the user's membership in each. It takes the
+// token's guildhall.TokenHash, as gateways send it (never the token itself).
+func (s *Service) Identify(ctx context.Context, tokenHash string) (guildhall.IdentifyReply, error) {
+	if !guildhall.ValidTokenHash(tokenHash) {
+		return guildhall.IdentifyReply{}, guildhall.ErrUnauthorized
+	}
+	u, err := s.authenticateHash(ctx, tokenHash)
 	if err != nil {
 		return guildhall.IdentifyReply{}, err
 	}

@@ -1,7 +1,9 @@
 package nats
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -10,7 +12,8 @@ import (
 
 // Connect dials NATS at url (a comma-separated list for a cluster) and opens
 // JetStream. It reconnects forever: a process of Guildhall is useless without NATS,
-// and callers see the outage as failed requests, not as a dead connection.
+// and callers see the outage as failed requests, not as a dead connection. extra
+// carries the identity (ClientAuth.Options); ConnectAs is the usual way in.
 func Connect(url, name string, extra ...natsgo.Option) (*natsgo.Conn, jetstream.JetStream, error) {
 	opts := []natsgo.Option{
 		natsgo.Name(name),
@@ -21,6 +24,23 @@ func Connect(url, name string, extra ...natsgo.Option) (*natsgo.Conn, jetstream.
 		// Bound what a slow subscriber may hold before NATS drops for it (it then
 		// reports a slow-consumer error and the gateway fills the gap from the stream).
 		natsgo.ReconnectBufSize(8 << 20),
+		// A refused publish or subscribe is a bug or an attack, and NATS reports it
+		// only asynchronously: say it.
+		natsgo.ErrorHandler(func(_ *natsgo.Conn, sub *natsgo.Subscription, err error) {
+			if errors.Is(err, natsgo.ErrPermissionViolation) {
+				slog.Error("nats: permission violation", "conn", name, "err", err)
+				return
+			}
+			if !errors.Is(err, natsgo.ErrSlowConsumer) {
+				slog.Warn("nats: async error", "conn", name, "err", err)
+			}
+		}),
+		// nats.go gives up after the server refused the credentials twice.
+		natsgo.ClosedHandler(func(nc *natsgo.Conn) {
+			if err := nc.LastError(); errors.Is(err, natsgo.ErrAuthorization) || errors.Is(err, natsgo.ErrAuthExpired) {
+				slog.Error("nats: credentials refused; connection closed", "conn", name, "err", err)
+			}
+		}),
 	}
 	nc, err := natsgo.Connect(url, append(opts, extra...)...)
 	if err != nil {
@@ -32,4 +52,41 @@ func Connect(url, name string, extra ...natsgo.Option) (*natsgo.Conn, jetstream.
 		return nil, nil, fmt.Errorf("nats: jetstream: %w", err)
 	}
 	return nc, js, nil
+}
+
+// ClientAuth is how a process signs in to the bus: the deployment's credentials
+// directory, from which it uses the seed of the role it connects as, and TLS.
+type ClientAuth struct {
+	// Dir holds <role>.nk (see GenerateCredentials). Required.
+	Dir string
+	// TLS: CA verifies the server; Cert and Key, when set, are presented to it.
+	// Zero value means plaintext.
+	TLS TLSFiles
+}
+
+// Options are the nats.go options that connect as role: its nkey, its own inbox
+// prefix (the only replies it may subscribe to), and TLS.
+func (a ClientAuth) Options(role Role) ([]natsgo.Option, error) {
+	if a.Dir == "" {
+		return nil, errors.New("nats: no credentials directory")
+	}
+	nkey, err := natsgo.NkeyOptionFromSeed(SeedFile(a.Dir, role))
+	if err != nil {
+		return nil, fmt.Errorf("nats: %s credentials: %w", role, err)
+	}
+	opts := []natsgo.Option{nkey, natsgo.CustomInboxPrefix(role.InboxPrefix())}
+	tlsOpts, err := a.TLS.clientOptions()
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, tlsOpts...), nil
+}
+
+// ConnectAs dials NATS as role (see Connect).
+func ConnectAs(url, name string, role Role, auth ClientAuth, extra ...natsgo.Option) (*natsgo.Conn, jetstream.JetStream, error) {
+	opts, err := auth.Options(role)
+	if err != nil {
+		return nil, nil, err
+	}
+	return Connect(url, name, append(opts, extra...)...)
 }

@@ -53,13 +53,21 @@ func UserInSubject(id uint64) string { return subjectIn + "u." + itoa(id) }
 // UserEventSubject is where gateways receive events for user id.
 func UserEventSubject(id uint64) string { return subjectOut + "u." + itoa(id) }
 
-// TickInSubject is where gateway node publishes ticks to the stream: markers that
-// come back to the node in stream order and so tell it when it has seen every event
-// before them (see gateway.Hub.cut). The writer ignores them.
+// TickInSubject is where the api publishes gateway node's ticks to the stream (on
+// the gateway's request, SubjectAPITick): markers that come back to the node in
+// stream order and so tell it when it has seen every event before them (see
+// gateway.Hub.cut). The writer ignores them.
 func TickInSubject(node string) string { return subjectIn + "t." + node }
 
 // TickEventSubject is where node receives its ticks back.
 func TickEventSubject(node string) string { return subjectOut + "t." + node }
+
+// subjectGateway prefixes subjects between gateways.
+const subjectGateway = "gh.gw."
+
+// KickSubject is where gateway node is told that one of its sessions was resumed
+// elsewhere (the body is the session id).
+func KickSubject(node string) string { return subjectGateway + node + ".kick" }
 
 // EphemeralGuildSubject carries typing and presence of guild id; never stored.
 func EphemeralGuildSubject(id uint64) string { return SubjectEphemeral + "g." + itoa(id) }
@@ -248,7 +256,16 @@ func (t Topology) AttachmentsConfig() jetstream.ObjectStoreConfig {
 const (
 	SubjectAPIIdentify = SubjectAPI + "identify" // guildhall.IdentifyRequest → IdentifyReply
 	SubjectAPIGuild    = SubjectAPI + "guild"    // guildhall.GuildRequest → GuildReply
-	SubjectAPIBot      = SubjectAPI + "admin.bot"
+	// SubjectAPIAdmin prefixes the operators' endpoints: only RoleOperator may
+	// publish under it.
+	SubjectAPIAdmin = SubjectAPI + "admin."
+	SubjectAPIBot   = SubjectAPIAdmin + "bot"
+	// SubjectAPIReplay creates a short-lived consumer for a gateway's replay
+	// (guildhall.ReplayRequest → ReplayReply): gateways may not create consumers.
+	SubjectAPIReplay = SubjectAPI + "replay"
+	// SubjectAPITick publishes a gateway's tick into the stream
+	// (guildhall.TickRequest → TickReply): gateways publish nothing into it.
+	SubjectAPITick = SubjectAPI + "tick"
 	// SubjectAPIMembers pages a guild's members for GUILD_MEMBERS_CHUNK
 	// (messaging.MembersRequest → MembersReply).
 	SubjectAPIMembers = SubjectAPI + "members"
@@ -258,12 +275,13 @@ const (
 // the presence aggregators (presence.CountReport); core NATS, never stored.
 const SubjectPresenceCounts = SubjectEphemeral + "presence.counts"
 
-// Await waits until the topology exists, for processes that use it without owning
-// it (gateways): only the api role applies the topology, so that processes started
-// with different flags never undo each other's settings.
-func Await(ctx context.Context, js jetstream.JetStream, t Topology) error {
+// Await waits until the part of the topology that role uses exists, for processes
+// that use it without owning it (gateways, writers): only the api role applies the
+// topology, so that processes started with different flags never undo each
+// other's settings.
+func Await(ctx context.Context, js jetstream.JetStream, t Topology, role Role) error {
 	for {
-		err := exists(ctx, js, t)
+		err := exists(ctx, js, t, role)
 		if err == nil {
 			return nil
 		}
@@ -275,13 +293,27 @@ func Await(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	}
 }
 
-func exists(ctx context.Context, js jetstream.JetStream, t Topology) error {
-	if _, err := js.Stream(ctx, StreamEvents); err != nil {
+func exists(ctx context.Context, js jetstream.JetStream, t Topology, role Role) error {
+	s, err := js.Stream(ctx, StreamEvents)
+	if err != nil {
 		return fmt.Errorf("stream %s: %w", StreamEvents, err)
 	}
-	for _, b := range t.Buckets() {
-		if _, err := js.KeyValue(ctx, b.Bucket); err != nil {
-			return fmt.Errorf("bucket %s: %w", b.Bucket, err)
+	switch role {
+	case RoleWriter:
+		if _, err := s.Consumer(ctx, ConsumerWriter); err != nil {
+			return fmt.Errorf("consumer %s: %w", ConsumerWriter, err)
+		}
+	case RoleGateway:
+		for _, b := range gatewayBuckets {
+			if _, err := js.KeyValue(ctx, b); err != nil {
+				return fmt.Errorf("bucket %s: %w", b, err)
+			}
+		}
+	default:
+		for _, b := range t.Buckets() {
+			if _, err := js.KeyValue(ctx, b.Bucket); err != nil {
+				return fmt.Errorf("bucket %s: %w", b.Bucket, err)
+			}
 		}
 	}
 	if _, err := js.ObjectStore(ctx, BucketAttachments); err != nil {

@@ -146,7 +146,11 @@ func (a *Aggregator) report(m *natsgo.Msg) {
 	now := a.now().UnixNano()
 	expires := now + int64(ttl)
 	var totals CountTotals
-	if m.Reply != "" {
+	reply := m.Reply
+	if !ghnats.ValidReply(reply) {
+		reply = "" // answer on inboxes only (see ghnats.ValidReply)
+	}
+	if reply != "" {
 		totals.Counts = make([]GuildCount, 0, len(r.Counts))
 	}
 	a.mu.Lock()
@@ -164,15 +168,15 @@ func (a *Aggregator) report(m *natsgo.Msg) {
 			}
 			nodes[r.Node] = nodeCount{online: c.Online, expires: expires}
 		}
-		if m.Reply != "" {
+		if reply != "" {
 			totals.Counts = append(totals.Counts, GuildCount{Guild: c.Guild, Online: sum(nodes, now)})
 		}
 	}
 	metricAggregated.Set(float64(len(a.guilds)))
 	a.mu.Unlock()
-	if m.Reply != "" {
+	if reply != "" {
 		if b, err := json.Marshal(totals); err == nil {
-			_ = a.nc.Publish(m.Reply, b)
+			_ = a.nc.Publish(reply, b)
 		}
 	}
 }

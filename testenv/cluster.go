@@ -16,21 +16,26 @@ import (
 
 // Cluster is a NATS cluster of embedded servers in the test process, each with its
 // own client port, route port and JetStream directory.
+// Authentication is on as in production (routes included); Creds is the
+// credentials directory and Conn the harness's identity (see Harness).
 type Cluster struct {
 	t       testing.TB
 	Nodes   []*server.Server
 	cfgs    []ghnats.ServerConfig
 	URLs    []string // client URL of each node
+	Creds   string
 	Conn    *natsgo.Conn
 	JS      jetstream.JetStream
 	stopped []bool
+	h       *Harness
 }
 
 // StartCluster starts n nodes (3 for a real quorum), applies the topology with
 // topo.Replicas = n unless set, and connects to all of them.
 func StartCluster(t testing.TB, n int, topo ghnats.Topology) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, stopped: make([]bool, n)}
+	h := NewHarness(t)
+	c := &Cluster{t: t, stopped: make([]bool, n), h: h, Creds: h.Creds}
 	clientPorts := freeTCPPorts(t, n)
 	routePorts := freeTCPPorts(t, n)
 	var routes []string
@@ -41,6 +46,7 @@ func StartCluster(t testing.TB, n int, topo ghnats.Topology) *Cluster {
 		c.cfgs = append(c.cfgs, ghnats.ServerConfig{
 			Name: fmt.Sprintf("n%d", i+1), Port: clientPorts[i], Dir: t.TempDir(),
 			ClusterName: "guildhall-test", ClusterPort: routePorts[i], Routes: routes,
+			Auth: h.Auth(),
 		})
 	}
 	// Start every node at once: a JetStream cluster waits for its peers.
@@ -69,7 +75,7 @@ func StartCluster(t testing.TB, n int, topo ghnats.Topology) *Cluster {
 	for i := range n {
 		c.URLs = append(c.URLs, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
 	}
-	nc, js, err := ghnats.Connect(strings.Join(c.URLs, ","), "testenv-cluster")
+	nc, js, err := ghnats.Connect(strings.Join(c.URLs, ","), "testenv-cluster", h.Options()...)
 	if err != nil {
 		t.Fatalf("connect cluster: %v", err)
 	}
@@ -112,12 +118,18 @@ func (c *Cluster) Restart(i int) {
 // talks to (and what happens when that node stops).
 func (c *Cluster) ConnectTo(i int, name string) (*natsgo.Conn, jetstream.JetStream) {
 	c.t.Helper()
-	nc, js, err := ghnats.Connect(c.URLs[i], name)
+	nc, js, err := ghnats.Connect(c.URLs[i], name, c.h.Options()...)
 	if err != nil {
 		c.t.Fatalf("connect node %d: %v", i, err)
 	}
 	c.t.Cleanup(nc.Close)
 	return nc, js
+}
+
+// ConnectAs connects to node i only, as role.
+func (c *Cluster) ConnectAs(i int, role ghnats.Role, extra ...natsgo.Option) (*natsgo.Conn, jetstream.JetStream) {
+	c.t.Helper()
+	return NATSConnectAs(c.t, c.URLs[i], c.Creds, role, extra...)
 }
 
 func freeTCPPorts(t testing.TB, n int) []int {

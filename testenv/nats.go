@@ -11,24 +11,32 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// NATS is one embedded nats-server with JetStream, its data in a test temp dir.
+// NATS is one embedded nats-server with JetStream, its data in a test temp dir,
+// with authentication on as in production: a fresh credentials set in Creds.
 type NATS struct {
 	Server *server.Server
 	URL    string
-	Conn   *natsgo.Conn
-	JS     jetstream.JetStream
+	// Creds is the credentials directory: a process of any role connects with
+	// ghnats.ClientAuth{Dir: Creds} (or ConnectAs).
+	Creds string
+	// Conn and JS are the harness's identity (see Harness), not a role's.
+	Conn *natsgo.Conn
+	JS   jetstream.JetStream
+	// Harness connects more connections as the harness.
+	Harness *Harness
 }
 
 // StartNATS starts a single embedded node on a random loopback port, applies the
 // topology (with topo's settings) and connects. Everything stops at test cleanup.
 func StartNATS(t testing.TB, topo ghnats.Topology) *NATS {
 	t.Helper()
-	s, err := ghnats.StartServer(ghnats.ServerConfig{Name: "test", Dir: t.TempDir()})
+	h := NewHarness(t)
+	s, err := ghnats.StartServer(ghnats.ServerConfig{Name: "test", Dir: t.TempDir(), Auth: h.Auth()})
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, js, err := ghnats.Connect(s.ClientURL(), "testenv")
+	nc, js, err := ghnats.Connect(s.ClientURL(), "testenv", h.Options()...)
 	if err != nil {
 		t.Fatalf("connect nats: %v", err)
 	}
@@ -38,7 +46,25 @@ func StartNATS(t testing.TB, topo ghnats.Topology) *NATS {
 	if err := ghnats.Apply(ctx, js, topo); err != nil {
 		t.Fatalf("apply topology: %v", err)
 	}
-	return &NATS{Server: s, URL: s.ClientURL(), Conn: nc, JS: js}
+	return &NATS{Server: s, URL: s.ClientURL(), Creds: h.Creds, Conn: nc, JS: js, Harness: h}
+}
+
+// ConnectAs connects to the server as role, closed at test cleanup.
+func (n *NATS) ConnectAs(t testing.TB, role ghnats.Role, extra ...natsgo.Option) (*natsgo.Conn, jetstream.JetStream) {
+	t.Helper()
+	return NATSConnectAs(t, n.URL, n.Creds, role, extra...)
+}
+
+// NATSConnectAs connects to url as role with the credentials in the directory
+// creds, closed at test cleanup.
+func NATSConnectAs(t testing.TB, url, creds string, role ghnats.Role, extra ...natsgo.Option) (*natsgo.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, js, err := ghnats.ConnectAs(url, "testenv-"+string(role), role, ghnats.ClientAuth{Dir: creds}, extra...)
+	if err != nil {
+		t.Fatalf("connect as %s: %v", role, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc, js
 }
 
 // Eventually calls f every step until it returns nil or total has passed, then fails

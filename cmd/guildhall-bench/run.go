@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	natsgo "github.com/nats-io/nats.go"
+	ghnats "github.com/guildhall/guildhall/nats"
 	"golang.org/x/sys/unix"
 )
 
@@ -476,7 +476,7 @@ func (r *run) startGuildhall() error {
 			args = append(args, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort))
 		} else {
 			name = fmt.Sprintf("guildhall-gw%d", i)
-			args = append(args, "--role", "gateway", "--nats-url", r.servers[0].NATS)
+			args = append(args, "--role", "gateway", "--nats-url", r.servers[0].NATS, "--nats-creds", r.servers[0].Creds)
 		}
 		fmt.Fprintf(os.Stderr, "starting %s on %s (CPUs %q)\n", name, addr, o.serverCPUs)
 		s, err := startServer(r.ctx, name, bin, args, o.serverCPUs, o.data, addr)
@@ -485,6 +485,7 @@ func (r *run) startGuildhall() error {
 		}
 		if i == 0 {
 			s.NATS = fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+			s.Creds = filepath.Join(dir, "creds") // created by its first start
 		}
 		r.servers = append(r.servers, s)
 	}
@@ -556,7 +557,8 @@ func (r *run) doSeed(first bool) error {
 			fmt.Fprintf(os.Stderr, "POST /auth/register: %.1f ms each (bcrypt); 100,000 users would take %.0f s on one connection\n", r.res.RegisterMs, r.res.RegisterMs*100)
 		}
 	}
-	nc, err := natsgo.Connect(api.NATS, natsgo.Name("guildhall-bench"))
+	// Bots are minted on the admin subject: only the operator's identity may.
+	nc, _, err := ghnats.ConnectAs(api.NATS, "guildhall-bench", ghnats.RoleOperator, ghnats.ClientAuth{Dir: api.Creds})
 	if err != nil {
 		return err
 	}

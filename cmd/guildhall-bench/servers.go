@@ -25,6 +25,7 @@ type server struct {
 	Name    string
 	Addr    string // host:port of HTTP and the gateway
 	NATS    string // nats:// URL, for the first server
+	Creds   string // the bus credentials the first server created in its data folder
 	cmd     *exec.Cmd
 	logPath string
 

@@ -55,9 +55,9 @@ type gatewayProcess struct {
 	done chan struct{}
 }
 
-func startGatewayProcess(t *testing.T, natsURL string, extra ...string) *gatewayProcess {
+func startGatewayProcess(t *testing.T, natsURL, creds string, extra ...string) *gatewayProcess {
 	t.Helper()
-	args := append([]string{"serve", "--role", "gateway", "--nats-url", natsURL, "--addr", "127.0.0.1:0",
+	args := append([]string{"serve", "--role", "gateway", "--nats-url", natsURL, "--nats-creds", creds, "--addr", "127.0.0.1:0",
 		"--data", t.TempDir(), "--drain", "500ms", "--log-level", "warn", "--replicas", "3", "--identify-concurrency", "64"}, extra...)
 	cmd := exec.Command(guildhallBinary(t), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -147,7 +147,7 @@ type guildChan struct{ guild, channel string }
 func newTier(t *testing.T, users int, extra ...string) *tierFixture {
 	t.Helper()
 	tf := &tierFixture{cluster: testenv.StartCluster(t, 3, natsTopologyForTests())}
-	tf.api = startStack(t, t.TempDir(), append([]string{"--role", "api,writer", "--nats-url", tf.cluster.URLs[0], "--replicas", "3"}, extra...)...)
+	tf.api = startStack(t, t.TempDir(), append([]string{"--role", "api,writer", "--nats-url", tf.cluster.URLs[0], "--nats-creds", tf.cluster.Creds, "--replicas", "3"}, extra...)...)
 	tf.owner, _ = tf.api.rest.Register(t, "owner"+randName())
 	tf.g1 = tf.createGuild(t, "one")
 	tf.g2 = tf.createGuild(t, "two")
@@ -190,8 +190,8 @@ func TestGatewayDeathSessionsResumeElsewhere(t *testing.T) {
 func testGatewayDeath(t *testing.T, sig syscall.Signal) {
 	const users, perUser = 100, 10 // 1,000 sessions
 	tf := newTier(t, users)
-	gwA := startGatewayProcess(t, tf.cluster.URLs[1])
-	gwB := startGatewayProcess(t, tf.cluster.URLs[2])
+	gwA := startGatewayProcess(t, tf.cluster.URLs[1], tf.cluster.Creds)
+	gwB := startGatewayProcess(t, tf.cluster.URLs[2], tf.cluster.Creds)
 
 	var sessions []*durableSession
 	var mu sync.Mutex
@@ -332,7 +332,7 @@ func TestNATSNodeStopGatewayMoves(t *testing.T) {
 	testenv.SkipShort(t, "cluster test")
 	tf := newTier(t, 10)
 	// The gateway knows nodes 1 and 2, never the api's node 0.
-	gw := startGatewayProcess(t, tf.cluster.URLs[1]+","+tf.cluster.URLs[2])
+	gw := startGatewayProcess(t, tf.cluster.URLs[1]+","+tf.cluster.URLs[2], tf.cluster.Creds)
 	var sessions []*durableSession
 	for _, tok := range tf.users {
 		c := testenv.DialGateway(t, gw.url())
@@ -387,7 +387,7 @@ func TestNATSNodeStopGatewayMoves(t *testing.T) {
 func TestResumePastWindow(t *testing.T) {
 	testenv.SkipShort(t, "cluster test")
 	tf := newTier(t, 1, "--resume-window", "2s")
-	gw := startGatewayProcess(t, tf.cluster.URLs[1])
+	gw := startGatewayProcess(t, tf.cluster.URLs[1], tf.cluster.Creds)
 	tok := tf.users[0]
 	c := testenv.DialGateway(t, gw.url())
 	ready := c.Identify(tok)
@@ -441,8 +441,8 @@ func mergeByIndex(a, b []string) []string { return append(append([]string(nil), 
 // (a half-open socket) is closed on the old gateway, so it is never served twice.
 func TestResumeElsewhereClosesTheOldConnection(t *testing.T) {
 	tf := newTier(t, 1)
-	gwA := startGatewayProcess(t, tf.cluster.URLs[1])
-	gwB := startGatewayProcess(t, tf.cluster.URLs[2])
+	gwA := startGatewayProcess(t, tf.cluster.URLs[1], tf.cluster.Creds)
+	gwB := startGatewayProcess(t, tf.cluster.URLs[2], tf.cluster.Creds)
 	tok := tf.users[0]
 	old := testenv.DialGateway(t, gwA.url())
 	ready := old.Identify(tok)

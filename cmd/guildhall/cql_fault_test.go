@@ -68,7 +68,7 @@ func newCQLTier(t *testing.T, channels int) *cqlTier {
 	// dropped keyspace costs it no compaction while later tests run.
 	t.Cleanup(func() { dropKeyspace(t, c, ct.keyspace) })
 	begin := time.Now()
-	ct.api = startStack(t, t.TempDir(), "--role", "api", "--store", "cql", "--nats-url", ct.nats.URL,
+	ct.api = startStack(t, t.TempDir(), "--role", "api", "--store", "cql", "--nats-url", ct.nats.URL, "--nats-creds", ct.nats.Creds,
 		"--cql-hosts", strings.Join(c.Hosts, ","), "--cql-keyspace", ct.keyspace)
 	t.Logf("api on %s, keyspace %s created in %v", ct.api.addr, ct.keyspace, time.Since(begin).Round(time.Millisecond))
 	var owner string
@@ -112,7 +112,7 @@ func dropKeyspace(t *testing.T, c *testenv.Cassandra, keyspace string) {
 
 // writerArgs are the flags of `guildhall serve --role writer` for this tier.
 func (ct *cqlTier) writerArgs(dataDir string) []string {
-	return []string{"serve", "--role", "writer", "--store", "cql", "--nats-url", ct.nats.URL,
+	return []string{"serve", "--role", "writer", "--store", "cql", "--nats-url", ct.nats.URL, "--nats-creds", ct.nats.Creds,
 		"--cql-hosts", strings.Join(ct.cass.Hosts, ","), "--cql-keyspace", ct.keyspace,
 		"--addr", "127.0.0.1:0", "--data", dataDir, "--log-level", "warn"}
 }

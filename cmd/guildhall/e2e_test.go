@@ -280,7 +280,8 @@ func TestResumeReplaysMissedEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, js, err := ghnats.Connect(strings.TrimSpace(string(url)), "test")
+	// The operator's identity from the data directory: it may read the stream.
+	nc, js, err := ghnats.ConnectAs(strings.TrimSpace(string(url)), "test", ghnats.RoleOperator, ghnats.ClientAuth{Dir: filepath.Join(dir, "creds")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@
 //	guildhall serve --role gateway --nats-url nats://…   one tier of a cluster
 //	guildhall token create --bot NAME mint a bot account and print its token
 //	guildhall nats --cluster-port …   one node of a NATS cluster, for scale-out tiers
+//	guildhall nats creds --out DIR    a deployment's bus credentials
 package main
 
 import (
@@ -45,6 +46,7 @@ func usage() {
   guildhall serve [flags]                 run Guildhall (see guildhall serve -h)
   guildhall token create --bot NAME       create a bot account and print its token
   guildhall nats [flags]                  run one NATS node of a cluster (see guildhall nats -h)
+  guildhall nats creds --out DIR          create a deployment's bus credentials
 `)
 }
 

@@ -28,12 +28,16 @@ import (
 	"github.com/guildhall/guildhall/registry"
 	"github.com/guildhall/guildhall/web"
 	"github.com/nats-io/nats-server/v2/server"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 type serveFlags struct {
 	addr, data, natsURL, natsListen, roles, publicURL string
+	natsCreds                                         string
+	natsTLS                                           ghnats.TLSFiles
 	store, cqlHosts, cqlKeyspace, cqlConsistency      string
 	replicas                                          int
 	drain                                             time.Duration
@@ -54,18 +58,8 @@ type serveFlags struct {
 func parseServe(args []string, getenv func(string) (string, bool)) (serveFlags, error) {
 	var f serveFlags
 	fs := serveFlagSet(&f)
-	var envErr error
-	fs.VisitAll(func(fl *flag.Flag) {
-		name := envName(fl.Name)
-		fl.Usage += " (env " + name + ")"
-		if v, ok := getenv(name); ok && envErr == nil {
-			if err := fl.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("%s: %w", name, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return f, envErr
+	if err := flagsFromEnv(fs, envName, getenv); err != nil {
+		return f, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -77,9 +71,13 @@ func parseServe(args []string, getenv func(string) (string, bool)) (serveFlags, 
 func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "HTTP address for REST and the gateway")
-	fs.StringVar(&f.data, "data", "./data", "data directory: embedded NATS and store")
+	fs.StringVar(&f.data, "data", "./data", "data directory: embedded NATS, its credentials (creds/) and the store")
 	fs.StringVar(&f.natsURL, "nats-url", "", "external NATS URL(s); empty embeds a server")
 	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "client address of the embedded NATS server, for more gateways and the CLI")
+	fs.StringVar(&f.natsCreds, "nats-creds", "", "directory of the bus credentials (`guildhall nats creds`); this process uses the <role>.nk of each role it runs. Empty means <data>/creds, created on the embedded server's first start")
+	fs.StringVar(&f.natsTLS.Cert, "nats-tls-cert", "", "PEM certificate: the embedded NATS server's (TLS on its client links), or this process's client certificate")
+	fs.StringVar(&f.natsTLS.Key, "nats-tls-key", "", "PEM key of --nats-tls-cert")
+	fs.StringVar(&f.natsTLS.CA, "nats-tls-ca", "", "PEM CA that signed the NATS servers' certificates; set, the connections insist on TLS")
 	fs.StringVar(&f.roles, "role", "all", "roles to run, comma-separated: gateway,api,writer or all")
 	fs.StringVar(&f.publicURL, "public-url", "", "WebSocket URL clients reach this gateway at; empty uses the request's host")
 	fs.StringVar(&f.store, "store", "bolt", "message store: bolt (embedded) or cql")
@@ -100,8 +98,31 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 }
 
 // envName is the environment variable of a serve flag.
-func envName(flagName string) string {
-	return "GUILDHALL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+func envName(flagName string) string { return envPrefixed("GUILDHALL_")(flagName) }
+
+// envPrefixed names a flag's environment variable: prefix and the flag's name in
+// upper case with underscores.
+func envPrefixed(prefix string) func(string) string {
+	return func(flagName string) string {
+		return prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+	}
+}
+
+// flagsFromEnv sets every flag of fs that has a variable (name(flag), looked up
+// with getenv) and says so in its usage; a variable that does not parse is an
+// error that names it. Parse the command line after: it wins.
+func flagsFromEnv(fs *flag.FlagSet, name func(string) string, getenv func(string) (string, bool)) error {
+	var err error
+	fs.VisitAll(func(fl *flag.Flag) {
+		key := name(fl.Name)
+		fl.Usage += " (env " + key + ")"
+		if v, ok := getenv(key); ok && err == nil {
+			if e := fl.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s: %w", key, e)
+			}
+		}
+	})
+	return err
 }
 
 func (f serveFlags) has(role string) bool {
@@ -147,15 +168,27 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	}
 	defer ln.Close()
 
-	// NATS: embedded unless an external URL is given.
+	// NATS: embedded unless an external URL is given. Either way every role this
+	// process runs connects with its own identity (see package nats, Permissions).
 	var ns *server.Server
 	natsURL := f.natsURL
+	auth := ghnats.ClientAuth{Dir: f.natsCreds, TLS: f.natsTLS}
+	if auth.Dir == "" {
+		auth.Dir = filepath.Join(f.data, "creds")
+	}
 	if natsURL == "" {
 		host, port, err := splitHostPort(f.natsListen)
 		if err != nil {
 			return fmt.Errorf("--nats-listen: %w", err)
 		}
-		ns, err = ghnats.StartServer(ghnats.ServerConfig{Dir: filepath.Join(f.data, "nats"), Host: host, Port: port})
+		sa, created, err := ghnats.EnsureCredentials(auth.Dir)
+		if err != nil {
+			return err
+		}
+		if created {
+			log.Info("created the bus credentials", "dir", auth.Dir)
+		}
+		ns, err = ghnats.StartServer(ghnats.ServerConfig{Dir: filepath.Join(f.data, "nats"), Host: host, Port: port, Auth: &sa, TLS: f.natsTLS})
 		if err != nil {
 			return err
 		}
@@ -164,16 +197,30 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		_ = os.WriteFile(filepath.Join(f.data, "nats.url"), []byte(natsURL+"\n"), 0o644)
 		log.Info("embedded NATS listening", "url", natsURL, "dir", filepath.Join(f.data, "nats"))
 	}
-	nc, js, err := ghnats.Connect(natsURL, "guildhall "+f.roles+" "+ln.Addr().String())
-	if err != nil {
-		return err
+	conns := map[ghnats.Role]*roleConn{}
+	for _, role := range []ghnats.Role{ghnats.RoleAPI, ghnats.RoleWriter, ghnats.RoleGateway} {
+		if !f.has(string(role)) {
+			continue
+		}
+		nc, js, err := ghnats.ConnectAs(natsURL, "guildhall "+string(role)+" "+ln.Addr().String(), role, auth)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		conns[role] = &roleConn{nc: nc, js: js}
 	}
-	defer nc.Close()
+	if len(conns) == 0 {
+		return fmt.Errorf("--role %q: want gateway, api, writer or all", f.roles)
+	}
 	topo := ghnats.Topology{Replicas: f.replicas, SessionTTL: f.resumeWindow}
-	if f.has("api") {
-		err = ghnats.Apply(startCtx, js, topo)
+	if c := conns[ghnats.RoleAPI]; c != nil {
+		err = ghnats.Apply(startCtx, c.js, topo)
 	} else {
-		err = ghnats.Await(startCtx, js, topo)
+		for role, c := range conns {
+			if err = ghnats.Await(startCtx, c.js, topo, role); err != nil {
+				break
+			}
+		}
 	}
 	if err != nil {
 		return err
@@ -181,8 +228,10 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 
 	mux := http.NewServeMux()
 	ready := func() error {
-		if !nc.IsConnected() {
-			return errors.New("NATS not connected")
+		for role, c := range conns {
+			if !c.nc.IsConnected() {
+				return fmt.Errorf("NATS not connected (%s)", role)
+			}
 		}
 		return nil
 	}
@@ -218,7 +267,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	writerDone := make(chan struct{})
 	close(writerDone)
 	if f.has("writer") {
-		writer, err = messaging.NewWriter(messaging.WriterConfig{Store: store, JS: js, Metrics: metrics, Logger: log})
+		writer, err = messaging.NewWriter(messaging.WriterConfig{Store: store, JS: conns[ghnats.RoleWriter].js, Metrics: metrics, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -230,7 +279,8 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 			}
 		}()
 	}
-	if f.has("api") {
+	if c := conns[ghnats.RoleAPI]; c != nil {
+		nc, js := c.nc, c.js
 		lease, err := ghnats.AcquireNode(startCtx, js, hostname())
 		if err != nil {
 			return err
@@ -304,8 +354,8 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		log.Info("api ready", "snowflake_node", lease.Node, "store", f.store)
 	}
 	var gw *gateway.Gateway
-	if f.has("gateway") {
-		gw, err = gateway.New(startCtx, nc, js, gateway.Config{PublicURL: f.publicURL, StartLimits: f.startLimits()})
+	if c := conns[ghnats.RoleGateway]; c != nil {
+		gw, err = gateway.New(startCtx, c.nc, c.js, gateway.Config{PublicURL: f.publicURL, StartLimits: f.startLimits()})
 		if err != nil {
 			return err
 		}
@@ -349,6 +399,12 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	_ = srv.Shutdown(sctx)
 	<-writerDone
 	return nil
+}
+
+// roleConn is the connection of one role.
+type roleConn struct {
+	nc *natsgo.Conn
+	js jetstream.JetStream
 }
 
 // gatewayOrPage sends WebSocket upgrades of / to the gateway, as Discord's

@@ -21,12 +21,20 @@ import (
 // so the CLI does not open it.
 func token(args []string) error {
 	if len(args) < 1 || args[0] != "create" {
-		return errors.New("usage: guildhall token create --bot NAME [--nats-url URL] [--data DIR]")
+		return errors.New("usage: guildhall token create --bot NAME [--data DIR] [--nats-url URL] [--nats-creds DIR]")
 	}
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
 	bot := fs.String("bot", "", "name of the bot account to create")
-	data := fs.String("data", envOr("GUILDHALL_DATA", "./data"), "data directory of the running server, to find its NATS URL (env GUILDHALL_DATA)")
-	natsURL := fs.String("nats-url", envOr("GUILDHALL_NATS_URL", ""), "NATS URL of the deployment (env GUILDHALL_NATS_URL)")
+	data := fs.String("data", "./data", "data directory of the running server, to find its NATS URL and the credentials")
+	natsURL := fs.String("nats-url", "", "NATS URL of the deployment; empty reads <data>/nats.url")
+	creds := fs.String("nats-creds", "", "directory of the bus credentials, of which the CLI uses operator.nk; empty means <data>/creds")
+	var tlsFiles ghnats.TLSFiles
+	fs.StringVar(&tlsFiles.CA, "nats-tls-ca", "", "PEM CA that signed the NATS servers' certificates")
+	fs.StringVar(&tlsFiles.Cert, "nats-tls-cert", "", "PEM client certificate, when the servers ask for one")
+	fs.StringVar(&tlsFiles.Key, "nats-tls-key", "", "PEM key of --nats-tls-cert")
+	if err := flagsFromEnv(fs, envPrefixed("GUILDHALL_"), os.LookupEnv); err != nil {
+		return err
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -41,7 +49,15 @@ func token(args []string) error {
 		}
 		url = strings.TrimSpace(string(b))
 	}
-	nc, err := natsgo.Connect(url, natsgo.Name("guildhall-cli"), natsgo.Timeout(3*time.Second))
+	if *creds == "" {
+		*creds = filepath.Join(*data, "creds")
+	}
+	// The operator's identity: the only one allowed on the admin subjects.
+	opts, err := ghnats.ClientAuth{Dir: *creds, TLS: tlsFiles}.Options(ghnats.RoleOperator)
+	if err != nil {
+		return err
+	}
+	nc, err := natsgo.Connect(url, append(opts, natsgo.Name("guildhall-cli"), natsgo.Timeout(3*time.Second))...)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w (is `guildhall serve` running?)", url, err)
 	}

@@ -394,8 +394,10 @@ func TestWebClient(t *testing.T) {
 	// The server's own close: the gateway closes alice's session as when another
 	// gateway takes it over (the kick subject), then a message is posted while
 	// she is away.
-	nc, js := connectNATS(t, dir)
+	nc, _ := connectNATS(t, dir, ghnats.RoleGateway) // kicks, as gateways do
 	defer nc.Close()
+	onc, js := connectNATS(t, dir, ghnats.RoleOperator) // lists the sessions bucket
+	defer onc.Close()
 	kv, err := js.KeyValue(context.Background(), ghnats.BucketSessions)
 	if err != nil {
 		t.Fatal(err)
@@ -425,7 +427,7 @@ func TestWebClient(t *testing.T) {
 	}
 	kick := func(t *testing.T, sess registry.Session) {
 		t.Helper()
-		if err := nc.Publish("gh.gw."+sess.Node+".kick", []byte(sess.ID)); err != nil {
+		if err := nc.Publish(ghnats.KickSubject(sess.Node), []byte(sess.ID)); err != nil {
 			t.Fatal(err)
 		}
 		alice.waitConn("reconnecting", 10*time.Second)
@@ -649,13 +651,15 @@ func TestWebClient(t *testing.T) {
 	})
 }
 
-func connectNATS(t *testing.T, dataDir string) (*natsgo.Conn, jetstream.JetStream) {
+// connectNATS connects to the embedded NATS of the server in dataDir as role,
+// with the credentials it created there.
+func connectNATS(t *testing.T, dataDir string, role ghnats.Role) (*natsgo.Conn, jetstream.JetStream) {
 	t.Helper()
 	url, err := os.ReadFile(filepath.Join(dataDir, "nats.url"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, js, err := ghnats.Connect(strings.TrimSpace(string(url)), "web test")
+	nc, js, err := ghnats.ConnectAs(strings.TrimSpace(string(url)), "web test", role, ghnats.ClientAuth{Dir: filepath.Join(dataDir, "creds")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
 	natsgo "github.com/nats-io/nats.go"
 )
 
@@ -96,8 +97,8 @@ func (e *endpoints) Close() {
 
 func (e *endpoints) handler(subject string, h func(context.Context, []byte) any) natsgo.MsgHandler {
 	return func(m *natsgo.Msg) {
-		if m.Reply == "" {
-			return
+		if !ghnats.ValidReply(m.Reply) {
+			return // no answer wanted, or an answer aimed at a subject with a meaning
 		}
 		e.sem <- struct{}{}
 		go func() {

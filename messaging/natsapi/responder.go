@@ -8,6 +8,7 @@ import (
 	"github.com/guildhall/guildhall/messaging"
 	ghnats "github.com/guildhall/guildhall/nats"
 	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // BotRequest asks ghnats.SubjectAPIBot for a new bot account.
@@ -28,11 +29,12 @@ type BotReply struct {
 //	ghnats.SubjectAPIIdentify  guildhall.IdentifyRequest → IdentifyReply
 //	ghnats.SubjectAPIGuild     guildhall.GuildRequest    → GuildReply
 //	ghnats.SubjectAPIBot       BotRequest                → BotReply
+//	ghnats.SubjectAPIReplay    guildhall.ReplayRequest   → ReplayReply
+//	ghnats.SubjectAPITick      guildhall.TickRequest     → TickReply
 //
 // SubjectAPIBot is an admin endpoint: whoever can publish on it mints bot
-// accounts. It is meant for the CLI on the same machine (`guildhall token create
-// --bot NAME` against the embedded, loopback-only NATS). A deployment whose NATS
-// is reachable by others must restrict gh.api.admin.> with NATS permissions.
+// accounts. Only the operator identity may (`guildhall token create --bot NAME`);
+// see package nats, Permissions.
 //
 // Errors travel in the reply's Error field. guildhall.Error's HTTP status is not
 // serialized, so callers tell them apart by Message: ErrUnauthorized ("401:
@@ -40,15 +42,22 @@ type BotReply struct {
 type Responder struct {
 	*endpoints
 	svc *messaging.Service
+	js  jetstream.JetStream // replay consumers and ticks
 }
 
 // NewResponder subscribes svc's endpoints on nc. Stop it with Close.
 func NewResponder(svc *messaging.Service, nc *natsgo.Conn, cfg Config) (*Responder, error) {
-	r := &Responder{endpoints: newEndpoints(cfg, 64), svc: svc}
-	err := r.serve(nc, map[string]func(context.Context, []byte) any{
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	r := &Responder{endpoints: newEndpoints(cfg, 64), svc: svc, js: js}
+	err = r.serve(nc, map[string]func(context.Context, []byte) any{
 		ghnats.SubjectAPIIdentify: r.identify,
 		ghnats.SubjectAPIGuild:    r.guild,
 		ghnats.SubjectAPIBot:      r.bot,
+		ghnats.SubjectAPIReplay:   r.replay,
+		ghnats.SubjectAPITick:     r.tick,
 	})
 	if err != nil {
 		return nil, err
@@ -61,7 +70,7 @@ func (r *Responder) identify(ctx context.Context, data []byte) any {
 	if err := json.Unmarshal(data, &req); err != nil {
 		return guildhall.IdentifyReply{Error: guildhall.ErrInvalidJSON}
 	}
-	rep, err := r.svc.Identify(ctx, req.Token)
+	rep, err := r.svc.Identify(ctx, req.TokenHash)
 	if err != nil {
 		return guildhall.IdentifyReply{Error: r.replyError("identify", err)}
 	}

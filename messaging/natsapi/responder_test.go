@@ -82,7 +82,7 @@ func TestResponder(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	id := request[guildhall.IdentifyReply](t, n, ghnats.SubjectAPIIdentify, guildhall.IdentifyRequest{Token: owner.Token})
+	id := request[guildhall.IdentifyReply](t, n, ghnats.SubjectAPIIdentify, guildhall.IdentifyRequest{TokenHash: guildhall.TokenHash(owner.Token)})
 	if id.Error != nil || id.User.ID != owner.UserID || len(id.Guilds) != 1 || len(id.Members) != 1 {
 		t.Fatalf("identify = %+v", id)
 	}
@@ -91,9 +91,17 @@ func TestResponder(t *testing.T) {
 		t.Errorf("identify guild = %+v member %+v", g, id.Members[0])
 	}
 
-	bad := request[guildhall.IdentifyReply](t, n, ghnats.SubjectAPIIdentify, guildhall.IdentifyRequest{Token: "nope"})
+	bad := request[guildhall.IdentifyReply](t, n, ghnats.SubjectAPIIdentify, guildhall.IdentifyRequest{TokenHash: guildhall.TokenHash("nope")})
 	if bad.Error == nil || bad.Error.Message != guildhall.ErrUnauthorized.Message {
 		t.Errorf("identify with a bad token = %+v; want 401 Unauthorized", bad.Error)
+	}
+	// Only the hash is accepted on the bus, and the hash is no REST credential.
+	raw := request[guildhall.IdentifyReply](t, n, ghnats.SubjectAPIIdentify, guildhall.IdentifyRequest{TokenHash: owner.Token})
+	if raw.Error == nil || raw.Error.Message != guildhall.ErrUnauthorized.Message {
+		t.Errorf("identify with the raw token = %+v; want 401 Unauthorized", raw.Error)
+	}
+	if u, err := svc.Authenticate(ctx, guildhall.TokenHash(owner.Token)); err == nil {
+		t.Errorf("the token's hash authenticated as %v", u.ID)
 	}
 	garbled := request[guildhall.IdentifyReply](t, n, ghnats.SubjectAPIIdentify, "not an object")
 	if garbled.Error == nil || garbled.Error.Code != guildhall.ErrInvalidJSON.Code {

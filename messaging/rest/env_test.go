@@ -59,7 +59,7 @@ func unlimited() rest.Limit { return rest.Limit{Requests: -1} }
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	n := testenv.StartNATS(t, ghnats.Topology{})
-	nc, js, err := ghnats.Connect(n.URL, "api-test")
+	nc, js, err := ghnats.ConnectAs(n.URL, "api-test", ghnats.RoleAPI, ghnats.ClientAuth{Dir: n.Creds})
 	if err != nil {
 		t.Fatal(err)
 	}
