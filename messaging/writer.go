@@ -340,11 +340,7 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 		for attempt := 1; ; attempt++ {
 			err := w.store.ApplyMessages(ctx, writes)
 			if err == nil {
-				// After the store: a delete that fails here is retried, and the
-				// messages' writes again with it, harmlessly.
-				if err = w.files.Remove(ctx, files); err == nil {
-					break
-				}
+				break
 			}
 			if ctx.Err() != nil {
 				stopInProgress()
@@ -364,6 +360,7 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 			}
 			sleep(ctx, bo.next())
 		}
+		w.removeFiles(ctx, files)
 		stopInProgress()
 		// The batch's metadata counted what was pending when it was fetched,
 		// before the outage: the backlog now is larger.
@@ -395,6 +392,30 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 	}
 	w.metrics.WriterBatchSize.Observe(float64(len(msgs)))
 	return last, pending, nil
+}
+
+// removeFiles deletes the attachment files of the batch's deleted messages,
+// once their deletes are stored. It tries a few times, then logs and gives up:
+// a file that cannot be deleted (NATS refusing, say) must not stop every
+// message behind it. Such a file is an orphan (see the README); its message is
+// deleted all the same.
+func (w *Writer) removeFiles(ctx context.Context, files []guildhall.Snowflake) {
+	if len(files) == 0 {
+		return
+	}
+	bo := w.backoff()
+	for attempt := 1; ; attempt++ {
+		err := w.files.Remove(ctx, files)
+		if err == nil {
+			return
+		}
+		w.metrics.WriterErrors.WithLabelValues("files").Inc()
+		if attempt == 3 || ctx.Err() != nil {
+			w.log.Error("writer: attachment files of deleted messages not deleted", "files", len(files), "err", err)
+			return
+		}
+		sleep(ctx, bo.next())
+	}
 }
 
 // keepInProgress tells JetStream every ackWait/3 that the batch is still being

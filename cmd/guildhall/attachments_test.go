@@ -35,7 +35,7 @@ import (
 func TestLargeAttachmentTransfer(t *testing.T) {
 	testenv.SkipShort(t, "builds the binary and moves 20 MiB")
 	n := testenv.StartNATS(t, ghnats.Topology{})
-	api := startAPIProcess(t, n.URL)
+	api := startAPIProcess(t, n.URL, n.Creds)
 	rest := testenv.NewREST("http://" + api.addr + "/api/v10")
 	token, _ := rest.Register(t, "uploader"+randName())
 	var g struct {
@@ -119,9 +119,9 @@ type apiProcess struct {
 	addr string
 }
 
-func startAPIProcess(t *testing.T, natsURL string) *apiProcess {
+func startAPIProcess(t *testing.T, natsURL, creds string) *apiProcess {
 	t.Helper()
-	cmd := exec.Command(guildhallBinary(t), "serve", "--role", "api,writer", "--nats-url", natsURL, "--addr", "127.0.0.1:0",
+	cmd := exec.Command(guildhallBinary(t), "serve", "--role", "api,writer", "--nats-url", natsURL, "--nats-creds", creds, "--addr", "127.0.0.1:0",
 		"--data", t.TempDir(), "--log-level", "warn", "--rate-limits", "off", "--bcrypt-cost", "4")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()

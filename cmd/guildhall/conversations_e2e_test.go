@@ -2,17 +2,25 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // End-to-end tests of conversations with live gateway sessions: every event
@@ -225,5 +233,93 @@ func TestResumeReplaysReactionsAndDMs(t *testing.T) {
 	}
 	if liveAt < resumedAt {
 		t.Errorf("the live DM (payload %d) came before RESUMED (payload %d)", liveAt, resumedAt)
+	}
+}
+
+// TestAttachmentsUnderRolePermissions: with every role on its own NATS identity,
+// the api stores files and serves them, the writer deletes them with their
+// message, and a post that fails leaves none behind.
+func TestAttachmentsUnderRolePermissions(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	f := newGuildFixture(t, s)
+	post := func(content string) (int, []byte) {
+		body := &bytes.Buffer{}
+		mw := multipart.NewWriter(body)
+		w, _ := mw.CreateFormFile("files[0]", "note.txt")
+		_, _ = w.Write([]byte("a note for " + content))
+		_ = mw.WriteField("payload_json", `{"content":"`+content+`"}`)
+		_ = mw.Close()
+		req, _ := http.NewRequest("POST", s.rest.Base+"/channels/"+f.channelID+"/messages", body)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		req.Header.Set("Authorization", f.memberToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, raw
+	}
+	status, raw := post("kept")
+	var m struct {
+		ID          string `json:"id"`
+		Attachments []struct {
+			URL string `json:"url"`
+		} `json:"attachments"`
+	}
+	if err := json.Unmarshal(raw, &m); status != http.StatusOK || err != nil || len(m.Attachments) != 1 {
+		t.Fatalf("upload = %d %s", status, raw)
+	}
+	resp, err := http.Get(m.Attachments[0].URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "a note for kept" {
+		t.Fatalf("download = %d %q", resp.StatusCode, body)
+	}
+	s.rest.Must(t, http.StatusNoContent, "DELETE", "/channels/"+f.channelID+"/messages/"+m.ID, f.memberToken, nil, nil)
+	testenv.Eventually(t, 10*time.Second, func() error {
+		resp, err := http.Head(m.Attachments[0].URL)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			return fmt.Errorf("file of the deleted message: %d", resp.StatusCode)
+		}
+		return nil
+	})
+	// A post refused after its file was stored (content too long): the api
+	// deletes the file itself.
+	status, raw = post(strings.Repeat("x", 2001))
+	if status != http.StatusBadRequest {
+		t.Fatalf("long post = %d %s", status, raw)
+	}
+	url, err := os.ReadFile(filepath.Join(s.data, "nats.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, js := testenv.NATSConnectAs(t, strings.TrimSpace(string(url)), filepath.Join(s.data, "creds"), ghnats.RoleOperator)
+	defer nc.Close()
+	obs, err := js.ObjectStore(context.Background(), ghnats.BucketAttachments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := obs.List(context.Background()); !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		t.Errorf("files left: %d (%v); want none", len(list), err)
+	}
+	// Not just marked deleted: their chunks are gone from the stream.
+	st, err := js.Stream(context.Background(), ghnats.StreamAttachments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(ghnats.ObjectChunkSubject(ghnats.BucketAttachments, ">")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.State.Subjects) != 0 {
+		t.Errorf("chunks left in the stream: %v", info.State.Subjects)
 	}
 }
