@@ -50,7 +50,7 @@ type IdentifyReply struct {
 	// read_state).
 	PrivateChannels []PrivateChannel `json:"private_channels,omitempty"`
 	ReadStates      []ReadState      `json:"read_states,omitempty"`
-	Error   *Error       `json:"error,omitempty"`
+	Error           *Error           `json:"error,omitempty"`
 }
 
 // GuildRequest asks for a guild's current state, and optionally one user's
