@@ -46,6 +46,9 @@ type Event struct {
 	ChannelID Snowflake
 	UserID    Snowflake
 	Data      json.RawMessage
+	// Mentions are the users a MESSAGE_CREATE or MESSAGE_UPDATE mentions: they
+	// receive its content whatever their intents, as on Discord.
+	Mentions []Snowflake
 }
 
 // MessageDelete is the payload of MESSAGE_DELETE.

@@ -132,8 +132,8 @@ func dispatchMessage(m guildhall.Message, guildID guildhall.Snowflake, author *g
 // store, and History waits for that (read your writes).
 //
 // Mentions in the content are resolved (resolveMentions) and listed on the
-// event (header ghnats.HeaderMentions) so that gateways can give mentioned users
-// the content whatever their intents. A reply embeds the message it answers.
+// event (Event.Mentions) so that gateways can give mentioned users the content
+// whatever their intents. A reply embeds the message it answers.
 func (s *Service) PostMessage(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake, nm NewMessage) (guildhall.Message, error) {
 	c, err := s.conversationAccess(ctx, u, channelID)
 	if err != nil {
@@ -208,9 +208,8 @@ func (s *Service) PostMessage(ctx context.Context, u guildhall.User, channelID g
 		return guildhall.Message{}, internal("encode message", err)
 	}
 	ev := c.event(guildhall.EventMessageCreate, u.ID, data)
-	hdr := natsgo.Header{}
-	ghnats.SetHeaderIDs(hdr, ghnats.HeaderMentions, ms.userIDs())
-	if err := s.publishConversation(ctx, c, ev, id.String(), hdr); err != nil {
+	ev.Mentions = ms.userIDs()
+	if err := s.publishConversation(ctx, c, ev, id.String(), nil); err != nil {
 		return guildhall.Message{}, err
 	}
 	out := restMessage(m)
@@ -450,13 +449,11 @@ func (s *Service) EditMessageWith(ctx context.Context, u guildhall.User, channel
 	if err != nil {
 		return guildhall.Message{}, internal("encode message", err)
 	}
-	hdr := natsgo.Header{}
-	ids := make([]guildhall.Snowflake, len(m.Mentions))
-	for i, x := range m.Mentions {
-		ids[i] = x.ID
+	ev := c.event(guildhall.EventMessageUpdate, u.ID, data)
+	for _, x := range m.Mentions {
+		ev.Mentions = append(ev.Mentions, x.ID)
 	}
-	ghnats.SetHeaderIDs(hdr, ghnats.HeaderMentions, ids)
-	if err := s.publishConversation(ctx, c, c.event(guildhall.EventMessageUpdate, u.ID, data), s.ids.Next().String(), hdr); err != nil {
+	if err := s.publishConversation(ctx, c, ev, s.ids.Next().String(), nil); err != nil {
 		return guildhall.Message{}, err
 	}
 	page := []guildhall.Message{m}

@@ -39,6 +39,7 @@ func EventMsg(ev guildhall.Event, id string) *natsgo.Msg {
 	if id != "" {
 		m.Header.Set(natsgo.MsgIdHdr, id)
 	}
+	SetHeaderIDs(m.Header, HeaderMentions, ev.Mentions)
 	return m
 }
 
@@ -50,6 +51,7 @@ func DecodeEvent(h natsgo.Header, data []byte) guildhall.Event {
 		ChannelID: headerID(h, HeaderChannel),
 		UserID:    headerID(h, HeaderUser),
 		Data:      data,
+		Mentions:  HeaderIDs(h, HeaderMentions),
 	}
 }
 
@@ -73,9 +75,9 @@ func EphemeralMsg(ev guildhall.Event) *natsgo.Msg {
 }
 
 // Headers that tell a message event's consumers what the payload would make them
-// decode: the users it mentions (gateways give them the content whatever their
-// intents) and the attachments a delete frees (the writer deletes their files).
-// Values are comma-separated decimal ids.
+// decode: the users it mentions (Event.Mentions: gateways give them the content
+// whatever their intents) and the attachments a delete frees (the writer deletes
+// their files). Values are comma-separated decimal ids.
 const (
 	HeaderMentions    = "Gh-Mentions"
 	HeaderAttachments = "Gh-Attachments"
