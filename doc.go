@@ -7,7 +7,7 @@
 //
 //	nats/       embedded nats-server, connection, topology (streams, KV buckets)
 //	messaging/  message service, writer (stream → store), history, Store implementations
-//	gateway/    WebSocket tier speaking Discord's gateway protocol, hub, fan-out, resume
+//	gateway/    WebSocket tier speaking Discord's gateway protocol: the pump, fan-out, resume
 //	registry/   live sessions in a JetStream KV bucket with per-key TTL
 //	presence/   presence, typing and online counts
 //	testenv/    real servers for tests (NATS, Cassandra) and WebSocket test clients

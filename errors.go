@@ -22,6 +22,39 @@ func (e *Error) Is(target error) bool {
 	return ok && t.Code == e.Code && t.Status == e.Status
 }
 
+// RemoteError is an error that crosses NATS: what the api answers a gateway or a
+// tool in a reply's Error field. Like JetStream's API errors (a status class and a
+// stable err_code), it carries Status, the HTTP status the error has on the REST
+// surface, and Code, Discord's JSON error code: together they identify the error,
+// and errors.Is matches them against this package's errors
+// (errors.Is(rep.Error, ErrUnauthorized)). Message is for people and logs; no
+// caller compares it.
+type RemoteError struct {
+	Status  int    `json:"status"`
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("%d %s (code %d)", e.Status, e.Message, e.Code)
+}
+
+// Is matches an *Error or a *RemoteError with the same status and code.
+func (e *RemoteError) Is(target error) bool {
+	switch t := target.(type) {
+	case *Error:
+		return t.Status == e.Status && t.Code == e.Code
+	case *RemoteError:
+		return t.Status == e.Status && t.Code == e.Code
+	}
+	return false
+}
+
+// Remote is e as it crosses NATS.
+func (e *Error) Remote() *RemoteError {
+	return &RemoteError{Status: e.Status, Code: e.Code, Message: e.Message}
+}
+
 // Discord's JSON error codes used by Guildhall.
 var (
 	ErrUnauthorized     = &Error{Status: 401, Code: 0, Message: "401: Unauthorized"}

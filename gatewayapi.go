@@ -7,8 +7,10 @@ import (
 )
 
 // What gateways ask the api over NATS request-reply (subjects in package nats:
-// SubjectAPI + "identify" and SubjectAPI + "guild"). Gateways never open the store;
-// these replies are everything they learn outside the event stream.
+// SubjectAPIIdentify, SubjectAPIGuild, SubjectAPIMembers, SubjectAPIReplay,
+// SubjectAPITick). Gateways never open the
+// store; these replies are everything they learn outside the event stream. A
+// reply that failed carries a RemoteError, matched with errors.Is.
 
 // IdentifyRequest asks who a token belongs to and what the user may see. It
 // carries the token's TokenHash, never the token: what crosses the bus is not
@@ -40,7 +42,7 @@ func ValidTokenHash(h string) bool {
 
 // IdentifyReply is the user, each guild the user is a member of, and the user's
 // membership in each (Members[i] belongs to Guilds[i]). Error is set instead when
-// the token is not valid (Error.Status 401) or the api failed.
+// the token is not valid (ErrUnauthorized) or the api failed.
 type IdentifyReply struct {
 	User    User         `json:"user"`
 	Guilds  []GuildState `json:"guilds"`
@@ -50,7 +52,7 @@ type IdentifyReply struct {
 	// read_state).
 	PrivateChannels []PrivateChannel `json:"private_channels,omitempty"`
 	ReadStates      []ReadState      `json:"read_states,omitempty"`
-	Error           *Error           `json:"error,omitempty"`
+	Error           *RemoteError     `json:"error,omitempty"`
 }
 
 // GuildRequest asks for a guild's current state, and optionally one user's
@@ -63,9 +65,9 @@ type GuildRequest struct {
 // GuildReply is a guild snapshot; Member is set when GuildRequest.UserID was and the
 // user is a member. Error is set instead when the guild does not exist.
 type GuildReply struct {
-	State  GuildState `json:"state"`
-	Member *Member    `json:"member,omitempty"`
-	Error  *Error     `json:"error,omitempty"`
+	State  GuildState   `json:"state"`
+	Member *Member      `json:"member,omitempty"`
+	Error  *RemoteError `json:"error,omitempty"`
 }
 
 // MembersRequest asks the api's members endpoint (nats.SubjectAPIMembers) for
@@ -98,12 +100,12 @@ type MembersRequest struct {
 // says the guild has no members after the ones read; Scanned is how many a query
 // read. Error is set instead when the guild does not exist or the store failed.
 type MembersReply struct {
-	Members  []Member    `json:"members"`
-	NotFound []Snowflake `json:"not_found,omitempty"`
-	Next     Snowflake   `json:"next,omitempty"`
-	Scanned  int         `json:"scanned,omitempty"`
-	Done     bool        `json:"done"`
-	Error    *Error      `json:"error,omitempty"`
+	Members  []Member     `json:"members"`
+	NotFound []Snowflake  `json:"not_found,omitempty"`
+	Next     Snowflake    `json:"next,omitempty"`
+	Scanned  int          `json:"scanned,omitempty"`
+	Done     bool         `json:"done"`
+	Error    *RemoteError `json:"error,omitempty"`
 }
 
 // GuildCreate is the payload of the GUILD_CREATE dispatch (Discord's shape, the
@@ -171,12 +173,12 @@ type ReplayRequest struct {
 // fetches from and deletes when done (it also goes by itself when idle). Error is
 // set instead when the request is out of bounds or the api failed.
 type ReplayReply struct {
-	Consumer string `json:"consumer,omitempty"`
-	Error    *Error `json:"error,omitempty"`
+	Consumer string       `json:"consumer,omitempty"`
+	Error    *RemoteError `json:"error,omitempty"`
 }
 
 // TickRequest asks the api to publish a tick for gateway Node into the stream
-// (see package gateway, Hub.cut): gateways publish nothing into the stream, so
+// (see package gateway, join.go): gateways publish nothing into the stream, so
 // that everything in it comes from the api.
 type TickRequest struct {
 	Node string `json:"node"`
@@ -184,6 +186,6 @@ type TickRequest struct {
 
 // TickReply is the tick's stream sequence, or Error.
 type TickReply struct {
-	Seq   uint64 `json:"seq,omitempty"`
-	Error *Error `json:"error,omitempty"`
+	Seq   uint64       `json:"seq,omitempty"`
+	Error *RemoteError `json:"error,omitempty"`
 }

@@ -22,13 +22,26 @@ func (a apiClient) identify(ctx context.Context, token string) (guildhall.Identi
 	return rep, err
 }
 
-func (a apiClient) guild(ctx context.Context, id, user guildhall.Snowflake) (guildhall.GuildReply, error) {
+// guildState is a guild's current state (the pump's guildSource).
+func (a apiClient) guildState(ctx context.Context, id guildhall.Snowflake) (guildhall.GuildState, error) {
 	var rep guildhall.GuildReply
-	err := a.call(ctx, ghnats.SubjectAPIGuild, guildhall.GuildRequest{GuildID: id, UserID: user}, &rep)
+	err := a.call(ctx, ghnats.SubjectAPIGuild, guildhall.GuildRequest{GuildID: id}, &rep)
 	if err == nil && rep.Error != nil {
 		err = rep.Error
 	}
-	return rep, err
+	return rep.State, err
+}
+
+// members pages a guild's members for op 8.
+func (a apiClient) members(ctx context.Context, req guildhall.MembersRequest) (guildhall.MembersReply, error) {
+	var rep guildhall.MembersReply
+	if err := a.call(ctx, ghnats.SubjectAPIMembers, req, &rep); err != nil {
+		return rep, err
+	}
+	if rep.Error != nil {
+		return rep, rep.Error
+	}
+	return rep, nil
 }
 
 // replay asks the api for a consumer replaying req (gateways may not create

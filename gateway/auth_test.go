@@ -21,7 +21,7 @@ func TestStreamAnswersAimedAtRePublishedSubjectsAreDropped(t *testing.T) {
 	f := startReplayFixture(t, 0, bobAlone)
 	secret := "not for alice " + f.session
 	postMessage(t, f.st, f.bob.Token, largeChannel, secret)
-	foreign := counterValue(t, "guildhall_gateway_foreign_messages_total", "", "")
+	foreign := counterValue(t, f.st, "guildhall_gateway_foreign_messages_total", "", "")
 
 	attacker, _ := f.st.nats.ConnectAs(t, ghnats.RoleGateway)
 	get := "$JS.API.DIRECT.GET." + ghnats.StreamEvents + "." + ghnats.GuildInSubject(uint64(largeGuild))
@@ -67,7 +67,7 @@ func TestStreamAnswersAimedAtRePublishedSubjectsAreDropped(t *testing.T) {
 			t.Fatalf("alice received %s %s", p.T, p.D)
 		}
 	}
-	if n := counterValue(t, "guildhall_gateway_foreign_messages_total", "", "") - foreign; n < 4 {
+	if n := counterValue(t, f.st, "guildhall_gateway_foreign_messages_total", "", "") - foreign; n < 4 {
 		t.Fatalf("foreign messages dropped: %v; want at least the 4 aimed at re-published subjects", n)
 	}
 }

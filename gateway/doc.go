@@ -3,29 +3,64 @@
 //
 // Reading order for a newcomer:
 //
-//	protocol.go  opcodes, close codes, payload shapes
-//	gateway.go   the HTTP upgrade and one connection's life: HELLO, IDENTIFY, RESUME,
-//	             heartbeats, close codes
-//	hub.go       the fan-out path: one NATS subscription per guild with local members,
-//	             one ordered pump that frames each event once and hands the same bytes
-//	             to every session that may see it
-//	room.go      what the hub knows of one guild: its state, its local sessions, the
-//	             channel-visibility cache, its recent events for resumes
-//	session.go   one session's bounded outbox and its writer, which coalesces pending
-//	             frames into one write and cuts slow consumers off
-//	resume.go    the resume path: replay of missed events from the rooms' recent
-//	             events when they cover the absence, else from the JetStream log
-//	apiclient.go what the gateway asks the api over NATS (identify, guild snapshots)
+//	protocol.go   opcodes, close codes, payload shapes
+//	gateway.go    Config, New, Close: the actors below and how they are wired
+//	conn.go       one connection's life: HELLO, heartbeats, each client payload by opcode
+//	identify.go   op 2: token, session start limits, registry entry, READY at the cut
+//	session.go    a session: who it is, its outbox, its memberships
+//	outbox.go     a session's write path: the direct write, the writer goroutine that
+//	              coalesces pending frames into one writev, frames held during a
+//	              resume, zlib, slow consumers cut off
+//	frame.go      WebSocket frames, built once per event and shared
+//	intents.go    which frame of an event each session gets (intents, MESSAGE_CONTENT)
+//
+// The fan-out path: one goroutine, the pump, owns every room.
+//
+//	pump.go       NATS messages routed by subject kind, in order; the watermark;
+//	              commands run between two events
+//	apply.go      what each event does to its room's state
+//	fanout.go     one framed event handed to every session that may see it (a big
+//	              room split across cores)
+//	room.go       one guild's room: state, members, the channel-visibility cache
+//	gapfill.go    events NATS lost, refilled from the stream in order
+//
+// The resume path:
+//
+//	join.go       a session joins its rooms at a consistent cut (identify and resume)
+//	resume.go     op 6: checks, then the replay, RESUMED, the held live frames
+//	recent.go     each room's recent events: the replay from memory
+//	replay.go     the replay from the EVENTS stream
+//	directory.go  live sessions, their registry entries and refresh, kicks between
+//	              gateways
+//
+// Presence and member lists:
+//
+//	presence.go   op 3 and each session's start and end → the user keys and the
+//	              gateway's heartbeat in the presence bucket
+//	counts.go     online counts to the aggregators; approximate_presence_count
+//	members.go    op 8 REQUEST_GUILD_MEMBERS → GUILD_MEMBERS_CHUNK
+//
+//	apiclient.go  what the gateway asks the api over NATS (identify, guilds, members)
+//	metrics.go    the gateway's metrics
+//
+// Each actor (pump, directory, presence tracker, online counts, member lister)
+// owns its state, is built by New from Config and stops with its own close, which
+// Gateway.Close calls in turn. They talk through small interfaces declared where
+// they are used: the pump asks a guildSource (the api) for a guild; the presence
+// tracker asks smallGuildRooms, the counts a roomCounter, the member lister
+// memberRooms (each the pump, which answers between two events). Locks: an
+// outbox's mutex is taken last; nobody waits for the pump while holding a lock.
 //
 // Dispatch sequence numbers are JetStream stream sequences: an event's s is its
 // sequence in the EVENTS stream, so a session that resumes with s on any gateway is
 // replayed from the stream after s. Dispatches that are not in the stream (READY,
-// GUILD_CREATE at identify, typing) carry the session's current s without advancing it.
+// GUILD_CREATE at identify, typing, member list chunks) carry the session's
+// current s without advancing it.
 //
-// Intents (intents.go): a session receives only the dispatches its IDENTIFY intents
-// ask for (guildhall.EventIntent), and without MESSAGE_CONTENT gets other users'
-// messages with their content emptied. Each event is framed at most twice (full and
+// Intents: a session receives only the dispatches its IDENTIFY intents ask for
+// (guildhall.EventIntent), and without MESSAGE_CONTENT gets other users' messages
+// with their content emptied. Each event is framed at most twice (full and
 // content-less, the latter only if some recipient needs it), and the choice per
-// recipient is a bit test. Resumes keep the intents (registry entry) and the replays
-// apply the same choice.
+// recipient is a bit test. Resumes keep the intents (registry entry) and the
+// replays apply the same choice.
 package gateway

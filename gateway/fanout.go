@@ -3,7 +3,40 @@ package gateway
 import (
 	"runtime"
 	"sync"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
 )
+
+// deliver hands one framed event to every session of the room that may see it and
+// whose intents ask for it. The frames are shared; nothing here allocates per
+// recipient.
+func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch) {
+	start := time.Now()
+	if ev.ChannelID == 0 {
+		sendAll(r.members, d)
+	} else {
+		v, ok := r.channelView(ev.ChannelID)
+		if !ok {
+			p.refresh(r)
+			if v, ok = r.channelView(ev.ChannelID); !ok {
+				return // the channel is gone: nobody may see it
+			}
+		}
+		if v.everyone {
+			sendAll(r.members, d)
+		} else {
+			// canView fills the view's cache: one goroutine only.
+			for _, rm := range r.members {
+				if f := d.frameFor(rm.s); f != nil && r.canView(v, rm.s.user.ID, rm.m) {
+					rm.s.out.send(f)
+				}
+			}
+		}
+	}
+	p.metrics.DispatchCandidates.Add(float64(len(r.members)))
+	p.metrics.Fanout.Observe(time.Since(start).Seconds())
+}
 
 // parallelFanOut is the room size from which one event's writes are split across
 // the cores the process may use. Below it one core writes faster than the split
@@ -34,7 +67,7 @@ func sendAll(members []roomMember, d *dispatch) {
 func sendEach(members []roomMember, d *dispatch) {
 	for _, rm := range members {
 		if f := d.frameFor(rm.s); f != nil {
-			rm.s.send(f)
+			rm.s.out.send(f)
 		}
 	}
 }

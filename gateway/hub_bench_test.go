@@ -17,9 +17,10 @@ import (
 )
 
 // Benchmarks of the fan-out path: one event handed to every session of a room and
-// written to each session's socket. They build the hub's structures directly (no
+// written to each session's socket. They build the pump's structures directly (no
 // NATS, no WebSocket handshake) so that what is timed is the pump's loop, the
-// outboxes, the writer goroutines and the writes.
+// outboxes, the writer goroutines and the writes. (They keep their names, Hub…,
+// from when the pump was called the hub, so that results compare across versions.)
 //
 //	go test -run '^$' -bench 'Hub' -benchmem ./gateway/
 //
@@ -43,29 +44,28 @@ func (c sinkConn) SetWriteDeadline(time.Time) error { return nil }
 const benchGuild = guildhall.Snowflake(1000)
 const benchChannel = guildhall.Snowflake(1001)
 
-// benchRoom builds a gateway whose hub has one room of the sessions on conns, in a
-// guild where @everyone may view its one text channel.
-func benchRoom(conns []net.Conn, cfg Config) (*Hub, *room) {
-	gw := &Gateway{cfg: cfg.withDefaults()}
-	// The hub's maps and nothing else: no NATS subscription is taken.
-	h := &Hub{gw: gw, rooms: map[guildhall.Snowflake]*room{}, users: map[guildhall.Snowflake]*userRoom{}}
-	gw.hub = h
+// benchRoom builds a pump with one room of the sessions on conns, in a guild
+// where @everyone may view its one text channel.
+func benchRoom(conns []net.Conn, cfg Config) (*pump, *room) {
+	cfg = cfg.withDefaults()
+	// The pump's maps and nothing else: no NATS subscription is taken.
+	p := &pump{rooms: map[guildhall.Snowflake]*room{}, users: map[guildhall.Snowflake]*userRoom{}, metrics: cfg.Metrics, log: cfg.Logger}
 	state := guildhall.GuildState{
 		Guild:    guildhall.Guild{ID: benchGuild, OwnerID: 1},
 		Channels: []guildhall.Channel{{ID: benchChannel, GuildID: benchGuild, Type: guildhall.ChannelTypeGuildText, Name: "general"}},
 		Roles:    []guildhall.Role{{ID: benchGuild, Name: "@everyone", Permissions: guildhall.PermViewChannel}},
 	}
 	r := &room{id: benchGuild, state: state}
-	h.rooms[r.id] = r
+	p.rooms[r.id] = r
 	for i, c := range conns {
-		s := newSession(gw, nil, c, false)
+		s := newSession(c, false, cfg.outbox())
 		s.user = guildhall.User{ID: guildhall.Snowflake(10 + i)}
 		s.intents = guildhall.IntentsAll
 		m := &membership{roles: nil}
 		s.guilds = map[guildhall.Snowflake]*membership{r.id: m}
 		r.add(s, m)
 	}
-	return h, r
+	return p, r
 }
 
 func benchEvent() guildhall.Event {

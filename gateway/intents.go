@@ -48,9 +48,6 @@ func newDispatch(ev guildhall.Event, seq uint64) *dispatch {
 	return d
 }
 
-// sharedDispatch is a frame every session receives whatever its intents.
-func sharedDispatch(f *frame) *dispatch { return &dispatch{full: f} }
-
 // frameFor is the frame s receives, nil for none. Safe from any goroutine.
 //
 // Guildhall has no DMs and does not parse mentions yet, so of Discord's exemptions

@@ -36,6 +36,9 @@ func TestIdentifyIntentsDefault(t *testing.T) {
 	}
 }
 
+// sharedDispatch is a frame every session receives whatever its intents.
+func sharedDispatch(f *frame) *dispatch { return &dispatch{full: f} }
+
 // Each session gets the frame its intents allow: none, the full one, or the
 // content-less one, built once and shared.
 func TestDispatchFrameFor(t *testing.T) {

@@ -1,43 +1,79 @@
 package gateway
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
-var (
-	metricSessions = promauto.NewGauge(prometheus.GaugeOpts{
-		Name: "guildhall_gateway_sessions", Help: "Open gateway connections.",
-	})
-	metricRooms = promauto.NewGauge(prometheus.GaugeOpts{
-		Name: "guildhall_gateway_guild_subscriptions", Help: "Guilds this gateway is subscribed to (guilds with a local session).",
-	})
-	metricDispatches = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "guildhall_gateway_dispatch_candidates_total", Help: "Session deliveries considered by the fan-out (before channel visibility).",
-	})
-	metricFramesWritten = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "guildhall_gateway_frames_written_total", Help: "Frames written to sockets.",
-	})
-	metricFanout = promauto.NewHistogram(prometheus.HistogramOpts{
-		Name: "guildhall_gateway_fanout_seconds", Help: "Time to hand one event to every local recipient's outbox.",
-		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
-	})
-	metricSlowConsumers = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "guildhall_gateway_slow_consumers_total", Help: "Sessions cut off because their outbox was full.",
-	})
-	metricGapFills = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "guildhall_gateway_gap_fills_total", Help: "Gaps in a guild's events filled from the stream.",
-	})
-	metricForeign = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "guildhall_gateway_foreign_messages_total", Help: "Messages on re-published subjects that the stream's RePublish did not make (dropped): a bug or an attack.",
-	})
-	metricResumes = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "guildhall_gateway_resumes_total", Help: "RESUME attempts by outcome.",
-	}, []string{"outcome"})
-	metricResumeReplays = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "guildhall_gateway_resume_replays_total", Help: "Resume replays by where the missed events came from: memory (the rooms' recent events) or stream (a JetStream consumer).",
-	}, []string{"path"})
-	metricIdentifies = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "guildhall_gateway_identifies_total", Help: "IDENTIFY attempts by outcome.",
-	}, []string{"outcome"})
-)
+// Metrics of a gateway (the names are what dashboards and the load tool read).
+type Metrics struct {
+	// Sessions is the open gateway connections.
+	Sessions prometheus.Gauge
+	// GuildSubscriptions is the guilds this gateway is subscribed to: its rooms.
+	GuildSubscriptions prometheus.Gauge
+	// DispatchCandidates counts session deliveries the fan-out considered (before
+	// channel visibility).
+	DispatchCandidates prometheus.Counter
+	// FramesWritten counts frames written to sockets.
+	FramesWritten prometheus.Counter
+	// Fanout is the time to hand one event to every local recipient's outbox.
+	Fanout prometheus.Histogram
+	// SlowConsumers counts sessions cut off because their outbox was full.
+	SlowConsumers prometheus.Counter
+	// GapFills counts gaps in a guild's events filled from the stream.
+	GapFills prometheus.Counter
+	// ForeignMessages counts messages on re-published subjects that the stream's
+	// RePublish did not make (dropped): a bug or an attack.
+	ForeignMessages prometheus.Counter
+	// Resumes counts RESUME attempts by outcome.
+	Resumes *prometheus.CounterVec
+	// ResumeReplays counts resume replays by where the missed events came from.
+	ResumeReplays *prometheus.CounterVec
+	// Identifies counts IDENTIFY attempts by outcome.
+	Identifies *prometheus.CounterVec
+}
+
+// NewMetrics makes a gateway's metrics and registers them with reg; a nil reg
+// keeps them unregistered (tests, or a caller that does not export metrics).
+// Registering twice with one registry panics: make one Metrics per registry and
+// share it between the gateways of a process.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "guildhall_gateway_sessions", Help: "Open gateway connections.",
+		}),
+		GuildSubscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "guildhall_gateway_guild_subscriptions", Help: "Guilds this gateway is subscribed to (guilds with a local session).",
+		}),
+		DispatchCandidates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guildhall_gateway_dispatch_candidates_total", Help: "Session deliveries considered by the fan-out (before channel visibility).",
+		}),
+		FramesWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guildhall_gateway_frames_written_total", Help: "Frames written to sockets.",
+		}),
+		Fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "guildhall_gateway_fanout_seconds", Help: "Time to hand one event to every local recipient's outbox.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
+		}),
+		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guildhall_gateway_slow_consumers_total", Help: "Sessions cut off because their outbox was full.",
+		}),
+		GapFills: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guildhall_gateway_gap_fills_total", Help: "Gaps in a guild's events filled from the stream.",
+		}),
+		ForeignMessages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guildhall_gateway_foreign_messages_total", Help: "Messages on re-published subjects that the stream's RePublish did not make (dropped): a bug or an attack.",
+		}),
+		Resumes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "guildhall_gateway_resumes_total", Help: "RESUME attempts by outcome.",
+		}, []string{"outcome"}),
+		ResumeReplays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "guildhall_gateway_resume_replays_total", Help: "Resume replays by where the missed events came from: memory (the rooms' recent events) or stream (a JetStream consumer).",
+		}, []string{"path"}),
+		Identifies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "guildhall_gateway_identifies_total", Help: "IDENTIFY attempts by outcome.",
+		}, []string{"outcome"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Sessions, m.GuildSubscriptions, m.DispatchCandidates, m.FramesWritten, m.Fanout,
+			m.SlowConsumers, m.GapFills, m.ForeignMessages, m.Resumes, m.ResumeReplays, m.Identifies)
+	}
+	return m
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/guildhall/guildhall/presence"
 	"github.com/guildhall/guildhall/testenv"
 	natsgo "github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -42,6 +43,9 @@ type presenceStack struct {
 	api   *testenv.REST
 	gws   []*stackGateway
 	inbox int // gateway.Config.Inbox of the gateways
+	// reg holds the metrics every gateway of the stack counts into.
+	reg     *prometheus.Registry
+	metrics *gateway.Metrics
 }
 
 type stackGateway struct {
@@ -69,7 +73,8 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 		o.topo.EventMaxBytes = 256 << 20
 	}
 	n := testenv.StartNATS(t, o.topo)
-	st := &presenceStack{t: t, nats: n, path: filepath.Join(t.TempDir(), "store.db"), inbox: o.inbox}
+	st := &presenceStack{t: t, nats: n, path: filepath.Join(t.TempDir(), "store.db"), inbox: o.inbox, reg: prometheus.NewRegistry()}
+	st.metrics = gateway.NewMetrics(st.reg)
 	if o.seed != nil {
 		o.seed(st.path)
 	}
@@ -142,11 +147,8 @@ func (st *presenceStack) addGateway(node string, cfg gateway.PresenceConfig) *st
 		t.Fatal(err)
 	}
 	// The test clients do not heartbeat: a long interval keeps them alive.
-	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour, Inbox: st.inbox})
+	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour, Inbox: st.inbox, Presence: cfg, Metrics: st.metrics})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.ConfigurePresence(cfg); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(g)

@@ -48,14 +48,14 @@ type clientFrame struct {
 	D  json.RawMessage `json:"d"`
 }
 
+// identifyData is what Guildhall reads of IDENTIFY; properties and
+// large_threshold are accepted and ignored.
 type identifyData struct {
-	Token          string          `json:"token"`
-	Properties     json.RawMessage `json:"properties"`
-	Compress       bool            `json:"compress"`
-	LargeThreshold int             `json:"large_threshold"`
-	Shard          []int           `json:"shard"`
-	Presence       json.RawMessage `json:"presence"`
-	Intents        *int64          `json:"intents"`
+	Token    string          `json:"token"`
+	Compress bool            `json:"compress"`
+	Shard    []int           `json:"shard"`
+	Presence json.RawMessage `json:"presence"`
+	Intents  *int64          `json:"intents"`
 }
 
 type resumeData struct {

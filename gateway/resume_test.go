@@ -12,19 +12,19 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/testenv"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // resumeReplays reads guildhall_gateway_resume_replays_total{path}: every gateway
-// of a test process counts into the same registry.
-func resumeReplays(t testing.TB, path string) float64 {
-	return counterValue(t, "guildhall_gateway_resume_replays_total", "path", path)
+// of a stack counts into the stack's registry.
+func resumeReplays(t testing.TB, st *presenceStack, path string) float64 {
+	return counterValue(t, st, "guildhall_gateway_resume_replays_total", "path", path)
 }
 
-// counterValue reads a counter (with label name=value, if name is not empty).
-func counterValue(t testing.TB, metric, name, value string) float64 {
+// counterValue reads a counter of the stack's gateways (with label name=value, if
+// name is not empty).
+func counterValue(t testing.TB, st *presenceStack, metric, name, value string) float64 {
 	t.Helper()
-	mfs, err := prometheus.DefaultGatherer.Gather()
+	mfs, err := st.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,8 +160,10 @@ func startReplayFixture(t *testing.T, inbox int, extra ...seedGuild) *replayFixt
 // not view, and resumes on the same gateway gets exactly the visible ones, in
 // order, once, from memory; then live events after RESUMED.
 func TestResumeReplaysFromMemory(t *testing.T) {
+	// Each stack counts into its own registry: the counts below are this test's.
+	t.Parallel()
 	f := startReplayFixture(t, 0)
-	memory, stream := resumeReplays(t, "memory"), resumeReplays(t, "stream")
+	memory, stream := resumeReplays(t, f.st, "memory"), resumeReplays(t, f.st, "stream")
 	seq := f.a.LastSeq()
 	f.a.Drop()
 
@@ -175,7 +177,7 @@ func TestResumeReplaysFromMemory(t *testing.T) {
 	if got := messageIDs(t, replay); !slices.Equal(got, want) {
 		t.Fatalf("replayed %v\nwant %v", got, want)
 	}
-	if m, s := resumeReplays(t, "memory")-memory, resumeReplays(t, "stream")-stream; m != 1 || s != 0 {
+	if m, s := resumeReplays(t, f.st, "memory")-memory, resumeReplays(t, f.st, "stream")-stream; m != 1 || s != 0 {
 		t.Fatalf("resume replays: memory +%v, stream +%v; want memory +1", m, s)
 	}
 	live := postMessage(t, f.st, f.bob.Token, otherChannel, "live")
@@ -189,13 +191,15 @@ func TestResumeReplaysFromMemory(t *testing.T) {
 // the user had an event of its own (joining a guild), the resume replays the
 // stream, and is just as exact; the next short absence is served from memory again.
 func TestResumeFallsBackToStream(t *testing.T) {
+	// Each stack counts into its own registry: the counts below are this test's.
+	t.Parallel()
 	joined := seedGuild{ID: largeGuild, ChannelID: largeChannel, Users: newSeedUsers(3_000_000, "rp", 1)} // bob's alone
 	f := startReplayFixture(t, 0, joined)
 	url := f.st.gws[0].url
 
 	// More missed events than a room keeps (256), posted a few at a time: the
 	// order to expect is the stream's, as bob sees it live.
-	memory, stream := resumeReplays(t, "memory"), resumeReplays(t, "stream")
+	memory, stream := resumeReplays(t, f.st, "memory"), resumeReplays(t, f.st, "stream")
 	seq := f.a.LastSeq()
 	f.a.Drop()
 	const missed = 300
@@ -233,7 +237,7 @@ func TestResumeFallsBackToStream(t *testing.T) {
 	if got := messageIDs(t, replay); !slices.Equal(got, want) {
 		t.Fatalf("replayed %d messages, want %d in bob's order:\n%v\n%v", len(got), len(want), got, want)
 	}
-	if m, s := resumeReplays(t, "memory")-memory, resumeReplays(t, "stream")-stream; m != 0 || s != 1 {
+	if m, s := resumeReplays(t, f.st, "memory")-memory, resumeReplays(t, f.st, "stream")-stream; m != 0 || s != 1 {
 		t.Fatalf("resume replays: memory +%v, stream +%v; want stream +1", m, s)
 	}
 
@@ -257,7 +261,7 @@ func TestResumeFallsBackToStream(t *testing.T) {
 	if got := messageIDs(t, replay[len(replay)-1:]); got[0] != after {
 		t.Fatalf("last replayed message %v; want %s", got, after)
 	}
-	if m, s := resumeReplays(t, "memory")-memory, resumeReplays(t, "stream")-stream; m != 0 || s != 2 {
+	if m, s := resumeReplays(t, f.st, "memory")-memory, resumeReplays(t, f.st, "stream")-stream; m != 0 || s != 2 {
 		t.Fatalf("resume replays: memory +%v, stream +%v; want stream +2", m, s)
 	}
 
@@ -272,7 +276,7 @@ func TestResumeFallsBackToStream(t *testing.T) {
 	if got := messageIDs(t, replay); !slices.Equal(got, want) {
 		t.Fatalf("replayed %v; want %v", got, want)
 	}
-	if m := resumeReplays(t, "memory") - memory; m != 1 {
+	if m := resumeReplays(t, f.st, "memory") - memory; m != 1 {
 		t.Fatalf("resume replays: memory +%v; want +1", m)
 	}
 }
@@ -282,9 +286,11 @@ func TestResumeFallsBackToStream(t *testing.T) {
 // events it has not noticed yet (the burst's last ones). Whichever path each
 // resume takes, it replays exactly what was missed.
 func TestResumeExactWhenNATSDropsEvents(t *testing.T) {
+	// Each stack counts into its own registry: the counts below are this test's.
+	t.Parallel()
 	f := startReplayFixture(t, 2)
-	fills := counterValue(t, "guildhall_gateway_gap_fills_total", "", "")
-	memory, stream := resumeReplays(t, "memory"), resumeReplays(t, "stream")
+	fills := counterValue(t, f.st, "guildhall_gateway_gap_fills_total", "", "")
+	memory, stream := resumeReplays(t, f.st, "memory"), resumeReplays(t, f.st, "stream")
 	c := f.a
 	for round := range 4 {
 		seq := c.LastSeq()
@@ -322,6 +328,6 @@ func TestResumeExactWhenNATSDropsEvents(t *testing.T) {
 		}
 	}
 	t.Logf("gap fills %v; resumes from memory %v, from the stream %v",
-		counterValue(t, "guildhall_gateway_gap_fills_total", "", "")-fills,
-		resumeReplays(t, "memory")-memory, resumeReplays(t, "stream")-stream)
+		counterValue(t, f.st, "guildhall_gateway_gap_fills_total", "", "")-fills,
+		resumeReplays(t, f.st, "memory")-memory, resumeReplays(t, f.st, "stream")-stream)
 }

@@ -10,14 +10,14 @@ import (
 
 // room is what one gateway knows of one guild that has local sessions: the guild's
 // state (kept current by its events), the local members' sessions, and the last
-// stream sequence applied. Only the hub's pump goroutine touches a room.
+// stream sequence applied. Only the pump goroutine touches a room.
 type room struct {
 	id      guildhall.Snowflake
 	state   guildhall.GuildState
 	members []roomMember
 	lastSeq uint64
 	// fresh: created for sessions that have not attached yet; its events are not
-	// checked for gaps until the cut that attaches them (see Hub.prepare).
+	// checked for gaps until the cut that attaches them (see pump.prepare).
 	fresh bool
 	// pending counts sessions between prepare and attach; the room stays while any.
 	pending int
@@ -29,79 +29,11 @@ type room struct {
 	// recent lets a resume replay from memory instead of the stream.
 	recent recentEvents
 	// vouched: NATS has lost none of the guild's events unnoticed as long as the
-	// loss counters still read mark (see Hub.covers); set at the room's first cut,
+	// loss counters still read mark (see pump.covers); set at the room's first cut,
 	// or by checkRoom.
 	vouched bool
 	mark    lossMark
 	checks  int // checkRoom calls in flight
-}
-
-// Bounds of a room's recent events. 256 events are a minute or more of a guild
-// posting a few a second, longer than a reconnect storm keeps sessions away; 1 MiB
-// caps what a room of big messages pins.
-const (
-	recentMaxEvents = 256
-	recentMaxBytes  = 1 << 20
-)
-
-// recentEvent is one guild event as a resume replays it: framed with s = seq.
-type recentEvent struct {
-	seq     uint64
-	channel guildhall.Snowflake // 0: guild-wide
-	d       *dispatch
-}
-
-// recentEvents is a ring of a room's newest events in stream order. Every event
-// of the guild with seq > from is in it (when the room is vouched for): evicting
-// an event moves from up to it, and so does anything that may have lost events.
-type recentEvents struct {
-	buf   []recentEvent // grows up to recentMaxEvents
-	head  int           // the oldest
-	n     int
-	bytes int
-	from  uint64
-}
-
-func (q *recentEvents) push(e recentEvent) {
-	size := len(e.d.full.wire)
-	for q.n > 0 && (q.n == recentMaxEvents || q.bytes+size > recentMaxBytes) {
-		q.dropOldest()
-	}
-	if size > recentMaxBytes {
-		q.from = max(q.from, e.seq)
-		return
-	}
-	if q.n == len(q.buf) {
-		grown := make([]recentEvent, min(max(2*len(q.buf), 8), recentMaxEvents))
-		for i := range q.n {
-			grown[i] = q.buf[(q.head+i)%len(q.buf)]
-		}
-		q.buf, q.head = grown, 0
-	}
-	q.buf[(q.head+q.n)%len(q.buf)] = e
-	q.n++
-	q.bytes += size
-}
-
-func (q *recentEvents) dropOldest() {
-	e := &q.buf[q.head]
-	q.from = max(q.from, e.seq)
-	q.bytes -= len(e.d.full.wire)
-	*e = recentEvent{}
-	q.head = (q.head + 1) % len(q.buf)
-	q.n--
-}
-
-// restartAfter gives up coverage of events up to seq: some may be missing.
-func (q *recentEvents) restartAfter(seq uint64) { q.from = max(q.from, seq) }
-
-// after calls f for each retained event with seq > after, in stream order.
-func (q *recentEvents) after(seq uint64, f func(recentEvent)) {
-	for i := range q.n {
-		if e := q.buf[(q.head+i)%len(q.buf)]; e.seq > seq {
-			f(e)
-		}
-	}
 }
 
 type roomMember struct {

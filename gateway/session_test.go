@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/guildhall/guildhall/testenv"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // The write path of a session over real loopback sockets, in both modes: frames
@@ -123,6 +124,7 @@ func TestSlowConsumerCutOffOthersUnaffected(t *testing.T) {
 	for mode, cfg := range writeModes {
 		t.Run(mode, func(t *testing.T) {
 			cfg.MaxOutbox = 64
+			cfg.Metrics = NewMetrics(nil) // this test's own counters
 			servers, clients := loopbackPairs(t, 3)
 			_ = servers[0].(*net.TCPConn).SetWriteBuffer(16 << 10)
 			_ = clients[0].(*net.TCPConn).SetReadBuffer(16 << 10)
@@ -162,8 +164,12 @@ func TestSlowConsumerCutOffOthersUnaffected(t *testing.T) {
 					}
 				}
 			}
-			if !slow.isClosed() {
+			if !slow.out.isClosed() {
 				t.Fatal("the session that never reads was not cut off")
+			}
+			var slowCount dto.Metric
+			if err := cfg.Metrics.SlowConsumers.Write(&slowCount); err != nil || slowCount.GetCounter().GetValue() != 1 {
+				t.Fatalf("slow consumers counted: %v (%v); want 1", slowCount.GetCounter().GetValue(), err)
 			}
 			// Its socket is closed: after what the kernel buffered, the client sees the end.
 			_ = clients[0].SetReadDeadline(time.Now().Add(30 * time.Second))
@@ -172,18 +178,18 @@ func TestSlowConsumerCutOffOthersUnaffected(t *testing.T) {
 			}
 			// The others got every frame, and are still open.
 			for _, s := range fast {
-				if s.isClosed() {
+				if s.out.isClosed() {
 					t.Fatal("a fast session was closed")
 				}
 				testenv.Eventually(t, 30*time.Second, func() error {
-					if s.mu.Lock(); s.writing {
-						s.mu.Unlock()
+					if s.out.mu.Lock(); s.out.writing {
+						s.out.mu.Unlock()
 						return errors.New("still writing")
 					}
-					s.mu.Unlock()
+					s.out.mu.Unlock()
 					return nil
 				})
-				_ = s.netConn.Close()
+				_ = s.out.conn.Close()
 			}
 			for range fast {
 				if n := <-counts; n != frames {
@@ -195,11 +201,7 @@ func TestSlowConsumerCutOffOthersUnaffected(t *testing.T) {
 }
 
 // pending is how many frames wait in s's outbox.
-func pending(s *Session) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue)
-}
+func pending(s *Session) int { return s.out.pending() }
 
 // isConnReset: closing a socket with unread data makes the peer see a reset.
 func isConnReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }

@@ -1,7 +1,15 @@
 // Package nats owns Guildhall's use of NATS: the embedded nats-server (JetStream on,
-// file store), the client connection, and the topology — every stream, consumer and
+// file store), the client connection, the topology — every stream, consumer and
 // key-value bucket, declared in code and applied idempotently at start
-// (CreateOrUpdate), plus the subjects and headers that carry guild events.
+// (CreateOrUpdate) — and the wire contract:
+//
+//	subjects.go   every subject, built and parsed (ParseSubject, SubjectKind)
+//	republish.go  which messages on a re-published subject a gateway believes
+//	event.go      the headers and body that carry an event
+//	lease.go      leases in the leases bucket (snowflake node numbers, the
+//	              presence notifier's leadership)
+//
+// The errors that cross NATS are guildhall.RemoteError (status and code).
 //
 // The path of one event:
 //

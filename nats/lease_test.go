@@ -2,7 +2,9 @@ package nats_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,5 +58,69 @@ func TestLeaseSurvivesALostRefreshAnswer(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	if e, err := kv.Get(ctx, key); err == nil && string(e.Value()) != other {
 		t.Fatalf("lease key = %q; another lease's number was taken back", e.Value())
+	}
+	// And the lease knows it is lost.
+	select {
+	case <-lease.Lost():
+		if !errors.Is(lease.Err(), ghnats.ErrLeaseTaken) {
+			t.Fatalf("lost lease's Err() = %v; want ErrLeaseTaken", lease.Err())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lease does not know another holder took its key")
+	}
+}
+
+// A named lease (the presence notifier's) has one holder at a time: the next
+// waiter takes it once the holder releases it; a holder whose key was deleted
+// behind its back knows it lost it, and does not delete the next holder's key.
+func TestWaitLeaseOneHolder(t *testing.T) {
+	n := testenv.StartNATS(t, ghnats.Topology{LeaseTTL: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := ghnats.WaitLease(ctx, n.JS, "test-leader", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *ghnats.Lease, 1)
+	go func() {
+		b, err := ghnats.WaitLease(ctx, n.JS, "test-leader", "b")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- b
+	}()
+	// Several refreshes of a: b keeps waiting.
+	select {
+	case <-got:
+		t.Fatal("a second holder took a held lease")
+	case <-time.After(3 * time.Second):
+	}
+	a.Release(ctx)
+	var b *ghnats.Lease
+	select {
+	case b = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter did not take the released lease")
+	}
+	kv, err := n.JS.KeyValue(ctx, ghnats.BucketLeases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "test-leader"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lease whose key was deleted is not lost")
+	}
+	c, err := ghnats.WaitLease(ctx, n.JS, "test-leader", "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release(ctx)
+	b.Release(ctx)
+	if e, err := kv.Get(ctx, "test-leader"); err != nil || !strings.HasPrefix(string(e.Value()), "c#") {
+		t.Fatalf("key after the lost holder released = %v, %v; want c's", e, err)
 	}
 }

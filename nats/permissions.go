@@ -50,32 +50,8 @@ func ValidReply(reply string) bool {
 	return strings.HasPrefix(reply, natsgo.InboxPrefix) && !strings.HasPrefix(reply, RoleAPI.InboxPrefix()+".")
 }
 
-// Subjects the permissions name beyond the ones the code publishes on. Those of
-// NATS itself ($JS.*, $KV.*) are NATS's wire contract, spelled here once.
-const (
-	jsAPI      = "$JS.API."
-	jsACK      = "$JS.ACK."
-	jsFlowCtl  = "$JS.FC.>"
-	kvPrefix   = "$KV."
-	kvStream   = "KV_"
-	objPrefix  = "$O."
-	allSubject = ">"
-)
-
-// Wildcard forms of the subjects built in topology.go.
-var (
-	subjectGuildInAll  = subjectIn + "g.*"
-	subjectUserInAll   = subjectIn + "u.*"
-	subjectTickInAll   = subjectIn + "t.*"
-	subjectEphGuildAll = SubjectEphemeral + "g.*"
-	subjectDMInAll     = subjectIn + "d.*"
-	subjectEphUserAll  = SubjectEphemeral + "u.*"
-	attachmentsAll     = objPrefix + BucketAttachments + "." + allSubject
-	subjectAPIAll      = SubjectAPI + allSubject
-	subjectAPIAdminAll = SubjectAPIAdmin + allSubject
-	subjectGatewayAll  = subjectGateway + allSubject
-	writerConsumer     = StreamEvents + "." + ConsumerWriter
-)
+// The consumer the writer's identity may use.
+var writerConsumer = StreamEvents + "." + ConsumerWriter
 
 // DurableConsumers lists the durable consumers of the EVENTS stream: no role but
 // the api (which declares them) and the operator may touch them.
@@ -122,7 +98,7 @@ func apiPermissions() *server.Permissions {
 		jsAPI + "STREAM.MSG.DELETE." + allSubject,
 	}
 	for _, b := range (Topology{}).Buckets() {
-		deny = append(deny, jsAPI+"STREAM.PURGE."+kvStream+b.Bucket)
+		deny = append(deny, jsAPI+"STREAM.PURGE."+kvStreamPrefix+b.Bucket)
 	}
 	for _, d := range DurableConsumers() {
 		deny = append(deny, jsAPI+"CONSUMER.DELETE."+StreamEvents+"."+d)
@@ -131,14 +107,14 @@ func apiPermissions() *server.Permissions {
 		Publish: &server.SubjectPermission{
 			Allow: []string{
 				subjectGuildInAll, subjectUserInAll, // events into the stream
-				subjectDMInAll,        // DM logs into the stream
-				subjectTickInAll,      // gateways' ticks, on their request
-				subjectEphGuildAll,    // typing and presence
-				subjectEphUserAll,     // typing in DMs
-				attachmentsAll,        // attachment files (object store chunks and metadata)
-				jsAPI + allSubject,    // topology, publish acks, replay consumers
-				kvPrefix + allSubject, // its buckets
-				jsFlowCtl,             // flow control of its bucket watchers
+				subjectDMInAll,         // DM logs into the stream
+				subjectTickInAll,       // gateways' ticks, on their request
+				subjectEphGuildAll,     // typing and presence
+				subjectEphUserAll,      // typing in DMs
+				attachmentsAll,         // attachment files (object store chunks and metadata)
+				jsAPI + allSubject,     // topology, publish acks, replay consumers
+				subjectKV + allSubject, // its buckets
+				jsFlowCtl,              // flow control of its bucket watchers
 			},
 			Deny: deny,
 		},
@@ -168,7 +144,7 @@ func writerPermissions() *server.Permissions {
 				jsAPI + "DIRECT.GET." + StreamAttachments + ".>",
 				jsAPI + "STREAM.MSG.GET." + StreamAttachments,
 				jsAPI + "STREAM.PURGE." + StreamAttachments,
-				objPrefix + BucketAttachments + ".M.*",
+				objectMetaAll(BucketAttachments),
 			},
 			Deny: []string{SubjectEvAll},
 		},
@@ -205,11 +181,11 @@ func gatewayPermissions(role Role) *server.Permissions {
 	}
 	for _, b := range gatewayBuckets {
 		allow = append(allow,
-			kvPrefix+b+".>",
-			jsAPI+"STREAM.INFO."+kvStream+b,
-			jsAPI+"DIRECT.GET."+kvStream+b,
-			jsAPI+"DIRECT.GET."+kvStream+b+".>",
-			jsAPI+"STREAM.MSG.GET."+kvStream+b,
+			subjectKV+b+".>",
+			jsAPI+"STREAM.INFO."+kvStreamPrefix+b,
+			jsAPI+"DIRECT.GET."+kvStreamPrefix+b,
+			jsAPI+"DIRECT.GET."+kvStreamPrefix+b+".>",
+			jsAPI+"STREAM.MSG.GET."+kvStreamPrefix+b,
 		)
 	}
 	deny := []string{SubjectEvAll, subjectAPIAdminAll}
@@ -238,7 +214,7 @@ func gatewayPermissions(role Role) *server.Permissions {
 func operatorPermissions() *server.Permissions {
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{
-			Allow: []string{subjectAPIAdminAll, jsAPI + allSubject, kvPrefix + allSubject},
+			Allow: []string{subjectAPIAdminAll, jsAPI + allSubject, subjectKV + allSubject},
 			Deny:  []string{SubjectEvAll},
 		},
 		Subscribe: &server.SubjectPermission{Allow: []string{RoleOperator.InboxPrefix() + ".>"}},

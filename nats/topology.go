@@ -25,53 +25,6 @@ const (
 	StreamAttachments = "OBJ_" + BucketAttachments
 )
 
-// Subjects. Guild events are published to GuildInSubject and re-published by the
-// stream to GuildEventSubject; user events likewise.
-const (
-	subjectIn      = "gh.in."
-	subjectOut     = "gh.ev."
-	SubjectInAll   = "gh.in.>"
-	SubjectInGuild = "gh.in.g.*"
-	SubjectEvAll   = "gh.ev.>"
-
-	// SubjectAPI prefixes the api's request-reply endpoints that gateways call
-	// (identify, guild snapshots); see package messaging.
-	SubjectAPI = "gh.api."
-	// SubjectEphemeral prefixes pub/sub that is never stored: typing, presence.
-	SubjectEphemeral = "gh.eph."
-)
-
-// GuildInSubject is where the api publishes events of guild id.
-func GuildInSubject(id uint64) string { return subjectIn + "g." + itoa(id) }
-
-// GuildEventSubject is where gateways receive events of guild id.
-func GuildEventSubject(id uint64) string { return subjectOut + "g." + itoa(id) }
-
-// UserInSubject is where the api publishes events for user id alone.
-func UserInSubject(id uint64) string { return subjectIn + "u." + itoa(id) }
-
-// UserEventSubject is where gateways receive events for user id.
-func UserEventSubject(id uint64) string { return subjectOut + "u." + itoa(id) }
-
-// TickInSubject is where the api publishes gateway node's ticks to the stream (on
-// the gateway's request, SubjectAPITick): markers that come back to the node in
-// stream order and so tell it when it has seen every event before them (see
-// gateway.Hub.cut). The writer ignores them.
-func TickInSubject(node string) string { return subjectIn + "t." + node }
-
-// TickEventSubject is where node receives its ticks back.
-func TickEventSubject(node string) string { return subjectOut + "t." + node }
-
-// subjectGateway prefixes subjects between gateways.
-const subjectGateway = "gh.gw."
-
-// KickSubject is where gateway node is told that one of its sessions was resumed
-// elsewhere (the body is the session id).
-func KickSubject(node string) string { return subjectGateway + node + ".kick" }
-
-// EphemeralGuildSubject carries typing and presence of guild id; never stored.
-func EphemeralGuildSubject(id uint64) string { return SubjectEphemeral + "g." + itoa(id) }
-
 // Topology is what Apply declares. Zero values are the single-node defaults.
 type Topology struct {
 	// Replicas of every stream and bucket; zero value means 1. Use 3 on a cluster.
@@ -145,8 +98,8 @@ func (t Topology) EventsStreamConfig() jetstream.StreamConfig {
 		Duplicates:  2 * time.Minute,
 		AllowDirect: true,
 		RePublish: &jetstream.RePublish{
-			Source:      "gh.in.*.*",
-			Destination: "gh.ev.{{wildcard(1)}}.{{wildcard(2)}}",
+			Source:      republishSource,
+			Destination: republishToEvent,
 		},
 	}
 }
@@ -252,29 +205,6 @@ func (t Topology) AttachmentsConfig() jetstream.ObjectStoreConfig {
 	}
 }
 
-// API endpoints (request-reply) that the api role serves for gateways and tools.
-const (
-	SubjectAPIIdentify = SubjectAPI + "identify" // guildhall.IdentifyRequest → IdentifyReply
-	SubjectAPIGuild    = SubjectAPI + "guild"    // guildhall.GuildRequest → GuildReply
-	// SubjectAPIAdmin prefixes the operators' endpoints: only RoleOperator may
-	// publish under it.
-	SubjectAPIAdmin = SubjectAPI + "admin."
-	SubjectAPIBot   = SubjectAPIAdmin + "bot"
-	// SubjectAPIReplay creates a short-lived consumer for a gateway's replay
-	// (guildhall.ReplayRequest → ReplayReply): gateways may not create consumers.
-	SubjectAPIReplay = SubjectAPI + "replay"
-	// SubjectAPITick publishes a gateway's tick into the stream
-	// (guildhall.TickRequest → TickReply): gateways publish nothing into it.
-	SubjectAPITick = SubjectAPI + "tick"
-	// SubjectAPIMembers pages a guild's members for GUILD_MEMBERS_CHUNK
-	// (messaging.MembersRequest → MembersReply).
-	SubjectAPIMembers = SubjectAPI + "members"
-)
-
-// SubjectPresenceCounts carries each gateway's periodic per-guild online counts to
-// the presence aggregators (presence.CountReport); core NATS, never stored.
-const SubjectPresenceCounts = SubjectEphemeral + "presence.counts"
-
 // Await waits until the part of the topology that role uses exists, for processes
 // that use it without owning it (gateways, writers): only the api role applies the
 // topology, so that processes started with different flags never undo each
@@ -316,8 +246,10 @@ func exists(ctx context.Context, js jetstream.JetStream, t Topology, role Role) 
 			}
 		}
 	}
-	if _, err := js.ObjectStore(ctx, BucketAttachments); err != nil {
-		return fmt.Errorf("object store %s: %w", BucketAttachments, err)
+	if role != RoleGateway { // the api and the writer use the attachments' files
+		if _, err := js.ObjectStore(ctx, BucketAttachments); err != nil {
+			return fmt.Errorf("object store %s: %w", BucketAttachments, err)
+		}
 	}
 	return nil
 }

@@ -76,6 +76,9 @@ func PublishReport(nc *natsgo.Conn, node, reply string, ttl time.Duration, count
 type AggregatorConfig struct {
 	// Logger; zero value means slog.Default().
 	Logger *slog.Logger
+	// Metrics receives the count reports (NewMetrics); zero value means metrics
+	// of its own, registered nowhere.
+	Metrics *Metrics
 	// SweepEvery is how often expired counts are forgotten; zero value means 10 s.
 	SweepEvery time.Duration
 }
@@ -83,10 +86,11 @@ type AggregatorConfig struct {
 // Aggregator sums the gateways' online counts per guild. It implements
 // rest.PresenceCounter.
 type Aggregator struct {
-	nc  *natsgo.Conn
-	sub *natsgo.Subscription
-	log *slog.Logger
-	now func() time.Time
+	nc      *natsgo.Conn
+	sub     *natsgo.Subscription
+	log     *slog.Logger
+	metrics *Metrics
+	now     func() time.Time
 
 	mu     sync.Mutex
 	guilds map[guildhall.Snowflake]map[string]nodeCount
@@ -103,12 +107,15 @@ type nodeCount struct {
 // NewAggregator subscribes to the gateways' reports. Stop it with Close.
 func NewAggregator(nc *natsgo.Conn, cfg AggregatorConfig) (*Aggregator, error) {
 	a := &Aggregator{
-		nc: nc, log: cfg.Logger, now: time.Now,
+		nc: nc, log: cfg.Logger, metrics: cfg.Metrics, now: time.Now,
 		guilds: map[guildhall.Snowflake]map[string]nodeCount{},
 		stop:   make(chan struct{}), done: make(chan struct{}),
 	}
 	if a.log == nil {
 		a.log = slog.Default()
+	}
+	if a.metrics == nil {
+		a.metrics = NewMetrics(nil)
 	}
 	sub, err := nc.Subscribe(ghnats.SubjectPresenceCounts, a.report)
 	if err != nil {
@@ -141,7 +148,7 @@ func (a *Aggregator) report(m *natsgo.Msg) {
 	if err := json.Unmarshal(m.Data, &r); err != nil || r.Node == "" {
 		return
 	}
-	metricReports.Inc()
+	a.metrics.Reports.Inc()
 	ttl := min(max(time.Duration(r.TTLms)*time.Millisecond, time.Second), MaxCountTTL)
 	now := a.now().UnixNano()
 	expires := now + int64(ttl)
@@ -172,7 +179,7 @@ func (a *Aggregator) report(m *natsgo.Msg) {
 			totals.Counts = append(totals.Counts, GuildCount{Guild: c.Guild, Online: sum(nodes, now)})
 		}
 	}
-	metricAggregated.Set(float64(len(a.guilds)))
+	a.metrics.Aggregated.Set(float64(len(a.guilds)))
 	a.mu.Unlock()
 	if reply != "" {
 		if b, err := json.Marshal(totals); err == nil {
@@ -221,7 +228,7 @@ func (a *Aggregator) sweep(every time.Duration) {
 				delete(a.guilds, g)
 			}
 		}
-		metricAggregated.Set(float64(len(a.guilds)))
+		a.metrics.Aggregated.Set(float64(len(a.guilds)))
 		a.mu.Unlock()
 	}
 }

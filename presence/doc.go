@@ -17,6 +17,10 @@
 //   - The last session leaving a gateway takes that gateway's part out; the last
 //     part out purges the key: the user is offline.
 //
+// What a gateway knows of its users, and when their keys must be written, is the
+// state machine LocalUsers (no NATS in it); the gateway's presence tracker drives
+// it and writes with Tracker.
+//
 // A user's key is written only when something of it changes. What keeps it
 // alive is its gateway's heartbeat: one key per gateway node (NodeKey,
 // "n.<node>") holding the node's incarnation, written with a per-key TTL

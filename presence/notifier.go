@@ -24,6 +24,9 @@ type NotifierConfig struct {
 	Name string
 	// Logger; zero value means slog.Default().
 	Logger *slog.Logger
+	// Metrics receives the announcements (NewMetrics); zero value means metrics
+	// of its own, registered nowhere.
+	Metrics *Metrics
 }
 
 // Notifier turns changes of the presence bucket into PRESENCE_UPDATE dispatches
@@ -47,10 +50,11 @@ type NotifierConfig struct {
 // announces only what changes after that; changes during a failover (up to the
 // leases TTL) are not announced.
 type Notifier struct {
-	nc   *natsgo.Conn
-	js   jetstream.JetStream
-	name string
-	log  *slog.Logger
+	nc      *natsgo.Conn
+	js      jetstream.JetStream
+	name    string
+	log     *slog.Logger
+	metrics *Metrics
 
 	ready     chan struct{} // closed once the Notifier first became active
 	readyOnce sync.Once
@@ -85,13 +89,16 @@ const LeaseKey = "presence-notifier"
 
 // NewNotifier returns a Notifier; Run runs it.
 func NewNotifier(nc *natsgo.Conn, js jetstream.JetStream, cfg NotifierConfig) *Notifier {
-	n := &Notifier{nc: nc, js: js, name: cfg.Name, log: cfg.Logger, ready: make(chan struct{})}
+	n := &Notifier{nc: nc, js: js, name: cfg.Name, log: cfg.Logger, metrics: cfg.Metrics, ready: make(chan struct{})}
 	if n.name == "" {
 		h, _ := os.Hostname()
 		n.name = fmt.Sprintf("%s/%d", h, os.Getpid())
 	}
 	if n.log == nil {
 		n.log = slog.Default()
+	}
+	if n.metrics == nil {
+		n.metrics = NewMetrics(nil)
 	}
 	return n
 }
@@ -100,7 +107,7 @@ func NewNotifier(nc *natsgo.Conn, js jetstream.JetStream, cfg NotifierConfig) *N
 // until ctx ends. It returns nil then.
 func (n *Notifier) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
-		l, err := acquire(ctx, n.js, LeaseKey, n.name)
+		l, err := ghnats.WaitLease(ctx, n.js, LeaseKey, n.name)
 		if err != nil {
 			if ctx.Err() == nil {
 				n.log.Warn("presence notifier: lease", "err", err)
@@ -109,10 +116,19 @@ func (n *Notifier) Run(ctx context.Context) error {
 			continue
 		}
 		lctx, cancel := context.WithCancel(ctx)
-		go l.keep(lctx, cancel, n.log)
+		go func() {
+			select {
+			case <-l.Lost():
+				n.log.Warn("presence notifier: lost the lease", "err", l.Err())
+				cancel()
+			case <-lctx.Done():
+			}
+		}()
 		err = n.watch(lctx)
 		cancel()
-		l.release()
+		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		l.Release(rctx)
+		rcancel()
 		if err != nil && ctx.Err() == nil {
 			n.log.Warn("presence notifier: watch", "err", err)
 			sleep(ctx, time.Second)
@@ -325,7 +341,7 @@ func (n *Notifier) publish(uid guildhall.Snowflake, s seen, guilds []guildhall.S
 			n.log.Warn("presence notifier: publish", "guild", g, "err", err)
 			return
 		}
-		metricAnnounced.Inc()
+		n.metrics.Announced.Inc()
 	}
 }
 
@@ -346,78 +362,4 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
-}
-
-// lease is one key of the leases bucket held by this process: created when free,
-// refreshed every TTL/3, deleted on release. A holder that stops refreshing loses
-// it after the bucket's TTL.
-type lease struct {
-	kv    jetstream.KeyValue
-	key   string
-	owner string
-	rev   uint64
-	every time.Duration
-	done  chan struct{}
-}
-
-// acquire waits until the key is free and takes it.
-func acquire(ctx context.Context, js jetstream.JetStream, key, owner string) (*lease, error) {
-	kv, err := js.KeyValue(ctx, ghnats.BucketLeases)
-	if err != nil {
-		return nil, err
-	}
-	st, err := kv.Status(ctx)
-	if err != nil {
-		return nil, err
-	}
-	every := st.TTL() / 3
-	if every <= 0 {
-		every = 10 * time.Second
-	}
-	for {
-		rev, err := kv.Create(ctx, key, []byte(owner))
-		if err == nil {
-			return &lease{kv: kv, key: key, owner: owner, rev: rev, every: every, done: make(chan struct{})}, nil
-		}
-		if !ghnats.IsKVConflict(err) {
-			return nil, err
-		}
-		sleep(ctx, min(every, time.Second))
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// keep refreshes the lease until ctx ends; if a refresh fails it calls lost.
-func (l *lease) keep(ctx context.Context, lost context.CancelFunc, log *slog.Logger) {
-	defer close(l.done)
-	t := time.NewTicker(l.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		rctx, cancel := context.WithTimeout(ctx, l.every)
-		rev, err := l.kv.Update(rctx, l.key, []byte(l.owner), l.rev)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Warn("presence notifier: lost the lease", "err", err)
-				lost()
-			}
-			return
-		}
-		l.rev = rev
-	}
-}
-
-// release stops refreshing and frees the key for the next holder.
-func (l *lease) release() {
-	<-l.done
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
 }

@@ -18,7 +18,6 @@ import (
 // heartbeats, so parts of dead gateways count as offline.
 type Reader struct {
 	nc *natsgo.Conn
-	js jetstream.JetStream
 }
 
 // maxMultiGet leaves room under the server's bound on one multi_last answer
@@ -30,7 +29,7 @@ func NewReader(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream) (*R
 	if _, err := openBucket(ctx, js); err != nil {
 		return nil, err
 	}
-	return &Reader{nc: nc, js: js}, nil
+	return &Reader{nc: nc}, nil
 }
 
 // Presences returns the presence of each of users who is not offline (invisible
@@ -49,14 +48,12 @@ func (r *Reader) Presences(ctx context.Context, users []guildhall.Snowflake) ([]
 	return out, nil
 }
 
-const kvSubjectPrefix = "$KV." + ghnats.BucketPresence + "."
-
 func (r *Reader) batch(ctx context.Context, users []guildhall.Snowflake) ([]Presence, error) {
 	subjects := make([]string, len(users), len(users)+1)
 	for i, u := range users {
-		subjects[i] = kvSubjectPrefix + Key(u)
+		subjects[i] = ghnats.KVSubject(ghnats.BucketPresence, Key(u))
 	}
-	subjects = append(subjects, kvSubjectPrefix+NodeKey(">"))
+	subjects = append(subjects, ghnats.KVSubject(ghnats.BucketPresence, NodeKey(">")))
 	req, err := json.Marshal(struct {
 		MultiLast []string `json:"multi_last"`
 	}{subjects})
@@ -69,7 +66,7 @@ func (r *Reader) batch(ctx context.Context, users []guildhall.Snowflake) ([]Pres
 		return nil, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := r.nc.PublishRequest("$JS.API.DIRECT.GET.KV_"+ghnats.BucketPresence, inbox, req); err != nil {
+	if err := r.nc.PublishRequest(ghnats.KVDirectGetSubject(ghnats.BucketPresence), inbox, req); err != nil {
 		return nil, err
 	}
 	nodes := Nodes{}
@@ -95,11 +92,10 @@ func (r *Reader) batch(ctx context.Context, users []guildhall.Snowflake) ([]Pres
 		if m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "" || len(m.Data) == 0 {
 			continue // deleted or expired
 		}
-		subj := m.Header.Get(jetstream.SubjectHeader)
-		if len(subj) <= len(kvSubjectPrefix) {
+		key, ok := ghnats.KVKey(ghnats.BucketPresence, m.Header.Get(jetstream.SubjectHeader))
+		if !ok {
 			continue
 		}
-		key := subj[len(kvSubjectPrefix):]
 		if node, ok := nodeOfKey(key); ok {
 			nodes[node] = string(m.Data)
 			continue

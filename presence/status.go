@@ -90,7 +90,7 @@ type Entry struct {
 	Since      *int64          `json:"since,omitempty"`
 	AFK        bool            `json:"afk,omitempty"`
 	// Guilds are the user's guilds small enough for per-member presence
-	// (see Config.SmallGuildThreshold): where a change of this user is announced.
+	// (gateway.PresenceConfig.SmallGuildThreshold): where a change of this user is announced.
 	Guilds   []guildhall.Snowflake `json:"guilds,omitempty"`
 	Gateways map[string]Node       `json:"gateways"`
 }

@@ -179,7 +179,7 @@ func (t *Tracker) Beat(ctx context.Context) error {
 }
 
 func (t *Tracker) heartbeatSubject() string {
-	return kvSubjectPrefix + NodeKey(t.node)
+	return ghnats.KVSubject(ghnats.BucketPresence, NodeKey(t.node))
 }
 
 // Run keeps the heartbeat alive every TTL/3 (every second after a failure) until

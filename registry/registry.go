@@ -26,8 +26,7 @@ type Session struct {
 	Seq uint64 `json:"seq"`
 	// Intents are the session's from its IDENTIFY, which a resume keeps. Nil in
 	// entries written before gateways kept them: those sessions had every intent.
-	Intents   *guildhall.Intents `json:"intents,omitempty"`
-	UpdatedAt time.Time          `json:"updated_at"`
+	Intents *guildhall.Intents `json:"intents,omitempty"`
 }
 
 // Registry reads and writes sessions.
@@ -54,7 +53,6 @@ func (r *Registry) TTL() time.Duration { return r.ttl }
 
 // Put creates or refreshes a session entry.
 func (r *Registry) Put(ctx context.Context, s Session) error {
-	s.UpdatedAt = time.Now().UTC()
 	b, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -86,48 +84,4 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 		return nil
 	}
 	return err
-}
-
-// Event is a change seen by Watch: a session put (Deleted false) or gone (deleted,
-// or expired).
-type Event struct {
-	ID      string
-	Session Session
-	Deleted bool
-}
-
-// Watch reports changes to sessions until ctx ends. The channel is closed then.
-func (r *Registry) Watch(ctx context.Context) (<-chan Event, error) {
-	w, err := r.kv.WatchAll(ctx, jetstream.UpdatesOnly())
-	if err != nil {
-		return nil, err
-	}
-	out := make(chan Event, 256)
-	go func() {
-		defer close(out)
-		defer w.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					continue
-				}
-				ev := Event{ID: e.Key(), Deleted: e.Operation() != jetstream.KeyValuePut}
-				if !ev.Deleted {
-					_ = json.Unmarshal(e.Value(), &ev.Session)
-				}
-				select {
-				case out <- ev:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	return out, nil
 }

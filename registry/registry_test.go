@@ -10,6 +10,7 @@ import (
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/registry"
 	"github.com/guildhall/guildhall/testenv"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A session that is not refreshed expires after the TTL, and a watcher sees it go.
@@ -25,10 +26,7 @@ func TestSessionExpiresAndWatchersSeeIt(t *testing.T) {
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events, err := reg.Watch(wctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := watchSessions(t, wctx, n.JS)
 	intents := guildhall.IntentGuilds | guildhall.IntentMessageContent
 	s := registry.Session{ID: "s1", UserID: 42, Node: "gw-a", Seq: 7, Intents: &intents}
 	if err := reg.Put(ctx, s); err != nil {
@@ -42,11 +40,11 @@ func TestSessionExpiresAndWatchersSeeIt(t *testing.T) {
 	deadline := time.After(30 * time.Second)
 	for !sawGone {
 		select {
-		case ev := <-events:
-			if ev.ID != "s1" {
+		case e := <-events:
+			if e.Key() != "s1" {
 				continue
 			}
-			if !ev.Deleted {
+			if e.Operation() == jetstream.KeyValuePut {
 				sawPut = true
 			} else {
 				sawGone = true
@@ -61,6 +59,35 @@ func TestSessionExpiresAndWatchersSeeIt(t *testing.T) {
 	if _, err := reg.Get(ctx, "s1"); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("Get after expiry = %v; want ErrNotFound", err)
 	}
+}
+
+// watchSessions reports the changes of the sessions bucket from now on: what a
+// watcher of the registry sees.
+func watchSessions(t *testing.T, ctx context.Context, js jetstream.JetStream) <-chan jetstream.KeyValueEntry {
+	t.Helper()
+	kv, err := js.KeyValue(ctx, ghnats.BucketSessions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan jetstream.KeyValueEntry, 256)
+	go func() {
+		defer func() { _ = w.Stop() }()
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			select {
+			case out <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // Session starts are limited per user: max_concurrency per window, and a total.

@@ -264,6 +264,9 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		defer store.Close()
 	}
 	metrics := messaging.NewMetrics(reg)
+	// Every process exposes the gateway's and presence's metrics too, zero where
+	// its roles do not count them.
+	gwMetrics, prMetrics := gateway.NewMetrics(reg), presence.NewMetrics(reg)
 	writerDone := make(chan struct{})
 	close(writerDone)
 	if f.has("writer") {
@@ -286,6 +289,14 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 			return err
 		}
 		defer lease.Release(context.Background())
+		go func() {
+			select {
+			case <-lease.Lost():
+				// Ids stay unique only while the clock moves on: say it loudly.
+				log.Error("snowflake lease lost: another process may take this node number; restart this process", "node", lease.Node, "err", lease.Err())
+			case <-ctx.Done():
+			}
+		}()
 		bcfg := messaging.BarrierConfig{Metrics: metrics, Logger: log}
 		// The local writer is the only one when this process owns an embedded store.
 		if writer != nil && f.store == "bolt" {
@@ -315,12 +326,12 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 			return err
 		}
 		defer members.Close()
-		counts, err := presence.NewAggregator(nc, presence.AggregatorConfig{Logger: log})
+		counts, err := presence.NewAggregator(nc, presence.AggregatorConfig{Logger: log, Metrics: prMetrics})
 		if err != nil {
 			return err
 		}
 		defer counts.Close()
-		notifier := presence.NewNotifier(nc, js, presence.NotifierConfig{Name: hostname(), Logger: log})
+		notifier := presence.NewNotifier(nc, js, presence.NotifierConfig{Name: hostname(), Logger: log, Metrics: prMetrics})
 		notifierDone := make(chan struct{})
 		go func() { defer close(notifierDone); _ = notifier.Run(ctx) }()
 		defer func() { stop(); <-notifierDone }()
@@ -355,7 +366,9 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	}
 	var gw *gateway.Gateway
 	if c := conns[ghnats.RoleGateway]; c != nil {
-		gw, err = gateway.New(startCtx, c.nc, c.js, gateway.Config{PublicURL: f.publicURL, StartLimits: f.startLimits()})
+		gw, err = gateway.New(startCtx, c.nc, c.js, gateway.Config{
+			PublicURL: f.publicURL, StartLimits: f.startLimits(), Metrics: gwMetrics, Logger: log,
+		})
 		if err != nil {
 			return err
 		}

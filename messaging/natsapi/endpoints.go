@@ -119,11 +119,11 @@ func (e *endpoints) handler(subject string, h func(context.Context, []byte) any)
 
 // replyError turns err into what a reply carries: client errors as they are,
 // anything else logged and answered as ErrInternal.
-func (e *endpoints) replyError(what string, err error) *guildhall.Error {
+func (e *endpoints) replyError(what string, err error) *guildhall.RemoteError {
 	var ge *guildhall.Error
 	if errors.As(err, &ge) {
-		return ge
+		return ge.Remote()
 	}
 	e.log.Error("responder: "+what, "err", err)
-	return guildhall.ErrInternal
+	return guildhall.ErrInternal.Remote()
 }

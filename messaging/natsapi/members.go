@@ -52,7 +52,7 @@ func NewMembersResponder(store MemberStore, nc *natsgo.Conn, cfg Config) (*Membe
 func (r *MembersResponder) handle(ctx context.Context, data []byte) any {
 	var req guildhall.MembersRequest
 	if err := json.Unmarshal(data, &req); err != nil {
-		return guildhall.MembersReply{Error: guildhall.ErrInvalidJSON}
+		return guildhall.MembersReply{Error: guildhall.ErrInvalidJSON.Remote()}
 	}
 	rep, err := r.Members(ctx, req)
 	if err != nil {

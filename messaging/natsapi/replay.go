@@ -14,11 +14,11 @@ import (
 func (r *Responder) replay(ctx context.Context, data []byte) any {
 	var req guildhall.ReplayRequest
 	if err := json.Unmarshal(data, &req); err != nil {
-		return guildhall.ReplayReply{Error: guildhall.ErrInvalidJSON}
+		return guildhall.ReplayReply{Error: guildhall.ErrInvalidJSON.Remote()}
 	}
 	cfg, err := ghnats.ReplayConsumerConfig(req)
 	if err != nil {
-		return guildhall.ReplayReply{Error: guildhall.FieldError("guilds", "BASE_TYPE_BAD_LENGTH", err.Error())}
+		return guildhall.ReplayReply{Error: guildhall.FieldError("guilds", "BASE_TYPE_BAD_LENGTH", err.Error()).Remote()}
 	}
 	c, err := r.js.CreateConsumer(ctx, ghnats.StreamEvents, cfg)
 	if err != nil {

@@ -18,9 +18,9 @@ type BotRequest struct {
 
 // BotReply is the new bot's token and id, or Error.
 type BotReply struct {
-	Token  string              `json:"token,omitempty"`
-	UserID guildhall.Snowflake `json:"user_id,omitempty"`
-	Error  *guildhall.Error    `json:"error,omitempty"`
+	Token  string                 `json:"token,omitempty"`
+	UserID guildhall.Snowflake    `json:"user_id,omitempty"`
+	Error  *guildhall.RemoteError `json:"error,omitempty"`
 }
 
 // Responder serves the api's NATS request-reply endpoints, so that gateways never
@@ -36,9 +36,9 @@ type BotReply struct {
 // accounts. Only the operator identity may (`guildhall token create --bot NAME`);
 // see package nats, Permissions.
 //
-// Errors travel in the reply's Error field. guildhall.Error's HTTP status is not
-// serialized, so callers tell them apart by Message: ErrUnauthorized ("401:
-// Unauthorized") means a bad token; ErrServiceBusy and ErrInternal mean try again.
+// Errors travel in the reply's Error field as a guildhall.RemoteError (status and
+// code), which callers match with errors.Is: ErrUnauthorized means a bad token;
+// ErrServiceBusy and ErrInternal mean try again.
 type Responder struct {
 	*endpoints
 	svc *messaging.Service
@@ -68,7 +68,7 @@ func NewResponder(svc *messaging.Service, nc *natsgo.Conn, cfg Config) (*Respond
 func (r *Responder) identify(ctx context.Context, data []byte) any {
 	var req guildhall.IdentifyRequest
 	if err := json.Unmarshal(data, &req); err != nil {
-		return guildhall.IdentifyReply{Error: guildhall.ErrInvalidJSON}
+		return guildhall.IdentifyReply{Error: guildhall.ErrInvalidJSON.Remote()}
 	}
 	rep, err := r.svc.Identify(ctx, req.TokenHash)
 	if err != nil {
@@ -80,7 +80,7 @@ func (r *Responder) identify(ctx context.Context, data []byte) any {
 func (r *Responder) guild(ctx context.Context, data []byte) any {
 	var req guildhall.GuildRequest
 	if err := json.Unmarshal(data, &req); err != nil {
-		return guildhall.GuildReply{Error: guildhall.ErrInvalidJSON}
+		return guildhall.GuildReply{Error: guildhall.ErrInvalidJSON.Remote()}
 	}
 	rep, err := r.svc.GuildSnapshot(ctx, req)
 	if err != nil {
@@ -92,7 +92,7 @@ func (r *Responder) guild(ctx context.Context, data []byte) any {
 func (r *Responder) bot(ctx context.Context, data []byte) any {
 	var req BotRequest
 	if err := json.Unmarshal(data, &req); err != nil {
-		return BotReply{Error: guildhall.ErrInvalidJSON}
+		return BotReply{Error: guildhall.ErrInvalidJSON.Remote()}
 	}
 	s, err := r.svc.CreateBot(ctx, req.Name)
 	if err != nil {

@@ -92,12 +92,12 @@ func TestResponder(t *testing.T) {
 	}
 
 	bad := request[guildhall.IdentifyReply](t, n, ghnats.SubjectAPIIdentify, guildhall.IdentifyRequest{TokenHash: guildhall.TokenHash("nope")})
-	if bad.Error == nil || bad.Error.Message != guildhall.ErrUnauthorized.Message {
+	if bad.Error == nil || !errors.Is(bad.Error, guildhall.ErrUnauthorized) {
 		t.Errorf("identify with a bad token = %+v; want 401 Unauthorized", bad.Error)
 	}
 	// Only the hash is accepted on the bus, and the hash is no REST credential.
 	raw := request[guildhall.IdentifyReply](t, n, ghnats.SubjectAPIIdentify, guildhall.IdentifyRequest{TokenHash: owner.Token})
-	if raw.Error == nil || raw.Error.Message != guildhall.ErrUnauthorized.Message {
+	if raw.Error == nil || !errors.Is(raw.Error, guildhall.ErrUnauthorized) {
 		t.Errorf("identify with the raw token = %+v; want 401 Unauthorized", raw.Error)
 	}
 	if u, err := svc.Authenticate(ctx, guildhall.TokenHash(owner.Token)); err == nil {

@@ -16,10 +16,10 @@ import (
 func (r *Responder) tick(ctx context.Context, data []byte) any {
 	var req guildhall.TickRequest
 	if err := json.Unmarshal(data, &req); err != nil {
-		return guildhall.TickReply{Error: guildhall.ErrInvalidJSON}
+		return guildhall.TickReply{Error: guildhall.ErrInvalidJSON.Remote()}
 	}
 	if !validNode(req.Node) {
-		return guildhall.TickReply{Error: guildhall.FieldError("node", "BASE_TYPE_BAD_LENGTH", "A node name is 1 to 64 characters without '.', '*', '>' or spaces.")}
+		return guildhall.TickReply{Error: guildhall.FieldError("node", "BASE_TYPE_BAD_LENGTH", "A node name is 1 to 64 characters without '.', '*', '>' or spaces.").Remote()}
 	}
 	ack, err := r.js.Publish(ctx, ghnats.TickInSubject(req.Node), nil)
 	if err != nil {

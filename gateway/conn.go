@@ -1,0 +1,112 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/lxzan/gws"
+)
+
+// handler is one connection's life on gws: HELLO on open, the read deadline that
+// catches zombies, each client payload routed by opcode, and what a closed
+// connection leaves behind.
+type handler struct {
+	gws.BuiltinEventHandler
+	g *Gateway
+}
+
+func sessionOf(c *gws.Conn) *Session {
+	v, _ := c.Session().Load("s")
+	s, _ := v.(*Session)
+	return s
+}
+
+func (h *handler) OnOpen(c *gws.Conn) {
+	s := sessionOf(c)
+	h.g.metrics.Sessions.Inc()
+	h.g.sessions.opened(s)
+	if s.badVersion {
+		s.close(CloseInvalidAPIVersion, "Invalid API version")
+		return
+	}
+	if s.badEncoding {
+		s.close(CloseDecodeError, "Invalid encoding: only json is supported")
+		return
+	}
+	d, _ := json.Marshal(helloData{HeartbeatInterval: h.g.cfg.HeartbeatInterval.Milliseconds()})
+	s.send(opFrame(OpHello, d))
+	_ = c.SetReadDeadline(time.Now().Add(h.g.cfg.HeartbeatInterval + h.g.cfg.HeartbeatGrace))
+}
+
+func (h *handler) OnPing(c *gws.Conn, payload []byte) { sessionOf(c).send(pongFrame(payload)) }
+
+func (h *handler) OnClose(c *gws.Conn, err error) {
+	s := sessionOf(c)
+	h.g.metrics.Sessions.Dec()
+	g := h.g
+	g.sessions.closed(s)
+	s.out.close()
+	if !s.identified.Load() {
+		return
+	}
+	g.pump.do(func() { g.pump.leave(s) })
+	g.presence.ended(s)
+	g.members.ended(s)
+	// A client that closes with 1000 or 1001 ends its session, as on Discord.
+	var ce *gws.CloseError
+	if errors.As(err, &ce) && (ce.Code == 1000 || ce.Code == 1001) && !s.resumable.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.APITimeout)
+		g.sessions.end(ctx, s)
+		cancel()
+	}
+}
+
+func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
+	defer msg.Close()
+	s := sessionOf(c)
+	g := h.g
+	b := msg.Bytes()
+	if len(b) > MaxClientPayload {
+		s.close(CloseDecodeError, "Payload too large")
+		return
+	}
+	var f clientFrame
+	if msg.Opcode != gws.OpcodeText || json.Unmarshal(b, &f) != nil || f.Op == nil {
+		s.close(CloseDecodeError, "Error while decoding payload")
+		return
+	}
+	_ = c.SetReadDeadline(time.Now().Add(g.cfg.HeartbeatInterval + g.cfg.HeartbeatGrace))
+	switch *f.Op {
+	case OpHeartbeat:
+		s.send(heartbeatACK)
+	case OpIdentify:
+		if s.identified.Load() {
+			s.close(CloseAlreadyAuthenticated, "You sent more than one identify payload")
+			return
+		}
+		g.identify(s, f.D)
+	case OpResume:
+		if s.identified.Load() {
+			s.close(CloseAlreadyAuthenticated, "Already authenticated")
+			return
+		}
+		g.resume(s, f.D)
+	case OpPresenceUpdate, OpVoiceStateUpdate, OpRequestGuildMembers:
+		if !s.identified.Load() {
+			s.close(CloseNotAuthenticated, "Not authenticated")
+			return
+		}
+		switch *f.Op {
+		case OpPresenceUpdate:
+			if err := g.presence.set(s, f.D); err != nil {
+				s.close(CloseDecodeError, "Invalid presence update")
+			}
+		case OpRequestGuildMembers:
+			g.members.request(s, f.D)
+		}
+	default:
+		s.close(CloseUnknownOpcode, "Unknown opcode")
+	}
+}

@@ -1,0 +1,279 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+)
+
+// A session joins its rooms at a consistent cut of the stream, so that one s can
+// say exactly what the session has seen:
+//
+//  1. prepare (in the pump): subscribe the rooms the session needs that this
+//     gateway does not have yet;
+//  2. cut (in the caller): have the api publish a tick to the stream on this
+//     gateway's tick subject and wait until the pump has handled it. The stream re-publishes in
+//     order, so by then the pump has handled every event before the tick of every
+//     guild it is subscribed to, and the new subscriptions are in place for every
+//     event after it;
+//  3. attach (in the pump, at the tick): the session joins its rooms; its s is the
+//     watermark, and every later event it may see is queued to it.
+//
+// Without step 2 a new room could not know where the guild's events stand, and a
+// session's s could claim events the pump had not yet seen.
+//
+// An identify queues READY and its GUILD_CREATEs at the cut (joinIdentified); a
+// resume takes what its replay needs there (joinResumed).
+
+// errClosed: the pump has stopped (the gateway is closing).
+var errClosed = errors.New("gateway: closed")
+
+// presenceCounts answers a guild's approximate online count (0: unknown), for
+// GUILD_CREATE.
+type presenceCounts interface {
+	approximatePresenceCount(guild guildhall.Snowflake) int
+}
+
+var _ presenceCounts = (*onlineCounts)(nil)
+
+// joinIdentified joins a session that has just identified (guilds[i] and
+// members[i] are its guilds and its membership in each) and queues, at the cut,
+// READY (its d is ready) and, if its intents ask for GUILDS, a GUILD_CREATE per
+// guild, before any live frame. It returns the session's starting sequence. On
+// failure the session is closed (4000, try again).
+func (p *pump) joinIdentified(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, ready []byte, counts presenceCounts) (uint64, error) {
+	var w uint64
+	err := p.join(ctx, s, guilds, members, func(rooms []*room) {
+		w = p.w
+		s.send(dispatchFrame(guildhall.EventReady, w, ready))
+		if s.intents&guildhall.IntentGuilds == 0 {
+			return // READY lists the guilds; their GUILD_CREATEs need GUILDS
+		}
+		for i, r := range rooms {
+			gc := r.state.CreatePayload(members[i])
+			gc.ApproximatePresenceCount = counts.approximatePresenceCount(r.id)
+			gd, _ := json.Marshal(gc)
+			s.send(dispatchFrame(guildhall.EventGuildCreate, w, gd))
+		}
+	})
+	return w, err
+}
+
+// resumeCut is what a resume needs from the pump at its cut.
+type resumeCut struct {
+	// w is the session's new sequence: the replay ends there, live frames start
+	// after it.
+	w uint64
+	// views are copies of the session's rooms as of the cut, for filtering a
+	// stream replay by channel visibility outside the pump.
+	views map[guildhall.Snowflake]*replayView
+	// recent is the replay from the rooms' recent events, when fromMemory: they
+	// held every guild event after the resume's seq.
+	recent     []*frame
+	fromMemory bool
+}
+
+// joinResumed joins a resuming session, whose live frames are held back, and
+// returns what its replay of the events after seq needs. On failure the session
+// is closed (4000, try again).
+func (p *pump) joinResumed(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, seq uint64) (resumeCut, error) {
+	var c resumeCut
+	err := p.join(ctx, s, guilds, members, func([]*room) {
+		c.w = p.w
+		c.views = make(map[guildhall.Snowflake]*replayView, len(s.guilds))
+		for id, m := range s.guilds {
+			c.views[id] = newReplayView(p.rooms[id], m)
+		}
+		c.recent, c.fromMemory = p.recentFor(s, seq)
+	})
+	return c, err
+}
+
+// join prepares the rooms of guilds, takes a cut, and attaches s at the cut, where
+// it runs atCut in the pump with the rooms (rooms[i] is guilds[i]'s).
+func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, atCut func(rooms []*room)) error {
+	var rooms []*room
+	if !p.do(func() { rooms = p.prepare(guilds) }) {
+		return p.joinFailed(s, errClosed)
+	}
+	attached := false
+	err := p.cut(ctx, func() {
+		if s.out.isClosed() {
+			p.abort(rooms)
+			return
+		}
+		attached = true
+		p.attach(s, rooms, members)
+		atCut(rooms)
+	})
+	if err == nil && !attached {
+		err = errors.New("session closed before its cut")
+	}
+	if err != nil {
+		return p.joinFailed(s, err)
+	}
+	return nil
+}
+
+// joinFailed closes a session whose join failed and takes it out of its rooms:
+// the tick may still arrive, and closed first, the session will not attach; if it
+// already did, it leaves here.
+func (p *pump) joinFailed(s *Session, err error) error {
+	p.log.Warn("session join: cut", "session", s.id, "err", err)
+	s.close(CloseUnknownError, "Try again")
+	p.do(func() { p.leave(s) })
+	return err
+}
+
+// prepare makes sure the rooms of states exist and keeps them until attach or
+// abort.
+func (p *pump) prepare(states []guildhall.GuildState) []*room {
+	rooms := make([]*room, len(states))
+	for i := range states {
+		r := p.room(&states[i], true)
+		r.pending++
+		rooms[i] = r
+	}
+	return rooms
+}
+
+// abort gives back rooms taken by prepare when the session will not attach.
+func (p *pump) abort(rooms []*room) {
+	for _, r := range rooms {
+		r.pending--
+		p.dropIfEmpty(r)
+	}
+}
+
+// cut has a tick published and returns once the pump has handled it, with f run
+// in the pump at that moment.
+func (p *pump) cut(ctx context.Context, f func()) error {
+	seq, err := p.ticks.tick(ctx, p.node)
+	if err != nil {
+		return fmt.Errorf("gateway: tick: %w", err)
+	}
+	done := make(chan struct{})
+	if !p.post(func() {
+		p.waiters = append(p.waiters, waiter{seq: seq, run: func() { f(); close(done) }})
+		p.releaseWaiters()
+	}) {
+		return errClosed
+	}
+	select {
+	case <-done:
+		return nil
+	case <-p.stopped:
+		return errClosed
+	case <-ctx.Done():
+		// f will still run in the pump when the tick arrives; join makes it
+		// harmless for a session that has gone.
+		return ctx.Err()
+	}
+}
+
+// attach puts a session into rooms taken by prepare (members[i] belongs to
+// rooms[i]) and into its user room. It runs in the pump at a cut; the session
+// starts at the watermark.
+func (p *pump) attach(s *Session, rooms []*room, members []guildhall.Member) {
+	s.guilds = make(map[guildhall.Snowflake]*membership, len(rooms))
+	for i, r := range rooms {
+		r.pending--
+		if r.fresh {
+			// Every event of this guild that reached the pump is before the cut;
+			// what did not reach it was stored before the subscription was in place.
+			// From here on the room has every event, unless its loss counters move
+			// (they were read before it subscribed).
+			r.fresh = false
+			r.lastSeq = max(r.lastSeq, p.w)
+			r.recent.restartAfter(p.w)
+			r.vouched = true
+		}
+		m := &membership{roles: members[i].Roles, roleKey: roleKey(members[i].Roles)}
+		s.guilds[r.id] = m
+		r.add(s, m)
+	}
+	p.joinUser(s)
+}
+
+// leave takes a session out of every room; empty rooms are dropped. Run it in
+// the pump.
+func (p *pump) leave(s *Session) {
+	for id, m := range s.guilds {
+		if r := p.rooms[id]; r != nil {
+			r.remove(m)
+			p.dropIfEmpty(r)
+		}
+	}
+	s.guilds = nil
+	if u := p.users[s.user.ID]; u != nil {
+		if i := slices.Index(u.sessions, s); i >= 0 {
+			u.sessions = slices.Delete(u.sessions, i, i+1)
+		}
+		if len(u.sessions) == 0 {
+			if u.sub != nil {
+				_ = u.sub.Unsubscribe()
+			}
+			delete(p.users, s.user.ID)
+		}
+	}
+}
+
+// room returns the room of a guild, creating it (and subscribing) from state. A
+// fresh room waits for a cut (see prepare) before it checks its events for gaps.
+func (p *pump) room(state *guildhall.GuildState, fresh bool) *room {
+	if r := p.rooms[state.Guild.ID]; r != nil {
+		return r
+	}
+	r := &room{id: state.Guild.ID, state: *state, lastSeq: p.w, fresh: fresh}
+	r.recent.from = p.w
+	r.mark = lossMark{reconnects: p.nc.Stats().Reconnects} // nothing dropped yet
+	for _, subj := range []string{ghnats.GuildEventSubject(uint64(r.id)), ghnats.EphemeralGuildSubject(uint64(r.id))} {
+		sub, err := p.nc.ChanSubscribe(subj, p.in)
+		if err != nil {
+			// Only a closed connection fails here; the gateway is shutting down.
+			p.log.Error("subscribe", "subject", subj, "err", err)
+			continue
+		}
+		r.subs = append(r.subs, sub)
+	}
+	p.rooms[r.id] = r
+	p.metrics.GuildSubscriptions.Inc()
+	if !fresh {
+		// Joined without a cut (a user event): events stored after the watermark but
+		// before this subscription reached the stream's server would only show as a
+		// gap at the guild's next event. Look once the subscription is surely in
+		// place, so a quiet guild is not left behind.
+		p.startCheck(r)
+	}
+	return r
+}
+
+func (p *pump) dropIfEmpty(r *room) {
+	if len(r.members) > 0 || r.pending > 0 {
+		return
+	}
+	for _, sub := range r.subs {
+		_ = sub.Unsubscribe()
+	}
+	delete(p.rooms, r.id)
+	p.metrics.GuildSubscriptions.Dec()
+}
+
+func (p *pump) joinUser(s *Session) {
+	u := p.users[s.user.ID]
+	if u == nil {
+		u = &userRoom{}
+		sub, err := p.nc.ChanSubscribe(ghnats.UserEventSubject(uint64(s.user.ID)), p.in)
+		if err != nil {
+			p.log.Error("subscribe user", "err", err)
+		}
+		u.sub = sub
+		p.users[s.user.ID] = u
+	}
+	u.sessions = append(u.sessions, s)
+}

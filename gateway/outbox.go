@@ -1,0 +1,401 @@
+package gateway
+
+import (
+	"bytes"
+	"compress/zlib"
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// outbox is the write path of one connection: every frame to the client goes
+// through it (dispatches, pongs, close frames), and nothing else writes to the
+// socket.
+//
+// A frame for an outbox with nothing pending is written at once, without
+// blocking, by whoever sends it (on the fan-out path the pump): one system call
+// and no goroutine, the common case. Otherwise (the socket's buffer is full, or
+// frames are already waiting) it is queued, and a writer goroutine, which exists
+// only while frames wait, takes everything pending and writes it with one writev,
+// waiting for the socket as needed. An idle connection costs no goroutine for
+// writing and a busy one pays one system call for many frames. An outbox whose
+// queue reaches its bound belongs to a slow consumer: the connection is closed
+// (the client may resume, replaying from the stream what it missed).
+//
+// While a resume replays, live frames are held back (hold) and the replay's own
+// frames pass them (sendUnheld); release sends the held frames after them.
+//
+// All writes happen under mu while no writer runs, or by the writer: never two at
+// once.
+type outbox struct {
+	conn net.Conn
+	// raw reaches the socket for direct writes; nil when the connection is not a
+	// plain socket (TLS, a pipe in tests) or direct writes are off, and then every
+	// frame goes through the writer.
+	raw  syscall.RawConn
+	cfg  outboxConfig
+	zlib bool // transport compression: compress=zlib-stream
+	// payloadZlib: IDENTIFY asked for compress: true; each dispatch then goes as
+	// its own zlib stream in a binary frame. Set before the session joins rooms.
+	payloadZlib atomic.Bool
+
+	mu      sync.Mutex
+	queue   []*frame
+	held    []*frame // live frames held back while a resume replays
+	holding bool
+	writing bool // a writer goroutine runs
+	closed  bool
+	// partial is what a direct write left unwritten of its frame (the socket
+	// buffer filled up); the writer sends it before anything queued.
+	partial []byte
+	// left is closed when frames leave the outbox (and the outbox is closed):
+	// waitBelow waits on it. Made by a waiter, nil when nobody waits.
+	left chan struct{}
+	// A direct write's argument and results, and the function that does it,
+	// made once: a closure made per write would allocate on the fan-out path.
+	direct      []byte
+	directN     int
+	directErr   error
+	directWrite func(fd uintptr) bool
+	// startWriter is o.writeLoop as a func value made once: `go o.writeLoop()`
+	// would allocate a closure for every frame that wakes an idle writer.
+	startWriter func()
+
+	// Used by the writer only.
+	zbuf bytes.Buffer
+	zw   *zlib.Writer
+	// deadlineRefresh: when the writer next moves the write deadline.
+	deadlineRefresh time.Time
+}
+
+// outboxConfig is an outbox's bounds and switches (from Config).
+type outboxConfig struct {
+	maxFrames    int           // Config.MaxOutbox
+	writeTimeout time.Duration // Config.WriteTimeout
+	noDirect     bool          // Config.NoDirectWrites
+	metrics      *Metrics      // frames written, slow consumers
+}
+
+func newOutbox(conn net.Conn, zlibStream bool, cfg outboxConfig) *outbox {
+	o := new(outbox)
+	o.init(conn, zlibStream, cfg)
+	return o
+}
+
+// init readies a zero outbox in place (a Session holds its outbox by value: one
+// allocation, and no pointer to chase per recipient on the fan-out path). An
+// outbox must not be copied once in use.
+func (o *outbox) init(conn net.Conn, zlibStream bool, cfg outboxConfig) {
+	o.conn, o.zlib, o.cfg = conn, zlibStream, cfg
+	if sc, ok := conn.(syscall.Conn); ok && !cfg.noDirect {
+		o.raw, _ = sc.SyscallConn()
+		o.directWrite = func(fd uintptr) bool {
+			o.directN, o.directErr = syscall.Write(int(fd), o.direct)
+			return true // never wait for the socket here: the writer does that
+		}
+	}
+	o.startWriter = o.writeLoop
+}
+
+// compressPayloads turns payload compression on (IDENTIFY's compress: true),
+// unless the connection compresses its whole stream already.
+func (o *outbox) compressPayloads(on bool) { o.payloadZlib.Store(on && !o.zlib) }
+
+// send queues a frame. It never blocks: a full outbox cuts the connection off.
+// While the outbox holds, the frame waits for release.
+func (o *outbox) send(f *frame) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return
+	}
+	if o.holding {
+		if len(o.held) >= o.cfg.maxFrames {
+			o.cutOffLocked()
+			o.mu.Unlock()
+			return
+		}
+		o.held = append(o.held, f)
+		o.mu.Unlock()
+		return
+	}
+	o.pushLocked(f)
+	o.mu.Unlock()
+}
+
+// sendUnheld queues a frame even while the outbox holds live frames back (the
+// frames of a resume replay, RESUMED, a close frame).
+func (o *outbox) sendUnheld(f *frame) {
+	o.mu.Lock()
+	if !o.closed {
+		o.pushLocked(f)
+	}
+	o.mu.Unlock()
+}
+
+func (o *outbox) pushLocked(f *frame) {
+	if len(o.queue) >= o.cfg.maxFrames {
+		o.cutOffLocked()
+		return
+	}
+	if !o.writing && o.raw != nil && !f.closeAfter && o.sendsShared(f) {
+		// Nothing is pending: write from here, without waking a writer
+		// goroutine. This is the fan-out's common case, and what makes a
+		// frame to a room cost one system call per member and nothing else.
+		rest, err := o.writeNow(f.wire)
+		if err != nil {
+			o.dropLocked()
+			return
+		}
+		o.cfg.metrics.FramesWritten.Inc()
+		if rest == nil {
+			return
+		}
+		o.partial = rest
+		o.writing = true
+		go o.startWriter()
+		return
+	}
+	o.queue = append(o.queue, f)
+	if f.closeAfter {
+		o.closed = true
+	}
+	if !o.writing {
+		o.writing = true
+		go o.startWriter()
+	}
+}
+
+// hold makes live frames wait (a resume is replaying); release lets them go after
+// what the replay queued.
+func (o *outbox) hold() {
+	o.mu.Lock()
+	o.holding = true
+	o.mu.Unlock()
+}
+
+func (o *outbox) release() {
+	o.mu.Lock()
+	o.holding = false
+	held := o.held
+	o.held = nil
+	for _, f := range held {
+		if o.closed {
+			break
+		}
+		o.pushLocked(f)
+	}
+	o.signalLocked()
+	o.mu.Unlock()
+}
+
+// isClosed reports whether the outbox takes no more frames (the connection is
+// closed or closing).
+func (o *outbox) isClosed() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.closed
+}
+
+// pending is how many frames wait: queued and held.
+func (o *outbox) pending() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.queue) + len(o.held)
+}
+
+// waitBelow waits until fewer than n frames are pending, so that a producer of
+// big frames (member lists) writes as fast as the client reads and no faster. It
+// returns false when the outbox closed or ctx ended first.
+func (o *outbox) waitBelow(ctx context.Context, n int) bool {
+	for {
+		o.mu.Lock()
+		closed, pending := o.closed, len(o.queue)+len(o.held)
+		if !closed && pending >= n && o.left == nil {
+			o.left = make(chan struct{})
+		}
+		left := o.left
+		o.mu.Unlock()
+		switch {
+		case closed || ctx.Err() != nil:
+			return false
+		case pending < n:
+			return true
+		}
+		select {
+		case <-left:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// signalLocked wakes waitBelow: frames left the outbox, or it closed.
+func (o *outbox) signalLocked() {
+	if o.left != nil {
+		close(o.left)
+		o.left = nil
+	}
+}
+
+// close forgets what is pending and takes nothing more: the connection is gone.
+func (o *outbox) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.queue, o.held = nil, nil
+	o.signalLocked()
+	o.mu.Unlock()
+}
+
+// cutOffLocked drops what is pending and closes the connection: the client is not
+// reading fast enough. Closing the socket also unblocks a writer stuck in write.
+func (o *outbox) cutOffLocked() {
+	o.cfg.metrics.SlowConsumers.Inc()
+	o.dropLocked()
+}
+
+// dropLocked closes the connection and forgets what was pending for it.
+func (o *outbox) dropLocked() {
+	o.closed = true
+	o.queue = nil
+	o.held = nil
+	o.signalLocked()
+	_ = o.conn.Close()
+}
+
+// writeNow writes b to the socket without blocking and returns what did not fit
+// in the socket's buffer (nil when all of it did). o.mu is held.
+func (o *outbox) writeNow(b []byte) ([]byte, error) {
+	o.direct = b
+	err := o.raw.Write(o.directWrite)
+	n, werr := o.directN, o.directErr
+	o.direct, o.directErr = nil, nil
+	switch {
+	case err != nil:
+		return nil, err
+	case werr == syscall.EAGAIN || werr == syscall.EINTR:
+		return b, nil
+	case werr != nil:
+		return nil, werr
+	case n < len(b):
+		return b[n:], nil
+	}
+	return nil, nil
+}
+
+const writeBatch = 64
+
+// writeScratch is a writer's working space. It is pooled rather than kept on the
+// writer's stack: a writer goroutine exists only while its outbox has frames, so
+// arrays on its stack would make nearly every new writer grow (copy) its stack, and
+// on the heap per write they would be garbage on the fan-out path.
+type writeScratch struct {
+	frames [writeBatch]*frame
+	bufs   [writeBatch][]byte
+	nb     net.Buffers
+}
+
+var writeScratchPool = sync.Pool{New: func() any { return new(writeScratch) }}
+
+// writeLoop is the writer goroutine: it writes what is pending until nothing is.
+func (o *outbox) writeLoop() {
+	sc := writeScratchPool.Get().(*writeScratch)
+	defer writeScratchPool.Put(sc)
+	for {
+		o.mu.Lock()
+		k := 0 // leading buffers that are not queued frames: a direct write's rest
+		if o.partial != nil {
+			sc.bufs[0], o.partial = o.partial, nil
+			k = 1
+		}
+		n := copy(sc.frames[:writeBatch-k], o.queue)
+		if n+k == 0 {
+			o.writing = false
+			o.queue = o.queue[:0]
+			o.mu.Unlock()
+			return
+		}
+		rest := copy(o.queue, o.queue[n:])
+		clear(o.queue[rest:])
+		o.queue = o.queue[:rest]
+		if n > 0 {
+			o.signalLocked()
+		}
+		o.mu.Unlock()
+
+		closeAfter := false
+		for i := 0; i < n; i++ {
+			sc.bufs[k+i] = o.wireBytes(sc.frames[i])
+			closeAfter = closeAfter || sc.frames[i].closeAfter
+			sc.frames[i] = nil
+		}
+		o.cfg.metrics.FramesWritten.Add(float64(n))
+		n += k
+		// Move the deadline only when less than half of WriteTimeout is left: a
+		// write still gets at least WriteTimeout/2, and a busy connection does not
+		// re-arm the runtime's timer on every write.
+		if now := time.Now(); now.After(o.deadlineRefresh) {
+			_ = o.conn.SetWriteDeadline(now.Add(o.cfg.writeTimeout))
+			o.deadlineRefresh = now.Add(o.cfg.writeTimeout / 2)
+		}
+		var err error
+		if n == 1 {
+			_, err = o.conn.Write(sc.bufs[0])
+		} else {
+			sc.nb = sc.bufs[:n]
+			_, err = sc.nb.WriteTo(o.conn)
+			sc.nb = nil
+		}
+		clear(sc.bufs[:n])
+		if err != nil || closeAfter {
+			o.mu.Lock()
+			o.writing = false
+			o.dropLocked()
+			o.mu.Unlock()
+			return
+		}
+	}
+}
+
+// sendsShared reports whether the outbox sends f's shared bytes as they are (no
+// compression applies to it).
+func (o *outbox) sendsShared(f *frame) bool {
+	if f.wire[0]&0x0F != wsOpText || !(o.zlib || o.payloadZlib.Load()) {
+		return true
+	}
+	// Payload compression applies to dispatches (op 0) only, as on Discord.
+	return !o.zlib && !isDispatch(f.payload)
+}
+
+func isDispatch(payload []byte) bool { return bytes.HasPrefix(payload, []byte(`{"op":0,`)) }
+
+// wireBytes is what to write for f: the shared frame, or for zlib-stream
+// connections its payload through the connection's compressor as a binary frame,
+// or for sessions that asked for payload compression each dispatch as its own zlib
+// stream (control frames are never compressed).
+func (o *outbox) wireBytes(f *frame) []byte {
+	if o.sendsShared(f) {
+		return f.wire
+	}
+	if !o.zlib {
+		var b bytes.Buffer
+		zw := zlib.NewWriter(&b)
+		_, _ = zw.Write(f.payload)
+		_ = zw.Close()
+		out := frameBuf(b.Len())
+		out = append(out, b.Bytes()...)
+		return finishFrame(out, wsOpBin).wire
+	}
+	o.zbuf.Reset()
+	if o.zw == nil {
+		o.zw = zlib.NewWriter(&o.zbuf)
+	}
+	_, _ = o.zw.Write(f.payload)
+	_ = o.zw.Flush() // Z_SYNC_FLUSH: the frame ends with 00 00 ff ff, as Discord's does
+	b := frameBuf(o.zbuf.Len())
+	b = append(b, o.zbuf.Bytes()...)
+	return finishFrame(b, wsOpBin).wire
+}

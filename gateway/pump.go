@@ -1,0 +1,274 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// pump is the fan-out path of one gateway. It holds one NATS subscription per
+// guild that has at least one local session (two, counting the guild's ephemeral
+// subject) and one per local user, taken when the first local session needs it
+// and dropped when the last one leaves.
+//
+// Every subscription delivers into one bounded channel read by one goroutine, the
+// pump, in the order the messages arrive. The stream re-publishes events in stream
+// order, so the pump sees each guild's events in order and can stamp each frame
+// with a sequence that only grows: the watermark, which is the stream sequence of
+// the newest event it has handled. That is the s every session gets, and what a
+// resume replays after. The pump owns every room; nothing on the fan-out path
+// takes a lock shared by sessions beyond each session's own outbox.
+//
+// What the pump does, by file: this one routes messages and runs commands between
+// them; join.go joins sessions at a consistent cut; apply.go applies each event to
+// its room; fanout.go hands the framed event to the room's sessions; gapfill.go
+// refills from the stream what NATS lost; recent.go keeps each room's recent
+// events for resumes from memory.
+type pump struct {
+	nc      *natsgo.Conn
+	stream  jetstream.Stream
+	guilds  guildSource
+	ticks   tickSource
+	metrics *Metrics
+	log     *slog.Logger
+	// node names this gateway's ticks: the api publishes them for cut, and the
+	// stream re-publishes them to this gateway alone.
+	node    string
+	tickSub *natsgo.Subscription
+
+	in      chan *natsgo.Msg
+	cmds    chan func()
+	cancel  context.CancelFunc
+	stopped chan struct{} // closed when the pump goroutine has returned
+
+	// Owned by the pump goroutine.
+	rooms   map[guildhall.Snowflake]*room
+	users   map[guildhall.Snowflake]*userRoom
+	w       uint64
+	waiters []waiter
+
+	watermark atomic.Uint64 // w, for readers outside the pump
+}
+
+// guildSource gives the pump a guild's current state when its room missed a
+// change: the api, asked over NATS.
+type guildSource interface {
+	guildState(ctx context.Context, id guildhall.Snowflake) (guildhall.GuildState, error)
+}
+
+// tickSource publishes a tick for a gateway node into the stream and returns its
+// sequence: the api (gateways publish nothing into the stream).
+type tickSource interface {
+	tick(ctx context.Context, node string) (uint64, error)
+}
+
+var (
+	_ guildSource = apiClient{}
+	_ tickSource  = apiClient{}
+)
+
+// waiter runs in the pump once the watermark reaches seq.
+type waiter struct {
+	seq uint64
+	run func()
+}
+
+// userRoom is the local sessions of one user, for user events.
+type userRoom struct {
+	sessions []*Session
+	sub      *natsgo.Subscription
+}
+
+// pumpConfig is what a pump is built from.
+type pumpConfig struct {
+	nc      *natsgo.Conn
+	stream  jetstream.Stream
+	guilds  guildSource
+	ticks   tickSource
+	node    string // the gateway's node: its ticks come back on its own subject
+	inbox   int    // Config.Inbox
+	metrics *Metrics
+	log     *slog.Logger
+}
+
+// newPump subscribes to the node's ticks and starts the pump. Stop it with close.
+func newPump(cfg pumpConfig) (*pump, error) {
+	p := &pump{
+		nc:      cfg.nc,
+		stream:  cfg.stream,
+		guilds:  cfg.guilds,
+		ticks:   cfg.ticks,
+		metrics: cfg.metrics,
+		log:     cfg.log,
+		node:    cfg.node,
+		in:      make(chan *natsgo.Msg, cfg.inbox),
+		cmds:    make(chan func(), 1024),
+		stopped: make(chan struct{}),
+		rooms:   map[guildhall.Snowflake]*room{},
+		users:   map[guildhall.Snowflake]*userRoom{},
+	}
+	sub, err := cfg.nc.ChanSubscribe(ghnats.TickEventSubject(cfg.node), p.in)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: subscribe ticks: %w", err)
+	}
+	p.tickSub = sub
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go p.run(ctx)
+	return p, nil
+}
+
+func (p *pump) run(ctx context.Context) {
+	defer close(p.stopped)
+	for {
+		select {
+		case m := <-p.in:
+			p.handle(m)
+		case f := <-p.cmds:
+			f()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// close stops the pump and drops every subscription it holds. Sessions still
+// open receive nothing more.
+func (p *pump) close() {
+	p.cancel()
+	<-p.stopped
+	_ = p.tickSub.Unsubscribe()
+	for _, r := range p.rooms {
+		for _, sub := range r.subs {
+			_ = sub.Unsubscribe()
+		}
+	}
+	for _, u := range p.users {
+		if u.sub != nil {
+			_ = u.sub.Unsubscribe()
+		}
+	}
+}
+
+// post queues f for the pump without waiting for it; false if the pump stopped.
+func (p *pump) post(f func()) bool {
+	select {
+	case p.cmds <- f:
+		return true
+	case <-p.stopped:
+		return false
+	}
+}
+
+// do runs f in the pump, between two events, and waits for it. After the pump
+// has stopped (the gateway closed) f is dropped and do reports false: nothing is
+// left to keep consistent, and a connection closing late must not hang on it.
+func (p *pump) do(f func()) bool {
+	done := make(chan struct{})
+	select {
+	case p.cmds <- func() { f(); close(done) }:
+	case <-p.stopped:
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-p.stopped:
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// handle routes one message from a subscription.
+func (p *pump) handle(m *natsgo.Msg) {
+	subj, ok := ghnats.ParseSubject(m.Subject)
+	if !ok {
+		return
+	}
+	id := guildhall.Snowflake(subj.ID)
+	switch subj.Kind {
+	case ghnats.SubjectEphemeralGuild:
+		// The api's typing and presence, published as they are: never anything
+		// JetStream sent (a stream's answer aimed here) or of another guild.
+		if r := p.rooms[id]; r != nil && m.Header.Get(jetstream.StreamHeader) == "" {
+			if ev := ghnats.DecodeEvent(m.Header, m.Data); ev.GuildID == id && ev.Type != "" {
+				p.deliver(r, ev, newDispatch(ev, p.w))
+			}
+		}
+		return
+	case ghnats.SubjectTickEvent, ghnats.SubjectGuildEvent, ghnats.SubjectUserEvent:
+	default:
+		return
+	}
+	// Only what the stream re-published for this subject carries a sequence the
+	// pump may believe.
+	seq, last, ok := ghnats.RePublished(m.Subject, m.Header)
+	if !ok {
+		p.metrics.ForeignMessages.Inc()
+		return
+	}
+	switch subj.Kind {
+	case ghnats.SubjectTickEvent:
+		p.advance(seq)
+	case ghnats.SubjectGuildEvent:
+		r := p.rooms[id]
+		if r == nil {
+			return // the room was dropped; this was in flight
+		}
+		if seq <= r.lastSeq {
+			return // already applied (a fill got it first)
+		}
+		if last > r.lastSeq && !r.fresh {
+			p.fill(r, seq)
+		}
+		p.apply(r, seq, ghnats.DecodeEvent(m.Header, m.Data))
+	case ghnats.SubjectUserEvent:
+		if u := p.users[id]; u != nil {
+			p.applyUser(u, seq, ghnats.DecodeEvent(m.Header, m.Data))
+		}
+	}
+}
+
+// advance moves the watermark to seq and runs the waiters it reaches.
+func (p *pump) advance(seq uint64) {
+	if seq > p.w {
+		p.w = seq
+		p.watermark.Store(seq)
+		if len(p.waiters) > 0 {
+			p.releaseWaiters()
+		}
+	}
+}
+
+func (p *pump) releaseWaiters() {
+	kept := p.waiters[:0]
+	for _, w := range p.waiters {
+		if w.seq <= p.w {
+			w.run()
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(p.waiters[len(kept):])
+	p.waiters = kept
+}
+
+// current is the watermark, for readers outside the pump.
+func (p *pump) current() uint64 { return p.watermark.Load() }
+
+// sendNow frames a dispatch that is not in the stream (a member list chunk) with
+// the current watermark and queues it to s, in order with the live frames; false
+// when the pump has stopped.
+func (p *pump) sendNow(s *Session, t string, data []byte) bool {
+	return p.do(func() { s.send(dispatchFrame(t, p.w, data)) })
+}
