@@ -25,9 +25,16 @@ func (p *pump) apply(r *room, seq uint64, ev guildhall.Event) {
 	}
 	r.recent.push(recentEvent{seq: seq, channel: ev.ChannelID, d: kept})
 	switch ev.Type {
+	case guildhall.EventMessageCreate:
+		r.lastMessage(ev.ChannelID, messageID(ev.Data))
 	case guildhall.EventChannelCreate, guildhall.EventChannelUpdate:
 		var ch guildhall.Channel
 		if json.Unmarshal(ev.Data, &ch) == nil {
+			if ch.LastMessageID == nil {
+				if old, ok := r.state.Channel(ch.ID); ok {
+					ch.LastMessageID = old.LastMessageID // an update does not forget it
+				}
+			}
 			r.setChannel(ch)
 		}
 	case guildhall.EventChannelDelete:
@@ -72,6 +79,47 @@ func (p *pump) apply(r *room, seq uint64, ev guildhall.Event) {
 	p.deliver(r, ev, live)
 }
 
+// lastMessage keeps a channel's last_message_id current, for the GUILD_CREATE of
+// sessions that join the room later. Visibility does not depend on it: nothing
+// to invalidate.
+func (r *room) lastMessage(channel, id guildhall.Snowflake) {
+	if id == 0 {
+		return
+	}
+	for i := range r.state.Channels {
+		c := &r.state.Channels[i]
+		if c.ID == channel {
+			if c.LastMessageID == nil || *c.LastMessageID < id {
+				c.LastMessageID = &id
+			}
+			return
+		}
+	}
+}
+
+// messageID reads a message payload's id without decoding it all: the api
+// encodes guildhall.Message, whose id comes first; anything else is decoded.
+func messageID(data []byte) guildhall.Snowflake {
+	const prefix = `{"id":"`
+	if len(data) > len(prefix) && string(data[:len(prefix)]) == prefix {
+		var id guildhall.Snowflake
+		for _, c := range data[len(prefix):] {
+			if c == '"' {
+				return id
+			}
+			if c < '0' || c > '9' {
+				break
+			}
+			id = id*10 + guildhall.Snowflake(c-'0')
+		}
+	}
+	var m struct {
+		ID guildhall.Snowflake `json:"id"`
+	}
+	_ = json.Unmarshal(data, &m)
+	return m.ID
+}
+
 // removeUser takes a user who left the guild out of the room and tells their
 // sessions with GUILD_DELETE.
 func (p *pump) removeUser(r *room, uid guildhall.Snowflake) {
@@ -98,7 +146,9 @@ func (p *pump) removeUser(r *room, uid guildhall.Snowflake) {
 	p.dropIfEmpty(r)
 }
 
-// applyUser handles an event for one user's sessions: today, joining a guild.
+// applyUser handles an event for one user's sessions: joining a guild, and
+// everything of the user's DMs (see package messaging), which go to the
+// sessions as they are.
 func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 	p.advance(seq)
 	d := newDispatch(ev, p.w)

@@ -323,3 +323,110 @@ func TestAttachmentsUnderRolePermissions(t *testing.T) {
 		t.Errorf("chunks left in the stream: %v", info.State.Subjects)
 	}
 }
+
+// TestReadyCarriesConversations: READY lists the user's DMs and read states
+// (mention counts included), and GUILD_CREATE each channel's last message.
+func TestReadyCarriesConversations(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	f := newGuildFixture(t, s)
+	keep := testenv.DialGateway(t, s.gatewayURL()) // keeps the guild's room alive on the gateway
+	keep.Identify(f.ownerToken)
+	first := s.post(t, f.ownerToken, f.channelID, "first")
+	s.rest.Must(t, http.StatusOK, "POST", "/channels/"+f.channelID+"/messages/"+first.ID+"/ack", f.memberToken, map[string]any{}, nil)
+	s.post(t, f.ownerToken, f.channelID, "hey <@"+f.memberID+">")
+	last := s.post(t, f.ownerToken, f.channelID, "@everyone")
+	dm := openDM(t, s, f.ownerToken, f.memberID)
+	psst := s.post(t, f.ownerToken, dm.ID, "psst")
+	// READY reads the store without the read barrier: let the writer store them.
+	s.rest.Must(t, http.StatusOK, "GET", "/channels/"+f.channelID+"/messages", f.memberToken, nil, nil)
+	s.rest.Must(t, http.StatusOK, "GET", "/channels/"+dm.ID+"/messages", f.memberToken, nil, nil)
+
+	c := testenv.DialGateway(t, s.gatewayURL())
+	ready := decode[struct {
+		PrivateChannels []struct {
+			ID            string  `json:"id"`
+			Type          int     `json:"type"`
+			LastMessageID *string `json:"last_message_id"`
+			Recipients    []struct {
+				ID string `json:"id"`
+			} `json:"recipients"`
+		} `json:"private_channels"`
+		ReadState struct {
+			Entries []struct {
+				ID            string `json:"id"`
+				LastMessageID string `json:"last_message_id"`
+				MentionCount  int    `json:"mention_count"`
+			} `json:"entries"`
+		} `json:"read_state"`
+	}](t, c.Identify(f.memberToken).D)
+	if len(ready.PrivateChannels) != 1 || ready.PrivateChannels[0].ID != dm.ID || ready.PrivateChannels[0].Type != 1 ||
+		ready.PrivateChannels[0].LastMessageID == nil || *ready.PrivateChannels[0].LastMessageID != psst.ID ||
+		len(ready.PrivateChannels[0].Recipients) != 1 || ready.PrivateChannels[0].Recipients[0].ID != f.ownerID {
+		t.Errorf("READY private_channels = %+v", ready.PrivateChannels)
+	}
+	states := map[string]string{}
+	for _, e := range ready.ReadState.Entries {
+		states[e.ID] = fmt.Sprintf("%s/%d", e.LastMessageID, e.MentionCount)
+	}
+	want := map[string]string{f.channelID: first.ID + "/2", dm.ID: "0/1"}
+	if fmt.Sprint(states) != fmt.Sprint(want) {
+		t.Errorf("READY read_state = %v; want %v", states, want)
+	}
+	gc := decode[struct {
+		Channels []struct {
+			ID            string  `json:"id"`
+			LastMessageID *string `json:"last_message_id"`
+		} `json:"channels"`
+	}](t, c.WaitFor(t, "GUILD_CREATE", 5*time.Second).D)
+	if len(gc.Channels) != 1 || gc.Channels[0].LastMessageID == nil || *gc.Channels[0].LastMessageID != last.ID {
+		t.Errorf("GUILD_CREATE channels = %+v; want last_message_id %s", gc.Channels, last.ID)
+	}
+}
+
+// TestMentionAndDMContentWithoutIntent: a session without MESSAGE_CONTENT gets
+// the content of guild messages that mention its user and of its DMs, and not
+// of other guild messages; typing in a DM reaches the other participant's
+// sessions that ask for DIRECT_MESSAGE_TYPING.
+func TestMentionAndDMContentWithoutIntent(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	f := newGuildFixture(t, s)
+	noContent := int64(guildhall.IntentsAll &^ guildhall.IntentMessageContent)
+	c := testenv.DialGateway(t, s.gatewayURL())
+	c.IdentifyWithIntents(f.memberToken, noContent)
+	noTyping := testenv.DialGateway(t, s.gatewayURL())
+	noTyping.IdentifyWithIntents(f.memberToken, int64(guildhall.IntentsAll&^guildhall.IntentDirectMessageTyping))
+	owner := testenv.DialGateway(t, s.gatewayURL())
+	owner.Identify(f.ownerToken)
+	c.WaitFor(t, "GUILD_CREATE", 5*time.Second)
+
+	plain := s.post(t, f.ownerToken, f.channelID, "not for you")
+	ping := s.post(t, f.ownerToken, f.channelID, "for you <@"+f.memberID+">")
+	dm := openDM(t, s, f.ownerToken, f.memberID)
+	direct := s.post(t, f.ownerToken, dm.ID, "just us")
+	s.rest.Must(t, http.StatusNoContent, "POST", "/channels/"+dm.ID+"/typing", f.ownerToken, nil, nil)
+	typing := c.WaitFor(t, "TYPING_START", 10*time.Second)
+	if d := decode[struct {
+		ChannelID string `json:"channel_id"`
+		UserID    string `json:"user_id"`
+		GuildID   string `json:"guild_id"`
+	}](t, typing.D); d.ChannelID != dm.ID || d.UserID != f.ownerID || d.GuildID != "" {
+		t.Errorf("DM TYPING_START = %s", typing.D)
+	}
+	content := map[string]string{}
+	waitEvents(t, c, 3, "MESSAGE_CREATE")
+	for _, p := range c.Dispatches("MESSAGE_CREATE") {
+		m := decode[message](t, p.D)
+		content[m.ID] = m.Content
+	}
+	want := map[string]string{plain.ID: "", ping.ID: "for you <@" + f.memberID + ">", direct.ID: "just us"}
+	if fmt.Sprint(content) != fmt.Sprint(want) {
+		t.Errorf("contents without MESSAGE_CONTENT = %v; want %v", content, want)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(noTyping.Dispatches("TYPING_START")); n != 0 {
+		t.Errorf("a session without DIRECT_MESSAGE_TYPING got %d TYPING_START", n)
+	}
+	if n := len(owner.Dispatches("TYPING_START")); n != 0 {
+		t.Errorf("the typist's own session got %d TYPING_START", n)
+	}
+}
