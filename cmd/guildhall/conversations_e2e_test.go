@@ -430,3 +430,59 @@ func TestMentionAndDMContentWithoutIntent(t *testing.T) {
 		t.Errorf("the typist's own session got %d TYPING_START", n)
 	}
 }
+
+// TestConversationsSurviveRestart: read states, reactions, DMs and files are
+// all still there after the server restarts on its data.
+func TestConversationsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := startStack(t, dir)
+	f := newGuildFixture(t, s)
+	first := s.post(t, f.ownerToken, f.channelID, "first")
+	s.rest.Must(t, http.StatusOK, "POST", "/channels/"+f.channelID+"/messages/"+first.ID+"/ack", f.memberToken, map[string]any{}, nil)
+	ping := s.post(t, f.ownerToken, f.channelID, "<@"+f.memberID+"> look")
+	react(t, s, "PUT", f.memberToken, f.channelID, ping.ID, "👀", "/@me")
+	dm := openDM(t, s, f.ownerToken, f.memberID)
+	psst := s.post(t, f.ownerToken, dm.ID, "psst")
+	s.rest.Must(t, http.StatusOK, "GET", "/channels/"+dm.ID+"/messages", f.memberToken, nil, nil)
+	s.stop(t)
+
+	s2 := startStack(t, dir)
+	c := testenv.DialGateway(t, s2.gatewayURL())
+	ready := decode[struct {
+		PrivateChannels []struct {
+			ID string `json:"id"`
+		} `json:"private_channels"`
+		ReadState struct {
+			Entries []struct {
+				ID            string `json:"id"`
+				LastMessageID string `json:"last_message_id"`
+				MentionCount  int    `json:"mention_count"`
+			} `json:"entries"`
+		} `json:"read_state"`
+	}](t, c.Identify(f.memberToken).D)
+	states := map[string]string{}
+	for _, e := range ready.ReadState.Entries {
+		states[e.ID] = fmt.Sprintf("%s/%d", e.LastMessageID, e.MentionCount)
+	}
+	if want := map[string]string{f.channelID: first.ID + "/1", dm.ID: "0/1"}; fmt.Sprint(states) != fmt.Sprint(want) {
+		t.Errorf("read states after restart = %v; want %v", states, want)
+	}
+	if len(ready.PrivateChannels) != 1 || ready.PrivateChannels[0].ID != dm.ID {
+		t.Errorf("DMs after restart = %+v", ready.PrivateChannels)
+	}
+	var m struct {
+		Reactions []struct {
+			Count int  `json:"count"`
+			Me    bool `json:"me"`
+		} `json:"reactions"`
+	}
+	s2.rest.Must(t, http.StatusOK, "GET", "/channels/"+f.channelID+"/messages/"+ping.ID, f.memberToken, nil, &m)
+	if len(m.Reactions) != 1 || m.Reactions[0].Count != 1 || !m.Reactions[0].Me {
+		t.Errorf("reactions after restart = %+v", m.Reactions)
+	}
+	var hist []message
+	s2.rest.Must(t, http.StatusOK, "GET", "/channels/"+dm.ID+"/messages", f.memberToken, nil, &hist)
+	if len(hist) != 1 || hist[0].ID != psst.ID {
+		t.Errorf("DM history after restart = %+v", hist)
+	}
+}

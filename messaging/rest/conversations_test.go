@@ -697,6 +697,10 @@ func TestUploadRefusals(t *testing.T) {
 	wantError(t, status, raw, http.StatusForbidden, 50013)
 	status, raw, _ = e.upload(t, f.outsider.token, f.channel, map[string]any{"content": "x"}, namedFile{"a.txt", strings.NewReader("hello")})
 	wantError(t, status, raw, http.StatusForbidden, 50001)
+	var category channelJSON
+	e.api.Must(t, http.StatusCreated, "POST", "/guilds/"+f.guild+"/channels", f.owner.token, map[string]any{"name": "cat", "type": 4}, &category)
+	status, raw, _ = e.upload(t, f.owner.token, category.ID, map[string]any{"content": "x"}, namedFile{"a.txt", strings.NewReader("hello")})
+	wantError(t, status, raw, http.StatusBadRequest, 50008)
 	// A post that fails after its files were stored (bad payload) deletes them.
 	status, raw, _ = e.upload(t, f.member.token, f.channel, map[string]any{"content": strings.Repeat("x", 2001)}, namedFile{"a.txt", strings.NewReader("hello")})
 	wantError(t, status, raw, http.StatusBadRequest, 50035)
