@@ -494,7 +494,7 @@ func inline(ct string) bool {
 		return false
 	case strings.HasPrefix(t, "image/"), strings.HasPrefix(t, "video/"), strings.HasPrefix(t, "audio/"):
 		return true
-	case t == "text/plain", t == "application/pdf", t == "application/json":
+	case t == "text/plain", t == "application/json":
 		return true
 	}
 	return false

@@ -929,3 +929,31 @@ func TestReadStates(t *testing.T) {
 		t.Errorf("DM read state = %+v; want 2 mentions, nothing acked", dmState)
 	}
 }
+
+// Files a browser would run as a page from the api's origin are served as
+// downloads; media and plain text show in place; nothing is sniffed.
+func TestAttachmentDisposition(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	f := e.fixture()
+	for _, c := range []struct {
+		name, body string
+		inline     bool
+	}{
+		{"page.html", "<html><script>alert(1)</script></html>", false},
+		{"pic.svg", `<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`, false},
+		{"doc.pdf", "%PDF-1.4\n", false},
+		{"notes.txt", "just text", true},
+		{"pic.png", string(pngImage(t, 2, 2)), true},
+	} {
+		status, raw, m := e.upload(t, f.member.token, f.channel, map[string]any{"content": c.name}, namedFile{c.name, strings.NewReader(c.body)})
+		if status != http.StatusOK || len(m.Attachments) != 1 {
+			t.Fatalf("upload %s = %d %s", c.name, status, raw)
+		}
+		resp, _ := download(t, m.Attachments[0].URL, nil)
+		disp := resp.Header.Get("Content-Disposition")
+		if (disp == "") != c.inline || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s (%s): Content-Disposition %q, nosniff %q; want inline %v", c.name, resp.Header.Get("Content-Type"), disp, resp.Header.Get("X-Content-Type-Options"), c.inline)
+		}
+	}
+}
