@@ -139,6 +139,6 @@ func (s *Service) publishConversation(ctx context.Context, c *conversation, ev g
 	for k, v := range hdr {
 		msg.Header[k] = v
 	}
-	_, err := s.publishMsg(ctx, ev, msg)
+	_, err := s.publishMsg(ctx, msg, ev)
 	return err
 }

@@ -109,6 +109,7 @@ func apiPermissions() *server.Permissions {
 				subjectGuildInAll, subjectUserInAll, // events into the stream
 				subjectDMInAll,         // DM logs into the stream
 				subjectTickInAll,       // gateways' ticks, on their request
+				SubjectRevocationsIn,   // token revocations (revocations.go)
 				subjectEphGuildAll,     // typing and presence
 				subjectEphUserAll,      // typing in DMs
 				attachmentsAll,         // attachment files (object store chunks and metadata)

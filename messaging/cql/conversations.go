@@ -39,7 +39,7 @@ import (
 	"github.com/guildhall/guildhall/messaging"
 )
 
-// conversationTables is schema migration 2.
+// conversationTables is schema migration 3.
 var conversationTables = []string{
 	`CREATE TABLE IF NOT EXISTS {ks}.reactions (
 		channel_id bigint, bucket bigint, message_id bigint, emoji text, user_id bigint, seq bigint,

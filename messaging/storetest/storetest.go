@@ -70,6 +70,9 @@ func Run(t *testing.T, open func(t *testing.T) messaging.Store) {
 		{"History", testHistory},
 		{"HistorySparse", testHistorySparse},
 		{"HistoryEmpty", testHistoryEmpty},
+		{"RevokeTokens", testRevokeTokens},
+		{"PasswordAndBots", testPasswordAndBots},
+		{"GuildInvites", testGuildInvites},
 	}
 	tests = append(tests, conversationTests...)
 	for _, tc := range tests {
