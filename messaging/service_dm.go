@@ -107,7 +107,7 @@ func (s *Service) OpenDM(ctx context.Context, u guildhall.User, recipients []gui
 		users = append(users, r)
 	}
 	ch := guildhall.PrivateChannel{ID: s.ids.Next(), Type: guildhall.ChannelTypeDM, Recipients: users}
-	if len(recipients) > 1 {
+	if len(ids) > 1 { // repeats and oneself do not make a group
 		ch.Type, ch.OwnerID = guildhall.ChannelTypeGroupDM, u.ID
 	}
 	ch, created, err := s.store.CreatePrivateChannel(ctx, ch)

@@ -839,6 +839,12 @@ func TestDirectMessages(t *testing.T) {
 	if h := e.history(f.member.token, group.ID, ""); len(h) != 1 || h[0].ID != gm.ID {
 		t.Errorf("group DM history = %v", h)
 	}
+	// One other person named twice, with oneself: the DM, not a group.
+	var same dmJSON
+	e.api.Must(t, http.StatusOK, "POST", "/users/@me/channels", f.member.token, map[string]any{"recipients": []string{f.owner.id, f.owner.id, f.member.id}}, &same)
+	if same.ID != dm.ID || same.Type != guildhall.ChannelTypeDM {
+		t.Errorf("recipients [owner owner self] = %+v; want the DM %s", same, dm.ID)
+	}
 	ten := make([]string, 10)
 	for i := range ten {
 		ten[i] = fmt.Sprint(1000 + i)
