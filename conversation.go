@@ -1,6 +1,9 @@
 package guildhall
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // What a conversation carries beyond text, in Discord's JSON shapes: replies,
 // attachments, embeds, reactions, direct-message channels and read states.
@@ -243,4 +246,16 @@ func (c PrivateChannel) For(viewer Snowflake) PrivateChannel {
 	}
 	c.Recipients = others
 	return c
+}
+
+// MarshalJSON writes a message in Discord's shape: a reply whose message is
+// gone has "referenced_message": null (Discord's way of saying it was deleted;
+// the field left out means "not looked up").
+func (m Message) MarshalJSON() ([]byte, error) {
+	type plain Message // the same fields, without this method
+	b, err := json.Marshal(plain(m))
+	if err != nil || m.Type != MessageTypeReply || m.MessageReference == nil || m.ReferencedMessage != nil {
+		return b, err
+	}
+	return append(b[:len(b)-1], `,"referenced_message":null}`...), nil
 }

@@ -121,7 +121,8 @@ type Message struct {
 	Member           *Member           `json:"member,omitempty"`
 	MessageReference *MessageReference `json:"message_reference,omitempty"`
 	// ReferencedMessage is the message a reply answers (type MessageTypeReply),
-	// without its own referenced message; absent when it was deleted.
+	// without its own referenced message; nil once it was deleted (null on the
+	// wire, see MarshalJSON).
 	ReferencedMessage *Message `json:"referenced_message,omitempty"`
 }
 

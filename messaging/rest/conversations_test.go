@@ -162,6 +162,13 @@ func TestReplies(t *testing.T) {
 	if got := e.getMessage(f.member.token, f.channel, r.ID); got.ReferencedMessage != nil || got.Type != guildhall.MessageTypeReply {
 		t.Errorf("reply after the referenced message's delete = type %d, referenced %+v; want 19 and none", got.Type, got.ReferencedMessage)
 	}
+	// null, not left out: Discord's sign that it was deleted.
+	if raw := e.api.Must(t, http.StatusOK, "GET", "/channels/"+f.channel+"/messages/"+r.ID, f.member.token, nil, nil); !bytes.Contains(raw, []byte(`"referenced_message":null`)) {
+		t.Errorf("reply after the delete = %s; want referenced_message null", raw)
+	}
+	if raw := e.api.Must(t, http.StatusOK, "GET", "/channels/"+f.channel+"/messages/"+plainID(e, f), f.member.token, nil, nil); bytes.Contains(raw, []byte(`referenced_message`)) {
+		t.Errorf("a plain message = %s; want no referenced_message", raw)
+	}
 
 	// A reply to a message that does not exist fails, unless fail_if_not_exists is false.
 	status, raw, _ = e.postBody(f.member.token, f.channel, map[string]any{"content": "x", "message_reference": map[string]any{"message_id": q.ID}})
@@ -182,6 +189,8 @@ func TestReplies(t *testing.T) {
 	})
 	wantError(t, status, raw, http.StatusBadRequest, 50035)
 }
+
+func plainID(e *env, f guildFixture) string { return e.post(f.owner.token, f.channel, "plain").ID }
 
 func (e *env) createChannel(token, guild, name string, overwrites []map[string]any) string {
 	e.t.Helper()
