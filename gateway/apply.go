@@ -102,7 +102,8 @@ func (p *pump) closeRoom(r *room) {
 }
 
 // applyUser handles an event for one user's sessions: joining a guild
-// (GUILD_CREATE), leaving one (GUILD_DELETE).
+// (GUILD_CREATE), leaving one (GUILD_DELETE), and everything of the user's DMs
+// (see package messaging), which go to the sessions as they are.
 func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 	p.advance(seq)
 	d := newDispatch(ev, p.w)

@@ -63,9 +63,15 @@
 // current s without advancing it.
 //
 // Intents: a session receives only the dispatches its IDENTIFY intents ask for
-// (guildhall.EventIntent), and without MESSAGE_CONTENT gets other users' messages
-// with their content emptied. Each event is framed at most twice (full and
-// content-less, the latter only if some recipient needs it), and the choice per
-// recipient is a bit test. Resumes keep the intents (registry entry) and the
+// (guildhall.EventIntent), and without MESSAGE_CONTENT gets other users' guild
+// messages with their content emptied, unless they mention it (Event.Mentions).
+// Each event is framed at most twice (full and content-less, the latter only if
+// some recipient needs it), and the choice per recipient is a bit test (and a
+// look through the message's mentions for a session without MESSAGE_CONTENT).
+//
+// Direct messages have no room: their events come on each participant's user
+// subject (see package messaging), so they reach a session live, at its cut and
+// in its replays like any user event; typing in a DM comes on the user's
+// ephemeral subject. Resumes keep the intents (registry entry) and the
 // replays apply the same choice.
 package gateway

@@ -70,7 +70,10 @@ func benchRoom(conns []net.Conn, cfg Config) (*pump, *room) {
 
 func benchEvent() guildhall.Event {
 	d := []byte(`{"id":"1300000000000000000","channel_id":"1001","guild_id":"1000","author":{"id":"12","username":"poster","discriminator":"0","global_name":null,"avatar":null,"bot":true},"content":"ghb:1:1700000000000000000: the quick brown fox jumps over the lazy dog","timestamp":"2026-01-01T00:00:00.000Z","edited_timestamp":null,"tts":false,"mention_everyone":false,"mentions":[],"mention_roles":[],"attachments":[],"embeds":[],"pinned":false,"type":0}`)
-	return guildhall.Event{Type: guildhall.EventMessageCreate, GuildID: benchGuild, ChannelID: benchChannel, Data: d}
+	// Two mentioned users, as the api lists them (Event.Mentions): the fan-out
+	// with mention parsing on.
+	return guildhall.Event{Type: guildhall.EventMessageCreate, GuildID: benchGuild, ChannelID: benchChannel, Data: d,
+		Mentions: []guildhall.Snowflake{12, 13}}
 }
 
 func waitFor(n *atomic.Int64, want int64) {

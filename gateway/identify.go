@@ -147,7 +147,14 @@ func readyPayload(s *Session, rep guildhall.IdentifyReply, shard []int) []byte {
 		ResumeGatewayURL: s.resumeURL,
 		Guilds:           make([]unavailableGuild, len(rep.Guilds)),
 		Application:      readyApplication{ID: rep.User.ID},
-		PrivateChannels:  []struct{}{}, Relationships: []struct{}{}, Presences: []struct{}{},
+		PrivateChannels:  rep.PrivateChannels, Relationships: []struct{}{}, Presences: []struct{}{},
+		ReadState: readState{Entries: rep.ReadStates},
+	}
+	if ready.PrivateChannels == nil {
+		ready.PrivateChannels = []guildhall.PrivateChannel{}
+	}
+	if ready.ReadState.Entries == nil {
+		ready.ReadState.Entries = []guildhall.ReadState{}
 	}
 	if len(shard) == 2 {
 		ready.Shard = shard

@@ -310,9 +310,7 @@ func (p *pump) leave(s *Session) {
 			u.sessions = slices.Delete(u.sessions, i, i+1)
 		}
 		if len(u.sessions) == 0 {
-			if u.sub != nil {
-				_ = u.sub.Unsubscribe()
-			}
+			u.unsubscribe()
 			delete(p.users, s.user.ID)
 		}
 	}
@@ -368,6 +366,9 @@ func (p *pump) joinUser(s *Session) {
 			p.log.Error("subscribe user", "err", err)
 		}
 		u.sub = sub
+		if u.typing, err = p.nc.ChanSubscribe(ghnats.EphemeralUserSubject(uint64(s.user.ID)), p.in); err != nil {
+			p.log.Error("subscribe user typing", "err", err)
+		}
 		p.users[s.user.ID] = u
 	}
 	u.sessions = append(u.sessions, s)

@@ -98,6 +98,7 @@ type Service struct {
 	tokens   *tokenCache
 	typing   *typingLimiter
 	slowmode *slowmode
+	files    *Files
 	// state is the api-only bucket: login throttles and count-cap locks.
 	state  jetstream.KeyValue
 	logins *loginThrottle
@@ -159,6 +160,7 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 		interval = 5 * time.Second
 	}
 	s.typing = newTypingLimiter(interval, 100000)
+	s.files = NewFiles(cfg.JS)
 	if s.state, err = cfg.JS.KeyValue(ctx, ghnats.BucketAPIState); err != nil {
 		return nil, fmt.Errorf("messaging: bucket %s: %w", ghnats.BucketAPIState, err)
 	}

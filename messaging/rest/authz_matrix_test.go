@@ -33,6 +33,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -72,7 +73,10 @@ type matrixRow struct {
 	// setup returns extra path values for one caller's request (a fresh
 	// message, say); nil needs none.
 	setup func(t *testing.T, f *matrixFixture, c caller) map[string]string
-	want  map[caller]want
+	// bodyFor, when set, is the body for one caller (one naming the fixture's
+	// users); it wins over body.
+	bodyFor func(f *matrixFixture, c caller) any
+	want    map[caller]want
 }
 
 func anyUser(status int) map[caller]want {
@@ -106,6 +110,30 @@ func with(w map[caller]want, c caller, x want) map[caller]want {
 // ownerMessage posts a message of the owner's for each caller to act on.
 func ownerMessage(t *testing.T, f *matrixFixture, _ caller) map[string]string {
 	return map[string]string{"message_id": f.e.post(f.tokens[owner], f.channel, "the owner's").ID}
+}
+
+// reactionTarget posts a message of the owner's, reacted to by the owner with
+// 🔥 if reacted, for each caller; user is the {user_id} ("" for the owner's id).
+func reactionTarget(reacted bool, user string) func(t *testing.T, f *matrixFixture, c caller) map[string]string {
+	return func(t *testing.T, f *matrixFixture, _ caller) map[string]string {
+		id := f.e.post(f.tokens[owner], f.channel, "react to the owner's").ID
+		emoji := url.PathEscape("🔥")
+		if reacted {
+			f.e.api.Must(t, http.StatusNoContent, "PUT", "/channels/"+f.channel+"/messages/"+id+"/reactions/"+emoji+"/@me", f.tokens[owner], nil, nil)
+		}
+		if user == "" {
+			user = f.ids[owner].String()
+		}
+		return map[string]string{"message_id": id, "emoji": emoji, "user_id": user}
+	}
+}
+
+func dmWithOwner(f *matrixFixture, c caller) any {
+	to := f.ids[owner]
+	if c == owner {
+		to = f.ids[granted]
+	}
+	return map[string]string{"recipient_id": to.String()}
 }
 
 var password = "correct horse battery"
@@ -143,6 +171,18 @@ var matrixRows = []matrixRow{
 	{method: "POST", path: "/auth/token/reset", body: map[string]string{"password": password}, want: anyUser(200)},
 	{method: "PATCH", path: "/users/@me", body: map[string]string{"password": password, "new_password": "another passphrase"}, want: anyUser(200)},
 	{method: "GET", path: "/users/@me/bots", want: anyUser(200)},
+	// Conversations: reactions (a fresh message of the owner's, with the owner's
+	// 🔥 where a reaction must be there), acks and DMs.
+	{method: "PUT", path: "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user_id}", setup: reactionTarget(false, "@me"), want: needs(204, 50013)},
+	{method: "DELETE", path: "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user_id}", setup: reactionTarget(true, ""), want: needs(204, 50013)},
+	{method: "GET", path: "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}", setup: reactionTarget(true, ""), want: needs(200, 50013)},
+	{method: "DELETE", path: "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}", setup: reactionTarget(true, ""), want: needs(204, 50013)},
+	{method: "DELETE", path: "/channels/{channel_id}/messages/{message_id}/reactions", setup: reactionTarget(true, ""), want: needs(204, 50013)},
+	{method: "POST", path: "/channels/{channel_id}/messages/{message_id}/ack", setup: ownerMessage, body: map[string]any{}, want: members(200)},
+	// A DM with the owner (the owner's with the granted member): only with
+	// someone who shares a guild.
+	{method: "POST", path: "/users/@me/channels", bodyFor: dmWithOwner, want: with(anyUser(200), outsider, want{403, 50007, false})},
+	{method: "GET", path: "/users/@me/channels", want: anyUser(200)},
 	{method: "DELETE", path: "/users/@me/bots/{bot_id}/tokens", want: botOwnerOnly(204)},
 	{method: "POST", path: "/users/@me/bots/{bot_id}/token/reset", want: botOwnerOnly(200)},
 }
@@ -323,8 +363,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 				if r.setup != nil {
 					extra = r.setup(t, f, c)
 				}
+				body := r.body
+				if r.bodyFor != nil {
+					body = r.bodyFor(f, c)
+				}
 				before := f.snapshot(t)
-				st, raw := e.api.Do(t, r.method, f.path(r.path, extra), f.tokens[c], r.body, nil)
+				st, raw := e.api.Do(t, r.method, f.path(r.path, extra), f.tokens[c], body, nil)
 				if st != w.status {
 					t.Errorf("%s: %d %s; want %d", c, st, raw, w.status)
 					continue

@@ -62,6 +62,17 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies; larger ones answer 413. Zero value
 	// means 64 KiB.
 	MaxBodyBytes int64
+	// MaxUploadBytes bounds the body of a message post with files
+	// (multipart/form-data, files and payload_json together); larger ones answer
+	// 413 (40005). Zero value means 25 MiB, Discord's limit.
+	MaxUploadBytes int64
+	// PublicURL is the api's URL as clients reach it, the base of attachment
+	// URLs, e.g. "https://chat.example.com". Zero value means the scheme and Host
+	// of the request that uploads the file.
+	PublicURL string
+	// DownloadLimit bounds attachment downloads per client IP (they carry no
+	// token). Zero value means 50 per second.
+	DownloadLimit Limit
 	// GlobalLimit bounds all requests of one user. Zero value means 50 per second
 	// (Discord's global limit).
 	GlobalLimit Limit
@@ -109,6 +120,7 @@ type route struct {
 	major        string // path value naming the rate limit's major resource
 	limit        Limit
 	serve        func(r *http.Request, u guildhall.User) (int, any, error)
+	maxBody      int64 // zero: Config.MaxBodyBytes
 }
 
 // NewHandler returns the REST API, serving every route under both /api/v9 and
@@ -128,6 +140,10 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 	if h.cfg.MaxBodyBytes <= 0 {
 		h.cfg.MaxBodyBytes = 64 << 10
 	}
+	if h.cfg.MaxUploadBytes <= 0 {
+		h.cfg.MaxUploadBytes = 25 << 20
+	}
+	h.cfg.DownloadLimit = h.cfg.DownloadLimit.or(Limit{50, time.Second})
 	if h.cfg.SessionStartTotal <= 0 {
 		h.cfg.SessionStartTotal = 1000
 	}
@@ -160,7 +176,7 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 		{method: "POST", path: "/channels/{channel_id}/invites", major: "channel_id", limit: rl, serve: h.createInvite},
 		{method: "POST", path: "/invites/{code}", limit: rl, serve: h.acceptInvite},
 		{method: "GET", path: "/channels/{channel_id}/messages", major: "channel_id", limit: rl, serve: h.history},
-		{method: "POST", path: "/channels/{channel_id}/messages", major: "channel_id", limit: h.cfg.MessageLimit, serve: h.postMessage},
+		{method: "POST", path: "/channels/{channel_id}/messages", major: "channel_id", limit: h.cfg.MessageLimit, serve: h.postMessage, maxBody: h.cfg.MaxUploadBytes},
 		{method: "GET", path: "/channels/{channel_id}/messages/{message_id}", major: "channel_id", limit: rl, serve: h.getMessage},
 		{method: "PATCH", path: "/channels/{channel_id}/messages/{message_id}", major: "channel_id", limit: rl, serve: h.editMessage},
 		{method: "DELETE", path: "/channels/{channel_id}/messages/{message_id}", major: "channel_id", limit: rl, serve: h.deleteMessage},
@@ -168,6 +184,7 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 	}
 	routes = append(routes, h.tokenRoutes(rl)...)
 	routes = append(routes, h.communityRoutes(rl)...)
+	routes = append(routes, h.conversationRoutes()...)
 	api := http.NewServeMux()
 	for _, rt := range routes {
 		api.Handle(rt.method+" "+rt.path, h.wrap(rt))
@@ -193,6 +210,7 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 	for _, v := range []string{"/api/v9", "/api/v10"} {
 		root.Handle(v+"/", http.StripPrefix(v, api))
 	}
+	root.HandleFunc("GET /attachments/{channel_id}/{attachment_id}/{filename}", h.attachment)
 	root.Handle("/", h.fixed("unknown", guildhall.ErrNotFound))
 	return served{root, routes}
 }
@@ -258,7 +276,11 @@ func (h *handler) wrap(rt route) http.Handler {
 				}
 			}
 		}()
-		r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+		limit := h.cfg.MaxBodyBytes
+		if rt.maxBody > 0 {
+			limit = rt.maxBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 
 		now := h.now()
 		var u guildhall.User
@@ -405,6 +427,11 @@ func decode(r *http.Request, v any, optional bool) error {
 		}
 		return guildhall.ErrInvalidJSON
 	}
+	return decodeJSON(body, v, optional)
+}
+
+// decodeJSON is decode of a body already read.
+func decodeJSON(body []byte, v any, optional bool) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		if optional {
 			return nil
