@@ -121,6 +121,13 @@ type route struct {
 	limit        Limit
 	serve        func(r *http.Request, u guildhall.User) (int, any, error)
 	maxBody      int64 // zero: Config.MaxBodyBytes
+	// mux, when set, is the pattern registered instead of path, which Go's
+	// ServeMux cannot rank against another route's: DELETE
+	// messages/pins/{message_id} against DELETE messages/{message_id}/reactions,
+	// each with a literal where the other has a wildcard. It names path's
+	// wildcards alike and replaces a literal by a wildcard; requests whose
+	// literals differ from path's are not this route's.
+	mux string
 }
 
 // NewHandler returns the REST API, serving every route under both /api/v9 and
@@ -186,25 +193,41 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 	routes = append(routes, h.communityRoutes(rl)...)
 	routes = append(routes, h.conversationRoutes()...)
 	api := http.NewServeMux()
+	guarded := map[string]string{} // mux pattern -> the route's path
+	var unrouted http.Handler
 	for _, rt := range routes {
-		api.Handle(rt.method+" "+rt.path, h.wrap(rt))
+		if rt.mux == "" {
+			api.Handle(rt.method+" "+rt.path, h.wrap(rt))
+			continue
+		}
+		served := h.wrap(rt)
+		guarded[rt.method+" "+rt.mux] = rt.path
+		api.Handle(rt.method+" "+rt.mux, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !literalsMatch(rt.path, r.URL.Path) {
+				unrouted.ServeHTTP(w, r)
+				return
+			}
+			served.ServeHTTP(w, r)
+		}))
 	}
 	// A path that some route serves with another method answers 405, any other
 	// 404. (Method-less patterns per path would conflict with the routes: a
 	// literal path like members/search against GET members/{user_id}.)
+	srv := served{routes: routes, api: api, guarded: guarded}
 	notFound := h.fixed("unknown", guildhall.ErrNotFound)
-	api.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	unrouted = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 			probe := r.Clone(r.Context())
 			probe.Method = m
-			if _, pattern := api.Handler(probe); pattern != "/" {
-				_, path, _ := strings.Cut(pattern, " ")
+			if name := srv.match(probe); name != "" {
+				_, path, _ := strings.Cut(name, " ")
 				h.fixed(path, guildhall.ErrMethodNotAllowed).ServeHTTP(w, r)
 				return
 			}
 		}
 		notFound.ServeHTTP(w, r)
-	}))
+	})
+	api.Handle("/", unrouted)
 
 	root := http.NewServeMux()
 	for _, v := range []string{"/api/v9", "/api/v10"} {
@@ -212,14 +235,49 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 	}
 	root.HandleFunc("GET /attachments/{channel_id}/{attachment_id}/{filename}", h.attachment)
 	root.Handle("/", h.fixed("unknown", guildhall.ErrNotFound))
-	return served{root, routes}
+	srv.Handler = root
+	return srv
 }
 
 // served is the handler NewHandler returns; it keeps the route table for the
 // tests that walk every route (export_test.go).
+// literalsMatch reports whether path has pattern's segments, wildcards
+// ({name}) matching any.
+func literalsMatch(pattern, path string) bool {
+	for {
+		ps, prest, pmore := strings.Cut(strings.TrimPrefix(pattern, "/"), "/")
+		s, rest, more := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+		if pmore != more || !(strings.HasPrefix(ps, "{") || ps == s) {
+			return false
+		}
+		if !more {
+			return true
+		}
+		pattern, path = prest, rest
+	}
+}
+
 type served struct {
 	http.Handler
-	routes []route
+	routes  []route
+	api     *http.ServeMux    // the routes, without the /api/v* prefix
+	guarded map[string]string // see route.mux
+}
+
+// match names the route that serves a request to api ("METHOD /path" as the
+// route table has it), "" for none.
+func (s served) match(r *http.Request) string {
+	_, pattern := s.api.Handler(r)
+	if pattern == "/" {
+		return ""
+	}
+	if p, ok := s.guarded[pattern]; ok {
+		if !literalsMatch(p, r.URL.Path) {
+			return ""
+		}
+		return r.Method + " " + p
+	}
+	return pattern
 }
 
 // statusWriter remembers the status for metrics.
