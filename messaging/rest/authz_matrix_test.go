@@ -180,8 +180,9 @@ var matrixRows = []matrixRow{
 	{method: "DELETE", path: "/channels/{channel_id}/messages/{message_id}/reactions", setup: reactionTarget(true, ""), want: needs(204, 50013)},
 	{method: "POST", path: "/channels/{channel_id}/messages/{message_id}/ack", setup: ownerMessage, body: map[string]any{}, want: members(200)},
 	// A DM with the owner (the owner's with the granted member): only with
-	// someone who shares a guild.
-	{method: "POST", path: "/users/@me/channels", bodyFor: dmWithOwner, want: with(anyUser(200), outsider, want{403, 50007, false})},
+	// someone who shares a guild, which the kicked and the banned no longer do.
+	{method: "POST", path: "/users/@me/channels", bodyFor: dmWithOwner, want: with(with(with(anyUser(200),
+		outsider, want{403, 50007, false}), kicked, want{403, 50007, false}), banned, want{403, 50007, false})},
 	{method: "GET", path: "/users/@me/channels", want: anyUser(200)},
 	{method: "DELETE", path: "/users/@me/bots/{bot_id}/tokens", want: botOwnerOnly(204)},
 	{method: "POST", path: "/users/@me/bots/{bot_id}/token/reset", want: botOwnerOnly(200)},
