@@ -55,6 +55,10 @@ type Event struct {
 	// Mentions are the users a MESSAGE_CREATE or MESSAGE_UPDATE mentions: they
 	// receive its content whatever their intents, as on Discord.
 	Mentions []Snowflake
+	// Attachments are the files of the messages a MESSAGE_DELETE or
+	// MESSAGE_DELETE_BULK deletes: the Writer deletes them once the deletes are
+	// stored.
+	Attachments []Snowflake
 }
 
 // MessageDelete is the payload of MESSAGE_DELETE.

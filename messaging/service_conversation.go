@@ -5,8 +5,6 @@ import (
 	"errors"
 
 	guildhall "github.com/guildhall/guildhall"
-	ghnats "github.com/guildhall/guildhall/nats"
-	natsgo "github.com/nats-io/nats.go"
 )
 
 // conversation is a channel messages are posted to and read from, as the user
@@ -134,16 +132,11 @@ func (s *Service) wait(ctx context.Context, c *conversation) error {
 }
 
 // publishConversation publishes an event of a conversation: to its guild's
-// subject, or, for a DM, to the DM's log and each participant (publishDM). hdr
-// adds headers (mentions, attachments) to the message the writer persists.
-func (s *Service) publishConversation(ctx context.Context, c *conversation, ev guildhall.Event, id string, hdr natsgo.Header) error {
+// subject, or, for a DM, to the DM's log and each participant (publishDM).
+func (s *Service) publishConversation(ctx context.Context, c *conversation, ev guildhall.Event, id string) error {
 	if c.dm != nil {
-		return s.publishDM(ctx, c.dm, ev, id, hdr)
+		return s.publishDM(ctx, c.dm, ev, id)
 	}
-	msg := ghnats.EventMsg(ev, id)
-	for k, v := range hdr {
-		msg.Header[k] = v
-	}
-	_, err := s.publishMsg(ctx, msg, ev)
+	_, err := s.publish(ctx, ev, id)
 	return err
 }

@@ -188,18 +188,17 @@ func (s *Service) fillLastMessageIDs(ctx context.Context, chs []*guildhall.Priva
 	return nil
 }
 
-// publishDM publishes an event of a DM: the log copy (with hdr and Nats-Msg-Id
-// id), then one copy per participant on its user subject (Nats-Msg-Id id.user).
-func (s *Service) publishDM(ctx context.Context, dm *guildhall.PrivateChannel, ev guildhall.Event, id string, hdr natsgo.Header) error {
+// publishDM publishes an event of a DM: the log copy (Nats-Msg-Id id), which
+// the Writer persists, then one copy per participant on its user subject
+// (Nats-Msg-Id id.user).
+func (s *Service) publishDM(ctx context.Context, dm *guildhall.PrivateChannel, ev guildhall.Event, id string) error {
 	log := ghnats.EventMsg(ev, id)
 	log.Subject = ghnats.DMInSubject(uint64(dm.ID))
-	for k, v := range hdr {
-		log.Header[k] = v
-	}
 	msgs := []*natsgo.Msg{log}
 	for _, p := range dm.Recipients {
 		copyEv := ev
 		copyEv.GuildID, copyEv.UserID = 0, p.ID
+		copyEv.Attachments = nil // the Writer's business, on the log copy
 		msgs = append(msgs, ghnats.EventMsg(copyEv, id+"."+p.ID.String()))
 	}
 	return s.publishMsgs(ctx, ev.Type, msgs)

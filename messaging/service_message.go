@@ -214,7 +214,7 @@ func (s *Service) PostMessage(ctx context.Context, u guildhall.User, channelID g
 	}
 	ev := c.event(guildhall.EventMessageCreate, u.ID, data)
 	ev.Mentions = ms.userIDs()
-	if err := s.publishConversation(ctx, c, ev, id.String(), nil); err != nil {
+	if err := s.publishConversation(ctx, c, ev, id.String()); err != nil {
 		return guildhall.Message{}, err
 	}
 	out := restMessage(m)
@@ -458,7 +458,7 @@ func (s *Service) EditMessageWith(ctx context.Context, u guildhall.User, channel
 	for _, x := range m.Mentions {
 		ev.Mentions = append(ev.Mentions, x.ID)
 	}
-	if err := s.publishConversation(ctx, c, ev, s.ids.Next().String(), nil); err != nil {
+	if err := s.publishConversation(ctx, c, ev, s.ids.Next().String()); err != nil {
 		return guildhall.Message{}, err
 	}
 	page := []guildhall.Message{m}
@@ -470,10 +470,10 @@ func (s *Service) EditMessageWith(ctx context.Context, u guildhall.User, channel
 
 // DeleteMessage deletes a message; its author, the owner and members with
 // MANAGE_MESSAGES in the channel may (in a DM, the author only). It publishes
-// MESSAGE_DELETE, naming the message's attachments (header
-// ghnats.HeaderAttachments); the Writer stores the tombstone and then deletes the
-// attachments' files. Deleting another's message is recorded in the audit log
-// with reason (see DeleteMessageReason).
+// MESSAGE_DELETE, naming the message's attachments (Event.Attachments); the
+// Writer stores the tombstone and then deletes the attachments' files.
+// Deleting another's message is recorded in the audit log with reason (see
+// DeleteMessageReason).
 func (s *Service) DeleteMessage(ctx context.Context, u guildhall.User, channelID, id guildhall.Snowflake) error {
 	return s.DeleteMessageReason(ctx, u, channelID, id, "")
 }
@@ -498,13 +498,9 @@ func (s *Service) DeleteMessageReason(ctx context.Context, u guildhall.User, cha
 	if err != nil {
 		return internal("encode delete", err)
 	}
-	hdr := natsgo.Header{}
-	files := make([]guildhall.Snowflake, len(m.Attachments))
-	for i, a := range m.Attachments {
-		files[i] = a.ID
-	}
-	ghnats.SetHeaderIDs(hdr, ghnats.HeaderAttachments, files)
-	if err := s.publishConversation(ctx, c, c.event(guildhall.EventMessageDelete, u.ID, data), s.ids.Next().String(), hdr); err != nil {
+	ev := c.event(guildhall.EventMessageDelete, u.ID, data)
+	ev.Attachments = attachmentIDs(m)
+	if err := s.publishConversation(ctx, c, ev, s.ids.Next().String()); err != nil {
 		return err
 	}
 	if m.Author.ID != u.ID && c.guild != nil { // a moderator's delete is an administrative action
@@ -512,6 +508,18 @@ func (s *Service) DeleteMessageReason(ctx context.Context, u guildhall.User, cha
 			options: &guildhall.AuditLogOptions{ChannelID: c.ID.String(), Count: "1"}})
 	}
 	return nil
+}
+
+// attachmentIDs lists the attachments of messages being deleted
+// (Event.Attachments).
+func attachmentIDs(ms ...guildhall.Message) []guildhall.Snowflake {
+	var ids []guildhall.Snowflake
+	for _, m := range ms {
+		for _, a := range m.Attachments {
+			ids = append(ids, a.ID)
+		}
+	}
+	return ids
 }
 
 // Typing publishes TYPING_START on the guild's ephemeral subject, or in a DM on

@@ -243,7 +243,7 @@ func (s *Service) publishReaction(ctx context.Context, c *conversation, typ stri
 	if err != nil {
 		return internal("encode reaction", err)
 	}
-	return s.publishConversation(ctx, c, c.event(typ, by, data), s.ids.Next().String(), nil)
+	return s.publishConversation(ctx, c, c.event(typ, by, data), s.ids.Next().String())
 }
 
 // reactionWrite turns a reaction event into the store write the Writer applies.

@@ -52,6 +52,7 @@ func EventMsg(ev guildhall.Event, id string) *natsgo.Msg {
 		m.Header.Set(natsgo.MsgIdHdr, id)
 	}
 	SetHeaderIDs(m.Header, HeaderMentions, ev.Mentions)
+	SetHeaderIDs(m.Header, HeaderAttachments, ev.Attachments)
 	return m
 }
 
@@ -66,6 +67,7 @@ func DecodeEvent(h natsgo.Header, data []byte) guildhall.Event {
 		Data:      data,
 		Mentions:  HeaderIDs(h, HeaderMentions),
 	}
+	ev.Attachments = HeaderIDs(h, HeaderAttachments)
 	if v := h.Get(HeaderPin); v != "" {
 		var p guildhall.MessagePin
 		if json.Unmarshal([]byte(v), &p) == nil {

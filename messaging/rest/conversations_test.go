@@ -972,3 +972,63 @@ func TestAttachmentDisposition(t *testing.T) {
 		}
 	}
 }
+
+// waitFilesGone waits until none of urls is served (HEAD 404).
+func waitFilesGone(t *testing.T, what string, urls ...string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		served := 0
+		for _, u := range urls {
+			r, err := http.Head(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if r.StatusCode != http.StatusNotFound {
+				served++
+			}
+		}
+		if served == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d of %d files still served", what, served, len(urls))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestModerationDeletesFiles: messages deleted by a moderator in bulk, or by a
+// ban's delete_message_seconds, lose their files as a single delete does.
+func TestModerationDeletesFiles(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	f := e.fixture()
+	withFile := func(name string) (id, url string) {
+		t.Helper()
+		status, raw, m := e.upload(t, f.member.token, f.channel, map[string]any{"content": name},
+			namedFile{name, bytes.NewReader(randomBytes(1000, uint64(len(name))))})
+		if status != http.StatusOK || len(m.Attachments) != 1 {
+			t.Fatalf("upload %s = %d %s", name, status, raw)
+		}
+		resp, _ := download(t, m.Attachments[0].URL, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("download %s = %d", name, resp.StatusCode)
+		}
+		return m.ID, m.Attachments[0].URL
+	}
+	id1, url1 := withFile("one.bin")
+	id2, url2 := withFile("two.bin")
+	_, keptURL := withFile("kept.bin")
+	e.api.Must(t, http.StatusNoContent, "POST", "/channels/"+f.channel+"/messages/bulk-delete", f.owner.token,
+		map[string]any{"messages": []string{id1, id2}}, nil)
+	waitFilesGone(t, "bulk delete", url1, url2)
+	if resp, _ := download(t, keptURL, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a message not bulk-deleted lost its file: %d", resp.StatusCode)
+	}
+
+	e.api.Must(t, http.StatusNoContent, "PUT", "/guilds/"+f.guild+"/bans/"+f.member.id, f.owner.token,
+		map[string]any{"delete_message_seconds": 3600}, nil)
+	waitFilesGone(t, "ban with delete_message_seconds", keptURL)
+}
