@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 	ghnats "github.com/guildhall/guildhall/nats"
 	natsgo "github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Direct messages. A DM or group DM channel belongs to no guild. Its events
@@ -117,16 +115,15 @@ func (s *Service) OpenDM(ctx context.Context, u guildhall.User, recipients []gui
 	if created {
 		// Each participant's own copy (the recipients without them); no log copy:
 		// the store has the channel already.
-		var msgs []*natsgo.Msg
+		var evs []guildhall.Event
 		for _, p := range ch.Recipients {
 			data, err := json.Marshal(ch.For(p.ID))
 			if err != nil {
 				return guildhall.PrivateChannel{}, internal("encode channel", err)
 			}
-			ev := guildhall.Event{Type: guildhall.EventChannelCreate, ChannelID: ch.ID, UserID: p.ID, Data: data}
-			msgs = append(msgs, ghnats.EventMsg(ev, s.ids.Next().String()))
+			evs = append(evs, guildhall.Event{Type: guildhall.EventChannelCreate, ChannelID: ch.ID, UserID: p.ID, Data: data})
 		}
-		if err := s.publishMsgs(ctx, guildhall.EventChannelCreate, msgs); err != nil {
+		if err := s.publishInOrder(ctx, evs...); err != nil {
 			return guildhall.PrivateChannel{}, err
 		}
 	}
@@ -201,38 +198,7 @@ func (s *Service) publishDM(ctx context.Context, dm *guildhall.PrivateChannel, e
 		copyEv.Attachments = nil // the Writer's business, on the log copy
 		msgs = append(msgs, ghnats.EventMsg(copyEv, id+"."+p.ID.String()))
 	}
-	return s.publishMsgs(ctx, ev.Type, msgs)
-}
-
-// publishMsgs sends messages to the EVENTS stream back to back on one
-// connection (stored in this order) and waits for every ack; a message not
-// acknowledged goes again, alone, with the same Nats-Msg-Id (stored once).
-func (s *Service) publishMsgs(ctx context.Context, typ string, msgs []*natsgo.Msg) error {
-	start := time.Now()
-	acks := make([]jetstream.PubAckFuture, len(msgs))
-	for i, m := range msgs {
-		f, err := s.jsAsync.PublishMsgAsync(m, jetstream.WithExpectStream(ghnats.StreamEvents))
-		if err != nil {
-			break // the rest go one by one below, in order
-		}
-		acks[i] = f
-	}
-	ev := guildhall.Event{Type: typ}
-	for i, m := range msgs {
-		if acks[i] != nil {
-			select {
-			case <-acks[i].Ok():
-				s.metrics.PublishLatency.WithLabelValues(typ).Observe(time.Since(start).Seconds())
-				continue
-			case <-acks[i].Err():
-			case <-ctx.Done():
-			}
-		}
-		if _, err := s.publishMsg(ctx, m, ev); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.publishMsgs(ctx, msgs...)
 }
 
 // SubjectBarrier is a ReadBarrier that also waits for one subject of the
