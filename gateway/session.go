@@ -22,6 +22,7 @@ type Session struct {
 	id         string
 	user       guildhall.User
 	intents    guildhall.Intents // what the session receives (dispatch.frameFor)
+	shard      shardSpec         // which guilds it receives (shard.go)
 	identified atomic.Bool
 	resumable  atomic.Bool
 
