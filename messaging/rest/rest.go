@@ -105,7 +105,7 @@ type handler struct {
 // and the function that serves it.
 type route struct {
 	method, path string
-	public       bool   // no token: rate limited per client IP with AuthLimit
+	public       bool   // no token: rate limited per client IP, with limit if set, else AuthLimit (shared)
 	major        string // path value naming the rate limit's major resource
 	limit        Limit
 	serve        func(r *http.Request, u guildhall.User) (int, any, error)
@@ -147,7 +147,7 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 	routes := []route{
 		{method: "POST", path: "/auth/register", public: true, serve: h.register},
 		{method: "POST", path: "/auth/login", public: true, serve: h.login},
-		{method: "GET", path: "/gateway", limit: rl, serve: h.gateway},
+		{method: "GET", path: "/gateway", public: true, limit: rl, serve: h.gateway}, // public on Discord
 		{method: "GET", path: "/gateway/bot", limit: rl, serve: h.gatewayBot},
 		{method: "GET", path: "/users/@me", limit: rl, serve: h.me},
 		{method: "GET", path: "/users/@me/guilds", limit: rl, serve: h.myGuilds},
@@ -158,6 +158,7 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 		{method: "GET", path: "/guilds/{guild_id}/members", major: "guild_id", limit: rl, serve: h.members},
 		{method: "GET", path: "/channels/{channel_id}", major: "channel_id", limit: rl, serve: h.channel},
 		{method: "POST", path: "/channels/{channel_id}/invites", major: "channel_id", limit: rl, serve: h.createInvite},
+		{method: "GET", path: "/invites/{code}", limit: rl, serve: h.invite},
 		{method: "POST", path: "/invites/{code}", limit: rl, serve: h.acceptInvite},
 		{method: "GET", path: "/channels/{channel_id}/messages", major: "channel_id", limit: rl, serve: h.history},
 		{method: "POST", path: "/channels/{channel_id}/messages", major: "channel_id", limit: h.cfg.MessageLimit, serve: h.postMessage},
@@ -243,7 +244,11 @@ func (h *handler) wrap(rt route) http.Handler {
 
 		now := h.now()
 		var u guildhall.User
-		if rt.public {
+		if rt.public && rt.limit != (Limit{}) {
+			if !h.allow(w, "ip:"+clientIP(r)+":"+name, rt.limit, bucket, now, false) {
+				return
+			}
+		} else if rt.public {
 			// Register and login share one bucket per client IP.
 			if !h.allow(w, "ip:"+clientIP(r), h.cfg.AuthLimit, bucketID("auth"), now, false) {
 				return
