@@ -50,7 +50,9 @@ func TestETFTerms(t *testing.T) {
 // strings, any of Erlang's number forms; atom keys are refused, as Discord
 // refuses them (4002), and so is anything malformed.
 func TestETFClientTerms(t *testing.T) {
-	bin := func(s string) string { return "6d" + hex.EncodeToString([]byte{0, 0, 0, byte(len(s))}) + hex.EncodeToString([]byte(s)) }
+	bin := func(s string) string {
+		return "6d" + hex.EncodeToString([]byte{0, 0, 0, byte(len(s))}) + hex.EncodeToString([]byte(s))
+	}
 	for _, c := range []struct {
 		name, etf, json string
 	}{
