@@ -250,7 +250,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	s := newSession(conn.NetConn(), q.Get("compress") == "zlib-stream", g.cfg.outbox())
+	format, ok := parseWireFormat(q)
+	s := newSession(conn.NetConn(), format, g.cfg.outbox())
+	s.badEncoding, s.etf = !ok, format.etf
 	s.resumeURL = g.cfg.PublicURL
 	if s.resumeURL == "" {
 		s.resumeURL = "ws://" + r.Host
@@ -260,9 +262,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "", "9", "10":
 	default:
 		s.badVersion = true
-	}
-	if e := q.Get("encoding"); e != "" && e != "json" {
-		s.badEncoding = true
 	}
 	go conn.ReadLoop()
 }

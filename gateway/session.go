@@ -17,6 +17,7 @@ type Session struct {
 	resumeURL   string
 	badVersion  bool
 	badEncoding bool
+	etf         bool // encoding=etf: the client's payloads are ETF too
 
 	// Set once by identify or resume, before the session joins any room.
 	id         string
@@ -37,9 +38,9 @@ type membership struct {
 	index   int    // position in room.members
 }
 
-func newSession(conn net.Conn, zlibStream bool, cfg outboxConfig) *Session {
+func newSession(conn net.Conn, format wireFormat, cfg outboxConfig) *Session {
 	s := new(Session)
-	s.out.init(conn, zlibStream, cfg)
+	s.out.init(conn, format, cfg)
 	return s
 }
 

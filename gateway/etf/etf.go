@@ -1,4 +1,4 @@
-package gateway
+package etf
 
 import (
 	"bytes"
@@ -10,26 +10,6 @@ import (
 	"strconv"
 	"unicode/utf8"
 )
-
-// encoding=etf: Erlang's External Term Format, as Discord's gateway speaks it
-// (erlpack is Discord's own implementation, and what libraries use):
-//
-//   - Guildhall sends each payload as one term: objects as maps whose keys are
-//     atoms (Latin-1 atoms, which every decoder reads, erlpack included; a key
-//     that is not one goes as a binary), strings as binaries, null, true and
-//     false as the atoms nil, true and false, integers as small integers,
-//     integers or small bigs, other numbers as 64-bit floats, arrays as lists.
-//     Snowflakes stay strings, which Discord's documentation allows ("64-bit
-//     integers or strings").
-//   - A client sends terms with string keys (binaries); atom keys are refused
-//     (Discord closes with 4002 for them), as is anything but the terms a JSON
-//     value maps to. Integers of any size up to 64 bits are read, so a client may
-//     send snowflakes as integers.
-//
-// Both directions go through JSON, so the protocol code reads and writes one
-// shape: the server converts each payload's JSON once (a dispatch's ETF frame is
-// built once and shared, frame.etfFrame), and a client's term is read as the JSON
-// it stands for.
 
 // ETF tags (erlang.org/doc/apps/erts/erl_ext_dist.html).
 const (
@@ -66,8 +46,15 @@ var (
 	errETFTrailing = errors.New("etf: trailing bytes after the term")
 )
 
-// jsonToETF appends the ETF term of the JSON value src to dst.
-func jsonToETF(dst, src []byte) ([]byte, error) {
+// Encode appends to dst the ETF term of the JSON value src, as the server sends
+// it: map keys as atoms.
+func Encode(dst, src []byte) ([]byte, error) { return encode(dst, src, false) }
+
+// EncodeStringKeys is Encode with map keys as binaries, as a client must send
+// them.
+func EncodeStringKeys(dst, src []byte) ([]byte, error) { return encode(dst, src, true) }
+
+func encode(dst, src []byte, binaryKeys bool) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(src))
 	dec.UseNumber()
 	dst = append(dst, etfVersion)
@@ -75,7 +62,8 @@ func jsonToETF(dst, src []byte) ([]byte, error) {
 	if err != nil {
 		return nil, errJSONToETF
 	}
-	if dst, err = etfValue(dst, dec, tok, 0); err != nil {
+	e := encoder{dec: dec, binaryKeys: binaryKeys}
+	if dst, err = e.value(dst, tok, 0); err != nil {
 		return nil, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -84,7 +72,13 @@ func jsonToETF(dst, src []byte) ([]byte, error) {
 	return dst, nil
 }
 
-func etfValue(dst []byte, dec *json.Decoder, tok json.Token, depth int) ([]byte, error) {
+type encoder struct {
+	dec        *json.Decoder
+	binaryKeys bool
+}
+
+func (e *encoder) value(dst []byte, tok json.Token, depth int) ([]byte, error) {
+	dec := e.dec
 	if depth > etfMaxDepth*2 {
 		return nil, errETFTooDeep
 	}
@@ -112,12 +106,16 @@ func etfValue(dst []byte, dec *json.Decoder, tok json.Token, depth int) ([]byte,
 					return nil, errJSONToETF
 				}
 				key, _ := k.(string)
-				dst = etfKey(dst, key)
+				if e.binaryKeys {
+					dst = etfBinaryOf(dst, key)
+				} else {
+					dst = etfKey(dst, key)
+				}
 				val, err := dec.Token()
 				if err != nil {
 					return nil, errJSONToETF
 				}
-				if dst, err = etfValue(dst, dec, val, depth+1); err != nil {
+				if dst, err = e.value(dst, val, depth+1); err != nil {
 					return nil, err
 				}
 				n++
@@ -136,7 +134,7 @@ func etfValue(dst []byte, dec *json.Decoder, tok json.Token, depth int) ([]byte,
 				if err != nil {
 					return nil, errJSONToETF
 				}
-				if dst, err = etfValue(dst, dec, val, depth+1); err != nil {
+				if dst, err = e.value(dst, val, depth+1); err != nil {
 					return nil, err
 				}
 				n++
@@ -219,10 +217,16 @@ func etfBig(dst []byte, sign byte, mag uint64) []byte {
 	return append(dst, digits[:n]...)
 }
 
-// etfToJSON reads one ETF term (a client's payload) and returns the JSON value
-// it stands for. Map keys must be binaries or strings unless atomKeys (Discord
-// refuses atom keys from clients; the tests read what the server sends).
-func etfToJSON(src []byte, atomKeys bool) ([]byte, error) {
+// DecodeClient reads one ETF term from a client and returns the JSON value it
+// stands for. Map keys must be binaries or byte strings: Discord refuses atom
+// keys from clients (close 4002).
+func DecodeClient(src []byte) ([]byte, error) { return decode(src, false) }
+
+// Decode is DecodeClient that also takes atom keys: what a client reads of the
+// server's terms.
+func Decode(src []byte) ([]byte, error) { return decode(src, true) }
+
+func decode(src []byte, atomKeys bool) ([]byte, error) {
 	if len(src) < 2 || src[0] != etfVersion {
 		return nil, errETFDecode
 	}

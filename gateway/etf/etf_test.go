@@ -1,4 +1,4 @@
-package gateway
+package etf
 
 import (
 	"bytes"
@@ -31,17 +31,17 @@ func TestETFTerms(t *testing.T) {
 		{`[1,"a"]`, "6c0000000261016d00000001616a"},
 		{`{"op":10,"d":{"heartbeat_interval":41250}}`, "7400000002" + "73026f70" + "610a" + "730164" + "7400000001" + "7312" + hex.EncodeToString([]byte("heartbeat_interval")) + "62" + "0000a122"},
 	} {
-		got, err := jsonToETF(nil, []byte(c.json))
+		got, err := Encode(nil, []byte(c.json))
 		if err != nil {
-			t.Errorf("jsonToETF(%s): %v", c.json, err)
+			t.Errorf("Encode(%s): %v", c.json, err)
 			continue
 		}
 		if want := "83" + c.etf; hex.EncodeToString(got) != want {
-			t.Errorf("jsonToETF(%s) = %x; want %s", c.json, got, want)
+			t.Errorf("Encode(%s) = %x; want %s", c.json, got, want)
 		}
-		back, err := etfToJSON(got, true)
+		back, err := Decode(got)
 		if err != nil || !sameJSON(t, back, []byte(c.json)) {
-			t.Errorf("etfToJSON(%x) = %s, %v; want %s", got, back, err, c.json)
+			t.Errorf("DecodeClient(%x) = %s, %v; want %s", got, back, err, c.json)
 		}
 	}
 }
@@ -65,13 +65,13 @@ func TestETFClientTerms(t *testing.T) {
 		{"nil atom", "73036e696c", `null`},
 		{"an atom value", "7305" + hex.EncodeToString([]byte("hello")), `"hello"`},
 	} {
-		got, err := etfToJSON(mustHex(t, "83"+c.etf), false)
+		got, err := DecodeClient(mustHex(t, "83"+c.etf))
 		if err != nil {
-			t.Errorf("%s: etfToJSON: %v", c.name, err)
+			t.Errorf("%s: DecodeClient: %v", c.name, err)
 			continue
 		}
 		if !sameJSON(t, got, []byte(c.json)) {
-			t.Errorf("%s: etfToJSON = %s; want %s", c.name, got, c.json)
+			t.Errorf("%s: DecodeClient = %s; want %s", c.name, got, c.json)
 		}
 	}
 	for _, c := range []struct{ name, etf string }{
@@ -95,8 +95,8 @@ func TestETFClientTerms(t *testing.T) {
 		if c.name == "wrong version" {
 			raw = mustHex(t, "826102")
 		}
-		if got, err := etfToJSON(raw, false); err == nil {
-			t.Errorf("%s: etfToJSON(%x) = %s; want an error", c.name, raw, got)
+		if got, err := DecodeClient(raw); err == nil {
+			t.Errorf("%s: DecodeClient(%x) = %s; want an error", c.name, raw, got)
 		}
 	}
 }
@@ -110,17 +110,17 @@ func TestETFRoundTripPayloads(t *testing.T) {
 		`{"op":9,"d":false}`,
 		`{"op":0,"t":"PRESENCE_UPDATE","s":3,"d":{"activities":[{"name":"chess","type":0,"created_at":1767225600123}],"since":-1.25e-3}}`,
 	} {
-		e, err := jsonToETF(nil, []byte(p))
+		e, err := Encode(nil, []byte(p))
 		if err != nil {
-			t.Fatalf("jsonToETF(%s): %v", p, err)
+			t.Fatalf("Encode(%s): %v", p, err)
 		}
-		back, err := etfToJSON(e, true)
+		back, err := Decode(e)
 		if err != nil || !sameJSON(t, back, []byte(p)) {
 			t.Errorf("round trip of %s = %s, %v", p, back, err)
 		}
 	}
-	if _, err := jsonToETF(nil, []byte(`{"a":`)); err == nil {
-		t.Error("jsonToETF of broken JSON: no error")
+	if _, err := Encode(nil, []byte(`{"a":`)); err == nil {
+		t.Error("Encode of broken JSON: no error")
 	}
 }
 
@@ -136,26 +136,26 @@ func FuzzETFDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		if len(in) > MaxClientPayload {
+		if len(in) > 4096 { // the gateway reads no bigger payload
 			return
 		}
-		out, err := etfToJSON(in, false)
+		out, err := DecodeClient(in)
 		if err != nil {
 			return
 		}
 		if !json.Valid(out) {
-			t.Fatalf("etfToJSON(%x) = %q: not JSON", in, out)
+			t.Fatalf("DecodeClient(%x) = %q: not JSON", in, out)
 		}
 		// Latin-1 byte strings can double in size, escapes up to six times.
 		if len(out) > 6*len(in)+16 {
-			t.Fatalf("etfToJSON(%x): %d bytes of JSON from %d", in, len(out), len(in))
+			t.Fatalf("DecodeClient(%x): %d bytes of JSON from %d", in, len(out), len(in))
 		}
 		// What the decoder accepted, the encoder writes back to an equal value.
-		again, err := jsonToETF(nil, out)
+		again, err := Encode(nil, out)
 		if err != nil {
-			t.Fatalf("jsonToETF(%s): %v", out, err)
+			t.Fatalf("Encode(%s): %v", out, err)
 		}
-		back, err := etfToJSON(again, true)
+		back, err := Decode(again)
 		if err != nil || !sameJSON(t, back, out) {
 			t.Fatalf("re-encoding %s gives %s, %v", out, back, err)
 		}

@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"bytes"
+	"compress/zlib"
+	"net/url"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// What a connection asks for in its URL (Discord's query string): the encoding
+// of payloads (encoding=json, the default, or etf) and transport compression
+// (compress=zlib-stream or zstd-stream). Payload compression (IDENTIFY's
+// compress: true) is separate: outbox.compressPayloads.
+//
+// The fan-out frames each event once per encoding in use: the JSON frame, and
+// its ETF variant built by the first ETF recipient (frame.etfFrame). Transport
+// compression is a stream per connection (that is what the client decompresses
+// with), so it is applied by each session's writer.
+
+// transport is a connection's transport compression.
+type transport uint8
+
+const (
+	transportNone transport = iota
+	transportZlib           // compress=zlib-stream
+	transportZstd           // compress=zstd-stream
+)
+
+// wireFormat is how one connection's payloads are encoded and compressed.
+type wireFormat struct {
+	etf       bool
+	transport transport
+}
+
+// parseWireFormat reads the query of a gateway URL; false for an encoding that
+// is neither json nor etf (close 4002). An unknown compress value means none,
+// as on Discord.
+func parseWireFormat(q url.Values) (wireFormat, bool) {
+	var f wireFormat
+	switch q.Get("encoding") {
+	case "", "json":
+	case "etf":
+		f.etf = true
+	default:
+		return f, false
+	}
+	switch q.Get("compress") {
+	case "zlib-stream":
+		f.transport = transportZlib
+	case "zstd-stream":
+		f.transport = transportZstd
+	}
+	return f, true
+}
+
+// streamCompressor is a connection's transport compression context: each
+// payload goes through it in order, and what it returns is one WebSocket message
+// that the client can decompress on its own with everything before it.
+type streamCompressor interface {
+	compress(payload []byte) []byte // valid until the next call
+}
+
+// zlibStream is compress=zlib-stream: one zlib stream per connection, each
+// message ending with a sync flush (00 00 ff ff), as Discord's.
+type zlibStream struct {
+	buf bytes.Buffer
+	w   *zlib.Writer
+}
+
+func (z *zlibStream) compress(p []byte) []byte {
+	z.buf.Reset()
+	if z.w == nil {
+		z.w = zlib.NewWriter(&z.buf)
+	}
+	_, _ = z.w.Write(p)
+	_ = z.w.Flush() // Z_SYNC_FLUSH
+	return z.buf.Bytes()
+}
+
+// zstdWindow is the window of a connection's zstd stream. Most of the gain is in
+// the keys and shapes that repeat from one payload to the next, which a small
+// window keeps, and the window is what an idle connection's encoder holds (see
+// the README for the bytes per idle session).
+const zstdWindow = 32 << 10
+
+// zstdStream is compress=zstd-stream: one zstd frame per connection that never
+// ends; each message is the blocks of one payload, flushed so the client can
+// decompress it at once (Discord's documentation: "each websocket message
+// corresponds to a single gateway message, but does not end a zstd frame").
+type zstdStream struct {
+	buf bytes.Buffer
+	w   *zstd.Encoder
+}
+
+func (z *zstdStream) compress(p []byte) []byte {
+	z.buf.Reset()
+	if z.w == nil {
+		// One goroutine-free encoder per connection, the fastest level, a small
+		// window and its lower-memory mode: a connection's encoder is mostly idle.
+		w, err := zstd.NewWriter(&z.buf, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithWindowSize(zstdWindow), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
+		if err != nil {
+			panic("gateway: zstd options: " + err.Error()) // fixed options: a bug
+		}
+		z.w = w
+	}
+	_, _ = z.w.Write(p)
+	_ = z.w.Flush()
+	return z.buf.Bytes()
+}
+
+func newStreamCompressor(t transport) streamCompressor {
+	switch t {
+	case transportZlib:
+		return new(zlibStream)
+	case transportZstd:
+		return new(zstdStream)
+	}
+	return nil
+}

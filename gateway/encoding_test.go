@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/guildhall/guildhall/gateway/etf"
+	"github.com/klauspost/compress/zstd"
+)
+
+// captureConn keeps what is written to it.
+type captureConn struct {
+	sinkConn
+	mu  *sync.Mutex
+	buf *bytes.Buffer
+}
+
+func newCaptureConn() captureConn {
+	return captureConn{sinkConn: sinkConn{writes: new(atomic.Int64)}, mu: new(sync.Mutex), buf: new(bytes.Buffer)}
+}
+
+func (c captureConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes.Add(1)
+	return c.buf.Write(b)
+}
+
+func (c captureConn) bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.buf.Bytes())
+}
+
+// The fan-out encodes an event once per encoding in use: JSON sessions get the
+// shared JSON frame, ETF sessions the shared ETF frame, built by the first of
+// them, whatever their number.
+func TestDispatchETFVariantShared(t *testing.T) {
+	ev := benchEvent()
+	conns := make([]net.Conn, 6)
+	capt := make([]captureConn, len(conns))
+	for i := range conns {
+		capt[i] = newCaptureConn()
+		conns[i] = capt[i]
+	}
+	isETF := func(i int) bool { return i%2 == 1 }
+	p, r := benchRoomFormats(conns, Config{}, func(i int) wireFormat { return wireFormat{etf: isETF(i)} })
+	d := newDispatch(ev, 7)
+	p.deliver(r, ev, d)
+	for _, c := range capt {
+		waitFor(c.writes, 1)
+	}
+	e := d.full.etf.Load()
+	if e == nil || e == noETF {
+		t.Fatal("no ETF variant was built for the ETF sessions")
+	}
+	j, err := etf.Decode(e.payload)
+	if err != nil || !bytes.Contains(j, []byte(`"t":"MESSAGE_CREATE"`)) || !bytes.Contains(j, []byte(`the quick brown fox`)) {
+		t.Fatalf("the ETF variant reads %s, %v", j, err)
+	}
+	for i, c := range capt {
+		want := d.full.wire
+		if isETF(i) {
+			want = e.wire
+		}
+		if got := c.bytes(); !bytes.Equal(got, want) {
+			t.Errorf("session %d (etf %v) got %d bytes; want the shared %d-byte frame", i, isETF(i), len(got), len(want))
+		}
+	}
+
+	// Allocations per event do not grow with the ETF sessions: one conversion.
+	allocs := func(n int) float64 {
+		conns := make([]net.Conn, n)
+		var writes atomic.Int64
+		for i := range conns {
+			conns[i] = sinkConn{writes: &writes}
+		}
+		p, r := benchRoomFormats(conns, Config{}, func(int) wireFormat { return wireFormat{etf: true} })
+		var want int64
+		return testing.AllocsPerRun(20, func() {
+			d := newDispatch(ev, 7)
+			p.deliver(r, ev, d)
+			want += int64(n)
+			waitFor(&writes, want)
+		})
+	}
+	few, many := allocs(10), allocs(200)
+	t.Logf("allocations per event: %v to 10 ETF sessions, %v to 200", few, many)
+	if many > few+10 {
+		t.Errorf("allocations per event: %v to 10 ETF sessions, %v to 200; want about the same", few, many)
+	}
+}
+
+// zstd-stream: each payload is one message a client decompresses at once with
+// the connection's one decoder, whatever came before.
+func TestZstdStreamMessages(t *testing.T) {
+	z := new(zstdStream)
+	pr, pw := io.Pipe()
+	dec, err := zstd.NewReader(pr, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	for i, payload := range []string{`{"op":10,"d":{"heartbeat_interval":41250}}`, `{"op":11,"d":null}`, string(bytes.Repeat([]byte(`{"op":0,"t":"X","d":"abc"}`), 200))} {
+		msg := bytes.Clone(z.compress([]byte(payload)))
+		go func() { _, _ = pw.Write(msg) }()
+		got := make([]byte, len(payload))
+		done := make(chan error, 1)
+		go func() { _, err := io.ReadFull(dec, got); done <- err }()
+		select {
+		case err := <-done:
+			if err != nil || string(got) != payload {
+				t.Fatalf("message %d decompressed to %q, %v; want %q", i, got, err, payload)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d: the decoder did not produce it from its own bytes", i)
+		}
+	}
+}
