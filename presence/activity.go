@@ -133,25 +133,31 @@ func parseActivity(raw json.RawMessage, now time.Time) (Activity, bool) {
 	if a.URL != nil && (a.Type != ActivityStreaming || !httpURL(*a.URL)) {
 		a.URL = nil // Discord shows a URL only on a stream, and only http(s)
 	}
-	if len(c.Timestamps) > 0 && string(c.Timestamps) != "null" {
-		var ts struct {
-			Start json.RawMessage `json:"start"`
-			End   json.RawMessage `json:"end"`
-		}
-		var t ActivityTimestamps
-		if json.Unmarshal(c.Timestamps, &ts) != nil || !optionalInt(ts.Start, &t.Start) || !optionalInt(ts.End, &t.End) || t.Start < 0 || t.End < 0 {
-			return Activity{}, false
-		}
-		if t != (ActivityTimestamps{}) {
-			a.Timestamp = &t
-		}
+	// What decorates an activity is dropped alone when it is not what Discord
+	// defines (discordgo sends an empty emoji object and zero timestamps with
+	// every activity).
+	var ts struct {
+		Start json.RawMessage `json:"start"`
+		End   json.RawMessage `json:"end"`
 	}
-	if len(c.Emoji) > 0 && string(c.Emoji) != "null" {
-		var e ActivityEmoji
-		if json.Unmarshal(c.Emoji, &e) != nil || e.Name == "" || utf8.RuneCountInString(e.Name) > 32 {
-			return Activity{}, false
+	var t ActivityTimestamps
+	if len(c.Timestamps) > 0 && json.Unmarshal(c.Timestamps, &ts) == nil && optionalInt(ts.Start, &t.Start) && optionalInt(ts.End, &t.End) &&
+		t.Start >= 0 && t.End >= 0 && t != (ActivityTimestamps{}) {
+		a.Timestamp = &t
+	}
+	var e struct {
+		Name     json.RawMessage `json:"name"`
+		ID       json.RawMessage `json:"id"`
+		Animated bool            `json:"animated"`
+	}
+	if len(c.Emoji) > 0 && json.Unmarshal(c.Emoji, &e) == nil {
+		if name, ok := optionalText(e.Name, 32); ok && name != nil && *name != "" {
+			a.Emoji = &ActivityEmoji{Name: *name, Animated: e.Animated}
+			var id guildhall.Snowflake
+			if len(e.ID) > 0 && json.Unmarshal(e.ID, &id) == nil && id != 0 {
+				a.Emoji.ID = &id
+			}
 		}
-		a.Emoji = &e
 	}
 	return a, true
 }
