@@ -64,8 +64,10 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 		s.close(CloseAuthenticationFailed, "Authentication failed")
 		return
 	}
+	// A sharded session starts in its shard's bucket (shard_id %
+	// max_concurrency); an unsharded one ([0, 1] or none) in any free bucket.
 	limiterShard := -1
-	if shard.count > 0 {
+	if shard.sharded() {
 		limiterShard = shard.id
 	}
 	if !g.allowStart(s, rep.User.ID, limiterShard) {
