@@ -252,4 +252,3 @@ func TestDiscordJSErlpack(t *testing.T) {
 		"GH_GUILD": f.guildID, "GH_CHANNEL": f.channelID, "GH_POSTER_TOKEN": f.ownerToken,
 	}, time.Minute, nil)
 }
-
