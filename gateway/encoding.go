@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/zlib"
 	"net/url"
+	"sync"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -80,35 +82,76 @@ func (z *zlibStream) compress(p []byte) []byte {
 
 // zstdWindow is the window of a connection's zstd stream. Most of the gain is in
 // the keys and shapes that repeat from one payload to the next, which a small
-// window keeps, and the window is what an idle connection's encoder holds (see
-// the README for the bytes per idle session).
+// window keeps.
 const zstdWindow = 32 << 10
 
-// zstdStream is compress=zstd-stream: one zstd frame per connection that never
-// ends; each message is the blocks of one payload, flushed so the client can
-// decompress it at once (Discord's documentation: "each websocket message
-// corresponds to a single gateway message, but does not end a zstd frame").
+// zstdIdleAfter is how long a zstd-stream connection may send nothing before
+// its encoder goes back to the pool (an encoder holds about 480 KiB, mostly its
+// match table: idle connections must not each keep one). A variable for tests.
+var zstdIdleAfter = 10 * time.Second
+
+// zstdEncoders are the encoders of the connections sending now.
+var zstdEncoders = sync.Pool{New: func() any {
+	// No goroutines of its own, the fastest level, a small window, its
+	// lower-memory mode, no checksum (the WebSocket's TCP has one).
+	w, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithWindowSize(zstdWindow), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
+	if err != nil {
+		panic("gateway: zstd options: " + err.Error()) // fixed options: a bug
+	}
+	return w
+}}
+
+// zstdStream is compress=zstd-stream: one zstd stream per connection, read by
+// the client with one decompression context for the connection's life. Each
+// message is the blocks of one payload, flushed so the client can decompress it
+// at once; while the connection is busy they continue one frame (Discord's
+// documentation: "each websocket message corresponds to a single gateway message,
+// but does not end a zstd frame"), so later payloads compress against earlier
+// ones. An idle connection's frame is ended and its encoder pooled (park); the
+// frame's last bytes go out in front of the next payload, whose blocks start a
+// new frame: a zstd stream may hold any number of frames back to back, and the
+// client's decoder reads on from one to the next with nothing else to do.
 type zstdStream struct {
-	buf bytes.Buffer
-	w   *zstd.Encoder
+	buf  bytes.Buffer
+	w    *zstd.Encoder // nil while parked
+	tail []byte        // the end of the parked frame, owed to the client
 }
 
 func (z *zstdStream) compress(p []byte) []byte {
 	z.buf.Reset()
 	if z.w == nil {
-		// One goroutine-free encoder per connection, the fastest level, a small
-		// window and its lower-memory mode: a connection's encoder is mostly idle.
-		w, err := zstd.NewWriter(&z.buf, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest),
-			zstd.WithWindowSize(zstdWindow), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
-		if err != nil {
-			panic("gateway: zstd options: " + err.Error()) // fixed options: a bug
-		}
-		z.w = w
+		z.buf.Write(z.tail)
+		z.tail = z.tail[:0]
+		z.w = zstdEncoders.Get().(*zstd.Encoder)
+		z.w.Reset(&z.buf)
 	}
 	_, _ = z.w.Write(p)
 	_ = z.w.Flush()
 	return z.buf.Bytes()
 }
+
+// park ends the frame, keeps its last bytes for the next message and gives the
+// encoder back to the pool.
+func (z *zstdStream) park() {
+	if z.w == nil {
+		return
+	}
+	z.buf.Reset()
+	_ = z.w.Close()
+	z.tail = append(z.tail[:0], z.buf.Bytes()...)
+	z.w.Reset(nil)
+	zstdEncoders.Put(z.w)
+	z.w = nil
+	z.buf = bytes.Buffer{} // an idle connection keeps no buffer either
+}
+
+// parker is a stream compressor whose memory an idle connection gives back.
+type parker interface {
+	park()
+}
+
+var _ parker = (*zstdStream)(nil)
 
 func newStreamCompressor(t transport) streamCompressor {
 	switch t {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,7 +98,8 @@ func TestDispatchETFVariantShared(t *testing.T) {
 }
 
 // zstd-stream: each payload is one message a client decompresses at once with
-// the connection's one decoder, whatever came before.
+// the connection's one decoder, whatever came before, across the frame ends of
+// idle periods (park).
 func TestZstdStreamMessages(t *testing.T) {
 	z := new(zstdStream)
 	pr, pw := io.Pipe()
@@ -106,7 +108,14 @@ func TestZstdStreamMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dec.Close()
-	for i, payload := range []string{`{"op":10,"d":{"heartbeat_interval":41250}}`, `{"op":11,"d":null}`, string(bytes.Repeat([]byte(`{"op":0,"t":"X","d":"abc"}`), 200))} {
+	for i, payload := range []string{`{"op":10,"d":{"heartbeat_interval":41250}}`, `{"op":11,"d":null}`, string(bytes.Repeat([]byte(`{"op":0,"t":"X","d":"abc"}`), 200)),
+		`{"op":11,"d":null}`, `{"op":0,"t":"Y","d":"after a park"}`, `{"op":0,"t":"Y","d":"and another"}`, `{"op":0,"t":"Y","d":"one more"}`} {
+		if i >= 3 && i%2 == 1 {
+			z.park() // the connection was idle
+			if z.w != nil || z.buf.Cap() != 0 {
+				t.Fatal("a parked stream keeps its encoder or buffer")
+			}
+		}
 		msg := bytes.Clone(z.compress([]byte(payload)))
 		go func() { _, _ = pw.Write(msg) }()
 		got := make([]byte, len(payload))
@@ -121,4 +130,69 @@ func TestZstdStreamMessages(t *testing.T) {
 			t.Fatalf("message %d: the decoder did not produce it from its own bytes", i)
 		}
 	}
+}
+
+// BenchmarkIdleSessionMemory: the heap a session's outbox holds once HELLO has
+// gone out, by transport compression, right after (active) and once idle: zlib
+// keeps its compressor for the connection's life, zstd gives its encoder back to
+// the pool after zstdIdleAfter. Reported as bytes/session;
+//
+//	go test -run '^$' -bench IdleSessionMemory -benchtime 1x ./gateway/
+func BenchmarkIdleSessionMemory(b *testing.B) {
+	defer func(d time.Duration) { zstdIdleAfter = d }(zstdIdleAfter)
+	for _, c := range []struct {
+		name string
+		t    transport
+		idle time.Duration
+	}{{"none", transportNone, 0}, {"zlib-stream", transportZlib, 0}, {"zlib-stream/idle", transportZlib, time.Second},
+		{"zstd-stream/active", transportZstd, 0}, {"zstd-stream/idle", transportZstd, time.Second}} {
+		b.Run(c.name, func(b *testing.B) {
+			zstdIdleAfter = time.Hour // active: nobody is parked while measured
+			if c.idle > 0 {
+				zstdIdleAfter = c.idle / 10
+			}
+			const n = 2000
+			hello := opFrame(OpHello, []byte(`{"heartbeat_interval":41250}`))
+			var writes atomic.Int64
+			var before, after runtimeMem
+			before.read()
+			sessions := make([]*Session, n)
+			for i := range sessions {
+				sessions[i] = newSession(sinkConn{writes: &writes}, wireFormat{transport: c.t}, Config{}.withDefaults().outbox())
+				sessions[i].send(hello)
+			}
+			waitFor(&writes, n)
+			for _, s := range sessions { // every writer has gone idle
+				for s.out.pending() > 0 || s.out.isWriting() {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if c.idle > 0 {
+				time.Sleep(c.idle)
+				zstdEncoders = sync.Pool{New: zstdEncoders.New} // what the pool keeps is not the sessions'
+			}
+			after.read()
+			b.ReportMetric(float64(after.heap-before.heap)/n, "bytes/session")
+			runtimeKeepAlive(sessions)
+		})
+	}
+}
+
+type runtimeMem struct{ heap uint64 }
+
+func (m *runtimeMem) read() {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m.heap = ms.HeapAlloc
+}
+
+func runtimeKeepAlive(v any) { runtime.KeepAlive(v) }
+
+// isWriting reports whether a writer goroutine runs.
+func (o *outbox) isWriting() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.writing
 }

@@ -64,8 +64,11 @@ type outbox struct {
 	// would allocate a closure for every frame that wakes an idle writer.
 	startWriter func()
 
-	// Used by the writer only.
+	// Used by the writer only, or under mu while no writer runs.
 	stream streamCompressor // transport compression; nil without
+	// parkTimer parks an idle connection's stream compressor (parker); made by
+	// the first writer that leaves, reset by each one after.
+	parkTimer *time.Timer
 	// deadlineRefresh: when the writer next moves the write deadline.
 	deadlineRefresh time.Time
 }
@@ -257,7 +260,36 @@ func (o *outbox) close() {
 	o.closed = true
 	o.queue, o.held = nil, nil
 	o.signalLocked()
+	o.parkNowLocked()
 	o.mu.Unlock()
+}
+
+// parkLaterLocked arranges for the stream compressor to be parked once the
+// connection has been idle for zstdIdleAfter. o.mu is held, no writer runs.
+func (o *outbox) parkLaterLocked() {
+	if _, ok := o.stream.(parker); !ok {
+		return
+	}
+	if o.parkTimer == nil {
+		o.parkTimer = time.AfterFunc(zstdIdleAfter, o.parkIdle)
+		return
+	}
+	o.parkTimer.Reset(zstdIdleAfter)
+}
+
+// parkIdle parks the stream compressor unless a writer runs again (it will ask
+// again when it leaves).
+func (o *outbox) parkIdle() {
+	o.mu.Lock()
+	o.parkNowLocked()
+	o.mu.Unlock()
+}
+
+// parkNowLocked parks the stream compressor if no writer uses it. o.mu is held.
+func (o *outbox) parkNowLocked() {
+	if p, ok := o.stream.(parker); ok && !o.writing {
+		p.park()
+	}
 }
 
 // cutOffLocked drops what is pending and closes the connection: the client is not
@@ -325,6 +357,7 @@ func (o *outbox) writeLoop() {
 		if n+k == 0 {
 			o.writing = false
 			o.queue = o.queue[:0]
+			o.parkLaterLocked()
 			o.mu.Unlock()
 			return
 		}
@@ -364,6 +397,7 @@ func (o *outbox) writeLoop() {
 			o.mu.Lock()
 			o.writing = false
 			o.dropLocked()
+			o.parkNowLocked()
 			o.mu.Unlock()
 			return
 		}
