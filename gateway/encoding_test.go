@@ -92,7 +92,10 @@ func TestDispatchETFVariantShared(t *testing.T) {
 	}
 	few, many := allocs(10), allocs(200)
 	t.Logf("allocations per event: %v to 10 ETF sessions, %v to 200", few, many)
-	if many > few+10 {
+	// One conversion is about 300 allocations; writers woken under load allocate
+	// now and then (pools refilled after a GC). Less than one allocation per extra
+	// session is one conversion per event, not per session.
+	if many-few >= 200-10 {
 		t.Errorf("allocations per event: %v to 10 ETF sessions, %v to 200; want about the same", few, many)
 	}
 }
