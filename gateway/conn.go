@@ -38,6 +38,7 @@ func (h *handler) OnOpen(c *gws.Conn) {
 	}
 	d, _ := json.Marshal(helloData{HeartbeatInterval: h.g.cfg.HeartbeatInterval.Milliseconds()})
 	s.send(opFrame(OpHello, d))
+	h.g.armIdentifyDeadline(s)
 	_ = c.SetReadDeadline(time.Now().Add(h.g.cfg.HeartbeatInterval + h.g.cfg.HeartbeatGrace))
 }
 
@@ -48,6 +49,8 @@ func (h *handler) OnClose(c *gws.Conn, err error) {
 	h.g.metrics.Sessions.Dec()
 	g := h.g
 	g.sessions.closed(s)
+	g.addrs.release(s.lim.addr)
+	stopIdentifyDeadline(s)
 	s.out.close()
 	if !s.identified.Load() {
 		return
@@ -71,6 +74,11 @@ func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
 	b := msg.Bytes()
 	if len(b) > MaxClientPayload {
 		s.close(CloseDecodeError, "Payload too large")
+		return
+	}
+	if !g.allowPayload(s, time.Now()) {
+		g.metrics.EdgeCloses.WithLabelValues("payload_rate").Inc()
+		s.close(CloseRateLimited, "You are sending payloads too quickly")
 		return
 	}
 	want := gws.OpcodeText
@@ -99,13 +107,17 @@ func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
 			s.close(CloseAlreadyAuthenticated, "You sent more than one identify payload")
 			return
 		}
+		s.lim.authing.Store(true)
 		g.identify(s, f.D)
+		s.lim.authing.Store(false)
 	case OpResume:
 		if s.identified.Load() {
 			s.close(CloseAlreadyAuthenticated, "Already authenticated")
 			return
 		}
+		s.lim.authing.Store(true)
 		g.resume(s, f.D)
+		s.lim.authing.Store(false)
 	case OpPresenceUpdate, OpVoiceStateUpdate, OpRequestGuildMembers:
 		if !s.identified.Load() {
 			s.close(CloseNotAuthenticated, "Not authenticated")

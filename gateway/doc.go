@@ -6,6 +6,10 @@
 //	protocol.go   opcodes, close codes, payload shapes
 //	gateway.go    Config, New, Close: the actors below and how they are wired
 //	conn.go       one connection's life: HELLO, heartbeats, each client payload by opcode
+//	limits.go     a connection's edges: the IDENTIFY deadline (4009), 120 payloads
+//	              per 60 s (4008), connections per client address (HTTP 429)
+//	revocations.go  revoked tokens' sessions closed with 4004 (and caught up from
+//	              the stream after a NATS reconnect)
 //	identify.go   op 2: token, session start limits, registry entry, READY at the cut
 //	shard.go      shards as Discord's ([i, n]: (guild_id >> 22) % n), Bot tokens
 //	encoding.go   what a connection asks for in its URL: json or etf, zlib-stream

@@ -19,8 +19,12 @@ type Session struct {
 	badEncoding bool
 	etf         bool // encoding=etf: the client's payloads are ETF too
 
+	// The connection's limits (limits.go).
+	lim connLimits
+
 	// Set once by identify or resume, before the session joins any room.
 	id         string
+	tokenHash  string // guildhall.TokenHash of its token: revocations name it
 	user       guildhall.User
 	intents    guildhall.Intents // what the session receives (dispatch.frameFor)
 	shard      shardSpec         // which guilds it receives (shard.go)
