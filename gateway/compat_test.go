@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -272,6 +273,51 @@ func TestShards(t *testing.T) {
 		t.Fatalf("shard 0 got %d messages", n)
 	}
 
+	// Joining guilds while connected: each GUILD_CREATE goes to the guild's shard
+	// alone.
+	for range 3 {
+		var g struct{ ID guildhall.Snowflake }
+		st.api.Must(t, http.StatusCreated, "POST", "/guilds", users[1].Token, map[string]string{"name": "joined"}, &g)
+		var chs []struct{ ID string }
+		st.api.Must(t, http.StatusOK, "GET", "/guilds/"+g.ID.String()+"/channels", users[1].Token, nil, &chs)
+		var inv struct{ Code string }
+		st.api.Must(t, http.StatusOK, "POST", "/channels/"+chs[0].ID+"/invites", users[1].Token, map[string]any{}, &inv)
+		st.api.Must(t, http.StatusOK, "POST", "/invites/"+inv.Code, users[0].Token, nil, nil)
+		mine := int((uint64(g.ID) >> 22) % 2)
+		owner := map[int]*testenv.GatewayClient{0: shard[0], 1: c}[mine]
+		other := map[int]*testenv.GatewayClient{0: c, 1: shard[0]}[mine]
+		testenv.Eventually(t, 10*time.Second, func() error {
+			for _, p := range owner.Dispatches(guildhall.EventGuildCreate) {
+				var gc struct{ ID guildhall.Snowflake }
+				if json.Unmarshal(p.D, &gc) == nil && gc.ID == g.ID {
+					return nil
+				}
+			}
+			return fmt.Errorf("shard %d has no GUILD_CREATE of the guild %s it joined", mine, g.ID)
+		})
+		// Its messages too, and not the other shard.
+		id := postMessage(t, st, users[1].Token, guildhall.Snowflake(mustID(t, chs[0].ID)), "in the joined guild")
+		testenv.Eventually(t, 10*time.Second, func() error {
+			for _, p := range owner.Dispatches(guildhall.EventMessageCreate) {
+				if messageIDs(t, []testenv.Payload{p})[0] == id {
+					return nil
+				}
+			}
+			return fmt.Errorf("shard %d did not get the joined guild's message", mine)
+		})
+		for _, p := range other.Dispatches(guildhall.EventGuildCreate) {
+			var gc struct{ ID guildhall.Snowflake }
+			if json.Unmarshal(p.D, &gc) == nil && gc.ID == g.ID {
+				t.Fatalf("shard %d got the GUILD_CREATE of %s, a guild of shard %d", 1-mine, g.ID, mine)
+			}
+		}
+		for _, p := range other.Dispatches(guildhall.EventMessageCreate) {
+			if messageIDs(t, []testenv.Payload{p})[0] == id {
+				t.Fatalf("shard %d got a message of guild %s, of shard %d", 1-mine, g.ID, mine)
+			}
+		}
+	}
+
 	for _, bad := range [][]int{{7, 2}, {2, 2}, {-1, 2}, {0, 0}, {0}, {1, 2, 3}} {
 		cl := testenv.DialGateway(t, url)
 		cl.WaitFor(t, "op:10", 10*time.Second)
@@ -306,4 +352,13 @@ func TestReadyBeforeGuildCreatesInSequence(t *testing.T) {
 	if got := messageIDs(t, replay); !slices.Equal(got, []string{id}) {
 		t.Fatalf("resumed from READY's s: replayed %v; want [%s]", got, id)
 	}
+}
+
+func mustID(t *testing.T, s string) uint64 {
+	t.Helper()
+	var v uint64
+	if _, err := fmt.Sscan(s, &v); err != nil {
+		t.Fatalf("snowflake %q: %v", s, err)
+	}
+	return v
 }
