@@ -65,10 +65,12 @@
 // GUILD_CREATE at identify, typing, member list chunks) carry the session's
 // current s without advancing it.
 //
-// Encodings: an event is framed once in JSON; its ETF frame is built from that by
-// the first session on encoding=etf that receives it and shared by the others
-// (frame.etfFrame). Transport compression (zlib-stream, zstd-stream) is one stream
-// per connection, applied by the session's writer.
+// Encodings: an event is framed once in JSON; its ETF frame, and its frame with
+// payload compression (IDENTIFY compress: true), are built from that by the first
+// session that needs one and shared by the others (frame.etfFrame,
+// frame.zlibFrame), so they go out by direct writes too. Transport compression
+// (zlib-stream, zstd-stream) is one stream per connection, applied by the
+// session's writer.
 //
 // Intents: a session receives only the dispatches its IDENTIFY intents ask for
 // (guildhall.EventIntent), and without MESSAGE_CONTENT gets other users' messages

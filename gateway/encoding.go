@@ -15,8 +15,9 @@ import (
 // (compress=zlib-stream or zstd-stream). Payload compression (IDENTIFY's
 // compress: true) is separate: outbox.compressPayloads.
 //
-// The fan-out frames each event once per encoding in use: the JSON frame, and
-// its ETF variant built by the first ETF recipient (frame.etfFrame). Transport
+// The fan-out frames each event once per encoding and payload compression in
+// use: the JSON frame, its ETF variant and its compressed variant, each built by
+// the first recipient that needs it (frame.etfFrame, frame.zlibFrame). Transport
 // compression is a stream per connection (that is what the client decompresses
 // with), so it is applied by each session's writer.
 

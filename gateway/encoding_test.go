@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"compress/zlib"
 	"io"
 	"net"
 	"runtime"
@@ -38,19 +39,25 @@ func (c captureConn) bytes() []byte {
 	return bytes.Clone(c.buf.Bytes())
 }
 
-// The fan-out encodes an event once per encoding in use: JSON sessions get the
-// shared JSON frame, ETF sessions the shared ETF frame, built by the first of
-// them, whatever their number.
-func TestDispatchETFVariantShared(t *testing.T) {
+// The fan-out encodes an event once per encoding and payload compression in
+// use: JSON sessions get the shared JSON frame, ETF sessions the shared ETF
+// frame, sessions with payload compression the shared compressed frame, each
+// variant built by the first of its recipients, whatever their number.
+func TestDispatchVariantsShared(t *testing.T) {
 	ev := benchEvent()
-	conns := make([]net.Conn, 6)
+	conns := make([]net.Conn, 9)
 	capt := make([]captureConn, len(conns))
 	for i := range conns {
 		capt[i] = newCaptureConn()
 		conns[i] = capt[i]
 	}
-	isETF := func(i int) bool { return i%2 == 1 }
+	isETF := func(i int) bool { return i%3 == 1 }
+	isZlib := func(i int) bool { return i%3 == 2 }
 	p, r := benchRoomFormats(conns, Config{}, func(i int) wireFormat { return wireFormat{etf: isETF(i)} })
+	for _, rm := range r.members {
+		i := int(rm.s.user.ID) - 10
+		rm.s.out.compressPayloads(isZlib(i))
+	}
 	d := newDispatch(ev, 7)
 	p.deliver(r, ev, d)
 	for _, c := range capt {
@@ -64,13 +71,27 @@ func TestDispatchETFVariantShared(t *testing.T) {
 	if err != nil || !bytes.Contains(j, []byte(`"t":"MESSAGE_CREATE"`)) || !bytes.Contains(j, []byte(`the quick brown fox`)) {
 		t.Fatalf("the ETF variant reads %s, %v", j, err)
 	}
+	z := d.full.zlib.Load()
+	if z == nil {
+		t.Fatal("no compressed variant was built for the sessions with payload compression")
+	}
+	zr, err := zlib.NewReader(bytes.NewReader(z.payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, err := io.ReadAll(zr); err != nil || !bytes.Equal(plain, d.full.payload) {
+		t.Fatalf("the compressed variant inflates to %q, %v", plain, err)
+	}
 	for i, c := range capt {
 		want := d.full.wire
-		if isETF(i) {
+		switch {
+		case isETF(i):
 			want = e.wire
+		case isZlib(i):
+			want = z.wire
 		}
 		if got := c.bytes(); !bytes.Equal(got, want) {
-			t.Errorf("session %d (etf %v) got %d bytes; want the shared %d-byte frame", i, isETF(i), len(got), len(want))
+			t.Errorf("session %d (etf %v, zlib %v) got %d bytes; want the shared %d-byte frame", i, isETF(i), isZlib(i), len(got), len(want))
 		}
 	}
 

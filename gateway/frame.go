@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"compress/zlib"
 	"encoding/binary"
 	"strconv"
 	"sync/atomic"
@@ -27,6 +29,9 @@ type frame struct {
 	// etf is the same payload in ETF for encoding=etf sessions, built by the
 	// first such recipient and shared by the others (etfFrame).
 	etf atomic.Pointer[frame]
+	// zlib is the payload as its own zlib stream for sessions that asked for
+	// payload compression, built and shared the same way (zlibFrame).
+	zlib atomic.Pointer[frame]
 }
 
 const (
@@ -117,6 +122,26 @@ func (f *frame) etfFrame() *frame {
 		e = f.etf.Load()
 	}
 	return e.orNil()
+}
+
+// zlibFrame is f's payload compressed on its own (payload compression, IDENTIFY
+// compress: true) as a binary frame, built once per frame whoever asks first.
+func (f *frame) zlibFrame() *frame {
+	if z := f.zlib.Load(); z != nil {
+		return z
+	}
+	var b bytes.Buffer
+	zw := zlib.NewWriter(&b)
+	_, _ = zw.Write(f.payload)
+	_ = zw.Close()
+	out := frameBuf(b.Len())
+	out = append(out, b.Bytes()...)
+	z := finishFrame(out, wsOpBin)
+	z.data, z.dispatch = true, f.dispatch
+	if !f.zlib.CompareAndSwap(nil, z) {
+		z = f.zlib.Load()
+	}
+	return z
 }
 
 // noETF marks a frame with no ETF variant.

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"bytes"
-	"compress/zlib"
 	"context"
 	"net"
 	"sync"
@@ -143,12 +141,17 @@ func (o *outbox) sendUnheld(f *frame) {
 }
 
 func (o *outbox) pushLocked(f *frame) {
-	if o.format.etf && f.data {
+	switch {
+	case o.format.etf && f.data:
 		// The shared ETF variant; the JSON frame's own bytes never reach an ETF
 		// client.
 		if f = f.etfFrame(); f == nil {
 			return
 		}
+	case f.dispatch && o.payloadZlib.Load():
+		// Payload compression applies to dispatches (op 0) only, as on
+		// Discord: the shared compressed variant.
+		f = f.zlibFrame()
 	}
 	if len(o.queue) >= o.cfg.maxFrames {
 		o.cutOffLocked()
@@ -404,38 +407,23 @@ func (o *outbox) writeLoop() {
 	}
 }
 
-// sendsShared reports whether the outbox sends f's shared bytes as they are (no
-// compression applies to it).
+// sendsShared reports whether the outbox sends f's shared bytes as they are:
+// anything but a payload on a connection with transport compression (control
+// frames are never compressed). pushLocked has already picked the shared
+// variant of f the connection needs (ETF, payload compression).
 func (o *outbox) sendsShared(f *frame) bool {
-	if !f.data {
-		return true // control frames are never compressed
-	}
-	if o.format.transport != transportNone {
-		return false
-	}
-	// Payload compression applies to dispatches (op 0) only, as on Discord.
-	return !f.dispatch || !o.payloadZlib.Load()
+	return !f.data || o.format.transport == transportNone
 }
 
-// wireBytes is what to write for f: the shared frame; or for connections with
+// wireBytes is what to write for f: the shared frame, or for connections with
 // transport compression its payload through the connection's stream
-// compressor, as a binary frame; or for sessions that asked for payload
-// compression each dispatch as its own zlib stream.
+// compressor, as a binary frame.
 func (o *outbox) wireBytes(f *frame) []byte {
 	if o.sendsShared(f) {
 		return f.wire
 	}
-	if o.stream != nil {
-		z := o.stream.compress(f.payload)
-		b := frameBuf(len(z))
-		b = append(b, z...)
-		return finishFrame(b, wsOpBin).wire
-	}
-	var b bytes.Buffer
-	zw := zlib.NewWriter(&b)
-	_, _ = zw.Write(f.payload)
-	_ = zw.Close()
-	out := frameBuf(b.Len())
-	out = append(out, b.Bytes()...)
-	return finishFrame(out, wsOpBin).wire
+	z := o.stream.compress(f.payload)
+	b := frameBuf(len(z))
+	b = append(b, z...)
+	return finishFrame(b, wsOpBin).wire
 }
