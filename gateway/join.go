@@ -51,11 +51,13 @@ func (p *pump) joinIdentified(ctx context.Context, s *Session, guilds []guildhal
 	err := p.join(ctx, s, guilds, members, func(rooms []*room) {
 		w = p.w
 		// READY goes one sequence before its GUILD_CREATEs, as on Discord, where
-		// every dispatch's s is above the one before: w is the cut's own tick,
-		// which no session receives, so a resume from w-1 replays exactly what one
-		// from w does. Clients rely on the order: discord.js handles the frames of
-		// one read concurrently, and with equal s a GUILD_CREATE overtook READY
-		// (ClientReady fired with client.user null).
+		// each dispatch's s is above READY's. Clients rely on it: discord.js
+		// handles the frames of one read concurrently, and with equal s a
+		// GUILD_CREATE overtook READY (ClientReady fired with client.user null).
+		// w is nearly always the cut's own tick, which no session receives, so a
+		// resume from w-1 replays exactly what one from w does; when the pump had
+		// already passed the tick, w is the last event it handled, which the
+		// GUILD_CREATEs already show, and such a resume replays that one event.
 		s.send(dispatchFrame(guildhall.EventReady, readySeq(w), ready))
 		if s.intents&guildhall.IntentGuilds == 0 {
 			return // READY lists the guilds; their GUILD_CREATEs need GUILDS
