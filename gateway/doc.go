@@ -1,5 +1,5 @@
 // Package gateway is Guildhall's WebSocket tier. It speaks Discord's gateway protocol
-// (v9/v10, JSON) over github.com/lxzan/gws and delivers guild events to sessions.
+// (v9/v10, JSON or ETF) over github.com/lxzan/gws and delivers guild events to sessions.
 //
 // Reading order for a newcomer:
 //
@@ -11,11 +11,15 @@
 //	revocations.go  revoked tokens' sessions closed with 4004 (and caught up from
 //	              the stream after a NATS reconnect)
 //	identify.go   op 2: token, session start limits, registry entry, READY at the cut
+//	shard.go      shards as Discord's ([i, n]: (guild_id >> 22) % n), Bot tokens
+//	encoding.go   what a connection asks for in its URL: json or etf, zlib-stream
+//	              or zstd-stream (package etf is the ETF codec)
 //	session.go    a session: who it is, its outbox, its memberships
 //	outbox.go     a session's write path: the direct write, the writer goroutine that
 //	              coalesces pending frames into one writev, frames held during a
 //	              resume, zlib, slow consumers cut off
-//	frame.go      WebSocket frames, built once per event and shared
+//	frame.go      WebSocket frames, built once per event and shared (the ETF
+//	              variant too, by the first ETF recipient)
 //	intents.go    which frame of an event each session gets (intents, MESSAGE_CONTENT)
 //
 // The fan-out path: one goroutine, the pump, owns every room.
@@ -61,6 +65,13 @@
 // replayed from the stream after s. Dispatches that are not in the stream (READY,
 // GUILD_CREATE at identify, typing, member list chunks) carry the session's
 // current s without advancing it.
+//
+// Encodings: an event is framed once in JSON; its ETF frame, and its frame with
+// payload compression (IDENTIFY compress: true), are built from that by the first
+// session that needs one and shared by the others (frame.etfFrame,
+// frame.zlibFrame), so they go out by direct writes too. Transport compression
+// (zlib-stream, zstd-stream) is one stream per connection, applied by the
+// session's writer.
 //
 // Intents: a session receives only the dispatches its IDENTIFY intents ask for
 // (guildhall.EventIntent), and without MESSAGE_CONTENT gets other users' guild

@@ -116,7 +116,7 @@ type handler struct {
 // and the function that serves it.
 type route struct {
 	method, path string
-	public       bool   // no token: rate limited per client IP with AuthLimit
+	public       bool   // no token: rate limited per client IP, with limit if set, else AuthLimit (shared)
 	major        string // path value naming the rate limit's major resource
 	limit        Limit
 	serve        func(r *http.Request, u guildhall.User) (int, any, error)
@@ -170,7 +170,7 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 	routes := []route{
 		{method: "POST", path: "/auth/register", public: true, serve: h.register},
 		{method: "POST", path: "/auth/login", public: true, serve: h.login},
-		{method: "GET", path: "/gateway", limit: rl, serve: h.gateway},
+		{method: "GET", path: "/gateway", public: true, limit: rl, serve: h.gateway}, // public on Discord
 		{method: "GET", path: "/gateway/bot", limit: rl, serve: h.gatewayBot},
 		{method: "GET", path: "/users/@me", limit: rl, serve: h.me},
 		{method: "GET", path: "/users/@me/guilds", limit: rl, serve: h.myGuilds},
@@ -342,7 +342,11 @@ func (h *handler) wrap(rt route) http.Handler {
 
 		now := h.now()
 		var u guildhall.User
-		if rt.public {
+		if rt.public && rt.limit != (Limit{}) {
+			if !h.allow(w, "ip:"+clientIP(r)+":"+name, rt.limit, bucket, now, false) {
+				return
+			}
+		} else if rt.public {
 			// Register and login share one bucket per client IP.
 			if !h.allow(w, "ip:"+clientIP(r), h.cfg.AuthLimit, bucketID("auth"), now, false) {
 				return

@@ -170,12 +170,24 @@ func (h *handler) gatewayBot(r *http.Request, u guildhall.User) (int, any, error
 	if h.cfg.Sessions != nil {
 		limit = h.cfg.Sessions.SessionStartLimit(r.Context(), u.ID)
 	}
+	guilds, err := h.svc.UserGuilds(r.Context(), u)
+	if err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, struct {
 		URL               string            `json:"url"`
 		Shards            int               `json:"shards"`
 		SessionStartLimit SessionStartLimit `json:"session_start_limit"`
-	}{h.cfg.GatewayURL, 1, limit}, nil
+	}{h.cfg.GatewayURL, recommendedShards(len(guilds)), limit}, nil
 }
+
+// guildsPerShard is how many guilds one shard is recommended for, as Discord
+// recommends: one shard per 1,000 guilds.
+const guildsPerShard = 1000
+
+// recommendedShards is GET /gateway/bot's shards for a bot in n guilds: at
+// least 1.
+func recommendedShards(n int) int { return max(1, (n+guildsPerShard-1)/guildsPerShard) }
 
 func (h *handler) me(r *http.Request, u guildhall.User) (int, any, error) {
 	return http.StatusOK, meUser{User: u, Locale: "en-US", Verified: true}, nil
