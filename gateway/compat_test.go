@@ -273,6 +273,48 @@ func TestShards(t *testing.T) {
 		t.Fatalf("shard 0 got %d messages", n)
 	}
 
+	// A DM belongs to no guild: its channel, messages and typing reach shard 0
+	// alone, live, in READY's private_channels and in a resume's replay.
+	var dm struct{ ID string }
+	st.api.Must(t, http.StatusOK, "POST", "/users/@me/channels", users[1].Token, map[string]any{"recipient_id": users[0].ID.String()}, &dm)
+	dmID := guildhall.Snowflake(mustID(t, dm.ID))
+	shard[0].WaitFor(t, guildhall.EventChannelCreate, 10*time.Second)
+	dmMsg := postMessage(t, st, users[1].Token, dmID, "a DM")
+	for got := ""; got != dmMsg; { // after its guild's messages of above
+		got = messageIDs(t, []testenv.Payload{shard[0].WaitFor(t, guildhall.EventMessageCreate, 10*time.Second)})[0]
+	}
+	st.api.Must(t, http.StatusNoContent, "POST", "/channels/"+dm.ID+"/typing", users[1].Token, nil, nil)
+	shard[0].WaitFor(t, guildhall.EventTypingStart, 10*time.Second) // the pump handled it for both shards' sessions
+	oddMark := postMessage(t, st, users[1].Token, oddChannel, "odd after the DM")
+	if got := messageIDs(t, []testenv.Payload{c.WaitFor(t, guildhall.EventMessageCreate, 10*time.Second)}); got[0] != oddMark {
+		t.Fatalf("shard 1 got message %s after the DM; want only %s of its guild", got[0], oddMark)
+	}
+	for _, p := range c.All() {
+		if p.Op == 0 && strings.Contains(string(p.D), dm.ID) {
+			t.Fatalf("shard 1 got %s of the DM: %s", p.T, p.D)
+		}
+	}
+	for i, want := range []int{1, 0} {
+		cl := testenv.DialGateway(t, url)
+		var r struct {
+			PrivateChannels []struct{ ID string } `json:"private_channels"`
+		}
+		// The DM's other participant: users[0]'s shard buckets are taken for 5 s.
+		_ = json.Unmarshal(identifyOn(t, cl, users[1].Token, map[string]any{"shard": []int{i, 2}}).D, &r)
+		if len(r.PrivateChannels) != want || (want == 1 && r.PrivateChannels[0].ID != dm.ID) {
+			t.Errorf("shard [%d,2]: READY's private_channels = %+v; want %d (the DM on shard 0 only)", i, r.PrivateChannels, want)
+		}
+		cl.Close(1000)
+	}
+	seq = c.LastSeq()
+	c.Drop()
+	postMessage(t, st, users[1].Token, dmID, "a DM while shard 1 is away")
+	missedOdd = postMessage(t, st, users[1].Token, oddChannel, "odd while away again")
+	c, replay = resumeOn(t, url, users[0].Token, sessions[1], seq)
+	if got := messageIDs(t, replay); !slices.Equal(got, []string{missedOdd}) {
+		t.Fatalf("resumed shard 1 replayed %v; want [%s] and no DM", got, missedOdd)
+	}
+
 	// Joining guilds while connected: each GUILD_CREATE goes to the guild's shard
 	// alone.
 	for range 3 {

@@ -83,6 +83,7 @@
 // Direct messages have no room: their events come on each participant's user
 // subject (see package messaging), so they reach a session live, at its cut and
 // in its replays like any user event; typing in a DM comes on the user's
-// ephemeral subject. Resumes keep the intents (registry entry) and the
-// replays apply the same choice.
+// ephemeral subject. Like every event without a guild they go to shard 0 alone
+// (shard.go). Resumes keep the intents (registry entry) and the replays apply
+// the same choice.
 package gateway

@@ -162,7 +162,8 @@ func readyPayload(s *Session, rep guildhall.IdentifyReply) []byte {
 		PrivateChannels:  rep.PrivateChannels, Relationships: []struct{}{}, Presences: []struct{}{},
 		ReadState: readState{Entries: rep.ReadStates},
 	}
-	if ready.PrivateChannels == nil {
+	if ready.PrivateChannels == nil || !s.shard.ownsGuildless() {
+		// DMs are shard 0's, their channels with them (shard.go).
 		ready.PrivateChannels = []guildhall.PrivateChannel{}
 	}
 	if ready.ReadState.Entries == nil {

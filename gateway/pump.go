@@ -223,6 +223,9 @@ func (p *pump) handle(m *natsgo.Msg) {
 			if ev := ghnats.DecodeEvent(m.Header, m.Data); ev.Type == guildhall.EventTypingStart && ev.GuildID == 0 {
 				d := newDispatch(ev, p.w)
 				for _, s := range u.sessions {
+					if !s.shard.ownsGuildless() {
+						continue // a DM's: shard 0's alone
+					}
 					if f := d.frameFor(s); f != nil {
 						s.send(f)
 					}

@@ -9,8 +9,8 @@ import (
 
 // Sharding as Discord's: IDENTIFY's shard [id, count] routes each guild to one
 // session, the one whose id is (guild_id >> 22) % count; events without a guild
-// (a user's own, and DMs once Guildhall has them) go to shard 0 only. A session
-// without shard, or with count 1, receives every guild.
+// (a user's own, and DMs) go to shard 0 only. A session without shard, or
+// with count 1, receives every guild.
 
 // maxShards bounds the shard count a client may ask for. Discord's limit is
 // what /gateway/bot recommends for the largest bots; this bound only keeps the
@@ -48,8 +48,8 @@ func (sh shardSpec) ownsGuild(guild guildhall.Snowflake) bool {
 }
 
 // ownsGuildless reports whether the session receives events that belong to no
-// guild: a user's own events, and direct messages (issue 12) when they land.
-// Discord sends those to shard 0 alone.
+// guild: a user's own events and everything of direct messages (their events,
+// DM typing, READY's private_channels). Discord sends those to shard 0 alone.
 func (sh shardSpec) ownsGuildless() bool { return sh.id == 0 }
 
 // ownsEvent reports whether an event of guild (0: none) goes to this shard.
