@@ -145,6 +145,73 @@ func TestEncodingsAndCompressions(t *testing.T) {
 	}
 }
 
+// A message's mentioned users get its content without MESSAGE_CONTENT, and the
+// others get it emptied, in every variant of the frame: ETF and payload
+// compression are built from the frame the session was given (full or without
+// content), not from the event.
+func TestMentionedSessionsInEveryEncoding(t *testing.T) {
+	t.Parallel()
+	users := newSeedUsers(5_000_000, "mt", 3)
+	st := startPresenceStack(t, stackOptions{gateways: 1, presence: fastPresence, limits: registry.StartLimits{MaxConcurrency: 64}, seed: func(path string) {
+		seedBolt(t, path, seedGuild{ID: evenGuild, ChannelID: evenChannel, Users: users})
+	}})
+	base := st.gws[0].url
+	etfURL := strings.Replace(base, "encoding=json", "encoding=etf", 1)
+	mentioned, other := users[0], users[2]
+	type session struct {
+		name      string
+		mentioned bool
+		c         *testenv.GatewayClient
+	}
+	var sessions []session
+	for _, u := range []seedUser{mentioned, other} {
+		for _, enc := range []string{"etf", "payload (zlib)", "json"} {
+			c := testenv.DialGateway(t, base)
+			extra := map[string]any{"intents": guildhall.IntentsAll &^ guildhall.IntentMessageContent}
+			switch enc {
+			case "etf":
+				c = testenv.DialGatewayETF(t, etfURL)
+			case "payload (zlib)":
+				extra["compress"] = true
+			}
+			identifyOn(t, c, u.Token, extra)
+			c.WaitFor(t, guildhall.EventGuildCreate, 10*time.Second)
+			sessions = append(sessions, session{enc + " " + u.Name, u == mentioned, c})
+		}
+	}
+	withMention := "for you <@" + mentioned.ID.String() + ">"
+	for _, m := range []struct {
+		content      string
+		forMentioned string // what the mentioned user's sessions see
+	}{
+		{withMention, withMention},
+		{"for nobody", ""},
+	} {
+		id := postMessage(t, st, users[1].Token, evenChannel, m.content)
+		for _, s := range sessions {
+			p := s.c.WaitFor(t, guildhall.EventMessageCreate, 10*time.Second)
+			var got messageData
+			if err := json.Unmarshal(p.D, &got); err != nil || got.ID != id {
+				t.Fatalf("%s: MESSAGE_CREATE = %s (%v); want message %s", s.name, p.D, err, id)
+			}
+			want := ""
+			if s.mentioned {
+				want = m.forMentioned
+			}
+			if got.Content != want {
+				t.Errorf("%s: content of %q = %q; want %q", s.name, m.content, got.Content, want)
+			}
+		}
+	}
+	for _, s := range sessions {
+		for _, p := range s.c.All() {
+			if p.Op < 0 {
+				t.Errorf("%s: a payload the client could not read: %s", s.name, p.D)
+			}
+		}
+	}
+}
+
 // An ETF connection takes only what Discord takes: binary frames holding a term
 // with string keys. Anything else closes it with 4002, as does an encoding that
 // is neither json nor etf.

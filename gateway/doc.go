@@ -69,7 +69,9 @@
 // Encodings: an event is framed once in JSON; its ETF frame, and its frame with
 // payload compression (IDENTIFY compress: true), are built from that by the first
 // session that needs one and shared by the others (frame.etfFrame,
-// frame.zlibFrame), so they go out by direct writes too. Transport compression
+// frame.zlibFrame), so they go out by direct writes too. A session is first given
+// its frame (full or content-less, see Intents), then that frame's variant, so
+// the MESSAGE_CONTENT rules hold in every encoding. Transport compression
 // (zlib-stream, zstd-stream) is one stream per connection, applied by the
 // session's writer.
 //
