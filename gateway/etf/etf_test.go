@@ -109,6 +109,17 @@ func TestETFRoundTripPayloads(t *testing.T) {
 		`{"op":11,"d":null}`,
 		`{"op":9,"d":false}`,
 		`{"op":0,"t":"PRESENCE_UPDATE","s":3,"d":{"activities":[{"name":"chess","type":0,"created_at":1767225600123}],"since":-1.25e-3}}`,
+		// Conversations' and the community's shapes: READY's DMs and read states,
+		// a reply with files, embeds, mentions and reactions, reactions, DMs,
+		// acks, pins, bulk deletes, bans, timeouts.
+		`{"op":0,"t":"READY","s":40,"d":{"v":10,"private_channels":[{"id":"5","type":1,"last_message_id":null,"recipients":[{"id":"8","username":"bob","avatar":null}],"flags":0}],"read_state":{"version":0,"partial":false,"entries":[{"id":"5","last_message_id":"6","mention_count":2}]}}}`,
+		`{"op":0,"t":"MESSAGE_CREATE","s":8,"d":{"id":"10","channel_id":"2","guild_id":"3","author":{"id":"8","username":"bob"},"content":"<@7> 🔥","timestamp":"2026-11-30T12:00:00.123Z","edited_timestamp":null,"tts":false,"mention_everyone":false,"mentions":[{"id":"7","username":"al"}],"mention_roles":["4"],"attachments":[{"id":"11","filename":"pic.png","content_type":"image/png","size":10485760,"url":"http://h/attachments/2/11/pic.png?hm=ab","proxy_url":"http://h/attachments/2/11/pic.png?hm=ab","height":21,"width":37}],"embeds":[{"title":"t","type":"rich","color":16711680,"fields":[{"name":"a","value":"b","inline":true}],"image":{"url":"attachment://pic.png"}}],"pinned":false,"type":19,"flags":4096,"components":[],"reactions":[{"count":2,"count_details":{"burst":0,"normal":2},"me":true,"me_burst":false,"burst_colors":[],"emoji":{"id":null,"name":"👍🏽"}}],"member":{"roles":[],"joined_at":"2026-11-01T00:00:00Z","communication_disabled_until":null},"message_reference":{"message_id":"9","channel_id":"2","guild_id":"3"},"referenced_message":null}}`,
+		`{"op":0,"t":"MESSAGE_REACTION_ADD","s":9,"d":{"user_id":"7","channel_id":"2","message_id":"10","guild_id":"3","emoji":{"id":null,"name":"🔥"},"message_author_id":"8","burst":false,"burst_colors":[],"type":0}}`,
+		`{"op":0,"t":"CHANNEL_CREATE","s":12,"d":{"id":"5","type":3,"last_message_id":"6","recipients":[],"name":"group","owner_id":"7","flags":0}}`,
+		`{"op":0,"t":"MESSAGE_ACK","s":13,"d":{"channel_id":"2","message_id":"10","version":1796040000000000}}`,
+		`{"op":0,"t":"CHANNEL_PINS_UPDATE","s":14,"d":{"guild_id":"3","channel_id":"2","last_pin_timestamp":null}}`,
+		`{"op":0,"t":"MESSAGE_DELETE_BULK","s":15,"d":{"ids":["10","11"],"channel_id":"2","guild_id":"3"}}`,
+		`{"op":0,"t":"GUILD_MEMBER_UPDATE","s":16,"d":{"guild_id":"3","user":{"id":"7"},"roles":["4"],"nick":null,"communication_disabled_until":"2026-12-01T00:00:00Z"}}`,
 	} {
 		e, err := Encode(nil, []byte(p))
 		if err != nil {
