@@ -54,6 +54,11 @@ type Config struct {
 	TypingInterval time.Duration
 	// Now is the clock. Zero value means time.Now.
 	Now func() time.Time
+	// Beacon hears the stream sequence of every guild event the service
+	// publishes and repeats it for gateways (GuildBeacon; the caller runs it).
+	// Zero value means none: a gateway then notices the events it missed in a
+	// quiet guild only through its path probe.
+	Beacon *GuildBeacon
 }
 
 // ReadBarrier is what the Service needs before it reads messages: a wait until
@@ -90,6 +95,7 @@ type Service struct {
 
 	tokens *tokenCache
 	typing *typingLimiter
+	beacon *GuildBeacon
 }
 
 // NewService checks cfg and returns a Service. When cfg.Barrier is nil it builds a
@@ -110,6 +116,7 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 		now:            cfg.Now,
 		bcryptCost:     cfg.BcryptCost,
 		publishTimeout: cfg.PublishTimeout,
+		beacon:         cfg.Beacon,
 	}
 	if s.metrics == nil {
 		s.metrics = NewMetrics(nil)
@@ -178,6 +185,7 @@ func (s *Service) publish(ctx context.Context, ev guildhall.Event, id string) (u
 		cancel()
 		if err == nil {
 			s.metrics.PublishLatency.WithLabelValues(ev.Type).Observe(time.Since(start).Seconds())
+			s.beacon.published(ev.GuildID, ack.Sequence)
 			return ack.Sequence, nil
 		}
 		if ctx.Err() != nil {
@@ -212,8 +220,9 @@ func (s *Service) publishInOrder(ctx context.Context, evs ...guildhall.Event) er
 	for i, ev := range evs {
 		if acks[i] != nil {
 			select {
-			case <-acks[i].Ok():
+			case ack := <-acks[i].Ok():
 				s.metrics.PublishLatency.WithLabelValues(ev.Type).Observe(time.Since(start).Seconds())
+				s.beacon.published(ev.GuildID, ack.Sequence)
 				continue
 			case <-acks[i].Err():
 			case <-ctx.Done():
