@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
-	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 )
@@ -12,18 +10,15 @@ import (
 // a guild's events keep its room's state current (channels, roles, the guild,
 // members' roles, who is in it), a user's events join their sessions to a guild.
 
-// apply updates the room's state from a guild event and delivers it.
+// apply updates the room's state from a guild event and delivers it, framed with
+// its own stream sequence (a refilled one too).
 func (p *pump) apply(r *room, seq uint64, ev guildhall.Event) {
 	r.lastSeq = seq
 	p.advance(seq)
-	live := newDispatch(ev, p.w)
-	kept := live
-	if p.w != seq {
-		// A filled gap: live sessions get the watermark, a replay the event's seq
-		// (as the stream replay sends it).
-		kept = newDispatch(ev, seq)
-	}
-	r.recent.push(recentEvent{seq: seq, channel: ev.ChannelID, d: kept})
+	live := newDispatch(ev, seq)
+	r.recent.push(recentEvent{seq: seq, channel: ev.ChannelID, d: live})
+	// A refilled event may be older than some member's join.
+	old := seq <= r.joinedAt
 	switch ev.Type {
 	case guildhall.EventChannelCreate, guildhall.EventChannelUpdate:
 		var ch guildhall.Channel
@@ -31,7 +26,7 @@ func (p *pump) apply(r *room, seq uint64, ev guildhall.Event) {
 			r.setChannel(ch)
 		}
 	case guildhall.EventChannelDelete:
-		p.deliver(r, ev, live)
+		p.deliverApplied(r, ev, live, old)
 		r.deleteChannel(ev.ChannelID)
 		return
 	case guildhall.EventGuildUpdate:
@@ -61,7 +56,7 @@ func (p *pump) apply(r *room, seq uint64, ev guildhall.Event) {
 			}
 		}
 	case guildhall.EventGuildMemberRemove:
-		p.deliver(r, ev, live)
+		p.deliverApplied(r, ev, live, old)
 		var gone guildhall.GuildMemberRemove
 		if json.Unmarshal(ev.Data, &gone) == nil {
 			r.state.Guild.MemberCount--
@@ -69,7 +64,17 @@ func (p *pump) apply(r *room, seq uint64, ev guildhall.Event) {
 		}
 		return
 	}
-	p.deliver(r, ev, live)
+	p.deliverApplied(r, ev, live, old)
+}
+
+// deliverApplied delivers an applied event: to the members that joined before
+// it when it is old (not newer than every member's join), else to every member.
+func (p *pump) deliverApplied(r *room, ev guildhall.Event, d *dispatch, old bool) {
+	if old {
+		p.deliverSince(r, ev, d, d.seq)
+		return
+	}
+	p.deliver(r, ev, d)
 }
 
 // removeUser takes a user who left the guild out of the room and tells their
@@ -101,32 +106,9 @@ func (p *pump) removeUser(r *room, uid guildhall.Snowflake) {
 // applyUser handles an event for one user's sessions: today, joining a guild.
 func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 	p.advance(seq)
-	d := newDispatch(ev, p.w)
+	d := newDispatch(ev, seq)
 	if ev.Type == guildhall.EventGuildCreate {
-		var gc guildhall.GuildCreate
-		if err := json.Unmarshal(ev.Data, &gc); err != nil || len(gc.Members) == 0 {
-			return
-		}
-		state := guildhall.GuildState{Guild: gc.Guild, Channels: gc.Channels, Roles: gc.Roles}
-		self := gc.Members[0]
-		for _, s := range u.sessions {
-			if _, ok := s.guilds[gc.ID]; ok {
-				continue
-			}
-			_, existed := p.rooms[gc.ID]
-			r := p.room(&state, false)
-			if !existed {
-				// The joiner's GUILD_CREATE lists only the channels the joiner may
-				// see; the room serves every local member, so take the whole state.
-				p.refresh(r)
-			}
-			m := &membership{roles: self.Roles, roleKey: roleKey(self.Roles)}
-			s.guilds[r.id] = m
-			r.add(s, m)
-			if f := d.frameFor(s); f != nil {
-				s.send(f)
-			}
-		}
+		p.joinGuild(u, seq, ev, d)
 		return
 	}
 	for _, s := range u.sessions {
@@ -136,18 +118,81 @@ func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 	}
 }
 
-// refresh re-fetches a guild's state from the api: an event named a channel the
-// room does not know, so the room missed a change (see messaging: the api writes
-// the store before it publishes, and may die between the two).
-func (p *pump) refresh(r *room) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	state, err := p.guilds.guildState(ctx, r.id)
-	if err != nil {
-		p.log.Warn("guild refresh failed", "guild", r.id, "err", err)
+// pendingJoin is the user's sessions joining a guild at the user event seq,
+// whose GUILD_CREATE is d.
+type pendingJoin struct {
+	user   guildhall.Snowflake
+	seq    uint64
+	member guildhall.Member
+	d      *dispatch
+	// queued: the room was catching up when the join came; held are the
+	// sessions whose frames wait for the GUILD_CREATE meanwhile.
+	queued bool
+	held   []*Session
+}
+
+// joinGuild adds the user's sessions to the room of the guild they joined. The
+// room may be catching up, or not exist here yet (it is made, and fetches the
+// guild's whole state: the joiner's GUILD_CREATE lists only the channels the
+// joiner may see, and the room serves every local member). Either way the
+// sessions join the room exactly at seq: after every earlier event of the guild,
+// before every later one.
+func (p *pump) joinGuild(u *userRoom, seq uint64, ev guildhall.Event, d *dispatch) {
+	var gc guildhall.GuildCreate
+	if err := json.Unmarshal(ev.Data, &gc); err != nil || len(gc.Members) == 0 || gc.ID == 0 {
 		return
 	}
-	state.Guild.MemberCount = max(state.Guild.MemberCount, r.state.Guild.MemberCount)
-	r.state = state
-	r.invalidate()
+	j := &pendingJoin{user: u.id, seq: seq, member: gc.Members[0], d: d}
+	r := p.rooms[gc.ID]
+	if r == nil {
+		state := guildhall.GuildState{Guild: gc.Guild, Channels: gc.Channels, Roles: gc.Roles}
+		r = p.room(&state, false)
+		p.refreshRoom(r, true)
+	}
+	if r.catchUp == nil {
+		p.attachJoined(r, j)
+		return
+	}
+	// Frames after seq wait for the GUILD_CREATE, which waits for the room.
+	for _, s := range u.sessions {
+		if _, in := s.guilds[r.id]; !in {
+			s.out.hold()
+			j.held = append(j.held, s)
+		}
+	}
+	r.pending++ // the room stays until the join is done
+	j.queued = true
+	r.catchUp.queue = append(r.catchUp.queue, queuedEvent{seq: seq, join: j})
+	p.runCatchUp(r)
+}
+
+// attachJoined adds the user's sessions that are not in r yet to r and sends
+// them the GUILD_CREATE; r has applied every event of the guild before j.seq.
+func (p *pump) attachJoined(r *room, j *pendingJoin) {
+	if u := p.users[j.user]; u != nil {
+		for _, s := range u.sessions {
+			if _, in := s.guilds[r.id]; in || s.guilds == nil {
+				continue
+			}
+			m := &membership{roles: j.member.Roles, roleKey: roleKey(j.member.Roles)}
+			s.guilds[r.id] = m
+			r.add(s, m, j.seq)
+			if r.catchUp != nil {
+				m.held = true
+				s.out.hold()
+			}
+			if f := j.d.frameFor(s); f != nil {
+				s.send(f)
+			}
+		}
+	}
+	for _, s := range j.held {
+		s.out.release()
+	}
+	j.held = nil
+	if j.queued {
+		j.queued = false
+		r.pending--
+	}
+	p.dropIfEmpty(r)
 }

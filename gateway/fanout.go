@@ -18,10 +18,7 @@ func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch) {
 	} else {
 		v, ok := r.channelView(ev.ChannelID)
 		if !ok {
-			p.refresh(r)
-			if v, ok = r.channelView(ev.ChannelID); !ok {
-				return // the channel is gone: nobody may see it
-			}
+			return // the channel is gone (the room refreshed its state first): nobody may see it
 		}
 		if v.everyone {
 			sendAll(r.members, d)
@@ -36,6 +33,27 @@ func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch) {
 	}
 	p.metrics.DispatchCandidates.Add(float64(len(r.members)))
 	p.metrics.Fanout.Observe(time.Since(start).Seconds())
+}
+
+// deliverSince is deliver for an event at seq that is not newer than every
+// member's join (a refilled one): a member that joined at or after seq does not
+// get it, what it was given when it joined covered it.
+func (p *pump) deliverSince(r *room, ev guildhall.Event, d *dispatch, seq uint64) {
+	var v *channelView
+	if ev.ChannelID != 0 {
+		var ok bool
+		if v, ok = r.channelView(ev.ChannelID); !ok {
+			return
+		}
+	}
+	for _, rm := range r.members {
+		if rm.from >= seq {
+			continue
+		}
+		if f := d.frameFor(rm.s); f != nil && (v == nil || r.canView(v, rm.s.user.ID, rm.m)) {
+			rm.s.out.send(f)
+		}
+	}
 }
 
 // parallelFanOut is the room size from which one event's writes are split across

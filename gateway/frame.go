@@ -16,6 +16,9 @@ type frame struct {
 	payload []byte
 	// closeAfter makes the writer close the connection once this frame is written.
 	closeAfter bool
+	// seq is a dispatch's s (0 for other payloads): an outbox that holds frames
+	// back keeps them in this order (see outbox.hold).
+	seq uint64
 }
 
 const (
@@ -68,7 +71,9 @@ func dispatchFrame(t string, s uint64, d []byte) *frame {
 	b = append(b, `,"d":`...)
 	b = append(b, d...)
 	b = append(b, '}')
-	return finishFrame(b, wsOpText)
+	f := finishFrame(b, wsOpText)
+	f.seq = s
+	return f
 }
 
 // opFrame frames {"op":OP,"d":D} for payloads that are not dispatches.

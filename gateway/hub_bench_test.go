@@ -63,7 +63,7 @@ func benchRoom(conns []net.Conn, cfg Config) (*pump, *room) {
 		s.intents = guildhall.IntentsAll
 		m := &membership{roles: nil}
 		s.guilds = map[guildhall.Snowflake]*membership{r.id: m}
-		r.add(s, m)
+		r.add(s, m, 0)
 	}
 	return p, r
 }

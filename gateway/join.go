@@ -48,7 +48,7 @@ var _ presenceCounts = (*onlineCounts)(nil)
 // failure the session is closed (4000, try again).
 func (p *pump) joinIdentified(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, ready []byte, counts presenceCounts) (uint64, error) {
 	var w uint64
-	err := p.join(ctx, s, guilds, members, func(rooms []*room) {
+	err := p.join(ctx, s, guilds, members, func(rooms []*room, _ bool) {
 		w = p.w
 		s.send(dispatchFrame(guildhall.EventReady, w, ready))
 		if s.intents&guildhall.IntentGuilds == 0 {
@@ -73,9 +73,12 @@ type resumeCut struct {
 	// stream replay by channel visibility outside the pump.
 	views map[guildhall.Snowflake]*replayView
 	// recent is the replay from the rooms' recent events, when fromMemory: they
-	// held every guild event after the resume's seq.
+	// hold every guild event after the resume's seq that reached this gateway.
+	// Whether that is every event the stream holds up to w, lastSeq (each room's
+	// last applied event at the cut) tells: see replays.complete.
 	recent     []*frame
 	fromMemory bool
+	lastSeq    map[guildhall.Snowflake]uint64
 }
 
 // joinResumed joins a resuming session, whose live frames are held back, and
@@ -83,33 +86,40 @@ type resumeCut struct {
 // is closed (4000, try again).
 func (p *pump) joinResumed(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, seq uint64) (resumeCut, error) {
 	var c resumeCut
-	err := p.join(ctx, s, guilds, members, func([]*room) {
+	err := p.join(ctx, s, guilds, members, func(_ []*room, atTick bool) {
 		c.w = p.w
 		c.views = make(map[guildhall.Snowflake]*replayView, len(s.guilds))
 		for id, m := range s.guilds {
 			c.views[id] = newReplayView(p.rooms[id], m)
 		}
-		c.recent, c.fromMemory = p.recentFor(s, seq)
+		// Only a cut taken at its tick can be checked against the stream (the
+		// tick is the witness that the replica read has everything up to w).
+		if atTick {
+			c.recent, c.lastSeq, c.fromMemory = p.recentFor(s, seq)
+		}
 	})
 	return c, err
 }
 
 // join prepares the rooms of guilds, takes a cut, and attaches s at the cut, where
-// it runs atCut in the pump with the rooms (rooms[i] is guilds[i]'s).
-func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, atCut func(rooms []*room)) error {
+// it runs atCut in the pump with the rooms (rooms[i] is guilds[i]'s). A room that
+// is catching up at the tick makes the attach wait until it is done; atTick
+// reports whether the attach happened at the tick itself (the watermark is the
+// tick's sequence).
+func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, atCut func(rooms []*room, atTick bool)) error {
 	var rooms []*room
 	if !p.do(func() { rooms = p.prepare(guilds) }) {
 		return p.joinFailed(s, errClosed)
 	}
 	attached := false
-	err := p.cut(ctx, func() {
+	err := p.cut(ctx, rooms, func(tick uint64) {
 		if s.out.isClosed() {
 			p.abort(rooms)
 			return
 		}
 		attached = true
 		p.attach(s, rooms, members)
-		atCut(rooms)
+		atCut(rooms, p.w == tick)
 	})
 	if err == nil && !attached {
 		err = errors.New("session closed before its cut")
@@ -150,16 +160,19 @@ func (p *pump) abort(rooms []*room) {
 	}
 }
 
-// cut has a tick published and returns once the pump has handled it, with f run
-// in the pump at that moment.
-func (p *pump) cut(ctx context.Context, f func()) error {
+// cut has a tick published and returns once the pump has handled it and none of
+// rooms is catching up, with f run in the pump at that moment (f gets the tick's
+// sequence).
+func (p *pump) cut(ctx context.Context, rooms []*room, f func(tick uint64)) error {
 	seq, err := p.ticks.tick(ctx, p.node)
 	if err != nil {
 		return fmt.Errorf("gateway: tick: %w", err)
 	}
 	done := make(chan struct{})
 	if !p.post(func() {
-		p.waiters = append(p.waiters, waiter{seq: seq, run: func() { f(); close(done) }})
+		p.waiters = append(p.waiters, waiter{seq: seq, run: func() {
+			p.whenIdle(rooms, func() { f(seq); close(done) })
+		}})
 		p.releaseWaiters()
 	}) {
 		return errClosed
@@ -186,16 +199,14 @@ func (p *pump) attach(s *Session, rooms []*room, members []guildhall.Member) {
 		if r.fresh {
 			// Every event of this guild that reached the pump is before the cut;
 			// what did not reach it was stored before the subscription was in place.
-			// From here on the room has every event, unless its loss counters move
-			// (they were read before it subscribed).
+			// From here on the room checks its events for gaps.
 			r.fresh = false
 			r.lastSeq = max(r.lastSeq, p.w)
 			r.recent.restartAfter(p.w)
-			r.vouched = true
 		}
 		m := &membership{roles: members[i].Roles, roleKey: roleKey(members[i].Roles)}
 		s.guilds[r.id] = m
-		r.add(s, m)
+		r.add(s, m, p.w)
 	}
 	p.joinUser(s)
 }
@@ -231,7 +242,6 @@ func (p *pump) room(state *guildhall.GuildState, fresh bool) *room {
 	}
 	r := &room{id: state.Guild.ID, state: *state, lastSeq: p.w, fresh: fresh}
 	r.recent.from = p.w
-	r.mark = lossMark{reconnects: p.nc.Stats().Reconnects} // nothing dropped yet
 	for _, subj := range []string{ghnats.GuildEventSubject(uint64(r.id)), ghnats.EphemeralGuildSubject(uint64(r.id))} {
 		sub, err := p.nc.ChanSubscribe(subj, p.in)
 		if err != nil {
@@ -243,13 +253,6 @@ func (p *pump) room(state *guildhall.GuildState, fresh bool) *room {
 	}
 	p.rooms[r.id] = r
 	p.metrics.GuildSubscriptions.Inc()
-	if !fresh {
-		// Joined without a cut (a user event): events stored after the watermark but
-		// before this subscription reached the stream's server would only show as a
-		// gap at the guild's next event. Look once the subscription is surely in
-		// place, so a quiet guild is not left behind.
-		p.startCheck(r)
-	}
 	return r
 }
 
@@ -267,7 +270,7 @@ func (p *pump) dropIfEmpty(r *room) {
 func (p *pump) joinUser(s *Session) {
 	u := p.users[s.user.ID]
 	if u == nil {
-		u = &userRoom{}
+		u = &userRoom{id: s.user.ID}
 		sub, err := p.nc.ChanSubscribe(ghnats.UserEventSubject(uint64(s.user.ID)), p.in)
 		if err != nil {
 			p.log.Error("subscribe user", "err", err)

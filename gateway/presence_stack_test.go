@@ -46,6 +46,18 @@ type presenceStack struct {
 	// reg holds the metrics every gateway of the stack counts into.
 	reg     *prometheus.Registry
 	metrics *gateway.Metrics
+	// Where the api and the gateways connect (stackOptions.on), and how
+	// gateways probe their path to the stream.
+	servers   stackServers
+	pathProbe time.Duration
+}
+
+// stackServers is where a stack's processes connect: the api to api, the
+// gateways to gateways[i] in turn, all with the credentials in creds.
+type stackServers struct {
+	creds    string
+	api      string
+	gateways []string
 }
 
 type stackGateway struct {
@@ -63,6 +75,14 @@ type stackOptions struct {
 	inbox int
 	// seed runs on the store before the api starts (bulk data goes in here).
 	seed func(path string)
+	// on runs the stack on servers a test started (a leaf site, a cluster);
+	// nil means a fresh single node (stack.nats).
+	on *stackServers
+	// beacon configures the api's guild beacon; noBeacon runs none.
+	beacon   messaging.BeaconConfig
+	noBeacon bool
+	// pathProbe is the gateways' Config.PathProbe.
+	pathProbe time.Duration
 }
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -72,8 +92,13 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 	if o.topo.EventMaxBytes == 0 {
 		o.topo.EventMaxBytes = 256 << 20
 	}
-	n := testenv.StartNATS(t, o.topo)
-	st := &presenceStack{t: t, nats: n, path: filepath.Join(t.TempDir(), "store.db"), inbox: o.inbox, reg: prometheus.NewRegistry()}
+	st := &presenceStack{t: t, path: filepath.Join(t.TempDir(), "store.db"), inbox: o.inbox, reg: prometheus.NewRegistry(), pathProbe: o.pathProbe}
+	if o.on != nil {
+		st.servers = *o.on
+	} else {
+		st.nats = testenv.StartNATS(t, o.topo)
+		st.servers = stackServers{creds: st.nats.Creds, api: st.nats.URL, gateways: []string{st.nats.URL}}
+	}
 	st.metrics = gateway.NewMetrics(st.reg)
 	if o.seed != nil {
 		o.seed(st.path)
@@ -85,7 +110,7 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 	st.store = store
 	t.Cleanup(func() { store.Close() })
 	ctx := context.Background()
-	nc, js, err := ghnats.ConnectAs(n.URL, "api", ghnats.RoleAPI, ghnats.ClientAuth{Dir: n.Creds})
+	nc, js, err := ghnats.ConnectAs(st.servers.api, "api", ghnats.RoleAPI, ghnats.ClientAuth{Dir: st.servers.creds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,9 +119,17 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var beacon *messaging.GuildBeacon
+	if !o.noBeacon {
+		beacon = messaging.NewGuildBeacon(nc, o.beacon)
+		bctx, bstop := context.WithCancel(ctx)
+		bdone := make(chan struct{})
+		go func() { defer close(bdone); _ = beacon.Run(bctx) }()
+		t.Cleanup(func() { bstop(); <-bdone })
+	}
 	st.svc, err = messaging.NewService(ctx, messaging.Config{
 		Store: store, Conn: nc, JS: js, IDs: guildhall.NewSnowflakeGeneratorForNode(1),
-		Barrier: barrier, BcryptCost: bcrypt.MinCost, Logger: quietLog,
+		Barrier: barrier, BcryptCost: bcrypt.MinCost, Logger: quietLog, Beacon: beacon,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -140,14 +173,19 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 }
 
 func (st *presenceStack) addGateway(node string, cfg gateway.PresenceConfig) *stackGateway {
+	return st.addGatewayOn(st.servers.gateways[len(st.gws)%len(st.servers.gateways)], node, cfg)
+}
+
+// addGatewayOn starts a gateway connected to the server at url.
+func (st *presenceStack) addGatewayOn(url, node string, cfg gateway.PresenceConfig) *stackGateway {
 	t := st.t
 	t.Helper()
-	nc, js, err := ghnats.ConnectAs(st.nats.URL, node, ghnats.RoleGateway, ghnats.ClientAuth{Dir: st.nats.Creds})
+	nc, js, err := ghnats.ConnectAs(url, node, ghnats.RoleGateway, ghnats.ClientAuth{Dir: st.servers.creds})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The test clients do not heartbeat: a long interval keeps them alive.
-	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour, Inbox: st.inbox, Presence: cfg, Metrics: st.metrics})
+	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour, Inbox: st.inbox, Presence: cfg, Metrics: st.metrics, PathProbe: st.pathProbe})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -21,6 +20,8 @@ import (
 // first.
 type replays struct {
 	stream  jetstream.Stream
+	reader  streamReader
+	node    string // this gateway's: its ticks witness what a replica has stored
 	api     replayConsumers
 	timeout time.Duration // Config.APITimeout, for each consumer the api creates
 	slots   chan struct{} // a slot per replay running
@@ -38,8 +39,8 @@ type replayConsumers interface {
 
 var _ replayConsumers = apiClient{}
 
-func newReplays(stream jetstream.Stream, api replayConsumers, slots int, timeout time.Duration) *replays {
-	return &replays{stream: stream, api: api, timeout: timeout, slots: make(chan struct{}, slots)}
+func newReplays(stream jetstream.Stream, reader streamReader, node string, api replayConsumers, slots int, timeout time.Duration) *replays {
+	return &replays{stream: stream, reader: reader, node: node, api: api, timeout: timeout, slots: make(chan struct{}, slots)}
 }
 
 // replayable reports whether the stream still holds every event after seq, and
@@ -76,14 +77,31 @@ func (r *replays) streamState(ctx context.Context, fresh bool) (jetstream.Stream
 	return r.state, nil
 }
 
-// userQuietSince reports whether the stream holds no event for the user alone after
-// seq (such events, a GUILD_CREATE on joining, are in no room).
-func (r *replays) userQuietSince(ctx context.Context, uid guildhall.Snowflake, seq uint64) bool {
-	msg, err := r.stream.GetLastMsgForSubject(ctx, ghnats.UserInSubject(uint64(uid)))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return true
+// complete reports whether a replay from memory (cut.recent) is every event the
+// session missed: whether, by the stream, each of its rooms applied every event of
+// its guild up to the cut, and the user had no event of its own after seq (such
+// events, a GUILD_CREATE on joining, are in no room). One batch direct get. Any
+// doubt (the stream does not answer) says no: the stream replay is always right.
+func (r *replays) complete(ctx context.Context, user guildhall.Snowflake, seq uint64, cut resumeCut) bool {
+	subjects := make([]string, 0, len(cut.lastSeq)+1)
+	for id := range cut.lastSeq {
+		subjects = append(subjects, ghnats.GuildInSubject(uint64(id)))
 	}
-	return err == nil && msg.Sequence <= seq
+	userSubject := ghnats.UserInSubject(uint64(user))
+	subjects = append(subjects, userSubject)
+	last, err := r.reader.lastSeqs(ctx, subjects, r.node, cut.w)
+	if err != nil {
+		return false
+	}
+	if last[userSubject] > seq {
+		return false
+	}
+	for id, applied := range cut.lastSeq {
+		if last[ghnats.GuildInSubject(uint64(id))] > applied {
+			return false
+		}
+	}
+	return true
 }
 
 // replayView is a copy of a room's state taken at the seam, for filtering replayed

@@ -19,9 +19,10 @@ import (
 // event is sent once: the replay stops at w and live frames start after it.
 //
 // The replay comes from memory when the session's rooms here still hold every
-// guild event it missed (recent.go) and the user had no event of its own since:
-// no JetStream consumer, no wait for a replay slot. Otherwise it reads the
-// EVENTS stream (replay.go).
+// guild event it missed (recent.go), the stream confirms that they applied every
+// event of their guilds up to the cut, and the user had no event of its own
+// since: one batch direct get, no JetStream consumer, no wait for a replay slot.
+// Otherwise it reads the EVENTS stream (replay.go).
 func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	var d resumeData
 	if json.Unmarshal(raw, &d) != nil || d.SessionID == "" {
@@ -52,8 +53,9 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		g.metrics.Resumes.WithLabelValues("api_error").Inc()
 		return
 	}
-	// Read after the cut: an event of the user's own up to w is in the stream by now.
-	fromMemory := cut.fromMemory && g.replays.userQuietSince(ctx, s.user.ID, d.Seq)
+	// Memory only when the stream confirms that the rooms missed nothing up to
+	// the cut (NATS may have lost events that no later event revealed yet).
+	fromMemory := cut.fromMemory && g.replays.complete(ctx, s.user.ID, d.Seq, cut)
 	n := len(cut.recent)
 	if fromMemory {
 		for _, f := range cut.recent {

@@ -28,17 +28,21 @@ type room struct {
 
 	// recent lets a resume replay from memory instead of the stream.
 	recent recentEvents
-	// vouched: NATS has lost none of the guild's events unnoticed as long as the
-	// loss counters still read mark (see pump.covers); set at the room's first cut,
-	// or by checkRoom.
-	vouched bool
-	mark    lossMark
-	checks  int // checkRoom calls in flight
+	// catchUp is set while the room waits for what it missed: events NATS lost,
+	// or its state (see gapfill.go). Nil when the room is up to date as far as it
+	// knows.
+	catchUp *catchUp
+	// joinedAt is the highest sequence a member joined at: an event up to it (a
+	// refilled one) is not for every member (see deliverSince).
+	joinedAt uint64
 }
 
 type roomMember struct {
 	s *Session
 	m *membership
+	// from is the sequence the session joined the room at: its READY, its
+	// resume's replay or its GUILD_CREATE covered every event up to it.
+	from uint64
 }
 
 // channelView answers "may this member view the channel" in O(1) for the common
@@ -140,16 +144,23 @@ func (r *room) canView(v *channelView, uid guildhall.Snowflake, m *membership) b
 
 func (r *room) invalidate() { r.view = nil }
 
-func (r *room) add(s *Session, m *membership) {
+// add makes s a member, joined at sequence from.
+func (r *room) add(s *Session, m *membership, from uint64) {
 	m.index = len(r.members)
-	r.members = append(r.members, roomMember{s: s, m: m})
+	r.members = append(r.members, roomMember{s: s, m: m, from: from})
+	r.joinedAt = max(r.joinedAt, from)
 }
 
+// remove takes a member out of the room, ending the room's hold on its frames.
 func (r *room) remove(m *membership) {
 	last := len(r.members) - 1
 	i := m.index
 	if i < 0 || i > last || r.members[i].m != m {
 		return
+	}
+	if m.held {
+		m.held = false
+		r.members[i].s.out.release()
 	}
 	r.members[i] = r.members[last]
 	r.members[i].m.index = i

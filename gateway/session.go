@@ -34,6 +34,9 @@ type membership struct {
 	roles   []guildhall.Snowflake
 	roleKey string // the sorted role ids: sessions with equal keys see the same channels
 	index   int    // position in room.members
+	// held: the room holds the session's live frames while it catches up (the
+	// session's outbox has a hold of it to release).
+	held bool
 }
 
 func newSession(conn net.Conn, zlibStream bool, cfg outboxConfig) *Session {
