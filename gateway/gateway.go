@@ -154,6 +154,7 @@ type Gateway struct {
 	members  *memberLister
 	limiter  *registry.StartLimiter
 	addrs    *addrConns
+	resumes  *resumeLimiter
 	revoked  *revocationWatcher
 
 	identifies chan struct{} // a slot per identify running (Config.MaxIdentifies)
@@ -188,6 +189,7 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 		replays:    newReplays(stream, reader, cfg.Node, apiClient{nc: nc}, cfg.MaxReplays, cfg.APITimeout),
 		identifies: make(chan struct{}, cfg.MaxIdentifies),
 		addrs:      newAddrConns(cfg.Limits.MaxConnsPerAddr),
+		resumes:    newResumeLimiter(cfg.Limits.ResumeBurst, cfg.Limits.ResumeEvery),
 	}
 	// Built in dependency order; a failure stops what was started.
 	var closers []func()

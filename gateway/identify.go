@@ -69,6 +69,9 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	s.tokenHash = guildhall.TokenHash(d.Token)
 	s.id = randomHex(16)
 	s.intents = intents
+	// The cut comes after the entry is written; until then the watermark is as
+	// close a floor as there is (it can only be lower than READY's s).
+	s.start = g.pump.current()
 	s.out.compressPayloads(d.Compress)
 	// The registry entry exists before READY: a client that got a session id can
 	// always resume it, even if this gateway dies the next moment.
@@ -80,10 +83,15 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	cctx, ccancel := g.opContext()
 	defer ccancel()
 	// READY and the GUILD_CREATEs are queued at the cut, before any live frame.
-	if _, err := g.pump.joinIdentified(cctx, s, rep.Guilds, rep.Members, readyPayload(s, rep, d.Shard), g.counts); err != nil {
+	w, err := g.pump.joinIdentified(cctx, s, rep.Guilds, rep.Members, readyPayload(s, rep, d.Shard), g.counts)
+	if err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
 		return
 	}
+	// The session's floor is READY's s. Should this write fail, the one before
+	// stands (lower, never higher) until the next refresh.
+	s.start = w
+	_ = g.sessions.put(s)
 	s.identified.Store(true)
 	g.takeSession(s)
 	g.metrics.Identifies.WithLabelValues("ok").Inc()

@@ -50,6 +50,7 @@ type presenceStack struct {
 	// gateways probe their path to the stream.
 	servers   stackServers
 	pathProbe time.Duration
+	limits    gateway.LimitsConfig
 }
 
 // stackServers is where a stack's processes connect: the api to api, the
@@ -83,6 +84,10 @@ type stackOptions struct {
 	noBeacon bool
 	// pathProbe is the gateways' Config.PathProbe.
 	pathProbe time.Duration
+	// limits is the gateways' Config.Limits.
+	limits gateway.LimitsConfig
+	// writer runs the writer too: history reads, edits and deletes need it.
+	writer bool
 }
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -92,7 +97,7 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 	if o.topo.EventMaxBytes == 0 {
 		o.topo.EventMaxBytes = 256 << 20
 	}
-	st := &presenceStack{t: t, path: filepath.Join(t.TempDir(), "store.db"), inbox: o.inbox, reg: prometheus.NewRegistry(), pathProbe: o.pathProbe}
+	st := &presenceStack{t: t, path: filepath.Join(t.TempDir(), "store.db"), inbox: o.inbox, reg: prometheus.NewRegistry(), pathProbe: o.pathProbe, limits: o.limits}
 	if o.on != nil {
 		st.servers = *o.on
 	} else {
@@ -118,6 +123,21 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 	barrier, err := messaging.NewBarrier(ctx, js, messaging.BarrierConfig{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.writer {
+		wnc, wjs, err := ghnats.ConnectAs(st.servers.api, "writer", ghnats.RoleWriter, ghnats.ClientAuth{Dir: st.servers.creds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(wnc.Close)
+		w, err := messaging.NewWriter(messaging.WriterConfig{Store: store, JS: wjs, Logger: quietLog})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, wstop := context.WithCancel(ctx)
+		wdone := make(chan struct{})
+		go func() { defer close(wdone); _ = w.Run(wctx) }()
+		t.Cleanup(func() { wstop(); <-wdone })
 	}
 	var beacon *messaging.GuildBeacon
 	if !o.noBeacon {
@@ -185,7 +205,7 @@ func (st *presenceStack) addGatewayOn(url, node string, cfg gateway.PresenceConf
 		t.Fatal(err)
 	}
 	// The test clients do not heartbeat: a long interval keeps them alive.
-	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour, Inbox: st.inbox, Presence: cfg, Metrics: st.metrics, PathProbe: st.pathProbe})
+	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour, Inbox: st.inbox, Presence: cfg, Metrics: st.metrics, PathProbe: st.pathProbe, Limits: st.limits})
 	if err != nil {
 		t.Fatal(err)
 	}

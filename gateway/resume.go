@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/registry"
@@ -39,6 +40,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	s.user = rep.User
 	s.tokenHash = guildhall.TokenHash(d.Token)
 	s.id = d.SessionID
+	s.start = entry.Start
 	s.intents = guildhall.IntentsAll
 	if entry.Intents != nil {
 		s.intents = *entry.Intents
@@ -69,7 +71,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 			// Without the replay the session would have a gap: make the client start over.
 			g.metrics.Resumes.WithLabelValues("replay_failed").Inc()
 			g.log.Warn("resume: replay", "session", s.id, "err", err)
-			s.send(opFrame(OpInvalidSession, []byte("false")))
+			s.out.sendUnheld(opFrame(OpInvalidSession, []byte("false")))
 			s.close(CloseUnknownError, "resume failed")
 			return
 		}
@@ -104,6 +106,11 @@ func (g *Gateway) resumable(s *Session, d resumeData) (guildhall.IdentifyReply, 
 		s.close(CloseAuthenticationFailed, "Authentication failed")
 		return rep, registry.Session{}, false
 	}
+	if !g.resumes.allow(rep.User.ID, time.Now()) {
+		g.metrics.Resumes.WithLabelValues("rate_limited").Inc()
+		s.close(CloseRateLimited, "Too many resumes: retry later")
+		return rep, registry.Session{}, false
+	}
 	gctx, gcancel := g.opContext()
 	defer gcancel()
 	entry, err := g.sessions.entry(gctx, d.SessionID)
@@ -116,6 +123,10 @@ func (g *Gateway) resumable(s *Session, d resumeData) (guildhall.IdentifyReply, 
 		return rep, entry, false
 	case entry.UserID != rep.User.ID:
 		reason = "wrong_user"
+	case d.Seq < entry.Start:
+		// Before the session existed: events it never had (older messages,
+		// deleted ones, edits' originals, a guild's past before the user joined).
+		reason = "seq_before_start"
 	default:
 		ok, err := g.replays.replayable(gctx, d.Seq)
 		if err != nil {

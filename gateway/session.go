@@ -22,10 +22,13 @@ type Session struct {
 	lim connLimits
 
 	// Set once by identify or resume, before the session joins any room.
-	id         string
-	tokenHash  string // guildhall.TokenHash of its token: revocations name it
-	user       guildhall.User
-	intents    guildhall.Intents // what the session receives (dispatch.frameFor)
+	id        string
+	tokenHash string // guildhall.TokenHash of its token: revocations name it
+	user      guildhall.User
+	intents   guildhall.Intents // what the session receives (dispatch.frameFor)
+	// start is the sequence the session started at (READY's s), which a resume
+	// keeps: no resume replays from before it.
+	start      uint64
 	identified atomic.Bool
 	resumable  atomic.Bool
 
