@@ -103,14 +103,32 @@ func (p *pump) removeUser(r *room, uid guildhall.Snowflake) {
 	p.dropIfEmpty(r)
 }
 
-// applyUser handles an event for one user's sessions: today, joining a guild.
+// applyUser handles an event for one user's sessions: joining a guild, or one
+// they receive as it is.
 func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 	p.advance(seq)
-	d := newDispatch(ev, seq)
-	if ev.Type == guildhall.EventGuildCreate {
-		p.joinGuild(u, seq, ev, d)
+	switch ev.Type {
+	case guildhall.EventGuildJoin:
+		var m guildhall.Member
+		if json.Unmarshal(ev.Data, &m) != nil || m.GuildID == 0 {
+			return
+		}
+		p.joinGuild(u, &pendingJoin{user: u.id, seq: seq, member: m}, nil)
+		return
+	case guildhall.EventGuildCreate:
+		// A join written before GUILD_JOIN existed: it carries the joiner's
+		// GUILD_CREATE, which goes out as it is.
+		var gc guildhall.GuildCreate
+		if err := json.Unmarshal(ev.Data, &gc); err != nil || len(gc.Members) == 0 || gc.ID == 0 {
+			return
+		}
+		m := gc.Members[0]
+		m.GuildID = gc.ID
+		state := guildhall.GuildState{Guild: gc.Guild, Channels: gc.Channels, Roles: gc.Roles}
+		p.joinGuild(u, &pendingJoin{user: u.id, seq: seq, member: m, d: newDispatch(ev, seq)}, &state)
 		return
 	}
+	d := newDispatch(ev, seq)
 	for _, s := range u.sessions {
 		if f := d.frameFor(s); f != nil {
 			s.send(f)
@@ -118,8 +136,9 @@ func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 	}
 }
 
-// pendingJoin is the user's sessions joining a guild at the user event seq,
-// whose GUILD_CREATE is d.
+// pendingJoin is the user's sessions joining member.GuildID at the user event
+// seq. d is their GUILD_CREATE, or nil to build it from the room's state when
+// they join.
 type pendingJoin struct {
 	user   guildhall.Snowflake
 	seq    uint64
@@ -132,28 +151,28 @@ type pendingJoin struct {
 }
 
 // joinGuild adds the user's sessions to the room of the guild they joined. The
-// room may be catching up, or not exist here yet (it is made, and fetches the
-// guild's whole state: the joiner's GUILD_CREATE lists only the channels the
-// joiner may see, and the room serves every local member). Either way the
-// sessions join the room exactly at seq: after every earlier event of the guild,
-// before every later one.
-func (p *pump) joinGuild(u *userRoom, seq uint64, ev guildhall.Event, d *dispatch) {
-	var gc guildhall.GuildCreate
-	if err := json.Unmarshal(ev.Data, &gc); err != nil || len(gc.Members) == 0 || gc.ID == 0 {
-		return
-	}
-	j := &pendingJoin{user: u.id, seq: seq, member: gc.Members[0], d: d}
-	r := p.rooms[gc.ID]
+// room may be catching up, or not exist here yet (it is made and fetches the
+// guild's state; seed, when given, is what it starts from). Either way the
+// sessions join the room exactly at j.seq: after every earlier event of the
+// guild, before every later one.
+func (p *pump) joinGuild(u *userRoom, j *pendingJoin, seed *guildhall.GuildState) {
+	r := p.rooms[j.member.GuildID]
 	if r == nil {
-		state := guildhall.GuildState{Guild: gc.Guild, Channels: gc.Channels, Roles: gc.Roles}
+		state := guildhall.GuildState{Guild: guildhall.Guild{ID: j.member.GuildID}}
+		if seed != nil {
+			state = *seed
+		}
 		r = p.room(&state, false)
+		// The whole state (a seed lists only the channels the joiner may see,
+		// and the room serves every local member), and what the guild stored
+		// before this subscription was in place.
 		p.refreshRoom(r, true)
 	}
 	if r.catchUp == nil {
 		p.attachJoined(r, j)
 		return
 	}
-	// Frames after seq wait for the GUILD_CREATE, which waits for the room.
+	// Frames after the join wait for its GUILD_CREATE, which waits for the room.
 	for _, s := range u.sessions {
 		if _, in := s.guilds[r.id]; !in {
 			s.out.hold()
@@ -162,7 +181,7 @@ func (p *pump) joinGuild(u *userRoom, seq uint64, ev guildhall.Event, d *dispatc
 	}
 	r.pending++ // the room stays until the join is done
 	j.queued = true
-	r.catchUp.queue = append(r.catchUp.queue, queuedEvent{seq: seq, join: j})
+	r.catchUp.queue = append(r.catchUp.queue, queuedEvent{seq: j.seq, join: j})
 	p.runCatchUp(r)
 }
 
@@ -170,6 +189,10 @@ func (p *pump) joinGuild(u *userRoom, seq uint64, ev guildhall.Event, d *dispatc
 // them the GUILD_CREATE; r has applied every event of the guild before j.seq.
 func (p *pump) attachJoined(r *room, j *pendingJoin) {
 	if u := p.users[j.user]; u != nil {
+		if j.d == nil {
+			gd := r.guildCreate(j.member, 0)
+			j.d = newDispatch(guildhall.Event{Type: guildhall.EventGuildCreate, UserID: j.user, Data: gd}, j.seq)
+		}
 		for _, s := range u.sessions {
 			if _, in := s.guilds[r.id]; in || s.guilds == nil {
 				continue

@@ -52,6 +52,9 @@ const (
 	// of one attempt (the room applies them and fetches again).
 	fetchBatch = 256
 	fetchMax   = 4096
+	// stateTimeout bounds a fetch that reads the guild's state: tens of MB for a
+	// guild at Discord's limits.
+	stateTimeout = time.Minute
 	// catchUpRetryMax caps the backoff between failed attempts; after
 	// catchUpGiveUp of them (about two minutes) the room is reset (resetRoom).
 	catchUpRetryMax = 5 * time.Second
@@ -297,8 +300,12 @@ func (p *pump) fetch(r *room) {
 			known = c.queue[0].last
 		}
 	}
+	timeout := p.apiTimeout
+	if refresh {
+		timeout = max(timeout, stateTimeout)
+	}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), p.apiTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		var res fetchResult
 		res.err = func() error {
@@ -371,9 +378,7 @@ func (p *pump) fetched(r *room, res fetchResult) {
 	}
 	c.failed = 0
 	if res.state != nil {
-		res.state.Guild.MemberCount = max(res.state.Guild.MemberCount, r.state.Guild.MemberCount)
-		r.state = *res.state
-		r.invalidate()
+		r.setState(*res.state)
 		c.refresh, c.refreshed = false, true
 	}
 	if c.latest {

@@ -308,6 +308,11 @@ func (g *Gateway) opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), g.cfg.APITimeout)
 }
 
+// joinContext bounds an identify's or a resume's wait for its cut (joinWait).
+func (g *Gateway) joinContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), max(joinWait, g.cfg.APITimeout))
+}
+
 // takeSession makes s the session's holder on this gateway (identify or resume);
 // a connection that held it before is closed, resumable.
 func (g *Gateway) takeSession(s *Session) {

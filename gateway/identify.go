@@ -80,10 +80,10 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 		s.close(CloseUnknownError, "Try again")
 		return
 	}
-	cctx, ccancel := g.opContext()
+	cctx, ccancel := g.joinContext()
 	defer ccancel()
 	// READY and the GUILD_CREATEs are queued at the cut, before any live frame.
-	w, err := g.pump.joinIdentified(cctx, s, rep.Guilds, rep.Members, readyPayload(s, rep, d.Shard), g.counts)
+	w, err := g.pump.joinIdentified(cctx, s, rep.Members, readyPayload(s, rep, d.Shard), g.counts)
 	if err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
 		return
@@ -152,15 +152,15 @@ func readyPayload(s *Session, rep guildhall.IdentifyReply, shard []int) []byte {
 	ready := readyData{
 		V: 10, User: rep.User, SessionID: s.id, SessionType: "normal",
 		ResumeGatewayURL: s.resumeURL,
-		Guilds:           make([]unavailableGuild, len(rep.Guilds)),
+		Guilds:           make([]unavailableGuild, len(rep.Members)),
 		Application:      readyApplication{ID: rep.User.ID},
 		PrivateChannels:  []struct{}{}, Relationships: []struct{}{}, Presences: []struct{}{},
 	}
 	if len(shard) == 2 {
 		ready.Shard = shard
 	}
-	for i, st := range rep.Guilds {
-		ready.Guilds[i] = unavailableGuild{ID: st.Guild.ID, Unavailable: true}
+	for i, m := range rep.Members {
+		ready.Guilds[i] = unavailableGuild{ID: m.GuildID, Unavailable: true}
 	}
 	b, _ := json.Marshal(ready)
 	return b

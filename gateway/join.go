@@ -2,10 +2,10 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 	ghnats "github.com/guildhall/guildhall/nats"
@@ -33,6 +33,11 @@ import (
 // errClosed: the pump has stopped (the gateway is closing).
 var errClosed = errors.New("gateway: closed")
 
+// joinWait bounds how long an identify or a resume waits for its cut: for the
+// tick, and for its rooms to be done catching up (a room new to this gateway
+// fetches its guild's state, tens of MB for a guild at Discord's limits).
+const joinWait = time.Minute
+
 // presenceCounts answers a guild's approximate online count (0: unknown), for
 // GUILD_CREATE.
 type presenceCounts interface {
@@ -41,23 +46,21 @@ type presenceCounts interface {
 
 var _ presenceCounts = (*onlineCounts)(nil)
 
-// joinIdentified joins a session that has just identified (guilds[i] and
-// members[i] are its guilds and its membership in each) and queues, at the cut,
+// joinIdentified joins a session that has just identified (members are its
+// membership of each of its guilds) and queues, at the cut,
 // READY (its d is ready) and, if its intents ask for GUILDS, a GUILD_CREATE per
 // guild, before any live frame. It returns the session's starting sequence. On
 // failure the session is closed (4000, try again).
-func (p *pump) joinIdentified(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, ready []byte, counts presenceCounts) (uint64, error) {
+func (p *pump) joinIdentified(ctx context.Context, s *Session, members []guildhall.Member, ready []byte, counts presenceCounts) (uint64, error) {
 	var w uint64
-	err := p.join(ctx, s, guilds, members, func(rooms []*room, _ bool) {
+	err := p.join(ctx, s, members, func(rooms []*room, _ bool) {
 		w = p.w
 		s.send(dispatchFrame(guildhall.EventReady, w, ready))
 		if s.intents&guildhall.IntentGuilds == 0 {
 			return // READY lists the guilds; their GUILD_CREATEs need GUILDS
 		}
 		for i, r := range rooms {
-			gc := r.state.CreatePayload(members[i])
-			gc.ApproximatePresenceCount = counts.approximatePresenceCount(r.id)
-			gd, _ := json.Marshal(gc)
+			gd := r.guildCreate(members[i], counts.approximatePresenceCount(r.id))
 			s.send(dispatchFrame(guildhall.EventGuildCreate, w, gd))
 		}
 	})
@@ -84,9 +87,9 @@ type resumeCut struct {
 // joinResumed joins a resuming session, whose live frames are held back, and
 // returns what its replay of the events after seq needs. On failure the session
 // is closed (4000, try again).
-func (p *pump) joinResumed(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, seq uint64) (resumeCut, error) {
+func (p *pump) joinResumed(ctx context.Context, s *Session, members []guildhall.Member, seq uint64) (resumeCut, error) {
 	var c resumeCut
-	err := p.join(ctx, s, guilds, members, func(_ []*room, atTick bool) {
+	err := p.join(ctx, s, members, func(_ []*room, atTick bool) {
 		c.w = p.w
 		c.views = make(map[guildhall.Snowflake]*replayView, len(s.guilds))
 		for id, m := range s.guilds {
@@ -101,14 +104,15 @@ func (p *pump) joinResumed(ctx context.Context, s *Session, guilds []guildhall.G
 	return c, err
 }
 
-// join prepares the rooms of guilds, takes a cut, and attaches s at the cut, where
-// it runs atCut in the pump with the rooms (rooms[i] is guilds[i]'s). A room that
+// join prepares the rooms of the members' guilds, takes a cut, and attaches s at
+// the cut, where it runs atCut in the pump with the rooms (rooms[i] is the guild
+// of members[i]). A room that
 // is catching up at the tick makes the attach wait until it is done; atTick
 // reports whether the attach happened at the tick itself (the watermark is the
 // tick's sequence).
-func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, atCut func(rooms []*room, atTick bool)) error {
+func (p *pump) join(ctx context.Context, s *Session, members []guildhall.Member, atCut func(rooms []*room, atTick bool)) error {
 	var rooms []*room
-	if !p.do(func() { rooms = p.prepare(guilds) }) {
+	if !p.do(func() { rooms = p.prepare(members) }) {
 		return p.joinFailed(s, errClosed)
 	}
 	attached := false
@@ -140,12 +144,18 @@ func (p *pump) joinFailed(s *Session, err error) error {
 	return err
 }
 
-// prepare makes sure the rooms of states exist and keeps them until attach or
-// abort.
-func (p *pump) prepare(states []guildhall.GuildState) []*room {
-	rooms := make([]*room, len(states))
-	for i := range states {
-		r := p.room(&states[i], true)
+// prepare makes sure the rooms of the members' guilds exist and keeps them until
+// attach or abort. A room this gateway does not have yet is made at once and
+// fetches its guild's state (a catch-up), which the cut waits for: however many
+// sessions of the guild join at once, the state is fetched once.
+func (p *pump) prepare(members []guildhall.Member) []*room {
+	rooms := make([]*room, len(members))
+	for i, m := range members {
+		r := p.rooms[m.GuildID]
+		if r == nil {
+			r = p.room(&guildhall.GuildState{Guild: guildhall.Guild{ID: m.GuildID}}, true)
+			p.refreshRoom(r, false)
+		}
 		r.pending++
 		rooms[i] = r
 	}
@@ -164,7 +174,9 @@ func (p *pump) abort(rooms []*room) {
 // rooms is catching up, with f run in the pump at that moment (f gets the tick's
 // sequence).
 func (p *pump) cut(ctx context.Context, rooms []*room, f func(tick uint64)) error {
-	seq, err := p.ticks.tick(ctx, p.node)
+	tctx, cancel := context.WithTimeout(ctx, p.apiTimeout)
+	seq, err := p.ticks.tick(tctx, p.node)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("gateway: tick: %w", err)
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/zlib"
 	"context"
+	"errors"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -299,8 +301,12 @@ func (o *outbox) writeNow(b []byte) ([]byte, error) {
 	o.direct = b
 	err := o.raw.Write(o.directWrite)
 	n, werr := o.directN, o.directErr
-	o.direct, o.directErr = nil, nil
+	o.direct, o.directErr, o.directN = nil, nil, 0
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The deadline the writer last set has passed (it was for its writes,
+		// long done): nothing was written; the writer sets a new one.
+		return b, nil
 	case err != nil:
 		return nil, err
 	case werr == syscall.EAGAIN || werr == syscall.EINTR:

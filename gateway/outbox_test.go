@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guildhall/guildhall/testenv"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -142,5 +144,44 @@ func TestOutboxHoldKeepsSequenceOrder(t *testing.T) {
 	}
 	if want := "3 5 7 8 9 op11"; strings.Join(got, " ") != want {
 		t.Fatalf("frames went out as %s; want %s", strings.Join(got, " "), want)
+	}
+}
+
+// A session whose writer once wrote (a frame larger than the socket's buffer)
+// still takes direct writes long after the writer's write deadline has passed:
+// the expired deadline is the writer's, not a dead connection.
+func TestOutboxDirectWriteAfterWriterDeadline(t *testing.T) {
+	servers, clients := loopbackPairs(t, 1)
+	cfg := Config{WriteTimeout: 50 * time.Millisecond}.withDefaults()
+	o := newOutbox(servers[0], false, cfg.outbox())
+	big := dispatchFrame("GUILD_CREATE", 1, []byte(`"`+strings.Repeat("x", 8<<20)+`"`))
+	small := dispatchFrame("MESSAGE_CREATE", 2, []byte(`{}`))
+	done := make(chan error, 1)
+	go func() {
+		br := bufio.NewReader(clients[0])
+		for range 2 {
+			if _, err := readFrame(br); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	o.send(big) // through the writer, which sets a write deadline
+	testenv.Eventually(t, 30*time.Second, func() error {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.writing {
+			return errors.New("the writer is still writing")
+		}
+		return nil
+	})
+	time.Sleep(100 * time.Millisecond) // past the writer's deadline
+	o.send(small)
+	if err := <-done; err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	if o.isClosed() {
+		t.Fatal("the outbox closed the connection on the writer's stale deadline")
 	}
 }

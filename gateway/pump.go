@@ -253,12 +253,12 @@ func (p *pump) handle(m *natsgo.Msg) {
 		}
 		ev := ghnats.DecodeEvent(m.Header, m.Data)
 		switch {
-		case r.fresh:
-			// Not attached yet: whatever it missed is before the cut.
-			p.apply(r, seq, ev)
 		case r.catchUp != nil:
 			p.advance(seq)
 			p.queue(r, queuedEvent{seq: seq, last: last, ev: ev})
+		case r.fresh:
+			// Not attached yet: whatever it missed is before the cut.
+			p.apply(r, seq, ev)
 		case last > r.lastSeq || p.namesUnknownChannel(r, ev):
 			if last > r.lastSeq {
 				p.metrics.GapsNoticed.WithLabelValues("event").Inc()

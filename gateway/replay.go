@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -196,6 +197,9 @@ func (r *replays) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 				return sent, nil
 			}
 			ev := ghnats.DecodeEvent(natsgo.Header(msg.Headers()), msg.Data())
+			if ev.Type == guildhall.EventGuildJoin {
+				ev = joinedGuildCreate(views, ev)
+			}
 			if replayVisible(views, ev, s.user.ID) {
 				if f := newDispatch(ev, seq).frameFor(s); f != nil {
 					s.out.sendUnheld(f)
@@ -214,6 +218,27 @@ func (r *replays) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 			return sent, nil
 		}
 	}
+}
+
+// joinedGuildCreate turns a replayed GUILD_JOIN into the joiner's GUILD_CREATE,
+// from the guild's state at the cut (later than the join: the events replayed
+// after it repeat what it already shows, as upserts). A guild the session is no
+// longer in gets nothing (an event no session receives).
+func joinedGuildCreate(views map[guildhall.Snowflake]*replayView, ev guildhall.Event) guildhall.Event {
+	var m guildhall.Member
+	if json.Unmarshal(ev.Data, &m) != nil {
+		return guildhall.Event{}
+	}
+	v := views[m.GuildID]
+	if v == nil {
+		return guildhall.Event{}
+	}
+	m.GuildID = 0
+	gd, err := json.Marshal(v.room.state.CreatePayload(m))
+	if err != nil {
+		return guildhall.Event{}
+	}
+	return guildhall.Event{Type: guildhall.EventGuildCreate, UserID: ev.UserID, Data: gd}
 }
 
 func replayVisible(views map[guildhall.Snowflake]*replayView, ev guildhall.Event, uid guildhall.Snowflake) bool {

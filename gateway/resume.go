@@ -49,13 +49,16 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	g.takeSession(s)
 
 	s.out.hold()
-	ctx, cancel := g.opContext()
-	defer cancel()
-	cut, err := g.pump.joinResumed(ctx, s, rep.Guilds, rep.Members, d.Seq)
+	jctx, jcancel := g.joinContext()
+	cut, err := g.pump.joinResumed(jctx, s, rep.Members, d.Seq)
+	jcancel()
 	if err != nil {
 		g.metrics.Resumes.WithLabelValues("api_error").Inc()
+		g.resumes.refund(s.user.ID) // the client tries again: the failure was ours
 		return
 	}
+	ctx, cancel := g.opContext()
+	defer cancel()
 	// Memory only when the stream confirms that the rooms missed nothing up to
 	// the cut (NATS may have lost events that no later event revealed yet).
 	fromMemory := cut.fromMemory && g.replays.complete(ctx, s.user.ID, d.Seq, cut)
@@ -119,7 +122,7 @@ func (g *Gateway) resumable(s *Session, d resumeData) (guildhall.IdentifyReply, 
 	case errors.Is(err, registry.ErrNotFound):
 		reason = "unknown_or_expired"
 	case err != nil:
-		g.resumeLater(s, "registry_error", err)
+		g.resumeLater(s, rep.User.ID, "registry_error", err)
 		return rep, entry, false
 	case entry.UserID != rep.User.ID:
 		reason = "wrong_user"
@@ -130,7 +133,7 @@ func (g *Gateway) resumable(s *Session, d resumeData) (guildhall.IdentifyReply, 
 	default:
 		ok, err := g.replays.replayable(gctx, d.Seq)
 		if err != nil {
-			g.resumeLater(s, "stream_error", err)
+			g.resumeLater(s, rep.User.ID, "stream_error", err)
 			return rep, entry, false
 		}
 		if !ok {
@@ -147,8 +150,10 @@ func (g *Gateway) resumable(s *Session, d resumeData) (guildhall.IdentifyReply, 
 }
 
 // resumeLater answers a resume that could not be checked with 4000 (see
-// resumable).
-func (g *Gateway) resumeLater(s *Session, why string, err error) {
+// resumable). It does not count against the user's resumes: the client tries
+// again because this side could not answer.
+func (g *Gateway) resumeLater(s *Session, user guildhall.Snowflake, why string, err error) {
+	g.resumes.refund(user)
 	g.metrics.Resumes.WithLabelValues("retry_" + why).Inc()
 	g.log.Warn("resume: try again", "why", why, "err", err)
 	s.close(CloseUnknownError, "Try again")

@@ -62,6 +62,16 @@ func (l *resumeLimiter) allow(user guildhall.Snowflake, now time.Time) bool {
 	return true
 }
 
+// refund gives back a resume that failed on this side (the client is told to try
+// again).
+func (l *resumeLimiter) refund(user guildhall.Snowflake) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.buckets[user]; b != nil {
+		b.tokens = min(l.burst, b.tokens+1)
+	}
+}
+
 func (b *resumeBucket) refill(now time.Time, burst float64, every time.Duration) {
 	if d := now.Sub(b.at); d > 0 {
 		b.tokens = min(burst, b.tokens+float64(d)/float64(every))

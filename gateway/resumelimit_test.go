@@ -34,6 +34,19 @@ func TestResumeLimiter(t *testing.T) {
 		t.Fatal("the bucket did not refill to its burst")
 	}
 
+	// A resume that failed on the gateway's side is given back.
+	later := t0.Add(2 * time.Hour)
+	for range 3 {
+		l.allow(alice, later)
+	}
+	l.refund(alice)
+	if !l.allow(alice, later) {
+		t.Fatal("a refunded resume refused")
+	}
+	if l.allow(alice, later) {
+		t.Fatal("a refund gave back more than one resume")
+	}
+
 	off := newResumeLimiter(-1, time.Second)
 	for range 100 {
 		if !off.allow(alice, t0) {

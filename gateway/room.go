@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/json"
 	"slices"
 	"strings"
 
@@ -25,6 +27,10 @@ type room struct {
 	// view caches, per channel, which role sets may view it; dropped whenever
 	// channels, roles or the guild change.
 	view map[guildhall.Snowflake]*channelView
+	// channelJSON caches each channel's encoding for GUILD_CREATE, so that a
+	// large guild's channels are encoded once rather than once per session
+	// that joins; a channel's entry goes when it changes.
+	channelJSON map[guildhall.Snowflake][]byte
 
 	// recent lets a resume replay from memory instead of the stream.
 	recent recentEvents
@@ -144,6 +150,51 @@ func (r *room) canView(v *channelView, uid guildhall.Snowflake, m *membership) b
 
 func (r *room) invalidate() { r.view = nil }
 
+// setState replaces the room's state (a refresh), keeping the member count it
+// counted, which may be newer.
+func (r *room) setState(st guildhall.GuildState) {
+	st.Guild.MemberCount = max(st.Guild.MemberCount, r.state.Guild.MemberCount)
+	r.state = st
+	r.channelJSON = nil
+	r.invalidate()
+}
+
+// guildCreate is the GUILD_CREATE payload for member self (its guild id unset,
+// as Discord's members list in GUILD_CREATE has it), with the channels self may
+// view in their cached encoding.
+func (r *room) guildCreate(self guildhall.Member, presenceCount int) []byte {
+	self.GuildID = 0
+	gc := r.state.CreatePayload(self)
+	gc.ApproximatePresenceCount = presenceCount
+	visible := gc.Channels
+	gc.Channels = []guildhall.Channel{}
+	shell, err := json.Marshal(gc)
+	if err != nil {
+		return nil
+	}
+	// Encoded strings escape their quotes: this is the field itself.
+	before, after, _ := bytes.Cut(shell, []byte(`"channels":[]`))
+	if r.channelJSON == nil {
+		r.channelJSON = map[guildhall.Snowflake][]byte{}
+	}
+	b := make([]byte, 0, len(shell)+512*len(visible))
+	b = append(b, before...)
+	b = append(b, `"channels":[`...)
+	for i, ch := range visible {
+		cj, ok := r.channelJSON[ch.ID]
+		if !ok {
+			cj, _ = json.Marshal(ch)
+			r.channelJSON[ch.ID] = cj
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, cj...)
+	}
+	b = append(b, ']')
+	return append(b, after...)
+}
+
 // add makes s a member, joined at sequence from.
 func (r *room) add(s *Session, m *membership, from uint64) {
 	m.index = len(r.members)
@@ -171,6 +222,7 @@ func (r *room) remove(m *membership) {
 
 // setChannel inserts or replaces a channel in the state.
 func (r *room) setChannel(ch guildhall.Channel) {
+	delete(r.channelJSON, ch.ID)
 	for i := range r.state.Channels {
 		if r.state.Channels[i].ID == ch.ID {
 			r.state.Channels[i] = ch
@@ -183,6 +235,7 @@ func (r *room) setChannel(ch guildhall.Channel) {
 }
 
 func (r *room) deleteChannel(id guildhall.Snowflake) {
+	delete(r.channelJSON, id)
 	r.state.Channels = slices.DeleteFunc(r.state.Channels, func(c guildhall.Channel) bool { return c.ID == id })
 	r.invalidate()
 }
