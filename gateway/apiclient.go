@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -75,6 +76,17 @@ func (a apiClient) guildState(ctx context.Context, id guildhall.Snowflake) (guil
 			return guildhall.GuildState{}, fmt.Errorf("api %s: more than %d parts", ghnats.SubjectAPIGuild, ghnats.MaxReplyParts)
 		}
 	}
+}
+
+// member is a user's membership of a guild, nil when none (the pump's
+// guildSource).
+func (a apiClient) member(ctx context.Context, guild, user guildhall.Snowflake) (*guildhall.Member, error) {
+	var rep guildhall.GuildReply
+	err := a.call(ctx, ghnats.SubjectAPIGuild, guildhall.GuildRequest{GuildID: guild, UserID: user, MemberOnly: true}, &rep)
+	if err == nil && rep.Error != nil && !errors.Is(rep.Error, guildhall.ErrUnknownGuild) {
+		err = rep.Error
+	}
+	return rep.Member, err
 }
 
 // members pages a guild's members for op 8.

@@ -10,22 +10,31 @@ import (
 
 // deliver hands one framed event to every session of the room that may see it and
 // whose intents ask for it. The frames are shared; nothing here allocates per
-// recipient.
-func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch) {
+// recipient. before, when not nil, is the channel's view before this event
+// changed it: whoever could view the channel then gets the event too. An event
+// that requires permissions (guildhall.Event.Requires) goes only to members who
+// have them there.
+func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch, before *channelView) {
 	start := time.Now()
-	if ev.ChannelID == 0 {
+	if ev.Requires != 0 {
+		for _, rm := range r.members {
+			if f := d.frameFor(rm.s); f != nil && r.allows(ev.ChannelID, rm.s.user.ID, rm.m, ev.Requires) {
+				rm.s.out.send(f)
+			}
+		}
+	} else if ev.ChannelID == 0 {
 		sendAll(r.members, d)
 	} else {
 		v, ok := r.channelView(ev.ChannelID)
 		if !ok {
 			return // the channel is gone (the room refreshed its state first): nobody may see it
 		}
-		if v.everyone {
+		if v.everyone || (before != nil && before.everyone) {
 			sendAll(r.members, d)
 		} else {
 			// canView fills the view's cache: one goroutine only.
 			for _, rm := range r.members {
-				if f := d.frameFor(rm.s); f != nil && r.canView(v, rm.s.user.ID, rm.m) {
+				if f := d.frameFor(rm.s); f != nil && (r.canView(v, rm.s.user.ID, rm.m) || (before != nil && r.canView(before, rm.s.user.ID, rm.m))) {
 					rm.s.out.send(f)
 				}
 			}
@@ -35,24 +44,35 @@ func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch) {
 	p.metrics.Fanout.Observe(time.Since(start).Seconds())
 }
 
-// deliverSince is deliver for an event at seq that is not newer than every
-// member's join (a refilled one): a member that joined at or after seq does not
+// deliverSince is deliver for an event that is not newer than every member's
+// join (a refilled one): a member that joined at or after its sequence does not
 // get it, what it was given when it joined covered it.
-func (p *pump) deliverSince(r *room, ev guildhall.Event, d *dispatch, seq uint64) {
+func (p *pump) deliverSince(r *room, ev guildhall.Event, d *dispatch, before *channelView) {
 	var v *channelView
-	if ev.ChannelID != 0 {
+	if ev.ChannelID != 0 && ev.Requires == 0 {
 		var ok bool
 		if v, ok = r.channelView(ev.ChannelID); !ok {
 			return
 		}
 	}
 	for _, rm := range r.members {
-		if rm.from >= seq {
+		if rm.from >= d.seq {
 			continue
 		}
-		if f := d.frameFor(rm.s); f != nil && (v == nil || r.canView(v, rm.s.user.ID, rm.m)) {
-			rm.s.out.send(f)
+		f := d.frameFor(rm.s)
+		switch {
+		case f == nil:
+			continue
+		case ev.Requires != 0:
+			if !r.allows(ev.ChannelID, rm.s.user.ID, rm.m, ev.Requires) {
+				continue
+			}
+		case v != nil:
+			if !r.canView(v, rm.s.user.ID, rm.m) && (before == nil || !r.canView(before, rm.s.user.ID, rm.m)) {
+				continue
+			}
 		}
+		rm.s.out.send(f)
 	}
 }
 

@@ -41,6 +41,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	defer func() { <-g.identifies }()
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.APITimeout)
 	defer cancel()
+	since := g.pump.current() // the memberships below are at least this new (see join.go)
 	rep, err := g.api.identify(ctx, d.Token)
 	if err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
@@ -83,7 +84,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	cctx, ccancel := g.joinContext()
 	defer ccancel()
 	// READY and the GUILD_CREATEs are queued at the cut, before any live frame.
-	w, err := g.pump.joinIdentified(cctx, s, rep.Members, readyPayload(s, rep, d.Shard), g.counts)
+	w, err := g.pump.joinIdentified(cctx, s, rep.Members, since, readyPayload(s, rep, d.Shard), g.counts)
 	if err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
 		return

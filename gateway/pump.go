@@ -64,6 +64,9 @@ type pump struct {
 // change: the api, asked over NATS.
 type guildSource interface {
 	guildState(ctx context.Context, id guildhall.Snowflake) (guildhall.GuildState, error)
+	// member is a user's membership of a guild now, nil when none: what a
+	// session that joined a new room checks its membership against (join.go).
+	member(ctx context.Context, guild, user guildhall.Snowflake) (*guildhall.Member, error)
 }
 
 // tickSource publishes a tick for a gateway node into the stream and returns its
@@ -226,7 +229,7 @@ func (p *pump) handle(m *natsgo.Msg) {
 			return
 		}
 		if ev.Type != "" {
-			p.deliver(r, ev, newDispatch(ev, p.w))
+			p.deliver(r, ev, newDispatch(ev, p.w), nil)
 		}
 		return
 	case ghnats.SubjectTickEvent, ghnats.SubjectGuildEvent, ghnats.SubjectUserEvent:

@@ -30,6 +30,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		s.close(CloseDecodeError, "Error while decoding payload")
 		return
 	}
+	since := g.pump.current() // the memberships resumable reads are at least this new (see join.go)
 	rep, entry, ok := g.resumable(s, d)
 	if !ok {
 		return
@@ -50,7 +51,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 
 	s.out.hold()
 	jctx, jcancel := g.joinContext()
-	cut, err := g.pump.joinResumed(jctx, s, rep.Members, d.Seq)
+	cut, err := g.pump.joinResumed(jctx, s, rep.Members, since, d.Seq)
 	jcancel()
 	if err != nil {
 		g.metrics.Resumes.WithLabelValues("api_error").Inc()

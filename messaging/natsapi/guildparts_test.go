@@ -56,3 +56,16 @@ func TestGuildParts(t *testing.T) {
 		t.Fatal("the parts' channels are not the guild's, in order")
 	}
 }
+
+// A guild without channels (or a member-only answer, which has no state) is one
+// part.
+func TestGuildPartsWithoutChannels(t *testing.T) {
+	ps, err := guildParts(guildhall.GuildReply{Member: &guildhall.Member{User: guildhall.User{ID: 5}}}, 1024)
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("guildParts without channels = %d parts, %v; want 1", len(ps), err)
+	}
+	var rep guildhall.GuildReply
+	if err := json.Unmarshal(ps[0].(json.RawMessage), &rep); err != nil || rep.More || rep.Member == nil {
+		t.Fatalf("the one part = %+v (%v)", rep, err)
+	}
+}

@@ -117,7 +117,7 @@ func guildParts(rep guildhall.GuildReply, max int) (parts, error) {
 	head := rep
 	head.State.Channels = []guildhall.Channel{}
 	var out parts
-	for i := 0; i == 0 || i < len(chans); {
+	for i, first := 0, true; first || i < len(chans); first = false {
 		// The channels of this part: at least one, then as many as fit.
 		n, size := 0, 0
 		for i+n < len(chans) && (n == 0 || size+len(chans[i+n])+1 <= max) {
