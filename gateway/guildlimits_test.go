@@ -12,7 +12,6 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
-	boltstore "github.com/guildhall/guildhall/messaging/bolt"
 	"github.com/guildhall/guildhall/testenv"
 )
 
@@ -36,44 +35,45 @@ func TestGuildAtDiscordLimits(t *testing.T) {
 		seedBolt(t, path,
 			seedGuild{ID: smallGuild, ChannelID: smallChannel, Users: []seedUser{owner, alice, bob}},
 			seedGuild{ID: otherGuild, ChannelID: otherChannel, Users: []seedUser{owner, carol}})
-		// Role creation has no api yet; the store takes them as the api would.
-		s, err := boltstore.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		ctx := context.Background()
-		for i := 1; i < roles; i++ {
-			if err := s.PutRole(ctx, smallGuild, guildhall.Role{ID: smallGuild + guildhall.Snowflake(1000+i), Name: "role", Position: i}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for i := range channels {
-			ch := guildhall.Channel{ID: smallChannel + guildhall.Snowflake(i), GuildID: smallGuild, Type: guildhall.ChannelTypeGuildText,
-				Name: "channel", Position: i, Topic: &topic}
-			// One overwrite per role (@everyone's id is the guild's), the rest
-			// for members.
-			for k := range overwrites {
-				o := guildhall.PermissionOverwrite{ID: smallGuild + guildhall.Snowflake(1000+k), Type: guildhall.OverwriteRole}
-				switch {
-				case k == 0:
-					o.ID = smallGuild
-				case k >= roles:
-					o = guildhall.PermissionOverwrite{ID: guildhall.Snowflake(9_000_000 + k), Type: guildhall.OverwriteMember, Allow: guildhall.PermSendMessages}
-				}
-				ch.PermissionOverwrites = append(ch.PermissionOverwrites, o)
-			}
-			if err := s.PutChannel(ctx, ch); err != nil {
-				t.Fatal(err)
-			}
-		}
 	}})
 	url := st.gws[0].url
+	ctx := context.Background()
+	ownerUser := guildhall.User{ID: owner.ID, Username: owner.Name}
+
+	// 249 roles and @everyone, through the api, which refuses the 251st.
+	roleIDs := []guildhall.Snowflake{smallGuild}
+	for range roles - 1 {
+		name := "role"
+		r, err := st.svc.CreateRole(ctx, ownerUser, smallGuild, messaging.RoleParams{Name: &name}, "")
+		if err != nil {
+			t.Fatalf("role %d: %v", len(roleIDs)+1, err)
+		}
+		roleIDs = append(roleIDs, r.ID)
+	}
+	if _, err := st.svc.CreateRole(ctx, ownerUser, smallGuild, messaging.RoleParams{}, ""); !hasCode(err, 30005) {
+		t.Fatalf("role 251: %v; want 30005", err)
+	}
+	// 500 channels of 1000 overwrites (one per role, the rest for members) and
+	// a topic of 1024 characters, written as the api writes them: creating them
+	// through it would read every channel of the guild for each (tens of MB), and
+	// 1000 overwrites are past the REST body limit (64 KiB) in one request.
+	for i := range channels {
+		ch := guildhall.Channel{ID: smallChannel + guildhall.Snowflake(i), GuildID: smallGuild, Type: guildhall.ChannelTypeGuildText,
+			Name: "channel", Position: i, Topic: &topic}
+		for k := range overwrites {
+			o := guildhall.PermissionOverwrite{ID: guildhall.Snowflake(9_000_000 + k), Type: guildhall.OverwriteMember, Allow: guildhall.PermSendMessages}
+			if k < len(roleIDs) {
+				o = guildhall.PermissionOverwrite{ID: roleIDs[k], Type: guildhall.OverwriteRole}
+			}
+			ch.PermissionOverwrites = append(ch.PermissionOverwrites, o)
+		}
+		if err := st.store.PutChannel(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// The api goes no further: the 501st channel, a channel with 1001
 	// overwrites, a topic of 1025 characters (the last two in a guild with room).
-	ctx := context.Background()
-	ownerUser := guildhall.User{ID: owner.ID, Username: owner.Name}
 	if _, err := st.svc.CreateChannel(ctx, ownerUser, smallGuild, messaging.NewChannel{Name: "one too many"}); !hasCode(err, 30013) {
 		t.Errorf("channel 501: %v; want 30013", err)
 	}
