@@ -146,7 +146,7 @@ const (
 	MaxInviteUses  = 100
 	// MaxGuildsPerUser, MaxChannelsPerGuild and MaxOverwrites (per channel) are
 	// Discord's limits (its errors 30001, 30013, 30060). A guild at all of them
-	// has tens of MB of channels: gateways read a guild's state in parts
+	// has about 26 MB of channels: gateways read a guild's state in parts
 	// (guildhall.GuildReply) and a join's user event does not carry it.
 	MaxGuildsPerUser    = 100
 	MaxChannelsPerGuild = 500
