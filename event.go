@@ -32,6 +32,12 @@ const (
 	EventMessageAck                 = "MESSAGE_ACK"
 )
 
+// EventGuildJoin is no dispatch of Discord's but a user event of Guildhall's: the
+// user joined (or created) a guild, Data is its Member (GuildID set). Gateways
+// turn it into GUILD_CREATE from the guild's state, which the event does not
+// carry: a guild's state can be larger than one stream message.
+const EventGuildJoin = "GUILD_JOIN"
+
 // Event is one change as it travels from the api to the stream and from there to
 // gateways and the writer. Data is the dispatch payload exactly as clients receive it
 // in the d field, so a gateway can frame it without decoding it.

@@ -45,12 +45,13 @@ func ValidTokenHash(h string) bool {
 	return true
 }
 
-// IdentifyReply is the user, each guild the user is a member of, and the user's
-// membership in each (Members[i] belongs to Guilds[i]). Error is set instead when
-// the token is not valid (ErrUnauthorized) or the api failed.
+// IdentifyReply is the user and the user's membership of each of its guilds
+// (Member.GuildID names the guild). Error is set instead when the token is not
+// valid (ErrUnauthorized) or the api failed. It carries no guild's state: a
+// gateway asks for the state of each guild it has no room for (GuildRequest), so
+// what a member's identify costs never depends on the size of all its guilds.
 type IdentifyReply struct {
 	User    User         `json:"user"`
-	Guilds  []GuildState `json:"guilds"`
 	Members []Member     `json:"members"`
 	// PrivateChannels are the user's DMs as the user sees them, and ReadStates
 	// how far the user has read each channel (READY's private_channels and
@@ -65,14 +66,26 @@ type IdentifyReply struct {
 type GuildRequest struct {
 	GuildID Snowflake `json:"guild_id"`
 	UserID  Snowflake `json:"user_id,omitempty"`
+	// MemberOnly asks for the membership of UserID alone, without the guild's
+	// state (which may be tens of MB).
+	MemberOnly bool `json:"member_only,omitempty"`
 }
 
 // GuildReply is a guild snapshot; Member is set when GuildRequest.UserID was and the
 // user is a member. Error is set instead when the guild does not exist.
+//
+// Across NATS it comes in parts, each a GuildReply on the request's inbox, so that
+// no message outgrows NATS's max payload (a guild at Discord's limits has 500
+// channels with up to 1000 overwrites each: tens of MB): part 0 has the guild, its
+// roles, Member and the first channels; each later part (Part 1, 2, …) more
+// channels; every part but the last has More set. A reader appends the parts'
+// channels in order and fails on a missing part.
 type GuildReply struct {
 	State  GuildState   `json:"state"`
 	Member *Member      `json:"member,omitempty"`
 	Error  *RemoteError `json:"error,omitempty"`
+	Part   int          `json:"part,omitempty"`
+	More   bool         `json:"more,omitempty"`
 }
 
 // MembersRequest asks the api's members endpoint (nats.SubjectAPIMembers) for

@@ -23,21 +23,66 @@ func (a apiClient) identify(ctx context.Context, token string) (guildhall.Identi
 	return rep, err
 }
 
-// guildState is a guild's current state (the pump's guildSource).
+// guildState is a guild's current state (the pump's guildSource), read in the
+// parts the api sends it in (guildhall.GuildReply).
 func (a apiClient) guildState(ctx context.Context, id guildhall.Snowflake) (guildhall.GuildState, error) {
-	var rep guildhall.GuildReply
-	err := a.call(ctx, ghnats.SubjectAPIGuild, guildhall.GuildRequest{GuildID: id}, &rep)
-	if err == nil && rep.Error != nil {
-		err = rep.Error
+	b, err := json.Marshal(guildhall.GuildRequest{GuildID: id})
+	if err != nil {
+		return guildhall.GuildState{}, err
 	}
-	return rep.State, err
+	inbox := a.nc.NewInbox()
+	sub, err := a.nc.SubscribeSync(inbox)
+	if err != nil {
+		return guildhall.GuildState{}, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	// A guild at Discord's limits is tens of MB: let its parts wait here rather
+	// than be dropped while the first ones are decoded.
+	_ = sub.SetPendingLimits(ghnats.MaxReplyParts, ghnats.MaxReplyParts*ghnats.MaxReplyPart*2)
+	if err := a.nc.PublishRequest(ghnats.SubjectAPIGuild, inbox, b); err != nil {
+		return guildhall.GuildState{}, err
+	}
+	var st guildhall.GuildState
+	for part := 0; ; part++ {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return guildhall.GuildState{}, fmt.Errorf("api %s: part %d: %w", ghnats.SubjectAPIGuild, part, err)
+		}
+		if m.Header.Get("Status") == "503" {
+			return guildhall.GuildState{}, fmt.Errorf("api %s: %w", ghnats.SubjectAPIGuild, natsgo.ErrNoResponders)
+		}
+		var rep guildhall.GuildReply
+		if err := json.Unmarshal(m.Data, &rep); err != nil {
+			return guildhall.GuildState{}, fmt.Errorf("api %s: reply: %w", ghnats.SubjectAPIGuild, err)
+		}
+		if rep.Error != nil {
+			return guildhall.GuildState{}, rep.Error
+		}
+		if rep.Part != part {
+			return guildhall.GuildState{}, fmt.Errorf("api %s: part %d where %d was due: parts lost", ghnats.SubjectAPIGuild, rep.Part, part)
+		}
+		if part == 0 {
+			st = rep.State
+		} else {
+			st.Channels = append(st.Channels, rep.State.Channels...)
+		}
+		if !rep.More {
+			if st.Channels == nil {
+				st.Channels = []guildhall.Channel{}
+			}
+			return st, nil
+		}
+		if part+1 >= ghnats.MaxReplyParts {
+			return guildhall.GuildState{}, fmt.Errorf("api %s: more than %d parts", ghnats.SubjectAPIGuild, ghnats.MaxReplyParts)
+		}
+	}
 }
 
 // member is a user's membership of a guild, nil when none (the pump's
 // guildSource).
 func (a apiClient) member(ctx context.Context, guild, user guildhall.Snowflake) (*guildhall.Member, error) {
 	var rep guildhall.GuildReply
-	err := a.call(ctx, ghnats.SubjectAPIGuild, guildhall.GuildRequest{GuildID: guild, UserID: user}, &rep)
+	err := a.call(ctx, ghnats.SubjectAPIGuild, guildhall.GuildRequest{GuildID: guild, UserID: user, MemberOnly: true}, &rep)
 	if err == nil && rep.Error != nil && !errors.Is(rep.Error, guildhall.ErrUnknownGuild) {
 		err = rep.Error
 	}

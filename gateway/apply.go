@@ -1,9 +1,8 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
-	"time"
+	"slices"
 
 	guildhall "github.com/guildhall/guildhall"
 )
@@ -12,10 +11,11 @@ import (
 // a guild's events keep its room's state current (channels, roles, the guild,
 // members' roles, who is in it), a user's events join their sessions to a guild.
 
-// apply updates the room's state from a guild event and delivers it. The state
-// changes through guildhall.GuildState.Apply, the one place that reads events into
-// a guild's state; this adds what only a gateway keeps: the local sessions'
-// memberships, the channel-visibility cache, who is in the room.
+// apply updates the room's state from a guild event and delivers it, framed with
+// its own stream sequence (a refilled one too). The state changes through
+// guildhall.GuildState.Apply, the one place that reads events into a guild's
+// state; this adds what only a gateway keeps: the local sessions' memberships,
+// the channel-visibility cache, who is in the room.
 //
 // When to deliver: an event that takes something away (a channel deleted, a
 // member removed or banned, the guild deleted) reaches whoever loses it, so it is
@@ -26,27 +26,33 @@ import (
 func (p *pump) apply(r *room, seq uint64, ev guildhall.Event) {
 	r.lastSeq = seq
 	p.advance(seq)
-	live := newDispatch(ev, p.w)
-	kept := live
-	if p.w != seq {
-		// A filled gap: live sessions get the watermark, a replay the event's seq
-		// (as the stream replay sends it).
-		kept = newDispatch(ev, seq)
-	}
-	r.recent.push(recentEvent{seq: seq, channel: ev.ChannelID, requires: ev.Requires, d: kept})
+	live := newDispatch(ev, seq)
+	r.recent.push(recentEvent{seq: seq, channel: ev.ChannelID, requires: ev.Requires, d: live})
+	// A refilled event may be older than some member's join.
+	old := seq <= r.joinedAt
 	switch ev.Type {
 	case guildhall.EventChannelDelete, guildhall.EventGuildMemberRemove, guildhall.EventGuildBanAdd, guildhall.EventGuildDelete:
-		p.deliver(r, ev, live, nil)
+		p.deliverApplied(r, ev, live, nil, old)
 		p.applyState(r, seq, ev)
 		return
 	case guildhall.EventChannelUpdate:
 		before, _ := r.channelView(ev.ChannelID)
 		p.applyState(r, seq, ev)
-		p.deliver(r, ev, live, before)
+		p.deliverApplied(r, ev, live, before, old)
 		return
 	}
 	p.applyState(r, seq, ev)
-	p.deliver(r, ev, live, nil)
+	p.deliverApplied(r, ev, live, nil, old)
+}
+
+// deliverApplied delivers an applied event: to the members that joined before
+// it when it is old (not newer than every member's join), else to every member.
+func (p *pump) deliverApplied(r *room, ev guildhall.Event, d *dispatch, before *channelView, old bool) {
+	if old {
+		p.deliverSince(r, ev, d, before)
+		return
+	}
+	p.deliver(r, ev, d, before)
 }
 
 // applyState changes the room's state and its sessions for one event.
@@ -54,6 +60,7 @@ func (p *pump) applyState(r *room, seq uint64, ev guildhall.Event) {
 	c := r.state.Apply(ev)
 	if c.Access {
 		r.invalidate()
+		r.channelJSON = nil
 	}
 	if c.Member != nil {
 		r.note(seq, c.Member.User.ID, c.Member.Roles, false)
@@ -94,6 +101,10 @@ func (p *pump) removeUser(r *room, uid guildhall.Snowflake) {
 func (p *pump) closeRoom(r *room) {
 	for _, rm := range r.members {
 		delete(rm.s.guilds, r.id)
+		if rm.m.held {
+			rm.m.held = false
+			rm.s.out.release()
+		}
 		rm.m.index = -1
 	}
 	clear(r.members)
@@ -102,36 +113,29 @@ func (p *pump) closeRoom(r *room) {
 }
 
 // applyUser handles an event for one user's sessions: joining a guild
-// (GUILD_CREATE), leaving one (GUILD_DELETE), and everything of the user's DMs
+// (GUILD_JOIN), leaving one (GUILD_DELETE), and everything of the user's DMs
 // (see package messaging), which go to the sessions as they are.
 func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 	p.advance(seq)
-	d := newDispatch(ev, p.w)
-	if ev.Type == guildhall.EventGuildCreate {
-		var gc guildhall.GuildCreate
-		if err := json.Unmarshal(ev.Data, &gc); err != nil || len(gc.Members) == 0 {
+	switch ev.Type {
+	case guildhall.EventGuildJoin:
+		var m guildhall.Member
+		if json.Unmarshal(ev.Data, &m) != nil || m.GuildID == 0 {
 			return
 		}
-		state := guildhall.GuildState{Guild: gc.Guild, Channels: gc.Channels, Roles: gc.Roles}
-		self := gc.Members[0]
-		for _, s := range u.sessions {
-			if _, ok := s.guilds[gc.ID]; ok || !s.shard.ownsGuild(gc.ID) {
-				continue
-			}
-			_, existed := p.rooms[gc.ID]
-			r := p.room(&state, false)
-			if !existed {
-				// The joiner's GUILD_CREATE lists only the channels the joiner may
-				// see; the room serves every local member, so take the whole state.
-				p.refresh(r)
-			}
-			m := &membership{roles: self.Roles, roleKey: roleKey(self.Roles)}
-			s.guilds[r.id] = m
-			r.add(s, m)
-			if f := d.frameFor(s); f != nil {
-				s.send(f)
-			}
+		p.joinGuild(u, &pendingJoin{user: u.id, seq: seq, member: m}, nil)
+		return
+	case guildhall.EventGuildCreate:
+		// A join written before GUILD_JOIN existed: it carries the joiner's
+		// GUILD_CREATE, which goes out as it is.
+		var gc guildhall.GuildCreate
+		if err := json.Unmarshal(ev.Data, &gc); err != nil || len(gc.Members) == 0 || gc.ID == 0 {
+			return
 		}
+		m := gc.Members[0]
+		m.GuildID = gc.ID
+		state := guildhall.GuildState{Guild: gc.Guild, Channels: gc.Channels, Roles: gc.Roles}
+		p.joinGuild(u, &pendingJoin{user: u.id, seq: seq, member: m, d: newDispatch(ev, seq)}, &state)
 		return
 	}
 	if ev.Type == guildhall.EventGuildDelete {
@@ -145,6 +149,7 @@ func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 		}
 	}
 	guild := eventGuild(ev)
+	d := newDispatch(ev, seq)
 	for _, s := range u.sessions {
 		if !s.shard.ownsEvent(guild) {
 			continue
@@ -155,18 +160,89 @@ func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 	}
 }
 
-// refresh re-fetches a guild's state from the api: an event named a channel the
-// room does not know, so the room missed a change (see messaging: the api writes
-// the store before it publishes, and may die between the two).
-func (p *pump) refresh(r *room) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	state, err := p.guilds.guildState(ctx, r.id)
-	if err != nil {
-		p.log.Warn("guild refresh failed", "guild", r.id, "err", err)
+// pendingJoin is the user's sessions joining member.GuildID at the user event
+// seq. d is their GUILD_CREATE, or nil to build it from the room's state when
+// they join.
+type pendingJoin struct {
+	user   guildhall.Snowflake
+	seq    uint64
+	member guildhall.Member
+	d      *dispatch
+	// queued: the room was catching up when the join came; held are the
+	// sessions whose frames wait for the GUILD_CREATE meanwhile.
+	queued bool
+	held   []*Session
+}
+
+// joinGuild adds the user's sessions to the room of the guild they joined. The
+// room may be catching up, or not exist here yet (it is made and fetches the
+// guild's state; seed, when given, is what it starts from). Either way the
+// sessions join the room exactly at j.seq: after every earlier event of the
+// guild, before every later one.
+func (p *pump) joinGuild(u *userRoom, j *pendingJoin, seed *guildhall.GuildState) {
+	if !slices.ContainsFunc(u.sessions, func(s *Session) bool { return s.shard.ownsGuild(j.member.GuildID) }) {
+		return // no session here receives the guild (shard.go)
+	}
+	r := p.rooms[j.member.GuildID]
+	if r == nil {
+		state := guildhall.GuildState{Guild: guildhall.Guild{ID: j.member.GuildID}}
+		if seed != nil {
+			state = *seed
+		}
+		r = p.room(&state, false)
+		// The whole state (a seed lists only the channels the joiner may see,
+		// and the room serves every local member), and what the guild stored
+		// before this subscription was in place.
+		p.refreshRoom(r, true)
+	}
+	if r.catchUp == nil {
+		p.attachJoined(r, j)
 		return
 	}
-	state.Guild.MemberCount = max(state.Guild.MemberCount, r.state.Guild.MemberCount)
-	r.state = state
-	r.invalidate()
+	// Frames after the join wait for its GUILD_CREATE, which waits for the room.
+	for _, s := range u.sessions {
+		if _, in := s.guilds[r.id]; !in && s.shard.ownsGuild(r.id) {
+			s.out.hold()
+			j.held = append(j.held, s)
+		}
+	}
+	r.pending++ // the room stays until the join is done
+	j.queued = true
+	r.catchUp.queue = append(r.catchUp.queue, queuedEvent{seq: j.seq, join: j})
+	p.runCatchUp(r)
+}
+
+// attachJoined adds the user's sessions that are not in r yet to r and sends
+// them the GUILD_CREATE; r has applied every event of the guild before j.seq.
+func (p *pump) attachJoined(r *room, j *pendingJoin) {
+	if u := p.users[j.user]; u != nil {
+		if j.d == nil {
+			gd := r.guildCreate(j.member, 0)
+			j.d = newDispatch(guildhall.Event{Type: guildhall.EventGuildCreate, UserID: j.user, Data: gd}, j.seq)
+		}
+		for _, s := range u.sessions {
+			if _, in := s.guilds[r.id]; in || s.guilds == nil || !s.shard.ownsGuild(r.id) {
+				continue
+			}
+			m := &membership{roles: j.member.Roles, roleKey: roleKey(j.member.Roles)}
+			s.guilds[r.id] = m
+			r.add(s, m, j.seq)
+			if r.catchUp != nil {
+				m.held = true
+				s.out.hold()
+			}
+			if f := j.d.frameFor(s); f != nil {
+				s.send(f)
+			}
+		}
+	}
+	for _, s := range j.held {
+		s.out.release()
+	}
+	j.held = nil
+	if j.queued {
+		j.queued = false
+		r.pending--
+	}
+	p.dropIfEmpty(r)
 }

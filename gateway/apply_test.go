@@ -86,7 +86,7 @@ func testRoom(t *testing.T) (*pump, *room, map[guildhall.Snowflake]*recordConn, 
 		}
 		m := &membership{roles: roles, roleKey: roleKey(roles)}
 		s.guilds = map[guildhall.Snowflake]*membership{r.id: m}
-		r.add(s, m)
+		r.add(s, m, 0)
 		conns[uid], sessions[uid] = c, s
 		t.Cleanup(func() { s.close(CloseUnknownError, "test over") })
 	}

@@ -30,7 +30,7 @@ const (
 
 func startCompatStack(t *testing.T) (*presenceStack, []seedUser) {
 	users := newSeedUsers(4_000_000, "cp", 2)
-	st := startPresenceStack(t, stackOptions{gateways: 1, presence: fastPresence, limits: registry.StartLimits{MaxConcurrency: 64}, seed: func(path string) {
+	st := startPresenceStack(t, stackOptions{gateways: 1, presence: fastPresence, startLimits: registry.StartLimits{MaxConcurrency: 64}, seed: func(path string) {
 		seedBolt(t, path,
 			seedGuild{ID: evenGuild, ChannelID: evenChannel, Users: users},
 			seedGuild{ID: oddGuild, ChannelID: oddChannel, Users: users})
@@ -152,7 +152,7 @@ func TestEncodingsAndCompressions(t *testing.T) {
 func TestMentionedSessionsInEveryEncoding(t *testing.T) {
 	t.Parallel()
 	users := newSeedUsers(5_000_000, "mt", 3)
-	st := startPresenceStack(t, stackOptions{gateways: 1, presence: fastPresence, limits: registry.StartLimits{MaxConcurrency: 64}, seed: func(path string) {
+	st := startPresenceStack(t, stackOptions{gateways: 1, presence: fastPresence, startLimits: registry.StartLimits{MaxConcurrency: 64}, seed: func(path string) {
 		seedBolt(t, path, seedGuild{ID: evenGuild, ChannelID: evenChannel, Users: users})
 	}})
 	base := st.gws[0].url

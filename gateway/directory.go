@@ -117,12 +117,13 @@ func (d *directory) take(s *Session) *Session {
 	return old
 }
 
-// put writes s's registry entry: its user, intents, this node, and the watermark.
+// put writes s's registry entry: its user, intents, start, this node, and the
+// watermark.
 func (d *directory) put(s *Session) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
 	defer cancel()
 	intents := s.intents
-	err := d.registry.Put(ctx, registry.Session{ID: s.id, UserID: s.user.ID, Node: d.node, Seq: d.watermark.current(), Intents: &intents, Shard: s.shard.array()})
+	err := d.registry.Put(ctx, registry.Session{ID: s.id, UserID: s.user.ID, Node: d.node, Seq: d.watermark.current(), Start: s.start, Intents: &intents, Shard: s.shard.array()})
 	if err != nil {
 		d.log.Warn("registry put", "session", s.id, "err", err)
 	}

@@ -31,13 +31,19 @@
 //	fanout.go     one framed event handed to every session that may see it (a big
 //	              room split across cores)
 //	room.go       one guild's room: state, members, the channel-visibility cache
-//	gapfill.go    events NATS lost, refilled from the stream in order
+//	gapfill.go    a room that missed something catches up off the pump: events NATS
+//	              lost (shown by the next event, the api's beacon or the probe),
+//	              refilled from the stream in order; its state
+//	probe.go      partitions between this gateway's server and the stream, found by
+//	              ticks that do not come back; then every room checked
 //
 // The resume path:
 //
 //	join.go       a session joins its rooms at a consistent cut (identify and resume)
-//	resume.go     op 6: checks, then the replay, RESUMED, the held live frames
-//	recent.go     each room's recent events: the replay from memory
+//	resume.go     op 6: checks (the session's start, the per-user limit of
+//	              resumelimit.go), then the replay, RESUMED, the held live frames
+//	recent.go     each room's recent events: the replay from memory, when the
+//	              stream confirms the rooms missed nothing
 //	replay.go     the replay from the EVENTS stream
 //	directory.go  live sessions, their registry entries and refresh, kicks between
 //	              gateways

@@ -27,10 +27,7 @@ func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch, before *channel
 	} else {
 		v, ok := r.channelView(ev.ChannelID)
 		if !ok {
-			p.refresh(r)
-			if v, ok = r.channelView(ev.ChannelID); !ok {
-				return // the channel is gone: nobody may see it
-			}
+			return // the channel is gone (the room refreshed its state first): nobody may see it
 		}
 		if v.everyone || (before != nil && before.everyone) {
 			sendAll(r.members, d)
@@ -45,6 +42,38 @@ func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch, before *channel
 	}
 	p.metrics.DispatchCandidates.Add(float64(len(r.members)))
 	p.metrics.Fanout.Observe(time.Since(start).Seconds())
+}
+
+// deliverSince is deliver for an event that is not newer than every member's
+// join (a refilled one): a member that joined at or after its sequence does not
+// get it, what it was given when it joined covered it.
+func (p *pump) deliverSince(r *room, ev guildhall.Event, d *dispatch, before *channelView) {
+	var v *channelView
+	if ev.ChannelID != 0 && ev.Requires == 0 {
+		var ok bool
+		if v, ok = r.channelView(ev.ChannelID); !ok {
+			return
+		}
+	}
+	for _, rm := range r.members {
+		if rm.from >= d.seq {
+			continue
+		}
+		f := d.frameFor(rm.s)
+		switch {
+		case f == nil:
+			continue
+		case ev.Requires != 0:
+			if !r.allows(ev.ChannelID, rm.s.user.ID, rm.m, ev.Requires) {
+				continue
+			}
+		case v != nil:
+			if !r.canView(v, rm.s.user.ID, rm.m) && (before == nil || !r.canView(before, rm.s.user.ID, rm.m)) {
+				continue
+			}
+		}
+		rm.s.out.send(f)
+	}
 }
 
 // parallelFanOut is the room size from which one event's writes are split across

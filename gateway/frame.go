@@ -32,6 +32,9 @@ type frame struct {
 	// zlib is the payload as its own zlib stream for sessions that asked for
 	// payload compression, built and shared the same way (zlibFrame).
 	zlib atomic.Pointer[frame]
+	// seq is a dispatch's s (0 for other payloads): an outbox that holds frames
+	// back keeps them in this order (see outbox.hold).
+	seq uint64
 }
 
 const (
@@ -86,6 +89,7 @@ func dispatchFrame(t string, s uint64, d []byte) *frame {
 	b = append(b, '}')
 	f := finishFrame(b, wsOpText)
 	f.data, f.dispatch = true, true
+	f.seq = s
 	return f
 }
 

@@ -46,6 +46,10 @@ type Config struct {
 	Inbox int
 	// APITimeout bounds a request to the api; zero value means 5 s.
 	APITimeout time.Duration
+	// PathProbe is how often the gateway checks that events still reach it from
+	// the stream (probe.go); a failed check makes it compare every room with the
+	// stream once the path is back. Zero value means 10 s.
+	PathProbe time.Duration
 	// MaxReplays bounds the resumes replaying the stream at once on this gateway
 	// (each holds a JetStream consumer while it runs); others wait their turn.
 	// Zero value means 32.
@@ -101,6 +105,9 @@ func (c Config) withDefaults() Config {
 	if c.APITimeout == 0 {
 		c.APITimeout = 5 * time.Second
 	}
+	if c.PathProbe == 0 {
+		c.PathProbe = 10 * time.Second
+	}
 	if c.MaxReplays == 0 {
 		c.MaxReplays = 32
 	}
@@ -147,6 +154,7 @@ type Gateway struct {
 	members  *memberLister
 	limiter  *registry.StartLimiter
 	addrs    *addrConns
+	resumes  *resumeLimiter
 	revoked  *revocationWatcher
 
 	identifies chan struct{} // a slot per identify running (Config.MaxIdentifies)
@@ -171,15 +179,17 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 	if err != nil {
 		return nil, err
 	}
+	reader := eventsReader{nc: nc, js: js, stream: stream}
 	g := &Gateway{
 		cfg:        cfg,
 		metrics:    cfg.Metrics,
 		log:        cfg.Logger,
 		api:        apiClient{nc: nc},
 		limiter:    lim,
-		replays:    newReplays(stream, apiClient{nc: nc}, cfg.MaxReplays, cfg.APITimeout),
+		replays:    newReplays(stream, reader, cfg.Node, apiClient{nc: nc}, cfg.MaxReplays, cfg.APITimeout),
 		identifies: make(chan struct{}, cfg.MaxIdentifies),
 		addrs:      newAddrConns(cfg.Limits.MaxConnsPerAddr),
+		resumes:    newResumeLimiter(cfg.Limits.ResumeBurst, cfg.Limits.ResumeEvery),
 	}
 	// Built in dependency order; a failure stops what was started.
 	var closers []func()
@@ -189,7 +199,8 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 		}
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	if g.pump, err = newPump(pumpConfig{nc: nc, stream: stream, guilds: g.api, ticks: g.api, node: cfg.Node, inbox: cfg.Inbox, metrics: cfg.Metrics, log: cfg.Logger}); err != nil {
+	if g.pump, err = newPump(pumpConfig{nc: nc, reader: reader, guilds: g.api, ticks: g.api, node: cfg.Node, inbox: cfg.Inbox,
+		apiTimeout: cfg.APITimeout, probeEvery: cfg.PathProbe, metrics: cfg.Metrics, log: cfg.Logger}); err != nil {
 		return fail(err)
 	}
 	closers = append(closers, g.pump.close)
@@ -240,7 +251,9 @@ func (g *Gateway) Close(ctx context.Context, drain time.Duration) {
 	reconnect := opFrame(OpReconnect, []byte("null"))
 	for _, s := range all {
 		s.resumable.Store(true)
-		s.send(reconnect)
+		// Unheld: a session in the middle of a resume holds its live frames, and
+		// the close that follows would drop them with the RECONNECT.
+		s.out.sendUnheld(reconnect)
 		s.close(CloseUnknownError, "gateway draining: reconnect and resume")
 		if step > 0 {
 			select {
@@ -292,6 +305,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // round trip gets its own APITimeout, so a slow step does not starve the next).
 func (g *Gateway) opContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), g.cfg.APITimeout)
+}
+
+// joinContext bounds an identify's or a resume's wait for its cut (joinWait).
+func (g *Gateway) joinContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), max(joinWait, g.cfg.APITimeout))
 }
 
 // takeSession makes s the session's holder on this gateway (identify or resume);

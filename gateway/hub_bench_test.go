@@ -69,7 +69,7 @@ func benchRoomFormats(conns []net.Conn, cfg Config, format func(i int) wireForma
 		s.intents = guildhall.IntentsAll
 		m := &membership{roles: nil}
 		s.guilds = map[guildhall.Snowflake]*membership{r.id: m}
-		r.add(s, m)
+		r.add(s, m, 0)
 	}
 	return p, r
 }

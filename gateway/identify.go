@@ -81,7 +81,10 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	s.intents = intents
 	s.shard = shard
 	// READY lists, and the session joins, only the guilds of its shard.
-	rep.Guilds, rep.Members = shard.filterGuilds(rep.Guilds, rep.Members)
+	rep.Members = shard.filterMembers(rep.Members)
+	// The cut comes after the entry is written; until then the watermark is as
+	// close a floor as there is (it can only be lower than READY's s).
+	s.start = g.pump.current()
 	s.out.compressPayloads(d.Compress)
 	// The registry entry exists before READY: a client that got a session id can
 	// always resume it, even if this gateway dies the next moment.
@@ -90,13 +93,18 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 		s.close(CloseUnknownError, "Try again")
 		return
 	}
-	cctx, ccancel := g.opContext()
+	cctx, ccancel := g.joinContext()
 	defer ccancel()
 	// READY and the GUILD_CREATEs are queued at the cut, before any live frame.
-	if _, err := g.pump.joinIdentified(cctx, s, rep.Guilds, rep.Members, since, readyPayload(s, rep), g.counts); err != nil {
+	w, err := g.pump.joinIdentified(cctx, s, rep.Members, since, readyPayload(s, rep), g.counts)
+	if err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
 		return
 	}
+	// The session's floor is READY's s. Should this write fail, the one before
+	// stands (lower, never higher) until the next refresh.
+	s.start = readySeq(w)
+	_ = g.sessions.put(s)
 	s.identified.Store(true)
 	g.takeSession(s)
 	g.metrics.Identifies.WithLabelValues("ok").Inc()
@@ -157,7 +165,7 @@ func readyPayload(s *Session, rep guildhall.IdentifyReply) []byte {
 	ready := readyData{
 		V: 10, User: rep.User, SessionID: s.id, SessionType: "normal",
 		ResumeGatewayURL: s.resumeURL,
-		Guilds:           make([]unavailableGuild, len(rep.Guilds)),
+		Guilds:           make([]unavailableGuild, len(rep.Members)),
 		Application:      readyApplication{ID: rep.User.ID},
 		PrivateChannels:  rep.PrivateChannels, Relationships: []struct{}{}, Presences: []struct{}{},
 		ReadState: readState{Entries: rep.ReadStates},
@@ -170,8 +178,8 @@ func readyPayload(s *Session, rep guildhall.IdentifyReply) []byte {
 		ready.ReadState.Entries = []guildhall.ReadState{}
 	}
 	ready.Shard = s.shard.array()
-	for i, st := range rep.Guilds {
-		ready.Guilds[i] = unavailableGuild{ID: st.Guild.ID, Unavailable: true}
+	for i, m := range rep.Members {
+		ready.Guilds[i] = unavailableGuild{ID: m.GuildID, Unavailable: true}
 	}
 	b, _ := json.Marshal(ready)
 	return b

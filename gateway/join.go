@@ -43,6 +43,11 @@ import (
 // errClosed: the pump has stopped (the gateway is closing).
 var errClosed = errors.New("gateway: closed")
 
+// joinWait bounds how long an identify or a resume waits for its cut: for the
+// tick, and for its rooms to be done catching up (a room new to this gateway
+// fetches its guild's state, tens of MB for a guild at Discord's limits).
+const joinWait = time.Minute
+
 // presenceCounts answers a guild's approximate online count (0: unknown), for
 // GUILD_CREATE.
 type presenceCounts interface {
@@ -51,14 +56,14 @@ type presenceCounts interface {
 
 var _ presenceCounts = (*onlineCounts)(nil)
 
-// joinIdentified joins a session that has just identified (guilds[i] and
-// members[i] are its guilds and its membership in each) and queues, at the cut,
+// joinIdentified joins a session that has just identified (members are its
+// membership of each of its guilds) and queues, at the cut,
 // READY (its d is ready) and, if its intents ask for GUILDS, a GUILD_CREATE per
 // guild, before any live frame. It returns the session's starting sequence. On
 // failure the session is closed (4000, try again).
-func (p *pump) joinIdentified(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, since uint64, ready []byte, counts presenceCounts) (uint64, error) {
+func (p *pump) joinIdentified(ctx context.Context, s *Session, members []guildhall.Member, since uint64, ready []byte, counts presenceCounts) (uint64, error) {
 	var w uint64
-	err := p.join(ctx, s, guilds, members, since, func(rooms []*room, kept []bool) {
+	err := p.join(ctx, s, members, since, func(rooms []*room, kept []bool, _ bool) {
 		w = p.w
 		// READY goes one sequence before its GUILD_CREATEs, as on Discord, where
 		// each dispatch's s is above READY's. Clients rely on it: discord.js
@@ -78,9 +83,7 @@ func (p *pump) joinIdentified(ctx context.Context, s *Session, guilds []guildhal
 				s.send(dispatchFrame(guildhall.EventGuildDelete, w, gd))
 				continue
 			}
-			gc := r.state.CreatePayload(members[i])
-			gc.ApproximatePresenceCount = counts.approximatePresenceCount(r.id)
-			gd, _ := json.Marshal(gc)
+			gd := r.guildCreate(members[i], counts.approximatePresenceCount(r.id))
 			s.send(dispatchFrame(guildhall.EventGuildCreate, w, gd))
 		}
 	})
@@ -99,39 +102,49 @@ type resumeCut struct {
 	// stream replay by channel visibility outside the pump.
 	views map[guildhall.Snowflake]*replayView
 	// recent is the replay from the rooms' recent events, when fromMemory: they
-	// held every guild event after the resume's seq.
+	// hold every guild event after the resume's seq that reached this gateway.
+	// Whether that is every event the stream holds up to w, lastSeq (each room's
+	// last applied event at the cut) tells: see replays.complete.
 	recent     []*frame
 	fromMemory bool
+	lastSeq    map[guildhall.Snowflake]uint64
 }
 
 // joinResumed joins a resuming session, whose live frames are held back, and
 // returns what its replay of the events after seq needs. On failure the session
 // is closed (4000, try again).
-func (p *pump) joinResumed(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, since, seq uint64) (resumeCut, error) {
+func (p *pump) joinResumed(ctx context.Context, s *Session, members []guildhall.Member, since, seq uint64) (resumeCut, error) {
 	var c resumeCut
-	err := p.join(ctx, s, guilds, members, since, func([]*room, []bool) {
+	err := p.join(ctx, s, members, since, func(_ []*room, _ []bool, atTick bool) {
 		c.w = p.w
 		c.views = make(map[guildhall.Snowflake]*replayView, len(s.guilds))
 		for id, m := range s.guilds {
 			c.views[id] = newReplayView(p.rooms[id], m)
 		}
-		c.recent, c.fromMemory = p.recentFor(s, seq)
+		// Only a cut taken at its tick can be checked against the stream (the
+		// tick is the witness that the replica read has everything up to w).
+		if atTick {
+			c.recent, c.lastSeq, c.fromMemory = p.recentFor(s, seq)
+		}
 	})
 	return c, err
 }
 
-// join prepares the rooms of guilds, takes a cut, and attaches s at the cut, where
-// it runs atCut in the pump with the rooms (rooms[i] is guilds[i]'s) and whether
-// the session joined each (see attach).
-func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, since uint64, atCut func(rooms []*room, kept []bool)) error {
+// join prepares the rooms of the members' guilds, takes a cut, and attaches s at
+// the cut, where it runs atCut in the pump with the rooms (rooms[i] is the guild
+// of members[i]) and whether the session joined each (see attach). A room that
+// is catching up at the tick makes the attach wait until it is done; atTick
+// reports whether the attach happened at the tick itself (the watermark is the
+// tick's sequence).
+func (p *pump) join(ctx context.Context, s *Session, members []guildhall.Member, since uint64, atCut func(rooms []*room, kept []bool, atTick bool)) error {
 	var rooms []*room
-	if !p.do(func() { rooms = p.prepare(guilds) }) {
+	if !p.do(func() { rooms = p.prepare(members) }) {
 		return p.joinFailed(s, errClosed)
 	}
 	attached := false
 	var check []guildhall.Snowflake // rooms this cut creates, whose memberships verify checks
 	wasFresh := make([]bool, len(rooms))
-	err := p.cut(ctx, func() {
+	err := p.cut(ctx, rooms, func(tick uint64) {
 		if s.out.isClosed() {
 			p.abort(rooms)
 			return
@@ -144,7 +157,7 @@ func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildSta
 			return
 		}
 		attached = true
-		atCut(rooms, kept)
+		atCut(rooms, kept, p.w == tick)
 		for i, r := range rooms {
 			if kept[i] && wasFresh[i] {
 				check = append(check, r.id)
@@ -215,12 +228,18 @@ func (p *pump) joinFailed(s *Session, err error) error {
 	return err
 }
 
-// prepare makes sure the rooms of states exist and keeps them until attach or
-// abort.
-func (p *pump) prepare(states []guildhall.GuildState) []*room {
-	rooms := make([]*room, len(states))
-	for i := range states {
-		r := p.room(&states[i], true)
+// prepare makes sure the rooms of the members' guilds exist and keeps them until
+// attach or abort. A room this gateway does not have yet is made at once and
+// fetches its guild's state (a catch-up), which the cut waits for: however many
+// sessions of the guild join at once, the state is fetched once.
+func (p *pump) prepare(members []guildhall.Member) []*room {
+	rooms := make([]*room, len(members))
+	for i, m := range members {
+		r := p.rooms[m.GuildID]
+		if r == nil {
+			r = p.room(&guildhall.GuildState{Guild: guildhall.Guild{ID: m.GuildID}}, true)
+			p.refreshRoom(r, false)
+		}
 		r.pending++
 		rooms[i] = r
 	}
@@ -235,16 +254,21 @@ func (p *pump) abort(rooms []*room) {
 	}
 }
 
-// cut has a tick published and returns once the pump has handled it, with f run
-// in the pump at that moment.
-func (p *pump) cut(ctx context.Context, f func()) error {
-	seq, err := p.ticks.tick(ctx, p.node)
+// cut has a tick published and returns once the pump has handled it and none of
+// rooms is catching up, with f run in the pump at that moment (f gets the tick's
+// sequence).
+func (p *pump) cut(ctx context.Context, rooms []*room, f func(tick uint64)) error {
+	tctx, cancel := context.WithTimeout(ctx, p.apiTimeout)
+	seq, err := p.ticks.tick(tctx, p.node)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("gateway: tick: %w", err)
 	}
 	done := make(chan struct{})
 	if !p.post(func() {
-		p.waiters = append(p.waiters, waiter{seq: seq, run: func() { f(); close(done) }})
+		p.waiters = append(p.waiters, waiter{seq: seq, run: func() {
+			p.whenIdle(rooms, func() { f(seq); close(done) })
+		}})
 		p.releaseWaiters()
 	}) {
 		return errClosed
@@ -291,16 +315,14 @@ func (p *pump) attach(s *Session, rooms []*room, members []guildhall.Member, sin
 		if r.fresh {
 			// Every event of this guild that reached the pump is before the cut;
 			// what did not reach it was stored before the subscription was in place.
-			// From here on the room has every event, unless its loss counters move
-			// (they were read before it subscribed).
+			// From here on the room checks its events for gaps.
 			r.fresh = false
 			r.lastSeq = max(r.lastSeq, p.w)
 			r.recent.restartAfter(p.w)
-			r.vouched = true
 		}
 		m := &membership{roles: members[i].Roles, roleKey: roleKey(members[i].Roles)}
 		s.guilds[r.id] = m
-		r.add(s, m)
+		r.add(s, m, p.w)
 	}
 	p.joinUser(s)
 	return kept, true
@@ -335,7 +357,6 @@ func (p *pump) room(state *guildhall.GuildState, fresh bool) *room {
 	}
 	r := &room{id: state.Guild.ID, state: *state, lastSeq: p.w, fresh: fresh}
 	r.recent.from = p.w
-	r.mark = lossMark{reconnects: p.nc.Stats().Reconnects} // nothing dropped yet
 	for _, subj := range []string{ghnats.GuildEventSubject(uint64(r.id)), ghnats.EphemeralGuildSubject(uint64(r.id))} {
 		sub, err := p.nc.ChanSubscribe(subj, p.in)
 		if err != nil {
@@ -347,13 +368,6 @@ func (p *pump) room(state *guildhall.GuildState, fresh bool) *room {
 	}
 	p.rooms[r.id] = r
 	p.metrics.GuildSubscriptions.Inc()
-	if !fresh {
-		// Joined without a cut (a user event): events stored after the watermark but
-		// before this subscription reached the stream's server would only show as a
-		// gap at the guild's next event. Look once the subscription is surely in
-		// place, so a quiet guild is not left behind.
-		p.startCheck(r)
-	}
 	return r
 }
 
@@ -371,7 +385,7 @@ func (p *pump) dropIfEmpty(r *room) {
 func (p *pump) joinUser(s *Session) {
 	u := p.users[s.user.ID]
 	if u == nil {
-		u = &userRoom{}
+		u = &userRoom{id: s.user.ID}
 		sub, err := p.nc.ChanSubscribe(ghnats.UserEventSubject(uint64(s.user.ID)), p.in)
 		if err != nil {
 			p.log.Error("subscribe user", "err", err)

@@ -33,6 +33,11 @@ type LimitsConfig struct {
 	// MaxConnsPerAddr is per client address (the request's RemoteAddr: put a
 	// proxy that rewrites it in front, if any). Zero value means 1000.
 	MaxConnsPerAddr int
+	// ResumeBurst resumes of one user at once on this gateway, then one per
+	// ResumeEvery (resumelimit.go); past it a RESUME is closed with 4008. Zero
+	// values mean 10 and 6 s (10 a minute).
+	ResumeBurst int
+	ResumeEvery time.Duration
 }
 
 func (c LimitsConfig) withDefaults() LimitsConfig {
@@ -47,6 +52,12 @@ func (c LimitsConfig) withDefaults() LimitsConfig {
 	}
 	if c.MaxConnsPerAddr == 0 {
 		c.MaxConnsPerAddr = 1000
+	}
+	if c.ResumeBurst == 0 {
+		c.ResumeBurst = 10
+	}
+	if c.ResumeEvery <= 0 {
+		c.ResumeEvery = 6 * time.Second
 	}
 	return c
 }

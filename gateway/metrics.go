@@ -17,8 +17,19 @@ type Metrics struct {
 	Fanout prometheus.Histogram
 	// SlowConsumers counts sessions cut off because their outbox was full.
 	SlowConsumers prometheus.Counter
-	// GapFills counts gaps in a guild's events filled from the stream.
+	// GapFills counts fetches of a guild's missed events from the stream.
 	GapFills prometheus.Counter
+	// GapsNoticed counts rooms found behind the stream, by what showed it: the
+	// guild's next event, the api's heartbeat, the path probe.
+	GapsNoticed *prometheus.CounterVec
+	// CatchUpFailures counts failed attempts of a room to fetch what it missed.
+	CatchUpFailures prometheus.Counter
+	// CatchUpLate counts catch-ups that finished after giving their members'
+	// frames back (a failed attempt): a member may have got later events of
+	// other guilds before the refilled ones.
+	CatchUpLate prometheus.Counter
+	// PathProbeFailures counts ticks that did not come back (probe.go).
+	PathProbeFailures prometheus.Counter
 	// ForeignMessages counts messages on re-published subjects that the stream's
 	// RePublish did not make (dropped): a bug or an attack.
 	ForeignMessages prometheus.Counter
@@ -60,7 +71,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "guildhall_gateway_slow_consumers_total", Help: "Sessions cut off because their outbox was full.",
 		}),
 		GapFills: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "guildhall_gateway_gap_fills_total", Help: "Gaps in a guild's events filled from the stream.",
+			Name: "guildhall_gateway_gap_fills_total", Help: "Fetches of a guild's missed events from the stream.",
+		}),
+		GapsNoticed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "guildhall_gateway_gaps_noticed_total", Help: "Rooms found behind the stream, by what showed it: event, heartbeat or probe.",
+		}, []string{"by"}),
+		CatchUpFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guildhall_gateway_catch_up_failures_total", Help: "Failed attempts of a room to fetch what it missed.",
+		}),
+		CatchUpLate: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guildhall_gateway_catch_up_late_total", Help: "Catch-ups that finished after giving their members' frames back: refilled events may have followed later ones of other guilds.",
+		}),
+		PathProbeFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guildhall_gateway_path_probe_failures_total", Help: "Path probes whose tick did not come back.",
 		}),
 		ForeignMessages: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "guildhall_gateway_foreign_messages_total", Help: "Messages on re-published subjects that the stream's RePublish did not make (dropped): a bug or an attack.",
@@ -80,7 +103,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Sessions, m.GuildSubscriptions, m.DispatchCandidates, m.FramesWritten, m.Fanout,
-			m.SlowConsumers, m.GapFills, m.ForeignMessages, m.Resumes, m.ResumeReplays, m.Identifies, m.EdgeCloses)
+			m.SlowConsumers, m.GapFills, m.GapsNoticed, m.CatchUpFailures, m.CatchUpLate, m.PathProbeFailures,
+			m.ForeignMessages, m.Resumes, m.ResumeReplays, m.Identifies, m.EdgeCloses)
 	}
 	return m
 }

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net"
+	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,8 +26,11 @@ import (
 // queue reaches its bound belongs to a slow consumer: the connection is closed
 // (the client may resume, replaying from the stream what it missed).
 //
-// While a resume replays, live frames are held back (hold) and the replay's own
-// frames pass them (sendUnheld); release sends the held frames after them.
+// Live frames can be held back (hold): while a resume replays, the replay's own
+// frames pass them (sendUnheld); while one of the session's rooms waits for events
+// NATS lost, the refilled events join them. Held frames are kept in s order, so a
+// refilled event goes out before any later event of another room, and release
+// sends them once every hold is released.
 //
 // All writes happen under mu while no writer runs, or by the writer: never two at
 // once.
@@ -42,9 +48,9 @@ type outbox struct {
 
 	mu      sync.Mutex
 	queue   []*frame
-	held    []*frame // live frames held back while a resume replays
-	holding bool
-	writing bool // a writer goroutine runs
+	held    []*frame // live frames held back, in s order (stable)
+	holds   int      // hold calls not yet released
+	writing bool     // a writer goroutine runs
 	closed  bool
 	// partial is what a direct write left unwritten of its frame (the socket
 	// buffer filled up); the writer sends it before anything queued.
@@ -116,13 +122,13 @@ func (o *outbox) send(f *frame) {
 		o.mu.Unlock()
 		return
 	}
-	if o.holding {
+	if o.holds > 0 {
 		if len(o.held) >= o.cfg.maxFrames {
 			o.cutOffLocked()
 			o.mu.Unlock()
 			return
 		}
-		o.held = append(o.held, f)
+		o.insertHeldLocked(f)
 		o.mu.Unlock()
 		return
 	}
@@ -185,17 +191,40 @@ func (o *outbox) pushLocked(f *frame) {
 	}
 }
 
-// hold makes live frames wait (a resume is replaying); release lets them go after
-// what the replay queued.
+// insertHeldLocked puts f among the held frames in s order: after the last one
+// whose s is not above f's. Nearly always that is the end: live frames arrive in
+// s order, and only a refilled event or a join's GUILD_CREATE goes further
+// forward. Frames without an s (0: heartbeat ACKs) are appended and order
+// nothing.
+func (o *outbox) insertHeldLocked(f *frame) {
+	i := len(o.held)
+	if f.seq > 0 {
+		for i > 0 && (o.held[i-1].seq == 0 || o.held[i-1].seq > f.seq) {
+			i--
+		}
+	}
+	o.held = slices.Insert(o.held, i, f)
+}
+
+// hold makes live frames wait until a matching release; holds nest (a resume and
+// a room's refill may hold at once).
 func (o *outbox) hold() {
 	o.mu.Lock()
-	o.holding = true
+	o.holds++
 	o.mu.Unlock()
 }
 
+// release ends one hold; the last one sends the held frames after whatever was
+// sent unheld meanwhile.
 func (o *outbox) release() {
 	o.mu.Lock()
-	o.holding = false
+	if o.holds > 0 {
+		o.holds--
+	}
+	if o.holds > 0 {
+		o.mu.Unlock()
+		return
+	}
 	held := o.held
 	o.held = nil
 	for _, f := range held {
@@ -317,8 +346,12 @@ func (o *outbox) writeNow(b []byte) ([]byte, error) {
 	o.direct = b
 	err := o.raw.Write(o.directWrite)
 	n, werr := o.directN, o.directErr
-	o.direct, o.directErr = nil, nil
+	o.direct, o.directErr, o.directN = nil, nil, 0
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The deadline the writer last set has passed (it was for its writes,
+		// long done): nothing was written; the writer sets a new one.
+		return b, nil
 	case err != nil:
 		return nil, err
 	case werr == syscall.EAGAIN || werr == syscall.EINTR:

@@ -44,11 +44,24 @@ type presenceStack struct {
 	api   *testenv.REST
 	gws   []*stackGateway
 	inbox int // gateway.Config.Inbox of the gateways
-	// limits are the gateways' Config.StartLimits.
-	limits registry.StartLimits
+	// startLimits are the gateways' Config.StartLimits.
+	startLimits registry.StartLimits
 	// reg holds the metrics every gateway of the stack counts into.
 	reg     *prometheus.Registry
 	metrics *gateway.Metrics
+	// Where the api and the gateways connect (stackOptions.on), and how
+	// gateways probe their path to the stream.
+	servers   stackServers
+	pathProbe time.Duration
+	limits    gateway.LimitsConfig
+}
+
+// stackServers is where a stack's processes connect: the api to api, the
+// gateways to gateways[i] in turn, all with the credentials in creds.
+type stackServers struct {
+	creds    string
+	api      string
+	gateways []string
 }
 
 type stackGateway struct {
@@ -64,10 +77,22 @@ type stackOptions struct {
 	gateways int
 	// inbox is the gateways' Config.Inbox: a tiny one makes NATS drop their events.
 	inbox int
-	// limits are the gateways' session start limits (zero: Discord's).
-	limits registry.StartLimits
+	// startLimits are the gateways' session start limits (zero: Discord's).
+	startLimits registry.StartLimits
 	// seed runs on the store before the api starts (bulk data goes in here).
 	seed func(path string)
+	// on runs the stack on servers a test started (a leaf site, a cluster);
+	// nil means a fresh single node (stack.nats).
+	on *stackServers
+	// beacon configures the api's guild beacon; noBeacon runs none.
+	beacon   messaging.BeaconConfig
+	noBeacon bool
+	// pathProbe is the gateways' Config.PathProbe.
+	pathProbe time.Duration
+	// limits is the gateways' Config.Limits.
+	limits gateway.LimitsConfig
+	// writer runs the writer too: history reads, edits and deletes need it.
+	writer bool
 }
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -77,8 +102,13 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 	if o.topo.EventMaxBytes == 0 {
 		o.topo.EventMaxBytes = 256 << 20
 	}
-	n := testenv.StartNATS(t, o.topo)
-	st := &presenceStack{t: t, nats: n, path: filepath.Join(t.TempDir(), "store.db"), inbox: o.inbox, limits: o.limits, reg: prometheus.NewRegistry()}
+	st := &presenceStack{t: t, path: filepath.Join(t.TempDir(), "store.db"), inbox: o.inbox, startLimits: o.startLimits, reg: prometheus.NewRegistry(), pathProbe: o.pathProbe, limits: o.limits}
+	if o.on != nil {
+		st.servers = *o.on
+	} else {
+		st.nats = testenv.StartNATS(t, o.topo)
+		st.servers = stackServers{creds: st.nats.Creds, api: st.nats.URL, gateways: []string{st.nats.URL}}
+	}
 	st.metrics = gateway.NewMetrics(st.reg)
 	if o.seed != nil {
 		o.seed(st.path)
@@ -90,7 +120,7 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 	st.store = store
 	t.Cleanup(func() { store.Close() })
 	ctx := context.Background()
-	nc, js, err := ghnats.ConnectAs(n.URL, "api", ghnats.RoleAPI, ghnats.ClientAuth{Dir: n.Creds})
+	nc, js, err := ghnats.ConnectAs(st.servers.api, "api", ghnats.RoleAPI, ghnats.ClientAuth{Dir: st.servers.creds})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,9 +129,32 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if o.writer {
+		wnc, wjs, err := ghnats.ConnectAs(st.servers.api, "writer", ghnats.RoleWriter, ghnats.ClientAuth{Dir: st.servers.creds})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(wnc.Close)
+		w, err := messaging.NewWriter(messaging.WriterConfig{Store: store, JS: wjs, Logger: quietLog})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, wstop := context.WithCancel(ctx)
+		wdone := make(chan struct{})
+		go func() { defer close(wdone); _ = w.Run(wctx) }()
+		t.Cleanup(func() { wstop(); <-wdone })
+	}
+	var beacon *messaging.GuildBeacon
+	if !o.noBeacon {
+		beacon = messaging.NewGuildBeacon(nc, o.beacon)
+		bctx, bstop := context.WithCancel(ctx)
+		bdone := make(chan struct{})
+		go func() { defer close(bdone); _ = beacon.Run(bctx) }()
+		t.Cleanup(func() { bstop(); <-bdone })
+	}
 	st.svc, err = messaging.NewService(ctx, messaging.Config{
 		Store: store, Conn: nc, JS: js, IDs: guildhall.NewSnowflakeGeneratorForNode(1),
-		Barrier: barrier, BcryptCost: bcrypt.MinCost, Logger: quietLog,
+		Barrier: barrier, BcryptCost: bcrypt.MinCost, Logger: quietLog, Beacon: beacon,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -145,14 +198,19 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 }
 
 func (st *presenceStack) addGateway(node string, cfg gateway.PresenceConfig) *stackGateway {
+	return st.addGatewayOn(st.servers.gateways[len(st.gws)%len(st.servers.gateways)], node, cfg)
+}
+
+// addGatewayOn starts a gateway connected to the server at url.
+func (st *presenceStack) addGatewayOn(url, node string, cfg gateway.PresenceConfig) *stackGateway {
 	t := st.t
 	t.Helper()
-	nc, js, err := ghnats.ConnectAs(st.nats.URL, node, ghnats.RoleGateway, ghnats.ClientAuth{Dir: st.nats.Creds})
+	nc, js, err := ghnats.ConnectAs(url, node, ghnats.RoleGateway, ghnats.ClientAuth{Dir: st.servers.creds})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The test clients do not heartbeat: a long interval keeps them alive.
-	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour, Inbox: st.inbox, Presence: cfg, StartLimits: st.limits, Metrics: st.metrics})
+	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour, Inbox: st.inbox, Presence: cfg, StartLimits: st.startLimits, Metrics: st.metrics, PathProbe: st.pathProbe, Limits: st.limits})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 	ghnats "github.com/guildhall/guildhall/nats"
@@ -32,11 +33,14 @@ import (
 // events for resumes from memory.
 type pump struct {
 	nc      *natsgo.Conn
-	stream  jetstream.Stream
+	reader  streamReader
 	guilds  guildSource
 	ticks   tickSource
+	probe   *pathProbe
 	metrics *Metrics
 	log     *slog.Logger
+	// apiTimeout bounds each fetch of a catch-up (Config.APITimeout).
+	apiTimeout time.Duration
 	// node names this gateway's ticks: the api publishes them for cut, and the
 	// stream re-publishes them to this gateway alone.
 	node    string
@@ -84,6 +88,7 @@ type waiter struct {
 
 // userRoom is the local sessions of one user, for user events.
 type userRoom struct {
+	id       guildhall.Snowflake
 	sessions []*Session
 	sub      *natsgo.Subscription
 	typing   *natsgo.Subscription // the user's ephemeral subject: typing in DMs
@@ -100,31 +105,34 @@ func (u *userRoom) unsubscribe() {
 
 // pumpConfig is what a pump is built from.
 type pumpConfig struct {
-	nc      *natsgo.Conn
-	stream  jetstream.Stream
-	guilds  guildSource
-	ticks   tickSource
-	node    string // the gateway's node: its ticks come back on its own subject
-	inbox   int    // Config.Inbox
-	metrics *Metrics
-	log     *slog.Logger
+	nc         *natsgo.Conn
+	reader     streamReader
+	guilds     guildSource
+	ticks      tickSource
+	node       string        // the gateway's node: its ticks come back on its own subject
+	inbox      int           // Config.Inbox
+	apiTimeout time.Duration // Config.APITimeout
+	probeEvery time.Duration // Config.PathProbe
+	metrics    *Metrics
+	log        *slog.Logger
 }
 
 // newPump subscribes to the node's ticks and starts the pump. Stop it with close.
 func newPump(cfg pumpConfig) (*pump, error) {
 	p := &pump{
-		nc:      cfg.nc,
-		stream:  cfg.stream,
-		guilds:  cfg.guilds,
-		ticks:   cfg.ticks,
-		metrics: cfg.metrics,
-		log:     cfg.log,
-		node:    cfg.node,
-		in:      make(chan *natsgo.Msg, cfg.inbox),
-		cmds:    make(chan func(), 1024),
-		stopped: make(chan struct{}),
-		rooms:   map[guildhall.Snowflake]*room{},
-		users:   map[guildhall.Snowflake]*userRoom{},
+		nc:         cfg.nc,
+		reader:     cfg.reader,
+		guilds:     cfg.guilds,
+		ticks:      cfg.ticks,
+		metrics:    cfg.metrics,
+		log:        cfg.log,
+		apiTimeout: cfg.apiTimeout,
+		node:       cfg.node,
+		in:         make(chan *natsgo.Msg, cfg.inbox),
+		cmds:       make(chan func(), 1024),
+		stopped:    make(chan struct{}),
+		rooms:      map[guildhall.Snowflake]*room{},
+		users:      map[guildhall.Snowflake]*userRoom{},
 	}
 	sub, err := cfg.nc.ChanSubscribe(ghnats.TickEventSubject(cfg.node), p.in)
 	if err != nil {
@@ -134,6 +142,7 @@ func newPump(cfg pumpConfig) (*pump, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go p.run(ctx)
+	p.probe = newPathProbe(p, cfg.probeEvery)
 	return p, nil
 }
 
@@ -154,6 +163,9 @@ func (p *pump) run(ctx context.Context) {
 // close stops the pump and drops every subscription it holds. Sessions still
 // open receive nothing more.
 func (p *pump) close() {
+	if p.probe != nil {
+		p.probe.close()
+	}
 	p.cancel()
 	<-p.stopped
 	_ = p.tickSub.Unsubscribe()
@@ -209,12 +221,23 @@ func (p *pump) handle(m *natsgo.Msg) {
 	id := guildhall.Snowflake(subj.ID)
 	switch subj.Kind {
 	case ghnats.SubjectEphemeralGuild:
-		// The api's typing and presence, published as they are: never anything
-		// JetStream sent (a stream's answer aimed here) or of another guild.
-		if r := p.rooms[id]; r != nil && m.Header.Get(jetstream.StreamHeader) == "" {
-			if ev := ghnats.DecodeEvent(m.Header, m.Data); ev.GuildID == id && ev.Type != "" {
-				p.deliver(r, ev, newDispatch(ev, p.w), nil)
-			}
+		// The api's typing, presence and guild-sequence heartbeats, published as
+		// they are: never anything JetStream sent (a stream's answer aimed here)
+		// or of another guild.
+		r := p.rooms[id]
+		if r == nil || m.Header.Get(jetstream.StreamHeader) != "" {
+			return
+		}
+		ev := ghnats.DecodeEvent(m.Header, m.Data)
+		if ev.GuildID != id {
+			return
+		}
+		if seq, ok := ghnats.GuildSeq(m.Header); ok {
+			p.catchUpTo(r, seq, "heartbeat")
+			return
+		}
+		if ev.Type != "" {
+			p.deliver(r, ev, newDispatch(ev, p.w), nil)
 		}
 		return
 	case ghnats.SubjectEphemeralUser:
@@ -255,10 +278,25 @@ func (p *pump) handle(m *natsgo.Msg) {
 		if seq <= r.lastSeq {
 			return // already applied (a fill got it first)
 		}
-		if last > r.lastSeq && !r.fresh {
-			p.fill(r, seq)
+		ev := ghnats.DecodeEvent(m.Header, m.Data)
+		switch {
+		case r.catchUp != nil:
+			p.advance(seq)
+			p.queue(r, queuedEvent{seq: seq, last: last, ev: ev})
+		case r.fresh:
+			// Not attached yet: whatever it missed is before the cut.
+			p.apply(r, seq, ev)
+		case last > r.lastSeq || p.namesUnknownChannel(r, ev):
+			if last > r.lastSeq {
+				p.metrics.GapsNoticed.WithLabelValues("event").Inc()
+			}
+			p.advance(seq)
+			p.beginCatchUp(r)
+			p.queue(r, queuedEvent{seq: seq, last: last, ev: ev})
+			p.runCatchUp(r)
+		default:
+			p.apply(r, seq, ev)
 		}
-		p.apply(r, seq, ghnats.DecodeEvent(m.Header, m.Data))
 	case ghnats.SubjectUserEvent:
 		if u := p.users[id]; u != nil {
 			p.applyUser(u, seq, ghnats.DecodeEvent(m.Header, m.Data))

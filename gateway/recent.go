@@ -9,7 +9,8 @@ import (
 
 // Each room keeps its newest events, framed as a resume replays them, so that a
 // session that resumes here after a short absence is replayed from memory instead
-// of from the stream (see covers in gapfill.go for when a room may vouch for them).
+// of from the stream, once the stream confirms that the room applied every event
+// of its guild up to the cut (replays.complete).
 
 // Bounds of a room's recent events. 256 events are a minute or more of a guild
 // posting a few a second, longer than a reconnect storm keeps sessions away; 1 MiB
@@ -27,9 +28,10 @@ type recentEvent struct {
 	d        *dispatch
 }
 
-// recentEvents is a ring of a room's newest events in stream order. Every event
-// of the guild with seq > from is in it (when the room is vouched for): evicting
-// an event moves from up to it, and so does anything that may have lost events.
+// recentEvents is a ring of a room's newest events in stream order: every event
+// the room applied with seq > from is in it (evicting an event moves from up to
+// it). Whether the room applied every event of the guild is another matter: see
+// replays.complete.
 type recentEvents struct {
 	buf   []recentEvent // grows up to recentMaxEvents
 	head  int           // the oldest
@@ -82,14 +84,18 @@ func (q *recentEvents) after(seq uint64, f func(recentEvent)) {
 
 // recentFor collects, in the pump at a cut, the session's guild events after seq
 // from its rooms' recent events: those it may see (as replayVisible decides), in
-// stream order. False when a room cannot vouch for every one of them.
-func (p *pump) recentFor(s *Session, seq uint64) ([]*frame, bool) {
+// stream order, and each room's last applied event. False when a room cannot
+// offer them: it is catching up, or it has not kept every event it applied
+// after seq.
+func (p *pump) recentFor(s *Session, seq uint64) ([]*frame, map[guildhall.Snowflake]uint64, bool) {
 	var got []recentEvent
+	last := make(map[guildhall.Snowflake]uint64, len(s.guilds))
 	for id, m := range s.guilds {
 		r := p.rooms[id]
-		if r == nil || !p.covers(r, seq) {
-			return nil, false
+		if r == nil || r.fresh || r.catchUp != nil || r.recent.from > seq {
+			return nil, nil, false
 		}
+		last[id] = r.lastSeq
 		r.recent.after(seq, func(e recentEvent) {
 			if r.mayView(e.channel, s.user.ID, m) && (e.requires == 0 || r.allows(e.channel, s.user.ID, m, e.requires)) {
 				got = append(got, e)
@@ -103,5 +109,5 @@ func (p *pump) recentFor(s *Session, seq uint64) ([]*frame, bool) {
 			frames = append(frames, f)
 		}
 	}
-	return frames, true
+	return frames, last, true
 }

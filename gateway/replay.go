@@ -2,7 +2,7 @@ package gateway
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -21,6 +21,8 @@ import (
 // first.
 type replays struct {
 	stream  jetstream.Stream
+	reader  streamReader
+	node    string // this gateway's: its ticks witness what a replica has stored
 	api     replayConsumers
 	timeout time.Duration // Config.APITimeout, for each consumer the api creates
 	slots   chan struct{} // a slot per replay running
@@ -38,8 +40,8 @@ type replayConsumers interface {
 
 var _ replayConsumers = apiClient{}
 
-func newReplays(stream jetstream.Stream, api replayConsumers, slots int, timeout time.Duration) *replays {
-	return &replays{stream: stream, api: api, timeout: timeout, slots: make(chan struct{}, slots)}
+func newReplays(stream jetstream.Stream, reader streamReader, node string, api replayConsumers, slots int, timeout time.Duration) *replays {
+	return &replays{stream: stream, reader: reader, node: node, api: api, timeout: timeout, slots: make(chan struct{}, slots)}
 }
 
 // replayable reports whether the stream still holds every event after seq, and
@@ -76,14 +78,31 @@ func (r *replays) streamState(ctx context.Context, fresh bool) (jetstream.Stream
 	return r.state, nil
 }
 
-// userQuietSince reports whether the stream holds no event for the user alone after
-// seq (such events, a GUILD_CREATE on joining, are in no room).
-func (r *replays) userQuietSince(ctx context.Context, uid guildhall.Snowflake, seq uint64) bool {
-	msg, err := r.stream.GetLastMsgForSubject(ctx, ghnats.UserInSubject(uint64(uid)))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return true
+// complete reports whether a replay from memory (cut.recent) is every event the
+// session missed: whether, by the stream, each of its rooms applied every event of
+// its guild up to the cut, and the user had no event of its own after seq (such
+// events, a GUILD_CREATE on joining, are in no room). One batch direct get. Any
+// doubt (the stream does not answer) says no: the stream replay is always right.
+func (r *replays) complete(ctx context.Context, user guildhall.Snowflake, seq uint64, cut resumeCut) bool {
+	subjects := make([]string, 0, len(cut.lastSeq)+1)
+	for id := range cut.lastSeq {
+		subjects = append(subjects, ghnats.GuildInSubject(uint64(id)))
 	}
-	return err == nil && msg.Sequence <= seq
+	userSubject := ghnats.UserInSubject(uint64(user))
+	subjects = append(subjects, userSubject)
+	last, err := r.reader.lastSeqs(ctx, subjects, r.node, cut.w)
+	if err != nil {
+		return false
+	}
+	if last[userSubject] > seq {
+		return false
+	}
+	for id, applied := range cut.lastSeq {
+		if last[ghnats.GuildInSubject(uint64(id))] > applied {
+			return false
+		}
+	}
+	return true
 }
 
 // replayView is a copy of a room's state taken at the seam, for filtering replayed
@@ -178,6 +197,9 @@ func (r *replays) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 				return sent, nil
 			}
 			ev := ghnats.DecodeEvent(natsgo.Header(msg.Headers()), msg.Data())
+			if ev.Type == guildhall.EventGuildJoin {
+				ev = joinedGuildCreate(views, ev)
+			}
 			if replayVisible(views, ev, s.user.ID) && s.shard.ownsEvent(eventGuild(ev)) {
 				if f := newDispatch(ev, seq).frameFor(s); f != nil {
 					s.out.sendUnheld(f)
@@ -196,6 +218,27 @@ func (r *replays) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 			return sent, nil
 		}
 	}
+}
+
+// joinedGuildCreate turns a replayed GUILD_JOIN into the joiner's GUILD_CREATE,
+// from the guild's state at the cut (later than the join: the events replayed
+// after it repeat what it already shows, as upserts). A guild the session is no
+// longer in gets nothing (an event no session receives).
+func joinedGuildCreate(views map[guildhall.Snowflake]*replayView, ev guildhall.Event) guildhall.Event {
+	var m guildhall.Member
+	if json.Unmarshal(ev.Data, &m) != nil {
+		return guildhall.Event{}
+	}
+	v := views[m.GuildID]
+	if v == nil {
+		return guildhall.Event{}
+	}
+	m.GuildID = 0
+	gd, err := json.Marshal(v.room.state.CreatePayload(m))
+	if err != nil {
+		return guildhall.Event{}
+	}
+	return guildhall.Event{Type: guildhall.EventGuildCreate, UserID: ev.UserID, Data: gd}
 }
 
 func replayVisible(views map[guildhall.Snowflake]*replayView, ev guildhall.Event, uid guildhall.Snowflake) bool {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/registry"
@@ -19,9 +20,10 @@ import (
 // event is sent once: the replay stops at w and live frames start after it.
 //
 // The replay comes from memory when the session's rooms here still hold every
-// guild event it missed (recent.go) and the user had no event of its own since:
-// no JetStream consumer, no wait for a replay slot. Otherwise it reads the
-// EVENTS stream (replay.go).
+// guild event it missed (recent.go), the stream confirms that they applied every
+// event of their guilds up to the cut, and the user had no event of its own
+// since: one batch direct get, no JetStream consumer, no wait for a replay slot.
+// Otherwise it reads the EVENTS stream (replay.go).
 func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	var d resumeData
 	if json.Unmarshal(raw, &d) != nil || d.SessionID == "" {
@@ -40,26 +42,31 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	s.user = rep.User
 	s.tokenHash = guildhall.TokenHash(d.Token)
 	s.id = d.SessionID
+	s.start = entry.Start
 	s.intents = guildhall.IntentsAll
 	if entry.Intents != nil {
 		s.intents = *entry.Intents
 	}
 	// The session keeps the shard of its IDENTIFY, and so its guilds.
 	s.shard, _ = parseShard(entry.Shard)
-	rep.Guilds, rep.Members = s.shard.filterGuilds(rep.Guilds, rep.Members)
+	rep.Members = s.shard.filterMembers(rep.Members)
 	s.identified.Store(true)
 	g.takeSession(s)
 
 	s.out.hold()
-	ctx, cancel := g.opContext()
-	defer cancel()
-	cut, err := g.pump.joinResumed(ctx, s, rep.Guilds, rep.Members, since, d.Seq)
+	jctx, jcancel := g.joinContext()
+	cut, err := g.pump.joinResumed(jctx, s, rep.Members, since, d.Seq)
+	jcancel()
 	if err != nil {
 		g.metrics.Resumes.WithLabelValues("api_error").Inc()
+		g.resumes.refund(s.user.ID) // the client tries again: the failure was ours
 		return
 	}
-	// Read after the cut: an event of the user's own up to w is in the stream by now.
-	fromMemory := cut.fromMemory && g.replays.userQuietSince(ctx, s.user.ID, d.Seq)
+	ctx, cancel := g.opContext()
+	defer cancel()
+	// Memory only when the stream confirms that the rooms missed nothing up to
+	// the cut (NATS may have lost events that no later event revealed yet).
+	fromMemory := cut.fromMemory && g.replays.complete(ctx, s.user.ID, d.Seq, cut)
 	n := len(cut.recent)
 	if fromMemory {
 		for _, f := range cut.recent {
@@ -72,7 +79,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 			// Without the replay the session would have a gap: make the client start over.
 			g.metrics.Resumes.WithLabelValues("replay_failed").Inc()
 			g.log.Warn("resume: replay", "session", s.id, "err", err)
-			s.send(opFrame(OpInvalidSession, []byte("false")))
+			s.out.sendUnheld(opFrame(OpInvalidSession, []byte("false")))
 			s.close(CloseUnknownError, "resume failed")
 			return
 		}
@@ -107,6 +114,11 @@ func (g *Gateway) resumable(s *Session, d resumeData) (guildhall.IdentifyReply, 
 		s.close(CloseAuthenticationFailed, "Authentication failed")
 		return rep, registry.Session{}, false
 	}
+	if !g.resumes.allow(rep.User.ID, time.Now()) {
+		g.metrics.Resumes.WithLabelValues("rate_limited").Inc()
+		s.close(CloseRateLimited, "Too many resumes: retry later")
+		return rep, registry.Session{}, false
+	}
 	gctx, gcancel := g.opContext()
 	defer gcancel()
 	entry, err := g.sessions.entry(gctx, d.SessionID)
@@ -115,14 +127,18 @@ func (g *Gateway) resumable(s *Session, d resumeData) (guildhall.IdentifyReply, 
 	case errors.Is(err, registry.ErrNotFound):
 		reason = "unknown_or_expired"
 	case err != nil:
-		g.resumeLater(s, "registry_error", err)
+		g.resumeLater(s, rep.User.ID, "registry_error", err)
 		return rep, entry, false
 	case entry.UserID != rep.User.ID:
 		reason = "wrong_user"
+	case d.Seq < entry.Start:
+		// Before the session existed: events it never had (older messages,
+		// deleted ones, edits' originals, a guild's past before the user joined).
+		reason = "seq_before_start"
 	default:
 		ok, err := g.replays.replayable(gctx, d.Seq)
 		if err != nil {
-			g.resumeLater(s, "stream_error", err)
+			g.resumeLater(s, rep.User.ID, "stream_error", err)
 			return rep, entry, false
 		}
 		if !ok {
@@ -139,8 +155,10 @@ func (g *Gateway) resumable(s *Session, d resumeData) (guildhall.IdentifyReply, 
 }
 
 // resumeLater answers a resume that could not be checked with 4000 (see
-// resumable).
-func (g *Gateway) resumeLater(s *Session, why string, err error) {
+// resumable). It does not count against the user's resumes: the client tries
+// again because this side could not answer.
+func (g *Gateway) resumeLater(s *Session, user guildhall.Snowflake, why string, err error) {
+	g.resumes.refund(user)
 	g.metrics.Resumes.WithLabelValues("retry_" + why).Inc()
 	g.log.Warn("resume: try again", "why", why, "err", err)
 	s.close(CloseUnknownError, "Try again")

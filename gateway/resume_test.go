@@ -11,6 +11,7 @@ import (
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/gateway"
 	"github.com/guildhall/guildhall/testenv"
 )
 
@@ -330,4 +331,106 @@ func TestResumeExactWhenNATSDropsEvents(t *testing.T) {
 	t.Logf("gap fills %v; resumes from memory %v, from the stream %v",
 		counterValue(t, f.st, "guildhall_gateway_gap_fills_total", "", "")-fills,
 		resumeReplays(t, f.st, "memory")-memory, resumeReplays(t, f.st, "stream")-stream)
+}
+
+// A member who joined a guild after its events, and identified after that,
+// cannot have them replayed: a RESUME from before the session's start (0, or
+// just below READY's s) is answered INVALID_SESSION (d=false), and a RESUME from
+// its start replays nothing of the guild's past (not a message, not a deleted
+// one, not an edit's original).
+func TestResumeNeverReachesBeforeTheSessionStart(t *testing.T) {
+	t.Parallel()
+	users := newSeedUsers(3_200_000, "fl", 2)
+	bob, alice := users[0], users[1]
+	st := startPresenceStack(t, stackOptions{presence: fastPresence, writer: true, seed: func(path string) {
+		seedBolt(t, path,
+			seedGuild{ID: smallGuild, ChannelID: smallChannel, Users: []seedUser{bob}},
+			seedGuild{ID: otherGuild, ChannelID: otherChannel, Users: []seedUser{alice}})
+	}})
+	url := st.gws[0].url
+	postMessage(t, st, bob.Token, smallChannel, "kept")
+	edited := postMessage(t, st, bob.Token, smallChannel, "the original")
+	st.api.Must(t, http.StatusOK, "PATCH", "/channels/"+smallChannel.String()+"/messages/"+edited, bob.Token, map[string]string{"content": "edited"}, nil)
+	deleted := postMessage(t, st, bob.Token, smallChannel, "deleted")
+	st.api.Must(t, http.StatusNoContent, "DELETE", "/channels/"+smallChannel.String()+"/messages/"+deleted, bob.Token, nil, nil)
+	var inv struct{ Code string }
+	st.api.Must(t, http.StatusOK, "POST", "/channels/"+smallChannel.String()+"/invites", bob.Token, map[string]any{}, &inv)
+	st.api.Must(t, http.StatusOK, "POST", "/invites/"+inv.Code, alice.Token, nil, nil)
+
+	a, err := connect(t, url, alice.Token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, start := sessionID(t, a), a.Dispatches("READY")[0].Seq()
+	for _, seq := range []uint64{0, 1, start - 1} {
+		c := testenv.DialGateway(t, url)
+		c.WaitFor(t, "op:10", 10*time.Second)
+		if err := c.Resume(alice.Token, session, seq); err != nil {
+			t.Fatal(err)
+		}
+		p, err := c.Next(30 * time.Second)
+		if err != nil {
+			t.Fatalf("RESUME from %d (the session started at %d): %v", seq, start, err)
+		}
+		if p.Op != gateway.OpInvalidSession || string(p.D) != "false" {
+			t.Fatalf("RESUME from %d (the session started at %d) answered op %d %s %s; want INVALID_SESSION false", seq, start, p.Op, p.T, p.D)
+		}
+		c.Close(1000)
+	}
+	c, replay := resumeOn(t, url, alice.Token, session, start)
+	if len(replay) != 0 {
+		t.Fatalf("RESUME from the session's start replayed %s", describe(replay))
+	}
+	after := postMessage(t, st, bob.Token, smallChannel, "after")
+	if got := messageIDs(t, []testenv.Payload{c.WaitFor(t, guildhall.EventMessageCreate, 10*time.Second)}); got[0] != after {
+		t.Fatalf("after RESUMED got %v; want %s", got, after)
+	}
+	for _, p := range c.All() {
+		if strings.HasPrefix(p.T, "MESSAGE_") && p.Seq() <= start {
+			t.Fatalf("the resumed session got %s with s=%d, before its start %d", p.T, p.Seq(), start)
+		}
+	}
+}
+
+// Resumes are limited per user: past the burst a RESUME is closed with 4008
+// before anything is replayed, and once the bucket has refilled the session
+// resumes again.
+func TestResumeRateLimited(t *testing.T) {
+	t.Parallel()
+	users := newSeedUsers(3_300_000, "rl", 1)
+	st := startPresenceStack(t, stackOptions{presence: fastPresence,
+		limits: gateway.LimitsConfig{ResumeBurst: 2, ResumeEvery: time.Second},
+		seed:   func(path string) { seedBolt(t, path, seedGuild{ID: smallGuild, ChannelID: smallChannel, Users: users}) }})
+	url, token := st.gws[0].url, users[0].Token
+	c, err := connect(t, url, token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	session, seq := sessionID(t, c), c.LastSeq()
+	for range 2 {
+		resumeOn(t, url, token, session, seq)
+	}
+	limited := testenv.DialGateway(t, url)
+	limited.WaitFor(t, "op:10", 10*time.Second)
+	if err := limited.Resume(token, session, seq); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := limited.WaitClose(30 * time.Second); code != gateway.CloseRateLimited {
+		t.Fatalf("the third RESUME in a row closed with %d (payloads %s); want %d", code, describe(limited.All()), gateway.CloseRateLimited)
+	}
+	if n := len(limited.Dispatches("RESUMED")); n != 0 {
+		t.Fatal("a rate-limited RESUME was answered RESUMED")
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		c := testenv.DialGateway(t, url)
+		defer c.Close(1000)
+		if _, err := waitPayload(c, "op:10", 10*time.Second); err != nil {
+			return err
+		}
+		if err := c.Resume(token, session, seq); err != nil {
+			return err
+		}
+		_, err := waitPayload(c, "RESUMED", 10*time.Second)
+		return err
+	})
 }

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/json"
 	"slices"
 	"strings"
 
@@ -25,26 +27,34 @@ type room struct {
 	// view caches, per channel, which role sets may view it; dropped whenever
 	// channels, roles or the guild change.
 	view map[guildhall.Snowflake]*channelView
+	// channelJSON caches each channel's encoding for GUILD_CREATE, so that a
+	// large guild's channels are encoded once rather than once per session
+	// that joins; a channel's entry goes when it changes.
+	channelJSON map[guildhall.Snowflake][]byte
 
 	// recent lets a resume replay from memory instead of the stream.
 	recent recentEvents
+	// catchUp is set while the room waits for what it missed: events NATS lost,
+	// or its state (see gapfill.go). Nil when the room is up to date as far as it
+	// knows.
+	catchUp *catchUp
+	// joinedAt is the highest sequence a member joined at: an event up to it (a
+	// refilled one) is not for every member (see deliverSince).
+	joinedAt uint64
 	// notes are the newest membership change of each user seen in the room's
 	// events, for sessions that attach at a cut with a membership the api read
 	// before it (join.go); bounded by maxNotes, and complete for events after
 	// notesCleared.
 	notes        map[guildhall.Snowflake]memberNote
 	notesCleared uint64
-	// vouched: NATS has lost none of the guild's events unnoticed as long as the
-	// loss counters still read mark (see pump.covers); set at the room's first cut,
-	// or by checkRoom.
-	vouched bool
-	mark    lossMark
-	checks  int // checkRoom calls in flight
 }
 
 type roomMember struct {
 	s *Session
 	m *membership
+	// from is the sequence the session joined the room at: its READY, its
+	// resume's replay or its GUILD_CREATE covered every event up to it.
+	from uint64
 }
 
 // channelView answers "may this member view the channel" in O(1) for the common
@@ -146,6 +156,15 @@ func (r *room) canView(v *channelView, uid guildhall.Snowflake, m *membership) b
 
 func (r *room) invalidate() { r.view = nil }
 
+// setState replaces the room's state (a refresh), keeping the member count it
+// counted, which may be newer.
+func (r *room) setState(st guildhall.GuildState) {
+	st.Guild.MemberCount = max(st.Guild.MemberCount, r.state.Guild.MemberCount)
+	r.state = st
+	r.channelJSON = nil
+	r.invalidate()
+}
+
 // allows reports whether member m (user uid) has every permission of want in
 // the channel (0: guild-wide), computed in full: for the rare events that
 // require more than viewing (Event.Requires).
@@ -184,16 +203,59 @@ func (r *room) note(seq uint64, user guildhall.Snowflake, roles []guildhall.Snow
 	r.notes[user] = memberNote{seq: seq, roles: roles, gone: gone}
 }
 
-func (r *room) add(s *Session, m *membership) {
-	m.index = len(r.members)
-	r.members = append(r.members, roomMember{s: s, m: m})
+// guildCreate is the GUILD_CREATE payload for member self (its guild id unset,
+// as Discord's members list in GUILD_CREATE has it), with the channels self may
+// view in their cached encoding.
+func (r *room) guildCreate(self guildhall.Member, presenceCount int) []byte {
+	self.GuildID = 0
+	gc := r.state.CreatePayload(self)
+	gc.ApproximatePresenceCount = presenceCount
+	visible := gc.Channels
+	gc.Channels = []guildhall.Channel{}
+	shell, err := json.Marshal(gc)
+	if err != nil {
+		return nil
+	}
+	// Encoded strings escape their quotes: this is the field itself.
+	before, after, _ := bytes.Cut(shell, []byte(`"channels":[]`))
+	if r.channelJSON == nil {
+		r.channelJSON = map[guildhall.Snowflake][]byte{}
+	}
+	b := make([]byte, 0, len(shell)+512*len(visible))
+	b = append(b, before...)
+	b = append(b, `"channels":[`...)
+	for i, ch := range visible {
+		cj, ok := r.channelJSON[ch.ID]
+		if !ok {
+			cj, _ = json.Marshal(ch)
+			r.channelJSON[ch.ID] = cj
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, cj...)
+	}
+	b = append(b, ']')
+	return append(b, after...)
 }
 
+// add makes s a member, joined at sequence from.
+func (r *room) add(s *Session, m *membership, from uint64) {
+	m.index = len(r.members)
+	r.members = append(r.members, roomMember{s: s, m: m, from: from})
+	r.joinedAt = max(r.joinedAt, from)
+}
+
+// remove takes a member out of the room, ending the room's hold on its frames.
 func (r *room) remove(m *membership) {
 	last := len(r.members) - 1
 	i := m.index
 	if i < 0 || i > last || r.members[i].m != m {
 		return
+	}
+	if m.held {
+		m.held = false
+		r.members[i].s.out.release()
 	}
 	r.members[i] = r.members[last]
 	r.members[i].m.index = i

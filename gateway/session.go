@@ -23,11 +23,14 @@ type Session struct {
 	lim connLimits
 
 	// Set once by identify or resume, before the session joins any room.
-	id         string
-	tokenHash  string // guildhall.TokenHash of its token: revocations name it
-	user       guildhall.User
-	intents    guildhall.Intents // what the session receives (dispatch.frameFor)
-	shard      shardSpec         // which guilds it receives (shard.go)
+	id        string
+	tokenHash string // guildhall.TokenHash of its token: revocations name it
+	user      guildhall.User
+	intents   guildhall.Intents // what the session receives (dispatch.frameFor)
+	shard     shardSpec         // which guilds it receives (shard.go)
+	// start is the sequence the session started at (READY's s), which a resume
+	// keeps: no resume replays from before it.
+	start      uint64
 	identified atomic.Bool
 	resumable  atomic.Bool
 
@@ -40,6 +43,9 @@ type membership struct {
 	roles   []guildhall.Snowflake
 	roleKey string // the sorted role ids: sessions with equal keys see the same channels
 	index   int    // position in room.members
+	// held: the room holds the session's live frames while it catches up (the
+	// session's outbox has a hold of it to release).
+	held bool
 }
 
 func newSession(conn net.Conn, format wireFormat, cfg outboxConfig) *Session {

@@ -68,20 +68,18 @@ func (sh shardSpec) array() []int {
 	return []int{sh.id, sh.count}
 }
 
-// filterGuilds keeps the guilds (and the matching members) this shard owns.
-func (sh shardSpec) filterGuilds(guilds []guildhall.GuildState, members []guildhall.Member) ([]guildhall.GuildState, []guildhall.Member) {
+// filterMembers keeps the memberships of the guilds this shard owns.
+func (sh shardSpec) filterMembers(members []guildhall.Member) []guildhall.Member {
 	if !sh.sharded() {
-		return guilds, members
+		return members
 	}
-	var gs []guildhall.GuildState
 	var ms []guildhall.Member
-	for i := range guilds {
-		if sh.ownsGuild(guilds[i].Guild.ID) {
-			gs = append(gs, guilds[i])
-			ms = append(ms, members[i])
+	for _, m := range members {
+		if sh.ownsGuild(m.GuildID) {
+			ms = append(ms, m)
 		}
 	}
-	return gs, ms
+	return ms
 }
 
 // bareToken is the token of IDENTIFY or RESUME without the "Bot " (or

@@ -61,6 +61,11 @@ type Config struct {
 	TypingInterval time.Duration
 	// Now is the clock. Zero value means time.Now.
 	Now func() time.Time
+	// Beacon hears the stream sequence of every guild event the service
+	// publishes and repeats it for gateways (GuildBeacon; the caller runs it).
+	// Zero value means none: a gateway then notices the events it missed in a
+	// quiet guild only through its path probe.
+	Beacon *GuildBeacon
 }
 
 // ReadBarrier is what the Service needs before it reads messages: a wait until
@@ -99,6 +104,7 @@ type Service struct {
 	typing   *typingLimiter
 	slowmode *slowmode
 	files    *Files
+	beacon   *GuildBeacon
 	// state is the api-only bucket: login throttles and count-cap locks.
 	state  jetstream.KeyValue
 	logins *loginThrottle
@@ -122,6 +128,7 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 		now:            cfg.Now,
 		bcryptCost:     cfg.BcryptCost,
 		publishTimeout: cfg.PublishTimeout,
+		beacon:         cfg.Beacon,
 	}
 	if s.metrics == nil {
 		s.metrics = NewMetrics(nil)
@@ -205,6 +212,7 @@ func (s *Service) publishMsg(ctx context.Context, msg *natsgo.Msg, ev guildhall.
 		cancel()
 		if err == nil {
 			s.metrics.PublishLatency.WithLabelValues(ev.Type).Observe(time.Since(start).Seconds())
+			s.beacon.published(ev.GuildID, ack.Sequence)
 			return ack.Sequence, nil
 		}
 		if ctx.Err() != nil {
@@ -243,8 +251,9 @@ func (s *Service) publishMsgs(ctx context.Context, msgs ...*natsgo.Msg) error {
 		ev := ghnats.DecodeEvent(m.Header, nil) // for metrics and logs
 		if acks[i] != nil {
 			select {
-			case <-acks[i].Ok():
+			case ack := <-acks[i].Ok():
 				s.metrics.PublishLatency.WithLabelValues(ev.Type).Observe(time.Since(start).Seconds())
+				s.beacon.published(ev.GuildID, ack.Sequence)
 				continue
 			case <-acks[i].Err():
 			case <-ctx.Done():

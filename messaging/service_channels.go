@@ -133,6 +133,11 @@ func (s *Service) ModifyChannel(ctx context.Context, u guildhall.User, channelID
 	if err := checkReason(reason); err != nil {
 		return guildhall.Channel{}, err
 	}
+	unlock, err := s.channelLock(ctx, channelID)
+	if err != nil {
+		return guildhall.Channel{}, err
+	}
+	defer unlock()
 	a, old, perms, err := s.channelAccess(ctx, u, channelID)
 	if err != nil {
 		return guildhall.Channel{}, err
@@ -405,6 +410,11 @@ func (s *Service) EditOverwrite(ctx context.Context, u guildhall.User, channelID
 	if (o.Allow|o.Deny)&^guildhall.PermAll != 0 {
 		return guildhall.FieldError("allow", "PERMISSIONS_INVALID", "Unknown permission bits.")
 	}
+	unlock, err := s.channelLock(ctx, channelID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	a, ch, perms, err := s.channelAccess(ctx, u, channelID)
 	if err != nil {
 		return err
@@ -434,7 +444,7 @@ func (s *Service) EditOverwrite(ctx context.Context, u guildhall.User, channelID
 		next[i] = o
 	} else {
 		if len(next) >= MaxOverwrites {
-			return guildhall.FieldError("permission_overwrites", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
+			return errMaxOverwrites
 		}
 		next = append(next, o)
 	}
@@ -453,12 +463,24 @@ func (s *Service) EditOverwrite(ctx context.Context, u guildhall.User, channelID
 	return nil
 }
 
+// channelLock serializes the changes of one channel across api processes: a
+// channel is read, changed and written whole (its overwrites, its topic), so two
+// changes at once would lose one, and the last could pass MaxOverwrites.
+func (s *Service) channelLock(ctx context.Context, channelID guildhall.Snowflake) (func(), error) {
+	return s.capLock(ctx, "channel."+channelID.String())
+}
+
 // DeleteOverwrite removes a channel's overwrite (MANAGE_ROLES in the channel)
 // and publishes CHANNEL_UPDATE; removing one that is not there changes nothing.
 func (s *Service) DeleteOverwrite(ctx context.Context, u guildhall.User, channelID, overwriteID guildhall.Snowflake, reason string) error {
 	if err := checkReason(reason); err != nil {
 		return err
 	}
+	unlock, err := s.channelLock(ctx, channelID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	a, ch, perms, err := s.channelAccess(ctx, u, channelID)
 	if err != nil {
 		return err

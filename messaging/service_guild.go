@@ -145,18 +145,21 @@ const (
 	MaxGuildName   = 100
 	MaxChannelName = 100
 	MaxTopic       = 1024
-	MaxOverwrites  = 100
 	MaxInviteAge   = 7 * 24 * 3600
 	MaxInviteUses  = 100
-	// MaxGuildsPerUser and MaxChannelsPerGuild are Discord's limits. They also
-	// bound what one IDENTIFY reply carries to a gateway.
+	// MaxGuildsPerUser, MaxChannelsPerGuild and MaxOverwrites (per channel) are
+	// Discord's limits (its errors 30001, 30013, 30060). A guild at all of them
+	// has about 26 MB of channels: gateways read a guild's state in parts
+	// (guildhall.GuildReply) and a join's user event does not carry it.
 	MaxGuildsPerUser    = 100
 	MaxChannelsPerGuild = 500
+	MaxOverwrites       = 1000
 )
 
 var (
-	errMaxGuilds   = &guildhall.Error{Status: 400, Code: 30001, Message: "Maximum number of guilds reached (100)"}
-	errMaxChannels = &guildhall.Error{Status: 400, Code: 30013, Message: "Maximum number of guild channels reached (500)"}
+	errMaxGuilds     = &guildhall.Error{Status: 400, Code: 30001, Message: "Maximum number of guilds reached (100)"}
+	errMaxChannels   = &guildhall.Error{Status: 400, Code: 30013, Message: "Maximum number of guild channels reached (500)"}
+	errMaxOverwrites = &guildhall.Error{Status: 400, Code: 30060, Message: "Maximum number of channel permission overwrites reached (1000)"}
 )
 
 // checkGuildCount refuses a user who is in MaxGuildsPerUser guilds already.
@@ -173,7 +176,7 @@ func (s *Service) checkGuildCount(ctx context.Context, u guildhall.User) error {
 
 // CreateGuild creates a guild owned by u with the @everyone role (id = guild id,
 // DefaultEveryonePermissions), a "general" text channel and u as its first member,
-// and tells u's sessions with a GUILD_CREATE user event.
+// and tells u's sessions with a GUILD_JOIN user event (their GUILD_CREATE).
 func (s *Service) CreateGuild(ctx context.Context, u guildhall.User, name string) (guildhall.GuildState, error) {
 	name = strings.TrimSpace(name)
 	if n := utf8.RuneCountInString(name); n < MinGuildName || n > MaxGuildName {
@@ -212,31 +215,25 @@ func (s *Service) CreateGuild(ctx context.Context, u guildhall.User, name string
 	unlock()
 	g.MemberCount = 1
 	st := guildhall.GuildState{Guild: g, Channels: []guildhall.Channel{general}, Roles: []guildhall.Role{everyone}}
-	if err := s.publishGuildCreate(ctx, &st, owner); err != nil {
+	ev, err := guildJoinEvent(owner)
+	if err != nil {
+		return guildhall.GuildState{}, err
+	}
+	if _, err := s.publish(ctx, ev, s.ids.Next().String()); err != nil {
 		return guildhall.GuildState{}, err
 	}
 	return st, nil
 }
 
-// publishGuildCreate sends GUILD_CREATE to the sessions of member m alone (a user
-// event on gh.in.u.<user>).
-func (s *Service) publishGuildCreate(ctx context.Context, st *guildhall.GuildState, m guildhall.Member) error {
-	ev, err := guildCreateEvent(st, m)
+// guildJoinEvent is the user event that brings member m's sessions into its
+// guild (gh.in.u.<user>): the member alone. Gateways build the GUILD_CREATE from
+// the guild's state, which is no part of it, so a guild of any size can be joined.
+func guildJoinEvent(m guildhall.Member) (guildhall.Event, error) {
+	data, err := json.Marshal(m)
 	if err != nil {
-		return err
+		return guildhall.Event{}, internal("encode member", err)
 	}
-	_, err = s.publish(ctx, ev, s.ids.Next().String())
-	return err
-}
-
-func guildCreateEvent(st *guildhall.GuildState, m guildhall.Member) (guildhall.Event, error) {
-	self := m
-	self.GuildID = 0
-	data, err := json.Marshal(st.CreatePayload(self))
-	if err != nil {
-		return guildhall.Event{}, internal("encode guild create", err)
-	}
-	return guildhall.Event{Type: guildhall.EventGuildCreate, UserID: m.User.ID, Data: data}, nil
+	return guildhall.Event{Type: guildhall.EventGuildJoin, UserID: m.User.ID, Data: data}, nil
 }
 
 // Guild returns a guild the user is a member of, with MemberCount, its channels
@@ -394,7 +391,7 @@ func (s *Service) validateChannel(a *guildAccess, existing []guildhall.Channel, 
 		nc.ParentID = nil
 	}
 	if len(nc.PermissionOverwrites) > MaxOverwrites {
-		return guildhall.FieldError("permission_overwrites", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")
+		return errMaxOverwrites
 	}
 	seen := make(map[guildhall.Snowflake]bool, len(nc.PermissionOverwrites))
 	for _, o := range nc.PermissionOverwrites {
@@ -617,7 +614,7 @@ func (s *Service) AcceptInvite(ctx context.Context, u guildhall.User, code strin
 		return InviteInfo{}, false, internal("encode member", err)
 	}
 	add := guildhall.Event{Type: guildhall.EventGuildMemberAdd, GuildID: inv.GuildID, UserID: u.ID, Data: data}
-	create, err := guildCreateEvent(&st, m)
+	create, err := guildJoinEvent(m)
 	if err != nil {
 		return InviteInfo{}, false, err
 	}
@@ -676,9 +673,10 @@ func (s *Service) UserGuilds(ctx context.Context, u guildhall.User) ([]UserGuild
 	return out, nil
 }
 
-// Identify is what a gateway needs when a session identifies: the token's user,
-// each of the user's guilds and the user's membership in each. It takes the
-// token's guildhall.TokenHash, as gateways send it (never the token itself).
+// Identify is what a gateway needs when a session identifies: the token's user
+// and its membership of each of its guilds (no guild's state: the gateway asks
+// for those it lacks, one at a time). It takes the token's guildhall.TokenHash,
+// as gateways send it (never the token itself).
 func (s *Service) Identify(ctx context.Context, tokenHash string) (guildhall.IdentifyReply, error) {
 	if !guildhall.ValidTokenHash(tokenHash) {
 		return guildhall.IdentifyReply{}, guildhall.ErrUnauthorized
@@ -691,15 +689,8 @@ func (s *Service) Identify(ctx context.Context, tokenHash string) (guildhall.Ide
 	if err != nil {
 		return guildhall.IdentifyReply{}, internal("user guilds", err)
 	}
-	r := guildhall.IdentifyReply{User: u, Guilds: make([]guildhall.GuildState, 0, len(ids)), Members: make([]guildhall.Member, 0, len(ids))}
+	r := guildhall.IdentifyReply{User: u, Members: make([]guildhall.Member, 0, len(ids))}
 	for _, id := range ids {
-		st, err := s.GuildState(ctx, id)
-		if errors.Is(err, guildhall.ErrUnknownGuild) {
-			continue
-		}
-		if err != nil {
-			return guildhall.IdentifyReply{}, err
-		}
 		m, err := s.store.Member(ctx, id, u.ID)
 		if errors.Is(err, ErrNotFound) {
 			continue
@@ -710,20 +701,30 @@ func (s *Service) Identify(ctx context.Context, tokenHash string) (guildhall.Ide
 		if m.User.ID == 0 {
 			m.User = u
 		}
-		r.Guilds = append(r.Guilds, st)
+		m.GuildID = id
 		r.Members = append(r.Members, m)
 	}
 	return r, s.identifyConversations(ctx, u, &r)
 }
 
-// GuildSnapshot answers a gateway's GuildRequest: the guild's state, and the
-// membership of req.UserID when it is set and the user is a member.
+// GuildSnapshot answers a gateway's GuildRequest: the guild's state (not with
+// req.MemberOnly), and the membership of req.UserID when it is set and the user
+// is a member.
 func (s *Service) GuildSnapshot(ctx context.Context, req guildhall.GuildRequest) (guildhall.GuildReply, error) {
-	st, err := s.GuildState(ctx, req.GuildID)
-	if err != nil {
-		return guildhall.GuildReply{}, err
+	var r guildhall.GuildReply
+	if req.MemberOnly {
+		if _, err := s.store.Guild(ctx, req.GuildID); errors.Is(err, ErrNotFound) {
+			return guildhall.GuildReply{}, guildhall.ErrUnknownGuild
+		} else if err != nil {
+			return guildhall.GuildReply{}, internal("guild", err)
+		}
+	} else {
+		st, err := s.GuildState(ctx, req.GuildID)
+		if err != nil {
+			return guildhall.GuildReply{}, err
+		}
+		r.State = st
 	}
-	r := guildhall.GuildReply{State: st}
 	if req.UserID != 0 {
 		m, err := s.store.Member(ctx, req.GuildID, req.UserID)
 		switch {

@@ -5,7 +5,10 @@
 //
 //	subjects.go   every subject, built and parsed (ParseSubject, SubjectKind)
 //	republish.go  which messages on a re-published subject a gateway believes
-//	event.go      the headers and body that carry an event
+//	event.go      the headers and body that carry an event (and the api's
+//	              guild-sequence heartbeat)
+//	directget.go  batch direct gets of the stream: the last events of many
+//	              guilds, a guild's events after a sequence
 //	lease.go      leases in the leases bucket (snowflake node numbers, the
 //	              presence notifier's leadership)
 //

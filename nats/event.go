@@ -148,3 +148,29 @@ func EphemeralUserMsg(ev guildhall.Event, user uint64) *natsgo.Msg {
 	m.Subject = EphemeralUserSubject(user)
 	return m
 }
+
+// HeaderGuildSeq marks a guild-sequence heartbeat on a guild's ephemeral subject:
+// its value is the stream sequence of an event of the guild the api published
+// (GuildSeqMsg). It is no event and no client ever sees it.
+const HeaderGuildSeq = "Gh-Guild-Seq"
+
+// GuildSeqMsg is a guild-sequence heartbeat: the guild's event at stream
+// sequence seq is stored, so a gateway whose room of the guild has not applied it
+// missed it. It travels as core NATS on the guild's ephemeral subject, where every
+// gateway with a room of the guild already listens.
+func GuildSeqMsg(guild, seq uint64) *natsgo.Msg {
+	m := natsgo.NewMsg(EphemeralGuildSubject(guild))
+	m.Header.Set(HeaderGuild, itoa(guild))
+	m.Header.Set(HeaderGuildSeq, itoa(seq))
+	return m
+}
+
+// GuildSeq reads a guild-sequence heartbeat; false when h is not one.
+func GuildSeq(h natsgo.Header) (uint64, bool) {
+	v := h.Get(HeaderGuildSeq)
+	if v == "" {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(v, 10, 64)
+	return seq, err == nil && seq > 0
+}

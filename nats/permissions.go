@@ -50,6 +50,16 @@ func ValidReply(reply string) bool {
 	return strings.HasPrefix(reply, natsgo.InboxPrefix) && !strings.HasPrefix(reply, RoleAPI.InboxPrefix()+".")
 }
 
+// A reply of the api comes in at most MaxReplyParts messages of about
+// MaxReplyPart bytes each (guildhall.GuildReply): under the max payload of any
+// NATS server (1 MiB by default), and enough for a guild at every one of
+// Discord's limits (500 channels with 1000 overwrites each: about 26 MB, 56
+// parts).
+const (
+	MaxReplyParts = 128
+	MaxReplyPart  = 512 << 10
+)
+
 // The consumer the writer's identity may use.
 var writerConsumer = StreamEvents + "." + ConsumerWriter
 
@@ -124,8 +134,9 @@ func apiPermissions() *server.Permissions {
 		},
 		// The server remembers every reply subject the api receives (its bucket
 		// watches' deliveries too) until answered or expired: a minute is ample
-		// for the responders (10 s a request) and bounds what it keeps.
-		Response: &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute},
+		// for the responders (10 s a request) and bounds what it keeps. A reply
+		// may come in up to MaxReplyParts messages (a guild's state).
+		Response: &server.ResponsePermission{MaxMsgs: MaxReplyParts, Expires: time.Minute},
 	}
 }
 

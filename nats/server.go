@@ -30,8 +30,16 @@ type ServerConfig struct {
 	ClusterName string
 	ClusterPort int
 	Routes      []string
+	// ClusterAdvertise is the host:port other nodes are told to reach this node's
+	// routes at, when that is not ClusterPort on Host (a proxy or NAT in between).
+	// Zero value means Host:ClusterPort.
+	ClusterAdvertise string
 	// LeafPort, when non-zero, accepts leaf-node connections (edge gateways).
 	LeafPort int
+	// LeafAdvertise is the host:port leaf nodes are told to reconnect to, when
+	// that is not LeafPort on Host (a proxy or NAT in between). Zero value means
+	// Host:LeafPort.
+	LeafAdvertise string
 	// LeafRemotes connects this server as a leaf node to the given URLs (an edge
 	// site): its link signs in with Auth.LeafSeed, and it runs no JetStream of its
 	// own, so its clients' JetStream requests reach the hub's.
@@ -92,6 +100,7 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 		opts.Cluster.Name = cfg.ClusterName
 		opts.Cluster.Host = opts.Host
 		opts.Cluster.Port = cfg.ClusterPort
+		opts.Cluster.Advertise = cfg.ClusterAdvertise
 		// Routes sign in with the route secret (every node accepts it and dials
 		// with it, implicit routes too).
 		opts.Cluster.Username = cfg.Auth.RouteUser
@@ -116,6 +125,7 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 		// Leaf links sign in as users too (RoleLeaf, with a gateway's permissions).
 		opts.LeafNode.Host = opts.Host
 		opts.LeafNode.Port = cfg.LeafPort
+		opts.LeafNode.Advertise = cfg.LeafAdvertise
 		if tlsOn {
 			c, err := cfg.TLS.serverConfig(false)
 			if err != nil {

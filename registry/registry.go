@@ -24,6 +24,10 @@ type Session struct {
 	// Seq is the last sequence the gateway queued to the session when it last
 	// refreshed the entry. A resume may not claim more.
 	Seq uint64 `json:"seq"`
+	// Start is the sequence the session started at (its READY's s): a resume
+	// from before it would replay events the session never had, and is refused.
+	// Zero in entries written before gateways kept it: no floor.
+	Start uint64 `json:"start,omitempty"`
 	// Intents are the session's from its IDENTIFY, which a resume keeps. Nil in
 	// entries written before gateways kept them: those sessions had every intent.
 	Intents *guildhall.Intents `json:"intents,omitempty"`

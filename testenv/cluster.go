@@ -28,26 +28,54 @@ type Cluster struct {
 	JS      jetstream.JetStream
 	stopped []bool
 	h       *Harness
+	// routeProxies[i] is in front of node i's route port (StartPartitionableCluster).
+	routeProxies []*Proxy
 }
 
 // StartCluster starts n nodes (3 for a real quorum), applies the topology with
 // topo.Replicas = n unless set, and connects to all of them.
 func StartCluster(t testing.TB, n int, topo ghnats.Topology) *Cluster {
+	return startCluster(t, n, topo, false)
+}
+
+// StartPartitionableCluster is StartCluster with every route through a proxy,
+// so that a test can cut a node off from the others (Isolate) while its clients
+// stay connected to it.
+func StartPartitionableCluster(t testing.TB, n int, topo ghnats.Topology) *Cluster {
+	return startCluster(t, n, topo, true)
+}
+
+func startCluster(t testing.TB, n int, topo ghnats.Topology, proxied bool) *Cluster {
 	t.Helper()
 	h := NewHarness(t)
 	c := &Cluster{t: t, stopped: make([]bool, n), h: h, Creds: h.Creds}
 	clientPorts := freeTCPPorts(t, n)
 	routePorts := freeTCPPorts(t, n)
+	// Each node is reached at its route address, advertised as such: through a
+	// proxy, every route (configured or learned from another node) goes through
+	// the proxy of the node it reaches.
+	routeAddrs := make([]string, n)
+	for i, p := range routePorts {
+		routeAddrs[i] = fmt.Sprintf("127.0.0.1:%d", p)
+		if proxied {
+			c.routeProxies = append(c.routeProxies, StartProxy(t, routeAddrs[i]))
+			routeAddrs[i] = c.routeProxies[i].Addr
+		}
+	}
 	var routes []string
-	for _, p := range routePorts {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	for _, a := range routeAddrs {
+		routes = append(routes, "nats-route://"+a)
 	}
 	for i := range n {
-		c.cfgs = append(c.cfgs, ghnats.ServerConfig{
+		cfg := ghnats.ServerConfig{
 			Name: fmt.Sprintf("n%d", i+1), Port: clientPorts[i], Dir: t.TempDir(),
 			ClusterName: "guildhall-test", ClusterPort: routePorts[i], Routes: routes,
 			Auth: h.Auth(),
-		})
+		}
+		if proxied {
+			cfg.ClusterAdvertise = routeAddrs[i]
+		}
+		c.cfgs = append(c.cfgs, cfg)
 	}
 	// Start every node at once: a JetStream cluster waits for its peers.
 	errs := make(chan error, n)
@@ -90,6 +118,51 @@ func StartCluster(t testing.TB, n int, topo ghnats.Topology) *Cluster {
 		return ghnats.Apply(ctx, js, topo)
 	})
 	return c
+}
+
+// Isolate cuts node i's routes to every other node (StartPartitionableCluster):
+// it and its clients' connections stay up, but nothing crosses to or from the
+// rest of the cluster until Rejoin.
+func (c *Cluster) Isolate(i int) {
+	c.t.Helper()
+	if c.routeProxies == nil {
+		c.t.Fatal("Isolate needs StartPartitionableCluster")
+	}
+	id := c.Nodes[i].ID()
+	for j, p := range c.routeProxies {
+		if j == i {
+			p.Cut()
+		} else {
+			p.Block(id)
+		}
+	}
+}
+
+// Rejoin ends Isolate and waits until node i has its routes again.
+func (c *Cluster) Rejoin(i int) {
+	c.t.Helper()
+	for _, p := range c.routeProxies {
+		p.Heal()
+	}
+	Eventually(c.t, 60*time.Second, func() error {
+		for j, s := range c.Nodes {
+			if c.stopped[j] {
+				continue
+			}
+			rz, err := s.Routez(nil)
+			if err != nil {
+				return err
+			}
+			peers := map[string]bool{}
+			for _, r := range rz.Routes {
+				peers[r.RemoteID] = true
+			}
+			if len(peers) < len(c.Nodes)-1 {
+				return fmt.Errorf("node %d has routes to %d nodes", j, len(peers))
+			}
+		}
+		return nil
+	})
 }
 
 // URL is every node's client URL, comma-separated, as clients are given it.

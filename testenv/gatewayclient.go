@@ -53,6 +53,7 @@ type GatewayClient struct {
 	next      int
 	closed    bool
 	closeCode int
+	closeErr  error
 }
 
 // DialGateway connects to a gateway URL such as ws://127.0.0.1:8080/?v=10&encoding=json.
@@ -71,7 +72,7 @@ func TryDialGateway(t testing.TB, url string) (*GatewayClient, error) { return t
 func tryDial(t testing.TB, url string, zw *io.PipeWriter) (*GatewayClient, error) {
 	c := &GatewayClient{t: t, zw: zw}
 	c.cond = sync.NewCond(&c.mu)
-	conn, _, err := gws.NewClient(c, &gws.ClientOption{Addr: url, ReadMaxPayloadSize: 16 << 20, HandshakeTimeout: 10 * time.Second})
+	conn, _, err := gws.NewClient(c, &gws.ClientOption{Addr: url, ReadMaxPayloadSize: 64 << 20, HandshakeTimeout: 10 * time.Second})
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +204,7 @@ func (c *GatewayClient) OnClose(_ *gws.Conn, err error) {
 	if errors.As(err, &ce) {
 		c.closeCode = int(ce.Code)
 	}
+	c.closeErr = err
 	c.cond.Broadcast()
 	c.mu.Unlock()
 }
@@ -261,7 +263,7 @@ func (c *GatewayClient) Next(timeout time.Duration) (Payload, error) {
 	defer c.mu.Unlock()
 	for c.next >= len(c.payloads) {
 		if c.closed {
-			return Payload{}, fmt.Errorf("connection closed (code %d)", c.closeCode)
+			return Payload{}, fmt.Errorf("connection closed (code %d: %v)", c.closeCode, c.closeErr)
 		}
 		if time.Now().After(deadline) {
 			return Payload{}, errors.New("timeout waiting for a payload")

@@ -31,7 +31,12 @@ type NATS struct {
 func StartNATS(t testing.TB, topo ghnats.Topology) *NATS {
 	t.Helper()
 	h := NewHarness(t)
-	s, err := ghnats.StartServer(ghnats.ServerConfig{Name: "test", Dir: t.TempDir(), Auth: h.Auth()})
+	return startNATS(t, h, ghnats.ServerConfig{Name: "test", Dir: t.TempDir(), Auth: h.Auth()}, topo)
+}
+
+func startNATS(t testing.TB, h *Harness, cfg ghnats.ServerConfig, topo ghnats.Topology) *NATS {
+	t.Helper()
+	s, err := ghnats.StartServer(cfg)
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}

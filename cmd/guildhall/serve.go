@@ -318,10 +318,15 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
+		// Gateways notice what they missed of a quiet guild through its beacon.
+		beacon := messaging.NewGuildBeacon(nc, messaging.BeaconConfig{})
+		beaconDone := make(chan struct{})
+		go func() { defer close(beaconDone); _ = beacon.Run(ctx) }()
+		defer func() { stop(); <-beaconDone }()
 		svc, err := messaging.NewService(startCtx, messaging.Config{
 			Store: store, Conn: nc, JS: js, Barrier: barrier, Metrics: metrics, Logger: log,
 			IDs:        guildhall.NewSnowflakeGeneratorForNode(lease.Node),
-			BcryptCost: f.bcryptCost, TokenCacheTTL: f.tokenCacheTTL,
+			BcryptCost: f.bcryptCost, TokenCacheTTL: f.tokenCacheTTL, Beacon: beacon,
 		})
 		if err != nil {
 			return err

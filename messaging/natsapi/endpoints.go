@@ -105,17 +105,33 @@ func (e *endpoints) handler(subject string, h func(context.Context, []byte) any)
 			defer func() { <-e.sem }()
 			ctx, cancel := context.WithTimeout(context.Background(), e.timeout)
 			defer cancel()
-			b, err := json.Marshal(h(ctx, m.Data))
-			if err != nil {
-				e.log.Error("responder: encode reply", "subject", subject, "err", err)
-				return
+			rep := h(ctx, m.Data)
+			ps, ok := rep.(parts)
+			if !ok {
+				ps = parts{rep}
 			}
-			if err := m.Respond(b); err != nil {
-				e.log.Warn("responder: reply", "subject", subject, "err", err)
+			for _, p := range ps {
+				b, ok := p.(json.RawMessage) // encoded already
+				if !ok {
+					var err error
+					if b, err = json.Marshal(p); err != nil {
+						e.log.Error("responder: encode reply", "subject", subject, "err", err)
+						return
+					}
+				}
+				if err := m.Respond(b); err != nil {
+					e.log.Warn("responder: reply", "subject", subject, "err", err)
+					return
+				}
 			}
 		}()
 	}
 }
+
+// parts is a reply in several messages, sent in order on the request's inbox (see
+// guildhall.GuildReply); at most ghnats.MaxReplyParts of them. A json.RawMessage
+// part goes as it is.
+type parts []any
 
 // replyError turns err into what a reply carries: client errors as they are,
 // anything else logged and answered as ErrInternal.

@@ -1,8 +1,11 @@
 package natsapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
@@ -91,7 +94,65 @@ func (r *Responder) guild(ctx context.Context, data []byte) any {
 	if err != nil {
 		return guildhall.GuildReply{Error: r.replyError("guild", err)}
 	}
-	return rep
+	ps, err := guildParts(rep, ghnats.MaxReplyPart)
+	if err != nil {
+		return guildhall.GuildReply{Error: r.replyError("guild", err)}
+	}
+	return ps
+}
+
+// guildParts splits a guild's snapshot into parts of about max bytes of JSON
+// each (see guildhall.GuildReply): the guild, its roles and the member first,
+// then its channels in order, each channel encoded once. A guild larger than
+// ghnats.MaxReplyParts parts is an error: no guild within Discord's limits is.
+func guildParts(rep guildhall.GuildReply, max int) (parts, error) {
+	var chans [][]byte
+	for _, ch := range rep.State.Channels {
+		b, err := json.Marshal(ch)
+		if err != nil {
+			return nil, err
+		}
+		chans = append(chans, b)
+	}
+	head := rep
+	head.State.Channels = []guildhall.Channel{}
+	var out parts
+	for i, first := 0, true; first || i < len(chans); first = false {
+		// The channels of this part: at least one, then as many as fit.
+		n, size := 0, 0
+		for i+n < len(chans) && (n == 0 || size+len(chans[i+n])+1 <= max) {
+			size += len(chans[i+n]) + 1
+			n++
+		}
+		head.Part, head.More = len(out), i+n < len(chans)
+		shell, err := json.Marshal(head)
+		if err != nil {
+			return nil, err
+		}
+		// Encoded strings escape their quotes: this is the field itself.
+		before, after, ok := bytes.Cut(shell, []byte(`"channels":[]`))
+		if !ok {
+			return nil, errors.New("guild state without its channels field")
+		}
+		b := make([]byte, 0, len(shell)+size)
+		b = append(b, before...)
+		b = append(b, `"channels":[`...)
+		for k, c := range chans[i : i+n] {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, c...)
+		}
+		b = append(b, ']')
+		b = append(b, after...)
+		out = append(out, json.RawMessage(b))
+		head = guildhall.GuildReply{State: guildhall.GuildState{Channels: []guildhall.Channel{}}}
+		i += n
+	}
+	if len(out) > ghnats.MaxReplyParts {
+		return nil, fmt.Errorf("guild %d: %d parts of state; at most %d", rep.State.Guild.ID, len(out), ghnats.MaxReplyParts)
+	}
+	return out, nil
 }
 
 func (r *Responder) bot(ctx context.Context, data []byte) any {
