@@ -34,6 +34,13 @@ type Cluster struct {
 // topo.Replicas = n unless set, and connects to all of them.
 func StartCluster(t testing.TB, n int, topo ghnats.Topology) *Cluster {
 	t.Helper()
+	return StartClusterWith(t, n, topo, nil)
+}
+
+// StartClusterWith is StartCluster with configure called on each node's
+// configuration before it starts (a JetStream domain, a leaf port).
+func StartClusterWith(t testing.TB, n int, topo ghnats.Topology, configure func(node int, cfg *ghnats.ServerConfig)) *Cluster {
+	t.Helper()
 	h := NewHarness(t)
 	c := &Cluster{t: t, stopped: make([]bool, n), h: h, Creds: h.Creds}
 	clientPorts := freeTCPPorts(t, n)
@@ -48,6 +55,9 @@ func StartCluster(t testing.TB, n int, topo ghnats.Topology) *Cluster {
 			ClusterName: "guildhall-test", ClusterPort: routePorts[i], Routes: routes,
 			Auth: h.Auth(),
 		})
+		if configure != nil {
+			configure(i, &c.cfgs[i])
+		}
 	}
 	// Start every node at once: a JetStream cluster waits for its peers.
 	errs := make(chan error, n)

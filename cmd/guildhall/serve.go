@@ -36,7 +36,7 @@ import (
 
 type serveFlags struct {
 	addr, data, natsURL, natsListen, roles, publicURL string
-	natsCreds                                         string
+	natsCreds, natsJSDomain                           string
 	natsTLS                                           ghnats.TLSFiles
 	store, cqlHosts, cqlKeyspace, cqlConsistency      string
 	replicas                                          int
@@ -46,6 +46,7 @@ type serveFlags struct {
 	bcryptCost                                        int
 	identifyTotal, identifyConcurrency                int
 	resumeWindow                                      time.Duration
+	heartbeat                                         time.Duration
 }
 
 // parseServe reads serve's flags from args. Every flag can also be set by its
@@ -76,6 +77,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.StringVar(&f.natsTLS.Cert, "nats-tls-cert", "", "PEM certificate: the embedded NATS server's (TLS on its client links), or this process's client certificate")
 	fs.StringVar(&f.natsTLS.Key, "nats-tls-key", "", "PEM key of --nats-tls-cert")
 	fs.StringVar(&f.natsTLS.CA, "nats-tls-ca", "", "PEM CA that signed the NATS servers' certificates; set, the connections insist on TLS")
+	fs.StringVar(&f.natsJSDomain, "nats-js-domain", "", "JetStream domain whose JetStream this process uses (the hub's --js-domain), for a process at an edge site whose NATS server is a leaf node; empty means the JetStream of the cluster it connects to")
 	fs.StringVar(&f.roles, "role", "all", "roles to run, comma-separated: gateway,api,writer or all")
 	fs.StringVar(&f.publicURL, "public-url", "", "WebSocket URL clients reach this gateway at; empty uses the request's host")
 	fs.StringVar(&f.store, "store", "bolt", "message store: bolt (embedded) or cql")
@@ -89,6 +91,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.IntVar(&f.identifyTotal, "identify-total", 1000, "session starts (IDENTIFY) per user per day, as Discord's session_start_limit.total")
 	fs.IntVar(&f.identifyConcurrency, "identify-concurrency", 1, "IDENTIFY per user per 5 s per shard bucket, as Discord's max_concurrency")
 	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL; live sessions are refreshed every third of it); applied by the api role")
+	fs.DurationVar(&f.heartbeat, "heartbeat-interval", 41250*time.Millisecond, "gateway: the heartbeat interval HELLO asks clients for (Discord's 41.25 s); a connection silent for it plus 10 s is closed")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs
 }
@@ -168,9 +171,12 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	// process runs connects with its own identity (see package nats, Permissions).
 	var ns *server.Server
 	natsURL := f.natsURL
-	auth := ghnats.ClientAuth{Dir: f.natsCreds, TLS: f.natsTLS}
+	auth := ghnats.ClientAuth{Dir: f.natsCreds, TLS: f.natsTLS, JSDomain: f.natsJSDomain}
 	if auth.Dir == "" {
 		auth.Dir = filepath.Join(f.data, "creds")
+	}
+	if natsURL == "" && f.natsJSDomain != "" {
+		return errors.New("--nats-js-domain names the JetStream of an external NATS (--nats-url): the embedded server's has no domain")
 	}
 	if natsURL == "" {
 		host, port, err := splitHostPort(f.natsListen)
@@ -362,6 +368,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	if c := conns[ghnats.RoleGateway]; c != nil {
 		gw, err = gateway.New(startCtx, c.nc, c.js, gateway.Config{
 			PublicURL: f.publicURL, StartLimits: f.startLimits(), Metrics: gwMetrics, Logger: log,
+			HeartbeatInterval: f.heartbeat,
 		})
 		if err != nil {
 			return err
