@@ -53,6 +53,10 @@ type ServerConfig struct {
 	// links (routes verify both ends with TLS.CA; leaf links verify the hub with
 	// it). Zero value means plaintext links.
 	TLS TLSFiles
+	// MonitorPort, when non-zero, serves nats-server's monitoring endpoints
+	// (/varz, /connz, /routez, /leafz, /jsz) over HTTP on Host. Zero value means
+	// none.
+	MonitorPort int
 	// MaxStore bounds JetStream's file store in bytes; zero value means no bound but
 	// the disk.
 	MaxStore int64
@@ -95,6 +99,9 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 	}
 	if opts.Port == 0 {
 		opts.Port = server.RANDOM_PORT
+	}
+	if cfg.MonitorPort != 0 {
+		opts.HTTPHost, opts.HTTPPort = opts.Host, cfg.MonitorPort
 	}
 	tlsOn := cfg.TLS.Cert != ""
 	if tlsOn {

@@ -38,6 +38,7 @@ func natsNode(args []string) error {
 	leafPort := fs.Int("leaf-port", 0, "accept leaf-node connections (edge sites) on this port; needs --js-domain")
 	leafRemotes := fs.String("leaf-remotes", "", "run as an edge site's leaf node: comma-separated nats-leaf://host:port of the hub's leaf ports, alternatives for one link (no JetStream here: the site's processes use the hub's by its --js-domain)")
 	syncAlways := fs.Bool("sync-always", false, "fsync every JetStream write")
+	monitorPort := fs.Int("http-port", 0, "serve nats-server's monitoring endpoints (/varz, /connz, /routez, /leafz, /jsz) on --host at this port; 0 means none")
 	if err := flagsFromEnv(fs, envPrefixed("GUILDHALL_NATS_"), os.LookupEnv); err != nil {
 		return err
 	}
@@ -53,7 +54,7 @@ func natsNode(args []string) error {
 	}
 	cfg := ghnats.ServerConfig{Name: *name, Host: *host, Port: *port, Dir: *dir, ClusterName: *cluster,
 		ClusterPort: *clusterPort, ClusterAdvertise: *advertise, JetStreamDomain: *domain,
-		LeafPort: *leafPort, SyncAlways: *syncAlways, Auth: &auth, TLS: tlsFiles}
+		LeafPort: *leafPort, SyncAlways: *syncAlways, MonitorPort: *monitorPort, Auth: &auth, TLS: tlsFiles}
 	if *routes != "" {
 		cfg.Routes = strings.Split(*routes, ",")
 	}
