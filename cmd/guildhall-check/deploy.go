@@ -99,12 +99,11 @@ func freePorts(n int) ([]int, error) {
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 // deploy starts everything and waits until it serves. Close stops it.
-func deploy(ctx context.Context, cfg Config, logf func(string, ...any)) (d *deployment, err error) {
-	d = &deployment{cfg: cfg, dir: cfg.Dir, creds: filepath.Join(cfg.Dir, "creds")}
+func deploy(ctx context.Context, cfg Config, logf func(string, ...any)) (_ *deployment, err error) {
+	d := &deployment{cfg: cfg, dir: cfg.Dir, creds: filepath.Join(cfg.Dir, "creds")}
 	defer func() {
 		if err != nil {
 			d.Close()
-			d = nil
 		}
 	}()
 	if out, err := exec.CommandContext(ctx, cfg.Bin, "nats", "creds", "--out", d.creds).CombinedOutput(); err != nil {
@@ -186,12 +185,15 @@ func deploy(ctx context.Context, cfg Config, logf func(string, ...any)) (d *depl
 	}
 	store := []string{"--store", "cql", "--cql-hosts", strings.Join(cfg.Database.Hosts(), ","), "--cql-keyspace", cfg.Keyspace}
 	gwAddrs := []int{take(), take(), take()}
-	api := func(name string) *service {
-		return svc(name, append([]string{"--role", "api", "--nats-url", d.hubURL(), "--replicas", "3",
+	// Each process starts on a home node (and learns the others from it, for
+	// when that node goes): api-1 and gateway-a on n1, api-2 and gateway-b on
+	// n2, the writer on n3, so that a fault's reach does not depend on luck.
+	api := func(name string, home int) *service {
+		return svc(name, append([]string{"--role", "api", "--nats-url", d.nodes[home].client, "--replicas", "3",
 			"--rate-limits", "off", "--bcrypt-cost", "4", "--public-url", "ws://" + addr(gwAddrs[0])}, store...)...)
 	}
-	d.apis[0], d.apis[1] = api("api-1"), api("api-2")
-	d.writer = svc("writer", append([]string{"--role", "writer", "--nats-url", d.hubURL()}, store...)...)
+	d.apis[0], d.apis[1] = api("api-1", 0), api("api-2", 1)
+	d.writer = svc("writer", append([]string{"--role", "writer", "--nats-url", d.nodes[2].client}, store...)...)
 	// The first api applies the topology and creates the keyspace; the others
 	// start once it has.
 	if err := d.apis[0].Start(ctx); err != nil {
@@ -210,7 +212,7 @@ func deploy(ctx context.Context, cfg Config, logf func(string, ...any)) (d *depl
 		return &service{addr: a, process: &process{name: gatewayNames[i], bin: cfg.Bin, args: args,
 			log: filepath.Join(logs, gatewayNames[i]+".log"), ready: "guildhall: listening on http://"}}
 	}
-	d.gateways = []*service{gw(0, d.hubURL()), gw(1, d.hubURL())}
+	d.gateways = []*service{gw(0, d.nodes[0].client), gw(1, d.nodes[1].client)}
 	if err := startAll(ctx, d.gateways[0].process, d.gateways[1].process); err != nil {
 		return nil, err
 	}

@@ -59,24 +59,41 @@ func quantilesOf(h *hdrhistogram.Histogram) quantiles {
 	return quantiles{N: h.TotalCount(), P50: q(50), P90: q(90), P99: q(99), P999: q(99.9), Max: time.Duration(h.Max()) * time.Microsecond}
 }
 
+// recoveryWindow is how long after a fault's end the report watches the
+// recovery on its own.
+const recoveryWindow = 10 * time.Second
+
 func newHistogram() *hdrhistogram.Histogram {
 	return hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 3)
 }
 
 // measure fills the report's windows and latencies from the run's history.
 func (rep *report) measure(h *history) {
+	// Each fault has two windows: while it lasts, and the recovery after it
+	// (recoveryWindow, or until the next fault).
+	type span struct{ from, to time.Time }
+	var spans []span
+	for i, f := range rep.Timeline {
+		end := f.Recovered.Add(recoveryWindow)
+		if i+1 < len(rep.Timeline) && rep.Timeline[i+1].Start.Before(end) {
+			end = rep.Timeline[i+1].Start
+		}
+		spans = append(spans, span{f.Start, f.Recovered}, span{f.Recovered, end})
+		rep.Windows = append(rep.Windows,
+			window{Name: f.Name + " (" + f.Target + ")", From: f.Start.Sub(rep.Start), To: f.Recovered.Sub(rep.Start)},
+			window{Name: "  the " + ms(end.Sub(f.Recovered)) + " after it", From: f.Recovered.Sub(rep.Start), To: end.Sub(rep.Start)})
+	}
 	inFault := func(t time.Time) int {
-		for i, f := range rep.Timeline {
-			if !t.Before(f.Start) && t.Before(f.Recovered) {
+		for i, s := range spans {
+			if !t.Before(s.from) && t.Before(s.to) {
 				return i
 			}
 		}
 		return -1
 	}
-	hists := make([]*hdrhistogram.Histogram, len(rep.Timeline))
-	for i, f := range rep.Timeline {
+	hists := make([]*hdrhistogram.Histogram, len(spans))
+	for i := range hists {
 		hists[i] = newHistogram()
-		rep.Windows = append(rep.Windows, window{Name: f.Name + " (" + f.Target + ")", From: f.Start.Sub(rep.Start), To: f.Recovered.Sub(rep.Start)})
 	}
 	base, all := newHistogram(), newHistogram()
 	rep.Baseline.Name = "outside faults"
@@ -151,9 +168,9 @@ func (rep *report) write(w io.Writer) {
 			f.Healed.Sub(rep.Start).Seconds(), f.Name, f.Target, errs)
 		fmt.Fprintf(w, "                                  before: %s\n", f.Placement)
 	}
-	fmt.Fprintf(w, "\navailability (posts acknowledged / sent, by when they were sent) and post latency:\n")
+	fmt.Fprintf(w, "\navailability (posts acknowledged / sent, by when they were sent) and latency of the acknowledged ones:\n")
 	for _, win := range append([]window{rep.Baseline}, rep.Windows...) {
-		fmt.Fprintf(w, "  %5.1f%%  %4d of %4d (%d unknown)  %-60s  %s\n", 100*win.Availability(), win.OK, win.Posts, win.Unknown, win.Name, win.Latency)
+		fmt.Fprintf(w, "  %5.1f%%  %4d of %4d (%3d unknown)  %-62s  %s\n", 100*win.Availability(), win.OK, win.Posts, win.Unknown, win.Name, win.Latency)
 	}
 	fmt.Fprintf(w, "\nposts: %d acknowledged, %d refused, %d unknown (%d of them stored), %d not sent (client saturated)\n",
 		r.PostsOK, r.PostsFailed, r.PostsUnknown, r.UnknownStored, rep.Skipped)
