@@ -34,6 +34,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	if !g.identifySlot() {
 		// Shed, keeping the connection: the client identifies again in 1–5 s.
 		g.metrics.Identifies.WithLabelValues("shed").Inc()
+		g.restartIdentifyDeadline(s) // the wait is the server's, not the client's
 		s.send(opFrame(OpInvalidSession, []byte("false")))
 		return
 	}
@@ -65,6 +66,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 		return
 	}
 	s.user = rep.User
+	s.tokenHash = guildhall.TokenHash(d.Token)
 	s.id = randomHex(16)
 	s.intents = intents
 	s.out.compressPayloads(d.Compress)

@@ -49,7 +49,7 @@ func TestIdentifyShedWhenSlotsAreTaken(t *testing.T) {
 // startGatewayNoAPI runs a gateway on a real NATS server with no api behind it, for
 // what the gateway decides before asking the api; it returns the gateway and its
 // WebSocket URL.
-func startGatewayNoAPI(t *testing.T, cfg Config) (*Gateway, string) {
+func startGatewayNoAPI(t testing.TB, cfg Config) (*Gateway, string) {
 	t.Helper()
 	n := testenv.StartNATS(t, ghnats.Topology{})
 	nc, js, err := ghnats.ConnectAs(n.URL, "gw", ghnats.RoleGateway, ghnats.ClientAuth{Dir: n.Creds})

@@ -36,6 +36,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		g.sessions.kick(entry.Node, d.SessionID)
 	}
 	s.user = rep.User
+	s.tokenHash = guildhall.TokenHash(d.Token)
 	s.id = d.SessionID
 	s.intents = guildhall.IntentsAll
 	if entry.Intents != nil {

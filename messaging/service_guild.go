@@ -163,6 +163,11 @@ func (s *Service) CreateGuild(ctx context.Context, u guildhall.User, name string
 	if n := utf8.RuneCountInString(name); n < MinGuildName || n > MaxGuildName {
 		return guildhall.GuildState{}, guildhall.FieldError("name", "BASE_TYPE_BAD_LENGTH", "Must be between 2 and 100 in length.")
 	}
+	unlock, err := s.capLock(ctx, "guilds."+u.ID.String())
+	if err != nil {
+		return guildhall.GuildState{}, err
+	}
+	defer unlock()
 	if err := s.checkGuildCount(ctx, u); err != nil {
 		return guildhall.GuildState{}, err
 	}
@@ -188,6 +193,7 @@ func (s *Service) CreateGuild(ctx context.Context, u guildhall.User, name string
 	if err := s.store.PutMember(ctx, owner); err != nil {
 		return guildhall.GuildState{}, internal("put member", err)
 	}
+	unlock()
 	g.MemberCount = 1
 	st := guildhall.GuildState{Guild: g, Channels: []guildhall.Channel{general}, Roles: []guildhall.Role{everyone}}
 	if err := s.publishGuildCreate(ctx, &st, owner); err != nil {
@@ -273,6 +279,11 @@ func (s *Service) CreateChannel(ctx context.Context, u guildhall.User, guildID g
 	if !a.Base.Has(guildhall.PermManageChannels) {
 		return guildhall.Channel{}, guildhall.ErrMissingPerms
 	}
+	unlock, err := s.capLock(ctx, "channels."+guildID.String())
+	if err != nil {
+		return guildhall.Channel{}, err
+	}
+	defer unlock()
 	existing, err := s.store.Channels(ctx, guildID)
 	if err != nil {
 		return guildhall.Channel{}, internal("channels", err)
@@ -304,6 +315,7 @@ func (s *Service) CreateChannel(ctx context.Context, u guildhall.User, guildID g
 	if err := s.store.PutChannel(ctx, ch); err != nil {
 		return guildhall.Channel{}, internal("put channel", err)
 	}
+	unlock()
 	data, err := json.Marshal(ch)
 	if err != nil {
 		return guildhall.Channel{}, internal("encode channel", err)
@@ -441,6 +453,14 @@ func (s *Service) CreateInvite(ctx context.Context, u guildhall.User, channelID 
 	if inv.Code == "" {
 		return InviteInfo{}, internal("invite", errors.New("no free invite code after 5 tries"))
 	}
+	unlock, err := s.capLock(ctx, "invites."+a.Guild.ID.String())
+	if err != nil {
+		return InviteInfo{}, err
+	}
+	defer unlock()
+	if err := s.checkInviteCaps(ctx, a.Guild.ID, ch.ID); err != nil {
+		return InviteInfo{}, err
+	}
 	if err := s.store.PutInvite(ctx, inv); err != nil {
 		return InviteInfo{}, internal("put invite", err)
 	}
@@ -512,6 +532,11 @@ func (s *Service) AcceptInvite(ctx context.Context, u guildhall.User, code strin
 	if inv.Expired(s.now()) {
 		return InviteInfo{}, false, guildhall.ErrUnknownInvite
 	}
+	unlock, err := s.capLock(ctx, "guilds."+u.ID.String())
+	if err != nil {
+		return InviteInfo{}, false, err
+	}
+	defer unlock()
 	if err := s.checkGuildCount(ctx, u); err != nil {
 		return InviteInfo{}, false, err
 	}
@@ -523,6 +548,7 @@ func (s *Service) AcceptInvite(ctx context.Context, u guildhall.User, code strin
 	if err != nil {
 		return InviteInfo{}, false, internal("join guild", err)
 	}
+	unlock()
 	if !joined { // a concurrent accept by the same user won
 		return info, false, nil
 	}

@@ -86,6 +86,11 @@ type Store interface {
 	// History pages a channel's messages; see HistoryQuery.
 	History(ctx context.Context, channelID guildhall.Snowflake, q HistoryQuery) ([]guildhall.Message, error)
 
+	// Tokens, passwords, bots and invites by guild (store_accounts.go says
+	// why: logout, token reset, password change, bots owned by users, invite
+	// caps).
+	AccountStore
+
 	// Close releases the store.
 	Close() error
 }
@@ -94,6 +99,9 @@ type Store interface {
 type UserRecord struct {
 	User         guildhall.User
 	PasswordHash string // empty for bots, which log in with tokens only
+	// OwnerID is the user who owns a bot (0: the operators, who mint bots with
+	// the CLI); Store.Bots lists a user's bots by it. Zero for humans.
+	OwnerID guildhall.Snowflake
 }
 
 // MessageWrite is one upsert or delete of a message, tagged with the stream

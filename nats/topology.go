@@ -163,6 +163,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		// Keys live a day at most (the session start window); identify concurrency
 		// keys carry a per-key TTL of a few seconds.
 		t.bucket(BucketLimits, "gateway session start limits (identify)", 24*time.Hour),
+		t.apiStateBucket(),
 	}
 }
 

@@ -14,6 +14,9 @@ package bolt
 //	members            guild_id|user_id -> JSON Member    (paging by user id)
 //	user_guilds        user_id|guild_id -> ""             (reverse index)
 //	invites            code -> JSON Invite
+//	guild_invites      guild_id|code -> ""                (invite caps)
+//	user_tokens        user_id|token_hash -> ""           (revoking a user's tokens)
+//	bot_owners         owner_id|bot_id -> ""              (a user's bots)
 //	messages           channel_id|bucket|message_id -> seq(8) + JSON Message
 //	message_tombstones channel_id|bucket|message_id -> seq(8)
 //
@@ -117,8 +120,14 @@ func Open(path string) (*Store, error) {
 			}
 			return nil
 		}
-		return meta.Put([]byte("schema"), u64(schemaVersion))
+		if err := meta.Put([]byte("schema"), u64(schemaVersion)); err != nil {
+			return err
+		}
+		return nil
 	})
+	if err == nil {
+		err = db.Update(openAccountIndexes)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -224,6 +233,11 @@ func (s *Store) CreateUser(ctx context.Context, u messaging.UserRecord) error {
 		if err := names.Put(name, id); err != nil {
 			return err
 		}
+		if u.User.Bot && u.OwnerID != 0 {
+			if err := tx.Bucket(bBotOwners).Put(key2(u.OwnerID, u.User.ID), nil); err != nil {
+				return err
+			}
+		}
 		return putJSON(users, id, boltUser{User: u.User, PasswordHash: u.PasswordHash})
 	})
 }
@@ -250,6 +264,9 @@ func (s *Store) User(ctx context.Context, id guildhall.Snowflake) (guildhall.Use
 
 func (s *Store) PutToken(ctx context.Context, tokenHash string, userID guildhall.Snowflake) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bUserTokens).Put(userTokenKey(userID, tokenHash), nil); err != nil {
+			return err
+		}
 		return tx.Bucket(bTokens).Put([]byte(tokenHash), u64(uint64(userID)))
 	})
 }
@@ -481,6 +498,9 @@ func (s *Store) UserGuilds(ctx context.Context, userID guildhall.Snowflake) ([]g
 
 func (s *Store) PutInvite(ctx context.Context, inv guildhall.Invite) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bGuildInvites).Put(guildInviteKey(inv.GuildID, inv.Code), nil); err != nil {
+			return err
+		}
 		return putJSON(tx.Bucket(bInvites), []byte(inv.Code), inv)
 	})
 }

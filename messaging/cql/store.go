@@ -266,6 +266,7 @@ var cqlMigrations = []cqlMigration{
 		)`,
 		`CREATE TABLE IF NOT EXISTS {ks}.invites (code text PRIMARY KEY, data blob)`,
 	}},
+	accountsMigration,
 }
 
 // schemaVersion is the newest schema version this build knows.
@@ -369,6 +370,11 @@ func (s *Store) CreateUser(ctx context.Context, u messaging.UserRecord) error {
 		cqlID(u.User.ID), data, u.PasswordHash); err != nil {
 		return fmt.Errorf("create user %q: %w", u.User.Username, err)
 	}
+	if u.User.Bot && u.OwnerID != 0 {
+		if err := s.write(ctx, `INSERT INTO {ks}.bots_by_owner (owner_id, bot_id) VALUES (?, ?)`, cqlID(u.OwnerID), cqlID(u.User.ID)); err != nil {
+			return fmt.Errorf("create bot %q: %w", u.User.Username, err)
+		}
+	}
 	return nil
 }
 
@@ -399,6 +405,11 @@ func (s *Store) User(ctx context.Context, uid guildhall.Snowflake) (guildhall.Us
 }
 
 func (s *Store) PutToken(ctx context.Context, tokenHash string, userID guildhall.Snowflake) error {
+	// The index first: a token the index does not list could not be revoked
+	// with the rest of the user's.
+	if err := s.write(ctx, `INSERT INTO {ks}.tokens_by_user (user_id, token_hash) VALUES (?, ?)`, cqlID(userID), tokenHash); err != nil {
+		return err
+	}
 	return s.write(ctx, `INSERT INTO {ks}.tokens (token_hash, user_id) VALUES (?, ?)`, tokenHash, cqlID(userID))
 }
 
@@ -741,6 +752,15 @@ func (s *Store) UserGuilds(ctx context.Context, userID guildhall.Snowflake) ([]g
 // ---- invites
 
 func (s *Store) PutInvite(ctx context.Context, inv guildhall.Invite) error {
+	if err := s.write(ctx, `INSERT INTO {ks}.invites_by_guild (guild_id, code) VALUES (?, ?)`, cqlID(inv.GuildID), inv.Code); err != nil {
+		return err
+	}
+	return s.putInviteData(ctx, inv)
+}
+
+// putInviteData writes the invite's row alone: JoinGuild's update of one that
+// is indexed already.
+func (s *Store) putInviteData(ctx context.Context, inv guildhall.Invite) error {
 	data, err := json.Marshal(inv)
 	if err != nil {
 		return err
@@ -783,7 +803,7 @@ func (s *Store) JoinGuild(ctx context.Context, m guildhall.Member, code string) 
 	inv.Uses++
 	err = cqlParallel(
 		func() error { return s.PutMember(ctx, m) },
-		func() error { return s.PutInvite(ctx, inv) },
+		func() error { return s.putInviteData(ctx, inv) },
 	)
 	if err != nil {
 		return guildhall.Invite{}, false, err

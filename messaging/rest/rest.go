@@ -166,6 +166,7 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 		{method: "DELETE", path: "/channels/{channel_id}/messages/{message_id}", major: "channel_id", limit: rl, serve: h.deleteMessage},
 		{method: "POST", path: "/channels/{channel_id}/typing", major: "channel_id", limit: rl, serve: h.typing},
 	}
+	routes = append(routes, h.tokenRoutes(rl)...)
 	api := http.NewServeMux()
 	paths := map[string]bool{}
 	for _, rt := range routes {
@@ -182,7 +183,14 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 		root.Handle(v+"/", http.StripPrefix(v, api))
 	}
 	root.Handle("/", h.fixed("unknown", guildhall.ErrNotFound))
-	return root
+	return served{root, routes}
+}
+
+// served is the handler NewHandler returns; it keeps the route table for the
+// tests that walk every route (export_test.go).
+type served struct {
+	http.Handler
+	routes []route
 }
 
 // statusWriter remembers the status for metrics.
@@ -261,7 +269,14 @@ func (h *handler) wrap(rt route) http.Handler {
 			}
 			key := "r:" + uid + ":" + name
 			if rt.major != "" {
-				key += ":" + truncate(r.PathValue(rt.major), 24)
+				// Keyed by the parsed id: a non-canonical spelling (000<id>, +<id>)
+				// is the resource's 404 here and never a bucket of its own.
+				id, err := pathID(r, rt.major, unknownMajor(rt.major))
+				if err != nil {
+					h.writeError(w, r, err)
+					return
+				}
+				key += ":" + id.String()
 			}
 			if !h.allow(w, key, rt.limit, bucket, now, false) {
 				return
@@ -309,6 +324,11 @@ func (h *handler) allow(w http.ResponseWriter, key string, lim Limit, bucket str
 }
 
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var lt *messaging.LoginThrottledError
+	if errors.As(err, &lt) {
+		writeThrottled(w, lt.RetryAfter)
+		return
+	}
 	var ge *guildhall.Error
 	if !errors.As(err, &ge) {
 		if r.Context().Err() != nil {
@@ -400,7 +420,19 @@ func decode(r *http.Request, v any, optional bool) error {
 	return nil
 }
 
-// pathID parses a snowflake path value; anything else is unknown (notFound).
+// unknownMajor is the 404 of a rate limit's major resource.
+func unknownMajor(param string) *guildhall.Error {
+	switch param {
+	case "guild_id":
+		return guildhall.ErrUnknownGuild
+	case "channel_id":
+		return guildhall.ErrUnknownChannel
+	}
+	return guildhall.ErrNotFound
+}
+
+// pathID parses a snowflake path value in its canonical spelling (see
+// guildhall.ParseSnowflake); anything else is unknown (notFound).
 func pathID(r *http.Request, name string, notFound *guildhall.Error) (guildhall.Snowflake, error) {
 	id, err := guildhall.ParseSnowflake(r.PathValue(name))
 	if err != nil || id == 0 {

@@ -151,7 +151,7 @@ func (h *handler) login(r *http.Request, _ guildhall.User) (int, any, error) {
 	if err := decode(r, &b, false); err != nil {
 		return 0, nil, err
 	}
-	s, err := h.svc.Login(r.Context(), messaging.Credentials{Username: b.Username, Password: b.Password})
+	s, err := h.svc.Login(r.Context(), messaging.Credentials{Username: b.Username, Password: b.Password, Addr: clientIP(r)})
 	if err != nil {
 		return 0, nil, err
 	}

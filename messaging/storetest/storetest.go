@@ -70,6 +70,9 @@ func Run(t *testing.T, open func(t *testing.T) messaging.Store) {
 		{"History", testHistory},
 		{"HistorySparse", testHistorySparse},
 		{"HistoryEmpty", testHistoryEmpty},
+		{"RevokeTokens", testRevokeTokens},
+		{"PasswordAndBots", testPasswordAndBots},
+		{"GuildInvites", testGuildInvites},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
