@@ -30,8 +30,19 @@ type NATS struct {
 // topology (with topo's settings) and connects. Everything stops at test cleanup.
 func StartNATS(t testing.TB, topo ghnats.Topology) *NATS {
 	t.Helper()
+	return StartNATSWith(t, topo, nil)
+}
+
+// StartNATSWith is StartNATS with configure called on the server's
+// configuration before it starts.
+func StartNATSWith(t testing.TB, topo ghnats.Topology, configure func(*ghnats.ServerConfig)) *NATS {
+	t.Helper()
 	h := NewHarness(t)
-	s, err := ghnats.StartServer(ghnats.ServerConfig{Name: "test", Dir: t.TempDir(), Auth: h.Auth()})
+	cfg := ghnats.ServerConfig{Name: "test", Dir: t.TempDir(), Auth: h.Auth()}
+	if configure != nil {
+		configure(&cfg)
+	}
+	s, err := ghnats.StartServer(cfg)
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}

@@ -385,6 +385,16 @@ func (d *deployment) streamLeader(ctx context.Context) (int, error) {
 	return -1, fmt.Errorf("EVENTS led by unknown server %q", info.Cluster.Leader)
 }
 
+// awaitLeader waits up to leaderWait for the EVENTS stream to have a leader.
+func (d *deployment) awaitLeader(ctx context.Context) (int, error) {
+	i := -1
+	err := waitFor(ctx, leaderWait, func() (err error) {
+		i, err = d.streamLeader(ctx)
+		return err
+	})
+	return i, err
+}
+
 // partition cuts every route of node i, both ways, or heals them.
 func (d *deployment) partition(i int, cut bool) {
 	for j := range 3 {

@@ -34,11 +34,15 @@ type faultRecord struct {
 	Err                      string
 }
 
-// killNode kills a NATS node with SIGKILL (the EVENTS stream's leader when
-// leader is true, else node i) and starts it again on its data after hold.
+// leaderWait bounds the wait for the EVENTS stream to have a leader to hit
+// (right after another fault it may be electing one).
+const leaderWait = 30 * time.Second
+
+// killNode kills the NATS node leading the EVENTS stream with SIGKILL and
+// starts it again on its data after hold.
 func killNode(hold time.Duration) fault {
 	return fault{Name: "SIGKILL NATS stream leader", Hold: hold, Inject: func(ctx context.Context, d *deployment) (string, func(context.Context) error, error) {
-		i, err := d.streamLeader(ctx)
+		i, err := d.awaitLeader(ctx)
 		if err != nil {
 			return "", nil, err
 		}
@@ -52,7 +56,7 @@ func killNode(hold time.Duration) fault {
 // longer than its Raft heartbeats and election timeout, then SIGCONT.
 func stopNode(hold time.Duration) fault {
 	return fault{Name: "SIGSTOP NATS stream leader", Hold: hold, Inject: func(ctx context.Context, d *deployment) (string, func(context.Context) error, error) {
-		i, err := d.streamLeader(ctx)
+		i, err := d.awaitLeader(ctx)
 		if err != nil {
 			return "", nil, err
 		}
