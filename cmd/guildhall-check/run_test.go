@@ -59,8 +59,13 @@ func TestCheckerRun(t *testing.T) {
 			_ = os.RemoveAll(dir)
 		}
 	})
+	// GUILDHALL_CHECK_BIN checks another build of guildhall (another branch's).
+	bin := os.Getenv("GUILDHALL_CHECK_BIN")
+	if bin == "" {
+		bin = buildGuildhall(t)
+	}
 	cfg := Config{
-		Bin: buildGuildhall(t), Dir: dir, Database: cassandra{db},
+		Bin: bin, Dir: dir, Database: cassandra{db},
 		Keyspace: fmt.Sprintf("guildhall_check_%d", time.Now().UnixNano()),
 		Schedule: "short", Logf: t.Logf,
 	}
