@@ -187,6 +187,9 @@ func run(ctx context.Context, cfg Config) (*report, error) {
 			h.Guilds[u.id] = append(h.Guilds[u.id], g.id)
 		}
 	}
+	if err := replicasCurrent(ctx, d.operatorJS); err != nil {
+		logf("reading the stream: %v", err)
+	}
 	if h.Stream, err = readStream(ctx, d.operatorJS, guilds, users); err != nil {
 		return nil, fmt.Errorf("reading the stream: %w", err)
 	}
@@ -220,28 +223,15 @@ func run(ctx context.Context, cfg Config) (*report, error) {
 func caughtUp(ctx context.Context, js jetstream.JetStream, w *workload) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, ghnats.StreamEvents)
-	if err != nil {
-		return err
-	}
-	last := func(subject string) (uint64, error) {
-		m, err := s.GetLastMsgForSubject(ctx, subject)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return 0, nil
-		}
-		if err != nil {
-			return 0, err
-		}
-		return m.Sequence, nil
-	}
 	lastOf := map[guildhall.Snowflake]uint64{}
+	var err error
 	for _, g := range w.guilds {
-		if lastOf[g.id], err = last(ghnats.GuildInSubject(uint64(g.id))); err != nil {
+		if lastOf[g.id], err = lastSeq(ctx, js, ghnats.GuildInSubject(uint64(g.id))); err != nil {
 			return err
 		}
 	}
 	for _, sess := range w.sessions {
-		want, err := last(ghnats.UserInSubject(uint64(sess.user.id)))
+		want, err := lastSeq(ctx, js, ghnats.UserInSubject(uint64(sess.user.id)))
 		if err != nil {
 			return err
 		}
@@ -254,4 +244,59 @@ func caughtUp(ctx context.Context, js jetstream.JetStream, w *workload) error {
 		}
 	}
 	return nil
+}
+
+// lastSeq is the sequence of the stream's last event on subject (0: none), as
+// the stream's leader says. Not a direct get: any replica answers those, and
+// one that lags answers with an older event.
+func lastSeq(ctx context.Context, js jetstream.JetStream, subject string) (uint64, error) {
+	req, _ := json.Marshal(map[string]string{"last_by_subj": subject})
+	m, err := js.Conn().RequestWithContext(ctx, ghnats.APIPrefix(js)+"STREAM.MSG.GET."+ghnats.StreamEvents, req)
+	if err != nil {
+		return 0, err
+	}
+	var resp struct {
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+		Error *struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return 0, err
+	}
+	switch {
+	case resp.Error != nil && resp.Error.Code == 404:
+		return 0, nil
+	case resp.Error != nil:
+		return 0, fmt.Errorf("last event of %s: %s", subject, resp.Error.Description)
+	case resp.Message == nil:
+		return 0, fmt.Errorf("last event of %s: empty answer", subject)
+	}
+	return resp.Message.Seq, nil
+}
+
+// replicasCurrent waits until every replica of the EVENTS stream has caught up,
+// so that what is read from it next is the whole run.
+func replicasCurrent(ctx context.Context, js jetstream.JetStream) error {
+	return waitFor(ctx, time.Minute, func() error {
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		s, err := js.Stream(c, ghnats.StreamEvents)
+		if err != nil {
+			return err
+		}
+		info := s.CachedInfo()
+		if info.Cluster == nil || info.Cluster.Leader == "" {
+			return errors.New("EVENTS has no leader")
+		}
+		for _, r := range info.Cluster.Replicas {
+			if !r.Current || r.Lag > 0 || r.Offline {
+				return fmt.Errorf("EVENTS replica %s behind (lag %d, current %v, offline %v)", r.Name, r.Lag, r.Current, r.Offline)
+			}
+		}
+		return nil
+	})
 }
