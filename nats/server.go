@@ -41,6 +41,10 @@ type ServerConfig struct {
 	JetStreamDomain string
 	// LeafPort, when non-zero, accepts leaf-node connections (edge sites).
 	LeafPort int
+	// LeafAdvertise is the host:port leaf nodes are told to reconnect to, when
+	// that is not LeafPort on Host (a proxy or NAT in between). Zero value means
+	// Host:LeafPort.
+	LeafAdvertise string
 	// LeafRemotes connects this server as a leaf node to the given URLs (an edge
 	// site): its link signs in with Auth.LeafSeed, and it runs no JetStream of its
 	// own; its clients use the hub's through the hub's JetStreamDomain.
@@ -140,6 +144,7 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 		// Leaf links sign in as users too (RoleLeaf, with a gateway's permissions).
 		opts.LeafNode.Host = opts.Host
 		opts.LeafNode.Port = cfg.LeafPort
+		opts.LeafNode.Advertise = cfg.LeafAdvertise
 		if tlsOn {
 			c, err := cfg.TLS.serverConfig(false)
 			if err != nil {

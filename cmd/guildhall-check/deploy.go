@@ -148,6 +148,8 @@ func deploy(ctx context.Context, cfg Config, logf func(string, ...any)) (_ *depl
 			// address learnt from another node would go around them.
 			"--cluster-advertise", "127.0.0.1:1",
 			"--js-domain", hubDomain, "--leaf-port", strconv.Itoa(leaf[i]), "--http-port", strconv.Itoa(monitor[i]),
+			// The edge's link learns the hub's other leaf ports from it: the proxies.
+			"--leaf-advertise", d.leafs[i].Addr(),
 			"--data", filepath.Join(d.dir, name), "--creds", d.creds}
 		if cfg.SyncAlways {
 			args = append(args, "--sync-always")
