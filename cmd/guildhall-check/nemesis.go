@@ -104,18 +104,35 @@ func leafCut(hold time.Duration) fault {
 	}}
 }
 
-// routePartition cuts every route of the node gateway B is connected to, both
-// ways, for hold: the gateway's connection stays up, and its node hears
-// nothing from the others.
+// routePartition cuts every route of a node that a hub gateway is connected
+// to, both ways, for hold: the gateway's connection stays up, and its node
+// hears nothing from the others. Of such nodes it picks one that leaves an api
+// with the majority, so that posting goes on (processes move when their node
+// goes, so by then they may all share one).
 func routePartition(hold time.Duration) fault {
 	return fault{Name: "route partition", Hold: hold, Inject: func(ctx context.Context, d *deployment) (string, func(context.Context) error, error) {
-		i := d.nodeOf(ctx, d.gateways[1].addr)
-		if i < 0 {
-			return "", nil, errors.New("gateway-b's NATS node not found")
+		best, bestScore := -1, -1
+		for _, g := range d.gateways[:2] {
+			i := d.nodeOf(ctx, g.addr)
+			if i < 0 {
+				continue
+			}
+			score := 1
+			for _, a := range d.apis {
+				if j := d.nodeOf(ctx, a.addr); j >= 0 && j != i {
+					score = 2 // an api stays with the majority
+				}
+			}
+			if score > bestScore {
+				best, bestScore = i, score
+			}
 		}
-		d.partition(i, true)
-		return fmt.Sprintf("%s (gateway-b's node) cut from the others", d.nodes[i].server),
-			func(context.Context) error { d.partition(i, false); return nil }, nil
+		if best < 0 {
+			return "", nil, errors.New("no hub gateway's NATS node found")
+		}
+		d.partition(best, true)
+		return fmt.Sprintf("%s (a gateway's node) cut from the others", d.nodes[best].server),
+			func(context.Context) error { d.partition(best, false); return nil }, nil
 	}}
 }
 

@@ -219,19 +219,20 @@ func run(ctx context.Context, cfg Config) (*report, error) {
 }
 
 // caughtUp reports whether every session is connected and has seen the last
-// event of each of its guilds (and of its user) in the stream.
+// event of each of its guilds (and of its user) in the stream, as the stream's
+// leader has it (a lagging replica would name an older one).
 func caughtUp(ctx context.Context, js jetstream.JetStream, w *workload) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	lastOf := map[guildhall.Snowflake]uint64{}
 	var err error
 	for _, g := range w.guilds {
-		if lastOf[g.id], err = lastSeq(ctx, js, ghnats.GuildInSubject(uint64(g.id))); err != nil {
+		if lastOf[g.id], err = ghnats.LastSequence(ctx, js, ghnats.StreamEvents, ghnats.GuildInSubject(uint64(g.id))); err != nil {
 			return err
 		}
 	}
 	for _, sess := range w.sessions {
-		want, err := lastSeq(ctx, js, ghnats.UserInSubject(uint64(sess.user.id)))
+		want, err := ghnats.LastSequence(ctx, js, ghnats.StreamEvents, ghnats.UserInSubject(uint64(sess.user.id)))
 		if err != nil {
 			return err
 		}
@@ -244,38 +245,6 @@ func caughtUp(ctx context.Context, js jetstream.JetStream, w *workload) error {
 		}
 	}
 	return nil
-}
-
-// lastSeq is the sequence of the stream's last event on subject (0: none), as
-// the stream's leader says. Not a direct get: any replica answers those, and
-// one that lags answers with an older event.
-func lastSeq(ctx context.Context, js jetstream.JetStream, subject string) (uint64, error) {
-	req, _ := json.Marshal(map[string]string{"last_by_subj": subject})
-	m, err := js.Conn().RequestWithContext(ctx, ghnats.APIPrefix(js)+"STREAM.MSG.GET."+ghnats.StreamEvents, req)
-	if err != nil {
-		return 0, err
-	}
-	var resp struct {
-		Message *struct {
-			Seq uint64 `json:"seq"`
-		} `json:"message"`
-		Error *struct {
-			Code        int    `json:"code"`
-			Description string `json:"description"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return 0, err
-	}
-	switch {
-	case resp.Error != nil && resp.Error.Code == 404:
-		return 0, nil
-	case resp.Error != nil:
-		return 0, fmt.Errorf("last event of %s: %s", subject, resp.Error.Description)
-	case resp.Message == nil:
-		return 0, fmt.Errorf("last event of %s: empty answer", subject)
-	}
-	return resp.Message.Seq, nil
 }
 
 // replicasCurrent waits until every replica of the EVENTS stream has caught up,

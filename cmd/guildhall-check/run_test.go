@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	guildhall "github.com/guildhall/guildhall"
-	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 )
 
@@ -92,30 +90,5 @@ func TestCheckerRun(t *testing.T) {
 	}
 	if rep.Result.PostsOK == 0 || rep.Result.Deliveries == 0 {
 		t.Fatalf("the run acknowledged %d posts and checked %d deliveries: it tested nothing", rep.Result.PostsOK, rep.Result.Deliveries)
-	}
-}
-
-// lastSeq asks the stream's leader for a subject's last event: 0 for none.
-func TestLastSeq(t *testing.T) {
-	n := testenv.StartNATS(t, ghnats.Topology{})
-	_, js := n.ConnectAs(t, ghnats.RoleOperator)
-	_, api := n.ConnectAs(t, ghnats.RoleAPI)
-	ctx := context.Background()
-	var want uint64
-	for range 3 {
-		ack, err := api.PublishMsg(ctx, ghnats.EventMsg(guildhall.Event{Type: guildhall.EventMessageCreate, GuildID: 7, Data: []byte(`{}`)}, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want = ack.Sequence
-		if _, err := api.PublishMsg(ctx, ghnats.EventMsg(guildhall.Event{Type: guildhall.EventMessageCreate, GuildID: 8, Data: []byte(`{}`)}, "")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got, err := lastSeq(ctx, js, ghnats.GuildInSubject(7)); err != nil || got != want {
-		t.Fatalf("lastSeq(guild 7) = %d, %v; want %d", got, err, want)
-	}
-	if got, err := lastSeq(ctx, js, ghnats.GuildInSubject(9)); err != nil || got != 0 {
-		t.Fatalf("lastSeq(guild 9) = %d, %v; want 0", got, err)
 	}
 }
