@@ -22,7 +22,8 @@
 //
 //	pump.go       NATS messages routed by subject kind, in order; the watermark;
 //	              commands run between two events
-//	apply.go      what each event does to its room's state
+//	apply.go      what each event does to its room (guildhall.GuildState.Apply for the
+//	              state; memberships, who is in it) and when it is delivered
 //	fanout.go     one framed event handed to every session that may see it (a big
 //	              room split across cores)
 //	room.go       one guild's room: state, members, the channel-visibility cache

@@ -10,10 +10,19 @@ import (
 
 // deliver hands one framed event to every session of the room that may see it and
 // whose intents ask for it. The frames are shared; nothing here allocates per
-// recipient.
-func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch) {
+// recipient. before, when not nil, is the channel's view before this event
+// changed it: whoever could view the channel then gets the event too. An event
+// that requires permissions (guildhall.Event.Requires) goes only to members who
+// have them there.
+func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch, before *channelView) {
 	start := time.Now()
-	if ev.ChannelID == 0 {
+	if ev.Requires != 0 {
+		for _, rm := range r.members {
+			if f := d.frameFor(rm.s); f != nil && r.allows(ev.ChannelID, rm.s.user.ID, rm.m, ev.Requires) {
+				rm.s.out.send(f)
+			}
+		}
+	} else if ev.ChannelID == 0 {
 		sendAll(r.members, d)
 	} else {
 		v, ok := r.channelView(ev.ChannelID)
@@ -23,12 +32,12 @@ func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch) {
 				return // the channel is gone: nobody may see it
 			}
 		}
-		if v.everyone {
+		if v.everyone || (before != nil && before.everyone) {
 			sendAll(r.members, d)
 		} else {
 			// canView fills the view's cache: one goroutine only.
 			for _, rm := range r.members {
-				if f := d.frameFor(rm.s); f != nil && r.canView(v, rm.s.user.ID, rm.m) {
+				if f := d.frameFor(rm.s); f != nil && (r.canView(v, rm.s.user.ID, rm.m) || (before != nil && r.canView(before, rm.s.user.ID, rm.m))) {
 					rm.s.out.send(f)
 				}
 			}

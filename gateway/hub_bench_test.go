@@ -93,7 +93,7 @@ func BenchmarkHubDeliverSink(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				f := newDispatch(ev, uint64(i+1))
-				h.deliver(r, ev, f)
+				h.deliver(r, ev, f, nil)
 				want += int64(n)
 				waitFor(&writes, want)
 			}
@@ -116,7 +116,7 @@ func BenchmarkHubDeliverOnly(b *testing.B) {
 	var inDeliver time.Duration
 	for i := 0; i < b.N; i++ {
 		t0 := time.Now()
-		h.deliver(r, ev, f)
+		h.deliver(r, ev, f, nil)
 		inDeliver += time.Since(t0)
 		want += n
 		b.StopTimer()
@@ -187,7 +187,7 @@ func benchLoopback(b *testing.B, n int, cfg Config) {
 	for i := 0; i < b.N; i++ {
 		// Same length every time: s stays at one digit.
 		f := newDispatch(ev, 1)
-		h.deliver(r, ev, f)
+		h.deliver(r, ev, f, nil)
 		want += int64(n) * frameLen
 		waitFor(&read, want)
 	}

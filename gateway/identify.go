@@ -41,6 +41,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	defer func() { <-g.identifies }()
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.APITimeout)
 	defer cancel()
+	since := g.pump.current() // the memberships below are at least this new (see join.go)
 	rep, err := g.api.identify(ctx, d.Token)
 	if err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
@@ -80,7 +81,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	cctx, ccancel := g.opContext()
 	defer ccancel()
 	// READY and the GUILD_CREATEs are queued at the cut, before any live frame.
-	if _, err := g.pump.joinIdentified(cctx, s, rep.Guilds, rep.Members, readyPayload(s, rep, d.Shard), g.counts); err != nil {
+	if _, err := g.pump.joinIdentified(cctx, s, rep.Guilds, rep.Members, since, readyPayload(s, rep, d.Shard), g.counts); err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
 		return
 	}

@@ -28,6 +28,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		s.close(CloseDecodeError, "Error while decoding payload")
 		return
 	}
+	since := g.pump.current() // the memberships resumable reads are at least this new (see join.go)
 	rep, entry, ok := g.resumable(s, d)
 	if !ok {
 		return
@@ -48,7 +49,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	s.out.hold()
 	ctx, cancel := g.opContext()
 	defer cancel()
-	cut, err := g.pump.joinResumed(ctx, s, rep.Guilds, rep.Members, d.Seq)
+	cut, err := g.pump.joinResumed(ctx, s, rep.Guilds, rep.Members, since, d.Seq)
 	if err != nil {
 		g.metrics.Resumes.WithLabelValues("api_error").Inc()
 		return

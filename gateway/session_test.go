@@ -92,7 +92,7 @@ func TestSessionFramesIntactThroughFullSocket(t *testing.T) {
 			ev := benchEvent()
 			const frames = 8000 // ~4 MB
 			for i := 1; i <= frames; i++ {
-				h.deliver(r, ev, newDispatch(ev, uint64(i)))
+				h.deliver(r, ev, newDispatch(ev, uint64(i)), nil)
 			}
 			time.Sleep(200 * time.Millisecond) // let the buffers fill while nobody reads
 			br := bufio.NewReader(clients[0])
@@ -152,7 +152,7 @@ func TestSlowConsumerCutOffOthersUnaffected(t *testing.T) {
 			}
 			const frames = 2000 // ~1 MB: far past the slow socket's buffers plus 64 frames
 			for i := 1; i <= frames; i++ {
-				h.deliver(r, ev, newDispatch(ev, uint64(i)))
+				h.deliver(r, ev, newDispatch(ev, uint64(i)), nil)
 				if n := pending(slow); n > cfg.MaxOutbox {
 					t.Fatalf("slow session holds %d frames; bound is %d", n, cfg.MaxOutbox)
 				}
@@ -235,7 +235,7 @@ func TestLargeRoomFanOutInOrder(t *testing.T) {
 	}
 	ev := benchEvent()
 	for i := 1; i <= events; i++ {
-		h.deliver(r, ev, newDispatch(ev, uint64(i)))
+		h.deliver(r, ev, newDispatch(ev, uint64(i)), nil)
 	}
 	for range members {
 		if err := <-errs; err != nil {

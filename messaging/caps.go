@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Count caps (guilds per user, channels per guild, invites per guild and per
-// channel) are checked against the store and then written; two requests that
+// Count caps (guilds per user, channels and roles per guild, invites per guild
+// and per channel) are checked against the store and then written; two requests that
 // check at once could both pass. capLock makes check-and-write one step across
 // every api process: a short lock per counted thing, a key created in the
 // bucket ghnats.BucketAPIState (create fails while another holder has it) with
@@ -30,11 +31,10 @@ const (
 	capLockWait = 10 * time.Second
 )
 
-// Errors of the caps (Discord's codes).
-var (
-	errMaxInvites           = &guildhall.Error{Status: 400, Code: 30016, Message: "Maximum number of invites reached (1000)"}
-	errMaxInvitesPerChannel = &guildhall.Error{Status: 400, Code: 30016, Message: "Maximum number of invites reached for this channel (100)"}
-)
+// errMaxInvitesPerChannel is Discord's code for too many invites with
+// Guildhall's per-channel cap in the message (the per-guild one is
+// guildhall.ErrMaxInvites).
+var errMaxInvitesPerChannel = &guildhall.Error{Status: 400, Code: 30016, Message: "Maximum number of invites reached for this channel (100)"}
 
 // Invite caps: Discord's per guild; per channel is Guildhall's own, so that one
 // channel cannot take the whole guild's allowance.
@@ -89,18 +89,24 @@ func (s *Service) capLock(ctx context.Context, key string) (unlock func(), err e
 
 // checkInviteCaps refuses an invite to channelID of guildID when the guild has
 // MaxInvitesPerGuild live invites or the channel MaxInvitesPerChannel. Dead
-// ones (expired, used up) are deleted on the way, so they count for nothing
-// and the guild's list stays bounded. Call it holding the guild's invite lock.
+// ones (expired, used up, or of a channel that is gone: inviteLive) are deleted
+// on the way, so they count for nothing and the guild's list stays bounded;
+// nothing else collects them. Call it holding the guild's invite lock.
 func (s *Service) checkInviteCaps(ctx context.Context, guildID, channelID guildhall.Snowflake) error {
 	invs, err := s.store.GuildInvites(ctx, guildID)
 	if err != nil {
 		return internal("guild invites", err)
 	}
+	chs, err := s.store.Channels(ctx, guildID)
+	if err != nil {
+		return internal("channels", err)
+	}
 	now := s.now()
 	guild, channel := 0, 0
 	for _, inv := range invs {
-		if inv.Expired(now) {
-			if err := s.store.DeleteInvite(ctx, inv.Code); err != nil {
+		if _, live := inviteLive(inv, chs, now); !live {
+			// ErrNotFound: a concurrent delete (DELETE /invites/{code}) was first.
+			if err := s.store.DeleteInvite(ctx, inv.Code); err != nil && !errors.Is(err, ErrNotFound) {
 				return internal("delete invite", err)
 			}
 			continue
@@ -111,10 +117,25 @@ func (s *Service) checkInviteCaps(ctx context.Context, guildID, channelID guildh
 		}
 	}
 	if guild >= MaxInvitesPerGuild {
-		return errMaxInvites
+		return guildhall.ErrMaxInvites
 	}
 	if channel >= MaxInvitesPerChannel {
 		return errMaxInvitesPerChannel
 	}
 	return nil
+}
+
+// inviteLive reports whether an invite can still be used, and its channel: not
+// expired, not used up, and its channel still among the guild's chs. A dead
+// invite answers Unknown Invite, is not listed, and does not count against the
+// caps.
+func inviteLive(inv guildhall.Invite, chs []guildhall.Channel, now time.Time) (guildhall.Channel, bool) {
+	if inv.Expired(now) {
+		return guildhall.Channel{}, false
+	}
+	i := slices.IndexFunc(chs, func(c guildhall.Channel) bool { return c.ID == inv.ChannelID })
+	if i < 0 {
+		return guildhall.Channel{}, false
+	}
+	return chs[i], true
 }

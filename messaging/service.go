@@ -95,8 +95,9 @@ type Service struct {
 	// login reveals nothing.
 	dummyHash string
 
-	tokens *tokenCache
-	typing *typingLimiter
+	tokens   *tokenCache
+	typing   *typingLimiter
+	slowmode *slowmode
 	// state is the api-only bucket: login throttles and count-cap locks.
 	state  jetstream.KeyValue
 	logins *loginThrottle
@@ -162,6 +163,7 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("messaging: bucket %s: %w", ghnats.BucketAPIState, err)
 	}
 	s.logins = &loginThrottle{kv: s.state, limits: cfg.Logins.withDefaults(), now: s.now}
+	s.slowmode = &slowmode{js: cfg.JS, log: s.log}
 	if s.barrier == nil {
 		b, err := NewBarrier(ctx, cfg.JS, BarrierConfig{Metrics: s.metrics})
 		if err != nil {

@@ -26,17 +26,25 @@ import (
 // resumes later gets a fresh snapshot. The other order (publish first) could show
 // gateways a channel that never becomes durable, which would not heal.
 
-// guildAccess is what the service knows of a user in a guild.
+// guildAccess is what the service knows of a user in a guild. Member.Roles
+// lists only roles that exist; Base is cut down while the member is timed out
+// (TimedOut). More of the access layer (bans, other members, the role
+// hierarchy) is in service_access.go.
 type guildAccess struct {
-	Guild  guildhall.Guild
-	Roles  []guildhall.Role
-	Member guildhall.Member
-	Base   guildhall.Permissions
+	Guild    guildhall.Guild
+	Roles    []guildhall.Role
+	Member   guildhall.Member
+	Base     guildhall.Permissions
+	TimedOut bool
 }
 
 // channel returns the user's permissions in ch.
 func (a *guildAccess) channel(ch guildhall.Channel) guildhall.Permissions {
-	return guildhall.ChannelPermissions(a.Base, a.Guild.ID, ch, a.Member.Roles, a.Member.User.ID)
+	p := guildhall.ChannelPermissions(a.Base, a.Guild.ID, ch, a.Member.Roles, a.Member.User.ID)
+	if a.TimedOut {
+		p = guildhall.TimedOutPermissions(p)
+	}
+	return p
 }
 
 // access loads a guild and the user's membership: ErrUnknownGuild when the guild
@@ -63,7 +71,12 @@ func (s *Service) access(ctx context.Context, u guildhall.User, guildID guildhal
 	if m.User.ID == 0 {
 		m.User = u
 	}
-	return &guildAccess{Guild: g, Roles: roles, Member: m, Base: guildhall.BasePermissions(g, roles, m.Roles, u.ID)}, nil
+	m.Roles = guildhall.ExistingRoles(g.ID, roles, m.Roles)
+	a := &guildAccess{Guild: g, Roles: roles, Member: m, Base: guildhall.BasePermissions(g, roles, m.Roles, u.ID)}
+	if m.TimedOut(s.now()) && !a.Base.Has(guildhall.PermAdministrator) {
+		a.Base, a.TimedOut = guildhall.TimedOutPermissions(a.Base), true
+	}
+	return a, nil
 }
 
 // channelAccess loads a channel the user may view, with the user's permissions in
@@ -267,17 +280,25 @@ type NewChannel struct {
 	PermissionOverwrites []guildhall.PermissionOverwrite
 	NSFW                 bool
 	RateLimitPerUser     int
+	// Reason is the audit log's (X-Audit-Log-Reason).
+	Reason string
 }
 
 // CreateChannel adds a text channel or a category to a guild (MANAGE_CHANNELS
 // needed: the owner and administrators) and publishes CHANNEL_CREATE.
 func (s *Service) CreateChannel(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake, nc NewChannel) (guildhall.Channel, error) {
+	if err := checkReason(nc.Reason); err != nil {
+		return guildhall.Channel{}, err
+	}
 	a, err := s.access(ctx, u, guildID)
 	if err != nil {
 		return guildhall.Channel{}, err
 	}
 	if !a.Base.Has(guildhall.PermManageChannels) {
 		return guildhall.Channel{}, guildhall.ErrMissingPerms
+	}
+	if err := checkOverwriteChange(a.Base, nil, nc.PermissionOverwrites); err != nil {
+		return guildhall.Channel{}, err
 	}
 	unlock, err := s.capLock(ctx, "channels."+guildID.String())
 	if err != nil {
@@ -324,6 +345,7 @@ func (s *Service) CreateChannel(ctx context.Context, u guildhall.User, guildID g
 	if _, err := s.publish(ctx, ev, s.ids.Next().String()); err != nil {
 		return guildhall.Channel{}, err
 	}
+	s.audit(ctx, a, nc.Reason, auditEntry{action: guildhall.AuditChannelCreate, target: ch.ID.String(), changes: channelChanges(guildhall.Channel{}, ch)})
 	return ch, nil
 }
 
@@ -399,6 +421,8 @@ func (s *Service) validateChannel(a *guildAccess, existing []guildhall.Channel, 
 type NewInvite struct {
 	MaxAge  *int
 	MaxUses int
+	// Reason is the audit log's (X-Audit-Log-Reason).
+	Reason string
 }
 
 // InviteInfo is an invite with what its Discord JSON shape shows: the guild, the
@@ -413,6 +437,9 @@ type InviteInfo struct {
 // CreateInvite makes an invite to a channel the user may view and invite to
 // (CREATE_INSTANT_INVITE).
 func (s *Service) CreateInvite(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake, ni NewInvite) (InviteInfo, error) {
+	if err := checkReason(ni.Reason); err != nil {
+		return InviteInfo{}, err
+	}
 	a, ch, p, err := s.channelAccess(ctx, u, channelID)
 	if err != nil {
 		return InviteInfo{}, err
@@ -463,6 +490,10 @@ func (s *Service) CreateInvite(ctx context.Context, u guildhall.User, channelID 
 	}
 	if err := s.store.PutInvite(ctx, inv); err != nil {
 		return InviteInfo{}, internal("put invite", err)
+	}
+	unlock()
+	if err := s.inviteCreated(ctx, a, inv, u, ni.Reason); err != nil {
+		return InviteInfo{}, err
 	}
 	a.Guild.MemberCount = 0
 	return InviteInfo{Invite: inv, Guild: a.Guild, Channel: ch, Inviter: u}, nil
@@ -532,6 +563,9 @@ func (s *Service) AcceptInvite(ctx context.Context, u guildhall.User, code strin
 	if inv.Expired(s.now()) {
 		return InviteInfo{}, false, guildhall.ErrUnknownInvite
 	}
+	if err := s.notBanned(ctx, inv.GuildID, u.ID); err != nil {
+		return InviteInfo{}, false, err
+	}
 	unlock, err := s.capLock(ctx, "guilds."+u.ID.String())
 	if err != nil {
 		return InviteInfo{}, false, err
@@ -551,6 +585,14 @@ func (s *Service) AcceptInvite(ctx context.Context, u guildhall.User, code strin
 	unlock()
 	if !joined { // a concurrent accept by the same user won
 		return info, false, nil
+	}
+	// A ban that raced the join: whichever of the two wrote last, one of them
+	// sees the other (the ban removes the member, or this read finds the ban).
+	if err := s.notBanned(ctx, inv.GuildID, u.ID); err != nil {
+		if rerr := s.store.RemoveMember(ctx, inv.GuildID, u.ID); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+			return InviteInfo{}, false, internal("remove banned joiner", rerr)
+		}
+		return InviteInfo{}, false, err
 	}
 	info.Invite = inv
 	// Other joins ran concurrently since GuildState: count them too.

@@ -7,7 +7,8 @@ import (
 )
 
 // AccountStore is the part of the Store that revoking tokens, changing
-// passwords, listing a user's bots and capping invites need. Every Store has it.
+// passwords and listing a user's bots need. Every Store has it. (A guild's
+// invites, which the invite caps count, are CommunityStore's.)
 type AccountStore interface {
 	// DeleteToken removes one token (by its hash). Removing a token that does
 	// not exist is no error.
@@ -21,11 +22,4 @@ type AccountStore interface {
 	SetPasswordHash(ctx context.Context, userID guildhall.Snowflake, hash string) error
 	// Bots lists the bot accounts whose UserRecord.OwnerID is ownerID, by id.
 	Bots(ctx context.Context, ownerID guildhall.Snowflake) ([]guildhall.User, error)
-
-	// GuildInvites lists every invite of a guild (expired and used up ones
-	// included, until DeleteInvite), in no particular order.
-	GuildInvites(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Invite, error)
-	// DeleteInvite removes an invite; removing one that does not exist is no
-	// error.
-	DeleteInvite(ctx context.Context, code string) error
 }

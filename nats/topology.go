@@ -18,6 +18,9 @@ const (
 	BucketPresence = "gh_presence"
 	BucketLeases   = "gh_leases"
 	BucketLimits   = "gh_limits"
+	// BucketSlowmode holds one key per (channel, user) that posted in a channel
+	// with slowmode, living rate_limit_per_user seconds (per-key TTL).
+	BucketSlowmode = "gh_slowmode"
 )
 
 // Topology is what Apply declares. Zero values are the single-node defaults.
@@ -164,6 +167,8 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		// keys carry a per-key TTL of a few seconds.
 		t.bucket(BucketLimits, "gateway session start limits (identify)", 24*time.Hour),
 		t.apiStateBucket(),
+		// Keys carry the channel's rate_limit_per_user as per-key TTL (at most 6 h).
+		t.bucket(BucketSlowmode, "slowmode: a user's last post in a channel", 6*time.Hour),
 	}
 }
 

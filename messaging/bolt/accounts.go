@@ -13,9 +13,11 @@ import (
 	"github.com/guildhall/guildhall/messaging"
 )
 
-// The indexes behind messaging.AccountStore. Files written before they existed
-// get them built from the tokens and invites buckets at the first Open that
-// lacks them (bots of that time have no owner to index).
+// Indexes added after the first layout: a user's tokens and a user's bots
+// (messaging.AccountStore), a guild's invites (messaging.CommunityStore's
+// GuildInvites, community.go). Files written before they existed get them
+// built from the tokens and invites buckets at the first Open that lacks them
+// (bots of that time have no owner to index).
 var (
 	bUserTokens   = []byte("user_tokens")
 	bBotOwners    = []byte("bot_owners")
@@ -30,9 +32,9 @@ func guildInviteKey(guildID guildhall.Snowflake, code string) []byte {
 	return append(u64(uint64(guildID)), code...)
 }
 
-// openAccountIndexes creates the account indexes, building each from its source
-// bucket when it is new.
-func openAccountIndexes(tx *bbolt.Tx) error {
+// openIndexes creates the indexes above, building each from its source bucket
+// when it is new.
+func openIndexes(tx *bbolt.Tx) error {
 	if tx.Bucket(bUserTokens) == nil {
 		idx, err := tx.CreateBucket(bUserTokens)
 		if err != nil {
@@ -135,42 +137,6 @@ func (s *Store) Bots(ctx context.Context, ownerID guildhall.Snowflake) ([]guildh
 		return nil
 	})
 	return out, err
-}
-
-func (s *Store) GuildInvites(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Invite, error) {
-	var out []guildhall.Invite
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		invites := tx.Bucket(bInvites)
-		prefix := u64(uint64(guildID))
-		c := tx.Bucket(bGuildInvites).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			var inv guildhall.Invite
-			if err := getJSON(invites, k[8:], &inv, "invite"); err != nil {
-				return err
-			}
-			out = append(out, inv)
-		}
-		return nil
-	})
-	return out, err
-}
-
-func (s *Store) DeleteInvite(ctx context.Context, code string) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
-		invites := tx.Bucket(bInvites)
-		v := invites.Get([]byte(code))
-		if v == nil {
-			return nil
-		}
-		var inv guildhall.Invite
-		if err := json.Unmarshal(v, &inv); err != nil {
-			return fmt.Errorf("invite %s: %w", code, err)
-		}
-		if err := tx.Bucket(bGuildInvites).Delete(guildInviteKey(inv.GuildID, code)); err != nil {
-			return err
-		}
-		return invites.Delete([]byte(code))
-	})
 }
 
 var _ messaging.AccountStore = (*Store)(nil)

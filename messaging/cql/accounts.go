@@ -2,6 +2,7 @@ package cql
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -11,24 +12,50 @@ import (
 	"github.com/guildhall/guildhall/messaging"
 )
 
-// accountsMigration adds the indexes behind messaging.AccountStore. Tokens,
-// bots and invites written before it are not in them: such tokens are not
-// revoked by DeleteUserTokens (DeleteToken still removes them), such invites
-// are not counted against a guild's cap, such bots have no owner.
-var accountsMigration = cqlMigration{2, "account indexes", []string{
-	`CREATE TABLE IF NOT EXISTS {ks}.tokens_by_user (
-		user_id bigint, token_hash text,
-		PRIMARY KEY (user_id, token_hash)
-	)`,
-	`CREATE TABLE IF NOT EXISTS {ks}.bots_by_owner (
-		owner_id bigint, bot_id bigint,
-		PRIMARY KEY (owner_id, bot_id)
-	)`,
-	`CREATE TABLE IF NOT EXISTS {ks}.invites_by_guild (
-		guild_id bigint, code text,
-		PRIMARY KEY (guild_id, code)
-	)`,
-}}
+// accountsMigration adds the indexes behind messaging.AccountStore and a
+// guild's invites (GuildInvites, community.go). Tokens and bots written before
+// it are not in them: such tokens are not revoked by DeleteUserTokens
+// (DeleteToken still removes them), such bots have no owner. Invites are
+// indexed by cqlIndexInvites, so the caps count them and the lists show them.
+var accountsMigration = cqlMigration{
+	version: 2,
+	name:    "account indexes",
+	stmts: []string{
+		`CREATE TABLE IF NOT EXISTS {ks}.tokens_by_user (
+			user_id bigint, token_hash text,
+			PRIMARY KEY (user_id, token_hash)
+		)`,
+		`CREATE TABLE IF NOT EXISTS {ks}.bots_by_owner (
+			owner_id bigint, bot_id bigint,
+			PRIMARY KEY (owner_id, bot_id)
+		)`,
+		`CREATE TABLE IF NOT EXISTS {ks}.invites_by_guild (
+			guild_id bigint, code text,
+			PRIMARY KEY (guild_id, code)
+		)`,
+	},
+	then: cqlIndexInvites,
+}
+
+// cqlIndexInvites fills invites_by_guild for invites written before it existed:
+// one scan of the invites table, once.
+func cqlIndexInvites(ctx context.Context, s *Store) error {
+	iter := s.query(ctx, `SELECT code, data FROM {ks}.invites`).PageSize(500).Iter()
+	var code string
+	var data []byte
+	for iter.Scan(&code, &data) {
+		var inv guildhall.Invite
+		if err := json.Unmarshal(data, &inv); err != nil {
+			iter.Close()
+			return fmt.Errorf("invite %q: %w", code, err)
+		}
+		if err := s.write(ctx, `INSERT INTO {ks}.invites_by_guild (guild_id, code) VALUES (?, ?)`, cqlID(inv.GuildID), code); err != nil {
+			iter.Close()
+			return err
+		}
+	}
+	return iter.Close()
+}
 
 var _ messaging.AccountStore = (*Store)(nil)
 
@@ -99,42 +126,4 @@ func (s *Store) Bots(ctx context.Context, ownerID guildhall.Snowflake) ([]guildh
 		out = append(out, u)
 	}
 	return out, nil
-}
-
-func (s *Store) GuildInvites(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Invite, error) {
-	iter := s.query(ctx, `SELECT code FROM {ks}.invites_by_guild WHERE guild_id = ?`, cqlID(guildID)).Iter()
-	var codes []string
-	var code string
-	for iter.Scan(&code) {
-		codes = append(codes, code)
-	}
-	if err := iter.Close(); err != nil {
-		return nil, fmt.Errorf("invites of guild %v: %w", guildID, err)
-	}
-	out := make([]guildhall.Invite, 0, len(codes))
-	for _, c := range codes {
-		inv, err := s.Invite(ctx, c)
-		if errors.Is(err, messaging.ErrNotFound) {
-			continue // deleted between the two reads
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, inv)
-	}
-	return out, nil
-}
-
-func (s *Store) DeleteInvite(ctx context.Context, code string) error {
-	inv, err := s.Invite(ctx, code)
-	if errors.Is(err, messaging.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := s.write(ctx, `DELETE FROM {ks}.invites WHERE code = ?`, code); err != nil {
-		return fmt.Errorf("delete invite: %w", err)
-	}
-	return s.write(ctx, `DELETE FROM {ks}.invites_by_guild WHERE guild_id = ? AND code = ?`, cqlID(inv.GuildID), code)
 }

@@ -5,25 +5,28 @@ package rest_test
 // that nothing changed (the EVENTS stream and the store's state of the guild,
 // the callers' accounts and tokens are compared before and after).
 //
-// Adding a route: TestAuthorizationMatrix fails until the route has a row in
-// matrixRows (and a row whose route is gone fails too). A row names the route
-// exactly as the route table does, a body if the route reads one, and what
-// each caller gets, usually with one of the helpers:
+// Adding a route: TestAuthorizationMatrix fails until the route is covered,
+// either by a row in matrixRows or by a case of the community's matrix
+// (communityMatrixCases in community_test.go, which names its route and runs
+// the role hierarchy's callers); a row or case whose route is gone fails too.
+// A row names the route exactly as the route table does, a body if the route
+// reads one, and what each caller gets, usually with one of the helpers:
 //
 //	anyUser(200)           every caller with a valid token; revoked 401
-//	members(200)           the guild's members; outsider 403 50001
+//	members(200)           the guild's members; outsider, kicked and banned
+//	                       403 50001
 //	needs(201, 50013)      owner and granted; denied 403 with that code;
-//	                       outsider 403 50001
+//	                       outsider, kicked and banned 403 50001
 //
 // Callers (see newMatrixFixture): owner (owns the guild and a bot), granted (a
 // member whose role holds MANAGE_CHANNELS and MANAGE_MESSAGES), denied (a
 // member whose overwrite on the channel denies SEND_MESSAGES,
 // READ_MESSAGE_HISTORY, CREATE_INSTANT_INVITE and ADD_REACTIONS), outsider (no
-// member), revoked (a member whose token was logged out). Path values
+// member), kicked (a member the owner kicked), banned (a member the owner
+// banned), revoked (a member whose token was logged out). Path values
 // {guild_id}, {channel_id}, {code} and {bot_id} are the fixture's; a row whose
 // route needs a fresh object per caller (a message to delete) sets it up in
-// setup. When moderation lands, add kicked and banned callers to
-// newMatrixFixture and a column to the helpers.
+// setup.
 
 import (
 	"context"
@@ -44,15 +47,17 @@ type caller int
 const (
 	revoked caller = iota // refusals first: allowed calls may change what later ones see
 	outsider
+	kicked
+	banned
 	denied
 	granted
 	owner
 )
 
-var callers = []caller{revoked, outsider, denied, granted, owner}
+var callers = []caller{revoked, outsider, kicked, banned, denied, granted, owner}
 
 func (c caller) String() string {
-	return [...]string{"revoked", "outsider", "denied", "granted", "owner"}[c]
+	return [...]string{"revoked", "outsider", "kicked", "banned", "denied", "granted", "owner"}[c]
 }
 
 type want struct {
@@ -71,12 +76,19 @@ type matrixRow struct {
 }
 
 func anyUser(status int) map[caller]want {
-	return map[caller]want{revoked: {401, 0, false}, outsider: {status, 0, false}, denied: {status, 0, false}, granted: {status, 0, false}, owner: {status, 0, false}}
+	w := map[caller]want{}
+	for _, c := range callers {
+		w[c] = want{status, 0, false}
+	}
+	w[revoked] = want{401, 0, false}
+	return w
 }
 
 func members(status int) map[caller]want {
 	w := anyUser(status)
-	w[outsider] = want{403, 50001, false}
+	for _, c := range []caller{outsider, kicked, banned} {
+		w[c] = want{403, 50001, false}
+	}
 	return w
 }
 
@@ -112,8 +124,14 @@ var matrixRows = []matrixRow{
 	{method: "GET", path: "/guilds/{guild_id}/members", want: members(200)},
 	{method: "GET", path: "/channels/{channel_id}", want: members(200)},
 	{method: "POST", path: "/channels/{channel_id}/invites", body: map[string]any{}, want: needs(200, 50013)},
-	// Anyone with a token may accept an invite: that is what invites are for.
-	{method: "POST", path: "/invites/{code}", want: anyUser(200)},
+	// Anyone with a token may accept an invite (that is what invites are
+	// for), a kicked member too; a banned one may not.
+	{method: "POST", path: "/invites/{code}", want: with(anyUser(200), banned, want{403, 40007, false})},
+	// And look at it first.
+	{method: "GET", path: "/invites/{code}", want: anyUser(200)},
+	// Leaving: only a member has a guild to leave, and the owner cannot.
+	{method: "DELETE", path: "/users/@me/guilds/{guild_id}", want: with(with(with(with(anyUser(204),
+		outsider, want{404, 10004, false}), kicked, want{404, 10004, false}), banned, want{404, 10004, false}), owner, want{400, 50055, false})},
 	{method: "GET", path: "/channels/{channel_id}/messages", want: with(members(200), denied, want{200, 0, true})},
 	{method: "POST", path: "/channels/{channel_id}/messages", body: map[string]string{"content": "hi"}, want: needs(200, 50013)},
 	{method: "GET", path: "/channels/{channel_id}/messages/{message_id}", setup: ownerMessage, want: needs(200, 50013)},
@@ -170,9 +188,11 @@ func newMatrixFixture(t *testing.T, e *env) *matrixFixture {
 	var inv inviteJSON
 	e.api.Must(t, http.StatusOK, "POST", "/channels/"+f.channel+"/invites", f.tokens[owner], map[string]any{"max_age": 0}, &inv)
 	f.invite = inv.Code
-	for _, c := range []caller{granted, denied, revoked} {
+	for _, c := range []caller{granted, denied, revoked, kicked, banned} {
 		e.api.Must(t, http.StatusOK, "POST", "/invites/"+inv.Code, f.tokens[c], nil, nil)
 	}
+	e.api.Must(t, http.StatusNoContent, "DELETE", "/guilds/"+g.ID+"/members/"+f.ids[kicked].String(), f.tokens[owner], nil, nil)
+	e.api.Must(t, http.StatusNoContent, "PUT", "/guilds/"+g.ID+"/bans/"+f.ids[banned].String(), f.tokens[owner], map[string]any{}, nil)
 	guild := sf(t, f.guild)
 	mod := guildhall.Role{ID: guild + 1, Name: "mod", Position: 1,
 		Permissions: guildhall.DefaultEveryonePermissions | guildhall.PermManageChannels | guildhall.PermManageMessages}
@@ -222,6 +242,7 @@ func (f *matrixFixture) snapshot(t *testing.T) []string {
 	add(s.Channels(ctx, guild))
 	add(s.Roles(ctx, guild))
 	add(s.Members(ctx, guild, 0, 1000))
+	add(s.Bans(ctx, guild, messaging.BanQuery{Limit: 1000}))
 	invs, err := s.GuildInvites(ctx, guild)
 	slices.SortFunc(invs, func(a, b guildhall.Invite) int { return strings.Compare(a.Code, b.Code) })
 	add(invs, err)
@@ -252,25 +273,36 @@ func TestAuthorizationMatrix(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 
-	// Every route has a row, and every row a route.
+	// Every route has a row here or a case in the community's matrix, and
+	// every row and case a route.
 	table := rest.RouteTable(rest.NewHandler(nil, rest.Config{GatewayURL: "ws://x"}))
 	rows := map[string]matrixRow{}
 	for _, r := range matrixRows {
 		rows[r.method+" "+r.path] = r
 	}
+	cases := map[string]bool{}
+	for _, cs := range communityMatrixCases() {
+		cases[cs.route] = true
+	}
 	for _, rt := range table {
-		r, ok := rows[rt.Method+" "+rt.Path]
-		if !ok {
-			t.Errorf("route %s %s has no row in matrixRows (see the top of authz_matrix_test.go)", rt.Method, rt.Path)
-			continue
+		k := rt.Method + " " + rt.Path
+		r, inRows := rows[k]
+		switch {
+		case inRows && r.public != rt.Public:
+			t.Errorf("route %s: public %v in the table, %v in its row", k, rt.Public, r.public)
+		case !inRows && cases[k] && rt.Public:
+			t.Errorf("route %s is public: the community's matrix does not run public routes; give it a row in matrixRows", k)
+		case !inRows && !cases[k]:
+			t.Errorf("route %s has no row in matrixRows nor a case in communityMatrixCases (see the top of authz_matrix_test.go)", k)
 		}
-		if r.public != rt.Public {
-			t.Errorf("route %s %s: public %v in the table, %v in its row", rt.Method, rt.Path, rt.Public, r.public)
-		}
-		delete(rows, rt.Method+" "+rt.Path)
+		delete(rows, k)
+		delete(cases, k)
 	}
 	for k := range rows {
 		t.Errorf("row %s names no route", k)
+	}
+	for k := range cases {
+		t.Errorf("community matrix case route %q names no route", k)
 	}
 
 	for _, r := range matrixRows {
@@ -314,5 +346,23 @@ func TestAuthorizationMatrix(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// routeMatcher answers which route of the table serves a request ("METHOD
+// /path" as the table names it, "" for none), matching as the handler's mux
+// does.
+func routeMatcher(t testing.TB) func(method, target string) string {
+	mux := http.NewServeMux()
+	for _, rt := range rest.RouteTable(rest.NewHandler(nil, rest.Config{GatewayURL: "ws://x"})) {
+		mux.Handle(rt.Method+" "+rt.Path, http.NotFoundHandler())
+	}
+	return func(method, target string) string {
+		r, err := http.NewRequest(method, target, nil)
+		if err != nil {
+			t.Fatalf("request %s %s: %v", method, target, err)
+		}
+		_, pattern := mux.Handler(r)
+		return pattern
 	}
 }

@@ -45,8 +45,8 @@ func (e *env) parallel(t *testing.T, n int, do func(i int) int) map[int]int {
 	return got
 }
 
-// Count caps hold under 50 parallel requests: channels per guild, guilds per
-// user (created and joined), invites per channel.
+// Count caps hold under 50 parallel requests: channels and roles per guild,
+// guilds per user (created and joined), invites per channel.
 func TestCountCapsUnderParallelRequests(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
@@ -73,6 +73,26 @@ func TestCountCapsUnderParallelRequests(t *testing.T) {
 	}
 	if got[http.StatusCreated] != 5 || got[400] != 45 || len(chs) != messaging.MaxChannelsPerGuild {
 		t.Fatalf("50 parallel channel creations: %v, %d channels; want 5×201, 45×400 and %d", got, len(chs), messaging.MaxChannelsPerGuild)
+	}
+
+	// Roles: 245 exist (@everyone and 244 more, put straight into the store);
+	// 50 parallel creations may add 5.
+	for i := range messaging.MaxRoles - 5 - 1 {
+		r := guildhall.Role{ID: guildhall.Snowflake(1<<49 + i), Name: "r" + strconv.Itoa(i), Position: i + 1}
+		if err := e.store.PutRole(ctx, guild, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got = e.parallel(t, 50, func(i int) int {
+		st, _ := e.api.Do(t, "POST", "/guilds/"+f.guild+"/roles", f.owner.token, map[string]string{"name": fmt.Sprint("p", i)}, nil)
+		return st
+	})
+	roles, err := e.store.Roles(ctx, guild)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[http.StatusOK] != 5 || got[400] != 45 || len(roles) != messaging.MaxRoles {
+		t.Fatalf("50 parallel role creations: %v, %d roles; want 5×200, 45×400 and %d", got, len(roles), messaging.MaxRoles)
 	}
 
 	// Guilds per user: a user in 97 guilds creates 50 at once; 3 may be made.
@@ -135,9 +155,13 @@ func TestCountCapsUnderParallelRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// An expired invite counts for nothing (and is cleared away).
+	// An expired invite counts for nothing (and is cleared away), nor does
+	// one of a channel that was deleted.
 	past := time.Now().Add(-time.Hour)
 	if err := e.store.PutInvite(ctx, guildhall.Invite{Code: "expired" + f.channel, GuildID: guild, ChannelID: sf(t, f.channel), CreatedAt: past, ExpiresAt: &past}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.PutInvite(ctx, guildhall.Invite{Code: "gone" + f.channel, GuildID: guild, ChannelID: 1<<50 - 1, CreatedAt: past}); err != nil {
 		t.Fatal(err)
 	}
 	got = e.parallel(t, 50, func(i int) int {

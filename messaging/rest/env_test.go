@@ -52,6 +52,7 @@ type envOptions struct {
 	barrier  time.Duration // barrier timeout; zero means the default
 	noWriter bool
 	logins   messaging.LoginLimits
+	now      func() time.Time // the service's clock; zero means time.Now
 }
 
 type restConfig = rest.Config
@@ -88,7 +89,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e.barrier = barrier
 	e.svc, err = messaging.NewService(ctx, messaging.Config{
 		Store: store, Conn: nc, JS: js, IDs: guildhall.NewSnowflakeGeneratorForNode(1),
-		Barrier: barrier, Metrics: e.metrics, Logger: e.log, BcryptCost: bcrypt.MinCost, Logins: o.logins,
+		Barrier: barrier, Metrics: e.metrics, Logger: e.log, BcryptCost: bcrypt.MinCost, Logins: o.logins, Now: o.now,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -167,16 +167,27 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 		{method: "POST", path: "/channels/{channel_id}/typing", major: "channel_id", limit: rl, serve: h.typing},
 	}
 	routes = append(routes, h.tokenRoutes(rl)...)
+	routes = append(routes, h.communityRoutes(rl)...)
 	api := http.NewServeMux()
-	paths := map[string]bool{}
 	for _, rt := range routes {
 		api.Handle(rt.method+" "+rt.path, h.wrap(rt))
-		if !paths[rt.path] {
-			paths[rt.path] = true
-			api.Handle(rt.path, h.fixed(rt.path, guildhall.ErrMethodNotAllowed))
-		}
 	}
-	api.Handle("/", h.fixed("unknown", guildhall.ErrNotFound))
+	// A path that some route serves with another method answers 405, any other
+	// 404. (Method-less patterns per path would conflict with the routes: a
+	// literal path like members/search against GET members/{user_id}.)
+	notFound := h.fixed("unknown", guildhall.ErrNotFound)
+	api.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := api.Handler(probe); pattern != "/" {
+				_, path, _ := strings.Cut(pattern, " ")
+				h.fixed(path, guildhall.ErrMethodNotAllowed).ServeHTTP(w, r)
+				return
+			}
+		}
+		notFound.ServeHTTP(w, r)
+	}))
 
 	root := http.NewServeMux()
 	for _, v := range []string{"/api/v9", "/api/v10"} {
@@ -337,6 +348,10 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			h.log.Error("rest: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 			ge = guildhall.ErrInternal
 		}
+	}
+	if ge.RetryAfter != nil { // slowmode: Discord's 429 headers too
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(*ge.RetryAfter))))
+		w.Header().Set("X-RateLimit-Scope", "user")
 	}
 	writeJSON(w, ge.Status, ge)
 }

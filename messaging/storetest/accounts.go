@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/messaging"
@@ -92,49 +91,6 @@ func testPasswordAndBots(t *testing.T, e *env) {
 	if none, err := e.s.Bots(e.ctx, e.id()); err != nil || len(none) != 0 {
 		t.Errorf("Bots(nobody) = %v, %v; want none", none, err)
 	}
-}
-
-func testGuildInvites(t *testing.T, e *env) {
-	g, other := e.id(), e.id()
-	created := time.Date(2024, 2, 3, 4, 5, 6, 7e6, time.UTC)
-	var codes []string
-	for i := range 3 {
-		inv := guildhall.Invite{Code: fmt.Sprintf("gi%d_%d", i, g), GuildID: g, ChannelID: e.id(), InviterID: e.id(), CreatedAt: created}
-		check(t, e.s.PutInvite(e.ctx, inv), "PutInvite(%s)", inv.Code)
-		codes = append(codes, inv.Code)
-	}
-	check(t, e.s.PutInvite(e.ctx, guildhall.Invite{Code: fmt.Sprint("go_", other), GuildID: other, CreatedAt: created}), "PutInvite(other guild)")
-	list := func() []string {
-		t.Helper()
-		invs, err := e.s.GuildInvites(e.ctx, g)
-		check(t, err, "GuildInvites")
-		var out []string
-		for _, inv := range invs {
-			if inv.GuildID != g {
-				t.Errorf("GuildInvites(%v) lists %s of guild %v", g, inv.Code, inv.GuildID)
-			}
-			out = append(out, inv.Code)
-		}
-		slices.Sort(out)
-		return out
-	}
-	if got := list(); !slices.Equal(got, codes) {
-		t.Fatalf("GuildInvites = %v; want %v", got, codes)
-	}
-	// A use counted by JoinGuild keeps it listed once.
-	m := guildhall.Member{GuildID: g, User: guildhall.User{ID: e.id(), Username: "joiner"}, Roles: []guildhall.Snowflake{}, JoinedAt: created}
-	_, joined, err := e.s.JoinGuild(e.ctx, m, codes[1])
-	check(t, err, "JoinGuild")
-	if !joined || !slices.Equal(list(), codes) {
-		t.Fatalf("after a join: joined %v, invites %v; want %v", joined, list(), codes)
-	}
-	check(t, e.s.DeleteInvite(e.ctx, codes[0]), "DeleteInvite")
-	check(t, e.s.DeleteInvite(e.ctx, codes[0]), "DeleteInvite again")
-	if got := list(); !slices.Equal(got, codes[1:]) {
-		t.Fatalf("GuildInvites after DeleteInvite = %v; want %v", got, codes[1:])
-	}
-	_, err = e.s.Invite(e.ctx, codes[0])
-	wantErr(t, err, messaging.ErrNotFound, "Invite(deleted)")
 }
 
 func isNotFound(err error) bool { return err != nil && errors.Is(err, messaging.ErrNotFound) }
