@@ -86,10 +86,10 @@ func JetStreamLike(nc *natsgo.Conn, like jetstream.JetStream, opts ...jetstream.
 	return NewJetStream(nc, domain, opts...)
 }
 
-// APIPrefix is the subject prefix of js's JetStream API requests: "$JS.API.",
-// or "$JS.<domain>.API." in a domain. For the few requests made without the
-// jetstream package (a batch direct get).
-func APIPrefix(js jetstream.JetStream) string {
+// apiPrefix is the subject prefix of js's JetStream API requests: "$JS.API.",
+// or "$JS.<domain>.API." in a domain: for the requests made without the
+// jetstream package (a batch direct get, a get from the leader).
+func apiPrefix(js jetstream.JetStream) string {
 	o := js.Options()
 	switch {
 	case o.Domain != "":

@@ -22,7 +22,7 @@ func LastSequence(ctx context.Context, js jetstream.JetStream, stream, subject s
 	if err != nil {
 		return 0, err
 	}
-	m, err := js.Conn().RequestWithContext(ctx, APIPrefix(js)+"STREAM.MSG.GET."+stream, req)
+	m, err := js.Conn().RequestWithContext(ctx, apiPrefix(js)+"STREAM.MSG.GET."+stream, req)
 	if err != nil {
 		return 0, fmt.Errorf("nats: last message of %s: %w", subject, err)
 	}

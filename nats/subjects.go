@@ -161,7 +161,7 @@ func KVKey(bucket, subject string) (string, bool) {
 // KVDirectGetSubject is where a batch direct get (multi_last) of a KV bucket's
 // stream is asked, through js's JetStream (its domain, if any).
 func KVDirectGetSubject(js jetstream.JetStream, bucket string) string {
-	return APIPrefix(js) + subjectDirect + kvStreamPrefix + bucket
+	return apiPrefix(js) + subjectDirect + kvStreamPrefix + bucket
 }
 
 // SubjectToken makes s usable as one subject token (a gateway's node name in its
