@@ -68,7 +68,7 @@ func TestLeafLinkCutInQuietGuild(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			site := testenv.StartLeafSite(t, ghnats.Topology{EventMaxBytes: 256 << 20})
 			testQuietGuildPartition(t, d, func(o stackOptions) partitionScene {
-				o.on = &stackServers{creds: site.Hub.Creds, api: site.Hub.URL, gateways: []string{site.LeafURL}}
+				o.on = &stackServers{creds: site.Hub.Creds, api: site.Hub.URL, gateways: []string{site.LeafURL}, jsDomain: site.Domain}
 				st := startPresenceStack(t, o)
 				far := st.addGatewayOn(site.Hub.URL, "gw-hub", fastPresence)
 				return partitionScene{st: st, near: st.gws[0], far: far, cut: site.Cut, heal: site.Heal}

@@ -62,6 +62,8 @@ type stackServers struct {
 	creds    string
 	api      string
 	gateways []string
+	// jsDomain is the JetStream domain every process names (a leaf site's hub).
+	jsDomain string
 }
 
 type stackGateway struct {
@@ -120,7 +122,7 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 	st.store = store
 	t.Cleanup(func() { store.Close() })
 	ctx := context.Background()
-	nc, js, err := ghnats.ConnectAs(st.servers.api, "api", ghnats.RoleAPI, ghnats.ClientAuth{Dir: st.servers.creds})
+	nc, js, err := ghnats.ConnectAs(st.servers.api, "api", ghnats.RoleAPI, ghnats.ClientAuth{Dir: st.servers.creds, JSDomain: st.servers.jsDomain})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 		t.Fatal(err)
 	}
 	if o.writer {
-		wnc, wjs, err := ghnats.ConnectAs(st.servers.api, "writer", ghnats.RoleWriter, ghnats.ClientAuth{Dir: st.servers.creds})
+		wnc, wjs, err := ghnats.ConnectAs(st.servers.api, "writer", ghnats.RoleWriter, ghnats.ClientAuth{Dir: st.servers.creds, JSDomain: st.servers.jsDomain})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,7 +207,7 @@ func (st *presenceStack) addGateway(node string, cfg gateway.PresenceConfig) *st
 func (st *presenceStack) addGatewayOn(url, node string, cfg gateway.PresenceConfig) *stackGateway {
 	t := st.t
 	t.Helper()
-	nc, js, err := ghnats.ConnectAs(url, node, ghnats.RoleGateway, ghnats.ClientAuth{Dir: st.servers.creds})
+	nc, js, err := ghnats.ConnectAs(url, node, ghnats.RoleGateway, ghnats.ClientAuth{Dir: st.servers.creds, JSDomain: st.servers.jsDomain})
 	if err != nil {
 		t.Fatal(err)
 	}

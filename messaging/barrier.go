@@ -2,7 +2,6 @@ package messaging
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -43,13 +42,16 @@ type BarrierConfig struct {
 }
 
 // Barrier makes history read-your-writes although the Writer persists messages
-// asynchronously. Before a read of a guild's messages it finds the stream
-// sequence of the guild's latest event (a direct get of the last message on
-// gh.in.g.<guild>, cheap with AllowDirect) and waits until the Writer has
-// persisted every guild event up to it. A post that returned was acknowledged by
-// the stream before, so its sequence is at most that one, and the read sees it.
+// asynchronously. Before a read of a guild's messages it asks the stream's
+// leader for the sequence of the guild's latest event (the last message on
+// gh.in.g.<guild>) and waits until the Writer has persisted every guild event up
+// to it. A post that returned was acknowledged by the stream before, so its
+// sequence is at most that one, and the read sees it. Not a direct get: any
+// replica answers those, and one that lags (a follower a moment behind, an api's
+// node cut off from the others) would name an older event, and the read would
+// miss the post (ghnats.LastSequence).
 type Barrier struct {
-	stream   jetstream.Stream
+	js       jetstream.JetStream
 	consumer jetstream.Consumer
 	local    WriterProgress
 	timeout  time.Duration
@@ -70,7 +72,7 @@ func NewBarrier(ctx context.Context, js jetstream.JetStream, cfg BarrierConfig) 
 		return nil, fmt.Errorf("messaging: barrier: consumer %s: %w", ghnats.ConsumerWriter, err)
 	}
 	b := &Barrier{
-		stream: stream, consumer: cons, local: cfg.Local,
+		js: js, consumer: cons, local: cfg.Local,
 		timeout: cfg.Timeout, poll: cfg.PollInterval, metrics: cfg.Metrics, log: cfg.Logger,
 	}
 	if b.timeout <= 0 {
@@ -156,10 +158,7 @@ func (b *Barrier) WaitSubject(ctx context.Context, subject string) error {
 func (b *Barrier) target(ctx context.Context, subject string) (uint64, error) {
 	gctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	last, err := b.stream.GetLastMsgForSubject(gctx, subject)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
-	}
+	last, err := ghnats.LastSequence(gctx, b.js, ghnats.StreamEvents, subject)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
@@ -167,7 +166,7 @@ func (b *Barrier) target(ctx context.Context, subject string) (uint64, error) {
 		b.log.Warn("read barrier: last event of subject", "subject", subject, "err", err)
 		return 0, guildhall.ErrServiceBusy
 	}
-	return last.Sequence, nil
+	return last, nil
 }
 
 func (b *Barrier) ackFloor(ctx context.Context) (uint64, error) {

@@ -150,7 +150,7 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("messaging: bcrypt cost %d: %w", s.bcryptCost, err)
 	}
 	s.dummyHash = dummy
-	if s.jsAsync, err = jetstream.New(cfg.Conn, jetstream.WithPublishAsyncTimeout(s.publishTimeout)); err != nil {
+	if s.jsAsync, err = ghnats.JetStreamLike(cfg.Conn, cfg.JS, jetstream.WithPublishAsyncTimeout(s.publishTimeout)); err != nil {
 		return nil, fmt.Errorf("messaging: jetstream: %w", err)
 	}
 	size := cfg.TokenCacheSize

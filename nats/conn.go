@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -15,6 +16,10 @@ import (
 // and callers see the outage as failed requests, not as a dead connection. extra
 // carries the identity (ClientAuth.Options); ConnectAs is the usual way in.
 func Connect(url, name string, extra ...natsgo.Option) (*natsgo.Conn, jetstream.JetStream, error) {
+	return connect(url, name, "", extra)
+}
+
+func connect(url, name, domain string, extra []natsgo.Option) (*natsgo.Conn, jetstream.JetStream, error) {
 	opts := []natsgo.Option{
 		natsgo.Name(name),
 		natsgo.MaxReconnects(-1),
@@ -46,12 +51,53 @@ func Connect(url, name string, extra ...natsgo.Option) (*natsgo.Conn, jetstream.
 	if err != nil {
 		return nil, nil, fmt.Errorf("nats: connect %s: %w", url, err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := NewJetStream(nc, domain)
 	if err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("nats: jetstream: %w", err)
+		return nil, nil, err
 	}
 	return nc, js, nil
+}
+
+// NewJetStream opens a JetStream context on nc in domain (see
+// ClientAuth.JSDomain; "" is the JetStream of nc's own cluster).
+func NewJetStream(nc *natsgo.Conn, domain string, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, error) {
+	var js jetstream.JetStream
+	var err error
+	if domain == "" {
+		js, err = jetstream.New(nc, opts...)
+	} else {
+		js, err = jetstream.NewWithDomain(nc, domain, opts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nats: jetstream: %w", err)
+	}
+	return js, nil
+}
+
+// JetStreamLike opens another JetStream context on nc, with opts, in the
+// domain of like: a component that needs its own options (a publish timeout)
+// uses the same JetStream as the rest of its process.
+func JetStreamLike(nc *natsgo.Conn, like jetstream.JetStream, opts ...jetstream.JetStreamOpt) (jetstream.JetStream, error) {
+	domain := ""
+	if like != nil {
+		domain = like.Options().Domain
+	}
+	return NewJetStream(nc, domain, opts...)
+}
+
+// apiPrefix is the subject prefix of js's JetStream API requests: "$JS.API.",
+// or "$JS.<domain>.API." in a domain: for the requests made without the
+// jetstream package (a batch direct get, a get from the leader).
+func apiPrefix(js jetstream.JetStream) string {
+	o := js.Options()
+	switch {
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "":
+		return strings.TrimSuffix(o.APIPrefix, ".") + "."
+	}
+	return jsAPI
 }
 
 // ClientAuth is how a process signs in to the bus: the deployment's credentials
@@ -62,6 +108,11 @@ type ClientAuth struct {
 	// TLS: CA verifies the server; Cert and Key, when set, are presented to it.
 	// Zero value means plaintext.
 	TLS TLSFiles
+	// JSDomain is the JetStream domain this process's JetStream contexts use
+	// (ServerConfig.JetStreamDomain of the hub): set it for a process at an edge
+	// site, whose NATS server is a leaf node without JetStream. Zero value means
+	// the JetStream of the cluster the process connects to, unprefixed.
+	JSDomain string
 }
 
 // Options are the nats.go options that connect as role: its nkey, its own inbox
@@ -82,11 +133,11 @@ func (a ClientAuth) Options(role Role) ([]natsgo.Option, error) {
 	return append(opts, tlsOpts...), nil
 }
 
-// ConnectAs dials NATS as role (see Connect).
+// ConnectAs dials NATS as role (see Connect), its JetStream in auth.JSDomain.
 func ConnectAs(url, name string, role Role, auth ClientAuth, extra ...natsgo.Option) (*natsgo.Conn, jetstream.JetStream, error) {
 	opts, err := auth.Options(role)
 	if err != nil {
 		return nil, nil, err
 	}
-	return Connect(url, name, append(opts, extra...)...)
+	return connect(url, name, auth.JSDomain, append(opts, extra...))
 }

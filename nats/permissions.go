@@ -76,21 +76,49 @@ var gatewayBuckets = []string{BucketSessions, BucketPresence, BucketLimits}
 // the stream re-publishes to: only JetStream itself publishes there, so a
 // gateway may believe the Nats-Sequence headers it finds on them.
 func Permissions(role Role) *server.Permissions {
+	var p *server.Permissions
 	switch role {
 	case RoleAPI:
-		return apiPermissions()
+		p = apiPermissions()
 	case RoleWriter:
-		return writerPermissions()
+		p = writerPermissions()
 	case RoleGateway, RoleLeaf:
-		return gatewayPermissions(role)
+		p = gatewayPermissions(role)
 	case RoleOperator:
-		return operatorPermissions()
+		p = operatorPermissions()
+	}
+	if p != nil {
+		p.Publish.Allow = inAnyDomain(p.Publish.Allow)
+		p.Publish.Deny = inAnyDomain(p.Publish.Deny)
+		return p
 	}
 	// An unknown role may do nothing.
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: []string{}, Deny: []string{allSubject}},
 		Subscribe: &server.SubjectPermission{Allow: []string{}, Deny: []string{allSubject}},
 	}
+}
+
+// inAnyDomain adds to subjects, for each JetStream API subject ($JS.API.…, and
+// $KV.… which a bucket's puts use), the same subject as a process sends it
+// through a JetStream domain ($JS.<domain>.API.…, $JS.<domain>.API.$KV.…): an
+// edge gateway (ClientAuth.JSDomain) speaks to the hub's JetStream that way.
+// A hub maps those subjects onto the plain ones before it checks a client's
+// permissions, but a leaf link's are checked on the subject as sent, and so are
+// those of a client of the leaf node. The domain is a wildcard: it only says
+// which JetStream answers, and every one of a deployment holds a role to the
+// same permissions.
+func inAnyDomain(subjects []string) []string {
+	out := subjects
+	for _, s := range subjects {
+		switch {
+		case strings.HasPrefix(s, jsAPI):
+			out = append(out, jsInDomain+strings.TrimPrefix(s, jsAPI))
+		case strings.HasPrefix(s, subjectKV):
+			out = append(out, jsInDomain+s)
+		}
+	}
+	return out
 }
 
 // The api owns the topology, so it holds the JetStream API, less what would

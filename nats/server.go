@@ -30,11 +30,16 @@ type ServerConfig struct {
 	ClusterName string
 	ClusterPort int
 	Routes      []string
-	// ClusterAdvertise is the host:port other nodes are told to reach this node's
-	// routes at, when that is not ClusterPort on Host (a proxy or NAT in between).
-	// Zero value means Host:ClusterPort.
+	// ClusterAdvertise is the host:port this node tells the others to dial its
+	// routes at (behind NAT, or a proxy); zero value means its own route port.
 	ClusterAdvertise string
-	// LeafPort, when non-zero, accepts leaf-node connections (edge gateways).
+	// JetStreamDomain names the JetStream of this server's cluster (the same on
+	// every node). Processes at an edge site reach it by that name
+	// ($JS.<domain>.API.…, ClientAuth.JSDomain): a leaf link does not carry the
+	// unprefixed JetStream API. Zero value means no domain, which a server that
+	// accepts leaf nodes may not have.
+	JetStreamDomain string
+	// LeafPort, when non-zero, accepts leaf-node connections (edge sites).
 	LeafPort int
 	// LeafAdvertise is the host:port leaf nodes are told to reconnect to, when
 	// that is not LeafPort on Host (a proxy or NAT in between). Zero value means
@@ -42,7 +47,7 @@ type ServerConfig struct {
 	LeafAdvertise string
 	// LeafRemotes connects this server as a leaf node to the given URLs (an edge
 	// site): its link signs in with Auth.LeafSeed, and it runs no JetStream of its
-	// own, so its clients' JetStream requests reach the hub's.
+	// own; its clients use the hub's through the hub's JetStreamDomain.
 	LeafRemotes []string
 	// Auth is who may connect: one nkey user per role with the role's
 	// permissions, and the route secret (LoadServerAuth, EnsureCredentials).
@@ -52,6 +57,10 @@ type ServerConfig struct {
 	// links (routes verify both ends with TLS.CA; leaf links verify the hub with
 	// it). Zero value means plaintext links.
 	TLS TLSFiles
+	// MonitorPort, when non-zero, serves nats-server's monitoring endpoints
+	// (/varz, /connz, /routez, /leafz, /jsz) over HTTP on Host. Zero value means
+	// none.
+	MonitorPort int
 	// MaxStore bounds JetStream's file store in bytes; zero value means no bound but
 	// the disk.
 	MaxStore int64
@@ -65,11 +74,18 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 	if cfg.Auth == nil {
 		return nil, errors.New("nats: ServerConfig.Auth is required")
 	}
+	if cfg.LeafPort != 0 && cfg.JetStreamDomain == "" {
+		return nil, errors.New("nats: a server that accepts leaf nodes needs a JetStream domain (the same on every node of its cluster): edge sites reach its JetStream by that name")
+	}
+	if len(cfg.LeafRemotes) > 0 && cfg.JetStreamDomain != "" {
+		return nil, errors.New("nats: a leaf node runs no JetStream, so it has no JetStream domain: its clients name the hub's")
+	}
 	opts := &server.Options{
 		ServerName:         cfg.Name,
 		Host:               cfg.Host,
 		Port:               cfg.Port,
 		JetStream:          len(cfg.LeafRemotes) == 0,
+		JetStreamDomain:    cfg.JetStreamDomain,
 		Nkeys:              cfg.Auth.users(),
 		StoreDir:           filepath.Join(cfg.Dir, "jetstream"),
 		SyncAlways:         cfg.SyncAlways,
@@ -87,6 +103,9 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 	}
 	if opts.Port == 0 {
 		opts.Port = server.RANDOM_PORT
+	}
+	if cfg.MonitorPort != 0 {
+		opts.HTTPHost, opts.HTTPPort = opts.Host, cfg.MonitorPort
 	}
 	tlsOn := cfg.TLS.Cert != ""
 	if tlsOn {
@@ -134,22 +153,21 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 			opts.LeafNode.TLSConfig, opts.LeafNode.TLSTimeout = c, 5
 		}
 	}
-	if cfg.LeafPort != 0 || len(cfg.LeafRemotes) > 0 {
-		// One JetStream, the hub's, without domains: let the edge's JetStream API
-		// requests cross the leaf link as they are (nats-server denies them by
-		// default, expecting domains), so edge gateways run unchanged. The leaf
-		// identity's permissions still bound what crosses.
-		opts.JsAccDefaultDomain = map[string]string{server.DEFAULT_GLOBAL_ACCOUNT: ""}
-	}
 	if len(cfg.LeafRemotes) > 0 && cfg.Auth.LeafSeed == "" {
 		return nil, errors.New("nats: a leaf node needs the leaf identity's seed (leaf.nk in the credentials)")
 	}
-	for _, r := range cfg.LeafRemotes {
-		u, err := url.Parse(r)
-		if err != nil {
-			return nil, fmt.Errorf("nats: leaf remote %q: %w", r, err)
+	if len(cfg.LeafRemotes) > 0 {
+		// One remote with every URL: the hub's nodes are alternatives for one
+		// link, so a message crosses to the site once (a remote per URL would be a
+		// link per hub node, each carrying every message the site wants).
+		remote := &server.RemoteLeafOpts{Nkey: cfg.Auth.LeafSeed}
+		for _, r := range cfg.LeafRemotes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("nats: leaf remote %q: %w", r, err)
+			}
+			remote.URLs = append(remote.URLs, u)
 		}
-		remote := &server.RemoteLeafOpts{URLs: []*url.URL{u}, Nkey: cfg.Auth.LeafSeed}
 		if cfg.TLS.Enabled() {
 			c, err := cfg.TLS.dialConfig()
 			if err != nil {
@@ -157,7 +175,7 @@ func StartServer(cfg ServerConfig) (*server.Server, error) {
 			}
 			remote.TLS, remote.TLSConfig, remote.TLSTimeout = true, c, 5
 		}
-		opts.LeafNode.Remotes = append(opts.LeafNode.Remotes, remote)
+		opts.LeafNode.Remotes = []*server.RemoteLeafOpts{remote}
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

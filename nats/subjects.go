@@ -3,6 +3,8 @@ package nats
 import (
 	"strconv"
 	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The wire contract: every subject Guildhall publishes or subscribes to is built
@@ -31,7 +33,7 @@ const (
 	subjectIn        = "gh.in."
 	subjectOut       = "gh.ev."
 	subjectGateway   = "gh.gw."
-	subjectJSDirect  = "$JS.API.DIRECT.GET."
+	subjectDirect    = "DIRECT.GET."
 	subjectKV        = "$KV."
 	kindGuild        = "g."
 	kindUser         = "u."
@@ -79,6 +81,7 @@ const (
 // ($JS.*, $KV.*), which are NATS's wire contract.
 const (
 	jsAPI      = "$JS.API."
+	jsInDomain = "$JS.*.API." // jsAPI through any JetStream domain
 	jsACK      = "$JS.ACK."
 	jsFlowCtl  = "$JS.FC.>"
 	allSubject = ">"
@@ -183,8 +186,10 @@ func KVKey(bucket, subject string) (string, bool) {
 }
 
 // KVDirectGetSubject is where a batch direct get (multi_last) of a KV bucket's
-// stream is asked.
-func KVDirectGetSubject(bucket string) string { return subjectJSDirect + kvStreamPrefix + bucket }
+// stream is asked, through js's JetStream (its domain, if any).
+func KVDirectGetSubject(js jetstream.JetStream, bucket string) string {
+	return apiPrefix(js) + subjectDirect + kvStreamPrefix + bucket
+}
 
 // SubjectToken makes s usable as one subject token (a gateway's node name in its
 // tick and kick subjects): dots, wildcards and white space become '_'.

@@ -1,6 +1,10 @@
 package nats
 
-import "testing"
+import (
+	"testing"
+
+	natsgo "github.com/nats-io/nats.go"
+)
 
 // Every subject a builder makes parses back to its kind and id (or node); what
 // no builder makes does not parse.
@@ -52,8 +56,14 @@ func TestKVSubjects(t *testing.T) {
 			t.Errorf("KVKey(%q) = %q, true; want false", bad, key)
 		}
 	}
-	if got := KVDirectGetSubject(BucketPresence); got != "$JS.API.DIRECT.GET.KV_gh_presence" {
-		t.Errorf("KVDirectGetSubject = %q", got)
+	nc := new(natsgo.Conn) // never connected: only the contexts' prefixes are read
+	plain, _ := NewJetStream(nc, "")
+	hub, _ := NewJetStream(nc, "hub")
+	if got := KVDirectGetSubject(plain, BucketPresence); got != "$JS.API.DIRECT.GET.KV_gh_presence" {
+		t.Errorf("KVDirectGetSubject(no domain) = %q", got)
+	}
+	if got := KVDirectGetSubject(hub, BucketPresence); got != "$JS.hub.API.DIRECT.GET.KV_gh_presence" {
+		t.Errorf("KVDirectGetSubject(domain hub) = %q", got)
 	}
 	if got := SubjectToken("a.b *c>\td"); got != "a_b__c__d" {
 		t.Errorf("SubjectToken = %q", got)

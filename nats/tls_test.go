@@ -192,13 +192,15 @@ func TestClusterRoutesAuthenticatedOverTLS(t *testing.T) {
 	}
 }
 
-// An edge site: a leaf node signs in to the hub with the leaf identity, and a
-// gateway at the edge reads events, the stream and its buckets through it, with
-// no more than a gateway's permissions. A leaf link with another key is refused.
+// An edge site: a leaf node without JetStream signs in to the hub with the leaf
+// identity, and a gateway at the edge reads events, the stream and its buckets
+// through it, addressing the hub's JetStream by its domain, with no more than a
+// gateway's permissions. Without the domain it reaches no JetStream; a leaf
+// link with another key is refused.
 func TestLeafNodeLinksAsGateway(t *testing.T) {
 	h := testenv.NewHarness(t)
 	ports := freePorts(t, 3)
-	hub := startServer(t, ghnats.ServerConfig{Name: "hub", Dir: t.TempDir(), Auth: h.Auth(), LeafPort: ports[0]})
+	hub := startServer(t, ghnats.ServerConfig{Name: "hub", Dir: t.TempDir(), Auth: h.Auth(), LeafPort: ports[0], JetStreamDomain: "hub"})
 	hnc, hjs, err := ghnats.Connect(hub.ClientURL(), "hub-harness", h.Options()...)
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +219,8 @@ func TestLeafNodeLinksAsGateway(t *testing.T) {
 	})
 
 	var v violations
-	gw, gjs, err := ghnats.ConnectAs(edge.ClientURL(), "edge-gw", ghnats.RoleGateway, ghnats.ClientAuth{Dir: h.Creds}, v.option())
+	edgeAuth := ghnats.ClientAuth{Dir: h.Creds, JSDomain: "hub"}
+	gw, gjs, err := ghnats.ConnectAs(edge.ClientURL(), "edge-gw", ghnats.RoleGateway, edgeAuth, v.option())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,6 +258,9 @@ func TestLeafNodeLinksAsGateway(t *testing.T) {
 	if _, err := kv.Put(shortCtx(t), "edge", []byte("1")); err != nil {
 		t.Fatalf("edge gateway writes the sessions bucket: %v", err)
 	}
+	if e, err := kv.Get(shortCtx(t), "edge"); err != nil || string(e.Value()) != "1" {
+		t.Fatalf("edge gateway reads back its key: %v", err)
+	}
 	last, _ := stream.Info(shortCtx(t))
 	if _, err := gjs.Publish(shortCtx(t), ghnats.GuildInSubject(8), []byte(`{}`)); err == nil {
 		t.Fatal("edge gateway published an event")
@@ -263,17 +269,40 @@ func TestLeafNodeLinksAsGateway(t *testing.T) {
 	if now, _ := stream.Info(shortCtx(t)); now.State.LastSeq != last.State.LastSeq {
 		t.Fatal("an event from the edge was stored")
 	}
+	// What a gateway may not do, it may not do through the domain either.
+	if err := gjs.DeleteStream(shortCtx(t), ghnats.StreamEvents); err == nil {
+		t.Fatal("edge gateway deleted the stream through the domain")
+	}
+	v.wait(t, "publish", "$JS.hub.API.STREAM.DELETE."+ghnats.StreamEvents)
+	if _, err := stream.Info(shortCtx(t)); err != nil {
+		t.Fatalf("stream gone: %v", err)
+	}
+
+	// Without the domain, the edge has no JetStream: the leaf link does not
+	// carry the unprefixed API (no fallback to the hub's).
+	_, plain := testenv.NATSConnectAs(t, edge.ClientURL(), h.Creds, ghnats.RoleGateway)
+	if _, err := plain.Stream(shortCtx(t), ghnats.StreamEvents); err == nil {
+		t.Fatal("an edge gateway without the domain reached a JetStream")
+	}
 
 	// The leaf link itself may not do more than a gateway: a client at the edge
 	// with a broader identity (the api's) still cannot publish events into the
-	// hub's stream through it.
-	enc, ejs := testenv.NATSConnectAs(t, edge.ClientURL(), h.Creds, ghnats.RoleAPI)
-	_ = enc
+	// hub's stream through it, nor purge it through the domain.
+	_, ejs := testenv.NATSConnectAs(t, edge.ClientURL(), h.Creds, ghnats.RoleAPI)
 	if _, err := ejs.Publish(shortCtx(t), ghnats.GuildInSubject(8), []byte(`{}`)); err == nil {
 		t.Fatal("an api identity at the edge stored an event through the leaf link")
 	}
-	if now, _ := stream.Info(shortCtx(t)); now.State.LastSeq != last.State.LastSeq {
-		t.Fatal("an event from the edge was stored")
+	enc, err := ghnats.NewJetStream(ejs.Conn(), "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es, err := enc.Stream(shortCtx(t), ghnats.StreamEvents); err == nil {
+		if err := es.Purge(shortCtx(t)); err == nil {
+			t.Fatal("an api identity at the edge purged the stream through the leaf link")
+		}
+	}
+	if now, _ := stream.Info(shortCtx(t)); now.State.LastSeq != last.State.LastSeq || now.State.Msgs == 0 {
+		t.Fatal("an event from the edge was stored, or the stream purged")
 	}
 
 	// Leaf links with the wrong key: another deployment's leaf key, and a role's
@@ -304,7 +333,7 @@ func TestLeafLinkOverTLS(t *testing.T) {
 	h := testenv.NewHarness(t)
 	files := testenv.NewTestCA(t)
 	leafPort := freePorts(t, 1)[0]
-	hub := startServer(t, ghnats.ServerConfig{Name: "hub", Dir: t.TempDir(), Auth: h.Auth(), TLS: files, LeafPort: leafPort})
+	hub := startServer(t, ghnats.ServerConfig{Name: "hub", Dir: t.TempDir(), Auth: h.Auth(), TLS: files, LeafPort: leafPort, JetStreamDomain: "hub"})
 	if err := ghnats.Apply(shortCtx(t), jsOf(t, hub.ClientURL(), h, files), ghnats.Topology{}); err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +345,7 @@ func TestLeafLinkOverTLS(t *testing.T) {
 		}
 		return nil
 	})
-	gnc, gjs, err := ghnats.ConnectAs(edge.ClientURL(), "edge-gw", ghnats.RoleGateway, ghnats.ClientAuth{Dir: h.Creds, TLS: ghnats.TLSFiles{CA: files.CA}})
+	gnc, gjs, err := ghnats.ConnectAs(edge.ClientURL(), "edge-gw", ghnats.RoleGateway, ghnats.ClientAuth{Dir: h.Creds, TLS: ghnats.TLSFiles{CA: files.CA}, JSDomain: "hub"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -223,7 +223,7 @@ func Await(ctx context.Context, js jetstream.JetStream, t Topology, role Role) e
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("nats: waiting for the topology (is an api process running?): %w", err)
+			return fmt.Errorf("nats: waiting for the topology (is an api process running? At an edge site, is the JetStream domain the hub's?): %w", err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

@@ -17,7 +17,8 @@ import (
 // per chunk, not one per member. Each request also reads the gateways'
 // heartbeats, so parts of dead gateways count as offline.
 type Reader struct {
-	nc *natsgo.Conn
+	nc      *natsgo.Conn
+	subject string // the bucket's batch direct get, in js's domain
 }
 
 // maxMultiGet leaves room under the server's bound on one multi_last answer
@@ -29,7 +30,7 @@ func NewReader(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream) (*R
 	if _, err := openBucket(ctx, js); err != nil {
 		return nil, err
 	}
-	return &Reader{nc: nc}, nil
+	return &Reader{nc: nc, subject: ghnats.KVDirectGetSubject(js, ghnats.BucketPresence)}, nil
 }
 
 // Presences returns the presence of each of users who is not offline (invisible
@@ -66,7 +67,7 @@ func (r *Reader) batch(ctx context.Context, users []guildhall.Snowflake) ([]Pres
 		return nil, err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := r.nc.PublishRequest(ghnats.KVDirectGetSubject(ghnats.BucketPresence), inbox, req); err != nil {
+	if err := r.nc.PublishRequest(r.subject, inbox, req); err != nil {
 		return nil, err
 	}
 	nodes := Nodes{}

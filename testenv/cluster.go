@@ -35,17 +35,26 @@ type Cluster struct {
 // StartCluster starts n nodes (3 for a real quorum), applies the topology with
 // topo.Replicas = n unless set, and connects to all of them.
 func StartCluster(t testing.TB, n int, topo ghnats.Topology) *Cluster {
-	return startCluster(t, n, topo, false)
+	t.Helper()
+	return startCluster(t, n, topo, false, nil)
 }
 
 // StartPartitionableCluster is StartCluster with every route through a proxy,
 // so that a test can cut a node off from the others (Isolate) while its clients
 // stay connected to it.
 func StartPartitionableCluster(t testing.TB, n int, topo ghnats.Topology) *Cluster {
-	return startCluster(t, n, topo, true)
+	t.Helper()
+	return startCluster(t, n, topo, true, nil)
 }
 
-func startCluster(t testing.TB, n int, topo ghnats.Topology, proxied bool) *Cluster {
+// StartClusterWith is StartCluster with configure called on each node's
+// configuration before it starts (a JetStream domain, a leaf port).
+func StartClusterWith(t testing.TB, n int, topo ghnats.Topology, configure func(node int, cfg *ghnats.ServerConfig)) *Cluster {
+	t.Helper()
+	return startCluster(t, n, topo, false, configure)
+}
+
+func startCluster(t testing.TB, n int, topo ghnats.Topology, proxied bool, configure func(node int, cfg *ghnats.ServerConfig)) *Cluster {
 	t.Helper()
 	h := NewHarness(t)
 	c := &Cluster{t: t, stopped: make([]bool, n), h: h, Creds: h.Creds}
@@ -74,6 +83,9 @@ func startCluster(t testing.TB, n int, topo ghnats.Topology, proxied bool) *Clus
 		}
 		if proxied {
 			cfg.ClusterAdvertise = routeAddrs[i]
+		}
+		if configure != nil {
+			configure(i, &cfg)
 		}
 		c.cfgs = append(c.cfgs, cfg)
 	}

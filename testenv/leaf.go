@@ -14,10 +14,12 @@ import (
 // StartNATS makes it, accepting leaf links) and a site's own nats-server joined
 // to it as a leaf node through a Proxy, so that a test can cut the leaf link
 // while the site's server and its clients stay up. How the site reaches the
-// hub's JetStream is the servers' business (see ghnats.ServerConfig): a process
-// at the site connects to LeafURL and uses JetStream as anywhere else.
+// hub's JetStream: by its domain (Domain), which a process at the site names in
+// ghnats.ClientAuth.JSDomain, since a leaf link does not carry the unprefixed
+// JetStream API.
 type LeafSite struct {
 	Hub     *NATS
+	Domain  string // the hub's JetStream domain
 	Leaf    *server.Server
 	LeafURL string // clients at the site connect here
 	Link    *Proxy // the leaf link
@@ -33,14 +35,15 @@ func StartLeafSite(t testing.TB, topo ghnats.Topology) *LeafSite {
 	link := StartProxy(t, fmt.Sprintf("127.0.0.1:%d", leafPort))
 	// The hub tells leaf nodes where to reconnect: the proxy, or a cut link would
 	// come back around it.
-	hub := startNATS(t, h, ghnats.ServerConfig{Name: "hub", Dir: t.TempDir(), Auth: h.Auth(), LeafPort: leafPort, LeafAdvertise: link.Addr}, topo)
+	const domain = "hub"
+	hub := startNATS(t, h, ghnats.ServerConfig{Name: "hub", Dir: t.TempDir(), Auth: h.Auth(), JetStreamDomain: domain, LeafPort: leafPort, LeafAdvertise: link.Addr}, topo)
 	leaf, err := ghnats.StartServer(ghnats.ServerConfig{Name: "site", Dir: t.TempDir(), Auth: h.Auth(),
 		LeafRemotes: []string{"nats-leaf://" + link.Addr}})
 	if err != nil {
 		t.Fatalf("start leaf node: %v", err)
 	}
 	t.Cleanup(func() { leaf.Shutdown(); leaf.WaitForShutdown() })
-	site := &LeafSite{Hub: hub, Leaf: leaf, LeafURL: leaf.ClientURL(), Link: link, t: t}
+	site := &LeafSite{Hub: hub, Domain: domain, Leaf: leaf, LeafURL: leaf.ClientURL(), Link: link, t: t}
 	site.waitLinked()
 	return site
 }

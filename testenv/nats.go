@@ -30,8 +30,19 @@ type NATS struct {
 // topology (with topo's settings) and connects. Everything stops at test cleanup.
 func StartNATS(t testing.TB, topo ghnats.Topology) *NATS {
 	t.Helper()
+	return StartNATSWith(t, topo, nil)
+}
+
+// StartNATSWith is StartNATS with configure called on the server's
+// configuration before it starts.
+func StartNATSWith(t testing.TB, topo ghnats.Topology, configure func(*ghnats.ServerConfig)) *NATS {
+	t.Helper()
 	h := NewHarness(t)
-	return startNATS(t, h, ghnats.ServerConfig{Name: "test", Dir: t.TempDir(), Auth: h.Auth()}, topo)
+	cfg := ghnats.ServerConfig{Name: "test", Dir: t.TempDir(), Auth: h.Auth()}
+	if configure != nil {
+		configure(&cfg)
+	}
+	return startNATS(t, h, cfg, topo)
 }
 
 func startNATS(t testing.TB, h *Harness, cfg ghnats.ServerConfig, topo ghnats.Topology) *NATS {

@@ -33,9 +33,13 @@ func natsNode(args []string) error {
 	cluster := fs.String("cluster", "guildhall", "cluster name")
 	clusterPort := fs.Int("cluster-port", 0, "route port; 0 runs a single node")
 	routes := fs.String("routes", "", "comma-separated nats-route://host:port of every node")
-	leafPort := fs.Int("leaf-port", 0, "accept leaf-node connections (edge sites) on this port")
-	leafRemotes := fs.String("leaf-remotes", "", "run as an edge site's leaf node: comma-separated nats-leaf://host:port of the hub's leaf ports (no JetStream here: the hub's serves the site's gateways)")
+	advertise := fs.String("cluster-advertise", "", "host:port the other nodes dial this node's routes at (NAT, a proxy); empty means --host and --cluster-port")
+	domain := fs.String("js-domain", "", "JetStream domain of this cluster, the same on every node: edge sites reach its JetStream by this name (--nats-js-domain of their processes). Required with --leaf-port")
+	leafPort := fs.Int("leaf-port", 0, "accept leaf-node connections (edge sites) on this port; needs --js-domain")
+	leafAdvertise := fs.String("leaf-advertise", "", "host:port leaf nodes are told to reconnect to (NAT, a proxy); empty means --host and --leaf-port")
+	leafRemotes := fs.String("leaf-remotes", "", "run as an edge site's leaf node: comma-separated nats-leaf://host:port of the hub's leaf ports, alternatives for one link (no JetStream here: the site's processes use the hub's by its --js-domain)")
 	syncAlways := fs.Bool("sync-always", false, "fsync every JetStream write")
+	monitorPort := fs.Int("http-port", 0, "serve nats-server's monitoring endpoints (/varz, /connz, /routez, /leafz, /jsz) on --host at this port; 0 means none")
 	if err := flagsFromEnv(fs, envPrefixed("GUILDHALL_NATS_"), os.LookupEnv); err != nil {
 		return err
 	}
@@ -50,7 +54,8 @@ func natsNode(args []string) error {
 		return err
 	}
 	cfg := ghnats.ServerConfig{Name: *name, Host: *host, Port: *port, Dir: *dir, ClusterName: *cluster,
-		ClusterPort: *clusterPort, LeafPort: *leafPort, SyncAlways: *syncAlways, Auth: &auth, TLS: tlsFiles}
+		ClusterPort: *clusterPort, ClusterAdvertise: *advertise, JetStreamDomain: *domain,
+		LeafPort: *leafPort, LeafAdvertise: *leafAdvertise, SyncAlways: *syncAlways, MonitorPort: *monitorPort, Auth: &auth, TLS: tlsFiles}
 	if *routes != "" {
 		cfg.Routes = strings.Split(*routes, ",")
 	}

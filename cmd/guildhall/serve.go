@@ -36,7 +36,7 @@ import (
 
 type serveFlags struct {
 	addr, data, natsURL, natsListen, roles, publicURL string
-	natsCreds                                         string
+	natsCreds, natsJSDomain                           string
 	natsTLS                                           ghnats.TLSFiles
 	store, cqlHosts, cqlKeyspace, cqlConsistency      string
 	replicas                                          int
@@ -48,6 +48,7 @@ type serveFlags struct {
 	resumeWindow                                      time.Duration
 	maxUpload                                         int64
 	apiURL                                            string
+	heartbeat                                         time.Duration
 	http                                              httpTimeouts
 	metricsAddr                                       string
 	tokenCacheTTL                                     time.Duration
@@ -89,6 +90,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.StringVar(&f.natsTLS.Cert, "nats-tls-cert", "", "PEM certificate: the embedded NATS server's (TLS on its client links), or this process's client certificate")
 	fs.StringVar(&f.natsTLS.Key, "nats-tls-key", "", "PEM key of --nats-tls-cert")
 	fs.StringVar(&f.natsTLS.CA, "nats-tls-ca", "", "PEM CA that signed the NATS servers' certificates; set, the connections insist on TLS")
+	fs.StringVar(&f.natsJSDomain, "nats-js-domain", "", "JetStream domain whose JetStream this process uses (the hub's --js-domain), for a process at an edge site whose NATS server is a leaf node; empty means the JetStream of the cluster it connects to")
 	fs.StringVar(&f.roles, "role", "all", "roles to run, comma-separated: gateway,api,writer or all")
 	fs.StringVar(&f.publicURL, "public-url", "", "WebSocket URL clients reach this gateway at; empty uses the request's host")
 	fs.StringVar(&f.store, "store", "bolt", "message store: bolt (embedded) or cql")
@@ -104,6 +106,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL; live sessions are refreshed every third of it); applied by the api role")
 	fs.Int64Var(&f.maxUpload, "max-upload", 25<<20, "largest message post with files, in bytes (Discord's 25 MiB); larger answers 413")
 	fs.StringVar(&f.apiURL, "api-url", "", "URL clients reach the REST api at, the base of attachment URLs; empty uses the uploading request's host")
+	fs.DurationVar(&f.heartbeat, "heartbeat-interval", 41250*time.Millisecond, "gateway: the heartbeat interval HELLO asks clients for (Discord's 41.25 s); a connection silent for it plus 10 s is closed")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve GET /metrics on this address only (not on --addr); empty serves it on --addr")
 	fs.DurationVar(&f.tokenCacheTTL, "token-cache-ttl", time.Minute, "how long the api believes a cached token without asking the store: bounds how long a revoked token works on an api process that missed the revocation")
@@ -189,9 +192,12 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	// process runs connects with its own identity (see package nats, Permissions).
 	var ns *server.Server
 	natsURL := f.natsURL
-	auth := ghnats.ClientAuth{Dir: f.natsCreds, TLS: f.natsTLS}
+	auth := ghnats.ClientAuth{Dir: f.natsCreds, TLS: f.natsTLS, JSDomain: f.natsJSDomain}
 	if auth.Dir == "" {
 		auth.Dir = filepath.Join(f.data, "creds")
+	}
+	if natsURL == "" && f.natsJSDomain != "" {
+		return errors.New("--nats-js-domain names the JetStream of an external NATS (--nats-url): the embedded server's has no domain")
 	}
 	if natsURL == "" {
 		host, port, err := splitHostPort(f.natsListen)
@@ -395,6 +401,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	if c := conns[ghnats.RoleGateway]; c != nil {
 		gw, err = gateway.New(startCtx, c.nc, c.js, gateway.Config{
 			PublicURL: f.publicURL, StartLimits: f.startLimits(), Metrics: gwMetrics, Logger: log,
+			HeartbeatInterval: f.heartbeat,
 			Limits: gateway.LimitsConfig{
 				IdentifyTimeout: f.gatewayLimits.identifyTimeout,
 				PayloadLimit:    f.gatewayLimits.payloadLimit,

@@ -1,0 +1,47 @@
+package nats
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// LastSequence is the sequence of stream's last message on subject (0: none),
+// as the stream's leader has it. A direct get (jetstream's GetLastMsgForSubject
+// on a stream with AllowDirect) is answered by any replica, and a replica that
+// lags — a follower a moment behind the quorum, or a node cut off from the
+// others — answers with an older message or none. What must not miss a write
+// that was just acknowledged (the read barrier) asks the leader: when it cannot
+// be reached the call fails rather than answering from the past.
+func LastSequence(ctx context.Context, js jetstream.JetStream, stream, subject string) (uint64, error) {
+	req, err := json.Marshal(struct {
+		LastBySubject string `json:"last_by_subj"`
+	}{subject})
+	if err != nil {
+		return 0, err
+	}
+	m, err := js.Conn().RequestWithContext(ctx, apiPrefix(js)+"STREAM.MSG.GET."+stream, req)
+	if err != nil {
+		return 0, fmt.Errorf("nats: last message of %s: %w", subject, err)
+	}
+	var resp struct {
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return 0, fmt.Errorf("nats: last message of %s: %w", subject, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return 0, nil
+	case resp.Error != nil:
+		return 0, fmt.Errorf("nats: last message of %s: %w", subject, resp.Error)
+	case resp.Message == nil:
+		return 0, fmt.Errorf("nats: last message of %s: an empty answer", subject)
+	}
+	return resp.Message.Seq, nil
+}
