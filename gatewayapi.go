@@ -51,8 +51,8 @@ func ValidTokenHash(h string) bool {
 // gateway asks for the state of each guild it has no room for (GuildRequest), so
 // what a member's identify costs never depends on the size of all its guilds.
 type IdentifyReply struct {
-	User    User         `json:"user"`
-	Members []Member     `json:"members"`
+	User    User     `json:"user"`
+	Members []Member `json:"members"`
 	// PrivateChannels are the user's DMs as the user sees them, and ReadStates
 	// how far the user has read each channel (READY's private_channels and
 	// read_state).
