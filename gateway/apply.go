@@ -61,6 +61,9 @@ func (p *pump) applyState(r *room, seq uint64, ev guildhall.Event) {
 	if c.Access {
 		r.invalidate()
 		r.channelJSON = nil
+	} else if ev.Type == guildhall.EventMessageCreate {
+		// The channel's last_message_id moved: its cached JSON is stale.
+		delete(r.channelJSON, ev.ChannelID)
 	}
 	if c.Member != nil {
 		r.note(seq, c.Member.User.ID, c.Member.Roles, false)
