@@ -168,6 +168,11 @@ export class App {
     this.store.reset();
     this.guildId = null;
     this.channelId = null;
+    for (const u of this.uploads) if (u.url) URL.revokeObjectURL(u.url);
+    this.uploads = [];
+    this.uploadDrafts.clear();
+    this.drafts.clear();
+    this.renderUploads();
     if (this.list) this.list.setItems([], { reset: true });
     if (location.pathname.startsWith('/channels/')) history.replaceState(null, '', '/');
     this.authMode = 'login'; // whoever logged out logs in next

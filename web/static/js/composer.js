@@ -168,8 +168,8 @@ export class Composer {
     if (this.editing) {
       const m = this.editing;
       this.cancelContext(true);
-      if (!content) {
-        this.deleteMessage(m, false);
+      if (!content && !(m.attachments || []).length) {
+        this.deleteMessage(m, false); // nothing would be left
         return;
       }
       if (content === m.content) return;
