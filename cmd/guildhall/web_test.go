@@ -956,6 +956,25 @@ func TestWebConversations(t *testing.T) {
 		alice.waitFor("the pasted files", chips+` === 'dot.png,notes.txt,pasted.txt,oops.txt'`, 5*time.Second)
 		alice.click(`#uploads [aria-label="Remove oops.txt"]`)
 		alice.waitFor("one file removed", chips+` === 'dot.png,notes.txt,pasted.txt'`, 5*time.Second)
+		// Over Discord's limits the client refuses and says why, before any upload:
+		// a file past 25 MiB together, an eleventh file.
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`(() => {
+			const dt = new DataTransfer();
+			dt.items.add(new File([new Uint8Array(25 << 20)], 'huge.bin'));
+			document.getElementById('composer-input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+		})()`))
+		alice.waitFor("the refusal of the huge file", `[...document.querySelectorAll('.toast')].some(e => e.textContent.startsWith('huge.bin is too large'))`, 5*time.Second)
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`(() => {
+			const dt = new DataTransfer();
+			for (let i = 0; i < 8; i++) dt.items.add(new File(['x'], 'many' + i + '.txt'));
+			document.getElementById('composer-input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+		})()`))
+		alice.waitFor("the refusal of the eleventh file", `[...document.querySelectorAll('.toast')].some(e => e.textContent === 'At most 10 files go with one message.')`, 5*time.Second)
+		if n := eval[int](alice, `document.querySelectorAll('#uploads .upload').length`); n != 10 {
+			t.Fatalf("%d files ready to send; want the 10 allowed", n)
+		}
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('#uploads [aria-label^="Remove many"]')].forEach(b => b.click())`))
+		alice.waitFor("back to three files", chips+` === 'dot.png,notes.txt,pasted.txt'`, 5*time.Second)
 		alice.send("three files")
 		alice.waitFor("an empty file list", `document.getElementById('uploads').hidden`, 5*time.Second)
 

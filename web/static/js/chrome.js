@@ -88,6 +88,12 @@ export class Chrome {
       e.target.value = ''; // the same file can be chosen again
     });
     for (const t of ['dragenter', 'dragover', 'dragleave', 'drop']) $('chat').addEventListener(t, (e) => this.onDrag(e));
+    // A file dropped anywhere else must not make the browser leave the client to show it.
+    for (const t of ['dragover', 'drop']) {
+      window.addEventListener(t, (e) => {
+        if (e.dataTransfer && [...e.dataTransfer.types].includes('Files')) e.preventDefault();
+      });
+    }
     $('composer-input').addEventListener('paste', (e) => this.onPaste(e));
     $('home').addEventListener('click', () => this.selectGuild('@me'));
     $('messages').addEventListener('keydown', (e) => this.onListKey(e));

@@ -78,7 +78,7 @@ export class Rows {
         row.append(el('button', {
           class: 'reply-to', type: 'button', dataset: { refId: ref.id },
           'aria-label': `Replying to ${who}: ${text}. Show the original message`,
-          onclick: () => this.jumpTo(ref.id),
+          onclick: () => (ref.channel_id && ref.channel_id !== m.channel_id ? this.selectChannel(ref.channel_id) : this.jumpTo(ref.id)),
         }, el('b', { text: who }), el('span', { class: 'reply-text', text })));
       } else {
         row.append(el('div', { class: 'reply-to deleted', text: 'Original message was deleted' }));
