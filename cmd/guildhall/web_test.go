@@ -975,6 +975,7 @@ func TestWebConversations(t *testing.T) {
 		}
 		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('#uploads [aria-label^="Remove many"]')].forEach(b => b.click())`))
 		alice.waitFor("back to three files", chips+` === 'dot.png,notes.txt,pasted.txt'`, 5*time.Second)
+		testenv.Screenshot(t, alice.ctx, shots, "web-composer-files")
 		alice.send("three files")
 		alice.waitFor("an empty file list", `document.getElementById('uploads').hidden`, 5*time.Second)
 

@@ -602,7 +602,6 @@ export class App {
       toast('The original message is not in this channel any more, or too far back.');
       return;
     }
-    this.list.setItems(this.rows());
     this.highlight = messageId;
     this.list.setItems(this.rows());
     this.list.scrollToKey(messageId, 'center');
