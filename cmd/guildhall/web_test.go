@@ -303,12 +303,10 @@ func TestWebClient(t *testing.T) {
 		bob.waitFor("the message to disappear", "!"+hasContent("to be deleted"), 10*time.Second)
 		alice.waitFor("the message to disappear", "!"+hasContent("to be deleted"), 10*time.Second)
 
-		// This server has replies: the client learns it from the server's answers
-		// and offers them, beside edit and delete. (It probes reactions when a
-		// channel with messages loads; this one was empty when it did.)
-		alice.waitFor("reply, edit and delete actions", `(() => {
+		// Each message offers a reaction and a reply; her own also edit and delete.
+		alice.waitFor("reaction, reply, edit and delete actions", `(() => {
 			const n = (label) => document.querySelectorAll('.msg .actions [aria-label="' + label + '"]').length;
-			return n('Reply') > 0 && n('Edit message') > 0 && n('Delete message') > 0;
+			return n('Add reaction') > 0 && n('Reply') > 0 && n('Edit message') > 0 && n('Delete message') > 0;
 		})()`, 10*time.Second)
 
 		// A category and a channel in it, made in the client.
@@ -976,6 +974,7 @@ func TestWebConversations(t *testing.T) {
 		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('#uploads [aria-label^="Remove many"]')].forEach(b => b.click())`))
 		alice.waitFor("back to three files", chips+` === 'dot.png,notes.txt,pasted.txt'`, 5*time.Second)
 		testenv.Screenshot(t, alice.ctx, shots, "web-composer-files")
+		namedControls(t, alice)
 		alice.send("three files")
 		alice.waitFor("an empty file list", `document.getElementById('uploads').hidden`, 5*time.Second)
 
