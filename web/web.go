@@ -105,7 +105,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Referrer-Policy", "no-referrer")
 	// The client is self-contained: scripts and styles from this origin only; it
 	// talks to REST here and to the gateway at whatever URL GET /gateway gives.
-	hd.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	hd.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 	hd.Set("X-Frame-Options", "DENY")
 	if match := r.Header.Get("If-None-Match"); match != "" && etagMatches(match, a.etag) {
 		w.WriteHeader(http.StatusNotModified)

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/png"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,7 +17,9 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/dom"
 	"github.com/chromedp/cdproto/emulation"
+	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -297,12 +303,10 @@ func TestWebClient(t *testing.T) {
 		bob.waitFor("the message to disappear", "!"+hasContent("to be deleted"), 10*time.Second)
 		alice.waitFor("the message to disappear", "!"+hasContent("to be deleted"), 10*time.Second)
 
-		// This server has replies: the client learns it from the server's answers
-		// and offers them, beside edit and delete. (It probes reactions when a
-		// channel with messages loads; this one was empty when it did.)
-		alice.waitFor("reply, edit and delete actions", `(() => {
+		// Each message offers a reaction and a reply; her own also edit and delete.
+		alice.waitFor("reaction, reply, edit and delete actions", `(() => {
 			const n = (label) => document.querySelectorAll('.msg .actions [aria-label="' + label + '"]').length;
-			return n('Reply') > 0 && n('Edit message') > 0 && n('Delete message') > 0;
+			return n('Add reaction') > 0 && n('Reply') > 0 && n('Edit message') > 0 && n('Delete message') > 0;
 		})()`, 10*time.Second)
 
 		// A category and a channel in it, made in the client.
@@ -646,6 +650,381 @@ func TestWebClient(t *testing.T) {
 		alice.key(kb.Enter)
 		alice.waitConn("connected", 15*time.Second)
 		alice.waitFor("her guild", `document.getElementById('guild-name').textContent === 'Web Test Guild'`, 10*time.Second)
+	})
+}
+
+// signIn opens the client in p already logged in with token (as a reload of a
+// browser that logged in before).
+func (p *page) signIn(token string) {
+	p.t.Helper()
+	p.open("/")
+	p.do(5*time.Second, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`localStorage.setItem('guildhall.token', %s)`, jsString(token))))
+	p.open("/")
+	p.waitConn("connected", 15*time.Second)
+}
+
+// chooseFiles clicks the button sel, answers the file chooser it opens with
+// paths, as a user picking files would.
+func (p *page) chooseFiles(sel string, paths ...string) {
+	p.t.Helper()
+	p.do(5*time.Second, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, cdppage.SetInterceptFileChooserDialog, cdppage.SetInterceptFileChooserDialogParams{Enabled: true})
+		return err
+	}))
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	opened := make(chan cdppage.EventFileChooserOpened, 1)
+	go func() {
+		for ev, err := range chromedp.Events(ctx, cdppage.FileChooserOpened) {
+			if err == nil {
+				opened <- ev
+			}
+			return
+		}
+	}()
+	p.click(sel)
+	select {
+	case ev := <-opened:
+		p.do(5*time.Second, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, dom.SetFileInputFiles, dom.SetFileInputFilesParams{Files: paths, BackendNodeID: ev.BackendNodeID})
+			return err
+		}))
+	case <-ctx.Done():
+		p.t.Fatalf("%s: clicking %s opened no file chooser", p.name, sel)
+	}
+}
+
+// namedControls fails the test for any visible control without an accessible name.
+func namedControls(t *testing.T, p *page) {
+	t.Helper()
+	unnamed := eval[[]string](p, `[...document.querySelectorAll('button, input, textarea, select')].filter(e => e.offsetParent !== null).filter(e => {
+		const named = (e.getAttribute('aria-label') || '').trim() || (e.labels && [...e.labels].some(l => l.textContent.trim())) || (e.tagName === 'BUTTON' && e.textContent.trim());
+		return !named;
+	}).map(e => e.outerHTML.slice(0, 80))`)
+	if len(unnamed) > 0 {
+		t.Errorf("%s: controls without an accessible name: %v", p.name, unnamed)
+	}
+}
+
+// msgRow is a JavaScript expression for the drawn row of message id (or null).
+func msgRow(id string) string {
+	return fmt.Sprintf(`document.querySelector('.msg[data-id=%s]')`, jsString(id))
+}
+
+// TestWebConversations drives what the client does with the server's
+// conversations, two users in two browsers (and one of them in a second
+// browser): replies and the quote that shows the original, reactions counted
+// live, unread marks and mention counts from the server's read states, direct
+// messages opened from the member list, files from the button, a drop and a
+// paste, shown as an image and as links with their size.
+func TestWebConversations(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	b := testenv.StartBrowser(t)
+	shots := screenshotDir(t)
+
+	aliceName, bobName := "alice"+randName(), "bob"+randName()
+	aliceToken, _ := s.rest.Register(t, aliceName)
+	bobToken, bobID := s.rest.Register(t, bobName)
+	var g struct{ ID string }
+	s.rest.Must(t, http.StatusCreated, "POST", "/guilds", aliceToken, map[string]string{"name": "Conversations"}, &g)
+	var chans []struct{ ID string }
+	s.rest.Must(t, http.StatusOK, "GET", "/guilds/"+g.ID+"/channels", aliceToken, nil, &chans)
+	general := chans[0].ID
+	var other struct{ ID string }
+	s.rest.Must(t, http.StatusCreated, "POST", "/guilds/"+g.ID+"/channels", aliceToken, map[string]any{"name": "other", "type": 0}, &other)
+	var inv struct{ Code string }
+	s.rest.Must(t, http.StatusOK, "POST", "/channels/"+general+"/invites", aliceToken, map[string]any{}, &inv)
+	s.rest.Must(t, http.StatusOK, "POST", "/invites/"+inv.Code, bobToken, nil, nil)
+	// Bob read #other before (the server keeps read states of acked channels):
+	// nothing is unread when he opens the client.
+	welcome := s.post(t, aliceToken, other.ID, "welcome to #other")
+	s.rest.Must(t, http.StatusOK, "POST", "/channels/"+other.ID+"/messages/"+welcome.ID+"/ack", bobToken, map[string]any{}, nil)
+	question := s.post(t, bobToken, general, "the original question")
+
+	alice := openPage(t, b, s, "alice", 1280, 800)
+	alice.signIn(aliceToken)
+	bob := openPage(t, b, s, "bob", 1280, 800)
+	bob.signIn(bobToken)
+	for _, p := range []*page{alice, bob} {
+		p.waitFor("#general", fmt.Sprintf(`document.querySelector('.channel[aria-current="true"]')?.dataset.channelId === %s`, jsString(general)), 10*time.Second)
+		p.waitFor("bob's question", msgRow(question.ID), 10*time.Second)
+	}
+	// The hacky probe is gone: opening a channel posts nothing.
+	if got := eval[int](alice, `performance.getEntriesByType('resource').filter(e => e.initiatorType === 'fetch' && /\/messages$/.test(e.name)).length`); got != 0 {
+		t.Errorf("alice's client made %d bare requests to …/messages while only reading", got)
+	}
+
+	t.Run("replies", func(t *testing.T) {
+		alice.t, bob.t = t, t
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](msgRow(question.ID)+`.querySelector('[aria-label="Reply"]').click()`))
+		alice.waitFor("the reply bar", fmt.Sprintf(`!document.getElementById('composer-context').hidden && document.getElementById('composer-context-text').textContent.includes(%s)`, jsString("Replying to "+bobName)), 5*time.Second)
+		alice.send("the answer")
+		// Both see the reply with the quoted line above it.
+		quoted := fmt.Sprintf(`(() => {
+			const row = [...document.querySelectorAll('.msg[data-id]')].find(e => e.dataset.id && e.querySelector('.content')?.textContent === 'the answer');
+			const q = row && row.querySelector('button.reply-to');
+			return !!q && q.textContent === %s + 'the original question' && q.dataset.refId === %s;
+		})()`, jsString(bobName), jsString(question.ID))
+		bob.waitFor("alice's reply, quoting the question", quoted, 10*time.Second)
+		alice.waitFor("her reply, quoting the question", quoted, 10*time.Second)
+
+		// A reply to a message far back: the quote pages back to it and shows it.
+		old := s.post(t, aliceToken, general, "a message from long ago")
+		for i := range 160 {
+			s.post(t, aliceToken, general, fmt.Sprintf("filler %03d", i))
+		}
+		var late message
+		s.rest.Must(t, http.StatusOK, "POST", "/channels/"+general+"/messages", aliceToken,
+			map[string]any{"content": "about that old message", "message_reference": map[string]string{"message_id": old.ID}}, &late)
+		bob.waitFor("the late reply", msgRow(late.ID), 10*time.Second)
+		// A reload: the client holds the newest pages only, not the old message
+		// (the 162nd newest).
+		bob.open("/")
+		bob.waitConn("connected", 15*time.Second)
+		bob.waitFor("the late reply", msgRow(late.ID), 10*time.Second)
+		if n := listSize(bob); n-1 >= 162 || eval[bool](bob, msgRow(old.ID)+` !== null`) {
+			t.Fatalf("the client holds %d rows, the old message among them; the test needs it far away", n)
+		}
+		bob.click(fmt.Sprintf(`.msg[data-id="%s"] button.reply-to`, late.ID))
+		bob.waitFor("the original, in view and marked", fmt.Sprintf(`(() => {
+			const row = %s;
+			if (!row || !row.classList.contains('highlight')) return false;
+			const r = row.getBoundingClientRect(), m = document.getElementById('messages').getBoundingClientRect();
+			return r.top >= m.top && r.bottom <= m.bottom;
+		})()`, msgRow(old.ID)), 15*time.Second)
+		bob.waitFor("the jump button", `!document.getElementById('jump').hidden`, 5*time.Second)
+		bob.click("#jump")
+		bob.waitFor("the newest again", msgRow(late.ID), 5*time.Second)
+	})
+
+	t.Run("reactions", func(t *testing.T) {
+		alice.t, bob.t = t, t
+		// The question is far up now: a fresh one to react to.
+		m := s.post(t, bobToken, general, "react to this")
+		alice.waitFor("the message", msgRow(m.ID), 10*time.Second)
+		bob.waitFor("the message", msgRow(m.ID), 10*time.Second)
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](msgRow(m.ID)+`.querySelector('[aria-label="Add reaction"]').click()`))
+		alice.waitFor("the picker", `document.activeElement?.closest('.emoji-picker') !== null`, 5*time.Second)
+		alice.click(`.emoji-picker [aria-label="React with 👍"]`)
+		reaction := func(emoji string) string {
+			return fmt.Sprintf(`[...(%s?.querySelectorAll('.reaction') || [])].find(e => e.textContent.startsWith(%s))`, msgRow(m.ID), jsString(emoji))
+		}
+		shows := func(emoji string, count int, mine bool) string {
+			return fmt.Sprintf(`(() => { const r = %s; return !!r && r.textContent === %s && r.getAttribute('aria-pressed') === %q; })()`,
+				reaction(emoji), jsString(fmt.Sprint(emoji, count)), fmt.Sprint(mine))
+		}
+		alice.waitFor("her 👍", shows("👍", 1, true), 10*time.Second)
+		bob.waitFor("alice's 👍, live", shows("👍", 1, false), 10*time.Second)
+		// Bob adds his by clicking it; alice takes hers back.
+		bob.do(5*time.Second, chromedp.Evaluate[chromedp.Void](reaction("👍")+`.click()`))
+		bob.waitFor("two 👍, one his", shows("👍", 2, true), 10*time.Second)
+		alice.waitFor("two 👍", shows("👍", 2, true), 10*time.Second)
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](reaction("👍")+`.click()`))
+		alice.waitFor("one 👍, not hers", shows("👍", 1, false), 10*time.Second)
+		bob.waitFor("one 👍, his", shows("👍", 1, true), 10*time.Second)
+		// Another emoji from the picker, with the keyboard.
+		bob.do(5*time.Second, chromedp.Evaluate[chromedp.Void](msgRow(m.ID)+`.querySelector('[aria-label="Add reaction"]').click()`))
+		bob.waitFor("the picker", `document.activeElement?.closest('.emoji-picker') !== null`, 5*time.Second)
+		bob.key(kb.ArrowRight) // from 👍 to ❤️
+		bob.key(kb.Enter)
+		alice.waitFor("bob's ❤️", shows("❤️", 1, false), 10*time.Second)
+		bob.waitFor("his ❤️", shows("❤️", 1, true), 10*time.Second)
+		testenv.Screenshot(t, alice.ctx, shots, "web-replies-reactions")
+	})
+
+	t.Run("unread marks and mentions come from the server's read states", func(t *testing.T) {
+		alice.t, bob.t = t, t
+		// Bob in a second browser: nothing of the first one's storage.
+		bob2 := openPage(t, b, s, "bob's other browser", 1280, 800)
+		bob2.signIn(bobToken)
+		channel := fmt.Sprintf(`document.querySelector('.channel[data-channel-id="%s"]')`, other.ID)
+		unread := channel + `?.classList.contains('unread')`
+		mentions := channel + `?.querySelector('.badge')?.textContent || ''`
+		bob2.waitFor("#other", channel, 10*time.Second)
+		if eval[bool](bob2, unread) {
+			t.Fatal("#other is unread before anything was posted")
+		}
+		s.post(t, aliceToken, other.ID, "<@"+bobID+"> have a look")
+		s.post(t, aliceToken, other.ID, "no mention here")
+		for _, p := range []*page{bob, bob2} {
+			p.waitFor("#other unread with one mention", unread+` && (`+mentions+`) === '1'`, 10*time.Second)
+		}
+		// A reload starts from READY: the server's read state and mention count.
+		bob2.open("/")
+		bob2.waitConn("connected", 15*time.Second)
+		bob2.waitFor("#other still unread with one mention", unread+` && (`+mentions+`) === '1'`, 10*time.Second)
+		if n := eval[int](bob2, `Object.keys(localStorage).filter(k => k.startsWith('guildhall.read')).length`); n != 0 {
+			t.Fatalf("read states in localStorage (%d keys); want them from the server", n)
+		}
+		// Reading it in one browser clears it in the other, live (MESSAGE_ACK).
+		bob.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, other.ID))
+		bob.waitFor("the message", hasContent("no mention here"), 10*time.Second)
+		bob2.waitFor("#other read, no mention", `!(`+unread+`) && (`+mentions+`) === ''`, 10*time.Second)
+		bob2.open("/")
+		bob2.waitConn("connected", 15*time.Second)
+		bob2.waitFor("#other", channel, 10*time.Second)
+		if eval[bool](bob2, unread) {
+			t.Fatal("#other is unread again after a reload: the ack did not reach the server")
+		}
+		bob.click(fmt.Sprintf(`.channel[data-channel-id="%s"]`, general))
+	})
+
+	var dmID string
+	t.Run("direct messages", func(t *testing.T) {
+		alice.t, bob.t = t, t
+		// From the member list: the message button beside Bob (keyboard: focus, Enter).
+		dmButton := fmt.Sprintf(`#members [aria-label=%s]`, jsString("Message "+bobName))
+		alice.waitFor("the message button", `document.querySelector(`+jsString(dmButton)+`)`, 10*time.Second)
+		if eval[bool](alice, `document.querySelector(`+jsString(fmt.Sprintf(`#members [aria-label=%s]`, jsString("Message "+aliceName)))+`) !== null`) {
+			t.Error("alice is offered a DM with herself")
+		}
+		alice.do(5*time.Second, chromedp.Focus(chromedp.CSS(dmButton)))
+		alice.key(kb.Enter)
+		alice.waitFor("the DM", fmt.Sprintf(`document.getElementById('channel-name').textContent === %s && document.getElementById('channel-name').classList.contains('dm') && location.pathname.startsWith('/channels/@me/')`, jsString(bobName)), 10*time.Second)
+		dmID = eval[string](alice, `location.pathname.split('/')[3]`)
+		alice.waitFor("the DM in the list", fmt.Sprintf(`document.querySelector('.channel.dm[data-channel-id="%s"][aria-current="true"]')`, dmID), 5*time.Second)
+		alice.send("psst, bob")
+		// Bob: the DM home shows unread and a mention (every DM message is one).
+		bob.waitFor("an unread DM", `document.getElementById('home-item').classList.contains('unread') && document.querySelector('#home .badge')?.textContent === '1'`, 10*time.Second)
+		bob.click("#home")
+		bob.waitFor("alice's DM, unread", fmt.Sprintf(`document.querySelector('.channel.dm[data-channel-id="%s"]')?.textContent.includes(%s)`, dmID, jsString(aliceName)), 5*time.Second)
+		bob.waitFor("the DM's message", hasContent("psst, bob"), 10*time.Second)
+		bob.waitFor("the DM read", `!document.getElementById('home-item').classList.contains('unread') && !document.querySelector('#home .badge')`, 10*time.Second)
+		bob.send("hi alice, privately")
+		alice.waitFor("bob's answer, live", hasContent("hi alice, privately"), 10*time.Second)
+		// The DM has no member list; the guild's messages are not here.
+		if eval[bool](alice, hasContent("the answer")) {
+			t.Fatal("the DM shows #general's messages")
+		}
+		namedControls(t, alice)
+		namedControls(t, bob)
+	})
+
+	t.Run("files", func(t *testing.T) {
+		alice.t, bob.t = t, t
+		alice.click(fmt.Sprintf(`.guild-button[data-guild-id="%s"]`, g.ID))
+		alice.waitFor("#general", fmt.Sprintf(`document.querySelector('.channel[aria-current="true"]')?.dataset.channelId === %s`, jsString(general)), 5*time.Second)
+		bob.click(fmt.Sprintf(`.guild-button[data-guild-id="%s"]`, g.ID))
+		bob.waitFor("#general", fmt.Sprintf(`document.querySelector('.channel[aria-current="true"]')?.dataset.channelId === %s`, jsString(general)), 5*time.Second)
+
+		dir := t.TempDir()
+		img := image.NewRGBA(image.Rect(0, 0, 64, 48))
+		for i := range img.Pix {
+			img.Pix[i] = byte(i * 7)
+			if i%4 == 3 {
+				img.Pix[i] = 255 // opaque
+			}
+		}
+		var buf bytes.Buffer
+		if err := png.Encode(&buf, img); err != nil {
+			t.Fatal(err)
+		}
+		pngPath := filepath.Join(dir, "dot.png")
+		if err := os.WriteFile(pngPath, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// The button opens the file chooser.
+		alice.chooseFiles("#attach", pngPath)
+		chips := `[...document.querySelectorAll('#uploads .upload .name')].map(e => e.textContent).join(',')`
+		alice.waitFor("the image, ready to send", chips+` === 'dot.png'`, 5*time.Second)
+		// A drop on the chat (the hint shows while dragging).
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`(() => {
+			const dt = new DataTransfer();
+			dt.items.add(new File(['hello notes'], 'notes.txt', { type: 'text/plain' }));
+			const chat = document.getElementById('messages');
+			chat.dispatchEvent(new DragEvent('dragenter', { dataTransfer: dt, bubbles: true, cancelable: true }));
+			chat.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+			window.__dropHint = getComputedStyle(document.getElementById('drop-hint')).display;
+			chat.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+		})()`))
+		if hint := eval[string](alice, `window.__dropHint`); hint == "none" {
+			t.Error("no drop hint while files are dragged over the chat")
+		}
+		alice.waitFor("the dropped file", chips+` === 'dot.png,notes.txt'`, 5*time.Second)
+		// A paste in the composer; then one removed again.
+		paste := func(name string) {
+			alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+				const dt = new DataTransfer();
+				dt.items.add(new File(['pasted!'], %s, { type: 'text/plain' }));
+				document.getElementById('composer-input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+			})()`, jsString(name))))
+		}
+		paste("pasted.txt")
+		paste("oops.txt")
+		alice.waitFor("the pasted files", chips+` === 'dot.png,notes.txt,pasted.txt,oops.txt'`, 5*time.Second)
+		alice.click(`#uploads [aria-label="Remove oops.txt"]`)
+		alice.waitFor("one file removed", chips+` === 'dot.png,notes.txt,pasted.txt'`, 5*time.Second)
+		// Over Discord's limits the client refuses and says why, before any upload:
+		// a file past 25 MiB together, an eleventh file.
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`(() => {
+			const dt = new DataTransfer();
+			dt.items.add(new File([new Uint8Array(25 << 20)], 'huge.bin'));
+			document.getElementById('composer-input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+		})()`))
+		alice.waitFor("the refusal of the huge file", `[...document.querySelectorAll('.toast')].some(e => e.textContent.startsWith('huge.bin is too large'))`, 5*time.Second)
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`(() => {
+			const dt = new DataTransfer();
+			for (let i = 0; i < 8; i++) dt.items.add(new File(['x'], 'many' + i + '.txt'));
+			document.getElementById('composer-input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+		})()`))
+		alice.waitFor("the refusal of the eleventh file", `[...document.querySelectorAll('.toast')].some(e => e.textContent === 'At most 10 files go with one message.')`, 5*time.Second)
+		if n := eval[int](alice, `document.querySelectorAll('#uploads .upload').length`); n != 10 {
+			t.Fatalf("%d files ready to send; want the 10 allowed", n)
+		}
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`[...document.querySelectorAll('#uploads [aria-label^="Remove many"]')].forEach(b => b.click())`))
+		alice.waitFor("back to three files", chips+` === 'dot.png,notes.txt,pasted.txt'`, 5*time.Second)
+		testenv.Screenshot(t, alice.ctx, shots, "web-composer-files")
+		namedControls(t, alice)
+		alice.send("three files")
+		alice.waitFor("an empty file list", `document.getElementById('uploads').hidden`, 5*time.Second)
+
+		row := `[...document.querySelectorAll('.msg[data-id]')].find(e => e.dataset.id && e.querySelector('.content')?.textContent === 'three files')`
+		for _, p := range []*page{bob, alice} {
+			// The image is drawn at its size from this origin; the others are links with their sizes.
+			p.waitFor("the image, loaded", fmt.Sprintf(`(() => {
+				const img = %s?.querySelector('.attachment.image img');
+				return !!img && img.complete && img.naturalWidth === 64 && img.naturalHeight === 48 && img.alt === 'dot.png' &&
+					img.getBoundingClientRect().width === 64 && img.getBoundingClientRect().height === 48 && img.src.startsWith(location.origin + '/attachments/');
+			})()`, row), 15*time.Second)
+			files := eval[[]string](p, `[...`+row+`.querySelectorAll('.attachment.file')].map(e => e.querySelector('a').textContent + ' ' + e.querySelector('.size').textContent)`)
+			if strings.Join(files, ",") != "notes.txt 11 B,pasted.txt 7 B" {
+				t.Fatalf("%s: file links %v", p.name, files)
+			}
+		}
+		// The link downloads what was sent.
+		href := eval[string](bob, row+`.querySelector('.attachment.file a').href`)
+		resp, err := http.Get(href)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "hello notes" {
+			t.Fatalf("GET %s = %d %q", href, resp.StatusCode, body)
+		}
+		time.Sleep(300 * time.Millisecond)
+		testenv.Screenshot(t, bob.ctx, shots, "web-files")
+	})
+
+	t.Run("phone width", func(t *testing.T) {
+		phone := openPage(t, b, s, "phone", 390, 844)
+		phone.signIn(bobToken)
+		phone.open("/channels/@me/" + dmID)
+		phone.waitConn("connected", 15*time.Second)
+		phone.waitFor("the DM, from its link", hasContent("hi alice, privately"), 15*time.Second)
+		layout := eval[map[string]float64](phone, `(() => {
+			const r = (id) => document.getElementById(id).getBoundingClientRect();
+			return {doc: document.documentElement.scrollWidth, attachLeft: r('attach').left, sendRight: r('send').right, sidebarRight: r('sidebar').right};
+		})()`)
+		if layout["doc"] > 390 || layout["attachLeft"] < 0 || layout["sendRight"] > 390 || layout["sidebarRight"] > 0 {
+			t.Fatalf("phone layout: %v", layout)
+		}
+		phone.click("#open-nav")
+		phone.waitFor("the DM list in the drawer", fmt.Sprintf(`(() => {
+			const b = document.querySelector('.channel.dm[data-channel-id="%s"]');
+			return !!b && b.getBoundingClientRect().left >= 0 && document.getElementById('rail').getBoundingClientRect().left >= 0;
+		})()`, dmID), 5*time.Second)
+		testenv.Screenshot(t, phone.ctx, shots, "web-phone-dms")
 	})
 }
 

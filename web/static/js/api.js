@@ -47,7 +47,9 @@ export class Api {
       const headers = {};
       if (auth && this.token) headers.Authorization = this.token;
       let payload;
-      if (body !== undefined) {
+      if (body instanceof FormData) {
+        payload = body; // the browser writes the multipart boundary
+      } else if (body !== undefined) {
         headers['Content-Type'] = 'application/json';
         payload = JSON.stringify(body);
       }

@@ -6,10 +6,11 @@
 
 import { Api, ApiError } from './api.js';
 import { GatewayClient } from './gateway.js';
-import { Store, isTextChannel, isLarge } from './store.js';
+import { Store, isLarge, isPrivate, dmHome } from './store.js';
 import { VirtualList } from './messagelist.js';
 import { toast } from './modal.js';
 import { $, el, mixin } from './dom.js';
+import { compareIds } from './snowflake.js';
 import { Views } from './views.js';
 import { Rows } from './rows.js';
 import { Composer } from './composer.js';
@@ -19,6 +20,7 @@ import { Chrome, themeKey } from './chrome.js';
 const pageSize = 50;
 const olderPageSize = 100;
 const maxGapPages = 10;
+const maxJumpPages = 20; // how far back a reply's quote pages for its message (100 each)
 const tokenKey = 'guildhall.token';
 
 export class App {
@@ -35,10 +37,13 @@ export class App {
     this.lastTypingSent = 0;
     this.renderQueued = new Set();
     this.frame = 0;
-    this.probed = new Set(); // channels whose newest message id was asked for
+    this.acks = new Map(); // channel id -> message id, sent together after a pause
     this.ackTimer = 0;
     this.bannerTimer = 0;
     this.pickerFor = null;
+    this.highlight = null; // the message a reply's quote jumped to, shown for a moment
+    this.uploads = []; // files chosen for the next message: {file, key, url}
+    this.uploadDrafts = new Map(); // channel id -> uploads left there
     this.authMode = 'login';
     this.api.onUnauthorized = () => this.logout('Your session has ended. Log in again.');
     this.store.addEventListener('change', (e) => this.onStoreChange(e.detail));
@@ -50,7 +55,7 @@ export class App {
     const invite = location.pathname.match(/^\/invite\/([A-Za-z0-9-]{1,64})\/?$/);
     if (invite) sessionStorage.setItem(inviteKey, invite[1]);
     // A deep link (/channels/{guild}/{channel}) opens that channel once its guild arrives.
-    const link = location.pathname.match(/^\/channels\/(\d{1,20})(?:\/(\d{1,20}))?\/?$/);
+    const link = location.pathname.match(/^\/channels\/(\d{1,20}|@me)(?:\/(\d{1,20}))?\/?$/);
     if (link) {
       this.pendingGuild = link[1];
       this.pendingChannel = link[2] || null;
@@ -163,6 +168,11 @@ export class App {
     this.store.reset();
     this.guildId = null;
     this.channelId = null;
+    for (const u of this.uploads) if (u.url) URL.revokeObjectURL(u.url);
+    this.uploads = [];
+    this.uploadDrafts.clear();
+    this.drafts.clear();
+    this.renderUploads();
     if (this.list) this.list.setItems([], { reset: true });
     if (location.pathname.startsWith('/channels/')) history.replaceState(null, '', '/');
     this.authMode = 'login'; // whoever logged out logs in next
@@ -224,9 +234,15 @@ export class App {
       case 'READY':
         s.ready(d);
         // A deep link to a guild this user is not in opens whatever comes first.
-        if (this.pendingGuild && !d.guilds.some((g) => g.id === this.pendingGuild)) this.pendingGuild = null;
+        if (this.pendingGuild && this.pendingGuild !== dmHome && !d.guilds.some((g) => g.id === this.pendingGuild)) this.pendingGuild = null;
         this.renderMe();
-        if (!d.guilds.length) this.selectGuild(null); // the welcome screen
+        if (this.pendingGuild === dmHome) {
+          // DMs come with READY: a link to one opens now.
+          const ch = this.pendingChannel;
+          this.pendingGuild = null;
+          this.pendingChannel = null;
+          this.selectGuild(dmHome, ch);
+        } else if (!d.guilds.length && this.guildId !== dmHome) this.selectGuild(null); // the welcome screen
         this.maybeAcceptInvite();
         break;
       case 'GUILD_CREATE':
@@ -250,6 +266,8 @@ export class App {
         break;
       case 'MESSAGE_CREATE':
         s.messageCreate(d);
+        // A DM this client has not seen announced (its CHANNEL_CREATE came before this session).
+        if (!d.guild_id && !s.channels.has(d.channel_id)) this.fetchChannel(d.channel_id);
         break;
       case 'MESSAGE_UPDATE':
         s.messageUpdate(d);
@@ -305,7 +323,6 @@ export class App {
     }
     if (guildId === this.guildId) {
       if (this.channelId && !this.store.channels.has(this.channelId)) this.selectGuild(guildId);
-      this.probeUnread(guildId);
       // A new session: member lists are asked for again.
       this.requestMembers(guildId, true);
     }
@@ -349,8 +366,13 @@ export class App {
       }
       this.queue('messages');
     }
-    this.probed.clear();
-    if (this.guildId) this.probeUnread(this.guildId);
+  }
+
+  async fetchChannel(channelId) {
+    try {
+      const ch = await this.api.get(`/channels/${channelId}`);
+      if (ch && isPrivate(ch)) this.store.addChannel(ch);
+    } catch { /* not ours to see */ }
   }
 
   // ---------------------------------------------------------------- selection
@@ -368,39 +390,47 @@ export class App {
     const remembered = localStorage.getItem(`guildhall.channel.${guildId}`);
     let ch = channelId && this.store.channels.has(channelId) ? channelId : null;
     if (!ch && remembered && this.store.channels.has(remembered)) ch = remembered;
-    if (!ch) ch = this.store.firstTextChannel(guildId);
+    if (!ch) ch = guildId === dmHome ? (this.store.dmOrder()[0]?.id || null) : this.store.firstTextChannel(guildId);
     this.selectChannel(ch);
     this.requestMembers(guildId);
-    this.probeUnread(guildId);
     this.queue('rail');
     this.queue('members');
   }
 
   selectChannel(channelId) {
-    if (this.channelId) this.drafts.set(this.channelId, this.editing ? this.draftBeforeEdit || '' : $('composer-input').value);
+    if (this.channelId) {
+      this.drafts.set(this.channelId, this.editing ? this.draftBeforeEdit || '' : $('composer-input').value);
+      this.uploadDrafts.set(this.channelId, this.uploads);
+    }
     this.cancelContext(false);
     this.channelId = channelId;
+    this.uploads = (channelId && this.uploadDrafts.get(channelId)) || [];
+    this.uploadDrafts.delete(channelId);
+    this.renderUploads();
     const ch = channelId && this.store.channels.get(channelId);
-    if (ch && ch.guild_id) {
-      if (ch.guild_id !== this.guildId) {
-        this.guildId = ch.guild_id;
+    const home = ch ? ch.guild_id || dmHome : null;
+    if (home) {
+      if (home !== this.guildId) {
+        this.guildId = home;
         this.queue('rail');
         this.queue('members');
       }
-      localStorage.setItem(`guildhall.channel.${ch.guild_id}`, channelId);
+      localStorage.setItem(`guildhall.channel.${home}`, channelId);
+      if (!location.pathname.startsWith('/invite/')) history.replaceState(null, '', `/channels/${home}/${ch.id}`); // a reload comes back here
     }
-    if (ch && ch.guild_id && !location.pathname.startsWith('/invite/')) {
-      history.replaceState(null, '', `/channels/${ch.guild_id}/${ch.id}`); // a reload comes back here
-    }
-    $('channel-name').textContent = ch ? ch.name : '';
+    const dm = ch && isPrivate(ch);
+    const label = this.store.channelLabel(ch);
+    const shown = ch ? `${dm ? '@' : '#'}${label}` : '';
+    $('channel-name').textContent = label;
+    $('channel-name').classList.toggle('dm', !!dm);
     $('channel-topic').textContent = (ch && ch.topic) || '';
-    document.title = ch ? `#${ch.name} · ${this.store.guilds.get(ch.guild_id)?.name || 'Guildhall'}` : 'Guildhall';
+    document.title = ch ? `${shown} · ${dm ? 'Direct messages' : this.store.guilds.get(ch.guild_id)?.name || 'Guildhall'}` : 'Guildhall';
     const input = $('composer-input');
     input.value = (channelId && this.drafts.get(channelId)) || '';
-    input.placeholder = ch ? `Message #${ch.name}` : 'Message';
+    input.placeholder = ch ? `Message ${shown}` : 'Message';
     this.autosize();
     $('composer').hidden = !ch;
-    $('messages').setAttribute('aria-label', ch ? `Messages in #${ch.name}` : 'Messages');
+    $('messages').setAttribute('aria-label', ch ? `Messages in ${shown}` : 'Messages');
     this.renderEmpty();
     this.ensureList();
     if (ch) {
@@ -435,6 +465,9 @@ export class App {
         el('div', { class: 'actions' },
           el('button', { class: 'primary', type: 'button', text: 'Create a server', onclick: () => this.createGuild() }),
           el('button', { class: 'secondary', type: 'button', text: 'Join with an invite', onclick: () => this.joinGuild() }))));
+    } else if (this.guildId === dmHome) {
+      empty.append(el('div', {}, el('h2', { text: 'No direct messages yet' }),
+        el('p', { text: 'Open one from a server\'s member list: the message button beside a name.' })));
     } else if (this.guildId) {
       empty.append(el('div', {}, el('h2', { text: 'No text channels' }), el('p', { text: 'This server has no channel you can read yet.' })));
     } else {
@@ -452,7 +485,7 @@ export class App {
         if (it.kind === 'start') return 96;
         if (it.kind === 'loading') return 48;
         const { head, day } = this.grouping(it, i, items);
-        return (head ? 58 : 22) + (day ? 40 : 0);
+        return (head ? 58 : 22) + (day ? 40 : 0) + (it.message_reference ? 20 : 0) + this.attachmentsHeight(it);
       },
       onNearTop: () => this.loadOlder(),
       onScroll: () => {
@@ -515,10 +548,6 @@ export class App {
       log.hasOlder = page.length === pageSize;
       for (const m of page) this.store.rememberUser(m.author);
       if (log.newest()) this.store.noteLast(channelId, log.newest());
-      if (this.store.read && !this.store.read.has(channelId) && this.store.read.fresh && log.newest()) {
-        this.store.read.set(channelId, log.newest());
-      }
-      this.probeCapabilities(channelId, page[0]);
     } catch (ex) {
       log.loaded = false;
       if (this.channelId === channelId) toast(`Could not load messages: ${ex.message}`, { error: true });
@@ -554,74 +583,34 @@ export class App {
     })();
   }
 
-  /** Asks each text channel of the guild for its newest message, to mark unread channels (no read states from the server). */
-  async probeUnread(guildId) {
-    const g = this.store.guilds.get(guildId);
-    if (!g) return;
-    const todo = [...g.channelIds]
-      .map((id) => this.store.channels.get(id))
-      .filter((c) => c && isTextChannel(c) && !this.probed.has(c.id) && !this.store.lastMessage.has(c.id))
-      .slice(0, 30);
-    for (const c of todo) this.probed.add(c.id);
-    const worker = async () => {
-      for (let c = todo.shift(); c; c = todo.shift()) {
-        try {
-          const [m] = await this.api.get(`/channels/${c.id}/messages?limit=1`);
-          if (m) {
-            this.store.noteLast(c.id, m.id);
-            if (this.store.read && this.store.read.fresh && !this.store.read.has(c.id)) this.store.read.set(c.id, m.id);
-          }
-        } catch { /* a channel we may not read: no mark */ }
-      }
-    };
-    await Promise.all([worker(), worker()]);
-    if (this.store.read) this.store.read.fresh = false;
-    this.queue('sidebar');
-    this.queue('rail');
-  }
-
   /**
-   * Learns from the server's answers whether it has replies: a message whose
-   * message_reference is not an object is refused either way, so nothing is sent.
-   * A server with replies names the field (Discord's 50035 with
-   * errors.message_reference); one without ignores it and finds the message
-   * empty (50006).
+   * Shows message id of the open channel: pages back with before= until it is
+   * loaded (at most maxJumpPages), scrolls it to the middle and marks it for a
+   * moment. A reply's quote uses it.
    */
-  async probeReplies(channelId) {
-    const caps = this.store.caps;
-    if (caps.replies !== null || this.probingReplies) return;
-    this.probingReplies = true;
-    try {
-      await this.api.post(`/channels/${channelId}/messages`, { message_reference: 0 });
-    } catch (ex) {
-      if (ex instanceof ApiError && caps.replies === null) {
-        if (ex.code === 50035 && ex.body && ex.body.errors && ex.body.errors.message_reference) caps.replies = true;
-        else if (ex.code === 50006) caps.replies = false;
-      }
-    } finally {
-      this.probingReplies = false;
+  async jumpTo(messageId) {
+    const channelId = this.channelId;
+    const log = channelId && this.store.logs.get(channelId);
+    if (!log || !log.loaded) return;
+    for (let i = 0; !log.byId.has(messageId) && i < maxJumpPages; i++) {
+      if (!log.hasOlder || (log.oldest() && compareIds(log.oldest(), messageId) < 0)) break;
+      if (!log.loadingOlder) this.loadOlder();
+      await log.loadingOlder;
+      if (this.channelId !== channelId) return;
     }
-    if (this.list && caps.replies !== null) this.list.setItems(this.rows());
-  }
-
-  /** Learns from the server's answers whether it has reactions (no side effects). */
-  async probeCapabilities(channelId, message) {
-    this.probeReplies(channelId);
-    const caps = this.store.caps;
-    if (caps.reactions !== null || !message || this.probingReactions) return;
-    this.probingReactions = true;
-    try {
-      await this.api.get(`/channels/${channelId}/messages/${message.id}/reactions/${encodeURIComponent('👍')}?limit=1`);
-      caps.reactions = true;
-    } catch (ex) {
-      // No such route: an older server. Any other answer means the route exists.
-      caps.reactions = !(ex instanceof ApiError && ex.unknownRoute);
-      if (!(ex instanceof ApiError)) caps.reactions = null;
-    } finally {
-      this.probingReactions = false;
+    if (!log.byId.has(messageId)) {
+      toast('The original message is not in this channel any more, or too far back.');
+      return;
     }
-    this.queue('messages');
-    if (this.list) this.list.setItems(this.rows());
+    this.highlight = messageId;
+    this.list.setItems(this.rows());
+    this.list.scrollToKey(messageId, 'center');
+    this.list.rowEl(messageId)?.querySelector('.msg')?.focus({ preventScroll: true });
+    clearTimeout(this.highlightTimer);
+    this.highlightTimer = setTimeout(() => {
+      this.highlight = null;
+      if (this.list) this.list.setItems(this.rows());
+    }, 2000);
   }
 
   // ---------------------------------------------------------------- read states
@@ -631,23 +620,28 @@ export class App {
     const log = ch && this.store.logs.get(ch);
     if (!log || !log.loaded || !this.list || !this.list.atBottom || document.hidden) return;
     const newest = log.newest();
-    if (!newest || !this.store.read) return;
-    if (this.store.read.set(ch, newest)) {
+    if (!newest) return;
+    const read = this.store.read;
+    const mentioned = read.mentionCount(ch) > 0;
+    read.mentions.delete(ch);
+    if (read.set(ch, newest) || mentioned) {
       this.queue('sidebar');
       this.queue('rail');
-      this.sendAck(ch, newest);
     }
+    // Own messages move the mark here without the server knowing: ack them too.
+    if (read.noteAcked(ch, newest)) this.sendAck(ch, newest);
   }
 
+  /** Tells the server (Discord's POST …/ack) after a pause, so reading a busy channel is not a request per message. */
   sendAck(channelId, messageId) {
-    if (this.store.caps.ack === false) return;
-    clearTimeout(this.ackTimer);
-    this.ackTimer = setTimeout(async () => {
-      try {
-        await this.api.post(`/channels/${channelId}/messages/${messageId}/ack`, { token: null });
-        this.store.caps.ack = true;
-      } catch (ex) {
-        if (ex instanceof ApiError && ex.unknownRoute) this.store.caps.ack = false; // read states stay in this browser
+    this.acks.set(channelId, messageId);
+    if (this.ackTimer) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = 0;
+      const acks = [...this.acks];
+      this.acks.clear();
+      for (const [ch, id] of acks) {
+        this.api.post(`/channels/${ch}/messages/${id}/ack`, { token: null }).catch(() => { /* the next read acks again */ });
       }
     }, 1000);
   }

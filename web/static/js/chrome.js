@@ -82,6 +82,20 @@ export class Chrome {
     // event (some input methods, automation) must not add one either.
     $('composer-input').addEventListener('keypress', (e) => { if (e.key === 'Enter' && !e.shiftKey) e.preventDefault(); });
     $('composer-cancel').addEventListener('click', () => this.cancelContext(true));
+    $('attach').addEventListener('click', () => $('file-input').click());
+    $('file-input').addEventListener('change', (e) => {
+      this.addFiles([...e.target.files]);
+      e.target.value = ''; // the same file can be chosen again
+    });
+    for (const t of ['dragenter', 'dragover', 'dragleave', 'drop']) $('chat').addEventListener(t, (e) => this.onDrag(e));
+    // A file dropped anywhere else must not make the browser leave the client to show it.
+    for (const t of ['dragover', 'drop']) {
+      window.addEventListener(t, (e) => {
+        if (e.dataTransfer && [...e.dataTransfer.types].includes('Files')) e.preventDefault();
+      });
+    }
+    $('composer-input').addEventListener('paste', (e) => this.onPaste(e));
+    $('home').addEventListener('click', () => this.selectGuild('@me'));
     $('messages').addEventListener('keydown', (e) => this.onListKey(e));
     // The composer grows with its text; a new width changes how the text wraps.
     new ResizeObserver(() => this.autosize()).observe($('composer'));

@@ -5,9 +5,13 @@
 
 import { newNonce } from './snowflake.js';
 import { formModal, toast } from './modal.js';
-import { $, el } from './dom.js';
+import { $, el, svg, icons } from './dom.js';
+import { formatSize } from './rows.js';
 
 const typingEveryMs = 8000;
+// Discord's limits, which the server keeps too: 10 files a message, 25 MiB a post.
+const maxFiles = 10;
+const maxUploadBytes = 25 << 20;
 
 export class Composer {
   // ---------------------------------------------------------------- composer
@@ -88,6 +92,74 @@ export class Composer {
     if (restoreFocus) $('composer-input').focus();
   }
 
+  // ---------------------------------------------------------------- files
+
+  /** Adds files (from the button, a drop or a paste) to the next message, within Discord's limits. */
+  addFiles(files) {
+    if (!this.channelId || this.editing) return;
+    let total = this.uploads.reduce((n, u) => n + u.file.size, 0);
+    for (const file of files) {
+      if (this.uploads.length >= maxFiles) {
+        toast(`At most ${maxFiles} files go with one message.`, { error: true });
+        break;
+      }
+      if (total + file.size > maxUploadBytes) {
+        toast(`${file.name} is too large: a message's files can be ${formatSize(maxUploadBytes)} together.`, { error: true });
+        continue;
+      }
+      total += file.size;
+      const image = /^image\/(png|jpeg|gif|webp)$/.test(file.type);
+      this.uploads.push({ file, key: `${Date.now()}:${Math.random()}`, url: image ? URL.createObjectURL(file) : null });
+    }
+    this.renderUploads();
+    $('composer-input').focus();
+  }
+
+  removeUpload(key) {
+    const u = this.uploads.find((x) => x.key === key);
+    if (u && u.url) URL.revokeObjectURL(u.url);
+    this.uploads = this.uploads.filter((x) => x.key !== key);
+    this.renderUploads();
+    $('composer-input').focus();
+  }
+
+  renderUploads() {
+    const ul = $('uploads');
+    ul.textContent = '';
+    ul.hidden = !this.uploads.length;
+    for (const u of this.uploads) {
+      const name = u.file.name || 'file';
+      ul.append(el('li', { class: 'upload', dataset: { key: u.key } },
+        u.url ? el('img', { src: u.url, alt: '' }) : svg(icons.file),
+        el('span', { class: 'name', text: name }),
+        el('span', { class: 'size', text: formatSize(u.file.size) }),
+        el('button', { type: 'button', class: 'icon-button', 'aria-label': `Remove ${name}`, title: 'Remove', onclick: () => this.removeUpload(u.key) }, svg(icons.close))));
+    }
+  }
+
+  /** Files dragged over the chat: show where to drop them. */
+  onDrag(e) {
+    if (!this.channelId || !e.dataTransfer || ![...e.dataTransfer.types].includes('Files')) return;
+    e.preventDefault();
+    const chat = $('chat');
+    if (e.type === 'drop') {
+      chat.classList.remove('dropping');
+      this.addFiles([...e.dataTransfer.files]);
+    } else if (e.type === 'dragleave') {
+      if (!chat.contains(e.relatedTarget)) chat.classList.remove('dropping');
+    } else {
+      e.dataTransfer.dropEffect = 'copy';
+      chat.classList.add('dropping');
+    }
+  }
+
+  onPaste(e) {
+    const files = e.clipboardData ? [...e.clipboardData.files] : [];
+    if (!files.length) return; // text pastes as text
+    e.preventDefault();
+    this.addFiles(files);
+  }
+
   async submitComposer() {
     const input = $('composer-input');
     const content = input.value.trim();
@@ -96,8 +168,8 @@ export class Composer {
     if (this.editing) {
       const m = this.editing;
       this.cancelContext(true);
-      if (!content) {
-        this.deleteMessage(m, false);
+      if (!content && !(m.attachments || []).length) {
+        this.deleteMessage(m, false); // nothing would be left
         return;
       }
       if (content === m.content) return;
@@ -109,13 +181,16 @@ export class Composer {
       }
       return;
     }
-    if (!content) return;
+    const uploads = this.uploads;
+    if (!content && !uploads.length) return;
     if (content.length > 2000) {
       toast('Messages can be at most 2000 characters.', { error: true });
       return;
     }
     const replyTo = this.replyTo;
     this.cancelContext(false);
+    this.uploads = [];
+    this.renderUploads();
     input.value = '';
     this.drafts.delete(channelId);
     this.autosize();
@@ -125,25 +200,36 @@ export class Composer {
     const pending = {
       kind: 'pending', key: `p:${nonce}`, id: null, nonce, channel_id: channelId, guild_id: this.guildId, content,
       author: this.store.me, timestamp: new Date().toISOString(),
+      message_reference: replyTo ? { message_id: replyTo.id } : undefined, referenced_message: replyTo || undefined,
+      uploading: uploads.map((u) => `${u.file.name} (${formatSize(u.file.size)})`),
     };
     log.pending.push(pending);
     this.list.scrollToBottom();
     this.queue('messages');
     const body = { content, nonce };
     if (replyTo) body.message_reference = { message_id: replyTo.id, channel_id: replyTo.channel_id, guild_id: replyTo.guild_id, fail_if_not_exists: false };
+    let req = body;
+    if (uploads.length) {
+      // Discord's multipart post: files[n] and payload_json naming them.
+      req = new FormData();
+      body.attachments = uploads.map((u, i) => ({ id: i, filename: u.file.name }));
+      req.append('payload_json', JSON.stringify(body));
+      uploads.forEach((u, i) => req.append(`files[${i}]`, u.file, u.file.name));
+    }
     try {
-      const m = await this.api.post(`/channels/${channelId}/messages`, body);
+      const m = await this.api.post(`/channels/${channelId}/messages`, req);
       log.pending = log.pending.filter((p) => p !== pending);
-      if (replyTo) {
-        const supported = !!m.message_reference;
-        if (!supported && this.store.caps.replies !== false) toast('This server does not support replies yet: your message was sent without the reply.');
-        this.store.caps.replies = supported;
-      }
+      for (const u of uploads) if (u.url) URL.revokeObjectURL(u.url);
       this.store.messageCreate(m); // deduplicated with the gateway's MESSAGE_CREATE by id
       this.list.scrollToBottom();
     } catch (ex) {
       pending.failed = ex.message;
       pending.kind = 'pending';
+      // The files go back to the composer, to try again.
+      if (uploads.length && this.channelId === channelId && !this.uploads.length) {
+        this.uploads = uploads;
+        this.renderUploads();
+      }
       this.queue('messages');
       toast(`Message not sent: ${ex.message}`, { error: true });
       setTimeout(() => {

@@ -116,7 +116,6 @@ export class Dialogs {
     let preview = null;
     try {
       preview = await this.api.get(`/invites/${encodeURIComponent(code)}?with_counts=true`);
-      this.store.caps.invitePreview = true;
     } catch (ex) {
       if (ex instanceof ApiError && !ex.unknownRoute) {
         sessionStorage.removeItem(inviteKey);
@@ -124,7 +123,7 @@ export class Dialogs {
         toast(`This invite is not valid: ${ex.message}`, { error: true });
         return;
       }
-      this.store.caps.invitePreview = false; // older server: no preview, accepting tells
+      // An older server has no preview: accepting tells.
     }
     const already = preview && this.store.guilds.has(preview.guild.id);
     const intro = preview

@@ -2,11 +2,10 @@
 // message (author, time, content, reply, reactions, actions), the arrow-key
 // focus between messages and the reaction picker. Methods of App (see mixin).
 
-import { ApiError } from './api.js';
 import { renderContent, mentions, avatar } from './markup.js';
 import { idTime } from './snowflake.js';
 import { toast } from './modal.js';
-import { el, svg, icons, Perm } from './dom.js';
+import { $, el, svg, icons, Perm } from './dom.js';
 
 const groupMs = 7 * 60 * 1000;
 const quickReactions = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
@@ -43,8 +42,8 @@ export class Rows {
     if (m.kind === 'start' || m.kind === 'loading') return m.kind;
     const { head, day } = this.grouping(m, i, items);
     return [m.content, m.edited_timestamp || '', head ? 1 : 0, day ? 1 : 0, m.reactions ? JSON.stringify(m.reactions) : '',
-      this.editing && this.editing.id === m.id ? 'e' : '', this.store.caps.reactions ? 'r' : '', this.store.caps.replies ? 'y' : '',
-      m.kind || '', m.failed ? 'f' : '', m.referenced_message ? m.referenced_message.content : ''].join('\u0001');
+      this.editing && this.editing.id === m.id ? 'e' : '', this.highlight && this.highlight === m.id ? 'h' : '',
+      m.kind || '', m.failed ? 'f' : '', m.referenced_message ? m.referenced_message.content : '', (m.attachments || []).length].join('\u0001');
   }
 
   renderRow(m, i, items) {
@@ -62,7 +61,8 @@ export class Rows {
     const t = msgTime(m);
     const row = el('div', {
       class: ['msg', head ? 'head' : '', m.kind === 'pending' ? 'pending' : '', m.failed ? 'failed' : '',
-        this.editing && this.editing.id === m.id ? 'editing' : '', me && !mine && mentions(m.content || '', me.id) ? 'mentioned' : ''].filter(Boolean).join(' '),
+        this.editing && this.editing.id === m.id ? 'editing' : '', me && !mine && mentions(m.content || '', me.id) ? 'mentioned' : '',
+        this.highlight && this.highlight === m.id ? 'highlight' : ''].filter(Boolean).join(' '),
       role: 'listitem', dataset: { id: m.id || '', author: m.author.id },
       tabindex: m.id ? '-1' : null, // reachable with the arrow keys (see onListKey)
     });
@@ -70,11 +70,19 @@ export class Rows {
     if (day) wrap.append(el('div', { class: 'day', role: 'separator', text: dayFmt.format(t) }));
     wrap.append(row);
     if (m.message_reference) {
+      // The quoted line above a reply: a button that shows the original.
       const ref = m.referenced_message;
-      const line = el('div', { class: 'reply-to' });
-      if (ref) line.append(el('b', { text: this.store.displayName(ref.author.id, ref.guild_id || this.guildId) }), document.createTextNode(` ${ref.content || ''}`));
-      else line.append(document.createTextNode('Original message was deleted'));
-      row.append(line);
+      if (ref) {
+        const who = this.store.displayName(ref.author.id, ref.guild_id || this.guildId);
+        const text = ref.content || ((ref.attachments || []).length ? 'Click to see attachment' : '');
+        row.append(el('button', {
+          class: 'reply-to', type: 'button', dataset: { refId: ref.id },
+          'aria-label': `Replying to ${who}: ${text}. Show the original message`,
+          onclick: () => (ref.channel_id && ref.channel_id !== m.channel_id ? this.selectChannel(ref.channel_id) : this.jumpTo(ref.id)),
+        }, el('b', { text: who }), el('span', { class: 'reply-text', text })));
+      } else {
+        row.append(el('div', { class: 'reply-to deleted', text: 'Original message was deleted' }));
+      }
     }
     if (head) {
       row.append(avatar(m.author));
@@ -93,14 +101,9 @@ export class Rows {
     if (m.edited_timestamp) content.append(el('span', { class: 'edited', title: dateTimeFmt.format(Date.parse(m.edited_timestamp)), text: '(edited)' }));
     if (m.failed) content.append(el('span', { class: 'edited', text: ` — not sent: ${m.failed}` }));
     row.append(content);
-    for (const a of m.attachments || []) {
-      if (!/^(https?:\/\/|\/)/.test(a.url || '')) continue; // never a javascript: or data: link
-      const link = el('a', { class: 'attachment', href: a.url, target: '_blank', rel: 'noopener noreferrer' });
-      if ((a.content_type || '').startsWith('image/')) link.append(el('img', { src: a.url, alt: a.filename || 'image', loading: 'lazy' }));
-      else link.textContent = `📎 ${a.filename}`;
-      row.append(link);
-    }
-    if (m.reactions && m.reactions.length && this.store.caps.reactions) {
+    if (m.uploading && m.uploading.length && !m.failed) row.append(el('div', { class: 'uploading', text: `Uploading ${m.uploading.join(', ')}…` }));
+    for (const a of m.attachments || []) row.append(this.renderAttachment(a));
+    if (m.reactions && m.reactions.length) {
       const rs = el('div', { class: 'reactions' });
       for (const r of m.reactions) {
         const label = r.emoji.id ? `:${r.emoji.name}:` : r.emoji.name;
@@ -119,8 +122,8 @@ export class Rows {
   rowActions(m, mine) {
     const bar = el('div', { class: 'actions', role: 'toolbar', 'aria-label': 'Message actions' });
     const add = (label, icon, fn, cls) => bar.append(el('button', { type: 'button', class: cls, 'aria-label': label, title: label, onclick: fn }, svg(icon)));
-    if (this.store.caps.reactions) add('Add reaction', icons.smile, (e) => this.openPicker(m, e.currentTarget));
-    if (this.store.caps.replies) add('Reply', icons.reply, () => this.startReply(m));
+    add('Add reaction', icons.smile, (e) => this.openPicker(m, e.currentTarget));
+    add('Reply', icons.reply, () => this.startReply(m));
     if (mine) add('Edit message', icons.edit, () => this.startEdit(m));
     if (mine || this.canInGuild(this.guildId, Perm.MANAGE_MESSAGES)) add('Delete message', icons.trash, (e) => this.deleteMessage(m, e.shiftKey), 'delete');
     return bar;
@@ -133,10 +136,27 @@ export class Rows {
     for (const e of quickReactions) {
       picker.append(el('button', { type: 'button', role: 'menuitem', 'aria-label': `React with ${e}`, text: e, onclick: () => { this.closePicker(); this.toggleReaction(m, e, true); } }));
     }
-    picker.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') { ev.stopPropagation(); this.closePicker(); anchor.focus(); } });
+    picker.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape') {
+        ev.stopPropagation();
+        this.closePicker();
+        anchor.focus();
+        return;
+      }
+      // A menu: the arrow keys move between the emoji.
+      const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[ev.key];
+      if (!step) return;
+      ev.preventDefault();
+      ev.stopPropagation();
+      const items = [...picker.querySelectorAll('button')];
+      items[(items.indexOf(document.activeElement) + step + items.length) % items.length].focus({ preventScroll: true });
+    });
+    // Above the message, unless that is out of view.
+    const room = row.getBoundingClientRect().top - $('messages').getBoundingClientRect().top;
+    if (room < 64) picker.classList.add('below');
     row.append(picker);
     this.pickerFor = picker;
-    picker.querySelector('button').focus();
+    picker.querySelector('button').focus({ preventScroll: true }); // a scroll closes the picker
   }
 
   closePicker() {
@@ -150,11 +170,75 @@ export class Rows {
       if (add) await this.api.put(path);
       else await this.api.delete(path);
     } catch (ex) {
-      if (ex instanceof ApiError && ex.unknownRoute) {
-        this.store.caps.reactions = false;
-        toast('This server does not support reactions.');
-        this.queue('messages');
-      } else toast(`Could not react: ${ex.message}`, { error: true });
+      toast(`Could not react: ${ex.message}`, { error: true });
     }
   }
+
+  // ---------------------------------------------------------------- attachments
+
+  /**
+   * An attachment in a row: an image (of the size it will have, so the list
+   * knows the row's height before the image loads), or a link with the size.
+   */
+  renderAttachment(a) {
+    const url = attachmentURL(a.url);
+    if (!url) return el('div', { class: 'attachment file', text: a.filename || 'file' });
+    const box = imageBox(a);
+    if (box) {
+      const img = el('img', { src: url, alt: a.filename || 'image', width: String(box.w), height: String(box.h), loading: 'lazy', decoding: 'async' });
+      return el('a', { class: 'attachment image', href: url, target: '_blank', rel: 'noopener noreferrer', 'aria-label': `${a.filename}, image, ${formatSize(a.size)}` }, img);
+    }
+    return el('div', { class: 'attachment file' },
+      svg(icons.file),
+      el('a', { href: url, target: '_blank', rel: 'noopener noreferrer', download: a.filename || '', text: a.filename || 'file' }),
+      el('span', { class: 'size', text: formatSize(a.size) }));
+  }
+
+  /** The height the attachments of m add to its row, for the list's estimate. */
+  attachmentsHeight(m) {
+    let h = 0;
+    for (const a of m.attachments || []) h += (imageBox(a)?.h ?? 40) + 4;
+    return h;
+  }
+}
+
+const maxImageW = 400;
+const maxImageH = 300;
+
+/** The displayed size of an image attachment, or null when it is not one the browser should draw. */
+function imageBox(a) {
+  const type = a.content_type || '';
+  // SVG can carry scripts and is never drawn; the server says so too.
+  if (!type.startsWith('image/') || type.startsWith('image/svg') || !(a.width > 0) || !(a.height > 0)) return null;
+  const scale = Math.min(1, maxImageW / a.width, maxImageH / a.height);
+  return { w: Math.max(1, Math.round(a.width * scale)), h: Math.max(1, Math.round(a.height * scale)) };
+}
+
+/**
+ * An attachment's URL on this page's origin: the api that serves this page
+ * serves the files at Discord's CDN path, and the page's Content-Security-Policy
+ * allows its own origin only. Anything not under /attachments/ is not drawn.
+ */
+export function attachmentURL(raw) {
+  let u;
+  try {
+    u = new URL(raw, location.href);
+  } catch {
+    return null;
+  }
+  if (!/^https?:$/.test(u.protocol) || !u.pathname.startsWith('/attachments/')) return null;
+  return location.origin + u.pathname + u.search;
+}
+
+export function formatSize(n) {
+  if (!(n >= 0)) return '';
+  if (n < 1024) return `${n} B`;
+  const units = ['KB', 'MB', 'GB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
 }

@@ -78,21 +78,25 @@ export class ChannelLog {
   }
 }
 
-/** Read states: the last message id read per channel, from the server when it has them, else kept in this browser. */
+/**
+ * Read states: per channel the last message read and how many messages since
+ * mention this user. The server keeps them (READY's read_state, MESSAGE_ACK from
+ * the user's other sessions, POST …/ack from this one), so a new browser shows
+ * the same unread marks as the old one.
+ */
 export class ReadStates {
-  constructor(userId) {
-    this.key = `guildhall.read.${userId}`;
-    this.server = false; // READY carried read_state
-    this.map = new Map();
-    this.fresh = true; // nothing was ever stored for this user here
-    try {
-      const raw = localStorage.getItem(this.key);
-      if (raw) {
-        this.map = new Map(Object.entries(JSON.parse(raw)));
-        this.fresh = false;
-      }
-    } catch { /* private mode or bad data: start empty */ }
-    this.saveTimer = 0;
+  constructor() {
+    this.map = new Map(); // channel id -> last read message id
+    this.mentions = new Map(); // channel id -> mentions since
+    this.acked = new Map(); // channel id -> what the server knows is read
+  }
+
+  /** Records that the server has channelId read up to id; reports whether that is news to it. */
+  noteAcked(channelId, id) {
+    const cur = this.acked.get(channelId);
+    if (cur && compareIds(cur, id) >= 0) return false;
+    this.acked.set(channelId, id);
+    return true;
   }
 
   get(channelId) {
@@ -103,26 +107,25 @@ export class ReadStates {
     return this.map.has(channelId);
   }
 
-  /** Moves the read mark forward (never back); reports whether it moved. */
+  /** Moves the read mark forward (never back), clearing the mentions before it; reports whether it moved. */
   set(channelId, id) {
     const cur = this.map.get(channelId);
     if (cur && compareIds(cur, id) >= 0) return false;
     this.map.set(channelId, id);
-    this.save();
+    this.mentions.delete(channelId);
     return true;
   }
 
-  save() {
-    clearTimeout(this.saveTimer);
-    this.saveTimer = setTimeout(() => {
-      if (this.map.size > maxReadEntries) {
-        const keep = [...this.map.entries()].sort((a, b) => compareIds(b[1], a[1])).slice(0, maxReadEntries);
-        this.map = new Map(keep);
-      }
-      try {
-        localStorage.setItem(this.key, JSON.stringify(Object.fromEntries(this.map)));
-      } catch { /* quota: keep them in memory */ }
-    }, 300);
+  mentionCount(channelId) {
+    return this.mentions.get(channelId) || 0;
+  }
+
+  /** Counts a new message that mentions this user, unless it is already read. */
+  mention(channelId, messageId) {
+    const cur = this.map.get(channelId);
+    if (cur && compareIds(cur, messageId) >= 0) return false;
+    this.mentions.set(channelId, Math.min(this.mentionCount(channelId) + 1, 999));
+    return true;
   }
 }
 
@@ -142,9 +145,7 @@ export class Store extends EventTarget {
     this.users = new Map(); // user id -> user, as seen anywhere
     this.typing = new Map(); // channel id -> Map(user id -> expiry ms)
     this.lastMessage = new Map(); // channel id -> newest known message id
-    this.read = null;
-    // What the server can do, learnt from its answers: null until known.
-    this.caps = { reactions: null, replies: null, ack: null, invitePreview: null };
+    this.read = new ReadStates();
   }
 
   emit(kind, detail = {}) {
@@ -177,19 +178,26 @@ export class Store extends EventTarget {
   ready(d) {
     this.me = d.user;
     this.rememberUser(d.user);
-    if (!this.read || this.read.key !== `guildhall.read.${d.user.id}`) this.read = new ReadStates(d.user.id);
+    if (this.read.userId !== d.user.id) {
+      this.read = new ReadStates();
+      this.read.userId = d.user.id;
+    }
     const known = new Set(d.guilds.map((g) => g.id));
     for (const id of [...this.guilds.keys()]) if (!known.has(id)) this.removeGuild(id);
     for (const g of d.guilds) {
       if (!this.guilds.has(g.id)) this.guilds.set(g.id, newGuild(g));
       if (!this.guildOrder.includes(g.id)) this.guildOrder.push(g.id);
     }
-    // Read states from the server (Discord's READY read_state), when it sends them.
+    // Read states (Discord's READY read_state: {entries: [{id, last_message_id, mention_count}]}).
     const rs = d.read_state;
-    const entries = Array.isArray(rs) ? rs : rs && Array.isArray(rs.entries) ? rs.entries : null;
-    if (entries) {
-      this.read.server = true;
-      for (const e of entries) if (e.id && e.last_message_id) this.read.set(e.id, e.last_message_id);
+    const entries = Array.isArray(rs) ? rs : (rs && Array.isArray(rs.entries) ? rs.entries : []);
+    for (const e of entries) {
+      if (!e.id) continue;
+      if (e.last_message_id) {
+        this.read.set(e.id, e.last_message_id);
+        this.read.noteAcked(e.id, e.last_message_id);
+      }
+      if (e.mention_count > 0) this.read.mentions.set(e.id, e.mention_count);
     }
     for (const ch of d.private_channels || []) this.addChannel(ch);
     this.emit('guilds');
@@ -228,6 +236,7 @@ export class Store extends EventTarget {
   }
 
   addChannel(ch) {
+    for (const u of ch.recipients || []) this.rememberUser(u);
     this.channels.set(ch.id, ch);
     if (ch.last_message_id) this.noteLast(ch.id, ch.last_message_id);
     const g = ch.guild_id && this.guilds.get(ch.guild_id);
@@ -265,8 +274,8 @@ export class Store extends EventTarget {
     this.stopTyping(m.channel_id, m.author.id);
     const l = this.logs.get(m.channel_id);
     if (l && (l.loaded || l.loading)) l.upsert(m);
-    if (m.message_reference || m.referenced_message) this.caps.replies = true;
-    if (this.me && m.author.id === this.me.id) this.read?.set(m.channel_id, m.id);
+    if (this.me && m.author.id === this.me.id) this.read.set(m.channel_id, m.id);
+    else if (this.me && this.mentionsMe(m)) this.read.mention(m.channel_id, m.id);
     this.emit('messages', { channelId: m.channel_id, message: m, created: true });
   }
 
@@ -283,8 +292,17 @@ export class Store extends EventTarget {
     if (l && l.remove(d.id)) this.emit('messages', { channelId: d.channel_id });
   }
 
+  /** Whether m counts as a mention of this user: a DM, or a mention by id, role or everyone (as the server counts). */
+  mentionsMe(m) {
+    const ch = this.channels.get(m.channel_id);
+    if (ch && isPrivate(ch)) return true;
+    if ((m.mentions || []).some((u) => u.id === this.me.id) || m.mention_everyone) return true;
+    const g = m.guild_id && this.guilds.get(m.guild_id);
+    const mine = g && g.members.get(this.me.id);
+    return !!(mine && mine.roles && (m.mention_roles || []).some((r) => mine.roles.includes(r)));
+  }
+
   reaction(kind, d) {
-    this.caps.reactions = true;
     const l = this.logs.get(d.channel_id);
     const m = l && l.byId.get(d.message_id);
     if (!m) return;
@@ -372,23 +390,57 @@ export class Store extends EventTarget {
   }
 
   ack(channelId, messageId) {
-    if (this.read?.set(channelId, messageId)) this.emit('read', { channelId });
+    this.read.noteAcked(channelId, messageId);
+    if (this.read.set(channelId, messageId)) this.emit('read', { channelId });
   }
 
   // ---- queries
 
   isUnread(channelId) {
     const last = this.lastMessage.get(channelId);
-    if (!last || !this.read) return false;
+    if (!last) return false;
     const r = this.read.get(channelId);
     return !r || compareIds(last, r) > 0;
   }
 
-  guildUnread(guildId) {
+  /** The channel ids of a guild, or of the DMs for guildId '@me'. */
+  channelIdsOf(guildId) {
+    if (guildId === dmHome) return this.dmOrder().map((c) => c.id);
     const g = this.guilds.get(guildId);
-    if (!g) return false;
-    for (const id of g.channelIds) if (this.isUnread(id)) return true;
-    return false;
+    return g ? [...g.channelIds] : [];
+  }
+
+  guildUnread(guildId) {
+    return this.channelIdsOf(guildId).some((id) => this.isUnread(id));
+  }
+
+  guildMentions(guildId) {
+    return this.channelIdsOf(guildId).reduce((n, id) => n + this.read.mentionCount(id), 0);
+  }
+
+  /** The DM channels, the most recently active first. */
+  dmOrder() {
+    const out = [];
+    for (const c of this.channels.values()) if (isPrivate(c)) out.push(c);
+    const last = (c) => this.lastMessage.get(c.id) || c.id;
+    return out.sort((a, b) => compareIds(last(b), last(a)));
+  }
+
+  /** The open DM with exactly this user, if any. */
+  dmWith(userId) {
+    for (const c of this.channels.values()) {
+      if (c.type === ChannelType.DM && c.recipients && c.recipients.length === 1 && c.recipients[0].id === userId) return c;
+    }
+    return null;
+  }
+
+  /** What a channel is called: #name in a guild, the other people's names in a DM. */
+  channelLabel(c) {
+    if (!c) return '';
+    if (!isPrivate(c)) return c.name || '';
+    if (c.name) return c.name;
+    const names = (c.recipients || []).map((u) => this.displayName(u.id));
+    return names.join(', ') || 'Direct message';
   }
 
   /** The guild's channels as Discord lists them: uncategorised first, then each category with its children. */
@@ -420,6 +472,13 @@ export const largeThreshold = 250;
 /** Whether the guild is large now (GUILD_CREATE said so, or members joined since). */
 export function isLarge(g) {
   return !!g && (g.large || (g.member_count ?? 0) > largeThreshold);
+}
+
+/** The rail's "guild" id of the direct messages. */
+export const dmHome = '@me';
+
+export function isPrivate(c) {
+  return c.type === ChannelType.DM || c.type === ChannelType.GROUP_DM;
 }
 
 export function isTextChannel(c) {

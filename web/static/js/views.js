@@ -2,9 +2,19 @@
 // list, the user panel. Each part is redrawn whole, and only when what it shows
 // changed. Methods of App (see mixin).
 
-import { isTextChannel, isLarge } from './store.js';
+import { isTextChannel, isLarge, dmHome } from './store.js';
 import { avatar, guildInitials } from './markup.js';
-import { $, el, Perm } from './dom.js';
+import { $, el, svg, icons, Perm } from './dom.js';
+import { toast } from './modal.js';
+
+/** A count of unread mentions, for a channel or a server. */
+function badge(n) {
+  return n > 0 ? el('span', { class: 'badge', 'aria-hidden': 'true', text: n > 99 ? '99+' : String(n) }) : null;
+}
+
+function mentionWords(n) {
+  return n > 0 ? `, ${n} mention${n === 1 ? '' : 's'}` : '';
+}
 
 export class Views {
   // ---------------------------------------------------------------- store → view
@@ -85,22 +95,34 @@ export class Views {
   }
 
   renderRail() {
-    const sig = this.store.guildOrder.map((id) => `${id}:${this.store.guilds.get(id)?.name}:${id === this.guildId}:${this.store.guildUnread(id)}`).join('|');
+    const s = this.store;
+    const sig = [dmHome, ...s.guildOrder].map((id) => `${id}:${s.guilds.get(id)?.name}:${id === this.guildId}:${s.guildUnread(id)}:${s.guildMentions(id)}`).join('|');
     if (!this.changed('rail', sig)) return;
+    // Direct messages: the first item of the rail, as on Discord.
+    const home = $('home');
+    const homeUnread = s.guildUnread(dmHome);
+    const homeMentions = s.guildMentions(dmHome);
+    $('home-item').className = ['home-item', this.guildId === dmHome ? 'current' : '', homeUnread ? 'unread' : ''].join(' ').trim();
+    home.setAttribute('aria-label', `Direct messages${homeUnread ? ', unread messages' : ''}${mentionWords(homeMentions)}`);
+    if (this.guildId === dmHome) home.setAttribute('aria-current', 'true');
+    else home.removeAttribute('aria-current');
+    home.querySelector('.badge')?.remove();
+    if (homeMentions) home.append(badge(homeMentions));
     const ul = $('guild-list');
     ul.textContent = '';
     for (const id of this.store.guildOrder) {
       const g = this.store.guilds.get(id);
       if (!g) continue;
       const unread = this.store.guildUnread(id);
+      const mentioned = this.store.guildMentions(id);
       const li = el('li', { class: [id === this.guildId ? 'current' : '', unread ? 'unread' : ''].join(' ').trim() });
       const b = el('button', {
         class: 'guild-button', type: 'button', title: g.name,
-        'aria-label': `${g.name || 'Server'}${unread ? ', unread messages' : ''}`,
+        'aria-label': `${g.name || 'Server'}${unread ? ', unread messages' : ''}${mentionWords(mentioned)}`,
         'aria-current': id === this.guildId ? 'true' : null,
         dataset: { guildId: id },
         onclick: () => this.selectGuild(id),
-      }, guildInitials(g.name || '…'));
+      }, guildInitials(g.name || '…'), badge(mentioned));
       li.append(b);
       ul.append(li);
     }
@@ -120,13 +142,17 @@ export class Views {
   }
 
   renderSidebar() {
+    if (this.guildId === dmHome) {
+      this.renderDMList();
+      return;
+    }
     const g = this.guildId && this.store.guilds.get(this.guildId);
     $('guild-name').textContent = g ? g.name : 'Guildhall';
     $('invite-people').hidden = !g || !this.channelId;
     $('create-channel').hidden = !g || !this.canInGuild(g.id, Perm.MANAGE_CHANNELS);
     const tree = g ? this.store.channelTree(g.id) : [];
     const sig = `${g ? g.id : ''}:${this.channelId}:` + tree.map((grp) => `${grp.category ? `${grp.category.id}=${grp.category.name}` : ''}[${
-      grp.channels.map((c) => `${c.id}=${c.name}:${isTextChannel(c) && this.store.isUnread(c.id)}`).join(',')}]`).join('');
+      grp.channels.map((c) => `${c.id}=${c.name}:${isTextChannel(c) && this.store.isUnread(c.id)}:${this.store.read.mentionCount(c.id)}`).join(',')}]`).join('');
     if (!this.changed('sidebar', sig)) return;
     const list = $('channel-list');
     list.textContent = '';
@@ -139,18 +165,68 @@ export class Views {
         const text = isTextChannel(c);
         const unread = text && this.store.isUnread(c.id);
         const current = c.id === this.channelId;
+        const mentioned = current ? 0 : this.store.read.mentionCount(c.id);
         const b = el('button', {
           class: `channel${unread && !current ? ' unread' : ''}`, type: 'button',
           'aria-current': current ? 'true' : null,
-          'aria-label': `${c.name}${unread && !current ? ', unread' : ''}`,
+          'aria-label': `${c.name}${unread && !current ? ', unread' : ''}${mentionWords(mentioned)}`,
           dataset: { channelId: c.id },
           disabled: !text,
           onclick: () => this.selectChannel(c.id),
-        }, el('span', { class: 'hash', 'aria-hidden': 'true', text: '#' }), el('span', { class: 'name', text: c.name }));
+        }, el('span', { class: 'hash', 'aria-hidden': 'true', text: '#' }), el('span', { class: 'name', text: c.name }), badge(mentioned));
         ul.append(el('li', {}, b));
       }
       list.append(ul);
     }
+  }
+
+  /** The sidebar of the direct messages: one entry per DM, the most recent first. */
+  renderDMList() {
+    const s = this.store;
+    $('guild-name').textContent = 'Direct messages';
+    $('invite-people').hidden = true;
+    $('create-channel').hidden = true;
+    const dms = s.dmOrder();
+    const sig = `${dmHome}:${this.channelId}:` + dms.map((c) => `${c.id}=${s.channelLabel(c)}:${s.isUnread(c.id)}:${s.read.mentionCount(c.id)}`).join(',');
+    if (!this.changed('sidebar', sig)) return;
+    const list = $('channel-list');
+    list.textContent = '';
+    if (!dms.length) {
+      list.append(el('p', { class: 'sidebar-note', text: 'No conversations yet. Open one from a server\'s member list.' }));
+      return;
+    }
+    const ul = el('ul', { 'aria-label': 'Direct messages' });
+    for (const c of dms) {
+      const current = c.id === this.channelId;
+      const unread = !current && s.isUnread(c.id);
+      const mentioned = current ? 0 : s.read.mentionCount(c.id);
+      const label = s.channelLabel(c);
+      const other = (c.recipients || [])[0];
+      ul.append(el('li', {}, el('button', {
+        class: `channel dm${unread ? ' unread' : ''}`, type: 'button',
+        'aria-current': current ? 'true' : null,
+        'aria-label': `${label}${unread ? ', unread' : ''}${mentionWords(mentioned)}`,
+        dataset: { channelId: c.id },
+        onclick: () => this.selectChannel(c.id),
+      }, avatar(other || { id: c.id, username: label }, 'avatar tiny'), el('span', { class: 'name', text: label }), badge(mentioned))));
+    }
+    list.append(ul);
+  }
+
+  /** Opens the DM with a user, creating it the first time (POST /users/@me/channels). */
+  async openDM(userId) {
+    let ch = this.store.dmWith(userId);
+    if (!ch) {
+      try {
+        ch = await this.api.post('/users/@me/channels', { recipient_id: userId });
+      } catch (ex) {
+        toast(`Could not open the conversation: ${ex.message}`, { error: true });
+        return;
+      }
+      this.store.addChannel(ch);
+    }
+    this.selectChannel(ch.id);
+    $('composer-input').focus();
   }
 
   // ---------------------------------------------------------------- members
@@ -179,6 +255,7 @@ export class Views {
     const box = $('members');
     const g = this.guildId && this.store.guilds.get(this.guildId);
     $('shell').classList.toggle('no-guild', !g);
+    $('toggle-members').hidden = !g;
     if (!g) {
       if (this.changed('members', '')) box.textContent = '';
       return;
@@ -214,8 +291,13 @@ export class Views {
         const st = status(m);
         const av = avatar(m.user, 'avatar small');
         av.append(el('span', { class: `status-dot ${st}` }));
+        const me = this.store.me && m.user.id === this.store.me.id;
         ul.append(el('li', { class: `member ${st === 'offline' ? 'offline' : ''}`, 'aria-label': `${name(m)}, ${st}`, dataset: { userId: m.user.id } },
-          av, el('span', { class: 'name', text: name(m) })));
+          av, el('span', { class: 'name', text: name(m) }),
+          me || m.user.bot ? null : el('button', {
+            class: 'icon-button member-dm', type: 'button', 'aria-label': `Message ${name(m)}`, title: `Message ${name(m)}`,
+            onclick: () => this.openDM(m.user.id),
+          }, svg(icons.message))));
       }
       box.append(ul);
     };
