@@ -178,12 +178,12 @@ func (s *Service) History(ctx context.Context, u guildhall.User, channelID guild
 	if !p.Has(guildhall.PermReadMessageHistory) {
 		return []guildhall.Message{}, nil
 	}
-	if err := s.barrier.Wait(ctx, ch.GuildID); err != nil {
+	if err := s.readBarrier(ctx, ch.GuildID); err != nil {
 		return nil, err
 	}
 	ms, err := s.store.History(ctx, ch.ID, q)
 	if err != nil {
-		return nil, internal("history", err)
+		return nil, s.historyErr("history", err)
 	}
 	out := make([]guildhall.Message, len(ms))
 	for i, m := range ms {
@@ -192,9 +192,35 @@ func (s *Service) History(ctx context.Context, u guildhall.User, channelID guild
 	return out, nil
 }
 
+// readBarrier waits until the store holds every event of the guild (the read
+// barrier). While the store is down it answers errHistoryUnavailable: at once
+// when a read has found it so already, else once the barrier has waited in
+// vain and a probe finds the store unreachable.
+func (s *Service) readBarrier(ctx context.Context, guildID guildhall.Snowflake) error {
+	if s.storeDown() {
+		return errHistoryUnavailable
+	}
+	err := s.barrier.Wait(ctx, guildID)
+	if errors.Is(err, guildhall.ErrServiceBusy) {
+		if _, perr := s.store.Guild(ctx, 0); s.unavailable(perr) {
+			return errHistoryUnavailable
+		}
+	}
+	return err
+}
+
+// historyErr is storeErr for reads of messages: errHistoryUnavailable while
+// the database cannot be reached.
+func (s *Service) historyErr(what string, err error) error {
+	if s.unavailable(err) {
+		return errHistoryUnavailable
+	}
+	return internal(what, err)
+}
+
 // message reads one message after the read barrier.
 func (s *Service) message(ctx context.Context, guildID, channelID, id guildhall.Snowflake) (guildhall.Message, error) {
-	if err := s.barrier.Wait(ctx, guildID); err != nil {
+	if err := s.readBarrier(ctx, guildID); err != nil {
 		return guildhall.Message{}, err
 	}
 	m, err := s.store.Message(ctx, channelID, id)
@@ -202,9 +228,20 @@ func (s *Service) message(ctx context.Context, guildID, channelID, id guildhall.
 		return guildhall.Message{}, guildhall.ErrUnknownMessage
 	}
 	if err != nil {
-		return guildhall.Message{}, internal("message", err)
+		return guildhall.Message{}, s.historyErr("message", err)
 	}
 	return m, nil
+}
+
+// messageToChange is message for an edit or a delete: when the store cannot
+// answer (down, or the writer too far behind), the projection's recent
+// messages can (projection_messages.go).
+func (s *Service) messageToChange(ctx context.Context, guildID, channelID, id guildhall.Snowflake) (guildhall.Message, error) {
+	m, err := s.message(ctx, guildID, channelID, id)
+	if isUnavailable(err) {
+		return s.proj.recentMessage(ctx, guildID, channelID, id)
+	}
+	return m, err
 }
 
 // GetMessage returns one message (READ_MESSAGE_HISTORY needed).
@@ -236,7 +273,7 @@ func (s *Service) EditMessage(ctx context.Context, u guildhall.User, channelID, 
 			return guildhall.Message{}, err
 		}
 	}
-	m, err := s.message(ctx, ch.GuildID, ch.ID, id)
+	m, err := s.messageToChange(ctx, ch.GuildID, ch.ID, id)
 	if err != nil {
 		return guildhall.Message{}, err
 	}
@@ -277,7 +314,7 @@ func (s *Service) DeleteMessageReason(ctx context.Context, u guildhall.User, cha
 	if err != nil {
 		return err
 	}
-	m, err := s.message(ctx, ch.GuildID, ch.ID, id)
+	m, err := s.messageToChange(ctx, ch.GuildID, ch.ID, id)
 	if err != nil {
 		return err
 	}

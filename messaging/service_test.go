@@ -31,7 +31,16 @@ func newTestService(t *testing.T) *messaging.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runProjection(t, svc)
 	return svc
+}
+
+// runProjection runs svc's projection of the event stream until the test ends.
+func runProjection(t *testing.T, svc *messaging.Service) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.RunProjection(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 func registerUser(t *testing.T, svc *messaging.Service, name string) guildhall.User {

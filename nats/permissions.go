@@ -104,6 +104,7 @@ func apiPermissions() *server.Permissions {
 				subjectGuildInAll, subjectUserInAll, // events into the stream
 				subjectTickInAll,       // gateways' ticks, on their request
 				SubjectRevocationsIn,   // token revocations (revocations.go)
+				SubjectMarksIn,         // its projection's marks (subjects.go)
 				subjectEphGuildAll,     // typing and presence
 				jsAPI + allSubject,     // topology, publish acks, replay consumers
 				subjectKV + allSubject, // its buckets

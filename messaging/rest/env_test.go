@@ -97,7 +97,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); _ = e.svc.WatchRevocations(watchCtx) }()
-	t.Cleanup(func() { stopWatch(); <-watchDone })
+	projDone := make(chan struct{})
+	go func() { defer close(projDone); _ = e.svc.RunProjection(watchCtx) }()
+	t.Cleanup(func() { stopWatch(); <-watchDone; <-projDone })
 	resp, err := natsapi.NewResponder(e.svc, nc, natsapi.Config{Logger: e.log})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,166 @@
+package messaging
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	guildhall "github.com/guildhall/guildhall"
+	ghnats "github.com/guildhall/guildhall/nats"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Recent messages. Editing or deleting a message needs the message (its
+// author, and for an edit the whole of it: MESSAGE_UPDATE carries it whole).
+// The store has it, once the writer has written it; while the store is down
+// the projection answers for the messages its held guilds received while held,
+// the last ProjectionConfig.Messages of them. An older message answers 503, as
+// history does.
+
+// projMessage is the latest version of a recent message.
+type projMessage struct {
+	guild   *projGuild
+	id      guildhall.Snowflake
+	channel guildhall.Snowflake
+	// data is the payload of its latest MESSAGE_CREATE or MESSAGE_UPDATE.
+	data    []byte
+	pinned  *bool // from CHANNEL_PINS_UPDATE, when one came
+	deleted bool  // a delete is final
+}
+
+// messageIDs is what is read of a message event's payload to file it.
+type messageIDs struct {
+	ID  guildhall.Snowflake   `json:"id"`
+	IDs []guildhall.Snowflake `json:"ids"` // MESSAGE_DELETE_BULK
+}
+
+// message returns g's entry of message id, made if create.
+func (p *projection) message(g *projGuild, id guildhall.Snowflake, create bool) *projMessage {
+	if e := g.messages[id]; e != nil {
+		return e.Value.(*projMessage)
+	}
+	if !create || p.cfg.Messages < 0 {
+		return nil
+	}
+	m := &projMessage{guild: g, id: id}
+	g.messages[id] = p.messages.PushFront(m)
+	for p.messages.Len() > p.cfg.Messages {
+		last := p.messages.Back()
+		old := last.Value.(*projMessage)
+		delete(old.guild.messages, old.id)
+		p.messages.Remove(last)
+	}
+	return m
+}
+
+// noteMessage keeps a message's latest version (MESSAGE_CREATE, _UPDATE).
+func (p *projection) noteMessage(g *projGuild, ev guildhall.Event) {
+	if p.cfg.Messages < 0 {
+		return
+	}
+	var ids messageIDs
+	if json.Unmarshal(ev.Data, &ids) != nil || ids.ID == 0 {
+		return
+	}
+	m := p.message(g, ids.ID, true)
+	if m.deleted {
+		return
+	}
+	m.channel, m.data = ev.ChannelID, ev.Data
+}
+
+// noteDeleted marks deleted messages (MESSAGE_DELETE, _DELETE_BULK).
+func (p *projection) noteDeleted(g *projGuild, ev guildhall.Event) {
+	if p.cfg.Messages < 0 {
+		return
+	}
+	var ids messageIDs
+	if json.Unmarshal(ev.Data, &ids) != nil {
+		return
+	}
+	if ids.ID != 0 {
+		ids.IDs = append(ids.IDs, ids.ID)
+	}
+	for _, id := range ids.IDs {
+		m := p.message(g, id, true)
+		m.channel, m.data, m.deleted = ev.ChannelID, nil, true
+	}
+}
+
+// notePin records a pin or unpin of a kept message.
+func (p *projection) notePin(g *projGuild, ev guildhall.Event) {
+	if ev.Pin == nil {
+		return
+	}
+	if m := p.message(g, ev.Pin.MessageID, false); m != nil {
+		pinned := ev.Pin.Pinned
+		m.pinned = &pinned
+	}
+}
+
+// recentMessage returns a message of a held guild as the stream has it now,
+// once the projection has applied every event of the guild the stream held
+// when asked. ErrUnknownMessage for a message deleted (or of another channel);
+// errHistoryUnavailable for one it does not keep.
+func (p *projection) recentMessage(ctx context.Context, guildID, channelID, id guildhall.Snowflake) (guildhall.Message, error) {
+	p.mu.Lock()
+	stream := p.stream
+	running := p.running
+	p.mu.Unlock()
+	if !running || p.cfg.Messages < 0 {
+		return guildhall.Message{}, errHistoryUnavailable
+	}
+	wctx, cancel := context.WithTimeout(ctx, p.cfg.Wait)
+	defer cancel()
+	var target uint64
+	last, err := stream.GetLastMsgForSubject(wctx, ghnats.GuildInSubject(uint64(guildID)))
+	switch {
+	case err == nil:
+		target = last.Sequence
+	case !errors.Is(err, jetstream.ErrMsgNotFound):
+		return guildhall.Message{}, guildhall.ErrServiceBusy
+	}
+	for {
+		p.mu.Lock()
+		if !p.running {
+			p.mu.Unlock()
+			return guildhall.Message{}, errHistoryUnavailable
+		}
+		if p.pos >= target {
+			break // holding the lock
+		}
+		if p.wake == nil {
+			p.wake = make(chan struct{})
+		}
+		wake := p.wake
+		p.mu.Unlock()
+		select {
+		case <-wake:
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return guildhall.Message{}, ctx.Err()
+			}
+			return guildhall.Message{}, guildhall.ErrServiceBusy
+		}
+	}
+	defer p.mu.Unlock()
+	g := p.guilds[guildID]
+	if g == nil || g.deleted {
+		return guildhall.Message{}, errHistoryUnavailable
+	}
+	m := p.message(g, id, false)
+	switch {
+	case m == nil:
+		return guildhall.Message{}, errHistoryUnavailable
+	case m.deleted || m.channel != channelID:
+		return guildhall.Message{}, guildhall.ErrUnknownMessage
+	}
+	var msg guildhall.Message
+	if err := json.Unmarshal(m.data, &msg); err != nil {
+		return guildhall.Message{}, internal("decode recent message", err)
+	}
+	if m.pinned != nil {
+		msg.Pinned = *m.pinned
+	}
+	return restMessage(msg), nil
+}
