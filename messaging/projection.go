@@ -160,7 +160,9 @@ type projection struct {
 	// mustReach is the sequence of this process's last acknowledged change.
 	mustReach uint64
 	marks     []pendingMark
-	marking   time.Time // when the mark in flight was sent; zero: none
+	marking   time.Time // when the mark in flight was asked for; zero: none
+	// markNow asks the marker (RunProjection) for a mark.
+	markNow chan time.Time
 	// epoch moves when a guild is dropped after a failed publish: a load begun
 	// before may have read the store before the change and is not installed.
 	epoch uint64
@@ -185,7 +187,7 @@ func newProjection(cfg ProjectionConfig, s *Service) *projection {
 		storeErr: s.storeErr, unavailable: s.unavailable,
 		guilds: map[guildhall.Snowflake]*projGuild{}, lru: list.New(),
 		channels: map[guildhall.Snowflake]*projGuild{}, loads: map[guildhall.Snowflake]*guildLoad{},
-		members: list.New(), messages: list.New(),
+		members: list.New(), messages: list.New(), markNow: make(chan time.Time, 1),
 	}
 }
 
@@ -221,9 +223,15 @@ func (s *Service) RunProjection(ctx context.Context) error {
 	if err != nil {
 		return internal("projection: consume", err)
 	}
-	<-ctx.Done()
-	cc.Stop()
-	return nil
+	defer cc.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case at := <-p.markNow:
+			p.sendMark(ctx, at)
+		}
+	}
 }
 
 // stop forgets everything: events are no longer applied.
@@ -305,8 +313,11 @@ func (p *projection) usableLocked(now time.Time) bool {
 	}
 	age := now.Sub(p.freshAsOf)
 	if age > p.cfg.Freshness/2 && (p.marking.IsZero() || now.Sub(p.marking) > p.cfg.Freshness) {
-		p.marking = now
-		go p.sendMark(now)
+		select {
+		case p.markNow <- now:
+			p.marking = now
+		default: // one asked for already
+		}
 	}
 	return age <= p.cfg.Freshness && p.pos >= p.mustReach
 }
@@ -352,19 +363,22 @@ func (p *projection) await(ctx context.Context) error {
 	}
 }
 
-// sendMark publishes a mark sent at sent; once the consumer delivers it, the
-// projection is fresh as of sent.
-func (p *projection) sendMark(sent time.Time) {
+// sendMark publishes a mark asked for at sent; once the consumer delivers it,
+// the projection is fresh as of sent (the mark goes out after that moment, so
+// is stored after every event stored before it).
+func (p *projection) sendMark(ctx context.Context, sent time.Time) {
 	p.mu.Lock()
 	mark := p.mark
 	p.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.Freshness)
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Freshness)
 	defer cancel()
 	ack, err := p.js.Publish(ctx, mark, nil, jetstream.WithExpectStream(ghnats.StreamEvents))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
-		p.log.Warn("projection: mark not published", "err", err)
+		if ctx.Err() == nil {
+			p.log.Warn("projection: mark not published", "err", err)
+		}
 		if p.marking.Equal(sent) {
 			p.marking = time.Time{}
 		}

@@ -197,7 +197,7 @@ func (s *Service) History(ctx context.Context, u guildhall.User, channelID guild
 // when a read has found it so already, else once the barrier has waited in
 // vain and a probe finds the store unreachable.
 func (s *Service) readBarrier(ctx context.Context, guildID guildhall.Snowflake) error {
-	if s.storeDown() {
+	if s.storeDown(ctx) {
 		return errHistoryUnavailable
 	}
 	err := s.barrier.Wait(ctx, guildID)

@@ -16,8 +16,8 @@ import (
 // projection can answer (projection.go) do not need the store at all. Reads of
 // history wait for the writer (the read barrier), which cannot write while the
 // database is down: once a store read has failed for that reason, they answer
-// 503 at once rather than after the barrier's timeout, until a probe finds the
-// store answering again.
+// 503 at once rather than after the barrier's timeout, until a probe (one
+// read at most every storeProbeInterval) finds the store answering again.
 
 // Errors a request gets while the database cannot be reached.
 var (
@@ -33,19 +33,20 @@ type unavailabilityReporter interface {
 	Unavailable(err error) bool
 }
 
-// storeProbeInterval is how often a store found unreachable is probed until
-// it answers.
+// storeProbeInterval is how often a store found unreachable is probed (by
+// the reads that would need it) until it answers.
 const storeProbeInterval = 500 * time.Millisecond
 
-// storeHealth remembers that the store was found unreachable, and probes it
-// until it answers again.
+// storeHealth remembers that the store was found unreachable, and when it was
+// last probed.
 type storeHealth struct {
-	down    atomic.Bool
-	probing atomic.Bool
+	down      atomic.Bool
+	probing   atomic.Bool
+	lastProbe atomic.Int64 // unix nanoseconds
 }
 
 // unavailable reports whether err is the store failing to answer; if so the
-// store is marked down and probed until it answers.
+// store is marked down.
 func (s *Service) unavailable(err error) bool {
 	if err == nil || errors.Is(err, ErrNotFound) {
 		return false
@@ -55,34 +56,32 @@ func (s *Service) unavailable(err error) bool {
 		return false
 	}
 	s.metrics.StoreUnavailable.Inc()
-	s.health.down.Store(true)
-	if s.health.probing.CompareAndSwap(false, true) {
-		go s.probeStore()
+	if !s.health.down.Swap(true) {
+		s.health.lastProbe.Store(time.Now().UnixNano())
 	}
 	return true
 }
 
 // storeDown reports whether the store was found unreachable and has not
-// answered a probe since.
-func (s *Service) storeDown() bool { return s.health.down.Load() }
-
-// probeStore asks the store a cheap question until it answers.
-func (s *Service) probeStore() {
-	defer s.health.probing.Store(false)
-	tick := time.NewTicker(storeProbeInterval)
-	defer tick.Stop()
-	for range tick.C {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := s.store.Guild(ctx, 0)
-		late := ctx.Err() != nil // a database that hangs is down too
-		cancel()
-		r, _ := s.store.(unavailabilityReporter)
-		if !late && (err == nil || errors.Is(err, ErrNotFound) || r == nil || !r.Unavailable(err)) {
-			s.health.down.Store(false)
-			s.log.Info("store answers again")
-			return
-		}
+// answered since. At most every storeProbeInterval one caller probes it.
+func (s *Service) storeDown(ctx context.Context) bool {
+	if !s.health.down.Load() {
+		return false
 	}
+	if time.Since(time.Unix(0, s.health.lastProbe.Load())) < storeProbeInterval || !s.health.probing.CompareAndSwap(false, true) {
+		return true
+	}
+	defer s.health.probing.Store(false)
+	s.health.lastProbe.Store(time.Now().UnixNano())
+	pctx, cancel := context.WithTimeout(ctx, storeProbeInterval)
+	defer cancel()
+	_, err := s.store.Guild(pctx, 0)
+	if pctx.Err() != nil || s.unavailable(err) { // a database that hangs is down too
+		return true
+	}
+	s.health.down.Store(false)
+	s.log.Info("store answers again")
+	return false
 }
 
 // storeErr is internal for a store error, except that a database that cannot
