@@ -43,7 +43,7 @@ func runProjection(t *testing.T, svc *messaging.Service) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func registerUser(t *testing.T, svc *messaging.Service, name string) guildhall.User {
+func registerUser(t testing.TB, svc *messaging.Service, name string) guildhall.User {
 	t.Helper()
 	ctx := context.Background()
 	s, err := svc.Register(ctx, messaging.Credentials{Username: name, Password: "correct horse battery"})
