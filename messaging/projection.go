@@ -157,6 +157,9 @@ type projection struct {
 	wake chan struct{}
 	// freshAsOf: every event stored before it has been applied.
 	freshAsOf time.Time
+	// stale: a request waited for freshness in vain, and freshAsOf has not
+	// moved since; requests read the store at once rather than wait too.
+	stale bool
 	// mustReach is the sequence of this process's last acknowledged change.
 	mustReach uint64
 	marks     []pendingMark
@@ -284,7 +287,7 @@ func (p *projection) advance(seq uint64) {
 	for _, m := range p.marks {
 		if m.seq <= seq {
 			if m.sent.After(p.freshAsOf) {
-				p.freshAsOf = m.sent
+				p.freshAsOf, p.stale = m.sent, false
 			}
 			continue
 		}
@@ -330,17 +333,25 @@ func (p *projection) usable() bool {
 }
 
 // await returns once the projection may answer, errNotProjected if it cannot
-// within cfg.Wait, or ctx's error.
+// within cfg.Wait, or ctx's error. Once a wait for freshness has been in vain
+// (the consumer or the marks are stuck), requests do not wait again until the
+// projection is fresh: they read the store at once.
 func (p *projection) await(ctx context.Context) error {
 	var timer *time.Timer
 	for {
 		p.mu.Lock()
-		if p.usableLocked(time.Now()) {
+		now := time.Now()
+		if p.usableLocked(now) {
 			p.mu.Unlock()
 			return nil
 		}
 		if !p.running {
 			p.mu.Unlock()
+			return errNotProjected
+		}
+		if p.stale && now.Sub(p.freshAsOf) > p.cfg.Freshness {
+			p.mu.Unlock()
+			p.metrics.ProjectionStale.Inc()
 			return errNotProjected
 		}
 		if p.wake == nil {
@@ -355,6 +366,11 @@ func (p *projection) await(ctx context.Context) error {
 		select {
 		case <-wake:
 		case <-timer.C:
+			p.mu.Lock()
+			if time.Since(p.freshAsOf) > p.cfg.Freshness {
+				p.stale = true
+			}
+			p.mu.Unlock()
 			p.metrics.ProjectionStale.Inc()
 			return errNotProjected
 		case <-ctx.Done():
@@ -397,7 +413,7 @@ func (p *projection) sendMark(ctx context.Context, sent time.Time) {
 // advanceMark records a mark already delivered.
 func (p *projection) advanceMark(sent time.Time) {
 	if sent.After(p.freshAsOf) {
-		p.freshAsOf = sent
+		p.freshAsOf, p.stale = sent, false
 	}
 	if p.marking.Equal(sent) {
 		p.marking = time.Time{}
