@@ -257,12 +257,15 @@ func (p *projection) handle(msg jetstream.Msg) {
 	}
 	seq := meta.Sequence.Stream
 	var ev guildhall.Event
+	var ids messageIDs
 	guild := false
 	if sub, ok := ghnats.ParseSubject(msg.Subject()); ok && sub.Kind == ghnats.SubjectGuildIn {
 		ev = ghnats.DecodeEvent(msg.Headers(), msg.Data())
 		// Only the api publishes into the stream, and always with the header of
 		// the subject's guild; a mismatch is not applied.
 		guild = ev.GuildID == guildhall.Snowflake(sub.ID)
+		// Outside the lock: which messages an event is about.
+		ids = p.messageIDs(ev, msg.Headers())
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -274,7 +277,7 @@ func (p *projection) handle(msg jetstream.Msg) {
 			l.keep(ev)
 		}
 		if g := p.guilds[ev.GuildID]; g != nil {
-			p.apply(g, ev)
+			p.apply(g, ev, ids)
 		}
 	}
 	p.advance(seq)
@@ -323,13 +326,6 @@ func (p *projection) usableLocked(now time.Time) bool {
 		}
 	}
 	return age <= p.cfg.Freshness && p.pos >= p.mustReach
-}
-
-// usable is usableLocked without a wait: for reads right after an await.
-func (p *projection) usable() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.usableLocked(time.Now())
 }
 
 // await returns once the projection may answer, errNotProjected if it cannot

@@ -81,13 +81,14 @@ func (l *guildLoad) keep(ev guildhall.Event) {
 	l.events = append(l.events, ev)
 }
 
-// apply changes a held guild with one of its events, in stream order.
-func (p *projection) apply(g *projGuild, ev guildhall.Event) {
+// apply changes a held guild with one of its events, in stream order; ids
+// are the messages a message event is about.
+func (p *projection) apply(g *projGuild, ev guildhall.Event, ids messageIDs) {
 	switch ev.Type {
 	case guildhall.EventMessageCreate, guildhall.EventMessageUpdate:
-		p.noteMessage(g, ev)
+		p.noteMessage(g, ev, ids)
 	case guildhall.EventMessageDelete, guildhall.EventMessageDeleteBulk:
-		p.noteDeleted(g, ev)
+		p.noteDeleted(g, ev, ids)
 	case guildhall.EventChannelPinsUpdate:
 		p.notePin(g, ev)
 	}

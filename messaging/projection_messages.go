@@ -7,6 +7,7 @@ import (
 
 	guildhall "github.com/guildhall/guildhall"
 	ghnats "github.com/guildhall/guildhall/nats"
+	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -53,13 +54,31 @@ func (p *projection) message(g *projGuild, id guildhall.Snowflake, create bool) 
 	return m
 }
 
-// noteMessage keeps a message's latest version (MESSAGE_CREATE, _UPDATE).
-func (p *projection) noteMessage(g *projGuild, ev guildhall.Event) {
-	if p.cfg.Messages < 0 {
-		return
-	}
+// messageIDs reads which messages a message event is about: a post's id is
+// its Nats-Msg-Id (the api publishes it so, for dedupe), so the payload of the
+// most frequent event is not decoded here; the others' payloads are.
+func (p *projection) messageIDs(ev guildhall.Event, h natsgo.Header) messageIDs {
 	var ids messageIDs
-	if json.Unmarshal(ev.Data, &ids) != nil || ids.ID == 0 {
+	if p.cfg.Messages < 0 {
+		return ids
+	}
+	switch ev.Type {
+	case guildhall.EventMessageCreate:
+		if id, err := guildhall.ParseSnowflake(h.Get(natsgo.MsgIdHdr)); err == nil {
+			ids.ID = id
+			return ids
+		}
+	case guildhall.EventMessageUpdate, guildhall.EventMessageDelete, guildhall.EventMessageDeleteBulk:
+	default:
+		return ids
+	}
+	_ = json.Unmarshal(ev.Data, &ids)
+	return ids
+}
+
+// noteMessage keeps a message's latest version (MESSAGE_CREATE, _UPDATE).
+func (p *projection) noteMessage(g *projGuild, ev guildhall.Event, ids messageIDs) {
+	if p.cfg.Messages < 0 || ids.ID == 0 {
 		return
 	}
 	m := p.message(g, ids.ID, true)
@@ -70,12 +89,8 @@ func (p *projection) noteMessage(g *projGuild, ev guildhall.Event) {
 }
 
 // noteDeleted marks deleted messages (MESSAGE_DELETE, _DELETE_BULK).
-func (p *projection) noteDeleted(g *projGuild, ev guildhall.Event) {
+func (p *projection) noteDeleted(g *projGuild, ev guildhall.Event, ids messageIDs) {
 	if p.cfg.Messages < 0 {
-		return
-	}
-	var ids messageIDs
-	if json.Unmarshal(ev.Data, &ids) != nil {
 		return
 	}
 	if ids.ID != 0 {
