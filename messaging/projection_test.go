@@ -128,7 +128,9 @@ func wantCode(t *testing.T, what string, err error, status, code int) {
 func TestProjectionFreshnessAcrossProcesses(t *testing.T) {
 	t.Parallel()
 	const fresh = 500 * time.Millisecond
-	r := newProjRig(t, 2, messaging.Config{Projection: messaging.ProjectionConfig{Freshness: fresh}})
+	// Wait is long so that a slow machine does not make the other process
+	// fall back to the store: the test asserts it did not.
+	r := newProjRig(t, 2, messaging.Config{Projection: messaging.ProjectionConfig{Freshness: fresh, Wait: 10 * time.Second}})
 	a, b := r.apis[0], r.apis[1]
 	ctx := context.Background()
 	owner, alice, bob, carol := registerUser(t, a, "owner"), registerUser(t, a, "alice"), registerUser(t, a, "bob"), registerUser(t, a, "carol")
@@ -222,7 +224,7 @@ func TestProjectionStaleFallsBack(t *testing.T) {
 // acknowledged post and edit.
 func TestProjectionStoreOutage(t *testing.T) {
 	t.Parallel()
-	r := newProjRig(t, 1, messaging.Config{TokenCacheTTL: 50 * time.Millisecond})
+	r := newProjRig(t, 1, messaging.Config{TokenCacheTTL: 50 * time.Millisecond, Projection: messaging.ProjectionConfig{Wait: 10 * time.Second}})
 	svc, ctx := r.apis[0], context.Background()
 	owner := registerUser(t, svc, "owner")
 	sess, err := svc.Register(ctx, messaging.Credentials{Username: "alice", Password: "correct horse battery"})
@@ -379,7 +381,7 @@ func TestProjectionBounds(t *testing.T) {
 func TestProjectionLoadRacesChanges(t *testing.T) {
 	t.Parallel()
 	const fresh = 500 * time.Millisecond
-	r := newProjRig(t, 2, messaging.Config{Projection: messaging.ProjectionConfig{Freshness: fresh}})
+	r := newProjRig(t, 2, messaging.Config{Projection: messaging.ProjectionConfig{Freshness: fresh, Wait: 10 * time.Second}})
 	a, b, ctx := r.apis[0], r.apis[1], context.Background()
 	owner := registerUser(t, a, "owner")
 	var guilds []guildhall.GuildState
