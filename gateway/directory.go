@@ -122,7 +122,7 @@ func (d *directory) put(s *Session) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
 	defer cancel()
 	intents := s.intents
-	err := d.registry.Put(ctx, registry.Session{ID: s.id, UserID: s.user.ID, Node: d.node, Seq: d.watermark.current(), Intents: &intents})
+	err := d.registry.Put(ctx, registry.Session{ID: s.id, UserID: s.user.ID, Node: d.node, Seq: d.watermark.current(), Intents: &intents, Shard: s.shard.array()})
 	if err != nil {
 		d.log.Warn("registry put", "session", s.id, "err", err)
 	}

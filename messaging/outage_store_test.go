@@ -244,3 +244,41 @@ func (s *outageStore) SetPasswordHash(ctx context.Context, userID guildhall.Snow
 func (s *outageStore) Bots(ctx context.Context, ownerID guildhall.Snowflake) ([]guildhall.User, error) {
 	return down2(s, func() ([]guildhall.User, error) { return s.Store.Bots(ctx, ownerID) })
 }
+
+func (s *outageStore) Reactions(ctx context.Context, channelID guildhall.Snowflake, messageIDs []guildhall.Snowflake, me guildhall.Snowflake) (map[guildhall.Snowflake][]guildhall.Reaction, error) {
+	return down2(s, func() (map[guildhall.Snowflake][]guildhall.Reaction, error) {
+		return s.Store.Reactions(ctx, channelID, messageIDs, me)
+	})
+}
+
+func (s *outageStore) ReactionUsers(ctx context.Context, channelID, messageID guildhall.Snowflake, emoji string, after guildhall.Snowflake, limit int) ([]guildhall.Snowflake, error) {
+	return down2(s, func() ([]guildhall.Snowflake, error) {
+		return s.Store.ReactionUsers(ctx, channelID, messageID, emoji, after, limit)
+	})
+}
+
+func (s *outageStore) LastMessageIDs(ctx context.Context, channelIDs []guildhall.Snowflake) (map[guildhall.Snowflake]guildhall.Snowflake, error) {
+	return down2(s, func() (map[guildhall.Snowflake]guildhall.Snowflake, error) {
+		return s.Store.LastMessageIDs(ctx, channelIDs)
+	})
+}
+
+func (s *outageStore) PutReadState(ctx context.Context, userID guildhall.Snowflake, rs guildhall.ReadState) error {
+	return down(s, func() error { return s.Store.PutReadState(ctx, userID, rs) })
+}
+
+func (s *outageStore) ReadStates(ctx context.Context, userID guildhall.Snowflake) ([]guildhall.ReadState, error) {
+	return down2(s, func() ([]guildhall.ReadState, error) { return s.Store.ReadStates(ctx, userID) })
+}
+
+func (s *outageStore) CreatePrivateChannel(ctx context.Context, ch guildhall.PrivateChannel) (guildhall.PrivateChannel, bool, error) {
+	return down3(s, func() (guildhall.PrivateChannel, bool, error) { return s.Store.CreatePrivateChannel(ctx, ch) })
+}
+
+func (s *outageStore) PrivateChannel(ctx context.Context, id guildhall.Snowflake) (guildhall.PrivateChannel, error) {
+	return down2(s, func() (guildhall.PrivateChannel, error) { return s.Store.PrivateChannel(ctx, id) })
+}
+
+func (s *outageStore) UserPrivateChannels(ctx context.Context, userID guildhall.Snowflake) ([]guildhall.PrivateChannel, error) {
+	return down2(s, func() ([]guildhall.PrivateChannel, error) { return s.Store.UserPrivateChannels(ctx, userID) })
+}

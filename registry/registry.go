@@ -27,6 +27,9 @@ type Session struct {
 	// Intents are the session's from its IDENTIFY, which a resume keeps. Nil in
 	// entries written before gateways kept them: those sessions had every intent.
 	Intents *guildhall.Intents `json:"intents,omitempty"`
+	// Shard is the session's [id, count] from its IDENTIFY, which a resume keeps;
+	// nil when it asked for none (every guild).
+	Shard []int `json:"shard,omitempty"`
 }
 
 // Registry reads and writes sessions.

@@ -46,6 +46,8 @@ type serveFlags struct {
 	bcryptCost                                        int
 	identifyTotal, identifyConcurrency                int
 	resumeWindow                                      time.Duration
+	maxUpload                                         int64
+	apiURL                                            string
 	http                                              httpTimeouts
 	metricsAddr                                       string
 	tokenCacheTTL                                     time.Duration
@@ -100,6 +102,8 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.IntVar(&f.identifyTotal, "identify-total", 1000, "session starts (IDENTIFY) per user per day, as Discord's session_start_limit.total")
 	fs.IntVar(&f.identifyConcurrency, "identify-concurrency", 1, "IDENTIFY per user per 5 s per shard bucket, as Discord's max_concurrency")
 	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL; live sessions are refreshed every third of it); applied by the api role")
+	fs.Int64Var(&f.maxUpload, "max-upload", 25<<20, "largest message post with files, in bytes (Discord's 25 MiB); larger answers 413")
+	fs.StringVar(&f.apiURL, "api-url", "", "URL clients reach the REST api at, the base of attachment URLs; empty uses the uploading request's host")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve GET /metrics on this address only (not on --addr); empty serves it on --addr")
 	fs.DurationVar(&f.tokenCacheTTL, "token-cache-ttl", time.Minute, "how long the api believes a cached token without asking the store: bounds how long a revoked token works on an api process that missed the revocation")
@@ -371,17 +375,19 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
-		rcfg := rest.Config{GatewayURL: gwURL, Metrics: rest.NewMetrics(reg), Logger: log, Sessions: sessionStartLimits{starts}, Presence: counts}
+		rcfg := rest.Config{GatewayURL: gwURL, Metrics: rest.NewMetrics(reg), Logger: log, Sessions: sessionStartLimits{starts}, Presence: counts,
+			MaxUploadBytes: f.maxUpload, PublicURL: f.apiURL}
 		switch f.rateLimits {
 		case "discord":
 		case "off":
 			unlimited := rest.Limit{Requests: 1 << 30, Per: time.Second}
-			rcfg.GlobalLimit, rcfg.RouteLimit, rcfg.MessageLimit, rcfg.AuthLimit = unlimited, unlimited, unlimited, unlimited
+			rcfg.GlobalLimit, rcfg.RouteLimit, rcfg.MessageLimit, rcfg.AuthLimit, rcfg.DownloadLimit = unlimited, unlimited, unlimited, unlimited, unlimited
 		default:
 			return fmt.Errorf("--rate-limits %q: want discord or off", f.rateLimits)
 		}
 		api := rest.NewHandler(svc, rcfg)
 		mux.Handle("/api/", api)
+		mux.Handle("GET /attachments/", api) // files, at Discord's CDN path
 		// The browser client needs REST on its own origin, so a process with the
 		// api role serves it.
 		client = web.NewHandler()
