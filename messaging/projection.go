@@ -96,6 +96,9 @@ type ProjectionConfig struct {
 	// Refresh is the age past which a guild or a membership is read again from
 	// the store when next used. Zero value means 5 minutes.
 	Refresh time.Duration
+	// DMs bounds how many DM channels read from the store are kept
+	// (projection_dms.go). Zero value means 10000; a negative value keeps none.
+	DMs int
 }
 
 func (c ProjectionConfig) withDefaults() ProjectionConfig {
@@ -116,6 +119,9 @@ func (c ProjectionConfig) withDefaults() ProjectionConfig {
 	}
 	if c.Refresh <= 0 {
 		c.Refresh = 5 * time.Minute
+	}
+	if c.DMs == 0 {
+		c.DMs = 10000
 	}
 	return c
 }
@@ -176,6 +182,8 @@ type projection struct {
 	loads    map[guildhall.Snowflake]*guildLoad
 	members  *list.List // of *projMember, across guilds, most recently used first
 	messages *list.List // of *projMessage, across guilds, newest first
+	// dms has its own lock: DMs need no events (projection_dms.go).
+	dms *dmCache
 }
 
 // pendingMark is a mark the stream acknowledged at seq, sent at sent.
@@ -185,8 +193,9 @@ type pendingMark struct {
 }
 
 func newProjection(cfg ProjectionConfig, s *Service) *projection {
+	cfg = cfg.withDefaults()
 	return &projection{
-		cfg: cfg.withDefaults(), store: s.store, js: s.js, log: s.log, metrics: s.metrics,
+		cfg: cfg, dms: newDMCache(cfg.DMs), store: s.store, js: s.js, log: s.log, metrics: s.metrics,
 		storeErr: s.storeErr, unavailable: s.unavailable,
 		guilds: map[guildhall.Snowflake]*projGuild{}, lru: list.New(),
 		channels: map[guildhall.Snowflake]*projGuild{}, loads: map[guildhall.Snowflake]*guildLoad{},

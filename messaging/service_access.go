@@ -101,6 +101,24 @@ func (s *Service) storeMember(ctx context.Context, guildID, userID guildhall.Sno
 	return m, nil
 }
 
+// memberOf reports whether user is a member of guild, and as what (a mention
+// resolves so): from the projection when it holds the guild, else the store.
+func (s *Service) memberOf(ctx context.Context, guildID, userID guildhall.Snowflake) (guildhall.Member, bool, error) {
+	read := func(ctx context.Context) (guildhall.Member, error) { return s.storeMember(ctx, guildID, userID) }
+	m, ok, err := s.proj.member(ctx, guildID, userID, read)
+	if !errors.Is(err, errNotProjected) {
+		return m, ok, err
+	}
+	m, err = read(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return guildhall.Member{}, false, nil
+	}
+	if err != nil {
+		return guildhall.Member{}, false, s.storeErr("member", err)
+	}
+	return m, true, nil
+}
+
 // channels lists the guild's channels: what channel-level permissions are
 // computed from (a.channel) when an action spans several channels. The
 // caller may change the slice.
