@@ -21,9 +21,11 @@ import (
 // guilds with their channels (overwrites included) and roles, as
 // guildhall.GuildState.Apply keeps them; the memberships and bans it has been
 // asked about (positive and negative answers), never a guild's whole
-// membership; and the recent messages of its guilds, so that their author can
-// edit or delete them while the store is down. A miss costs a store read: three
-// for a guild (the guild, its channels, its roles), one or two for a member.
+// membership; the recent messages of its guilds, so that their author can
+// edit or delete them while the store is down, with the reactions of those it
+// saw posted (projection_reactions.go); and the DM channels it has read
+// (projection_dms.go). A miss costs a store read: three for a guild (the
+// guild, its channels, its roles), one or two for a member, one for a DM.
 //
 // How it stays current. One ordered consumer per api process reads every
 // guild's events (gh.in.g.*) in stream order: nothing skipped and nothing twice,

@@ -202,6 +202,65 @@ func TestProjectionDMAcrossProcesses(t *testing.T) {
 	})
 }
 
+// TestProjectionReactionsDuringOutage: while the store is down, reactions to a
+// recent message are authorized from the projection's reaction events, made on
+// one api process and seen by the other: a reaction with an emoji already there
+// needs no ADD_REACTIONS, a new emoji does, a repeated one changes nothing, and
+// one's own can be removed. After the outage the store has what was answered.
+func TestProjectionReactionsDuringOutage(t *testing.T) {
+	t.Parallel()
+	r := projPair(t, 500*time.Millisecond)
+	a, b := r.apis[0], r.apis[1]
+	ctx := context.Background()
+	owner, alice, bob, carol := registerUser(t, a, "owner"), registerUser(t, a, "alice"), registerUser(t, a, "bob"), registerUser(t, a, "carol")
+	st := r.guildWith(owner, alice, bob, carol)
+	general := st.Channels[0].ID
+	if err := a.EditOverwrite(ctx, owner, general, guildhall.PermissionOverwrite{ID: carol.ID, Type: guildhall.OverwriteMember, Deny: guildhall.PermAddReactions}, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []guildhall.User{alice, bob, carol} {
+		// b holds the guild and knows them as members: a membership not yet
+		// known needs the store.
+		if err := b.Typing(ctx, u, general); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := mustPost(t, a, alice, general, "posted before the outage")
+
+	r.store.down(true)
+	m := mustPost(t, a, alice, general, "react to me")
+	if err := a.AddReaction(ctx, alice, general, m.ID, "👍"); err != nil {
+		t.Fatalf("alice reacts on a while the store is down: %v", err)
+	}
+	err := b.AddReaction(ctx, carol, general, m.ID, "🎉")
+	wantCode(t, "carol, without ADD_REACTIONS, reacts with a new emoji on b", err, 403, 50013)
+	if err := b.AddReaction(ctx, carol, general, m.ID, "👍"); err != nil {
+		t.Errorf("carol, without ADD_REACTIONS, reacts on b with the emoji alice put there on a: %v", err)
+	}
+	if err := b.AddReaction(ctx, bob, general, m.ID, "👍"); err != nil {
+		t.Errorf("bob reacts on b: %v", err)
+	}
+	if err := b.AddReaction(ctx, alice, general, m.ID, "👍"); err != nil {
+		t.Errorf("alice reacts again on b: %v", err)
+	}
+	if err := b.RemoveReaction(ctx, alice, general, m.ID, "👍", alice.ID); err != nil {
+		t.Errorf("alice takes her reaction back on b: %v", err)
+	}
+	if err := a.AddReaction(ctx, bob, general, old.ID, "👀"); err != nil {
+		t.Errorf("bob reacts on a to a message a saw posted: %v", err)
+	}
+	r.store.down(false)
+
+	waitFor(t, func() bool {
+		page, err := a.History(ctx, alice, general, messaging.HistoryQuery{Limit: 1})
+		if err != nil || len(page) != 1 || page[0].ID != m.ID {
+			return false
+		}
+		rs := page[0].Reactions
+		return len(rs) == 1 && rs[0].Emoji.Name == "👍" && rs[0].Count == 2 && !rs[0].Me
+	})
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // waitFor polls ok for up to 10 s.

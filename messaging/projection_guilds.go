@@ -91,6 +91,9 @@ func (p *projection) apply(g *projGuild, ev guildhall.Event, ids messageIDs) {
 		p.noteDeleted(g, ev, ids)
 	case guildhall.EventChannelPinsUpdate:
 		p.notePin(g, ev)
+	case guildhall.EventMessageReactionAdd, guildhall.EventMessageReactionRemove,
+		guildhall.EventMessageReactionRemoveAll, guildhall.EventMessageReactionRemoveEmoji:
+		p.noteReaction(g, ev, ids)
 	}
 	if !stateEvent(ev.Type) {
 		if ev.ChannelID != 0 && p.channels[ev.ChannelID] != g && !g.deleted {

@@ -27,12 +27,25 @@ type projMessage struct {
 	data    []byte
 	pinned  *bool // from CHANNEL_PINS_UPDATE, when one came
 	deleted bool  // a delete is final
+	// created: its MESSAGE_CREATE was applied, so every reaction to it since
+	// was too (a reaction needs the message, which is stored after it is in
+	// the stream) and reactions are known (projection_reactions.go).
+	created   bool
+	reactions []projReaction
+	reactors  int  // users across reactions
+	lost      bool // more than maxKeptReactors: the store answers
 }
 
 // messageIDs is what is read of a message event's payload to file it.
 type messageIDs struct {
 	ID  guildhall.Snowflake   `json:"id"`
 	IDs []guildhall.Snowflake `json:"ids"` // MESSAGE_DELETE_BULK
+	// Reaction events.
+	MessageID guildhall.Snowflake `json:"message_id"`
+	UserID    guildhall.Snowflake `json:"user_id"`
+	Emoji     struct {
+		Name string `json:"name"`
+	} `json:"emoji"`
 }
 
 // message returns g's entry of message id, made if create.
@@ -68,7 +81,9 @@ func (p *projection) messageIDs(ev guildhall.Event, h natsgo.Header) messageIDs 
 			ids.ID = id
 			return ids
 		}
-	case guildhall.EventMessageUpdate, guildhall.EventMessageDelete, guildhall.EventMessageDeleteBulk:
+	case guildhall.EventMessageUpdate, guildhall.EventMessageDelete, guildhall.EventMessageDeleteBulk,
+		guildhall.EventMessageReactionAdd, guildhall.EventMessageReactionRemove,
+		guildhall.EventMessageReactionRemoveAll, guildhall.EventMessageReactionRemoveEmoji:
 	default:
 		return ids
 	}
@@ -86,6 +101,9 @@ func (p *projection) noteMessage(g *projGuild, ev guildhall.Event, ids messageID
 		return
 	}
 	m.channel, m.data = ev.ChannelID, ev.Data
+	if ev.Type == guildhall.EventMessageCreate {
+		m.created = true
+	}
 }
 
 // noteDeleted marks deleted messages (MESSAGE_DELETE, _DELETE_BULK).
@@ -118,6 +136,16 @@ func (p *projection) notePin(g *projGuild, ev guildhall.Event) {
 // when asked. ErrUnknownMessage for a message deleted (or of another channel);
 // errHistoryUnavailable for one it does not keep.
 func (p *projection) recentMessage(ctx context.Context, guildID, channelID, id guildhall.Snowflake) (guildhall.Message, error) {
+	return p.recent(ctx, guildID, channelID, id, 0, false)
+}
+
+// recentReactions is recentMessage with the message's reactions as user me
+// sees them; errHistoryUnavailable when they are not known.
+func (p *projection) recentReactions(ctx context.Context, guildID, channelID, id, me guildhall.Snowflake) (guildhall.Message, error) {
+	return p.recent(ctx, guildID, channelID, id, me, true)
+}
+
+func (p *projection) recent(ctx context.Context, guildID, channelID, id, me guildhall.Snowflake, reactions bool) (guildhall.Message, error) {
 	p.mu.Lock()
 	stream := p.stream
 	running := p.running
@@ -169,6 +197,8 @@ func (p *projection) recentMessage(ctx context.Context, guildID, channelID, id g
 		return guildhall.Message{}, errHistoryUnavailable
 	case m.deleted || m.channel != channelID:
 		return guildhall.Message{}, guildhall.ErrUnknownMessage
+	case reactions && (!m.created || m.lost):
+		return guildhall.Message{}, errHistoryUnavailable
 	}
 	var msg guildhall.Message
 	if err := json.Unmarshal(m.data, &msg); err != nil {
@@ -176,6 +206,9 @@ func (p *projection) recentMessage(ctx context.Context, guildID, channelID, id g
 	}
 	if m.pinned != nil {
 		msg.Pinned = *m.pinned
+	}
+	if reactions {
+		msg.Reactions = m.reactionsFor(me)
 	}
 	return restMessage(msg), nil
 }
