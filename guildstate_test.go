@@ -1,7 +1,9 @@
 package guildhall_test
 
 import (
+	"cmp"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -202,4 +204,103 @@ func TestTimeouts(t *testing.T) {
 	if got := guildhall.TimedOutPermissions(guildhall.PermAll); got != guildhall.PermAll {
 		t.Errorf("an administrator's permissions were cut by a timeout")
 	}
+}
+
+// TestGuildStateReplayOnNewerSnapshot: a reader that loads a guild's state
+// (the api's projection reads the store) at a moment when its own position in
+// the stream is some event j, while the store already reflects changes up to a
+// later event k (the api writes the store before it publishes), and then
+// applies every event after j, ends with the state of applying them all:
+// applying an event whose change the state already has is harmless. The member
+// count is not part of this (a replayed GUILD_MEMBER_ADD counts twice); nobody
+// authorizes with it.
+func TestGuildStateReplayOnNewerSnapshot(t *testing.T) {
+	const g = guildhall.Snowflake(1)
+	mods := guildhall.Role{ID: 50, Name: "mods", Position: 1, Permissions: guildhall.PermViewChannel}
+	modsMore := mods
+	modsMore.Permissions |= guildhall.PermManageMessages
+	secret := guildhall.Channel{ID: 12, GuildID: g, Name: "secret", ParentID: ptr(guildhall.Snowflake(11)), PermissionOverwrites: []guildhall.PermissionOverwrite{
+		{ID: g, Type: guildhall.OverwriteRole, Deny: guildhall.PermViewChannel},
+		{ID: 50, Type: guildhall.OverwriteRole, Allow: guildhall.PermViewChannel},
+	}}
+	topic := "hush"
+	secretTopic := secret
+	secretTopic.Topic = &topic
+	secretNoRole := secretTopic
+	secretNoRole.PermissionOverwrites = secret.PermissionOverwrites[:1]
+	orphan := secretNoRole
+	orphan.ParentID = nil
+	// In the order the api publishes them, each after its store write: a
+	// role's deletion is followed by the updates of the channels that named it,
+	// a category's by the updates of its channels, as the api publishes them.
+	events := []guildhall.Event{
+		ev(t, guildhall.EventChannelCreate, 11, guildhall.Channel{ID: 11, GuildID: g, Name: "cat", Type: guildhall.ChannelTypeGuildCategory}),
+		ev(t, guildhall.EventGuildRoleCreate, 0, guildhall.GuildRoleEvent{GuildID: g, Role: mods}),
+		ev(t, guildhall.EventChannelCreate, 12, secret),
+		ev(t, guildhall.EventGuildRoleUpdate, 0, guildhall.GuildRoleEvent{GuildID: g, Role: modsMore}),
+		ev(t, guildhall.EventChannelUpdate, 12, secretTopic),
+		ev(t, guildhall.EventGuildUpdate, 0, guildhall.Guild{ID: g, Name: "renamed", OwnerID: 100}),
+		ev(t, guildhall.EventGuildMemberAdd, 0, guildhall.Member{GuildID: g, User: guildhall.User{ID: 200}, Roles: []guildhall.Snowflake{}}),
+		ev(t, guildhall.EventGuildRoleDelete, 0, guildhall.GuildRoleDelete{GuildID: g, RoleID: 50}),
+		ev(t, guildhall.EventChannelUpdate, 12, secretNoRole),
+		ev(t, guildhall.EventMessageCreate, 12, guildhall.Message{ID: 900, ChannelID: 12}),
+		ev(t, guildhall.EventChannelDelete, 11, guildhall.Channel{ID: 11, GuildID: g, Name: "cat", Type: guildhall.ChannelTypeGuildCategory}),
+		ev(t, guildhall.EventChannelUpdate, 12, orphan),
+		ev(t, guildhall.EventChannelCreate, 13, guildhall.Channel{ID: 13, GuildID: g, Name: "brief"}),
+		ev(t, guildhall.EventGuildBanAdd, 0, guildhall.GuildBanEvent{GuildID: g, User: guildhall.User{ID: 200}}),
+		ev(t, guildhall.EventChannelDelete, 13, guildhall.Channel{ID: 13, GuildID: g}),
+		ev(t, guildhall.EventGuildRoleCreate, 0, guildhall.GuildRoleEvent{GuildID: g, Role: guildhall.Role{ID: 51, Name: "later", Position: 1}}),
+	}
+	start := guildhall.GuildState{
+		Guild:    guildhall.Guild{ID: g, Name: "g", OwnerID: 100},
+		Roles:    []guildhall.Role{{ID: g, Name: "@everyone", Permissions: guildhall.DefaultEveryonePermissions}},
+		Channels: []guildhall.Channel{{ID: 10, GuildID: g, Name: "general"}},
+	}
+	// states[k] is the store after the first k changes.
+	states := []guildhall.GuildState{copyState(t, start)}
+	for _, e := range events {
+		st := copyState(t, states[len(states)-1])
+		st.Apply(e)
+		states = append(states, st)
+	}
+	want := stateJSON(t, states[len(events)])
+	for k := range states {
+		for j := 0; j <= k; j++ {
+			st := copyState(t, states[k])
+			for _, e := range events[j:] {
+				st.Apply(e)
+			}
+			if got := stateJSON(t, st); got != want {
+				t.Errorf("store after %d changes, events from %d on applied:\n%s\nwant\n%s", k, j+1, got, want)
+			}
+		}
+	}
+}
+
+// copyState is a deep copy (Apply changes slices in place).
+func copyState(t *testing.T, st guildhall.GuildState) guildhall.GuildState {
+	t.Helper()
+	var out guildhall.GuildState
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// stateJSON is a state without its member count, channels and roles by id.
+func stateJSON(t *testing.T, st guildhall.GuildState) string {
+	t.Helper()
+	st = copyState(t, st)
+	st.Guild.MemberCount = 0
+	slices.SortFunc(st.Channels, func(a, b guildhall.Channel) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.Roles, func(a, b guildhall.Role) int { return cmp.Compare(a.ID, b.ID) })
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

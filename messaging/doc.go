@@ -1,9 +1,10 @@
 // Package messaging is the storage and message side of Guildhall: the message service
 // that validates, authorizes, assigns snowflakes and publishes events to JetStream
-// (service.go), the beacon that repeats quiet guilds' last sequences for gateways
-// (beacon.go), the writer that persists the stream into the store (writer.go),
-// history reads, and the Store interface (store.go) with its two implementations:
-// the embedded bbolt store (package bolt, the default) and CQL for
+// (service.go), the projection of the event stream it authorizes from without the
+// store (projection.go), the beacon that repeats quiet guilds' last sequences for
+// gateways (beacon.go), the writer that persists the stream into the store
+// (writer.go), history reads, and the Store interface (store.go) with its two
+// implementations: the embedded bbolt store (package bolt, the default) and CQL for
 // ScyllaDB/Cassandra (package cql).
 //
 // Conversations, one file each: service_conversation.go (a guild channel or a DM,

@@ -27,6 +27,20 @@ type Metrics struct {
 	BarrierWait prometheus.Histogram
 	// BarrierTimeouts counts reads answered 503 because the writer lagged.
 	BarrierTimeouts prometheus.Counter
+	// AccessReads counts the authorization reads of requests by where they
+	// were answered: "projection" (memory, kept current from the stream) or
+	// "store" (the projection was not running, not fresh, or lacked the guild's
+	// newest change).
+	AccessReads *prometheus.CounterVec
+	// ProjectionGuilds and ProjectionMembers are how many guilds and
+	// memberships (with bans) the projection holds.
+	ProjectionGuilds, ProjectionMembers prometheus.Gauge
+	// ProjectionStale counts requests that found the projection not fresh
+	// within the wait and read the store instead.
+	ProjectionStale prometheus.Counter
+	// StoreUnavailable counts store reads that failed because the database
+	// could not be reached (answered 503, or from the projection).
+	StoreUnavailable prometheus.Counter
 }
 
 // NewMetrics makes the metrics and registers them with reg; a nil reg keeps them
@@ -72,10 +86,31 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "guildhall", Name: "read_barrier_timeouts_total",
 			Help: "History reads answered 503 because the writer was too far behind.",
 		}),
+		AccessReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "guildhall", Name: "access_reads_total",
+			Help: "Authorization reads of requests by where they were answered (projection, store).",
+		}, []string{"from"}),
+		ProjectionGuilds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "guildhall", Name: "projection_guilds",
+			Help: "Guilds the api's projection of the event stream holds.",
+		}),
+		ProjectionMembers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "guildhall", Name: "projection_members",
+			Help: "Memberships and bans the api's projection of the event stream holds.",
+		}),
+		ProjectionStale: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "guildhall", Name: "projection_stale_total",
+			Help: "Requests that found the projection not fresh in time and read the store instead.",
+		}),
+		StoreUnavailable: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "guildhall", Name: "store_unavailable_total",
+			Help: "Store reads that failed because the database could not be reached.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.PublishLatency, m.PublishErrors, m.WriterBatchSize, m.WriterApplied, m.WriterLag,
-			m.WriterErrors, m.WriterSkipped, m.BarrierWait, m.BarrierTimeouts)
+			m.WriterErrors, m.WriterSkipped, m.BarrierWait, m.BarrierTimeouts,
+			m.AccessReads, m.ProjectionGuilds, m.ProjectionMembers, m.ProjectionStale, m.StoreUnavailable)
 	}
 	return m
 }

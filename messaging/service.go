@@ -41,9 +41,15 @@ type Config struct {
 	TokenCacheSize int
 	// TokenCacheTTL is how long a cached token is believed without asking the
 	// store: what bounds how long a revoked token keeps working on a process
-	// that missed the revocation (see WatchRevocations). Zero value means 1
-	// minute.
+	// that missed the revocation (see WatchRevocations). While the store cannot
+	// be reached, an expired entry is still believed for up to 10 minutes more
+	// (tokenStaleGrace): nobody can revoke a token then, as revoking writes the
+	// store first. Zero value means 1 minute.
 	TokenCacheTTL time.Duration
+	// Projection bounds and tunes the projection of the event stream that
+	// authorizes requests without the store (see RunProjection); its zero value
+	// is documented field by field.
+	Projection ProjectionConfig
 	// Logins throttles password guessing across api processes; see
 	// LoginLimits for its zero value.
 	Logins LoginLimits
@@ -108,6 +114,11 @@ type Service struct {
 	// state is the api-only bucket: login throttles and count-cap locks.
 	state  jetstream.KeyValue
 	logins *loginThrottle
+
+	// proj authorizes from memory when it can (projection.go); health
+	// remembers a store found unreachable (store_health.go).
+	proj   *projection
+	health storeHealth
 }
 
 // NewService checks cfg and returns a Service. When cfg.Barrier is nil it builds a
@@ -173,6 +184,7 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.logins = &loginThrottle{kv: s.state, limits: cfg.Logins.withDefaults(), now: s.now}
 	s.slowmode = &slowmode{js: cfg.JS, log: s.log}
+	s.proj = newProjection(cfg.Projection, s)
 	if s.barrier == nil {
 		b, err := NewBarrier(ctx, cfg.JS, BarrierConfig{Metrics: s.metrics})
 		if err != nil {
@@ -213,6 +225,7 @@ func (s *Service) publishMsg(ctx context.Context, msg *natsgo.Msg, ev guildhall.
 		if err == nil {
 			s.metrics.PublishLatency.WithLabelValues(ev.Type).Observe(time.Since(start).Seconds())
 			s.beacon.published(ev.GuildID, ack.Sequence)
+			s.proj.published(ev, ack.Sequence)
 			return ack.Sequence, nil
 		}
 		if ctx.Err() != nil {
@@ -254,6 +267,7 @@ func (s *Service) publishMsgs(ctx context.Context, msgs ...*natsgo.Msg) error {
 			case ack := <-acks[i].Ok():
 				s.metrics.PublishLatency.WithLabelValues(ev.Type).Observe(time.Since(start).Seconds())
 				s.beacon.published(ev.GuildID, ack.Sequence)
+				s.proj.published(ev, ack.Sequence)
 				continue
 			case <-acks[i].Err():
 			case <-ctx.Done():
@@ -268,6 +282,7 @@ func (s *Service) publishMsgs(ctx context.Context, msgs ...*natsgo.Msg) error {
 
 func (s *Service) publishFailed(ev guildhall.Event, err error) error {
 	s.metrics.PublishErrors.WithLabelValues(ev.Type).Inc()
+	s.proj.publishFailed(ev)
 	s.log.Error("publish event", "type", ev.Type, "guild", ev.GuildID, "user", ev.UserID, "err", err)
 	return guildhall.ErrServiceBusy
 }

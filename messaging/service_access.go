@@ -3,15 +3,16 @@ package messaging
 import (
 	"context"
 	"errors"
+	"slices"
 
 	guildhall "github.com/guildhall/guildhall"
 )
 
 // The rest of the access layer (access and channelAccess are in
-// service_guild.go): bans, the members an action targets, and Discord's role
+// projection_access.go): bans, the members an action targets, and Discord's role
 // hierarchy. Every read the service makes to decide who may do what goes through
-// these functions and no others, so that they can later read a projection of the
-// event stream instead of the store.
+// these functions and no others, so that they read the projection of the event
+// stream (projection.go) when it can answer, and the store when not.
 
 // owner reports whether the user is the guild's owner.
 func (a *guildAccess) owner() bool { return a.Member.User.ID == a.Guild.OwnerID }
@@ -58,48 +59,101 @@ func (s *Service) member(ctx context.Context, a *guildAccess, userID guildhall.S
 	if userID == a.Member.User.ID {
 		return a.Member, nil
 	}
-	m, err := s.store.Member(ctx, a.Guild.ID, userID)
-	if errors.Is(err, ErrNotFound) {
-		return guildhall.Member{}, guildhall.ErrUnknownMember
+	read := func(ctx context.Context) (guildhall.Member, error) { return s.storeMember(ctx, a.Guild.ID, userID) }
+	m, ok, err := s.proj.member(ctx, a.Guild.ID, userID, read)
+	if errors.Is(err, errNotProjected) {
+		m, err = read(ctx)
+		ok = err == nil
+		if errors.Is(err, ErrNotFound) {
+			err = nil
+		} else if err != nil {
+			err = s.storeErr("member", err)
+		}
 	}
 	if err != nil {
-		return guildhall.Member{}, internal("member", err)
+		return guildhall.Member{}, err
 	}
-	if m.User.ID == 0 || m.User.Username == "" {
-		u, err := s.store.User(ctx, userID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return guildhall.Member{}, internal("user", err)
-		}
-		if err == nil {
-			m.User = u
-		}
-		m.User.ID = userID
+	if !ok {
+		return guildhall.Member{}, guildhall.ErrUnknownMember
 	}
 	m.GuildID = a.Guild.ID
 	m.Roles = guildhall.ExistingRoles(a.Guild.ID, a.Roles, m.Roles)
 	return m, nil
 }
 
+// storeMember reads a membership from the store with its User filled in:
+// ErrNotFound when the user is not a member.
+func (s *Service) storeMember(ctx context.Context, guildID, userID guildhall.Snowflake) (guildhall.Member, error) {
+	m, err := s.store.Member(ctx, guildID, userID)
+	if err != nil {
+		return guildhall.Member{}, err
+	}
+	if m.User.ID == 0 || m.User.Username == "" {
+		u, err := s.store.User(ctx, userID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return guildhall.Member{}, err
+		}
+		if err == nil {
+			m.User = u
+		}
+		m.User.ID = userID
+	}
+	return m, nil
+}
+
+// memberOf reports whether user is a member of guild, and as what (a mention
+// resolves so): from the projection when it holds the guild, else the store.
+func (s *Service) memberOf(ctx context.Context, guildID, userID guildhall.Snowflake) (guildhall.Member, bool, error) {
+	read := func(ctx context.Context) (guildhall.Member, error) { return s.storeMember(ctx, guildID, userID) }
+	m, ok, err := s.proj.member(ctx, guildID, userID, read)
+	if !errors.Is(err, errNotProjected) {
+		return m, ok, err
+	}
+	m, err = read(ctx)
+	if errors.Is(err, ErrNotFound) {
+		return guildhall.Member{}, false, nil
+	}
+	if err != nil {
+		return guildhall.Member{}, false, s.storeErr("member", err)
+	}
+	return m, true, nil
+}
+
 // channels lists the guild's channels: what channel-level permissions are
-// computed from (a.channel) when an action spans several channels.
+// computed from (a.channel) when an action spans several channels. The
+// caller may change the slice.
 func (s *Service) channels(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Channel, error) {
+	v, err := s.proj.guild(ctx, guildID)
+	if err == nil {
+		return slices.Clone(v.Channels), nil
+	}
+	if !errors.Is(err, errNotProjected) {
+		return nil, err
+	}
 	chs, err := s.store.Channels(ctx, guildID)
 	if err != nil {
-		return nil, internal("channels", err)
+		return nil, s.storeErr("channels", err)
 	}
 	return chs, nil
 }
 
 // banned reports whether the user is banned from the guild.
 func (s *Service) banned(ctx context.Context, guildID, userID guildhall.Snowflake) (bool, error) {
-	_, err := s.store.Ban(ctx, guildID, userID)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
+	read := func(ctx context.Context) (bool, error) {
+		_, err := s.store.Ban(ctx, guildID, userID)
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	b, err := s.proj.banned(ctx, guildID, userID, read)
+	if errors.Is(err, errNotProjected) {
+		b, err = read(ctx)
 	}
 	if err != nil {
-		return false, internal("ban", err)
+		return false, s.storeErr("ban", err)
 	}
-	return true, nil
+	return b, nil
 }
 
 // notBanned answers ErrBanned when the user is banned from the guild: the check

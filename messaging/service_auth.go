@@ -106,8 +106,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (guildhall.Use
 
 // authenticateHash returns the user of the token whose HashToken is h.
 func (s *Service) authenticateHash(ctx context.Context, h string) (guildhall.User, error) {
-	if u, ok := s.tokens.get(h); ok {
-		return u, nil
+	cached, fresh, ok := s.tokens.get(h)
+	if fresh {
+		return cached, nil
 	}
 	gen := s.tokens.generation()
 	id, err := s.store.UserByToken(ctx, h)
@@ -115,14 +116,20 @@ func (s *Service) authenticateHash(ctx context.Context, h string) (guildhall.Use
 		return guildhall.User{}, guildhall.ErrUnauthorized
 	}
 	if err != nil {
-		return guildhall.User{}, internal("token", err)
+		if ok && s.unavailable(err) {
+			return cached, nil // expired, not revoked, and nobody can revoke now
+		}
+		return guildhall.User{}, s.storeErr("token", err)
 	}
 	u, err := s.store.User(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return guildhall.User{}, guildhall.ErrUnauthorized
 	}
 	if err != nil {
-		return guildhall.User{}, internal("token user", err)
+		if ok && s.unavailable(err) {
+			return cached, nil
+		}
+		return guildhall.User{}, s.storeErr("token user", err)
 	}
 	s.tokens.putIf(h, u, gen)
 	return u, nil
@@ -162,8 +169,12 @@ func (s *Service) putToken(ctx context.Context, u guildhall.User, token string) 
 	return Session{Token: token, UserID: u.ID}, nil
 }
 
-// tokenCache is a bounded LRU of token hash → user whose entries live at most
-// ttl. Revocations (TokenRevocation, from this process or from the stream, see
+// tokenStaleGrace is how long past its ttl a cached token is still believed
+// while the store cannot be reached.
+const tokenStaleGrace = 10 * time.Minute
+
+// tokenCache is a bounded LRU of token hash → user whose entries are fresh for
+// ttl, and kept tokenStaleGrace longer for when the store is down. Revocations (TokenRevocation, from this process or from the stream, see
 // WatchRevocations) drop entries at once; the ttl bounds how long a revoked
 // token still works on a process that missed its revocation. gen counts
 // revocations, so that a store read that raced one is not cached (putIf).
@@ -187,21 +198,25 @@ func newTokenCache(max int, ttl time.Duration, now func() time.Time) *tokenCache
 	return &tokenCache{max: max, ttl: ttl, now: now, order: list.New(), items: make(map[string]*list.Element)}
 }
 
-func (c *tokenCache) get(hash string) (guildhall.User, bool) {
+// get returns the user of a cached token, and whether the entry is fresh
+// (younger than ttl); ok is false when there is no entry, or only one past
+// its stale grace.
+func (c *tokenCache) get(hash string) (u guildhall.User, fresh, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.items[hash]
 	if !ok {
-		return guildhall.User{}, false
+		return guildhall.User{}, false, false
 	}
 	te := e.Value.(*tokenEntry)
-	if !c.now().Before(te.expires) {
+	now := c.now()
+	if !now.Before(te.expires.Add(tokenStaleGrace)) {
 		c.order.Remove(e)
 		delete(c.items, hash)
-		return guildhall.User{}, false
+		return guildhall.User{}, false, false
 	}
 	c.order.MoveToFront(e)
-	return te.user, true
+	return te.user, now.Before(te.expires), true
 }
 
 // generation is read before a store lookup and handed to putIf after it.

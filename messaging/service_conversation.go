@@ -33,6 +33,11 @@ const dmPermissions = guildhall.PermViewChannel | guildhall.PermSendMessages | g
 // may not view it (not a member of its guild, no VIEW_CHANNEL, not a participant
 // of the DM). Both lookups go through the access layer (channelAccess, dmAccess).
 func (s *Service) conversationAccess(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) (*conversation, error) {
+	if _, ok := s.proj.dms.get(channelID); ok {
+		// A DM already read: no guild channel has its id (snowflakes are
+		// unique), so the guild lookup, a store read for a DM, is skipped.
+		return s.dmConversation(ctx, u, channelID)
+	}
 	a, ch, p, err := s.channelAccess(ctx, u, channelID)
 	if err == nil {
 		return guildConversation(a, ch, p), nil
@@ -40,6 +45,11 @@ func (s *Service) conversationAccess(ctx context.Context, u guildhall.User, chan
 	if !errors.Is(err, guildhall.ErrUnknownChannel) {
 		return nil, err
 	}
+	return s.dmConversation(ctx, u, channelID)
+}
+
+// dmConversation is conversationAccess for a DM.
+func (s *Service) dmConversation(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) (*conversation, error) {
 	dm, err := s.dmAccess(ctx, u, channelID)
 	if err != nil {
 		return nil, err
@@ -123,12 +133,16 @@ func (c *conversation) event(typ string, user guildhall.Snowflake, data []byte) 
 }
 
 // wait is the read barrier of the conversation: it returns once the store holds
-// every event of it that the stream held when called.
+// every event of it that the stream held when called; errHistoryUnavailable
+// while the store is down (readBarrier).
 func (s *Service) wait(ctx context.Context, c *conversation) error {
 	if c.dm != nil {
+		if s.storeDown(ctx) {
+			return errHistoryUnavailable
+		}
 		return s.waitDM(ctx, c.ID)
 	}
-	return s.barrier.Wait(ctx, c.GuildID)
+	return s.readBarrier(ctx, c.GuildID)
 }
 
 // publishConversation publishes an event of a conversation: to its guild's

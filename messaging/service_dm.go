@@ -32,19 +32,26 @@ var errCannotDM = &guildhall.Error{Status: 403, Code: 50007, Message: "Cannot se
 
 // dmAccess is the access layer's rule for DMs: the channel exists
 // (ErrUnknownChannel otherwise) and the user takes part in it (ErrMissingAccess
-// otherwise).
+// otherwise). A DM read once is kept (projection_dms.go); the store is asked
+// only for the others (503 while it is down).
 func (s *Service) dmAccess(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) (*guildhall.PrivateChannel, error) {
-	dm, err := s.store.PrivateChannel(ctx, channelID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, guildhall.ErrUnknownChannel
-	}
-	if err != nil {
-		return nil, internal("private channel", err)
+	dm, ok := s.proj.dms.get(channelID)
+	if !ok {
+		read, err := s.store.PrivateChannel(ctx, channelID)
+		if errors.Is(err, ErrNotFound) {
+			return nil, guildhall.ErrUnknownChannel
+		}
+		if err != nil {
+			return nil, s.storeErr("private channel", err)
+		}
+		dm = &read
+		s.proj.dms.put(dm)
 	}
 	if !dm.Has(u.ID) {
 		return nil, guildhall.ErrMissingAccess
 	}
-	return &dm, nil
+	c := *dm // callers fill LastMessageID; the kept one is shared
+	return &c, nil
 }
 
 // sharesGuild is the access layer's rule for opening DMs: a and b are members of

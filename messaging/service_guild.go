@@ -29,7 +29,8 @@ import (
 // guildAccess is what the service knows of a user in a guild. Member.Roles
 // lists only roles that exist; Base is cut down while the member is timed out
 // (TimedOut). More of the access layer (bans, other members, the role
-// hierarchy) is in service_access.go.
+// hierarchy) is in service_access.go; access and channelAccess, which read the
+// projection of the event stream when they can, in projection_access.go.
 type guildAccess struct {
 	Guild    guildhall.Guild
 	Roles    []guildhall.Role
@@ -47,27 +48,34 @@ func (a *guildAccess) channel(ch guildhall.Channel) guildhall.Permissions {
 	return p
 }
 
-// access loads a guild and the user's membership: ErrUnknownGuild when the guild
-// does not exist, ErrMissingAccess when the user is not a member.
-func (s *Service) access(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake) (*guildAccess, error) {
+// accessFromStore is access (projection_access.go) read from the store:
+// ErrUnknownGuild when the guild does not exist, ErrMissingAccess when the user
+// is not a member.
+func (s *Service) accessFromStore(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake) (*guildAccess, error) {
+	s.metrics.AccessReads.WithLabelValues("store").Inc()
 	g, err := s.store.Guild(ctx, guildID)
 	if errors.Is(err, ErrNotFound) {
 		return nil, guildhall.ErrUnknownGuild
 	}
 	if err != nil {
-		return nil, internal("guild", err)
+		return nil, s.storeErr("guild", err)
 	}
 	m, err := s.store.Member(ctx, guildID, u.ID)
 	if errors.Is(err, ErrNotFound) {
 		return nil, guildhall.ErrMissingAccess
 	}
 	if err != nil {
-		return nil, internal("member", err)
+		return nil, s.storeErr("member", err)
 	}
 	roles, err := s.store.Roles(ctx, guildID)
 	if err != nil {
-		return nil, internal("roles", err)
+		return nil, s.storeErr("roles", err)
 	}
+	return s.newAccess(u, g, roles, m), nil
+}
+
+// newAccess is what user u, member m of guild g with roles, may do.
+func (s *Service) newAccess(u guildhall.User, g guildhall.Guild, roles []guildhall.Role, m guildhall.Member) *guildAccess {
 	if m.User.ID == 0 {
 		m.User = u
 	}
@@ -76,27 +84,32 @@ func (s *Service) access(ctx context.Context, u guildhall.User, guildID guildhal
 	if m.TimedOut(s.now()) && !a.Base.Has(guildhall.PermAdministrator) {
 		a.Base, a.TimedOut = guildhall.TimedOutPermissions(a.Base), true
 	}
-	return a, nil
+	return a
 }
 
-// channelAccess loads a channel the user may view, with the user's permissions in
-// it: ErrUnknownChannel when it does not exist, ErrMissingAccess when the user is
-// not a member of its guild or may not view it.
-func (s *Service) channelAccess(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) (*guildAccess, guildhall.Channel, guildhall.Permissions, error) {
+// channelAccessFromStore is channelAccess (projection_access.go) read from
+// the store.
+func (s *Service) channelAccessFromStore(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) (*guildAccess, guildhall.Channel, guildhall.Permissions, error) {
 	ch, err := s.store.Channel(ctx, channelID)
 	if errors.Is(err, ErrNotFound) {
 		return nil, ch, 0, guildhall.ErrUnknownChannel
 	}
 	if err != nil {
-		return nil, ch, 0, internal("channel", err)
+		return nil, ch, 0, s.storeErr("channel", err)
 	}
-	a, err := s.access(ctx, u, ch.GuildID)
+	a, err := s.accessFromStore(ctx, u, ch.GuildID)
 	if errors.Is(err, guildhall.ErrUnknownGuild) {
 		return nil, ch, 0, guildhall.ErrUnknownChannel
 	}
 	if err != nil {
 		return nil, ch, 0, err
 	}
+	return viewChannel(a, ch)
+}
+
+// viewChannel is the user's access to ch: ErrMissingAccess without
+// VIEW_CHANNEL.
+func viewChannel(a *guildAccess, ch guildhall.Channel) (*guildAccess, guildhall.Channel, guildhall.Permissions, error) {
 	p := a.channel(ch)
 	if !p.Has(guildhall.PermViewChannel) {
 		return nil, ch, 0, guildhall.ErrMissingAccess
@@ -251,9 +264,9 @@ func (s *Service) GuildChannels(ctx context.Context, u guildhall.User, guildID g
 	if err != nil {
 		return nil, err
 	}
-	chs, err := s.store.Channels(ctx, guildID)
+	chs, err := s.channels(ctx, guildID)
 	if err != nil {
-		return nil, internal("channels", err)
+		return nil, err
 	}
 	out := make([]guildhall.Channel, 0, len(chs))
 	for _, c := range chs {

@@ -2,7 +2,6 @@ package messaging
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 
@@ -179,17 +178,9 @@ func (s *Service) mentionable(ctx context.Context, c *conversation, id guildhall
 		}
 		return guildhall.User{}, false, nil
 	}
-	m, err := s.store.Member(ctx, c.GuildID, id)
-	if errors.Is(err, ErrNotFound) {
-		return guildhall.User{}, false, nil
-	}
-	if err != nil {
-		return guildhall.User{}, false, internal("mentioned member", err)
-	}
-	if m.User.ID == 0 {
-		if m.User, err = s.store.User(ctx, id); err != nil {
-			return guildhall.User{}, false, internal("mentioned user", err)
-		}
+	m, ok, err := s.memberOf(ctx, c.GuildID, id)
+	if err != nil || !ok {
+		return guildhall.User{}, false, err
 	}
 	return m.User, true, nil
 }

@@ -240,18 +240,16 @@ func (s *Service) replyTarget(ctx context.Context, c *conversation, ref *guildha
 	if !c.perms.Has(guildhall.PermReadMessageHistory) {
 		return nil, guildhall.ErrMissingPerms
 	}
-	if err := s.wait(ctx, c); err != nil {
-		return nil, err
-	}
-	m, err := s.store.Message(ctx, c.ID, ref.MessageID)
-	if errors.Is(err, ErrNotFound) {
+	// While the store is down, a reply to a recent message still goes out.
+	m, err := s.messageToChange(ctx, c, ref.MessageID)
+	if errors.Is(err, guildhall.ErrUnknownMessage) {
 		if ref.FailIfNotExists != nil && !*ref.FailIfNotExists {
 			return nil, nil
 		}
 		return nil, pathError("REPLIES_UNKNOWN_MESSAGE", "Unknown message", "message_reference")
 	}
 	if err != nil {
-		return nil, internal("referenced message", err)
+		return nil, err
 	}
 	return &m, nil
 }
@@ -297,7 +295,7 @@ func (s *Service) History(ctx context.Context, u guildhall.User, channelID guild
 	}
 	ms, err := s.store.History(ctx, c.ID, q)
 	if err != nil {
-		return nil, internal("history", err)
+		return nil, s.historyErr("history", err)
 	}
 	if err := s.complete(ctx, c.ID, ms, u.ID); err != nil {
 		return nil, err
@@ -307,6 +305,32 @@ func (s *Service) History(ctx context.Context, u guildhall.User, channelID guild
 		out[i] = restMessage(m)
 	}
 	return out, nil
+}
+
+// readBarrier waits until the store holds every event of the guild (the read
+// barrier). While the store is down it answers errHistoryUnavailable: at once
+// when a read has found it so already, else once the barrier has waited in
+// vain and a probe finds the store unreachable.
+func (s *Service) readBarrier(ctx context.Context, guildID guildhall.Snowflake) error {
+	if s.storeDown(ctx) {
+		return errHistoryUnavailable
+	}
+	err := s.barrier.Wait(ctx, guildID)
+	if errors.Is(err, guildhall.ErrServiceBusy) {
+		if _, perr := s.store.Guild(ctx, 0); s.unavailable(perr) {
+			return errHistoryUnavailable
+		}
+	}
+	return err
+}
+
+// historyErr is storeErr for reads of messages: errHistoryUnavailable while
+// the database cannot be reached.
+func (s *Service) historyErr(what string, err error) error {
+	if s.unavailable(err) {
+		return errHistoryUnavailable
+	}
+	return internal(what, err)
 }
 
 // complete fills what the stored messages lack: their reactions as user me
@@ -324,7 +348,7 @@ func (s *Service) complete(ctx context.Context, channelID guildhall.Snowflake, m
 	}
 	rs, err := s.store.Reactions(ctx, channelID, ids, me)
 	if err != nil {
-		return internal("reactions", err)
+		return s.historyErr("reactions", err)
 	}
 	for i := range ms {
 		ms[i].Reactions = rs[ms[i].ID]
@@ -340,7 +364,7 @@ func (s *Service) complete(ctx context.Context, channelID guildhall.Snowflake, m
 				continue
 			}
 			if err != nil {
-				return internal("referenced message", err)
+				return s.historyErr("referenced message", err)
 			}
 			byID[target.ID] = target
 		}
@@ -361,9 +385,20 @@ func (s *Service) message(ctx context.Context, c *conversation, id guildhall.Sno
 		return guildhall.Message{}, guildhall.ErrUnknownMessage
 	}
 	if err != nil {
-		return guildhall.Message{}, internal("message", err)
+		return guildhall.Message{}, s.historyErr("message", err)
 	}
 	return m, nil
+}
+
+// messageToChange is message for an edit or a delete: when the store cannot
+// answer (down, or the writer too far behind), the projection's recent
+// messages can (projection_messages.go).
+func (s *Service) messageToChange(ctx context.Context, c *conversation, id guildhall.Snowflake) (guildhall.Message, error) {
+	m, err := s.message(ctx, c, id)
+	if isUnavailable(err) && c.dm == nil {
+		return s.proj.recentMessage(ctx, c.GuildID, c.ID, id)
+	}
+	return m, err
 }
 
 // GetMessage returns one message (READ_MESSAGE_HISTORY needed).
@@ -417,7 +452,7 @@ func (s *Service) EditMessageWith(ctx context.Context, u guildhall.User, channel
 	if err := e.AllowedMentions.validate(); err != nil {
 		return guildhall.Message{}, err
 	}
-	m, err := s.message(ctx, c, id)
+	m, err := s.messageToChange(ctx, c, id)
 	if err != nil {
 		return guildhall.Message{}, err
 	}
@@ -462,7 +497,9 @@ func (s *Service) EditMessageWith(ctx context.Context, u guildhall.User, channel
 		return guildhall.Message{}, err
 	}
 	page := []guildhall.Message{m}
-	if err := s.complete(ctx, c.ID, page, u.ID); err != nil {
+	// The edit is in the stream: while the store is down it is answered
+	// without its reactions rather than as a failure.
+	if err := s.complete(ctx, c.ID, page, u.ID); err != nil && !isUnavailable(err) {
 		return guildhall.Message{}, err
 	}
 	return restMessage(page[0]), nil
@@ -487,7 +524,7 @@ func (s *Service) DeleteMessageReason(ctx context.Context, u guildhall.User, cha
 	if err != nil {
 		return err
 	}
-	m, err := s.message(ctx, c, id)
+	m, err := s.messageToChange(ctx, c, id)
 	if err != nil {
 		return err
 	}

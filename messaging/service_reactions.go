@@ -73,12 +73,21 @@ func (s *Service) reactionTarget(ctx context.Context, u guildhall.User, channelI
 		return nil, guildhall.Message{}, guildhall.ErrMissingPerms
 	}
 	m, err := s.message(ctx, c, messageID)
+	if isUnavailable(err) && c.dm == nil {
+		// The store cannot answer: a recent message's reactions are in the
+		// projection (projection_reactions.go).
+		m, err = s.proj.recentReactions(ctx, c.GuildID, c.ID, messageID, u.ID)
+		if err != nil {
+			return nil, guildhall.Message{}, err
+		}
+		return c, m, nil
+	}
 	if err != nil {
 		return nil, guildhall.Message{}, err
 	}
 	rs, err := s.store.Reactions(ctx, c.ID, []guildhall.Snowflake{m.ID}, u.ID)
 	if err != nil {
-		return nil, guildhall.Message{}, internal("reactions", err)
+		return nil, guildhall.Message{}, s.historyErr("reactions", err)
 	}
 	m.Reactions = rs[m.ID]
 	return c, m, nil
@@ -162,7 +171,7 @@ func (s *Service) hasReacted(ctx context.Context, c *conversation, messageID gui
 	}
 	ids, err := s.store.ReactionUsers(ctx, c.ID, messageID, emoji, user-1, 1)
 	if err != nil {
-		return false, internal("reaction users", err)
+		return false, s.historyErr("reaction users", err)
 	}
 	return len(ids) == 1 && ids[0] == user, nil
 }

@@ -31,10 +31,19 @@ func newTestService(t *testing.T) *messaging.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runProjection(t, svc)
 	return svc
 }
 
-func registerUser(t *testing.T, svc *messaging.Service, name string) guildhall.User {
+// runProjection runs svc's projection of the event stream until the test ends.
+func runProjection(t *testing.T, svc *messaging.Service) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.RunProjection(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func registerUser(t testing.TB, svc *messaging.Service, name string) guildhall.User {
 	t.Helper()
 	ctx := context.Background()
 	s, err := svc.Register(ctx, messaging.Credentials{Username: name, Password: "correct horse battery"})

@@ -192,7 +192,7 @@ func testGatewayPermissions(t *testing.T, n bus) {
 
 	// Publishing into the stream's input subjects, its own ticks included (the
 	// api publishes them for it).
-	for _, subj := range []string{ghnats.GuildInSubject(guild), ghnats.UserInSubject(9), ghnats.TickInSubject("gw1")} {
+	for _, subj := range []string{ghnats.GuildInSubject(guild), ghnats.UserInSubject(9), ghnats.TickInSubject("gw1"), ghnats.MarkInSubject("api1")} {
 		if _, err := gjs.Publish(shortCtx(t), subj, []byte(`{"forged":true}`)); err == nil {
 			t.Fatalf("gateway's publish to %s was stored", subj)
 		}

@@ -148,6 +148,7 @@ func apiPermissions() *server.Permissions {
 				subjectDMInAll,         // DM logs into the stream
 				subjectTickInAll,       // gateways' ticks, on their request
 				SubjectRevocationsIn,   // token revocations (revocations.go)
+				SubjectMarksIn,         // its projection's marks (subjects.go)
 				subjectEphGuildAll,     // typing and presence
 				subjectEphUserAll,      // typing in DMs
 				attachmentsAll,         // attachment files (object store chunks and metadata)

@@ -20,6 +20,8 @@ import (
 //	gh.in.d.<channel>       the api publishes the log copy of a DM event (the copy the
 //	                        writer persists; participants get theirs on gh.in.u.<user>)
 //	gh.in.rv.<user>         the api publishes a revocation of a user's tokens
+//	gh.in.m.<node>          an api process marks its place in the stream (projection.go
+//	                        of package messaging: how fresh its projection is)
 //	gh.ev.rv.<user>         … re-published: gateways close the tokens' sessions
 //	gh.eph.g.<guild>        typing and presence of a guild: core NATS, never stored
 //	gh.eph.u.<user>         typing in a DM, to one participant: core NATS, never stored
@@ -41,6 +43,7 @@ const (
 	kindDM           = "d."
 	subjectObject    = "$O."
 	kindRevocation   = "rv."
+	kindMark         = "m."
 	kickSuffix       = ".kick"
 	kvStreamPrefix   = "KV_"
 	SubjectInAll     = subjectIn + ">"
@@ -120,6 +123,24 @@ const (
 
 // RevocationInSubject is where the api publishes a revocation of user's tokens.
 func RevocationInSubject(user uint64) string { return subjectIn + kindRevocation + itoa(user) }
+
+// An api process keeps a projection of the guild events (package messaging)
+// with an ordered consumer of its own, and learns how fresh it is from marks it
+// publishes on a subject only it reads: when its consumer delivers a mark, every
+// event stored before the mark was sent has been applied. Gateways cannot
+// publish marks (they publish nothing into the stream); the writer and replays
+// never read them.
+const (
+	// SubjectMarksIn filters every api process's marks.
+	SubjectMarksIn = subjectIn + kindMark + "*"
+	// ProjectionWatcherPrefix names the ordered consumer each api process
+	// reads guild events and its marks with ({prefix}_{process}_{n}).
+	ProjectionWatcherPrefix = "projection"
+)
+
+// MarkInSubject is where api process node publishes its marks. node must be a
+// subject token (SubjectToken).
+func MarkInSubject(node string) string { return subjectIn + kindMark + node }
 
 // SubjectPresenceCounts carries each gateway's periodic per-guild online counts to
 // the presence aggregators (presence.CountReport); core NATS, never stored.

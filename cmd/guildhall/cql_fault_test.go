@@ -110,6 +110,28 @@ func dropKeyspace(t *testing.T, c *testenv.Cassandra, keyspace string) {
 	}
 }
 
+// coldChannel creates a guild over REST and returns its channel, read from the
+// store behind the api's back: the api has not served the guild since it
+// created it, so its projection does not hold it.
+func (ct *cqlTier) coldChannel(t *testing.T) string {
+	t.Helper()
+	var g struct{ ID string }
+	ct.api.rest.Must(t, http.StatusCreated, "POST", "/guilds", ct.owner, map[string]string{"name": "cold"}, &g)
+	id, _ := guildhall.ParseSnowflake(g.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := cql.Open(ctx, cql.Config{Hosts: ct.cass.Hosts, Keyspace: ct.keyspace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	chs, err := st.Channels(ctx, id)
+	if err != nil || len(chs) == 0 {
+		t.Fatalf("channels of the cold guild: %v, %v", chs, err)
+	}
+	return chs[0].ID.String()
+}
+
 // writerArgs are the flags of `guildhall serve --role writer` for this tier.
 func (ct *cqlTier) writerArgs(dataDir string) []string {
 	return []string{"serve", "--role", "writer", "--store", "cql", "--nats-url", ct.nats.URL, "--nats-creds", ct.nats.Creds,
@@ -624,8 +646,7 @@ func TestCQLWriterSIGKILL(t *testing.T) {
 // the api does after it has authorized a post (same subject, headers, body shape
 // and Nats-Msg-Id), with snowflakes from a node it leases. A message is
 // acknowledged when JetStream acknowledged the publish, which is when the api
-// answers 200. It stands in for an api that can authorize without the database
-// (the real api reads channel, guild, member and roles from the store per post).
+// answers 200. It adds load beyond what REST posting through one api gives.
 type directPublisher struct {
 	mu   sync.Mutex
 	ack  map[string]string
@@ -698,9 +719,12 @@ func (d *directPublisher) acked() (map[string]string, int) {
 // backlog drains and every acknowledged message is in history exactly once. The
 // writer's lag gauge shows the backlog while the database is down and 0 after.
 //
-// Load: REST posts (which need the database to authorize, so they fail while it is
-// down: that is recorded, not asserted) and direct publishes to the stream, shaped
-// as the api's, which need only JetStream and so keep succeeding.
+// Load: REST posts, which the api authorizes from its projection of the event
+// stream and so keep succeeding for the whole outage (the guild is warm: the
+// api has served it before), and direct publishes to the stream, shaped as the
+// api's. Meanwhile history answers 503 saying it is unavailable, and so does a
+// post in a guild the api has not served (it must read the store to know it);
+// once the database is back history has every acknowledged post.
 func TestCQLOutageWriterBacklog(t *testing.T) {
 	testenv.SkipShort(t, "fault test against Cassandra")
 	const downAtLeast = 30 * time.Second
@@ -711,6 +735,7 @@ func TestCQLOutageWriterBacklog(t *testing.T) {
 		testenv.Unavailable(t, "Cassandra comes from "+testenv.EnvCQLHosts+"; the test must stop and start it")
 	}
 	w := startWriterProcess(t, ct.writerArgs(t.TempDir()))
+	cold := ct.coldChannel(t)
 	p := startPosters(ct, 2, 20) // up to 40 posts/s
 	defer p.halt()
 	dp := startDirectPublisher(t, ct, 200, fmt.Sprintf("fault-direct-%d-", time.Now().UnixNano()))
@@ -734,6 +759,7 @@ func TestCQLOutageWriterBacklog(t *testing.T) {
 	var rssDown, rssBack int64
 	var lagMax uint64
 	var gaugeDown float64 // the writer's own lag gauge while the database is down
+	var okDown, failedDown int
 	sample := func(phase string) {
 		rss, err := w.rss()
 		if err != nil {
@@ -752,12 +778,28 @@ func TestCQLOutageWriterBacklog(t *testing.T) {
 			gaugeDown = max(gaugeDown, gauge)
 		}
 		ok, failed := p.window()
+		if phase == "down" {
+			okDown, failedDown = okDown+ok, failedDown+failed
+		}
 		t.Logf("%-4s %5.1fs: writer RSS %3d MiB, consumer %6d pending %3d unacknowledged (lag gauge %v), REST posts %d ok %d failed",
 			phase, time.Since(stopAt).Seconds(), rss>>20, info.NumPending, info.NumAckPending, gauge, ok, failed)
 	}
 	for time.Since(stopAt) < downAtLeast {
 		time.Sleep(2 * time.Second)
 		sample("down")
+		// History cannot be read: 503, saying so.
+		begin := time.Now()
+		status, raw := ct.api.rest.Do(t, "GET", "/channels/"+ct.channels[0]+"/messages?limit=10", ct.owner, nil, nil)
+		if status != http.StatusServiceUnavailable || !strings.Contains(string(raw), "history") || !strings.Contains(string(raw), `"code":0`) {
+			t.Errorf("history while cassandra is down = %d %s; want 503 {code 0} saying history is unavailable", status, raw)
+		} else {
+			t.Logf("history while cassandra is down: %d in %v", status, time.Since(begin).Round(time.Millisecond))
+		}
+	}
+	// A guild the api has not served: it would need the store to authorize.
+	status, raw := ct.api.rest.Do(t, "POST", "/channels/"+cold+"/messages", ct.owner, map[string]string{"content": "fault-cold"}, nil)
+	if status != http.StatusServiceUnavailable || !strings.Contains(string(raw), `"code":0`) {
+		t.Errorf("post in a guild the api does not hold while cassandra is down = %d %s; want 503 {code 0}", status, raw)
 	}
 	// Start blocks until CQL answers; the writer keeps retrying meanwhile.
 	startAt := time.Now()
@@ -808,7 +850,14 @@ func TestCQLOutageWriterBacklog(t *testing.T) {
 	t.Logf("lag drained %v after cassandra returned (to < 100 under load; 0 %v after the load stopped); peak lag %d", drained.Round(time.Millisecond), final.Round(time.Millisecond), lagMax)
 	t.Logf("writer RSS: %d MiB before, peak %d MiB while cassandra was down, peak %d MiB while the backlog drained, %d MiB after (limit %d MiB)",
 		rssBefore>>20, rssDown>>20, rssBack>>20, rssAfter>>20, rssLimit>>20)
-	t.Logf("acknowledged: %d REST posts (failures %v), %d direct publishes (%d failed)", len(acked), fails, len(direct), directErrs)
+	t.Logf("acknowledged: %d REST posts (failures %v; %d ok and %d failed while cassandra was down), %d direct publishes (%d failed)",
+		len(acked), fails, okDown, failedDown, len(direct), directErrs)
+	if len(fails) > 0 {
+		t.Errorf("REST posts failed: %v; want every post to succeed through the outage (the guild is in the api's projection)", fails)
+	}
+	if okDown < 100 {
+		t.Errorf("%d REST posts succeeded while cassandra was down; want them flowing the whole time", okDown)
+	}
 	if rssDown > rssLimit || rssBack > rssLimit {
 		t.Errorf("writer RSS peaked at %d MiB while cassandra was down and %d MiB while the backlog drained; want < %d MiB", rssDown>>20, rssBack>>20, rssLimit>>20)
 	}
@@ -824,4 +873,48 @@ func TestCQLOutageWriterBacklog(t *testing.T) {
 	maps.Copy(acked, direct)
 	total := ct.checkExactlyOnce(t, acked)
 	t.Logf("history holds %d messages; test took %v", total, time.Since(begin).Round(time.Second))
+}
+
+// Two api processes on one keyspace, as a scale-out deployment runs them (the
+// second one in a child process): a member banned, and one denied
+// SEND_MESSAGES, through the first are refused by the second once the
+// projection's freshness bound (2 s by default) has passed since the change
+// returned; the first refuses them at once.
+func TestCQLTwoAPIsFreshness(t *testing.T) {
+	testenv.SkipShort(t, "two api processes against Cassandra")
+	const bound = 2 * time.Second
+	ct := newCQLTier(t, 1)
+	other := startWriterProcess(t, []string{"serve", "--role", "api", "--store", "cql", "--nats-url", ct.nats.URL, "--nats-creds", ct.nats.Creds,
+		"--cql-hosts", strings.Join(ct.cass.Hosts, ","), "--cql-keyspace", ct.keyspace,
+		"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "warn", "--rate-limits", "off", "--bcrypt-cost", "4"})
+	a, b := ct.api.rest, testenv.NewREST("http://"+other.addr+"/api/v10")
+	general := ct.channels[0]
+	var inv struct{ Code string }
+	a.Must(t, http.StatusOK, "POST", "/channels/"+general+"/invites", ct.owner, map[string]any{}, &inv)
+	alice, aliceID := a.Register(t, "alice"+randName())
+	bob, bobID := a.Register(t, "bob"+randName())
+	for _, tok := range []string{alice, bob} {
+		a.Must(t, http.StatusOK, "POST", "/invites/"+inv.Code, tok, nil, nil)
+		b.Must(t, http.StatusOK, "POST", "/channels/"+general+"/messages", tok, map[string]string{"content": "fault-hello"}, nil)
+	}
+
+	a.Must(t, http.StatusNoContent, "PUT", "/guilds/"+ct.guild.String()+"/bans/"+aliceID, ct.owner, map[string]any{}, nil)
+	a.Must(t, http.StatusNoContent, "PUT", "/channels/"+general+"/permissions/"+bobID, ct.owner,
+		map[string]any{"type": guildhall.OverwriteMember, "deny": guildhall.PermSendMessages}, nil)
+	changed := time.Now()
+	refused := func(api *testenv.REST, where, token, who string, code int) {
+		t.Helper()
+		status, raw := api.Do(t, "POST", "/channels/"+general+"/messages", token, map[string]string{"content": "fault-refused"}, nil)
+		var body struct{ Code int }
+		_ = json.Unmarshal(raw, &body)
+		if status != http.StatusForbidden || body.Code != code {
+			t.Errorf("%s posts through the %s api process = %d %s; want 403 (code %d)", who, where, status, raw, code)
+		}
+	}
+	refused(a, "banning", alice, "banned alice", 50001)
+	refused(a, "denying", bob, "denied bob", 50013)
+	time.Sleep(bound - time.Since(changed))
+	refused(b, "other", alice, "banned alice", 50001)
+	refused(b, "other", bob, "denied bob", 50013)
+	b.Must(t, http.StatusOK, "POST", "/channels/"+general+"/messages", ct.owner, map[string]string{"content": "fault-owner"}, nil)
 }

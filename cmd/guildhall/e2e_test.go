@@ -291,12 +291,13 @@ func TestResumeReplaysMissedEvents(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		// Besides the writer's, the api's revocation watcher (an ordered
-		// consumer, not a replay) lives on the stream.
+		// Besides the writer's, the api's revocation watcher and projection
+		// (ordered consumers, not replays) live on the stream.
 		names := st.ConsumerNames(context.Background())
 		var others []string
 		for name := range names.Name() {
-			if name != ghnats.ConsumerWriter && !strings.HasPrefix(name, ghnats.RevocationWatcherPrefix+"_") {
+			if name != ghnats.ConsumerWriter && !strings.HasPrefix(name, ghnats.RevocationWatcherPrefix+"_") &&
+				!strings.HasPrefix(name, ghnats.ProjectionWatcherPrefix+"_") {
 				others = append(others, name)
 			}
 		}
@@ -304,7 +305,7 @@ func TestResumeReplaysMissedEvents(t *testing.T) {
 			return err
 		}
 		if len(others) > 0 {
-			return fmt.Errorf("EVENTS has consumers %v besides the writer's and the revocation watcher; want none", others)
+			return fmt.Errorf("EVENTS has consumers %v besides the writer's, the revocation watcher and the projection; want none", others)
 		}
 		return nil
 	})

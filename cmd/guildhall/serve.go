@@ -347,6 +347,16 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 			}
 		}()
 		defer func() { stop(); <-revocationsDone }()
+		// Every api process authorizes from its projection of the event stream
+		// when it can, so that posts need only JetStream.
+		projectionDone := make(chan struct{})
+		go func() {
+			defer close(projectionDone)
+			if err := svc.RunProjection(ctx); err != nil && ctx.Err() == nil {
+				log.Error("projection not running; every request reads the store", "err", err)
+			}
+		}()
+		defer func() { stop(); <-projectionDone }()
 		responder, err := natsapi.NewResponder(svc, nc, natsapi.Config{Logger: log})
 		if err != nil {
 			return err

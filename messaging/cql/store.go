@@ -83,6 +83,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"regexp"
 	"slices"
 	"strings"
@@ -1215,4 +1216,34 @@ func (m *stripedMutex) lock(key string) func() {
 	mu := &m[h%uint32(len(m))]
 	mu.Lock()
 	return mu.Unlock
+}
+
+// Unavailable reports whether err means the database could not be reached or
+// did not answer in time (the api answers 503 and, where it can, serves from
+// its projection of the event stream), as opposed to a bad query or bad data.
+// The end of the caller's context is neither: the caller went away.
+func (s *Store) Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	for _, e := range []error{
+		gocql.ErrNoConnections, gocql.ErrTimeoutNoResponse, gocql.ErrTooManyTimeouts, gocql.ErrConnectionClosed,
+		gocql.ErrNoStreams, gocql.ErrUnavailable, gocql.ErrSessionClosed,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var (
+		unavailable  *gocql.RequestErrUnavailable
+		readTimeout  *gocql.RequestErrReadTimeout
+		writeTimeout *gocql.RequestErrWriteTimeout
+		netErr       net.Error
+	)
+	if errors.As(err, &unavailable) || errors.As(err, &readTimeout) || errors.As(err, &writeTimeout) || errors.As(err, &netErr) {
+		return true
+	}
+	// gocql's "unable to fetch prepared info: no connection available" has no
+	// value or type of its own.
+	return strings.Contains(err.Error(), "no connection available")
 }

@@ -243,19 +243,16 @@ func newMatrixFixture(t *testing.T, e *env) *matrixFixture {
 	}
 	e.api.Must(t, http.StatusNoContent, "DELETE", "/guilds/"+g.ID+"/members/"+f.ids[kicked].String(), f.tokens[owner], nil, nil)
 	e.api.Must(t, http.StatusNoContent, "PUT", "/guilds/"+g.ID+"/bans/"+f.ids[banned].String(), f.tokens[owner], map[string]any{}, nil)
-	guild := sf(t, f.guild)
-	mod := guildhall.Role{ID: guild + 1, Name: "mod", Position: 1,
-		Permissions: guildhall.DefaultEveryonePermissions | guildhall.PermManageChannels | guildhall.PermManageMessages}
-	must(t, e.store.PutRole(ctx, guild, mod))
-	m, err := e.store.Member(ctx, guild, f.ids[granted])
-	must(t, err)
-	m.Roles = []guildhall.Snowflake{mod.ID}
-	must(t, e.store.PutMember(ctx, m))
-	ch, err := e.store.Channel(ctx, sf(t, f.channel))
-	must(t, err)
-	ch.PermissionOverwrites = append(ch.PermissionOverwrites, guildhall.PermissionOverwrite{ID: f.ids[denied], Type: guildhall.OverwriteMember,
-		Deny: guildhall.PermSendMessages | guildhall.PermReadMessageHistory | guildhall.PermCreateInstantInvite | guildhall.PermAddReactions})
-	must(t, e.store.PutChannel(ctx, ch))
+	// Through the api, as a moderator would: each change is stored and then
+	// published, so api processes that authorize from their projection of the
+	// event stream learn it.
+	var mod struct{ ID string }
+	e.api.Must(t, http.StatusOK, "POST", "/guilds/"+g.ID+"/roles", f.tokens[owner], map[string]any{"name": "mod",
+		"permissions": guildhall.DefaultEveryonePermissions | guildhall.PermManageChannels | guildhall.PermManageMessages}, &mod)
+	e.api.Must(t, http.StatusNoContent, "PUT", "/guilds/"+g.ID+"/members/"+f.ids[granted].String()+"/roles/"+mod.ID, f.tokens[owner], nil, nil)
+	e.api.Must(t, http.StatusNoContent, "PUT", "/channels/"+f.channel+"/permissions/"+f.ids[denied].String(), f.tokens[owner], map[string]any{
+		"type": guildhall.OverwriteMember,
+		"deny": guildhall.PermSendMessages | guildhall.PermReadMessageHistory | guildhall.PermCreateInstantInvite | guildhall.PermAddReactions}, nil)
 	e.api.Must(t, http.StatusNoContent, "POST", "/auth/logout", f.tokens[revoked], nil, nil)
 	bot, err := e.svc.CreateOwnedBot(ctx, "bot."+f.names[owner], f.names[owner])
 	must(t, err)

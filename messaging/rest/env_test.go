@@ -21,6 +21,7 @@ import (
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/testenv"
 	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -97,7 +98,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); _ = e.svc.WatchRevocations(watchCtx) }()
-	t.Cleanup(func() { stopWatch(); <-watchDone })
+	projDone := make(chan struct{})
+	go func() { defer close(projDone); _ = e.svc.RunProjection(watchCtx) }()
+	t.Cleanup(func() { stopWatch(); <-watchDone; <-projDone })
 	resp, err := natsapi.NewResponder(e.svc, nc, natsapi.Config{Logger: e.log})
 	if err != nil {
 		t.Fatal(err)
@@ -166,14 +169,25 @@ func (e *env) StopWriter() {
 	e.stopWriter, e.writerDone = nil, nil
 }
 
-// streamMsgs is how many messages the EVENTS stream holds.
+// streamMsgs is how many events the EVENTS stream holds.
 func (e *env) streamMsgs() uint64 {
 	e.t.Helper()
 	s, err := e.nats.JS.Stream(context.Background(), ghnats.StreamEvents)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return s.CachedInfo().State.Msgs
+	// The api's projection publishes marks into the stream to learn how fresh
+	// it is (messaging/projection.go): bookkeeping, which any request may
+	// cause at most every second, not state.
+	info, err := s.Info(context.Background(), jetstream.WithSubjectFilter(ghnats.SubjectMarksIn))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	marks := uint64(0)
+	for _, n := range info.State.Subjects {
+		marks += n
+	}
+	return info.State.Msgs - marks
 }
 
 // user is a registered account.
