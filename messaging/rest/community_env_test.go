@@ -123,6 +123,13 @@ func (c *community) digest() string {
 	st := c.e.store
 	gid, _ := guildhall.ParseSnowflake(c.guild)
 	cid, _ := guildhall.ParseSnowflake(c.channel)
+	// What the stream holds is in the store first: the writer stores an allowed
+	// request of the case before a refused one after it otherwise.
+	if c.e.writer != nil {
+		if err := c.e.barrier.Wait(ctx, gid); err != nil {
+			c.t.Fatalf("digest: writer behind: %v", err)
+		}
+	}
 	var b strings.Builder
 	g, err := st.Guild(ctx, gid)
 	fmt.Fprintf(&b, "guild %+v %v\n", g, err)
