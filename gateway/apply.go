@@ -12,8 +12,12 @@ import (
 // a guild's events keep its room's state current (channels, roles, the guild,
 // members' roles, who is in it), a user's events join their sessions to a guild.
 
-// apply updates the room's state from a guild event and delivers it.
+// apply updates the room's state from a guild event and delivers it. An event
+// that changes the room first has what is planned delivered (batch.go).
 func (p *pump) apply(r *room, seq uint64, ev guildhall.Event) {
+	if !batchable(ev.Type) {
+		p.flush()
+	}
 	r.lastSeq = seq
 	p.advance(seq)
 	live := newDispatch(ev, p.w)
@@ -100,6 +104,7 @@ func (p *pump) removeUser(r *room, uid guildhall.Snowflake) {
 
 // applyUser handles an event for one user's sessions: today, joining a guild.
 func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
+	p.flush()
 	p.advance(seq)
 	d := newDispatch(ev, p.w)
 	if ev.Type == guildhall.EventGuildCreate {

@@ -8,9 +8,10 @@
 //	conn.go       one connection's life: HELLO, heartbeats, each client payload by opcode
 //	identify.go   op 2: token, session start limits, registry entry, READY at the cut
 //	session.go    a session: who it is, its outbox, its memberships
-//	outbox.go     a session's write path: the direct write, the writer goroutine that
-//	              coalesces pending frames into one writev, frames held during a
-//	              resume, zlib, slow consumers cut off
+//	outbox.go     a session's write path: the direct write (or writev, for a
+//	              batch), the writer goroutine that coalesces pending frames into
+//	              one writev, frames held during a resume, zlib, slow consumers
+//	              cut off
 //	frame.go      WebSocket frames, built once per event and shared
 //	intents.go    which frame of an event each session gets (intents, MESSAGE_CONTENT)
 //
@@ -19,7 +20,9 @@
 //	pump.go       NATS messages routed by subject kind, in order; the watermark;
 //	              commands run between two events
 //	apply.go      what each event does to its room's state
-//	fanout.go     one framed event handed to every session that may see it (a big
+//	batch.go      under load, consecutive events of a room delivered together:
+//	              each session's frames of them in one writev; no timer
+//	fanout.go     framed events handed to every session that may see them (a big
 //	              room split across cores)
 //	room.go       one guild's room: state, members, the channel-visibility cache
 //	gapfill.go    events NATS lost, refilled from the stream in order

@@ -146,6 +146,7 @@ func (p *pump) fill(r *room, before uint64) {
 // reconnectRoom asks every session of a room to reconnect and resume: used when the
 // gateway cannot tell what it missed, so that the stream replay fills it instead.
 func (p *pump) reconnectRoom(r *room) {
+	p.flush()
 	f := opFrame(OpReconnect, []byte("null"))
 	for _, rm := range r.members {
 		rm.s.send(f)

@@ -13,6 +13,10 @@ type Metrics struct {
 	DispatchCandidates prometheus.Counter
 	// FramesWritten counts frames written to sockets.
 	FramesWritten prometheus.Counter
+	// SocketWrites counts the writes that carried them (a write or writev system
+	// call, or one buffered write by a session's writer): FramesWritten per
+	// SocketWrites is how much the fan-out coalesces, 1 at low load.
+	SocketWrites prometheus.Counter
 	// Fanout is the time to hand one event to every local recipient's outbox.
 	Fanout prometheus.Histogram
 	// SlowConsumers counts sessions cut off because their outbox was full.
@@ -48,6 +52,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		FramesWritten: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "guildhall_gateway_frames_written_total", Help: "Frames written to sockets.",
 		}),
+		SocketWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guildhall_gateway_socket_writes_total", Help: "Writes to sockets that carried frames (frames written per write: how much the fan-out coalesces).",
+		}),
 		Fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "guildhall_gateway_fanout_seconds", Help: "Time to hand one event to every local recipient's outbox.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
@@ -72,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Sessions, m.GuildSubscriptions, m.DispatchCandidates, m.FramesWritten, m.Fanout,
+		reg.MustRegister(m.Sessions, m.GuildSubscriptions, m.DispatchCandidates, m.FramesWritten, m.SocketWrites, m.Fanout,
 			m.SlowConsumers, m.GapFills, m.ForeignMessages, m.Resumes, m.ResumeReplays, m.Identifies)
 	}
 	return m

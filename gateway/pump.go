@@ -52,6 +52,8 @@ type pump struct {
 	users   map[guildhall.Snowflake]*userRoom
 	w       uint64
 	waiters []waiter
+	batch   roomBatch    // events planned, not yet delivered (batch.go)
+	scratch batchScratch // the pump's working space for delivering a batch
 
 	watermark atomic.Uint64 // w, for readers outside the pump
 }
@@ -129,9 +131,10 @@ func (p *pump) run(ctx context.Context) {
 	for {
 		select {
 		case m := <-p.in:
-			p.handle(m)
+			p.burst(m)
 		case f := <-p.cmds:
 			f()
+			p.flush() // a command may have applied events (a gap fill)
 		case <-ctx.Done():
 			return
 		}
@@ -219,6 +222,7 @@ func (p *pump) handle(m *natsgo.Msg) {
 	}
 	switch subj.Kind {
 	case ghnats.SubjectTickEvent:
+		p.flush()
 		p.advance(seq)
 	case ghnats.SubjectGuildEvent:
 		r := p.rooms[id]
@@ -229,6 +233,7 @@ func (p *pump) handle(m *natsgo.Msg) {
 			return // already applied (a fill got it first)
 		}
 		if last > r.lastSeq && !r.fresh {
+			p.flush() // the fill reads the stream: what is planned need not wait
 			p.fill(r, seq)
 		}
 		p.apply(r, seq, ghnats.DecodeEvent(m.Header, m.Data))
@@ -239,12 +244,15 @@ func (p *pump) handle(m *natsgo.Msg) {
 	}
 }
 
-// advance moves the watermark to seq and runs the waiters it reaches.
+// advance moves the watermark to seq and runs the waiters it reaches (after
+// delivering what is planned: a session attached by a waiter gets only what
+// follows its cut).
 func (p *pump) advance(seq uint64) {
 	if seq > p.w {
 		p.w = seq
 		p.watermark.Store(seq)
 		if len(p.waiters) > 0 {
+			p.flush()
 			p.releaseWaiters()
 		}
 	}

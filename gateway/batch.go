@@ -1,0 +1,137 @@
+package gateway
+
+import (
+	"syscall"
+	"time"
+
+	guildhall "github.com/guildhall/guildhall"
+	natsgo "github.com/nats-io/nats.go"
+)
+
+// Batching under load. The pump takes a message from its inbox and then, without
+// waiting, whatever else is already there (up to maxBatch): at low load that is
+// nothing, and the event goes out alone, at once. When the pump falls behind,
+// consecutive events of one room that change nothing in it (messages, typing,
+// presence) are planned together and delivered in one walk over the room's
+// members, each member's frames of the batch leaving in one writev
+// (outbox.sendFrames). The cost per frame falls as the load rises, and no timer
+// ever holds a frame back.
+//
+// A batch is delivered before the pump does anything that would change what its
+// events look like or who gets them, so each event still reaches exactly the
+// sessions it would have alone, framed the same:
+//
+//   - an event of another room: a session in both rooms gets the events in stream
+//     order, so its s never goes backwards (a client that resumes from the highest
+//     s it saw would skip what was still planned);
+//   - an event that changes the room (channels, roles, members, the guild):
+//     visibility is that at each event;
+//   - a tick, or a waiter reaching the watermark: sessions attach at a cut and get
+//     only what follows it;
+//   - a user's event, a gap fill, a command, a channel the room does not know
+//     (the refresh changes the room).
+
+// maxBatch bounds the messages the pump takes from its inbox in one go, so the
+// events in one batch and the frames one session gets in one writev.
+const maxBatch = 64
+
+// plannedEvent is an event of the batch: its frames, and the channel's view for
+// the members that may not all see it (nil: every member may).
+type plannedEvent struct {
+	d    *dispatch
+	view *channelView
+}
+
+// roomBatch is the events planned for one room, in stream order.
+type roomBatch struct {
+	r      *room
+	events []plannedEvent
+}
+
+// batchScratch is the working space of one goroutine delivering a batch: one
+// member's frames of it, and their iovecs for the writev. The pump has one; the
+// parts of a parallel fan-out take theirs from a pool.
+type batchScratch struct {
+	frames [maxBatch]*frame
+	iov    [maxBatch]syscall.Iovec
+}
+
+// batchable reports whether an event of this type leaves its room as it was:
+// such events may be delivered together with their neighbours of the same room.
+func batchable(eventType string) bool {
+	switch eventType {
+	case guildhall.EventMessageCreate, guildhall.EventMessageUpdate, guildhall.EventMessageDelete,
+		guildhall.EventTypingStart, guildhall.EventPresenceUpdate:
+		return true
+	}
+	return false
+}
+
+// burst handles m and then every message already waiting in the inbox, up to
+// maxBatch in all, and delivers what they planned.
+func (p *pump) burst(m *natsgo.Msg) {
+	p.handle(m)
+	for range maxBatch - 1 {
+		select {
+		case m = <-p.in:
+			p.handle(m)
+			continue
+		default:
+		}
+		break
+	}
+	p.flush()
+}
+
+// deliver plans a framed event for every session of the room that may see it
+// and whose intents ask for it. Its frames leave at the next flush: at once for
+// an event that changes the room, otherwise once the pump has taken what was
+// waiting in its inbox. Run apply's state changes for an event that is not
+// batchable only after a flush (apply does).
+func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch) {
+	var view *channelView
+	if ev.ChannelID != 0 {
+		v, ok := r.channelView(ev.ChannelID)
+		if !ok {
+			p.flush()
+			p.refresh(r)
+			if v, ok = r.channelView(ev.ChannelID); !ok {
+				return // the channel is gone: nobody may see it
+			}
+		}
+		if !v.everyone {
+			view = v
+		}
+	}
+	if p.batch.r != r || len(p.batch.events) == maxBatch {
+		p.flush()
+	}
+	p.batch.r = r
+	p.batch.events = append(p.batch.events, plannedEvent{d: d, view: view})
+	if !batchable(ev.Type) {
+		p.flush()
+	}
+}
+
+// flush delivers the planned events.
+func (p *pump) flush() {
+	b := &p.batch
+	if len(b.events) == 0 {
+		return
+	}
+	start := time.Now()
+	r := b.r
+	if len(b.events) == 1 {
+		deliverOne(r, b.events[0])
+	} else {
+		p.deliverBatch(r, b.events)
+	}
+	per := time.Since(start).Seconds() / float64(len(b.events))
+	for range b.events {
+		p.metrics.Fanout.Observe(per)
+	}
+	p.metrics.DispatchCandidates.Add(float64(len(r.members) * len(b.events)))
+	clear(b.events)
+	b.events = b.events[:0]
+	b.r = nil
+}
