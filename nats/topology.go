@@ -151,6 +151,16 @@ func (t Topology) presenceBucket() jetstream.KeyValueConfig {
 	return b
 }
 
+// limitsBucket: keys live a day at most (the session start window); the
+// limiter judges its concurrency windows by each key's last write, so nothing
+// there has a TTL of its own, and nobody watches the bucket: the markers of keys
+// that age out need not stay long.
+func (t Topology) limitsBucket() jetstream.KeyValueConfig {
+	b := t.bucket(BucketLimits, "gateway session start limits (identify)", 24*time.Hour)
+	b.LimitMarkerTTL = time.Minute
+	return b
+}
+
 // Buckets lists the key-value buckets: sessions, presence and leases, each with a
 // bucket-wide TTL (a key expires that long after its last put) and limit markers so
 // that watchers see expiries.
@@ -160,9 +170,7 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		t.bucket(BucketSessions, "live gateway sessions and their resume positions", t.SessionTTL),
 		t.presenceBucket(),
 		t.bucket(BucketLeases, "snowflake worker leases", t.LeaseTTL),
-		// Keys live a day at most (the session start window); identify concurrency
-		// keys carry a per-key TTL of a few seconds.
-		t.bucket(BucketLimits, "gateway session start limits (identify)", 24*time.Hour),
+		t.limitsBucket(),
 	}
 }
 

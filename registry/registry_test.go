@@ -145,3 +145,80 @@ func TestStartLimiterConcurrentStarts(t *testing.T) {
 		t.Fatalf("Usage = %+v, %v; want 960 remaining", u, err)
 	}
 }
+
+// A concurrency key whose window has passed frees its bucket even when the key
+// is still there (as keys with a per-key TTL outlived it after a restart of
+// nats-server): the limiter judges by the key's last write.
+func TestStartLimiterStaleKeyIsFree(t *testing.T) {
+	n := testenv.StartNATS(t, ghnats.Topology{})
+	ctx := context.Background()
+	lim, err := registry.NewStartLimiter(ctx, n.JS, registry.StartLimits{ConcurrencyWindow: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := n.JS.KeyValue(ctx, ghnats.BucketLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "conc.41.0", nil); err != nil {
+		t.Fatal(err)
+	}
+	var limited *registry.ErrStartLimited
+	if err := lim.Allow(ctx, 41, 0); !errors.As(err, &limited) || limited.RetryAfter > time.Second {
+		t.Fatalf("start while the key is fresh = %v; want ErrStartLimited within the 1s window", err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if _, err := kv.Get(ctx, "conc.41.0"); err != nil {
+		t.Fatalf("the stale key is gone (%v): this test needs it there", err)
+	}
+	if err := lim.Allow(ctx, 41, 0); err != nil {
+		t.Fatalf("start once the window passed, the key still there = %v; want nil", err)
+	}
+	if err := lim.Allow(ctx, 41, 0); !errors.As(err, &limited) {
+		t.Fatalf("second start in the new window = %v; want ErrStartLimited", err)
+	}
+}
+
+// After nats-server restarts on the same data, a user who started a session in
+// the previous run may start one as soon as the window has passed.
+func TestStartLimiterAfterRestart(t *testing.T) {
+	h := testenv.NewHarness(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	start := func() (*registry.StartLimiter, func()) {
+		s, err := ghnats.StartServer(ghnats.ServerConfig{Name: "limits", Dir: dir, Auth: h.Auth()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, js, err := ghnats.Connect(s.ClientURL(), "limits", h.Options()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := func() { nc.Close(); s.Shutdown(); s.WaitForShutdown() }
+		if err := ghnats.Apply(ctx, js, ghnats.Topology{}); err != nil {
+			stop()
+			t.Fatal(err)
+		}
+		lim, err := registry.NewStartLimiter(ctx, js, registry.StartLimits{ConcurrencyWindow: time.Second})
+		if err != nil {
+			stop()
+			t.Fatal(err)
+		}
+		return lim, stop
+	}
+	lim, stop := start()
+	for u := range guildhall.Snowflake(200) {
+		if err := lim.Allow(ctx, 1000+u, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop()
+	time.Sleep(1100 * time.Millisecond)
+	lim, stop = start()
+	defer stop()
+	for u := range guildhall.Snowflake(200) {
+		if err := lim.Allow(ctx, 1000+u, 0); err != nil {
+			t.Fatalf("user %d after the restart: %v", 1000+u, err)
+		}
+	}
+}
