@@ -33,7 +33,8 @@
 //	resume.go     op 6: checks, then the replay, RESUMED, the held live frames
 //	recent.go     each room's recent events: the replay from memory
 //	replay.go     the replay from the EVENTS stream
-//	directory.go  live sessions, their registry entries and refresh, kicks between
+//	directory.go  live sessions, their registry entries (written at start,
+//	              take-over, leave, end), the gateway's heartbeat, kicks between
 //	              gateways
 //
 // Presence and member lists:

@@ -70,7 +70,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	s.out.compressPayloads(d.Compress)
 	// The registry entry exists before READY: a client that got a session id can
 	// always resume it, even if this gateway dies the next moment.
-	if err := g.sessions.put(s); err != nil {
+	if err := g.sessions.started(s); err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
 		s.close(CloseUnknownError, "Try again")
 		return
@@ -80,6 +80,10 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	// READY and the GUILD_CREATEs are queued at the cut, before any live frame.
 	if _, err := g.pump.joinIdentified(cctx, s, rep.Guilds, rep.Members, readyPayload(s, rep, d.Shard), g.counts); err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
+		// The client got no READY, so no session id: nothing can resume this.
+		ectx, ecancel := g.opContext()
+		g.sessions.end(ectx, s)
+		ecancel()
 		return
 	}
 	s.identified.Store(true)

@@ -32,11 +32,20 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	if !ok {
 		return
 	}
-	if entry.Node != g.cfg.Node {
-		g.sessions.kick(entry.Node, d.SessionID)
-	}
 	s.user = rep.User
 	s.id = d.SessionID
+	// The entry names this connection from here on; of two resumes racing for
+	// the session, the one that wrote first has it, and the other one tries again.
+	tctx, tcancel := g.opContext()
+	err := g.sessions.takeOver(tctx, s, entry)
+	tcancel()
+	if err != nil {
+		g.resumeLater(s, "registry_conflict", err)
+		return
+	}
+	if entry.Node != g.cfg.Node || entry.Inc != g.sessions.heartbeat.Inc() {
+		g.sessions.kick(entry.Node, entry.Inc, d.SessionID)
+	}
 	s.intents = guildhall.IntentsAll
 	if entry.Intents != nil {
 		s.intents = *entry.Intents
@@ -68,6 +77,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 			g.log.Warn("resume: replay", "session", s.id, "err", err)
 			s.send(opFrame(OpInvalidSession, []byte("false")))
 			s.close(CloseUnknownError, "resume failed")
+			g.sessions.end(ctx, s)
 			return
 		}
 	}
@@ -76,14 +86,12 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	g.metrics.Resumes.WithLabelValues("ok").Inc()
 	g.presence.started(s, nil)
 	g.log.Debug("resumed", "session", s.id, "from", d.Seq, "to", cut.w, "replayed", n)
-	// A failed put leaves the entry of the previous node, which keeps the session
-	// resumable until the next refresh here takes over.
-	_ = g.sessions.put(s)
 }
 
 // resumable checks a RESUME: the token (the api), the session's registry entry
-// (it exists, and is the same user's), and that the stream still holds every
-// event after seq. It answers the client itself when the resume cannot go on:
+// (it exists, is the same user's, and the session is within its resume window:
+// its client left, or its gateway was last seen, no longer ago than that), and
+// that the stream still holds every event after seq. It answers the client itself when the resume cannot go on:
 // INVALID_SESSION (d=false) when the session cannot be resumed, 4000 when that
 // could not be checked (NATS did not answer in time: the session may still be
 // resumable, and the client resumes again; INVALID_SESSION would throw it away).
@@ -114,6 +122,15 @@ func (g *Gateway) resumable(s *Session, d resumeData) (guildhall.IdentifyReply, 
 	case entry.UserID != rep.User.ID:
 		reason = "wrong_user"
 	default:
+		live, err := g.sessions.resumable(gctx, entry)
+		if err != nil {
+			g.resumeLater(s, "registry_error", err)
+			return rep, entry, false
+		}
+		if !live {
+			reason = "expired"
+			break
+		}
 		ok, err := g.replays.replayable(gctx, d.Seq)
 		if err != nil {
 			g.resumeLater(s, "stream_error", err)

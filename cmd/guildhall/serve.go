@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -46,6 +47,8 @@ type serveFlags struct {
 	bcryptCost                                        int
 	identifyTotal, identifyConcurrency                int
 	resumeWindow                                      time.Duration
+	node                                              string
+	debugPprof                                        bool
 }
 
 // parseServe reads serve's flags from args. Every flag can also be set by its
@@ -88,7 +91,9 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.IntVar(&f.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of password hashes (4 for tests and load generators only)")
 	fs.IntVar(&f.identifyTotal, "identify-total", 1000, "session starts (IDENTIFY) per user per day, as Discord's session_start_limit.total")
 	fs.IntVar(&f.identifyConcurrency, "identify-concurrency", 1, "IDENTIFY per user per 5 s per shard bucket, as Discord's max_concurrency")
-	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL; live sessions are refreshed every third of it); applied by the api role")
+	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a session can be resumed after its client left or its gateway was last seen alive (each gateway writes one heartbeat to the session registry; live sessions cost no writes); applied by the api role")
+	fs.StringVar(&f.node, "node", "", "this gateway's node name in the session registry, kept across restarts (a restart is a new incarnation of the node); empty: a random name per process")
+	fs.BoolVar(&f.debugPprof, "debug-pprof", false, "serve Go's profiles at /debug/pprof/ on --addr (for profiling a load run; never on a public address)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs
 }
@@ -223,6 +228,11 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	}
 
 	mux := http.NewServeMux()
+	if f.debugPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	ready := func() error {
 		for role, c := range conns {
 			if !c.nc.IsConnected() {
@@ -361,7 +371,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	var gw *gateway.Gateway
 	if c := conns[ghnats.RoleGateway]; c != nil {
 		gw, err = gateway.New(startCtx, c.nc, c.js, gateway.Config{
-			PublicURL: f.publicURL, StartLimits: f.startLimits(), Metrics: gwMetrics, Logger: log,
+			Node: f.node, PublicURL: f.publicURL, StartLimits: f.startLimits(), Metrics: gwMetrics, Logger: log,
 		})
 		if err != nil {
 			return err
