@@ -317,10 +317,14 @@ func (d *directory) rewrite(ctx context.Context, s *Session) {
 	}
 }
 
-// kick tells gateway node, which the registry names as a session's holder (in
-// incarnation inc), that the session resumed here.
-func (d *directory) kick(node, inc, id string) {
-	_ = d.nc.Publish(ghnats.KickSubject(node), []byte(id+" "+inc))
+// kickPrevious tells the gateway that held the session of entry (a process of
+// another node, or another incarnation of this one), that it resumed here.
+// Sessions held here before are closed by take instead.
+func (d *directory) kickPrevious(entry registry.Session) {
+	if entry.Node == d.node && entry.Inc == d.heartbeat.Inc() {
+		return
+	}
+	_ = d.nc.Publish(ghnats.KickSubject(entry.Node), []byte(entry.ID+" "+entry.Inc))
 }
 
 // kicked closes a local session that another gateway has resumed (its client is

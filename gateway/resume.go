@@ -43,9 +43,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		g.resumeLater(s, "registry_conflict", err)
 		return
 	}
-	if entry.Node != g.cfg.Node || entry.Inc != g.sessions.heartbeat.Inc() {
-		g.sessions.kick(entry.Node, entry.Inc, d.SessionID)
-	}
+	g.sessions.kickPrevious(entry)
 	s.intents = guildhall.IntentsAll
 	if entry.Intents != nil {
 		s.intents = *entry.Intents
