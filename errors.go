@@ -11,6 +11,10 @@ type Error struct {
 	Message string `json:"message"`
 	// Errors carries per-field details for Invalid Form Body, as Discord does.
 	Errors map[string]any `json:"errors,omitempty"`
+	// RetryAfter is set on a 429 (seconds), with Global, as Discord's rate-limit
+	// body has them.
+	RetryAfter *float64 `json:"retry_after,omitempty"`
+	Global     *bool    `json:"global,omitempty"`
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s (code %d)", e.Status, e.Message, e.Code) }
@@ -78,6 +82,29 @@ var (
 	ErrServiceBusy      = &Error{Status: 503, Code: 0, Message: "Service temporarily unavailable, try again"}
 	ErrInternal         = &Error{Status: 500, Code: 0, Message: "500: Internal Server Error"}
 )
+
+// Discord's codes for running a community: roles, members, bans, pins, invites.
+var (
+	ErrUnknownRole      = &Error{Status: 404, Code: 10011, Message: "Unknown Role"}
+	ErrUnknownBan       = &Error{Status: 404, Code: 10026, Message: "Unknown Ban"}
+	ErrMaxPins          = &Error{Status: 400, Code: 30003, Message: "Maximum number of pins reached for the channel (50)"}
+	ErrMaxRoles         = &Error{Status: 400, Code: 30005, Message: "Maximum number of guild roles reached (250)"}
+	ErrMaxInvites       = &Error{Status: 400, Code: 30016, Message: "Maximum number of invites reached (1000)"}
+	ErrBanned           = &Error{Status: 403, Code: 40007, Message: "The user is banned from this guild."}
+	ErrBulkDeleteCount  = &Error{Status: 400, Code: 50016, Message: "Provided too few or too many messages to delete. Must provide at least 2 and fewer than 100 messages to delete."}
+	ErrInvalidRole      = &Error{Status: 400, Code: 50028, Message: "Invalid Role"}
+	ErrBulkDeleteTooOld = &Error{Status: 400, Code: 50034, Message: "You can only bulk delete messages that are under 14 days old."}
+	ErrInvalidGuild     = &Error{Status: 400, Code: 50055, Message: "Invalid Guild"}
+	ErrFailedToBan      = &Error{Status: 400, Code: 500000, Message: "Failed to ban users"}
+)
+
+// Slowmode answers a post inside a channel's rate_limit_per_user: 429 with
+// Discord's code 20016 and how long to wait (the body's retry_after, in seconds,
+// and the Retry-After header).
+func Slowmode(retryAfter float64) *Error {
+	global := false
+	return &Error{Status: 429, Code: 20016, Message: "This action cannot be performed due to slowmode rate limit.", RetryAfter: &retryAfter, Global: &global}
+}
 
 // FieldError returns Invalid Form Body with one field's error, in Discord's nested
 // shape {"errors": {"field": {"_errors": [{"code", "message"}]}}}.

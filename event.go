@@ -40,6 +40,12 @@ type Event struct {
 	ChannelID Snowflake
 	UserID    Snowflake
 	Data      json.RawMessage
+	// Requires, when not zero, narrows a guild event to members who have these
+	// permissions in ChannelID (or guild-wide): INVITE_CREATE and INVITE_DELETE
+	// go only to members who may manage the channel, as on Discord.
+	Requires Permissions
+	// Pin is set on CHANNEL_PINS_UPDATE for the Writer (see MessagePin).
+	Pin *MessagePin
 }
 
 // MessageDelete is the payload of MESSAGE_DELETE.

@@ -3,6 +3,7 @@ package guildhall
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"time"
 )
 
@@ -21,8 +22,12 @@ type IdentifyRequest struct {
 
 // TokenHash is what the api keys a token by and what a gateway sends it: the
 // token's SHA-256, in lowercase hex. A token has 256 random bits, so a fast hash
-// is enough.
+// is enough. A token given as "Bot <token>" (discordgo identifies with it, as it
+// authorizes REST, and Discord accepts both) hashes as the token.
 func TokenHash(token string) string {
+	if t, ok := strings.CutPrefix(token, "Bot "); ok {
+		token = strings.TrimSpace(t)
+	}
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }

@@ -48,7 +48,16 @@ func EventIntent(t string, inGuild bool) Intents {
 		return IntentGuilds
 	case EventGuildMemberAdd, EventGuildMemberUpdate, EventGuildMemberRemove:
 		return IntentGuildMembers
-	case EventMessageCreate, EventMessageUpdate, EventMessageDelete:
+	case EventGuildBanAdd, EventGuildBanRemove:
+		return IntentGuildModeration
+	case EventInviteCreate, EventInviteDelete:
+		return IntentGuildInvites
+	case EventChannelPinsUpdate:
+		if inGuild {
+			return IntentGuilds
+		}
+		return IntentDirectMessages
+	case EventMessageCreate, EventMessageUpdate, EventMessageDelete, EventMessageDeleteBulk:
 		if inGuild {
 			return IntentGuildMessages
 		}

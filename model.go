@@ -92,6 +92,9 @@ type Member struct {
 	JoinedAt time.Time   `json:"joined_at"`
 	Deaf     bool        `json:"deaf"`
 	Mute     bool        `json:"mute"`
+	// CommunicationDisabledUntil is the end of the member's timeout; nil or past
+	// means none (see TimedOut).
+	CommunicationDisabledUntil *time.Time `json:"communication_disabled_until"`
 }
 
 // Message is a chat message in Discord's JSON shape.

@@ -17,12 +17,16 @@ const (
 	PermManageChannels      Permissions = 1 << 4
 	PermManageGuild         Permissions = 1 << 5
 	PermAddReactions        Permissions = 1 << 6
+	PermViewAuditLog        Permissions = 1 << 7
 	PermViewChannel         Permissions = 1 << 10
 	PermSendMessages        Permissions = 1 << 11
 	PermManageMessages      Permissions = 1 << 13
 	PermReadMessageHistory  Permissions = 1 << 16
 	PermMentionEveryone     Permissions = 1 << 17
+	PermChangeNickname      Permissions = 1 << 26
+	PermManageNicknames     Permissions = 1 << 27
 	PermManageRoles         Permissions = 1 << 28
+	PermModerateMembers     Permissions = 1 << 40
 
 	// PermAll is every permission; the owner and administrators have it.
 	PermAll Permissions = 1<<47 - 1

@@ -15,11 +15,31 @@ const Epoch int64 = 1420070400000
 // creation time. On the wire a snowflake is a JSON string.
 type Snowflake uint64
 
-// ParseSnowflake parses a decimal snowflake.
+// ErrInvalidSnowflake: the text is not the canonical decimal spelling of a
+// snowflake.
+var ErrInvalidSnowflake = errors.New("invalid snowflake")
+
+// ParseSnowflake parses a snowflake in its one canonical spelling, what String
+// writes: decimal digits only, no sign, no leading zeros (except "0" itself), at
+// most 2^64-1. Every other spelling of a number ("00123", "+123", " 123", "1e3")
+// is ErrInvalidSnowflake, so that one id has one spelling everywhere: REST paths
+// (a non-canonical id is Unknown X), rate-limit keys, JSON bodies and gateway
+// payloads all parse through here.
 func ParseSnowflake(s string) (Snowflake, error) {
-	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, errors.New("invalid snowflake")
+	if len(s) == 0 || len(s) > 20 || (s[0] == '0' && len(s) > 1) {
+		return 0, ErrInvalidSnowflake
+	}
+	var v uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, ErrInvalidSnowflake
+		}
+		d := uint64(c - '0')
+		if v > (1<<64-1-d)/10 {
+			return 0, ErrInvalidSnowflake // overflow
+		}
+		v = v*10 + d
 	}
 	return Snowflake(v), nil
 }
@@ -47,7 +67,8 @@ func (s Snowflake) MarshalJSON() ([]byte, error) {
 	return append(b, '"'), nil
 }
 
-// UnmarshalJSON accepts a JSON string or number; null leaves zero.
+// UnmarshalJSON accepts a JSON string or number holding a canonical snowflake
+// (see ParseSnowflake); null leaves zero.
 func (s *Snowflake) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		*s = 0
@@ -56,11 +77,11 @@ func (s *Snowflake) UnmarshalJSON(b []byte) error {
 	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
 		b = b[1 : len(b)-1]
 	}
-	v, err := strconv.ParseUint(string(b), 10, 64)
+	v, err := ParseSnowflake(string(b))
 	if err != nil {
-		return errors.New("invalid snowflake")
+		return err
 	}
-	*s = Snowflake(v)
+	*s = v
 	return nil
 }
 

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -30,6 +31,17 @@ func (a apiClient) guildState(ctx context.Context, id guildhall.Snowflake) (guil
 		err = rep.Error
 	}
 	return rep.State, err
+}
+
+// member is a user's membership of a guild, nil when none (the pump's
+// guildSource).
+func (a apiClient) member(ctx context.Context, guild, user guildhall.Snowflake) (*guildhall.Member, error) {
+	var rep guildhall.GuildReply
+	err := a.call(ctx, ghnats.SubjectAPIGuild, guildhall.GuildRequest{GuildID: guild, UserID: user}, &rep)
+	if err == nil && rep.Error != nil && !errors.Is(rep.Error, guildhall.ErrUnknownGuild) {
+		err = rep.Error
+	}
+	return rep.Member, err
 }
 
 // members pages a guild's members for op 8.

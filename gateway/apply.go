@@ -12,8 +12,19 @@ import (
 // a guild's events keep its room's state current (channels, roles, the guild,
 // members' roles, who is in it), a user's events join their sessions to a guild.
 
-// apply updates the room's state from a guild event and delivers it. An event
-// that changes the room first has what is planned delivered (batch.go).
+// apply updates the room's state from a guild event and delivers it. The state
+// changes through guildhall.GuildState.Apply, the one place that reads events into
+// a guild's state; this adds what only a gateway keeps: the local sessions'
+// memberships, the channel-visibility cache, who is in the room.
+//
+// When to deliver: an event that takes something away (a channel deleted, a
+// member removed or banned, the guild deleted) reaches whoever loses it, so it is
+// delivered before the state changes; a channel's update reaches whoever could
+// view it before or can view it after (those who lose it learn so); the rest are
+// delivered with the new state. From the next event on, a session sees only what
+// the new state lets it.
+//
+// An event that changes the room first has what is planned delivered (batch.go).
 func (p *pump) apply(r *room, seq uint64, ev guildhall.Event) {
 	if !batchable(ev.Type) {
 		p.flush()
@@ -27,82 +38,76 @@ func (p *pump) apply(r *room, seq uint64, ev guildhall.Event) {
 		// (as the stream replay sends it).
 		kept = newDispatch(ev, seq)
 	}
-	r.recent.push(recentEvent{seq: seq, channel: ev.ChannelID, d: kept})
+	r.recent.push(recentEvent{seq: seq, channel: ev.ChannelID, requires: ev.Requires, d: kept})
 	switch ev.Type {
-	case guildhall.EventChannelCreate, guildhall.EventChannelUpdate:
-		var ch guildhall.Channel
-		if json.Unmarshal(ev.Data, &ch) == nil {
-			r.setChannel(ch)
-		}
-	case guildhall.EventChannelDelete:
-		p.deliver(r, ev, live)
-		r.deleteChannel(ev.ChannelID)
+	case guildhall.EventChannelDelete, guildhall.EventGuildMemberRemove, guildhall.EventGuildBanAdd, guildhall.EventGuildDelete:
+		p.deliver(r, ev, live, nil)
+		p.applyState(r, seq, ev)
 		return
-	case guildhall.EventGuildUpdate:
-		var g guildhall.Guild
-		if json.Unmarshal(ev.Data, &g) == nil {
-			g.MemberCount = r.state.Guild.MemberCount
-			r.state.Guild = g
-			r.invalidate()
-		}
-	case guildhall.EventGuildRoleCreate, guildhall.EventGuildRoleUpdate:
-		var rc struct {
-			Role guildhall.Role `json:"role"`
-		}
-		if json.Unmarshal(ev.Data, &rc) == nil {
-			r.setRole(rc.Role)
-		}
-	case guildhall.EventGuildMemberAdd:
-		r.state.Guild.MemberCount++
-	case guildhall.EventGuildMemberUpdate:
-		var m guildhall.Member
-		if json.Unmarshal(ev.Data, &m) == nil {
-			for _, rm := range r.members {
-				if rm.s.user.ID == m.User.ID {
-					rm.m.roles = m.Roles
-					rm.m.roleKey = roleKey(m.Roles)
-				}
-			}
-		}
-	case guildhall.EventGuildMemberRemove:
-		p.deliver(r, ev, live)
-		var gone guildhall.GuildMemberRemove
-		if json.Unmarshal(ev.Data, &gone) == nil {
-			r.state.Guild.MemberCount--
-			p.removeUser(r, gone.User.ID)
-		}
+	case guildhall.EventChannelUpdate:
+		before, _ := r.channelView(ev.ChannelID)
+		p.applyState(r, seq, ev)
+		p.deliver(r, ev, live, before)
 		return
 	}
-	p.deliver(r, ev, live)
+	p.applyState(r, seq, ev)
+	p.deliver(r, ev, live, nil)
 }
 
-// removeUser takes a user who left the guild out of the room and tells their
-// sessions with GUILD_DELETE.
+// applyState changes the room's state and its sessions for one event.
+func (p *pump) applyState(r *room, seq uint64, ev guildhall.Event) {
+	c := r.state.Apply(ev)
+	if c.Access {
+		r.invalidate()
+	}
+	if c.Member != nil {
+		r.note(seq, c.Member.User.ID, c.Member.Roles, false)
+		for _, rm := range r.members {
+			if rm.s.user.ID == c.Member.User.ID {
+				rm.m.roles = c.Member.Roles
+				rm.m.roleKey = roleKey(c.Member.Roles)
+			}
+		}
+	}
+	if c.Removed != 0 {
+		r.note(seq, c.Removed, nil, true)
+		p.removeUser(r, c.Removed)
+	}
+	if c.Deleted {
+		p.closeRoom(r)
+	}
+}
+
+// removeUser takes a user who is no longer a member out of the room: their
+// sessions get nothing more of the guild. Their GUILD_DELETE is an event of its
+// own for the user (see applyUser), so that a resume replays it too.
 func (p *pump) removeUser(r *room, uid guildhall.Snowflake) {
-	var gone []*Session
 	for i := 0; i < len(r.members); {
 		rm := r.members[i]
 		if rm.s.user.ID == uid {
 			r.remove(rm.m)
 			delete(rm.s.guilds, r.id)
-			gone = append(gone, rm.s)
 			continue
 		}
 		i++
 	}
-	if len(gone) > 0 {
-		d, _ := json.Marshal(unavailableGuild{ID: r.id})
-		gd := newDispatch(guildhall.Event{Type: guildhall.EventGuildDelete, GuildID: r.id, Data: d}, p.w)
-		for _, s := range gone {
-			if f := gd.frameFor(s); f != nil {
-				s.send(f)
-			}
-		}
-	}
 	p.dropIfEmpty(r)
 }
 
-// applyUser handles an event for one user's sessions: today, joining a guild.
+// closeRoom takes every session out of the room of a deleted guild (they were
+// delivered its GUILD_DELETE) and drops the room.
+func (p *pump) closeRoom(r *room) {
+	for _, rm := range r.members {
+		delete(rm.s.guilds, r.id)
+		rm.m.index = -1
+	}
+	clear(r.members)
+	r.members = r.members[:0]
+	p.dropIfEmpty(r)
+}
+
+// applyUser handles an event for one user's sessions: joining a guild
+// (GUILD_CREATE), leaving one (GUILD_DELETE).
 func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 	p.flush()
 	p.advance(seq)
@@ -133,6 +138,16 @@ func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 			}
 		}
 		return
+	}
+	if ev.Type == guildhall.EventGuildDelete {
+		// The user's membership ended: the room took the sessions out at its
+		// GUILD_MEMBER_REMOVE, unless that event did not reach this gateway.
+		var gd guildhall.GuildDelete
+		if json.Unmarshal(ev.Data, &gd) == nil {
+			if r := p.rooms[gd.ID]; r != nil {
+				p.removeUser(r, ev.UserID)
+			}
+		}
 	}
 	for _, s := range u.sessions {
 		if f := d.frameFor(s); f != nil {

@@ -35,11 +35,36 @@ import (
 // events in one batch and the frames one session gets in one writev.
 const maxBatch = 64
 
-// plannedEvent is an event of the batch: its frames, and the channel's view for
-// the members that may not all see it (nil: every member may).
+// plannedEvent is an event of the batch: its frames, and who in the room may
+// see it.
 type plannedEvent struct {
-	d    *dispatch
-	view *channelView
+	d *dispatch
+	// view is the channel's view (nil: every member may see it); before, when
+	// not nil, the channel's view before the event changed it: whoever could
+	// view the channel then gets the event too.
+	view, before *channelView
+	// requires, when not zero, limits the event to members with these
+	// permissions in channel (guildhall.Event.Requires).
+	requires guildhall.Permissions
+	channel  guildhall.Snowflake
+}
+
+// everyone reports whether every member of the room may see e (their intents
+// still choose).
+func (e plannedEvent) everyone() bool {
+	return e.requires == 0 && (e.view == nil || e.view.everyone || (e.before != nil && e.before.everyone))
+}
+
+// visibleTo reports whether member rm may see e. It fills the views' caches:
+// one goroutine only.
+func (e plannedEvent) visibleTo(r *room, rm roomMember) bool {
+	switch {
+	case e.requires != 0:
+		return r.allows(e.channel, rm.s.user.ID, rm.m, e.requires)
+	case e.everyone():
+		return true
+	}
+	return r.canView(e.view, rm.s.user.ID, rm.m) || (e.before != nil && r.canView(e.before, rm.s.user.ID, rm.m))
 }
 
 // roomBatch is the events planned for one room, in stream order.
@@ -84,31 +109,32 @@ func (p *pump) burst(m *natsgo.Msg) {
 }
 
 // deliver plans a framed event for every session of the room that may see it
-// and whose intents ask for it. Its frames leave at the next flush: at once for
-// an event that changes the room, otherwise once the pump has taken what was
-// waiting in its inbox. Run apply's state changes for an event that is not
-// batchable only after a flush (apply does).
-func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch) {
-	var view *channelView
-	if ev.ChannelID != 0 {
+// and whose intents ask for it. before, when not nil, is the channel's view
+// before this event changed it: whoever could view the channel then gets the
+// event too. An event that requires permissions (guildhall.Event.Requires) goes
+// only to members who have them there. Its frames leave at the next flush: at
+// once for an event that is not batchable, otherwise once the pump has taken
+// what was waiting in its inbox. An event that changes the room must find
+// nothing planned before its state changes (apply flushes first).
+func (p *pump) deliver(r *room, ev guildhall.Event, d *dispatch, before *channelView) {
+	e := plannedEvent{d: d, before: before, requires: ev.Requires, channel: ev.ChannelID}
+	if ev.Requires == 0 && ev.ChannelID != 0 {
 		v, ok := r.channelView(ev.ChannelID)
 		if !ok {
-			p.flush()
+			p.flush() // the refresh changes the room: what is planned was decided before it
 			p.refresh(r)
 			if v, ok = r.channelView(ev.ChannelID); !ok {
 				return // the channel is gone: nobody may see it
 			}
 		}
-		if !v.everyone {
-			view = v
-		}
+		e.view = v
 	}
 	if p.batch.r != r || len(p.batch.events) == maxBatch {
 		p.flush()
 	}
 	p.batch.r = r
-	p.batch.events = append(p.batch.events, plannedEvent{d: d, view: view})
-	if !batchable(ev.Type) {
+	p.batch.events = append(p.batch.events, e)
+	if !batchable(ev.Type) || ev.Requires != 0 {
 		p.flush()
 	}
 }

@@ -37,6 +37,7 @@ func (h *handler) OnOpen(c *gws.Conn) {
 	}
 	d, _ := json.Marshal(helloData{HeartbeatInterval: h.g.cfg.HeartbeatInterval.Milliseconds()})
 	s.send(opFrame(OpHello, d))
+	h.g.armIdentifyDeadline(s)
 	_ = c.SetReadDeadline(time.Now().Add(h.g.cfg.HeartbeatInterval + h.g.cfg.HeartbeatGrace))
 }
 
@@ -47,6 +48,8 @@ func (h *handler) OnClose(c *gws.Conn, err error) {
 	h.g.metrics.Sessions.Dec()
 	g := h.g
 	g.sessions.closed(s)
+	g.addrs.release(s.lim.addr)
+	stopIdentifyDeadline(s)
 	s.out.close()
 	if !s.identified.Load() {
 		return
@@ -75,6 +78,11 @@ func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
 		s.close(CloseDecodeError, "Payload too large")
 		return
 	}
+	if !g.allowPayload(s, time.Now()) {
+		g.metrics.EdgeCloses.WithLabelValues("payload_rate").Inc()
+		s.close(CloseRateLimited, "You are sending payloads too quickly")
+		return
+	}
 	var f clientFrame
 	if msg.Opcode != gws.OpcodeText || json.Unmarshal(b, &f) != nil || f.Op == nil {
 		s.close(CloseDecodeError, "Error while decoding payload")
@@ -89,13 +97,17 @@ func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
 			s.close(CloseAlreadyAuthenticated, "You sent more than one identify payload")
 			return
 		}
+		s.lim.authing.Store(true)
 		g.identify(s, f.D)
+		s.lim.authing.Store(false)
 	case OpResume:
 		if s.identified.Load() {
 			s.close(CloseAlreadyAuthenticated, "Already authenticated")
 			return
 		}
+		s.lim.authing.Store(true)
 		g.resume(s, f.D)
+		s.lim.authing.Store(false)
 	case OpPresenceUpdate, OpVoiceStateUpdate, OpRequestGuildMembers:
 		if !s.identified.Load() {
 			s.close(CloseNotAuthenticated, "Not authenticated")

@@ -6,6 +6,10 @@
 //	protocol.go   opcodes, close codes, payload shapes
 //	gateway.go    Config, New, Close: the actors below and how they are wired
 //	conn.go       one connection's life: HELLO, heartbeats, each client payload by opcode
+//	limits.go     a connection's edges: the IDENTIFY deadline (4009), 120 payloads
+//	              per 60 s (4008), connections per client address (HTTP 429)
+//	revocations.go  revoked tokens' sessions closed with 4004 (and caught up from
+//	              the stream after a NATS reconnect)
 //	identify.go   op 2: token, session start limits, registry entry, READY at the cut
 //	session.go    a session: who it is, its outbox, its memberships
 //	outbox.go     a session's write path: the direct write (or writev, for a
@@ -19,7 +23,8 @@
 //
 //	pump.go       NATS messages routed by subject kind, in order; the watermark;
 //	              commands run between two events
-//	apply.go      what each event does to its room's state
+//	apply.go      what each event does to its room (guildhall.GuildState.Apply for the
+//	              state; memberships, who is in it) and when it is delivered
 //	batch.go      under load, consecutive events of a room delivered together:
 //	              each session's frames of them in one writev; no timer
 //	fanout.go     framed events handed to every session that may see them (a big

@@ -11,13 +11,13 @@ import (
 
 // deliverOne hands one event to the room's members: one frame per member.
 func deliverOne(r *room, e plannedEvent) {
-	if e.view == nil {
+	if e.everyone() {
 		sendAll(r.members, e.d)
 		return
 	}
-	// canView fills the view's cache: one goroutine only.
+	// canView and allows fill the views' caches: one goroutine only.
 	for _, rm := range r.members {
-		if f := e.d.frameFor(rm.s); f != nil && r.canView(e.view, rm.s.user.ID, rm.m) {
+		if f := e.d.frameFor(rm.s); f != nil && e.visibleTo(r, rm) {
 			rm.s.out.send(f)
 		}
 	}
@@ -29,17 +29,17 @@ func deliverOne(r *room, e plannedEvent) {
 func (p *pump) deliverBatch(r *room, events []plannedEvent) {
 	everyone := true
 	for _, e := range events {
-		everyone = everyone && e.view == nil
+		everyone = everyone && e.everyone()
 	}
 	if everyone {
 		sendBatchAll(r.members, events, &p.scratch)
 		return
 	}
-	// canView fills the views' caches: one goroutine only.
+	// canView and allows fill the views' caches: one goroutine only.
 	for _, rm := range r.members {
 		frames := p.scratch.frames[:0]
 		for _, e := range events {
-			if f := e.d.frameFor(rm.s); f != nil && (e.view == nil || r.canView(e.view, rm.s.user.ID, rm.m)) {
+			if f := e.d.frameFor(rm.s); f != nil && e.visibleTo(r, rm) {
 				frames = append(frames, f)
 			}
 		}

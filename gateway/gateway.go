@@ -70,6 +70,9 @@ type Config struct {
 	// Metrics receives the gateway's metrics (NewMetrics). Zero value means
 	// metrics of its own, registered nowhere.
 	Metrics *Metrics
+	// Limits bound each connection and each client address (limits.go); its
+	// zero value is Discord's numbers.
+	Limits LimitsConfig
 	// Logger for what goes wrong inside. Zero value means slog.Default().
 	Logger *slog.Logger
 }
@@ -113,6 +116,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Limits = c.Limits.withDefaults()
 	c.Presence = c.Presence.withDefaults()
 	c.MemberLists = c.MemberLists.withDefaults()
 	return c
@@ -142,6 +146,8 @@ type Gateway struct {
 	counts   *onlineCounts
 	members  *memberLister
 	limiter  *registry.StartLimiter
+	addrs    *addrConns
+	revoked  *revocationWatcher
 
 	identifies chan struct{} // a slot per identify running (Config.MaxIdentifies)
 	// limiterDownUntil (unix ns): after the start limiter failed, identifies skip
@@ -173,6 +179,7 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 		limiter:    lim,
 		replays:    newReplays(stream, apiClient{nc: nc}, cfg.MaxReplays, cfg.APITimeout),
 		identifies: make(chan struct{}, cfg.MaxIdentifies),
+		addrs:      newAddrConns(cfg.Limits.MaxConnsPerAddr),
 	}
 	// Built in dependency order; a failure stops what was started.
 	var closers []func()
@@ -195,6 +202,11 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 	if g.counts, err = newOnlineCounts(onlineCountsConfig{nc: nc, node: cfg.Node, rooms: g.pump, users: g.presence, every: cfg.Presence.CountInterval, log: cfg.Logger}); err != nil {
 		return fail(err)
 	}
+	revokedCloses := func(n int) { cfg.Metrics.EdgeCloses.WithLabelValues("token_revoked").Add(float64(n)) }
+	if g.revoked, err = newRevocationWatcher(nc, stream, g.sessions, revokedCloses, cfg.Logger); err != nil {
+		return fail(err)
+	}
+	closers = append(closers, g.revoked.close)
 	g.members = newMemberLister(memberListerConfig{nc: nc, js: js, api: g.api, rooms: g.pump, cfg: cfg.MemberLists, timeout: cfg.APITimeout, log: cfg.Logger})
 
 	g.upgrader = gws.NewUpgrader(&handler{g: g}, &gws.ServerOption{
@@ -211,6 +223,7 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 			prev(c)
 		}
 		g.pump.reconnected()
+		g.revoked.reconnected()
 	})
 	return g, nil
 }
@@ -238,6 +251,7 @@ func (g *Gateway) Close(ctx context.Context, drain time.Duration) {
 			}
 		}
 	}
+	g.revoked.close()
 	g.members.close()
 	g.counts.close()
 	g.presence.close(ctx) // waits for the goodbye: this node's users are offline now
@@ -248,11 +262,19 @@ func (g *Gateway) Close(ctx context.Context, drain time.Duration) {
 // ServeHTTP upgrades a request to a gateway connection.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	addr, ok := g.addrs.admit(r)
+	if !ok {
+		g.metrics.EdgeCloses.WithLabelValues("addr_cap").Inc()
+		refuseAddr(w, g.cfg.Limits.MaxConnsPerAddr)
+		return
+	}
 	conn, err := g.upgrader.Upgrade(w, r)
 	if err != nil {
+		g.addrs.release(addr)
 		return
 	}
 	s := newSession(conn.NetConn(), q.Get("compress") == "zlib-stream", g.cfg.outbox())
+	s.lim.addr = addr
 	s.resumeURL = g.cfg.PublicURL
 	if s.resumeURL == "" {
 		s.resumeURL = "ws://" + r.Host

@@ -198,7 +198,7 @@ func benchLoopbackBatch(b *testing.B, n, k int, cfg Config) {
 	for i := 0; i < b.N; i++ {
 		for range k {
 			// Same length every time: s stays at one digit.
-			h.deliver(r, ev, newDispatch(ev, 1))
+			h.deliver(r, ev, newDispatch(ev, 1), nil)
 		}
 		h.flush()
 		want += int64(n*k) * frameLen

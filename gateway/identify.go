@@ -34,12 +34,14 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	if !g.identifySlot() {
 		// Shed, keeping the connection: the client identifies again in 1–5 s.
 		g.metrics.Identifies.WithLabelValues("shed").Inc()
+		g.restartIdentifyDeadline(s) // the wait is the server's, not the client's
 		s.send(opFrame(OpInvalidSession, []byte("false")))
 		return
 	}
 	defer func() { <-g.identifies }()
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.APITimeout)
 	defer cancel()
+	since := g.pump.current() // the memberships below are at least this new (see join.go)
 	rep, err := g.api.identify(ctx, d.Token)
 	if err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
@@ -65,6 +67,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 		return
 	}
 	s.user = rep.User
+	s.tokenHash = guildhall.TokenHash(d.Token)
 	s.id = randomHex(16)
 	s.intents = intents
 	s.out.compressPayloads(d.Compress)
@@ -78,7 +81,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	cctx, ccancel := g.opContext()
 	defer ccancel()
 	// READY and the GUILD_CREATEs are queued at the cut, before any live frame.
-	if _, err := g.pump.joinIdentified(cctx, s, rep.Guilds, rep.Members, readyPayload(s, rep, d.Shard), g.counts); err != nil {
+	if _, err := g.pump.joinIdentified(cctx, s, rep.Guilds, rep.Members, since, readyPayload(s, rep, d.Shard), g.counts); err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
 		// The client got no READY, so no session id: nothing can resume this.
 		ectx, ecancel := g.opContext()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 	ghnats "github.com/guildhall/guildhall/nats"
@@ -29,6 +30,15 @@ import (
 //
 // An identify queues READY and its GUILD_CREATEs at the cut (joinIdentified); a
 // resume takes what its replay needs there (joinResumed).
+//
+// The memberships come from the api, read before the cut: an event between the
+// read and the cut (a role given or taken, a kick) reached the room but not the
+// session, which was not attached yet. Rooms note each member's latest change
+// (room.note), and attach applies the notes of events after since, the
+// watermark taken before the api was asked; a session kicked in between does not
+// join that room (an identify gets GUILD_DELETE for it). A room the cut creates
+// has no notes of the moments before it subscribed: verify asks the api again
+// for the memberships of the sessions that joined it.
 
 // errClosed: the pump has stopped (the gateway is closing).
 var errClosed = errors.New("gateway: closed")
@@ -46,15 +56,20 @@ var _ presenceCounts = (*onlineCounts)(nil)
 // READY (its d is ready) and, if its intents ask for GUILDS, a GUILD_CREATE per
 // guild, before any live frame. It returns the session's starting sequence. On
 // failure the session is closed (4000, try again).
-func (p *pump) joinIdentified(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, ready []byte, counts presenceCounts) (uint64, error) {
+func (p *pump) joinIdentified(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, since uint64, ready []byte, counts presenceCounts) (uint64, error) {
 	var w uint64
-	err := p.join(ctx, s, guilds, members, func(rooms []*room) {
+	err := p.join(ctx, s, guilds, members, since, func(rooms []*room, kept []bool) {
 		w = p.w
 		s.send(dispatchFrame(guildhall.EventReady, w, ready))
 		if s.intents&guildhall.IntentGuilds == 0 {
 			return // READY lists the guilds; their GUILD_CREATEs need GUILDS
 		}
 		for i, r := range rooms {
+			if !kept[i] {
+				gd, _ := json.Marshal(guildhall.GuildDelete{ID: r.id})
+				s.send(dispatchFrame(guildhall.EventGuildDelete, w, gd))
+				continue
+			}
 			gc := r.state.CreatePayload(members[i])
 			gc.ApproximatePresenceCount = counts.approximatePresenceCount(r.id)
 			gd, _ := json.Marshal(gc)
@@ -81,9 +96,9 @@ type resumeCut struct {
 // joinResumed joins a resuming session, whose live frames are held back, and
 // returns what its replay of the events after seq needs. On failure the session
 // is closed (4000, try again).
-func (p *pump) joinResumed(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, seq uint64) (resumeCut, error) {
+func (p *pump) joinResumed(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, since, seq uint64) (resumeCut, error) {
 	var c resumeCut
-	err := p.join(ctx, s, guilds, members, func([]*room) {
+	err := p.join(ctx, s, guilds, members, since, func([]*room, []bool) {
 		c.w = p.w
 		c.views = make(map[guildhall.Snowflake]*replayView, len(s.guilds))
 		for id, m := range s.guilds {
@@ -95,29 +110,88 @@ func (p *pump) joinResumed(ctx context.Context, s *Session, guilds []guildhall.G
 }
 
 // join prepares the rooms of guilds, takes a cut, and attaches s at the cut, where
-// it runs atCut in the pump with the rooms (rooms[i] is guilds[i]'s).
-func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, atCut func(rooms []*room)) error {
+// it runs atCut in the pump with the rooms (rooms[i] is guilds[i]'s) and whether
+// the session joined each (see attach).
+func (p *pump) join(ctx context.Context, s *Session, guilds []guildhall.GuildState, members []guildhall.Member, since uint64, atCut func(rooms []*room, kept []bool)) error {
 	var rooms []*room
 	if !p.do(func() { rooms = p.prepare(guilds) }) {
 		return p.joinFailed(s, errClosed)
 	}
 	attached := false
+	var check []guildhall.Snowflake // rooms this cut creates, whose memberships verify checks
+	wasFresh := make([]bool, len(rooms))
 	err := p.cut(ctx, func() {
 		if s.out.isClosed() {
 			p.abort(rooms)
 			return
 		}
+		for i, r := range rooms {
+			wasFresh[i] = r.fresh
+		}
+		kept, ok := p.attach(s, rooms, members, since)
+		if !ok {
+			return
+		}
 		attached = true
-		p.attach(s, rooms, members)
-		atCut(rooms)
+		atCut(rooms, kept)
+		for i, r := range rooms {
+			if kept[i] && wasFresh[i] {
+				check = append(check, r.id)
+			}
+		}
 	})
 	if err == nil && !attached {
-		err = errors.New("session closed before its cut")
+		err = errors.New("session closed before its cut, or its memberships could not be checked")
 	}
 	if err != nil {
 		return p.joinFailed(s, err)
 	}
+	if len(check) > 0 {
+		go p.verify(s, check)
+	}
 	return nil
+}
+
+// verify checks the session's membership in rooms its cut created: such a room
+// subscribed after the api read the guild and the membership, so an event in
+// between (a kick, a role taken) reached neither. It asks the api again, now,
+// and corrects the membership in the pump unless an event of the user's
+// membership came after the question (it is newer).
+func (p *pump) verify(s *Session, guilds []guildhall.Snowflake) {
+	for _, id := range guilds {
+		since := p.current()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		m, err := p.guilds.member(ctx, id, s.user.ID)
+		cancel()
+		if err != nil {
+			p.log.Warn("session join: membership check", "guild", id, "session", s.id, "err", err)
+			continue
+		}
+		p.post(func() { p.reconcile(s, id, m, since) })
+	}
+}
+
+// reconcile sets a session's membership in a room to m (nil: none) as the api
+// answered after since, unless the room noted a later change (or cannot tell).
+func (p *pump) reconcile(s *Session, id guildhall.Snowflake, m *guildhall.Member, since uint64) {
+	r, mem := p.rooms[id], s.guilds[id]
+	if r == nil || mem == nil || r.notesCleared > since {
+		return
+	}
+	if n, ok := r.notes[s.user.ID]; ok && n.seq > since {
+		return
+	}
+	if m == nil {
+		r.remove(mem)
+		delete(s.guilds, id)
+		gd, _ := json.Marshal(guildhall.GuildDelete{ID: id})
+		if f := newDispatch(guildhall.Event{Type: guildhall.EventGuildDelete, Data: gd}, p.w).frameFor(s); f != nil {
+			s.send(f)
+		}
+		p.dropIfEmpty(r)
+		return
+	}
+	mem.roles, mem.roleKey = m.Roles, roleKey(m.Roles)
 }
 
 // joinFailed closes a session whose join failed and takes it out of its rooms:
@@ -177,11 +251,31 @@ func (p *pump) cut(ctx context.Context, f func()) error {
 }
 
 // attach puts a session into rooms taken by prepare (members[i] belongs to
-// rooms[i]) and into its user room. It runs in the pump at a cut; the session
-// starts at the watermark.
-func (p *pump) attach(s *Session, rooms []*room, members []guildhall.Member) {
+// rooms[i], as the api read it after since) and into its user room. It runs in
+// the pump at a cut; the session starts at the watermark. A room's notes of
+// events after since correct members[i] in place, and leave the session out of a
+// room whose guild it was removed from: kept[i] says whether it joined rooms[i].
+// ok is false, and the session joins nothing, when a room cannot tell (its
+// notes started over after since): the client is to try again.
+func (p *pump) attach(s *Session, rooms []*room, members []guildhall.Member, since uint64) (kept []bool, ok bool) {
+	for _, r := range rooms {
+		if r.notesCleared > since {
+			p.abort(rooms)
+			return nil, false
+		}
+	}
 	s.guilds = make(map[guildhall.Snowflake]*membership, len(rooms))
+	kept = make([]bool, len(rooms))
 	for i, r := range rooms {
+		if n, ok := r.notes[s.user.ID]; ok && n.seq > since {
+			if n.gone {
+				r.pending--
+				p.dropIfEmpty(r)
+				continue
+			}
+			members[i].Roles = n.roles
+		}
+		kept[i] = true
 		r.pending--
 		if r.fresh {
 			// Every event of this guild that reached the pump is before the cut;
@@ -198,6 +292,7 @@ func (p *pump) attach(s *Session, rooms []*room, members []guildhall.Member) {
 		r.add(s, m)
 	}
 	p.joinUser(s)
+	return kept, true
 }
 
 // leave takes a session out of every room; empty rooms are dropped. Run it in

@@ -32,6 +32,10 @@ type Metrics struct {
 	ResumeReplays *prometheus.CounterVec
 	// Identifies counts IDENTIFY attempts by outcome.
 	Identifies *prometheus.CounterVec
+	// EdgeCloses counts connections closed or refused at the edges (limits.go,
+	// revocations.go) by reason: identify_timeout, payload_rate, addr_cap,
+	// token_revoked.
+	EdgeCloses *prometheus.CounterVec
 }
 
 // NewMetrics makes a gateway's metrics and registers them with reg; a nil reg
@@ -77,10 +81,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Identifies: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "guildhall_gateway_identifies_total", Help: "IDENTIFY attempts by outcome.",
 		}, []string{"outcome"}),
+		EdgeCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "guildhall_gateway_edge_closes_total", Help: "Connections closed or refused at the edges, by reason: identify_timeout, payload_rate, addr_cap, token_revoked.",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Sessions, m.GuildSubscriptions, m.DispatchCandidates, m.FramesWritten, m.SocketWrites, m.Fanout,
-			m.SlowConsumers, m.GapFills, m.ForeignMessages, m.Resumes, m.ResumeReplays, m.Identifies)
+			m.SlowConsumers, m.GapFills, m.ForeignMessages, m.Resumes, m.ResumeReplays, m.Identifies, m.EdgeCloses)
 	}
 	return m
 }

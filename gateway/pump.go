@@ -62,6 +62,9 @@ type pump struct {
 // change: the api, asked over NATS.
 type guildSource interface {
 	guildState(ctx context.Context, id guildhall.Snowflake) (guildhall.GuildState, error)
+	// member is a user's membership of a guild now, nil when none: what a
+	// session that joined a new room checks its membership against (join.go).
+	member(ctx context.Context, guild, user guildhall.Snowflake) (*guildhall.Member, error)
 }
 
 // tickSource publishes a tick for a gateway node into the stream and returns its
@@ -205,7 +208,7 @@ func (p *pump) handle(m *natsgo.Msg) {
 		// JetStream sent (a stream's answer aimed here) or of another guild.
 		if r := p.rooms[id]; r != nil && m.Header.Get(jetstream.StreamHeader) == "" {
 			if ev := ghnats.DecodeEvent(m.Header, m.Data); ev.GuildID == id && ev.Type != "" {
-				p.deliver(r, ev, newDispatch(ev, p.w))
+				p.deliver(r, ev, newDispatch(ev, p.w), nil)
 			}
 		}
 		return

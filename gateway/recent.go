@@ -21,9 +21,10 @@ const (
 
 // recentEvent is one guild event as a resume replays it: framed with s = seq.
 type recentEvent struct {
-	seq     uint64
-	channel guildhall.Snowflake // 0: guild-wide
-	d       *dispatch
+	seq      uint64
+	channel  guildhall.Snowflake   // 0: guild-wide
+	requires guildhall.Permissions // guildhall.Event.Requires
+	d        *dispatch
 }
 
 // recentEvents is a ring of a room's newest events in stream order. Every event
@@ -90,7 +91,7 @@ func (p *pump) recentFor(s *Session, seq uint64) ([]*frame, bool) {
 			return nil, false
 		}
 		r.recent.after(seq, func(e recentEvent) {
-			if r.mayView(e.channel, s.user.ID, m) {
+			if r.mayView(e.channel, s.user.ID, m) && (e.requires == 0 || r.allows(e.channel, s.user.ID, m, e.requires)) {
 				got = append(got, e)
 			}
 		})

@@ -203,5 +203,5 @@ func replayVisible(views map[guildhall.Snowflake]*replayView, ev guildhall.Event
 		return ev.UserID == uid
 	}
 	v := views[ev.GuildID]
-	return v != nil && v.room.mayView(ev.ChannelID, uid, v.m)
+	return v != nil && v.room.mayView(ev.ChannelID, uid, v.m) && (ev.Requires == 0 || v.room.allows(ev.ChannelID, uid, v.m, ev.Requires))
 }

@@ -28,11 +28,13 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		s.close(CloseDecodeError, "Error while decoding payload")
 		return
 	}
+	since := g.pump.current() // the memberships resumable reads are at least this new (see join.go)
 	rep, entry, ok := g.resumable(s, d)
 	if !ok {
 		return
 	}
 	s.user = rep.User
+	s.tokenHash = guildhall.TokenHash(d.Token)
 	s.id = d.SessionID
 	// The entry names this connection from here on; of two resumes racing for
 	// the session, the one that wrote first has it, and the other one tries again.
@@ -54,7 +56,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	s.out.hold()
 	ctx, cancel := g.opContext()
 	defer cancel()
-	cut, err := g.pump.joinResumed(ctx, s, rep.Guilds, rep.Members, d.Seq)
+	cut, err := g.pump.joinResumed(ctx, s, rep.Guilds, rep.Members, since, d.Seq)
 	if err != nil {
 		g.metrics.Resumes.WithLabelValues("api_error").Inc()
 		return

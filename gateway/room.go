@@ -28,6 +28,12 @@ type room struct {
 
 	// recent lets a resume replay from memory instead of the stream.
 	recent recentEvents
+	// notes are the newest membership change of each user seen in the room's
+	// events, for sessions that attach at a cut with a membership the api read
+	// before it (join.go); bounded by maxNotes, and complete for events after
+	// notesCleared.
+	notes        map[guildhall.Snowflake]memberNote
+	notesCleared uint64
 	// vouched: NATS has lost none of the guild's events unnoticed as long as the
 	// loss counters still read mark (see pump.covers); set at the room's first cut,
 	// or by checkRoom.
@@ -140,6 +146,44 @@ func (r *room) canView(v *channelView, uid guildhall.Snowflake, m *membership) b
 
 func (r *room) invalidate() { r.view = nil }
 
+// allows reports whether member m (user uid) has every permission of want in
+// the channel (0: guild-wide), computed in full: for the rare events that
+// require more than viewing (Event.Requires).
+func (r *room) allows(channel, uid guildhall.Snowflake, m *membership, want guildhall.Permissions) bool {
+	p := guildhall.BasePermissions(r.state.Guild, r.state.Roles, m.roles, uid)
+	if channel != 0 {
+		ch, ok := r.state.Channel(channel)
+		if !ok {
+			return false
+		}
+		p = guildhall.ChannelPermissions(p, r.state.Guild.ID, ch, m.roles, uid)
+		want |= guildhall.PermViewChannel
+	}
+	return p.Has(want)
+}
+
+// memberNote is a membership as an event of the room left it.
+type memberNote struct {
+	seq   uint64
+	roles []guildhall.Snowflake
+	gone  bool // removed, banned
+}
+
+// maxNotes bounds a room's notes; past it they start over.
+const maxNotes = 1024
+
+// note records the membership an event at seq left for user.
+func (r *room) note(seq uint64, user guildhall.Snowflake, roles []guildhall.Snowflake, gone bool) {
+	if r.notes == nil {
+		r.notes = map[guildhall.Snowflake]memberNote{}
+	}
+	if _, ok := r.notes[user]; !ok && len(r.notes) >= maxNotes {
+		clear(r.notes)
+		r.notesCleared = seq - 1
+	}
+	r.notes[user] = memberNote{seq: seq, roles: roles, gone: gone}
+}
+
 func (r *room) add(s *Session, m *membership) {
 	m.index = len(r.members)
 	r.members = append(r.members, roomMember{s: s, m: m})
@@ -156,34 +200,4 @@ func (r *room) remove(m *membership) {
 	r.members[last] = roomMember{}
 	r.members = r.members[:last]
 	m.index = -1
-}
-
-// setChannel inserts or replaces a channel in the state.
-func (r *room) setChannel(ch guildhall.Channel) {
-	for i := range r.state.Channels {
-		if r.state.Channels[i].ID == ch.ID {
-			r.state.Channels[i] = ch
-			r.invalidate()
-			return
-		}
-	}
-	r.state.Channels = append(r.state.Channels, ch)
-	r.invalidate()
-}
-
-func (r *room) deleteChannel(id guildhall.Snowflake) {
-	r.state.Channels = slices.DeleteFunc(r.state.Channels, func(c guildhall.Channel) bool { return c.ID == id })
-	r.invalidate()
-}
-
-func (r *room) setRole(role guildhall.Role) {
-	for i := range r.state.Roles {
-		if r.state.Roles[i].ID == role.ID {
-			r.state.Roles[i] = role
-			r.invalidate()
-			return
-		}
-	}
-	r.state.Roles = append(r.state.Roles, role)
-	r.invalidate()
 }

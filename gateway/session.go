@@ -18,8 +18,12 @@ type Session struct {
 	badVersion  bool
 	badEncoding bool
 
+	// The connection's limits (limits.go).
+	lim connLimits
+
 	// Set once by identify or resume, before the session joins any room.
 	id         string
+	tokenHash  string // guildhall.TokenHash of its token: revocations name it
 	user       guildhall.User
 	intents    guildhall.Intents // what the session receives (dispatch.frameFor)
 	identified atomic.Bool

@@ -43,7 +43,7 @@ type deliverMode struct {
 // deliverSeq delivers ev with s = from..to, flushing every mode.batch events.
 func (m deliverMode) deliverSeq(h *pump, r *room, ev guildhall.Event, from, to int) {
 	for i := from; i <= to; i++ {
-		h.deliver(r, ev, newDispatch(ev, uint64(i)))
+		h.deliver(r, ev, newDispatch(ev, uint64(i)), nil)
 		if (i-from+1)%m.batch == 0 {
 			h.flush()
 		}
@@ -276,6 +276,6 @@ func TestLargeRoomFanOutInOrder(t *testing.T) {
 // deliverNow delivers one event at once, as the pump does when nothing else is
 // waiting.
 func (p *pump) deliverNow(r *room, ev guildhall.Event, d *dispatch) {
-	p.deliver(r, ev, d)
+	p.deliver(r, ev, d, nil)
 	p.flush()
 }

@@ -12,7 +12,6 @@ import (
 	ghnats "github.com/guildhall/guildhall/nats"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // Config configures a Service. Store, Conn, JS and IDs are required; every other
@@ -40,6 +39,14 @@ type Config struct {
 	// TokenCacheSize bounds the in-memory token → user cache. Zero value means
 	// 10000 tokens.
 	TokenCacheSize int
+	// TokenCacheTTL is how long a cached token is believed without asking the
+	// store: what bounds how long a revoked token keeps working on a process
+	// that missed the revocation (see WatchRevocations). Zero value means 1
+	// minute.
+	TokenCacheTTL time.Duration
+	// Logins throttles password guessing across api processes; see
+	// LoginLimits for its zero value.
+	Logins LoginLimits
 	// BcryptCost is the bcrypt cost of password hashes. Zero value means 10. Tests
 	// may lower it to bcrypt.MinCost (4).
 	BcryptCost int
@@ -86,10 +93,14 @@ type Service struct {
 	// dummyHash (same cost as real hashes) is compared against when a username is
 	// unknown, so that a wrong username costs as much time as a wrong password and
 	// login reveals nothing.
-	dummyHash []byte
+	dummyHash string
 
-	tokens *tokenCache
-	typing *typingLimiter
+	tokens   *tokenCache
+	typing   *typingLimiter
+	slowmode *slowmode
+	// state is the api-only bucket: login throttles and count-cap locks.
+	state  jetstream.KeyValue
+	logins *loginThrottle
 }
 
 // NewService checks cfg and returns a Service. When cfg.Barrier is nil it builds a
@@ -126,7 +137,7 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 	if s.publishTimeout == 0 {
 		s.publishTimeout = 5 * time.Second
 	}
-	dummy, err := bcrypt.GenerateFromPassword([]byte("guildhall: no such user"), s.bcryptCost)
+	dummy, err := s.hashPassword("guildhall: no such user")
 	if err != nil {
 		return nil, fmt.Errorf("messaging: bcrypt cost %d: %w", s.bcryptCost, err)
 	}
@@ -138,12 +149,21 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 	if size <= 0 {
 		size = 10000
 	}
-	s.tokens = newTokenCache(size)
+	ttl := cfg.TokenCacheTTL
+	if ttl <= 0 {
+		ttl = time.Minute
+	}
+	s.tokens = newTokenCache(size, ttl, s.now)
 	interval := cfg.TypingInterval
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
 	s.typing = newTypingLimiter(interval, 100000)
+	if s.state, err = cfg.JS.KeyValue(ctx, ghnats.BucketAPIState); err != nil {
+		return nil, fmt.Errorf("messaging: bucket %s: %w", ghnats.BucketAPIState, err)
+	}
+	s.logins = &loginThrottle{kv: s.state, limits: cfg.Logins.withDefaults(), now: s.now}
+	s.slowmode = &slowmode{js: cfg.JS, log: s.log}
 	if s.barrier == nil {
 		b, err := NewBarrier(ctx, cfg.JS, BarrierConfig{Metrics: s.metrics})
 		if err != nil {
@@ -160,7 +180,12 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 // three attempts) after a timeout. A publish that still fails answers
 // ErrServiceBusy: the event may or may not be stored, and the client may retry.
 func (s *Service) publish(ctx context.Context, ev guildhall.Event, id string) (uint64, error) {
-	msg := ghnats.EventMsg(ev, id)
+	return s.publishMsg(ctx, ghnats.EventMsg(ev, id), ev)
+}
+
+// publishMsg is publish for a message already built (ev says what it is, for
+// metrics and logs).
+func (s *Service) publishMsg(ctx context.Context, msg *natsgo.Msg, ev guildhall.Event) (uint64, error) {
 	start := time.Now()
 	var err error
 	for attempt := range 3 {

@@ -6,19 +6,18 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"strings"
 	"sync"
-	"unicode"
-	"unicode/utf8"
+	"time"
 
 	guildhall "github.com/guildhall/guildhall"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // Credentials is what a client sends to register or log in.
 type Credentials struct {
 	Username string
 	Password string
+	// Addr is the client's address, for login throttling (LoginLimits).
+	Addr string
 }
 
 // Session is a freshly minted token and the user it belongs to: the body of the
@@ -28,31 +27,22 @@ type Session struct {
 	UserID guildhall.Snowflake `json:"user_id"`
 }
 
-// Account limits.
-const (
-	MinUsername = 2
-	MaxUsername = 32
-	MinPassword = 8
-	MaxPassword = 72 // bcrypt reads no further
-)
-
-// Register creates a human account and returns its first token. Bad input
-// (username 2..32 characters without control characters, password 8..72 bytes)
-// answers Invalid Form Body with the field's error and creates nothing; a taken
-// username answers ErrUsernameTaken.
+// Register creates a human account and returns its first token. Bad input (see
+// the account rules in service_accounts.go) answers Invalid Form Body with the
+// field's error and creates nothing; a taken username answers ErrUsernameTaken.
 func (s *Service) Register(ctx context.Context, c Credentials) (Session, error) {
 	if err := validUsername(c.Username); err != nil {
 		return Session{}, err
 	}
-	if n := len(c.Password); n < MinPassword || n > MaxPassword {
-		return Session{}, guildhall.FieldError("password", "BASE_TYPE_BAD_LENGTH", "Must be between 8 and 72 in length.")
+	if err := validPassword(c.Password, c.Username, "password"); err != nil {
+		return Session{}, err
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(c.Password), s.bcryptCost)
+	hash, err := s.hashPassword(c.Password)
 	if err != nil {
 		return Session{}, internal("hash password", err)
 	}
 	u := guildhall.User{ID: s.ids.Next(), Username: c.Username, Discriminator: "0"}
-	if err := s.store.CreateUser(ctx, UserRecord{User: u, PasswordHash: string(hash)}); err != nil {
+	if err := s.store.CreateUser(ctx, UserRecord{User: u, PasswordHash: hash}); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return Session{}, guildhall.ErrUsernameTaken
 		}
@@ -63,43 +53,46 @@ func (s *Service) Register(ctx context.Context, c Credentials) (Session, error) 
 
 // Login checks a username and password and returns a new token. An unknown user
 // and a wrong password get the same answer, ErrInvalidLogin, after the same work.
+// Logins are throttled per account and per client address (LoginLimits);
+// a throttled one answers *LoginThrottledError.
 func (s *Service) Login(ctx context.Context, c Credentials) (Session, error) {
-	if len(c.Username) > 4*MaxUsername || len(c.Password) > MaxPassword {
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(c.Password))
-		return Session{}, guildhall.ErrInvalidLogin
-	}
-	rec, err := s.store.UserByName(ctx, c.Username)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(c.Password))
-		return Session{}, guildhall.ErrInvalidLogin
-	case err != nil:
-		return Session{}, internal("find user", err)
-	}
-	if rec.PasswordHash == "" { // a bot: tokens only
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(c.Password))
-		return Session{}, guildhall.ErrInvalidLogin
-	}
-	if bcrypt.CompareHashAndPassword([]byte(rec.PasswordHash), []byte(c.Password)) != nil {
-		return Session{}, guildhall.ErrInvalidLogin
+	rec, err := s.throttledLogin(ctx, c, func() (UserRecord, error) { return s.checkPassword(ctx, c) })
+	if err != nil {
+		return Session{}, err
 	}
 	return s.mintToken(ctx, rec.User)
 }
 
-// CreateBot creates a bot account named name and returns its token. It is an
-// admin operation (the CLI calls it through the responder's SubjectAPIBot).
+// checkPassword returns the human account c names if c's password is its
+// password, else ErrInvalidLogin after the work a bcrypt comparison costs.
+func (s *Service) checkPassword(ctx context.Context, c Credentials) (UserRecord, error) {
+	if len(c.Username) > 4*MaxUsername || len(c.Password) > maxPasswordBytes {
+		passwordMatches(s.dummyHash, c.Password)
+		return UserRecord{}, guildhall.ErrInvalidLogin
+	}
+	rec, err := s.store.UserByName(ctx, c.Username)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		passwordMatches(s.dummyHash, c.Password)
+		return UserRecord{}, guildhall.ErrInvalidLogin
+	case err != nil:
+		return UserRecord{}, internal("find user", err)
+	}
+	if rec.PasswordHash == "" { // a bot: tokens only
+		passwordMatches(s.dummyHash, c.Password)
+		return UserRecord{}, guildhall.ErrInvalidLogin
+	}
+	if !passwordMatches(rec.PasswordHash, c.Password) {
+		return UserRecord{}, guildhall.ErrInvalidLogin
+	}
+	return rec, nil
+}
+
+// CreateBot creates a bot account named name, owned by the operators, and
+// returns its token. It is an admin operation (the CLI calls it through the
+// responder's SubjectAPIBot); CreateOwnedBot gives the bot an owner.
 func (s *Service) CreateBot(ctx context.Context, name string) (Session, error) {
-	if err := validUsername(name); err != nil {
-		return Session{}, err
-	}
-	u := guildhall.User{ID: s.ids.Next(), Username: name, Discriminator: "0", Bot: true}
-	if err := s.store.CreateUser(ctx, UserRecord{User: u}); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return Session{}, guildhall.ErrUsernameTaken
-		}
-		return Session{}, internal("create bot", err)
-	}
-	return s.mintToken(ctx, u)
+	return s.CreateOwnedBot(ctx, name, "")
 }
 
 // Authenticate returns the user a token belongs to, or ErrUnauthorized. It accepts
@@ -116,6 +109,7 @@ func (s *Service) authenticateHash(ctx context.Context, h string) (guildhall.Use
 	if u, ok := s.tokens.get(h); ok {
 		return u, nil
 	}
+	gen := s.tokens.generation()
 	id, err := s.store.UserByToken(ctx, h)
 	if errors.Is(err, ErrNotFound) {
 		return guildhall.User{}, guildhall.ErrUnauthorized
@@ -130,7 +124,7 @@ func (s *Service) authenticateHash(ctx context.Context, h string) (guildhall.Use
 	if err != nil {
 		return guildhall.User{}, internal("token user", err)
 	}
-	s.tokens.put(h, u)
+	s.tokens.putIf(h, u, gen)
 	return u, nil
 }
 
@@ -138,15 +132,28 @@ func (s *Service) authenticateHash(ctx context.Context, h string) (guildhall.Use
 // store yields no usable token.
 func HashToken(token string) string { return guildhall.TokenHash(token) }
 
-// mintToken makes a token shaped like Discord's, base64url(user id) "." random,
-// and stores its hash.
+// mintToken makes a token and stores its hash (see newToken).
 func (s *Service) mintToken(ctx context.Context, u guildhall.User) (Session, error) {
+	token, err := newToken(u)
+	if err != nil {
+		return Session{}, err
+	}
+	return s.putToken(ctx, u, token)
+}
+
+// newToken makes a token shaped like Discord's, base64url(user id) "." random
+// (256 bits).
+func newToken(u guildhall.User) (string, error) {
 	var secret [32]byte
 	if _, err := rand.Read(secret[:]); err != nil {
-		return Session{}, internal("token entropy", err)
+		return "", internal("token entropy", err)
 	}
-	token := base64.RawURLEncoding.EncodeToString([]byte(u.ID.String())) + "." +
-		base64.RawURLEncoding.EncodeToString(secret[:])
+	return base64.RawURLEncoding.EncodeToString([]byte(u.ID.String())) + "." +
+		base64.RawURLEncoding.EncodeToString(secret[:]), nil
+}
+
+// putToken stores token's hash as u's and caches it.
+func (s *Service) putToken(ctx context.Context, u guildhall.User, token string) (Session, error) {
 	h := HashToken(token)
 	if err := s.store.PutToken(ctx, h, u.ID); err != nil {
 		return Session{}, internal("put token", err)
@@ -155,39 +162,29 @@ func (s *Service) mintToken(ctx context.Context, u guildhall.User) (Session, err
 	return Session{Token: token, UserID: u.ID}, nil
 }
 
-func validUsername(name string) error {
-	n := utf8.RuneCountInString(name)
-	if n < MinUsername || n > MaxUsername {
-		return guildhall.FieldError("username", "BASE_TYPE_BAD_LENGTH", "Must be between 2 and 32 in length.")
-	}
-	if !utf8.ValidString(name) || strings.TrimSpace(name) != name || strings.IndexFunc(name, func(r rune) bool {
-		return unicode.IsControl(r) || r == utf8.RuneError
-	}) >= 0 {
-		return guildhall.FieldError("username", "USERNAME_INVALID_CHARACTERS", "Username cannot contain control characters or leading or trailing spaces.")
-	}
-	switch strings.ToLower(name) {
-	case "everyone", "here":
-		return guildhall.FieldError("username", "USERNAME_INVALID", "Username is not allowed.")
-	}
-	return nil
-}
-
-// tokenCache is a bounded LRU of token hash → user. Accounts do not change once
-// created (there is no rename), so entries need no invalidation.
+// tokenCache is a bounded LRU of token hash → user whose entries live at most
+// ttl. Revocations (TokenRevocation, from this process or from the stream, see
+// WatchRevocations) drop entries at once; the ttl bounds how long a revoked
+// token still works on a process that missed its revocation. gen counts
+// revocations, so that a store read that raced one is not cached (putIf).
 type tokenCache struct {
 	mu    sync.Mutex
 	max   int
+	ttl   time.Duration
+	now   func() time.Time
+	gen   uint64
 	order *list.List // front = most recent; values are *tokenEntry
 	items map[string]*list.Element
 }
 
 type tokenEntry struct {
-	hash string
-	user guildhall.User
+	hash    string
+	user    guildhall.User
+	expires time.Time
 }
 
-func newTokenCache(max int) *tokenCache {
-	return &tokenCache{max: max, order: list.New(), items: make(map[string]*list.Element)}
+func newTokenCache(max int, ttl time.Duration, now func() time.Time) *tokenCache {
+	return &tokenCache{max: max, ttl: ttl, now: now, order: list.New(), items: make(map[string]*list.Element)}
 }
 
 func (c *tokenCache) get(hash string) (guildhall.User, bool) {
@@ -197,22 +194,84 @@ func (c *tokenCache) get(hash string) (guildhall.User, bool) {
 	if !ok {
 		return guildhall.User{}, false
 	}
+	te := e.Value.(*tokenEntry)
+	if !c.now().Before(te.expires) {
+		c.order.Remove(e)
+		delete(c.items, hash)
+		return guildhall.User{}, false
+	}
 	c.order.MoveToFront(e)
-	return e.Value.(*tokenEntry).user, true
+	return te.user, true
+}
+
+// generation is read before a store lookup and handed to putIf after it.
+func (c *tokenCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// putIf caches u unless a revocation came since gen was read: the store read
+// may have seen the token before it was deleted.
+func (c *tokenCache) putIf(hash string, u guildhall.User, gen uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	c.putLocked(hash, u)
 }
 
 func (c *tokenCache) put(hash string, u guildhall.User) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.putLocked(hash, u)
+}
+
+func (c *tokenCache) putLocked(hash string, u guildhall.User) {
+	expires := c.now().Add(c.ttl)
 	if e, ok := c.items[hash]; ok {
-		e.Value.(*tokenEntry).user = u
+		te := e.Value.(*tokenEntry)
+		te.user, te.expires = u, expires
 		c.order.MoveToFront(e)
 		return
 	}
-	c.items[hash] = c.order.PushFront(&tokenEntry{hash: hash, user: u})
+	c.items[hash] = c.order.PushFront(&tokenEntry{hash: hash, user: u, expires: expires})
 	for c.order.Len() > c.max {
 		last := c.order.Back()
 		c.order.Remove(last)
 		delete(c.items, last.Value.(*tokenEntry).hash)
 	}
+}
+
+// revoke drops what r revokes. A revocation of all a user's tokens walks the
+// cache (revocations are rare; the cache is bounded).
+func (c *tokenCache) revoke(r guildhall.TokenRevocation) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for _, h := range r.Hashes {
+		if e, ok := c.items[h]; ok {
+			c.order.Remove(e)
+			delete(c.items, h)
+		}
+	}
+	if !r.All {
+		return
+	}
+	for h, e := range c.items {
+		if te := e.Value.(*tokenEntry); te.user.ID == r.UserID && h != r.Keep {
+			c.order.Remove(e)
+			delete(c.items, h)
+		}
+	}
+}
+
+// clear drops everything: revocations may have been missed.
+func (c *tokenCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.order.Init()
+	clear(c.items)
 }

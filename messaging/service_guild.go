@@ -26,17 +26,25 @@ import (
 // resumes later gets a fresh snapshot. The other order (publish first) could show
 // gateways a channel that never becomes durable, which would not heal.
 
-// guildAccess is what the service knows of a user in a guild.
+// guildAccess is what the service knows of a user in a guild. Member.Roles
+// lists only roles that exist; Base is cut down while the member is timed out
+// (TimedOut). More of the access layer (bans, other members, the role
+// hierarchy) is in service_access.go.
 type guildAccess struct {
-	Guild  guildhall.Guild
-	Roles  []guildhall.Role
-	Member guildhall.Member
-	Base   guildhall.Permissions
+	Guild    guildhall.Guild
+	Roles    []guildhall.Role
+	Member   guildhall.Member
+	Base     guildhall.Permissions
+	TimedOut bool
 }
 
 // channel returns the user's permissions in ch.
 func (a *guildAccess) channel(ch guildhall.Channel) guildhall.Permissions {
-	return guildhall.ChannelPermissions(a.Base, a.Guild.ID, ch, a.Member.Roles, a.Member.User.ID)
+	p := guildhall.ChannelPermissions(a.Base, a.Guild.ID, ch, a.Member.Roles, a.Member.User.ID)
+	if a.TimedOut {
+		p = guildhall.TimedOutPermissions(p)
+	}
+	return p
 }
 
 // access loads a guild and the user's membership: ErrUnknownGuild when the guild
@@ -63,7 +71,12 @@ func (s *Service) access(ctx context.Context, u guildhall.User, guildID guildhal
 	if m.User.ID == 0 {
 		m.User = u
 	}
-	return &guildAccess{Guild: g, Roles: roles, Member: m, Base: guildhall.BasePermissions(g, roles, m.Roles, u.ID)}, nil
+	m.Roles = guildhall.ExistingRoles(g.ID, roles, m.Roles)
+	a := &guildAccess{Guild: g, Roles: roles, Member: m, Base: guildhall.BasePermissions(g, roles, m.Roles, u.ID)}
+	if m.TimedOut(s.now()) && !a.Base.Has(guildhall.PermAdministrator) {
+		a.Base, a.TimedOut = guildhall.TimedOutPermissions(a.Base), true
+	}
+	return a, nil
 }
 
 // channelAccess loads a channel the user may view, with the user's permissions in
@@ -163,6 +176,11 @@ func (s *Service) CreateGuild(ctx context.Context, u guildhall.User, name string
 	if n := utf8.RuneCountInString(name); n < MinGuildName || n > MaxGuildName {
 		return guildhall.GuildState{}, guildhall.FieldError("name", "BASE_TYPE_BAD_LENGTH", "Must be between 2 and 100 in length.")
 	}
+	unlock, err := s.capLock(ctx, "guilds."+u.ID.String())
+	if err != nil {
+		return guildhall.GuildState{}, err
+	}
+	defer unlock()
 	if err := s.checkGuildCount(ctx, u); err != nil {
 		return guildhall.GuildState{}, err
 	}
@@ -188,6 +206,7 @@ func (s *Service) CreateGuild(ctx context.Context, u guildhall.User, name string
 	if err := s.store.PutMember(ctx, owner); err != nil {
 		return guildhall.GuildState{}, internal("put member", err)
 	}
+	unlock()
 	g.MemberCount = 1
 	st := guildhall.GuildState{Guild: g, Channels: []guildhall.Channel{general}, Roles: []guildhall.Role{everyone}}
 	if err := s.publishGuildCreate(ctx, &st, owner); err != nil {
@@ -261,11 +280,16 @@ type NewChannel struct {
 	PermissionOverwrites []guildhall.PermissionOverwrite
 	NSFW                 bool
 	RateLimitPerUser     int
+	// Reason is the audit log's (X-Audit-Log-Reason).
+	Reason string
 }
 
 // CreateChannel adds a text channel or a category to a guild (MANAGE_CHANNELS
 // needed: the owner and administrators) and publishes CHANNEL_CREATE.
 func (s *Service) CreateChannel(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake, nc NewChannel) (guildhall.Channel, error) {
+	if err := checkReason(nc.Reason); err != nil {
+		return guildhall.Channel{}, err
+	}
 	a, err := s.access(ctx, u, guildID)
 	if err != nil {
 		return guildhall.Channel{}, err
@@ -273,6 +297,14 @@ func (s *Service) CreateChannel(ctx context.Context, u guildhall.User, guildID g
 	if !a.Base.Has(guildhall.PermManageChannels) {
 		return guildhall.Channel{}, guildhall.ErrMissingPerms
 	}
+	if err := checkOverwriteChange(a.Base, nil, nc.PermissionOverwrites); err != nil {
+		return guildhall.Channel{}, err
+	}
+	unlock, err := s.capLock(ctx, "channels."+guildID.String())
+	if err != nil {
+		return guildhall.Channel{}, err
+	}
+	defer unlock()
 	existing, err := s.store.Channels(ctx, guildID)
 	if err != nil {
 		return guildhall.Channel{}, internal("channels", err)
@@ -304,6 +336,7 @@ func (s *Service) CreateChannel(ctx context.Context, u guildhall.User, guildID g
 	if err := s.store.PutChannel(ctx, ch); err != nil {
 		return guildhall.Channel{}, internal("put channel", err)
 	}
+	unlock()
 	data, err := json.Marshal(ch)
 	if err != nil {
 		return guildhall.Channel{}, internal("encode channel", err)
@@ -312,6 +345,7 @@ func (s *Service) CreateChannel(ctx context.Context, u guildhall.User, guildID g
 	if _, err := s.publish(ctx, ev, s.ids.Next().String()); err != nil {
 		return guildhall.Channel{}, err
 	}
+	s.audit(ctx, a, nc.Reason, auditEntry{action: guildhall.AuditChannelCreate, target: ch.ID.String(), changes: channelChanges(guildhall.Channel{}, ch)})
 	return ch, nil
 }
 
@@ -387,6 +421,8 @@ func (s *Service) validateChannel(a *guildAccess, existing []guildhall.Channel, 
 type NewInvite struct {
 	MaxAge  *int
 	MaxUses int
+	// Reason is the audit log's (X-Audit-Log-Reason).
+	Reason string
 }
 
 // InviteInfo is an invite with what its Discord JSON shape shows: the guild, the
@@ -401,6 +437,9 @@ type InviteInfo struct {
 // CreateInvite makes an invite to a channel the user may view and invite to
 // (CREATE_INSTANT_INVITE).
 func (s *Service) CreateInvite(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake, ni NewInvite) (InviteInfo, error) {
+	if err := checkReason(ni.Reason); err != nil {
+		return InviteInfo{}, err
+	}
 	a, ch, p, err := s.channelAccess(ctx, u, channelID)
 	if err != nil {
 		return InviteInfo{}, err
@@ -441,8 +480,20 @@ func (s *Service) CreateInvite(ctx context.Context, u guildhall.User, channelID 
 	if inv.Code == "" {
 		return InviteInfo{}, internal("invite", errors.New("no free invite code after 5 tries"))
 	}
+	unlock, err := s.capLock(ctx, "invites."+a.Guild.ID.String())
+	if err != nil {
+		return InviteInfo{}, err
+	}
+	defer unlock()
+	if err := s.checkInviteCaps(ctx, a.Guild.ID, ch.ID); err != nil {
+		return InviteInfo{}, err
+	}
 	if err := s.store.PutInvite(ctx, inv); err != nil {
 		return InviteInfo{}, internal("put invite", err)
+	}
+	unlock()
+	if err := s.inviteCreated(ctx, a, inv, u, ni.Reason); err != nil {
+		return InviteInfo{}, err
 	}
 	a.Guild.MemberCount = 0
 	return InviteInfo{Invite: inv, Guild: a.Guild, Channel: ch, Inviter: u}, nil
@@ -512,6 +563,14 @@ func (s *Service) AcceptInvite(ctx context.Context, u guildhall.User, code strin
 	if inv.Expired(s.now()) {
 		return InviteInfo{}, false, guildhall.ErrUnknownInvite
 	}
+	if err := s.notBanned(ctx, inv.GuildID, u.ID); err != nil {
+		return InviteInfo{}, false, err
+	}
+	unlock, err := s.capLock(ctx, "guilds."+u.ID.String())
+	if err != nil {
+		return InviteInfo{}, false, err
+	}
+	defer unlock()
 	if err := s.checkGuildCount(ctx, u); err != nil {
 		return InviteInfo{}, false, err
 	}
@@ -523,8 +582,17 @@ func (s *Service) AcceptInvite(ctx context.Context, u guildhall.User, code strin
 	if err != nil {
 		return InviteInfo{}, false, internal("join guild", err)
 	}
+	unlock()
 	if !joined { // a concurrent accept by the same user won
 		return info, false, nil
+	}
+	// A ban that raced the join: whichever of the two wrote last, one of them
+	// sees the other (the ban removes the member, or this read finds the ban).
+	if err := s.notBanned(ctx, inv.GuildID, u.ID); err != nil {
+		if rerr := s.store.RemoveMember(ctx, inv.GuildID, u.ID); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+			return InviteInfo{}, false, internal("remove banned joiner", rerr)
+		}
+		return InviteInfo{}, false, err
 	}
 	info.Invite = inv
 	// Other joins ran concurrently since GuildState: count them too.

@@ -118,6 +118,9 @@ func (s *Service) PostMessage(ctx context.Context, u guildhall.User, channelID g
 	if err := validNonce(nm.Nonce); err != nil {
 		return guildhall.Message{}, err
 	}
+	if err := s.checkSlowmode(ctx, u, ch, p); err != nil {
+		return guildhall.Message{}, err
+	}
 	id := s.ids.Next()
 	m := guildhall.Message{
 		ID:        id,
@@ -259,9 +262,18 @@ func (s *Service) EditMessage(ctx context.Context, u guildhall.User, channelID, 
 
 // DeleteMessage deletes a message; its author, the owner and members with
 // MANAGE_MESSAGES in the channel may. It publishes MESSAGE_DELETE; the Writer
-// stores the tombstone.
+// stores the tombstone. Deleting another's message is recorded in the audit log
+// with reason (see DeleteMessageReason).
 func (s *Service) DeleteMessage(ctx context.Context, u guildhall.User, channelID, id guildhall.Snowflake) error {
-	_, ch, p, err := s.channelAccess(ctx, u, channelID)
+	return s.DeleteMessageReason(ctx, u, channelID, id, "")
+}
+
+// DeleteMessageReason is DeleteMessage with an X-Audit-Log-Reason.
+func (s *Service) DeleteMessageReason(ctx context.Context, u guildhall.User, channelID, id guildhall.Snowflake, reason string) error {
+	if err := checkReason(reason); err != nil {
+		return err
+	}
+	a, ch, p, err := s.channelAccess(ctx, u, channelID)
 	if err != nil {
 		return err
 	}
@@ -277,8 +289,14 @@ func (s *Service) DeleteMessage(ctx context.Context, u guildhall.User, channelID
 		return internal("encode delete", err)
 	}
 	ev := guildhall.Event{Type: guildhall.EventMessageDelete, GuildID: ch.GuildID, ChannelID: ch.ID, UserID: u.ID, Data: data}
-	_, err = s.publish(ctx, ev, s.ids.Next().String())
-	return err
+	if _, err = s.publish(ctx, ev, s.ids.Next().String()); err != nil {
+		return err
+	}
+	if m.Author.ID != u.ID { // a moderator's delete is an administrative action
+		s.audit(ctx, a, reason, auditEntry{action: guildhall.AuditMessageDelete, target: m.Author.ID.String(),
+			options: &guildhall.AuditLogOptions{ChannelID: ch.ID.String(), Count: "1"}})
+	}
+	return nil
 }
 
 // Typing publishes TYPING_START on the guild's ephemeral subject (core NATS, never

@@ -37,7 +37,7 @@ func newTestService(t *testing.T) *messaging.Service {
 func registerUser(t *testing.T, svc *messaging.Service, name string) guildhall.User {
 	t.Helper()
 	ctx := context.Background()
-	s, err := svc.Register(ctx, messaging.Credentials{Username: name, Password: "password1"})
+	s, err := svc.Register(ctx, messaging.Credentials{Username: name, Password: "correct horse battery"})
 	if err != nil {
 		t.Fatalf("Register(%q): %v", name, err)
 	}

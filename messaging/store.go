@@ -79,12 +79,20 @@ type Store interface {
 	// deleted no upsert brings it back, whatever its Seq (message ids are never
 	// reused, so an upsert after a delete can only be an edit that raced the
 	// delete, or a redelivery). That is what lets the writer retry and redeliver
-	// freely.
+	// freely. Pins are versioned apart (PinWrite); an upsert's Message.Pinned is
+	// not stored, reads fill it from the pin.
 	ApplyMessages(ctx context.Context, writes []MessageWrite) error
 	// Message returns one message of a channel.
 	Message(ctx context.Context, channelID, id guildhall.Snowflake) (guildhall.Message, error)
 	// History pages a channel's messages; see HistoryQuery.
 	History(ctx context.Context, channelID guildhall.Snowflake, q HistoryQuery) ([]guildhall.Message, error)
+
+	// Tokens, passwords and bots (store_accounts.go says why: logout, token
+	// reset, password change, bots owned by users).
+	AccountStore
+
+	// Roles, members, bans, invites, the audit log and pins: store_community.go.
+	CommunityStore
 
 	// Close releases the store.
 	Close() error
@@ -94,6 +102,9 @@ type Store interface {
 type UserRecord struct {
 	User         guildhall.User
 	PasswordHash string // empty for bots, which log in with tokens only
+	// OwnerID is the user who owns a bot (0: the operators, who mint bots with
+	// the CLI); Store.Bots lists a user's bots by it. Zero for humans.
+	OwnerID guildhall.Snowflake
 }
 
 // MessageWrite is one upsert or delete of a message, tagged with the stream
@@ -101,7 +112,10 @@ type UserRecord struct {
 type MessageWrite struct {
 	Seq     uint64
 	Delete  bool
-	Message guildhall.Message // for a delete, ID and ChannelID are enough
+	Message guildhall.Message // for a delete or a pin, ID and ChannelID are enough
+	// Pin, when set, pins or unpins the message and changes nothing else (see
+	// PinWrite).
+	Pin *PinWrite
 }
 
 // HistoryQuery selects at most Limit messages of a channel, newest first:

@@ -52,7 +52,8 @@ type WriterConfig struct {
 // Writer persists the stream's message events to the store. It is the only writer
 // of messages: a durable pull consumer (ghnats.ConsumerWriter) on EVENTS that
 // fetches up to Batch guild events, turns MESSAGE_CREATE, MESSAGE_UPDATE and
-// MESSAGE_DELETE into MessageWrites tagged with their stream sequence, applies them
+// MESSAGE_DELETE (and the events of writer_community.go) into MessageWrites tagged
+// with their stream sequence, applies them
 // in one Store.ApplyMessages call, and acknowledges each event only after that
 // call succeeded. Other guild events (channels, members) are already in the store
 // (the api writes them before publishing) and are just acknowledged.
@@ -305,15 +306,13 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 		}
 		last = max(last, meta.Sequence.Stream)
 		pending = meta.NumPending
-		mw, ok, err := decodeWrite(m.Headers(), m.Data(), meta.Sequence.Stream)
+		mws, err := decodeWrites(m.Headers(), m.Data(), meta.Sequence.Stream)
 		if err != nil {
 			w.metrics.WriterSkipped.Inc()
 			w.log.Error("writer: undecodable event; acknowledged without writing", "seq", meta.Sequence.Stream, "err", err)
 			continue
 		}
-		if ok {
-			writes = append(writes, mw)
-		}
+		writes = append(writes, mws...)
 	}
 	if len(writes) > 0 {
 		bo := w.backoff()

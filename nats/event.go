@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"encoding/json"
 	"strconv"
 
 	guildhall "github.com/guildhall/guildhall"
@@ -14,6 +15,9 @@ const (
 	HeaderChannel = "Gh-Channel"
 	HeaderUser    = "Gh-User"
 	HeaderGuild   = "Gh-Guild"
+	// HeaderRequires carries Event.Requires (decimal), HeaderPin Event.Pin (JSON).
+	HeaderRequires = "Gh-Requires"
+	HeaderPin      = "Gh-Pin"
 )
 
 // EventMsg turns an event into the message to publish, with Nats-Msg-Id set to id so
@@ -35,6 +39,14 @@ func EventMsg(ev guildhall.Event, id string) *natsgo.Msg {
 	if ev.UserID != 0 {
 		m.Header.Set(HeaderUser, ev.UserID.String())
 	}
+	if ev.Requires != 0 {
+		m.Header.Set(HeaderRequires, itoa(uint64(ev.Requires)))
+	}
+	if ev.Pin != nil {
+		if b, err := json.Marshal(ev.Pin); err == nil {
+			m.Header.Set(HeaderPin, string(b))
+		}
+	}
 	if id != "" {
 		m.Header.Set(natsgo.MsgIdHdr, id)
 	}
@@ -43,13 +55,21 @@ func EventMsg(ev guildhall.Event, id string) *natsgo.Msg {
 
 // DecodeEvent reads an event back from a message's headers and body.
 func DecodeEvent(h natsgo.Header, data []byte) guildhall.Event {
-	return guildhall.Event{
+	ev := guildhall.Event{
 		Type:      h.Get(HeaderType),
 		GuildID:   headerID(h, HeaderGuild),
 		ChannelID: headerID(h, HeaderChannel),
 		UserID:    headerID(h, HeaderUser),
+		Requires:  guildhall.Permissions(headerID(h, HeaderRequires)),
 		Data:      data,
 	}
+	if v := h.Get(HeaderPin); v != "" {
+		var p guildhall.MessagePin
+		if json.Unmarshal([]byte(v), &p) == nil {
+			ev.Pin = &p
+		}
+	}
+	return ev
 }
 
 func headerID(h natsgo.Header, key string) guildhall.Snowflake {

@@ -103,6 +103,7 @@ func apiPermissions() *server.Permissions {
 			Allow: []string{
 				subjectGuildInAll, subjectUserInAll, // events into the stream
 				subjectTickInAll,       // gateways' ticks, on their request
+				SubjectRevocationsIn,   // token revocations (revocations.go)
 				subjectEphGuildAll,     // typing and presence
 				jsAPI + allSubject,     // topology, publish acks, replay consumers
 				subjectKV + allSubject, // its buckets

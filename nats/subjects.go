@@ -15,10 +15,12 @@ import (
 //	gh.ev.g.<guild>         the stream re-publishes a stored guild event (core NATS)
 //	gh.ev.u.<user>          … a stored user event
 //	gh.ev.t.<node>          … a tick, back to the gateway that published it
+//	gh.in.rv.<user>         the api publishes a revocation of a user's tokens
+//	gh.ev.rv.<user>         … re-published: gateways close the tokens' sessions
 //	gh.eph.g.<guild>        typing and presence of a guild: core NATS, never stored
 //	gh.eph.presence.counts  gateways' online counts to the presence aggregators
 //	gh.api.<endpoint>       request-reply endpoints of the api (identify, guild, members,
-//	                        replay, tick; admin.bot for operators)
+//	                        replay, tick; admin.bot and admin.token.revoke for operators)
 //	gh.gw.<node>.kick       a gateway closes a session another gateway has resumed
 //	$KV.<bucket>.<key>      a key of a JetStream KV bucket (presence heartbeats and batch reads)
 const (
@@ -30,6 +32,7 @@ const (
 	kindGuild        = "g."
 	kindUser         = "u."
 	kindTick         = "t."
+	kindRevocation   = "rv."
 	kickSuffix       = ".kick"
 	kvStreamPrefix   = "KV_"
 	SubjectInAll     = subjectIn + ">"
@@ -81,6 +84,29 @@ const (
 	subjectAPIAdminAll = SubjectAPIAdmin + allSubject
 	subjectGatewayAll  = subjectGateway + allSubject
 )
+
+// Token revocations (guildhall.TokenRevocation) travel in the EVENTS stream on a
+// subject kind of their own, so that they are durable and ordered, and that only
+// what the stream re-published is believed: api processes read them with an
+// ordered consumer on SubjectRevocationsIn (nothing is lost across reconnects),
+// gateways subscribe to SubjectRevocationsEv. Neither the writer (guild events
+// only) nor a session's replay (its guilds' and its user's subjects) sees them.
+const (
+	// SubjectRevocationsIn filters every revocation in the stream.
+	SubjectRevocationsIn = subjectIn + kindRevocation + "*"
+	// SubjectRevocationsEv is where the stream re-publishes them.
+	SubjectRevocationsEv = subjectOut + kindRevocation + "*"
+	// SubjectAPIRevoke is the operators' endpoint that revokes tokens
+	// (`guildhall token revoke`): an admin subject, like SubjectAPIBot.
+	SubjectAPIRevoke = SubjectAPIAdmin + "token.revoke"
+	// RevocationWatcherPrefix names the ordered consumer each api process reads
+	// revocations with ({prefix}_{process}_{n}): long-lived ephemeral
+	// consumers that are not replays.
+	RevocationWatcherPrefix = "revocations"
+)
+
+// RevocationInSubject is where the api publishes a revocation of user's tokens.
+func RevocationInSubject(user uint64) string { return subjectIn + kindRevocation + itoa(user) }
 
 // SubjectPresenceCounts carries each gateway's periodic per-guild online counts to
 // the presence aggregators (presence.CountReport); core NATS, never stored.

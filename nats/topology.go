@@ -18,6 +18,9 @@ const (
 	BucketPresence = "gh_presence"
 	BucketLeases   = "gh_leases"
 	BucketLimits   = "gh_limits"
+	// BucketSlowmode holds one key per (channel, user) that posted in a channel
+	// with slowmode, living rate_limit_per_user seconds (per-key TTL).
+	BucketSlowmode = "gh_slowmode"
 )
 
 // Topology is what Apply declares. Zero values are the single-node defaults.
@@ -189,6 +192,9 @@ func (t Topology) Buckets() []jetstream.KeyValueConfig {
 		t.presenceBucket(),
 		t.bucket(BucketLeases, "snowflake worker leases", t.LeaseTTL),
 		t.limitsBucket(),
+		t.apiStateBucket(),
+		// Keys carry the channel's rate_limit_per_user as per-key TTL (at most 6 h).
+		t.bucket(BucketSlowmode, "slowmode: a user's last post in a channel", 6*time.Hour),
 	}
 }
 

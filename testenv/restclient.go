@@ -25,6 +25,18 @@ func NewREST(base string) *REST {
 // returns the status and the raw body.
 func (r *REST) Do(t testing.TB, method, path, token string, body, out any) (int, []byte) {
 	t.Helper()
+	return r.do(t, method, path, token, body, out, nil)
+}
+
+// DoHeaders is Do with extra request headers (an X-Audit-Log-Reason, say); it
+// decodes nothing.
+func (r *REST) DoHeaders(t testing.TB, method, path, token string, body any, h http.Header) (int, []byte) {
+	t.Helper()
+	return r.do(t, method, path, token, body, nil, h)
+}
+
+func (r *REST) do(t testing.TB, method, path, token string, body, out any, h http.Header) (int, []byte) {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -46,6 +58,9 @@ func (r *REST) Do(t testing.TB, method, path, token string, body, out any) (int,
 	}
 	if token != "" {
 		req.Header.Set("Authorization", token)
+	}
+	for k, vs := range h {
+		req.Header[k] = vs
 	}
 	resp, err := r.Client.Do(req)
 	if err != nil {

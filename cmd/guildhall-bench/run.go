@@ -470,7 +470,9 @@ func (r *run) startGuildhall() error {
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		dir := filepath.Join(o.data, fmt.Sprintf("server%d", i))
-		args := []string{"serve", "--addr", addr, "--data", dir, "--log-level", "warn", "--drain", "1s"}
+		// Each worker opens up to --per-worker sessions from one source address:
+		// far past the gateway's per-address cap, which is for the public.
+		args := []string{"serve", "--addr", addr, "--data", dir, "--log-level", "warn", "--drain", "1s", "--gateway-max-conns-per-addr", "-1"}
 		name := "guildhall-all"
 		if i == 0 {
 			args = append(args, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort))

@@ -74,7 +74,7 @@ func TestEmbeddedCredentialsCreatedOnceAndPrivate(t *testing.T) {
 	if !bytes.Equal(first, again) {
 		t.Fatal("a restart replaced the credentials")
 	}
-	if err := token([]string{"create", "--bot", "after-restart", "--data", dir}); err != nil {
+	if err := token([]string{"create", "--bot", "after_restart", "--data", dir}); err != nil {
 		t.Fatalf("token create with the operator's credentials: %v", err)
 	}
 }

@@ -58,7 +58,8 @@ type gatewayProcess struct {
 func startGatewayProcess(t *testing.T, natsURL, creds string, extra ...string) *gatewayProcess {
 	t.Helper()
 	args := append([]string{"serve", "--role", "gateway", "--nats-url", natsURL, "--nats-creds", creds, "--addr", "127.0.0.1:0",
-		"--data", t.TempDir(), "--drain", "500ms", "--log-level", "warn", "--replicas", "3", "--identify-concurrency", "64"}, extra...)
+		"--data", t.TempDir(), "--drain", "500ms", "--log-level", "warn", "--replicas", "3", "--identify-concurrency", "64",
+		"--gateway-max-conns-per-addr", "-1"}, extra...) // every test client is 127.0.0.1
 	cmd := exec.Command(guildhallBinary(t), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()

@@ -4,7 +4,8 @@
 //	guildhall serve                   every role in one process: embedded NATS,
 //	                                  embedded store, REST + gateway on one port
 //	guildhall serve --role gateway --nats-url nats://…   one tier of a cluster
-//	guildhall token create --bot NAME mint a bot account and print its token
+//	guildhall token create --bot NAME [--owner USER]  mint a bot account and print its token
+//	guildhall token revoke --token T | --user NAME     revoke one token or all of a user's
 //	guildhall nats --cluster-port …   one node of a NATS cluster, for scale-out tiers
 //	guildhall nats creds --out DIR    a deployment's bus credentials
 package main
@@ -44,7 +45,8 @@ func main() {
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
   guildhall serve [flags]                 run Guildhall (see guildhall serve -h)
-  guildhall token create --bot NAME       create a bot account and print its token
+  guildhall token create --bot NAME [--owner USER]   create a bot account and print its token
+  guildhall token revoke (--token T | --user NAME)    revoke one token, or every token of a user
   guildhall nats [flags]                  run one NATS node of a cluster (see guildhall nats -h)
   guildhall nats creds --out DIR          create a deployment's bus credentials
 `)

@@ -49,6 +49,17 @@ type serveFlags struct {
 	resumeWindow                                      time.Duration
 	node                                              string
 	debugPprof                                        bool
+	http                                              httpTimeouts
+	metricsAddr                                       string
+	tokenCacheTTL                                     time.Duration
+	gatewayLimits                                     gatewayLimitFlags
+}
+
+// gatewayLimitFlags bound each gateway connection and client address.
+type gatewayLimitFlags struct {
+	identifyTimeout time.Duration
+	payloadLimit    int
+	connsPerAddr    int
 }
 
 // parseServe reads serve's flags from args. Every flag can also be set by its
@@ -95,6 +106,12 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.StringVar(&f.node, "node", "", "this gateway's node name in the session registry, kept across restarts (a restart is a new incarnation of the node); empty: a random name per process")
 	fs.BoolVar(&f.debugPprof, "debug-pprof", false, "serve Go's profiles at /debug/pprof/ on --addr (for profiling a load run; never on a public address)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve GET /metrics on this address only (not on --addr); empty serves it on --addr")
+	fs.DurationVar(&f.tokenCacheTTL, "token-cache-ttl", time.Minute, "how long the api believes a cached token without asking the store: bounds how long a revoked token works on an api process that missed the revocation")
+	fs.DurationVar(&f.gatewayLimits.identifyTimeout, "gateway-identify-timeout", 20*time.Second, "a connection without IDENTIFY or RESUME this long after HELLO is closed with 4009 (heartbeats do not count); negative: never")
+	fs.IntVar(&f.gatewayLimits.payloadLimit, "gateway-payload-limit", 120, "client payloads per connection per 60 s, heartbeats included (Discord's 120); one more closes with 4008; negative: no limit")
+	fs.IntVar(&f.gatewayLimits.connsPerAddr, "gateway-max-conns-per-addr", 1000, "gateway connections per client address; more are refused with HTTP 429; negative: no cap (loopback load tools)")
+	f.http.flags(fs)
 	return fs
 }
 
@@ -233,29 +250,24 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	ready := func() error {
-		for role, c := range conns {
-			if !c.nc.IsConnected() {
-				return fmt.Errorf("NATS not connected (%s)", role)
-			}
-		}
-		return nil
-	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := ready(); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	mux.Handle("GET /readyz", newReadiness(conns))
 	// Metrics: this run's own registry (tests run several servers in one process),
 	// served together with the process-wide default one, which holds the Go
 	// runtime and process collectors and what the gateway and presence packages
-	// register themselves.
+	// register themselves. With --metrics-addr they are served there only.
 	reg := prometheus.NewRegistry()
-	mux.Handle("GET /metrics", promhttp.InstrumentMetricHandler(reg,
-		promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, reg}, promhttp.HandlerOpts{})))
+	metricsHandler := promhttp.InstrumentMetricHandler(reg,
+		promhttp.HandlerFor(prometheus.Gatherers{prometheus.DefaultGatherer, reg}, promhttp.HandlerOpts{}))
+	if f.metricsAddr == "" {
+		mux.Handle("GET /metrics", metricsHandler)
+	} else {
+		stopMetrics, err := serveMetrics(f.metricsAddr, metricsHandler, f.http, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 
 	var client http.Handler // the browser client, with the api role
 
@@ -315,11 +327,21 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		svc, err := messaging.NewService(startCtx, messaging.Config{
 			Store: store, Conn: nc, JS: js, Barrier: barrier, Metrics: metrics, Logger: log,
 			IDs:        guildhall.NewSnowflakeGeneratorForNode(lease.Node),
-			BcryptCost: f.bcryptCost,
+			BcryptCost: f.bcryptCost, TokenCacheTTL: f.tokenCacheTTL,
 		})
 		if err != nil {
 			return err
 		}
+		// Every api process drops revoked tokens from its cache as they are
+		// revoked anywhere.
+		revocationsDone := make(chan struct{})
+		go func() {
+			defer close(revocationsDone)
+			if err := svc.WatchRevocations(ctx); err != nil && ctx.Err() == nil {
+				log.Error("token revocations not watched; revoked tokens live until their cache entry expires", "err", err)
+			}
+		}()
+		defer func() { stop(); <-revocationsDone }()
 		responder, err := natsapi.NewResponder(svc, nc, natsapi.Config{Logger: log})
 		if err != nil {
 			return err
@@ -372,6 +394,11 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	if c := conns[ghnats.RoleGateway]; c != nil {
 		gw, err = gateway.New(startCtx, c.nc, c.js, gateway.Config{
 			Node: f.node, PublicURL: f.publicURL, StartLimits: f.startLimits(), Metrics: gwMetrics, Logger: log,
+			Limits: gateway.LimitsConfig{
+				IdentifyTimeout: f.gatewayLimits.identifyTimeout,
+				PayloadLimit:    f.gatewayLimits.payloadLimit,
+				MaxConnsPerAddr: f.gatewayLimits.connsPerAddr,
+			},
 		})
 		if err != nil {
 			return err
@@ -386,7 +413,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		mux.Handle("GET /{$}", client)
 	}
 
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := f.http.server(mux)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http", "err", err)

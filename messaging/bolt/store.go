@@ -14,8 +14,14 @@ package bolt
 //	members            guild_id|user_id -> JSON Member    (paging by user id)
 //	user_guilds        user_id|guild_id -> ""             (reverse index)
 //	invites            code -> JSON Invite
+//	guild_invites      guild_id|code -> ""                (a guild's invites: lists, caps, guild deletes)
+//	user_tokens        user_id|token_hash -> ""           (revoking a user's tokens)
+//	bot_owners         owner_id|bot_id -> ""              (a user's bots)
 //	messages           channel_id|bucket|message_id -> seq(8) + JSON Message
 //	message_tombstones channel_id|bucket|message_id -> seq(8)
+//	message_pins       channel_id|bucket|message_id -> seq(8) + pinned_at ms(8), 0 = unpinned
+//	bans               guild_id|user_id -> JSON Ban
+//	audit_log          guild_id|entry_id -> JSON AuditLogEntry
 //
 // Values are encoding/json: not the fastest, but the domain types already
 // marshal to Discord's JSON, so there is no second schema to keep in sync.
@@ -69,9 +75,15 @@ var (
 	bInvites       = []byte("invites")
 	bMessages      = []byte("messages")
 	bTombstones    = []byte("message_tombstones")
+	bPins          = []byte("message_pins")
+	bBans          = []byte("bans")
+	bAudit         = []byte("audit_log")
 
+	// The indexes that files of this schema may lack are created by
+	// openIndexes (accounts.go), which builds them from what they index.
 	allBuckets = [][]byte{bMeta, bUsers, bUsernames, bTokens, bGuilds, bMemberCounts,
-		bChannels, bGuildChannels, bRoles, bMembers, bUserGuilds, bInvites, bMessages, bTombstones}
+		bChannels, bGuildChannels, bRoles, bMembers, bUserGuilds, bInvites, bMessages, bTombstones,
+		bPins, bBans, bAudit}
 )
 
 // Store is the embedded messaging.Store: one bbolt file owned by one process.
@@ -117,8 +129,14 @@ func Open(path string) (*Store, error) {
 			}
 			return nil
 		}
-		return meta.Put([]byte("schema"), u64(schemaVersion))
+		if err := meta.Put([]byte("schema"), u64(schemaVersion)); err != nil {
+			return err
+		}
+		return nil
 	})
+	if err == nil {
+		err = db.Update(openIndexes)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -224,6 +242,11 @@ func (s *Store) CreateUser(ctx context.Context, u messaging.UserRecord) error {
 		if err := names.Put(name, id); err != nil {
 			return err
 		}
+		if u.User.Bot && u.OwnerID != 0 {
+			if err := tx.Bucket(bBotOwners).Put(key2(u.OwnerID, u.User.ID), nil); err != nil {
+				return err
+			}
+		}
 		return putJSON(users, id, boltUser{User: u.User, PasswordHash: u.PasswordHash})
 	})
 }
@@ -250,6 +273,9 @@ func (s *Store) User(ctx context.Context, id guildhall.Snowflake) (guildhall.Use
 
 func (s *Store) PutToken(ctx context.Context, tokenHash string, userID guildhall.Snowflake) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bUserTokens).Put(userTokenKey(userID, tokenHash), nil); err != nil {
+			return err
+		}
 		return tx.Bucket(bTokens).Put([]byte(tokenHash), u64(uint64(userID)))
 	})
 }
@@ -481,6 +507,9 @@ func (s *Store) UserGuilds(ctx context.Context, userID guildhall.Snowflake) ([]g
 
 func (s *Store) PutInvite(ctx context.Context, inv guildhall.Invite) error {
 	return s.update(ctx, func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bGuildInvites).Put(guildInviteKey(inv.GuildID, inv.Code), nil); err != nil {
+			return err
+		}
 		return putJSON(tx.Bucket(bInvites), []byte(inv.Code), inv)
 	})
 }
@@ -552,9 +581,9 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 		return nil
 	}
 	return s.update(ctx, func(tx *bbolt.Tx) error {
-		msgs, tombs := tx.Bucket(bMessages), tx.Bucket(bTombstones)
+		msgs, tombs, pins := tx.Bucket(bMessages), tx.Bucket(bTombstones), tx.Bucket(bPins)
 		for _, w := range writes {
-			if err := applyMessage(msgs, tombs, w); err != nil {
+			if err := applyMessage(msgs, tombs, pins, w); err != nil {
 				return err
 			}
 		}
@@ -562,7 +591,7 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 	})
 }
 
-func applyMessage(msgs, tombs *bbolt.Bucket, w messaging.MessageWrite) error {
+func applyMessage(msgs, tombs, pins *bbolt.Bucket, w messaging.MessageWrite) error {
 	m := w.Message
 	if m.ID == 0 || m.ChannelID == 0 {
 		return fmt.Errorf("apply message write seq %d: message id and channel id are required", w.Seq)
@@ -575,7 +604,13 @@ func applyMessage(msgs, tombs *bbolt.Bucket, w messaging.MessageWrite) error {
 		if err := msgs.Delete(k); err != nil {
 			return err
 		}
+		if err := pins.Delete(k); err != nil {
+			return err
+		}
 		return tombs.Put(k, u64(w.Seq))
+	}
+	if w.Pin != nil {
+		return applyPin(pins, k, w)
 	}
 	if cur := msgs.Get(k); cur != nil && binary.BigEndian.Uint64(cur) >= w.Seq {
 		return nil // stale or repeated
@@ -587,21 +622,25 @@ func applyMessage(msgs, tombs *bbolt.Bucket, w messaging.MessageWrite) error {
 	return msgs.Put(k, append(u64(w.Seq), data...))
 }
 
-func decodeMessage(v []byte) (guildhall.Message, error) {
+// decodeMessage reads a stored message and whether it is pinned (pins is the
+// message_pins bucket, k the message's key).
+func decodeMessage(pins *bbolt.Bucket, k, v []byte) (guildhall.Message, error) {
 	var m guildhall.Message
 	err := json.Unmarshal(v[8:], &m)
+	_, m.Pinned = pinnedAt(pins.Get(k))
 	return m, err
 }
 
 func (s *Store) Message(ctx context.Context, channelID, id guildhall.Snowflake) (guildhall.Message, error) {
 	var m guildhall.Message
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bMessages).Get(msgKey(channelID, id))
+		k := msgKey(channelID, id)
+		v := tx.Bucket(bMessages).Get(k)
 		if v == nil {
 			return fmt.Errorf("message %v in channel %v: %w", id, channelID, messaging.ErrNotFound)
 		}
 		var err error
-		m, err = decodeMessage(v)
+		m, err = decodeMessage(tx.Bucket(bPins), k, v)
 		return err
 	})
 	return m, err
@@ -619,25 +658,25 @@ func (s *Store) History(ctx context.Context, channelID guildhall.Snowflake, q me
 	}
 	out := []guildhall.Message{}
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bMessages).Cursor()
+		c, pins := tx.Bucket(bMessages).Cursor(), tx.Bucket(bPins)
 		var err error
 		switch {
 		case q.After != 0:
 			if q.After == ^guildhall.Snowflake(0) {
 				return nil // nothing can be newer
 			}
-			out, err = historyUp(c, channelID, q.After+1, q.Limit, out)
+			out, err = historyUp(c, pins, channelID, q.After+1, q.Limit, out)
 			slices.Reverse(out)
 		case q.Around != 0:
 			// Newer half first (walk up, then flip to newest first), then the
 			// older half continues the newest-first order below it.
-			out, err = historyUp(c, channelID, q.Around, q.Limit-q.Limit/2, out)
+			out, err = historyUp(c, pins, channelID, q.Around, q.Limit-q.Limit/2, out)
 			slices.Reverse(out)
 			if err == nil {
-				out, err = historyDown(c, channelID, q.Around, q.Limit/2, out)
+				out, err = historyDown(c, pins, channelID, q.Around, q.Limit/2, out)
 			}
 		default: // Before, or the newest page when Before is 0
-			out, err = historyDown(c, channelID, q.Before, q.Limit, out)
+			out, err = historyDown(c, pins, channelID, q.Before, q.Limit, out)
 		}
 		return err
 	})
@@ -646,7 +685,7 @@ func (s *Store) History(ctx context.Context, channelID guildhall.Snowflake, q me
 
 // historyDown appends up to n messages of the channel with id < below, newest
 // first; below == 0 means no bound (start at the newest).
-func historyDown(c *bbolt.Cursor, channelID, below guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
+func historyDown(c *bbolt.Cursor, pins *bbolt.Bucket, channelID, below guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
 	if n <= 0 {
 		return out, nil
 	}
@@ -667,7 +706,7 @@ func historyDown(c *bbolt.Cursor, channelID, below guildhall.Snowflake, n int, o
 	}
 	prefix := seek[:8]
 	for ; k != nil && bytes.HasPrefix(k, prefix) && n > 0; k, v = c.Prev() {
-		m, err := decodeMessage(v)
+		m, err := decodeMessage(pins, k, v)
 		if err != nil {
 			return out, err
 		}
@@ -678,13 +717,13 @@ func historyDown(c *bbolt.Cursor, channelID, below guildhall.Snowflake, n int, o
 }
 
 // historyUp appends up to n messages of the channel with id >= from, oldest first.
-func historyUp(c *bbolt.Cursor, channelID, from guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
+func historyUp(c *bbolt.Cursor, pins *bbolt.Bucket, channelID, from guildhall.Snowflake, n int, out []guildhall.Message) ([]guildhall.Message, error) {
 	if n <= 0 {
 		return out, nil
 	}
 	prefix := u64(uint64(channelID))
 	for k, v := c.Seek(msgKey(channelID, from)); k != nil && bytes.HasPrefix(k, prefix) && n > 0; k, v = c.Next() {
-		m, err := decodeMessage(v)
+		m, err := decodeMessage(pins, k, v)
 		if err != nil {
 			return out, err
 		}

@@ -20,6 +20,17 @@ package cql
 //	user_guilds          (user_id, guild_id)
 //	invites              (code) -> data
 //	schema_migrations    (version) -> name, applied_at
+//	invites_by_guild     (guild_id, code)                      (a guild's invites: lists, caps, guild deletes)
+//	tokens_by_user       (user_id, token_hash)                 (revoking a user's tokens)
+//	bots_by_owner        (owner_id, bot_id)                    (a user's bots)
+//
+// (the last three from migration 2, accounts.go) and, for running a community
+// (migration 3, community.go):
+//
+//	messages.pinned_at   a column of messages, versioned apart from data
+//	channel_pins         (channel_id, message_id) -> pinned_at
+//	bans                 (guild_id, user_id) -> data
+//	audit_log            ((guild_id, bucket), id DESC) -> data (10-day buckets)
 //
 // Messages. A history partition is (channel, 10-day bucket of the snowflake), as
 // Discord does. Every message upsert carries USING TIMESTAMP <stream seq> and every
@@ -222,10 +233,19 @@ func (s *Store) write(ctx context.Context, tmpl string, args ...any) error {
 
 // cqlMigration is one schema version. Statements must be idempotent (IF NOT EXISTS)
 // so that a migration interrupted half-way can run again.
+//
+// A version's name is recorded with it and checked at every Open: once a
+// build that applies a version may have run against a database, neither its
+// number nor its name changes. (Two unreleased branches each numbered their
+// migration 2; the one merged second became 3, and a keyspace that recorded
+// the other meaning of 2 is refused rather than left without tables.)
 type cqlMigration struct {
 	version int
 	name    string
 	stmts   []string
+	// then, if set, runs after the statements (data the new schema needs); it
+	// must be idempotent too.
+	then func(ctx context.Context, s *Store) error
 }
 
 var cqlMigrations = []cqlMigration{
@@ -265,7 +285,9 @@ var cqlMigrations = []cqlMigration{
 			PRIMARY KEY (user_id, guild_id)
 		)`,
 		`CREATE TABLE IF NOT EXISTS {ks}.invites (code text PRIMARY KEY, data blob)`,
-	}},
+	}, nil},
+	accountsMigration,
+	communityMigration,
 }
 
 // schemaVersion is the newest schema version this build knows.
@@ -296,21 +318,32 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("create schema_migrations: %w", err)
 		}
 	}
-	applied := map[int]bool{}
-	iter := s.query(ctx, `SELECT version FROM {ks}.schema_migrations`).Iter()
+	applied := map[int]string{} // version -> name
+	iter := s.query(ctx, `SELECT version, name FROM {ks}.schema_migrations`).Iter()
 	var v int
-	for iter.Scan(&v) {
-		applied[v] = true
+	var name string
+	for iter.Scan(&v, &name) {
+		applied[v] = name
 	}
 	if err := iter.Close(); err != nil {
 		return fmt.Errorf("read schema_migrations: %w", err)
 	}
 	for _, m := range cqlMigrations {
-		if applied[m.version] {
+		if name, ok := applied[m.version]; ok && name != m.name {
+			return fmt.Errorf("schema version %d was applied as %q, this build's %d is %q: the keyspace was migrated by an unreleased build; create a new one", m.version, name, m.version, m.name)
+		}
+	}
+	for _, m := range cqlMigrations {
+		if _, ok := applied[m.version]; ok {
 			continue
 		}
 		for _, stmt := range m.stmts {
-			if err := s.query(ctx, stmt).Exec(); err != nil {
+			if err := s.query(ctx, stmt).Exec(); err != nil && !cqlAlreadyAdded(stmt, err) {
+				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+			}
+		}
+		if m.then != nil {
+			if err := m.then(ctx, s); err != nil {
 				return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
 			}
 		}
@@ -369,6 +402,11 @@ func (s *Store) CreateUser(ctx context.Context, u messaging.UserRecord) error {
 		cqlID(u.User.ID), data, u.PasswordHash); err != nil {
 		return fmt.Errorf("create user %q: %w", u.User.Username, err)
 	}
+	if u.User.Bot && u.OwnerID != 0 {
+		if err := s.write(ctx, `INSERT INTO {ks}.bots_by_owner (owner_id, bot_id) VALUES (?, ?)`, cqlID(u.OwnerID), cqlID(u.User.ID)); err != nil {
+			return fmt.Errorf("create bot %q: %w", u.User.Username, err)
+		}
+	}
 	return nil
 }
 
@@ -399,6 +437,11 @@ func (s *Store) User(ctx context.Context, uid guildhall.Snowflake) (guildhall.Us
 }
 
 func (s *Store) PutToken(ctx context.Context, tokenHash string, userID guildhall.Snowflake) error {
+	// The index first: a token the index does not list could not be revoked
+	// with the rest of the user's.
+	if err := s.write(ctx, `INSERT INTO {ks}.tokens_by_user (user_id, token_hash) VALUES (?, ?)`, cqlID(userID), tokenHash); err != nil {
+		return err
+	}
 	return s.write(ctx, `INSERT INTO {ks}.tokens (token_hash, user_id) VALUES (?, ?)`, tokenHash, cqlID(userID))
 }
 
@@ -741,6 +784,15 @@ func (s *Store) UserGuilds(ctx context.Context, userID guildhall.Snowflake) ([]g
 // ---- invites
 
 func (s *Store) PutInvite(ctx context.Context, inv guildhall.Invite) error {
+	if err := s.write(ctx, `INSERT INTO {ks}.invites_by_guild (guild_id, code) VALUES (?, ?)`, cqlID(inv.GuildID), inv.Code); err != nil {
+		return err
+	}
+	return s.putInviteData(ctx, inv)
+}
+
+// putInviteData writes the invite's row alone: JoinGuild's update of one that
+// is indexed already.
+func (s *Store) putInviteData(ctx context.Context, inv guildhall.Invite) error {
 	data, err := json.Marshal(inv)
 	if err != nil {
 		return err
@@ -783,7 +835,7 @@ func (s *Store) JoinGuild(ctx context.Context, m guildhall.Member, code string) 
 	inv.Uses++
 	err = cqlParallel(
 		func() error { return s.PutMember(ctx, m) },
-		func() error { return s.PutInvite(ctx, inv) },
+		func() error { return s.putInviteData(ctx, inv) },
 	)
 	if err != nil {
 		return guildhall.Invite{}, false, err
@@ -815,8 +867,11 @@ type cqlPartition struct {
 // later (a delete is final; see Store.ApplyMessages).
 const cqlDeleteTimestamp = 1 << 62
 
+// cqlMsgKey names one message's content (upserts and deletes) or, with pin,
+// its pin state: the two are versioned apart (see messaging.PinWrite).
 type cqlMsgKey struct {
 	channel, id guildhall.Snowflake
+	pin         bool
 }
 
 // ApplyMessages writes each message with USING TIMESTAMP <Seq> (see the file
@@ -837,7 +892,7 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 		if w.Message.ChannelID == 0 || w.Message.ID == 0 {
 			return fmt.Errorf("apply messages: write %d (seq %d) has no channel or message id", i, w.Seq)
 		}
-		k := cqlMsgKey{w.Message.ChannelID, w.Message.ID}
+		k := cqlMsgKey{w.Message.ChannelID, w.Message.ID, w.Pin != nil && !w.Delete}
 		j, ok := best[k]
 		if !ok || (w.Delete && !writes[j].Delete) || (w.Delete == writes[j].Delete && w.Seq > writes[j].Seq) {
 			best[k] = i
@@ -855,18 +910,25 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 	parts := map[cqlPartition][]sized{}
 	var order []cqlPartition
 	indexed := map[cqlPartition]bool{}
+	pinStmts := map[guildhall.Snowflake][]gocql.BatchEntry{} // channel_pins, one partition per channel
 	for _, i := range keep {
 		w := writes[i]
 		p := cqlPartition{w.Message.ChannelID, w.Message.ID.Bucket()}
 		var e gocql.BatchEntry
 		size := 40
-		if w.Delete {
+		switch {
+		case w.Delete:
 			e = gocql.BatchEntry{
 				Stmt:       s.cql(`DELETE FROM {ks}.messages USING TIMESTAMP ? WHERE channel_id = ? AND bucket = ? AND message_id = ?`),
 				Args:       []any{int64(cqlDeleteTimestamp), cqlID(p.channel), p.bucket, cqlID(w.Message.ID)},
 				Idempotent: true,
 			}
-		} else {
+			pinStmts[p.channel] = append(pinStmts[p.channel], s.unpinEntry(p.channel, w.Message.ID, cqlDeleteTimestamp))
+		case w.Pin != nil:
+			var pe gocql.BatchEntry
+			e, pe = s.pinEntries(p, w)
+			pinStmts[p.channel] = append(pinStmts[p.channel], pe)
+		default:
 			data, err := json.Marshal(w.Message)
 			if err != nil {
 				return fmt.Errorf("apply messages: encode %v: %w", w.Message.ID, err)
@@ -902,6 +964,16 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 			})
 		}
 		jobs = append(jobs, b)
+	}
+	// A channel's pin list: one partition per channel, in batches of bounded size.
+	for _, es := range pinStmts {
+		for len(es) > 0 {
+			n := min(len(es), cqlMaxBatchStatements)
+			b := s.s.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
+			b.Entries = append(b.Entries, es[:n]...)
+			jobs = append(jobs, b)
+			es = es[n:]
+		}
 	}
 	// The index and the messages go together: ApplyMessages succeeds only when
 	// both have, and a retry rewrites both, so a reader can never be promised a
@@ -972,11 +1044,17 @@ func decodeCQLMessage(data []byte, channelID guildhall.Snowflake, mid int64) (gu
 
 func (s *Store) Message(ctx context.Context, channelID, mid guildhall.Snowflake) (guildhall.Message, error) {
 	var data []byte
-	if err := s.query(ctx, `SELECT data FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id = ?`,
-		cqlID(channelID), mid.Bucket(), cqlID(mid)).Scan(&data); err != nil {
+	var pinned *time.Time
+	if err := s.query(ctx, `SELECT data, pinned_at FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id = ?`,
+		cqlID(channelID), mid.Bucket(), cqlID(mid)).Scan(&data, &pinned); err != nil {
 		return guildhall.Message{}, cqlNotFound(err, "message %v of channel %v", mid, channelID)
 	}
-	return decodeCQLMessage(data, channelID, cqlID(mid))
+	if data == nil { // only a pin: its create is not applied yet
+		return guildhall.Message{}, fmt.Errorf("message %v of channel %v: %w", mid, channelID, messaging.ErrNotFound)
+	}
+	m, err := decodeCQLMessage(data, channelID, cqlID(mid))
+	m.Pinned = pinned != nil
+	return m, err
 }
 
 func (s *Store) History(ctx context.Context, channelID guildhall.Snowflake, q messaging.HistoryQuery) ([]guildhall.Message, error) {
@@ -1025,10 +1103,10 @@ func (s *Store) historyDown(ctx context.Context, channelID, below guildhall.Snow
 	for len(out) < want && buckets.Scan(&b) {
 		var iter *gocql.Iter
 		if below == 0 || b < below.Bucket() {
-			iter = s.query(ctx, `SELECT message_id, data FROM {ks}.messages WHERE channel_id = ? AND bucket = ? LIMIT ?`,
+			iter = s.query(ctx, `SELECT message_id, data, pinned_at FROM {ks}.messages WHERE channel_id = ? AND bucket = ? LIMIT ?`,
 				cqlID(channelID), b, want-len(out)).Iter()
 		} else {
-			iter = s.query(ctx, `SELECT message_id, data FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id < ? LIMIT ?`,
+			iter = s.query(ctx, `SELECT message_id, data, pinned_at FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id < ? LIMIT ?`,
 				cqlID(channelID), b, cqlID(below), want-len(out)).Iter()
 		}
 		var err error
@@ -1053,10 +1131,10 @@ func (s *Store) historyUp(ctx context.Context, channelID, from guildhall.Snowfla
 	for len(out) < want && buckets.Scan(&b) {
 		var iter *gocql.Iter
 		if b > from.Bucket() {
-			iter = s.query(ctx, `SELECT message_id, data FROM {ks}.messages WHERE channel_id = ? AND bucket = ? ORDER BY message_id ASC LIMIT ?`,
+			iter = s.query(ctx, `SELECT message_id, data, pinned_at FROM {ks}.messages WHERE channel_id = ? AND bucket = ? ORDER BY message_id ASC LIMIT ?`,
 				cqlID(channelID), b, want-len(out)).Iter()
 		} else {
-			iter = s.query(ctx, `SELECT message_id, data FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id >= ? ORDER BY message_id ASC LIMIT ?`,
+			iter = s.query(ctx, `SELECT message_id, data, pinned_at FROM {ks}.messages WHERE channel_id = ? AND bucket = ? AND message_id >= ? ORDER BY message_id ASC LIMIT ?`,
 				cqlID(channelID), b, cqlID(from), want-len(out)).Iter()
 		}
 		var err error
@@ -1068,16 +1146,26 @@ func (s *Store) historyUp(ctx context.Context, channelID, from guildhall.Snowfla
 	return out, buckets.Close()
 }
 
+// scanMessages reads rows of message_id, data, pinned_at. A row with no data
+// holds only a pin whose message's create is not applied yet (a redelivery out of
+// order): it is skipped, so such a page can come out one short until the create
+// is applied.
 func scanMessages(iter *gocql.Iter, channelID guildhall.Snowflake, out []guildhall.Message) ([]guildhall.Message, error) {
 	var mid int64
 	var data []byte
-	for iter.Scan(&mid, &data) {
+	var pinned *time.Time
+	for iter.Scan(&mid, &data, &pinned) {
+		if data == nil {
+			continue
+		}
 		m, err := decodeCQLMessage(data, channelID, mid)
 		if err != nil {
 			iter.Close()
 			return nil, err
 		}
+		m.Pinned = pinned != nil
 		out = append(out, m)
+		pinned = nil
 	}
 	return out, iter.Close()
 }

@@ -72,6 +72,68 @@ func TestCQLMigrationsOnce(t *testing.T) {
 	}
 }
 
+// TestCQLMigrationsUpgrade: a keyspace from before the guild invite index (at
+// version 1, its invites not indexed) gets the index with its old invites in it,
+// so the caps count them and the lists show them; a keyspace whose version 2
+// was recorded by another build's migration 2 (two unreleased branches each
+// had one) is refused, not left without the tables this build's 2 makes.
+func TestCQLMigrationsUpgrade(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, cql.Config{})
+	ks := `"` + s.Keyspace() + `"`
+	guild := guildhall.Snowflake(77)
+	old := guildhall.Invite{Code: "oldinvite", GuildID: guild, ChannelID: 78, InviterID: 1, CreatedAt: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}
+	if err := s.PutInvite(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	// Back to version 1: no index, and only migration 1 recorded.
+	for _, stmt := range []string{
+		`DROP TABLE ` + ks + `.invites_by_guild`,
+		`DELETE FROM ` + ks + `.schema_migrations WHERE version IN (2, 3)`,
+	} {
+		if err := s.Session().Query(stmt).WithContext(ctx).Exec(); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	reopen := func() (*cql.Store, error) {
+		return cql.Open(ctx, cql.Config{Hosts: testenv.NeedCassandra(t).Hosts, Keyspace: s.Keyspace()})
+	}
+	s2, err := reopen()
+	if err != nil {
+		t.Fatalf("Open of a version 1 keyspace: %v", err)
+	}
+	invs, err := s2.GuildInvites(ctx, guild)
+	s2.Close()
+	if err != nil || len(invs) != 1 || invs[0].Code != old.Code {
+		t.Fatalf("GuildInvites after the upgrade = %+v, %v; want the old invite", invs, err)
+	}
+	names := map[int]string{}
+	iter := s.Session().Query(`SELECT version, name FROM ` + ks + `.schema_migrations`).WithContext(ctx).Iter()
+	var v int
+	var name string
+	for iter.Scan(&v, &name) {
+		names[v] = name
+	}
+	if err := iter.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != cql.SchemaVersion() || names[2] != "account indexes" || !strings.HasPrefix(names[3], "community") {
+		t.Errorf("schema_migrations = %v; want 1..%d, 2 the account indexes, 3 the community's", names, cql.SchemaVersion())
+	}
+
+	// Version 2 as the community branch recorded it before the merge.
+	if err := s.Session().Query(`UPDATE `+ks+`.schema_migrations SET name = ? WHERE version = 2`,
+		"community: pins, bans, guild invites, audit log").WithContext(ctx).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	if s3, err := reopen(); err == nil {
+		s3.Close()
+		t.Fatal("Open of a keyspace whose version 2 is another migration succeeded; want an error")
+	} else if !strings.Contains(err.Error(), "schema version 2") {
+		t.Errorf("Open of a keyspace whose version 2 is another migration: %v; want it to name version 2", err)
+	}
+}
+
 // TestCQLSparseHistoryQueryCount: a channel with messages two years apart is read
 // with a handful of queries, not one per empty 10-day bucket in between.
 func TestCQLSparseHistoryQueryCount(t *testing.T) {

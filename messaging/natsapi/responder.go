@@ -14,6 +14,9 @@ import (
 // BotRequest asks ghnats.SubjectAPIBot for a new bot account.
 type BotRequest struct {
 	Name string `json:"name"`
+	// Owner is the username of the user who owns the bot (lists it, revokes and
+	// resets its tokens); empty: the operators alone.
+	Owner string `json:"owner,omitempty"`
 }
 
 // BotReply is the new bot's token and id, or Error.
@@ -29,6 +32,7 @@ type BotReply struct {
 //	ghnats.SubjectAPIIdentify  guildhall.IdentifyRequest → IdentifyReply
 //	ghnats.SubjectAPIGuild     guildhall.GuildRequest    → GuildReply
 //	ghnats.SubjectAPIBot       BotRequest                → BotReply
+//	ghnats.SubjectAPIRevoke    RevokeRequest             → RevokeReply
 //	ghnats.SubjectAPIReplay    guildhall.ReplayRequest   → ReplayReply
 //	ghnats.SubjectAPITick      guildhall.TickRequest     → TickReply
 //
@@ -56,6 +60,7 @@ func NewResponder(svc *messaging.Service, nc *natsgo.Conn, cfg Config) (*Respond
 		ghnats.SubjectAPIIdentify: r.identify,
 		ghnats.SubjectAPIGuild:    r.guild,
 		ghnats.SubjectAPIBot:      r.bot,
+		ghnats.SubjectAPIRevoke:   r.revoke,
 		ghnats.SubjectAPIReplay:   r.replay,
 		ghnats.SubjectAPITick:     r.tick,
 	})
@@ -94,10 +99,10 @@ func (r *Responder) bot(ctx context.Context, data []byte) any {
 	if err := json.Unmarshal(data, &req); err != nil {
 		return BotReply{Error: guildhall.ErrInvalidJSON.Remote()}
 	}
-	s, err := r.svc.CreateBot(ctx, req.Name)
+	s, err := r.svc.CreateOwnedBot(ctx, req.Name, req.Owner)
 	if err != nil {
 		return BotReply{Error: r.replyError("create bot", err)}
 	}
-	r.log.Info("bot account created", "name", req.Name, "user_id", s.UserID)
+	r.log.Info("bot account created", "name", req.Name, "user_id", s.UserID, "owner", req.Owner)
 	return BotReply{Token: s.Token, UserID: s.UserID}
 }

@@ -50,7 +50,7 @@ func apiOnBus(t *testing.T) (*testenv.NATS, *messaging.Service) {
 func TestResponderAnswersOnInboxesOnly(t *testing.T) {
 	n, svc := apiOnBus(t)
 	ctx := context.Background()
-	owner, err := svc.Register(ctx, messaging.Credentials{Username: "owner", Password: "password1"})
+	owner, err := svc.Register(ctx, messaging.Credentials{Username: "owner", Password: "correct horse battery"})
 	if err != nil {
 		t.Fatal(err)
 	}

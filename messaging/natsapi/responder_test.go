@@ -69,7 +69,7 @@ func TestResponder(t *testing.T) {
 	}
 	t.Cleanup(r.Close)
 
-	owner, err := svc.Register(ctx, messaging.Credentials{Username: "owner", Password: "password1"})
+	owner, err := svc.Register(ctx, messaging.Credentials{Username: "owner", Password: "correct horse battery"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,7 @@ type env struct {
 	log     *slog.Logger // the code under test's, into the test's output
 	srv     *httptest.Server
 	api     *testenv.REST
+	barrier messaging.ReadBarrier
 
 	mu         sync.Mutex
 	writer     *messaging.Writer
@@ -50,6 +51,8 @@ type envOptions struct {
 	noLocal  bool          // the barrier polls the consumer instead of watching the local writer
 	barrier  time.Duration // barrier timeout; zero means the default
 	noWriter bool
+	logins   messaging.LoginLimits
+	now      func() time.Time // the service's clock; zero means time.Now
 }
 
 type restConfig = rest.Config
@@ -83,13 +86,18 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.barrier = barrier
 	e.svc, err = messaging.NewService(ctx, messaging.Config{
 		Store: store, Conn: nc, JS: js, IDs: guildhall.NewSnowflakeGeneratorForNode(1),
-		Barrier: barrier, Metrics: e.metrics, Logger: e.log, BcryptCost: bcrypt.MinCost,
+		Barrier: barrier, Metrics: e.metrics, Logger: e.log, BcryptCost: bcrypt.MinCost, Logins: o.logins, Now: o.now,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); _ = e.svc.WatchRevocations(watchCtx) }()
+	t.Cleanup(func() { stopWatch(); <-watchDone })
 	resp, err := natsapi.NewResponder(e.svc, nc, natsapi.Config{Logger: e.log})
 	if err != nil {
 		t.Fatal(err)

@@ -337,7 +337,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "invite max_age", method: "POST", path: "/channels/" + f.channel + "/invites", body: map[string]int{"max_age": 604801}, status: 400, code: 50035, field: "max_age"},
 		{name: "invite max_uses", method: "POST", path: "/channels/" + f.channel + "/invites", body: map[string]int{"max_uses": -1}, status: 400, code: 50035, field: "max_uses"},
 		{name: "typing by outsider", method: "POST", path: "/channels/" + f.channel + "/typing", token: "outsider", status: 403, code: 50001},
-		{name: "unknown route", method: "GET", path: "/channels/" + f.channel + "/pins", status: 404, code: 0},
+		{name: "unknown route", method: "GET", path: "/channels/" + f.channel + "/webhooks", status: 404, code: 0},
 		{name: "wrong method", method: "PUT", path: msgs, body: map[string]string{"content": "x"}, status: 405, code: 0},
 	}
 	for _, c := range cases {

@@ -3,12 +3,15 @@ package rest
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"hash/maphash"
 	"math"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
+
+	guildhall "github.com/guildhall/guildhall"
 )
 
 // Limit is a rate limit: at most Requests per Per, in fixed windows that start at
@@ -118,4 +121,16 @@ type rateLimited struct {
 	Message    string  `json:"message"`
 	RetryAfter float64 `json:"retry_after"`
 	Global     bool    `json:"global"`
+}
+
+// writeThrottled answers 429 for a throttled login: Discord's rate-limit body
+// and Retry-After, scoped to the user (the account or the client address).
+func writeThrottled(w http.ResponseWriter, after time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(after.Seconds()))))
+	w.Header().Set("X-RateLimit-Scope", "user")
+	b, _ := json.Marshal(rateLimited{Message: guildhall.ErrRateLimited.Message, RetryAfter: math.Max(0.001, math.Round(after.Seconds()*1000)/1000)})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = w.Write(b)
 }

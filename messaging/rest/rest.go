@@ -166,23 +166,42 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 		{method: "DELETE", path: "/channels/{channel_id}/messages/{message_id}", major: "channel_id", limit: rl, serve: h.deleteMessage},
 		{method: "POST", path: "/channels/{channel_id}/typing", major: "channel_id", limit: rl, serve: h.typing},
 	}
+	routes = append(routes, h.tokenRoutes(rl)...)
+	routes = append(routes, h.communityRoutes(rl)...)
 	api := http.NewServeMux()
-	paths := map[string]bool{}
 	for _, rt := range routes {
 		api.Handle(rt.method+" "+rt.path, h.wrap(rt))
-		if !paths[rt.path] {
-			paths[rt.path] = true
-			api.Handle(rt.path, h.fixed(rt.path, guildhall.ErrMethodNotAllowed))
-		}
 	}
-	api.Handle("/", h.fixed("unknown", guildhall.ErrNotFound))
+	// A path that some route serves with another method answers 405, any other
+	// 404. (Method-less patterns per path would conflict with the routes: a
+	// literal path like members/search against GET members/{user_id}.)
+	notFound := h.fixed("unknown", guildhall.ErrNotFound)
+	api.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := api.Handler(probe); pattern != "/" {
+				_, path, _ := strings.Cut(pattern, " ")
+				h.fixed(path, guildhall.ErrMethodNotAllowed).ServeHTTP(w, r)
+				return
+			}
+		}
+		notFound.ServeHTTP(w, r)
+	}))
 
 	root := http.NewServeMux()
 	for _, v := range []string{"/api/v9", "/api/v10"} {
 		root.Handle(v+"/", http.StripPrefix(v, api))
 	}
 	root.Handle("/", h.fixed("unknown", guildhall.ErrNotFound))
-	return root
+	return served{root, routes}
+}
+
+// served is the handler NewHandler returns; it keeps the route table for the
+// tests that walk every route (export_test.go).
+type served struct {
+	http.Handler
+	routes []route
 }
 
 // statusWriter remembers the status for metrics.
@@ -261,7 +280,14 @@ func (h *handler) wrap(rt route) http.Handler {
 			}
 			key := "r:" + uid + ":" + name
 			if rt.major != "" {
-				key += ":" + truncate(r.PathValue(rt.major), 24)
+				// Keyed by the parsed id: a non-canonical spelling (000<id>, +<id>)
+				// is the resource's 404 here and never a bucket of its own.
+				id, err := pathID(r, rt.major, unknownMajor(rt.major))
+				if err != nil {
+					h.writeError(w, r, err)
+					return
+				}
+				key += ":" + id.String()
 			}
 			if !h.allow(w, key, rt.limit, bucket, now, false) {
 				return
@@ -309,6 +335,11 @@ func (h *handler) allow(w http.ResponseWriter, key string, lim Limit, bucket str
 }
 
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var lt *messaging.LoginThrottledError
+	if errors.As(err, &lt) {
+		writeThrottled(w, lt.RetryAfter)
+		return
+	}
 	var ge *guildhall.Error
 	if !errors.As(err, &ge) {
 		if r.Context().Err() != nil {
@@ -317,6 +348,10 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			h.log.Error("rest: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 			ge = guildhall.ErrInternal
 		}
+	}
+	if ge.RetryAfter != nil { // slowmode: Discord's 429 headers too
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(*ge.RetryAfter))))
+		w.Header().Set("X-RateLimit-Scope", "user")
 	}
 	writeJSON(w, ge.Status, ge)
 }
@@ -400,7 +435,19 @@ func decode(r *http.Request, v any, optional bool) error {
 	return nil
 }
 
-// pathID parses a snowflake path value; anything else is unknown (notFound).
+// unknownMajor is the 404 of a rate limit's major resource.
+func unknownMajor(param string) *guildhall.Error {
+	switch param {
+	case "guild_id":
+		return guildhall.ErrUnknownGuild
+	case "channel_id":
+		return guildhall.ErrUnknownChannel
+	}
+	return guildhall.ErrNotFound
+}
+
+// pathID parses a snowflake path value in its canonical spelling (see
+// guildhall.ParseSnowflake); anything else is unknown (notFound).
 func pathID(r *http.Request, name string, notFound *guildhall.Error) (guildhall.Snowflake, error) {
 	id, err := guildhall.ParseSnowflake(r.PathValue(name))
 	if err != nil || id == 0 {

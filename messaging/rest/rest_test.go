@@ -27,8 +27,8 @@ func TestRegisterLoginAndTokens(t *testing.T) {
 		t.Fatalf("register = %+v; want token and user_id", reg)
 	}
 
-	// The username is taken, case-insensitively.
-	st, raw := e.api.Do(t, "POST", "/auth/register", "", map[string]string{"username": "ALICE", "password": "correct horse battery"}, nil)
+	// The username is taken (usernames are lower case; see TestAccountRules).
+	st, raw := e.api.Do(t, "POST", "/auth/register", "", map[string]string{"username": "alice", "password": "correct horse battery"}, nil)
 	d := wantError(t, st, raw, 400, 50035)
 	if !strings.Contains(string(raw), "USERNAME_ALREADY_TAKEN") {
 		t.Errorf("taken username body = %s; want USERNAME_ALREADY_TAKEN", raw)
@@ -42,7 +42,7 @@ func TestRegisterLoginAndTokens(t *testing.T) {
 		{"long username", strings.Repeat("u", 33), "correct horse battery", "username"},
 		{"control character", "bad\x01name", "correct horse battery", "username"},
 		{"short password", "bob", "1234567", "password"},
-		{"long password", "bob", strings.Repeat("p", 73), "password"},
+		{"long password", "bob", strings.Repeat("p", 257), "password"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			st, raw := e.api.Do(t, "POST", "/auth/register", "", map[string]string{"username": c.username, "password": c.password}, nil)

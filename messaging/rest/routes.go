@@ -151,7 +151,7 @@ func (h *handler) login(r *http.Request, _ guildhall.User) (int, any, error) {
 	if err := decode(r, &b, false); err != nil {
 		return 0, nil, err
 	}
-	s, err := h.svc.Login(r.Context(), messaging.Credentials{Username: b.Username, Password: b.Password})
+	s, err := h.svc.Login(r.Context(), messaging.Credentials{Username: b.Username, Password: b.Password, Addr: clientIP(r)})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -286,10 +286,14 @@ func (h *handler) createChannel(r *http.Request, u guildhall.User) (int, any, er
 	if err := decode(r, &b, false); err != nil {
 		return 0, nil, err
 	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	nc := messaging.NewChannel{
 		Name: b.Name, Type: guildhall.ChannelTypeGuildText, Topic: b.Topic, Position: b.Position,
 		ParentID: b.ParentID, PermissionOverwrites: b.PermissionOverwrites, NSFW: b.NSFW,
-		RateLimitPerUser: b.RateLimitPerUser,
+		RateLimitPerUser: b.RateLimitPerUser, Reason: reason,
 	}
 	if b.Type != nil {
 		nc.Type = *b.Type
@@ -353,7 +357,11 @@ func (h *handler) createInvite(r *http.Request, u guildhall.User) (int, any, err
 	if err := decode(r, &b, true); err != nil {
 		return 0, nil, err
 	}
-	info, err := h.svc.CreateInvite(r.Context(), u, id, messaging.NewInvite{MaxAge: b.MaxAge, MaxUses: b.MaxUses})
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	info, err := h.svc.CreateInvite(r.Context(), u, id, messaging.NewInvite{MaxAge: b.MaxAge, MaxUses: b.MaxUses, Reason: reason})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -472,7 +480,11 @@ func (h *handler) deleteMessage(r *http.Request, u guildhall.User) (int, any, er
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := h.svc.DeleteMessage(r.Context(), u, ch, id); err != nil {
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := h.svc.DeleteMessageReason(r.Context(), u, ch, id, reason); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, nil

@@ -70,6 +70,17 @@ func Run(t *testing.T, open func(t *testing.T) messaging.Store) {
 		{"History", testHistory},
 		{"HistorySparse", testHistorySparse},
 		{"HistoryEmpty", testHistoryEmpty},
+		// accounts.go
+		{"RevokeTokens", testRevokeTokens},
+		{"PasswordAndBots", testPasswordAndBots},
+		// community.go
+		{"Deletes", testDeletes},
+		{"DeleteGuild", testDeleteGuild},
+		{"Bans", testBans},
+		{"GuildInvites", testGuildInvites},
+		{"AuditLog", testAuditLog},
+		{"Pins", testPins},
+		{"PinsOrderFree", testPinsOrderFree},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,6 +223,7 @@ func memberDiff(got, want guildhall.Member) diff {
 	d.eq("JoinedAt", got.JoinedAt.UTC().Format(time.RFC3339Nano), want.JoinedAt.UTC().Format(time.RFC3339Nano))
 	d.eq("Deaf", got.Deaf, want.Deaf)
 	d.eq("Mute", got.Mute, want.Mute)
+	d.eq("CommunicationDisabledUntil", timep(got.CommunicationDisabledUntil), timep(want.CommunicationDisabledUntil))
 	return d
 }
 
@@ -740,12 +752,15 @@ func testMessages(t *testing.T, e *env) {
 	m1 := guildhall.Message{
 		ID: id1, ChannelID: ch, GuildID: g, Author: author, Content: "hello <@" + mentioned.ID.String() + ">",
 		Timestamp: id1.Time(), EditedTimestamp: &edited, TTS: true, MentionEveryone: true,
-		Mentions: []guildhall.User{mentioned}, MentionRoles: []guildhall.Snowflake{g + 1}, Pinned: true, Type: 19, Flags: 4,
+		Mentions: []guildhall.User{mentioned}, MentionRoles: []guildhall.Snowflake{g + 1}, Type: 19, Flags: 4,
 	}
+	// An upsert's Pinned is not stored: pins are PinWrites (testPins).
+	pinnedUpsert := m1
+	pinnedUpsert.Pinned = true
 	m2 := guildhall.Message{ID: id2, ChannelID: ch, GuildID: g, Author: author, Content: "plain", Timestamp: id2.Time()}
 
 	check(t, e.s.ApplyMessages(e.ctx, nil), "ApplyMessages(nil)")
-	check(t, e.s.ApplyMessages(e.ctx, []messaging.MessageWrite{{Seq: 1, Message: m1}, {Seq: 2, Message: m2}}), "ApplyMessages")
+	check(t, e.s.ApplyMessages(e.ctx, []messaging.MessageWrite{{Seq: 1, Message: pinnedUpsert}, {Seq: 2, Message: m2}}), "ApplyMessages")
 	for _, want := range []guildhall.Message{m1, m2} {
 		got, err := e.s.Message(e.ctx, ch, want.ID)
 		check(t, err, "Message(%v, %v)", ch, want.ID)
