@@ -17,7 +17,8 @@ type Metrics struct {
 	// call, or one buffered write by a session's writer): FramesWritten per
 	// SocketWrites is how much the fan-out coalesces, 1 at low load.
 	SocketWrites prometheus.Counter
-	// Fanout is the time to hand one event to every local recipient's outbox.
+	// Fanout is the time to hand one event to every local recipient's outbox (a
+	// batch's time shared among its events).
 	Fanout prometheus.Histogram
 	// SlowConsumers counts sessions cut off because their outbox was full.
 	SlowConsumers prometheus.Counter
@@ -60,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "guildhall_gateway_socket_writes_total", Help: "Writes to sockets that carried frames (frames written per write: how much the fan-out coalesces).",
 		}),
 		Fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "guildhall_gateway_fanout_seconds", Help: "Time to hand one event to every local recipient's outbox.",
+			Name: "guildhall_gateway_fanout_seconds", Help: "Time to hand one event to every local recipient's outbox (a batch's time shared among its events).",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
 		}),
 		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{

@@ -185,8 +185,10 @@ func (o *outbox) sendFrames(frames []*frame, sc *batchScratch) {
 			o.partial = frames[done].wire[n:]
 			done++
 		}
-		o.cfg.metrics.FramesWritten.Add(float64(done))
-		o.cfg.metrics.SocketWrites.Inc()
+		if done > 0 {
+			o.cfg.metrics.FramesWritten.Add(float64(done))
+			o.cfg.metrics.SocketWrites.Inc()
+		}
 		frames = frames[done:]
 		if len(frames) == 0 && o.partial == nil {
 			return
@@ -197,6 +199,9 @@ func (o *outbox) sendFrames(frames []*frame, sc *batchScratch) {
 		return
 	}
 	o.queue = append(o.queue, frames...)
+	for _, f := range frames {
+		o.closed = o.closed || f.closeAfter // as pushLocked: nothing after a close frame
+	}
 	if !o.writing {
 		o.writing = true
 		go o.startWriter()
