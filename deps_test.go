@@ -41,6 +41,7 @@ var forbidden = map[string][]string{
 	"registry":            {"/messaging", "/gateway", "/presence", "/cmd", bbolt, gocql},
 	"presence":            {"/messaging", "/gateway", "/cmd", bbolt, gocql},
 	"gateway":             {"/messaging", "/cmd", bbolt, gocql},
+	"gateway/etf":         {"/"}, // a codec: the standard library only
 	"web":                 {"/"}, // the browser client talks to the server as any client: over HTTP only
 }
 

@@ -24,6 +24,12 @@ const (
 	EventMessageDelete     = "MESSAGE_DELETE"
 	EventTypingStart       = "TYPING_START"
 	EventPresenceUpdate    = "PRESENCE_UPDATE"
+
+	EventMessageReactionAdd         = "MESSAGE_REACTION_ADD"
+	EventMessageReactionRemove      = "MESSAGE_REACTION_REMOVE"
+	EventMessageReactionRemoveAll   = "MESSAGE_REACTION_REMOVE_ALL"
+	EventMessageReactionRemoveEmoji = "MESSAGE_REACTION_REMOVE_EMOJI"
+	EventMessageAck                 = "MESSAGE_ACK"
 )
 
 // Event is one change as it travels from the api to the stream and from there to
@@ -46,6 +52,13 @@ type Event struct {
 	Requires Permissions
 	// Pin is set on CHANNEL_PINS_UPDATE for the Writer (see MessagePin).
 	Pin *MessagePin
+	// Mentions are the users a MESSAGE_CREATE or MESSAGE_UPDATE mentions: they
+	// receive its content whatever their intents, as on Discord.
+	Mentions []Snowflake
+	// Attachments are the files of the messages a MESSAGE_DELETE or
+	// MESSAGE_DELETE_BULK deletes: the Writer deletes them once the deletes are
+	// stored.
+	Attachments []Snowflake
 }
 
 // MessageDelete is the payload of MESSAGE_DELETE.

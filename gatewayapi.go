@@ -52,7 +52,12 @@ type IdentifyReply struct {
 	User    User         `json:"user"`
 	Guilds  []GuildState `json:"guilds"`
 	Members []Member     `json:"members"`
-	Error   *RemoteError `json:"error,omitempty"`
+	// PrivateChannels are the user's DMs as the user sees them, and ReadStates
+	// how far the user has read each channel (READY's private_channels and
+	// read_state).
+	PrivateChannels []PrivateChannel `json:"private_channels,omitempty"`
+	ReadStates      []ReadState      `json:"read_states,omitempty"`
+	Error           *RemoteError     `json:"error,omitempty"`
 }
 
 // GuildRequest asks for a guild's current state, and optionally one user's

@@ -32,8 +32,9 @@ type StateChange struct {
 }
 
 // Apply updates the state with one of the guild's events, in stream order, and
-// says what else it changed. Events that change no state (messages, pins,
-// invites) return a zero StateChange unless they name an unknown channel. A
+// says what else it changed. Events that change no state besides a channel's
+// last message id (messages, pins, invites) return a zero StateChange unless
+// they name an unknown channel. A
 // payload that does not decode changes nothing.
 func (g *GuildState) Apply(ev Event) StateChange {
 	var c StateChange
@@ -41,8 +42,18 @@ func (g *GuildState) Apply(ev Event) StateChange {
 	case EventChannelCreate, EventChannelUpdate:
 		var ch Channel
 		if json.Unmarshal(ev.Data, &ch) == nil && ch.ID != 0 {
+			if old, ok := g.Channel(ch.ID); ok && ch.LastMessageID == nil {
+				ch.LastMessageID = old.LastMessageID // an update does not forget it
+			}
 			g.setChannel(ch)
 			c.Access = true
+		}
+		return c
+	case EventMessageCreate:
+		// The channel's last_message_id, for the GUILD_CREATE of those who join
+		// later. Visibility does not depend on it: no Access change.
+		if !g.lastMessage(ev.ChannelID, messageID(ev.Data)) && ev.ChannelID != 0 {
+			c.Unknown = true
 		}
 		return c
 	case EventChannelDelete:
@@ -115,6 +126,45 @@ func (g *GuildState) Apply(ev Event) StateChange {
 		}
 	}
 	return c
+}
+
+// lastMessage raises a channel's LastMessageID to id; false when the state has
+// no such channel.
+func (g *GuildState) lastMessage(channel, id Snowflake) bool {
+	for i := range g.Channels {
+		c := &g.Channels[i]
+		if c.ID == channel {
+			if id != 0 && (c.LastMessageID == nil || *c.LastMessageID < id) {
+				c.LastMessageID = &id
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// messageID reads a message payload's id without decoding it all (this runs
+// for every message of a guild): the api encodes Message, whose id comes
+// first; anything else is decoded.
+func messageID(data []byte) Snowflake {
+	const prefix = `{"id":"`
+	if len(data) > len(prefix) && string(data[:len(prefix)]) == prefix {
+		var id Snowflake
+		for _, c := range data[len(prefix):] {
+			if c == '"' {
+				return id
+			}
+			if c < '0' || c > '9' {
+				break
+			}
+			id = id*10 + Snowflake(c-'0')
+		}
+	}
+	var m struct {
+		ID Snowflake `json:"id"`
+	}
+	_ = json.Unmarshal(data, &m)
+	return m.ID
 }
 
 // setChannel inserts or replaces a channel.

@@ -104,9 +104,34 @@ func TestGuildStateApply(t *testing.T) {
 	if c := apply(ev(t, guildhall.EventGuildBanRemove, 0, guildhall.GuildBanEvent{GuildID: g, User: guildhall.User{ID: 300}})); c.Unbanned != 300 {
 		t.Errorf("GUILD_BAN_REMOVE: %+v", c)
 	}
-	// Events that change no state; an unknown channel is reported.
+	// Events that change no state besides a channel's last message id; an
+	// unknown channel is reported.
 	if c := apply(ev(t, guildhall.EventMessageCreate, 10, guildhall.Message{ID: 5})); c != (guildhall.StateChange{}) {
 		t.Errorf("MESSAGE_CREATE changed %+v", c)
+	}
+	lastOf := func(ch guildhall.Snowflake) guildhall.Snowflake {
+		c, _ := st.Channel(ch)
+		if c.LastMessageID == nil {
+			return 0
+		}
+		return *c.LastMessageID
+	}
+	if got := lastOf(10); got != 5 {
+		t.Errorf("last_message_id after MESSAGE_CREATE 5 = %d; want 5", got)
+	}
+	apply(ev(t, guildhall.EventMessageCreate, 10, guildhall.Message{ID: 4})) // an older id (a redelivery)
+	if got := lastOf(10); got != 5 {
+		t.Errorf("last_message_id after an older MESSAGE_CREATE = %d; want 5", got)
+	}
+	// The id not first in the payload: decoded the slow way.
+	apply(guildhall.Event{Type: guildhall.EventMessageCreate, GuildID: g, ChannelID: 10, Data: []byte(`{"channel_id":"10","id":"42"}`)})
+	if got := lastOf(10); got != 42 {
+		t.Errorf("last_message_id after MESSAGE_CREATE {channel_id, id: 42} = %d; want 42", got)
+	}
+	// A channel update (which does not carry it) keeps it.
+	apply(ev(t, guildhall.EventChannelUpdate, 10, guildhall.Channel{ID: 10, GuildID: g, Name: "renamed"}))
+	if got := lastOf(10); got != 42 {
+		t.Errorf("last_message_id after CHANNEL_UPDATE = %d; want 42 kept", got)
 	}
 	if c := apply(ev(t, guildhall.EventMessageCreate, 99, guildhall.Message{ID: 5})); !c.Unknown {
 		t.Errorf("an event of an unknown channel: Unknown = false")

@@ -38,14 +38,19 @@ func (i Intents) Valid() bool { return i >= 0 && i&^IntentsAll == 0 }
 
 // EventIntent is the intent a session needs to receive a dispatch of type t; inGuild
 // tells guild events from direct-message ones. Zero means none is needed: READY,
-// RESUMED, GUILD_MEMBERS_CHUNK (an answer to the session's own request), and types
-// no intent governs.
+// RESUMED, GUILD_MEMBERS_CHUNK (an answer to the session's own request),
+// MESSAGE_ACK and a DM's CHANNEL_CREATE (the user's own), and types no intent
+// governs.
 func EventIntent(t string, inGuild bool) Intents {
 	switch t {
 	case EventGuildCreate, EventGuildUpdate, EventGuildDelete,
-		EventGuildRoleCreate, EventGuildRoleUpdate, EventGuildRoleDelete,
-		EventChannelCreate, EventChannelUpdate, EventChannelDelete:
+		EventGuildRoleCreate, EventGuildRoleUpdate, EventGuildRoleDelete:
 		return IntentGuilds
+	case EventChannelCreate, EventChannelUpdate, EventChannelDelete:
+		if inGuild {
+			return IntentGuilds
+		}
+		return 0 // a DM channel opened: its participants' own business
 	case EventGuildMemberAdd, EventGuildMemberUpdate, EventGuildMemberRemove:
 		return IntentGuildMembers
 	case EventGuildBanAdd, EventGuildBanRemove:
@@ -69,6 +74,12 @@ func EventIntent(t string, inGuild bool) Intents {
 		return IntentDirectMessageTyping
 	case EventPresenceUpdate:
 		return IntentGuildPresences
+	case EventMessageReactionAdd, EventMessageReactionRemove,
+		EventMessageReactionRemoveAll, EventMessageReactionRemoveEmoji:
+		if inGuild {
+			return IntentGuildMessageReactions
+		}
+		return IntentDirectMessageReactions
 	}
 	return 0
 }

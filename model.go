@@ -59,6 +59,9 @@ type Channel struct {
 	PermissionOverwrites []PermissionOverwrite `json:"permission_overwrites"`
 	NSFW                 bool                  `json:"nsfw"`
 	RateLimitPerUser     int                   `json:"rate_limit_per_user"`
+	// LastMessageID is the newest message ever sent to the channel (it may be
+	// deleted since); kept by the store, filled in when the channel is read.
+	LastMessageID *Snowflake `json:"last_message_id,omitempty"`
 }
 
 // SortChannels orders channels as Discord lists them: by position, then by id.
@@ -99,27 +102,31 @@ type Member struct {
 
 // Message is a chat message in Discord's JSON shape.
 type Message struct {
-	ID               Snowflake   `json:"id"`
-	ChannelID        Snowflake   `json:"channel_id"`
-	GuildID          Snowflake   `json:"guild_id,omitempty"`
-	Author           User        `json:"author"`
-	Content          string      `json:"content"`
-	Timestamp        time.Time   `json:"timestamp"`
-	EditedTimestamp  *time.Time  `json:"edited_timestamp"`
-	TTS              bool        `json:"tts"`
-	MentionEveryone  bool        `json:"mention_everyone"`
-	Mentions         []User      `json:"mentions"`
-	MentionRoles     []Snowflake `json:"mention_roles"`
-	Attachments      []struct{}  `json:"attachments"`
-	Embeds           []struct{}  `json:"embeds"`
-	Pinned           bool        `json:"pinned"`
-	Type             int         `json:"type"`
-	Nonce            any         `json:"nonce,omitempty"`
-	Flags            int         `json:"flags"`
-	Components       []struct{}  `json:"components"`
-	Reactions        []struct{}  `json:"reactions,omitempty"`
-	Member           *Member     `json:"member,omitempty"`
-	MessageReference *struct{}   `json:"message_reference,omitempty"`
+	ID               Snowflake         `json:"id"`
+	ChannelID        Snowflake         `json:"channel_id"`
+	GuildID          Snowflake         `json:"guild_id,omitempty"`
+	Author           User              `json:"author"`
+	Content          string            `json:"content"`
+	Timestamp        time.Time         `json:"timestamp"`
+	EditedTimestamp  *time.Time        `json:"edited_timestamp"`
+	TTS              bool              `json:"tts"`
+	MentionEveryone  bool              `json:"mention_everyone"`
+	Mentions         []User            `json:"mentions"`
+	MentionRoles     []Snowflake       `json:"mention_roles"`
+	Attachments      []Attachment      `json:"attachments"`
+	Embeds           []Embed           `json:"embeds"`
+	Pinned           bool              `json:"pinned"`
+	Type             int               `json:"type"`
+	Nonce            any               `json:"nonce,omitempty"`
+	Flags            int               `json:"flags"`
+	Components       []struct{}        `json:"components"`
+	Reactions        []Reaction        `json:"reactions,omitempty"`
+	Member           *Member           `json:"member,omitempty"`
+	MessageReference *MessageReference `json:"message_reference,omitempty"`
+	// ReferencedMessage is the message a reply answers (type MessageTypeReply),
+	// without its own referenced message; nil once it was deleted (null on the
+	// wire, see MarshalJSON).
+	ReferencedMessage *Message `json:"referenced_message,omitempty"`
 }
 
 // MaxMessageContent is Discord's limit on message content, in characters.

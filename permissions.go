@@ -21,6 +21,8 @@ const (
 	PermViewChannel         Permissions = 1 << 10
 	PermSendMessages        Permissions = 1 << 11
 	PermManageMessages      Permissions = 1 << 13
+	PermEmbedLinks          Permissions = 1 << 14
+	PermAttachFiles         Permissions = 1 << 15
 	PermReadMessageHistory  Permissions = 1 << 16
 	PermMentionEveryone     Permissions = 1 << 17
 	PermChangeNickname      Permissions = 1 << 26
@@ -33,10 +35,11 @@ const (
 )
 
 // DefaultEveryonePermissions is what the @everyone role of a new guild allows:
-// members see channels, read history, send messages and invite others. Creating
-// channels and managing others' messages stay with the owner.
+// members see channels, read history, send messages with links and files, react
+// and invite others. Creating channels, managing others' messages and mentioning
+// everyone stay with the owner.
 const DefaultEveryonePermissions = PermViewChannel | PermSendMessages | PermReadMessageHistory |
-	PermCreateInstantInvite | PermAddReactions
+	PermCreateInstantInvite | PermAddReactions | PermEmbedLinks | PermAttachFiles
 
 // Has reports whether every bit of q is set.
 func (p Permissions) Has(q Permissions) bool { return p&q == q }

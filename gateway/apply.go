@@ -107,7 +107,8 @@ func (p *pump) closeRoom(r *room) {
 }
 
 // applyUser handles an event for one user's sessions: joining a guild
-// (GUILD_CREATE), leaving one (GUILD_DELETE).
+// (GUILD_CREATE), leaving one (GUILD_DELETE), and everything of the user's DMs
+// (see package messaging), which go to the sessions as they are.
 func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 	p.flush()
 	p.advance(seq)
@@ -120,7 +121,7 @@ func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 		state := guildhall.GuildState{Guild: gc.Guild, Channels: gc.Channels, Roles: gc.Roles}
 		self := gc.Members[0]
 		for _, s := range u.sessions {
-			if _, ok := s.guilds[gc.ID]; ok {
+			if _, ok := s.guilds[gc.ID]; ok || !s.shard.ownsGuild(gc.ID) {
 				continue
 			}
 			_, existed := p.rooms[gc.ID]
@@ -149,7 +150,11 @@ func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
 			}
 		}
 	}
+	guild := eventGuild(ev)
 	for _, s := range u.sessions {
+		if !s.shard.ownsEvent(guild) {
+			continue
+		}
 		if f := d.frameFor(s); f != nil {
 			s.send(f)
 		}

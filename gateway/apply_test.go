@@ -77,7 +77,7 @@ func testRoom(t *testing.T) (*pump, *room, map[guildhall.Snowflake]*recordConn, 
 	sessions := map[guildhall.Snowflake]*Session{}
 	for _, uid := range []guildhall.Snowflake{tOwner, tAlice, tBob} {
 		c := &recordConn{}
-		s := newSession(net.Conn(c), false, cfg.outbox())
+		s := newSession(net.Conn(c), wireFormat{}, cfg.outbox())
 		s.user = guildhall.User{ID: uid}
 		s.intents = guildhall.IntentsAll
 		var roles []guildhall.Snowflake
@@ -210,7 +210,7 @@ func TestAttachAppliesNotes(t *testing.T) {
 	p.apply(r, 6, event(t, guildhall.EventGuildMemberRemove, 0, guildhall.GuildMemberRemove{GuildID: tGuild, User: guildhall.User{ID: 51}}))
 	cfg := Config{}.withDefaults()
 	newcomer := func(uid guildhall.Snowflake) *Session {
-		s := newSession(net.Conn(&recordConn{}), false, cfg.outbox())
+		s := newSession(net.Conn(&recordConn{}), wireFormat{}, cfg.outbox())
 		s.user = guildhall.User{ID: uid}
 		p.users[uid] = &userRoom{} // no NATS subscription in this test
 		t.Cleanup(func() { s.close(CloseUnknownError, "test over") })

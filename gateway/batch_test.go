@@ -150,7 +150,7 @@ func twoRooms(t *testing.T, cfg Config) (*pump, []net.Conn) {
 	m := &membership{}
 	both.guilds[b.id] = m
 	b.add(both, m)
-	only := newSession(servers[2], false, cfg.outbox())
+	only := newSession(servers[2], wireFormat{}, cfg.outbox())
 	only.user = guildhall.User{ID: 99}
 	only.intents = guildhall.IntentsAll
 	m = &membership{}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/guildhall/guildhall/gateway/etf"
 	"github.com/lxzan/gws"
 )
 
@@ -32,7 +33,7 @@ func (h *handler) OnOpen(c *gws.Conn) {
 		return
 	}
 	if s.badEncoding {
-		s.close(CloseDecodeError, "Invalid encoding: only json is supported")
+		s.close(CloseDecodeError, "Invalid encoding: json or etf")
 		return
 	}
 	d, _ := json.Marshal(helloData{HeartbeatInterval: h.g.cfg.HeartbeatInterval.Milliseconds()})
@@ -83,8 +84,20 @@ func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {
 		s.close(CloseRateLimited, "You are sending payloads too quickly")
 		return
 	}
+	want := gws.OpcodeText
+	if s.etf {
+		// An ETF client's term, read as the JSON it stands for.
+		want = gws.OpcodeBinary
+		if msg.Opcode == want {
+			var err error
+			if b, err = etf.DecodeClient(b); err != nil {
+				s.close(CloseDecodeError, "Error while decoding payload")
+				return
+			}
+		}
+	}
 	var f clientFrame
-	if msg.Opcode != gws.OpcodeText || json.Unmarshal(b, &f) != nil || f.Op == nil {
+	if msg.Opcode != want || json.Unmarshal(b, &f) != nil || f.Op == nil {
 		s.close(CloseDecodeError, "Error while decoding payload")
 		return
 	}

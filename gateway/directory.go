@@ -166,7 +166,7 @@ func (d *directory) started(s *Session) error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
 	defer cancel()
 	intents := s.intents
-	e := registry.Session{ID: s.id, UserID: s.user.ID, Node: d.node, Inc: d.heartbeat.Inc(), Seq: d.watermark.current(), Intents: &intents}
+	e := registry.Session{ID: s.id, UserID: s.user.ID, Node: d.node, Inc: d.heartbeat.Inc(), Seq: d.watermark.current(), Intents: &intents, Shard: s.shard.array()}
 	rev, err := d.registry.Put(ctx, e)
 	if err != nil {
 		d.log.Warn("registry put", "session", s.id, "err", err)

@@ -1,5 +1,5 @@
 // Package gateway is Guildhall's WebSocket tier. It speaks Discord's gateway protocol
-// (v9/v10, JSON) over github.com/lxzan/gws and delivers guild events to sessions.
+// (v9/v10, JSON or ETF) over github.com/lxzan/gws and delivers guild events to sessions.
 //
 // Reading order for a newcomer:
 //
@@ -11,12 +11,17 @@
 //	revocations.go  revoked tokens' sessions closed with 4004 (and caught up from
 //	              the stream after a NATS reconnect)
 //	identify.go   op 2: token, session start limits, registry entry, READY at the cut
+//	shard.go      shards as Discord's ([i, n]: (guild_id >> 22) % n), Bot tokens
+//	encoding.go   what a connection asks for in its URL: json or etf, zlib-stream
+//	              or zstd-stream (package etf is the ETF codec)
 //	session.go    a session: who it is, its outbox, its memberships
 //	outbox.go     a session's write path: the direct write (or writev, for a
 //	              batch), the writer goroutine that coalesces pending frames into
-//	              one writev, frames held during a resume, zlib, slow consumers
-//	              cut off
-//	frame.go      WebSocket frames, built once per event and shared
+//	              one writev, frames held during a resume, the variant of each
+//	              frame the connection needs (ETF, payload compression), zlib and
+//	              zstd streams, slow consumers cut off
+//	frame.go      WebSocket frames, built once per event and shared (the ETF
+//	              and payload-compressed variants too, by their first recipient)
 //	intents.go    which frame of an event each session gets (intents, MESSAGE_CONTENT)
 //
 // The fan-out path: one goroutine, the pump, owns every room.
@@ -66,10 +71,26 @@
 // GUILD_CREATE at identify, typing, member list chunks) carry the session's
 // current s without advancing it.
 //
+// Encodings: an event is framed once in JSON; its ETF frame, and its frame with
+// payload compression (IDENTIFY compress: true), are built from that by the first
+// session that needs one and shared by the others (frame.etfFrame,
+// frame.zlibFrame), so they go out by direct writes too. A session is first given
+// its frame (full or content-less, see Intents), then that frame's variant, so
+// the MESSAGE_CONTENT rules hold in every encoding. Transport compression
+// (zlib-stream, zstd-stream) is one stream per connection, applied by the
+// session's writer.
+//
 // Intents: a session receives only the dispatches its IDENTIFY intents ask for
-// (guildhall.EventIntent), and without MESSAGE_CONTENT gets other users' messages
-// with their content emptied. Each event is framed at most twice (full and
-// content-less, the latter only if some recipient needs it), and the choice per
-// recipient is a bit test. Resumes keep the intents (registry entry) and the
-// replays apply the same choice.
+// (guildhall.EventIntent), and without MESSAGE_CONTENT gets other users' guild
+// messages with their content emptied, unless they mention it (Event.Mentions).
+// Each event is framed at most twice (full and content-less, the latter only if
+// some recipient needs it), and the choice per recipient is a bit test (and a
+// look through the message's mentions for a session without MESSAGE_CONTENT).
+//
+// Direct messages have no room: their events come on each participant's user
+// subject (see package messaging), so they reach a session live, at its cut and
+// in its replays like any user event; typing in a DM comes on the user's
+// ephemeral subject. Like every event without a guild they go to shard 0 alone
+// (shard.go). Resumes keep the intents (registry entry) and the replays apply
+// the same choice.
 package gateway

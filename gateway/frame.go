@@ -1,8 +1,13 @@
 package gateway
 
 import (
+	"bytes"
+	"compress/zlib"
 	"encoding/binary"
 	"strconv"
+	"sync/atomic"
+
+	"github.com/guildhall/guildhall/gateway/etf"
 )
 
 // frame is one outgoing payload, framed for the WebSocket once and shared by every
@@ -16,6 +21,17 @@ type frame struct {
 	payload []byte
 	// closeAfter makes the writer close the connection once this frame is written.
 	closeAfter bool
+	// data: a gateway payload (JSON, or ETF in an etf variant), not a WebSocket
+	// control frame; transport compression and the encoding apply to it.
+	data bool
+	// dispatch: op 0, to which payload compression applies.
+	dispatch bool
+	// etf is the same payload in ETF for encoding=etf sessions, built by the
+	// first such recipient and shared by the others (etfFrame).
+	etf atomic.Pointer[frame]
+	// zlib is the payload as its own zlib stream for sessions that asked for
+	// payload compression, built and shared the same way (zlibFrame).
+	zlib atomic.Pointer[frame]
 }
 
 const (
@@ -68,7 +84,9 @@ func dispatchFrame(t string, s uint64, d []byte) *frame {
 	b = append(b, `,"d":`...)
 	b = append(b, d...)
 	b = append(b, '}')
-	return finishFrame(b, wsOpText)
+	f := finishFrame(b, wsOpText)
+	f.data, f.dispatch = true, true
+	return f
 }
 
 // opFrame frames {"op":OP,"d":D} for payloads that are not dispatches.
@@ -79,7 +97,61 @@ func opFrame(op int, d []byte) *frame {
 	b = append(b, `,"d":`...)
 	b = append(b, d...)
 	b = append(b, '}')
-	return finishFrame(b, wsOpText)
+	f := finishFrame(b, wsOpText)
+	f.data = true
+	return f
+}
+
+// etfFrame is f's payload in ETF as a binary frame, built once per frame
+// whoever asks first (several fan-out parts may race to build it: one result is
+// kept); nil if f is not a payload or its JSON does not convert (then an ETF
+// session gets nothing rather than JSON it cannot read).
+func (f *frame) etfFrame() *frame {
+	if e := f.etf.Load(); e != nil {
+		return e.orNil()
+	}
+	e := noETF
+	if f.data {
+		b := frameBuf(len(f.payload))
+		if out, err := etf.Encode(b, f.payload); err == nil {
+			e = finishFrame(out, wsOpBin)
+			e.data, e.dispatch = true, f.dispatch
+		}
+	}
+	if !f.etf.CompareAndSwap(nil, e) {
+		e = f.etf.Load()
+	}
+	return e.orNil()
+}
+
+// zlibFrame is f's payload compressed on its own (payload compression, IDENTIFY
+// compress: true) as a binary frame, built once per frame whoever asks first.
+func (f *frame) zlibFrame() *frame {
+	if z := f.zlib.Load(); z != nil {
+		return z
+	}
+	var b bytes.Buffer
+	zw := zlib.NewWriter(&b)
+	_, _ = zw.Write(f.payload)
+	_ = zw.Close()
+	out := frameBuf(b.Len())
+	out = append(out, b.Bytes()...)
+	z := finishFrame(out, wsOpBin)
+	z.data, z.dispatch = true, f.dispatch
+	if !f.zlib.CompareAndSwap(nil, z) {
+		z = f.zlib.Load()
+	}
+	return z
+}
+
+// noETF marks a frame with no ETF variant.
+var noETF = &frame{}
+
+func (f *frame) orNil() *frame {
+	if f == noETF {
+		return nil
+	}
+	return f
 }
 
 // closeFrame is a WebSocket close frame with a code and a reason; the writer closes

@@ -273,7 +273,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.addrs.release(addr)
 		return
 	}
-	s := newSession(conn.NetConn(), q.Get("compress") == "zlib-stream", g.cfg.outbox())
+	format, formatOK := parseWireFormat(q)
+	s := newSession(conn.NetConn(), format, g.cfg.outbox())
+	s.badEncoding, s.etf = !formatOK, format.etf
 	s.lim.addr = addr
 	s.resumeURL = g.cfg.PublicURL
 	if s.resumeURL == "" {
@@ -284,9 +286,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "", "9", "10":
 	default:
 		s.badVersion = true
-	}
-	if e := q.Get("encoding"); e != "" && e != "json" {
-		s.badEncoding = true
 	}
 	go conn.ReadLoop()
 }

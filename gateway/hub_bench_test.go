@@ -47,6 +47,12 @@ const benchChannel = guildhall.Snowflake(1001)
 // benchRoom builds a pump with one room of the sessions on conns, in a guild
 // where @everyone may view its one text channel.
 func benchRoom(conns []net.Conn, cfg Config) (*pump, *room) {
+	return benchRoomFormats(conns, cfg, func(int) wireFormat { return wireFormat{} })
+}
+
+// benchRoomFormats is benchRoom with session i's encoding and compression
+// format(i).
+func benchRoomFormats(conns []net.Conn, cfg Config, format func(i int) wireFormat) (*pump, *room) {
 	cfg = cfg.withDefaults()
 	// The pump's maps and nothing else: no NATS subscription is taken.
 	p := &pump{rooms: map[guildhall.Snowflake]*room{}, users: map[guildhall.Snowflake]*userRoom{}, metrics: cfg.Metrics, log: cfg.Logger}
@@ -58,7 +64,7 @@ func benchRoom(conns []net.Conn, cfg Config) (*pump, *room) {
 	r := &room{id: benchGuild, state: state}
 	p.rooms[r.id] = r
 	for i, c := range conns {
-		s := newSession(c, false, cfg.outbox())
+		s := newSession(c, format(i), cfg.outbox())
 		s.user = guildhall.User{ID: guildhall.Snowflake(10 + i)}
 		s.intents = guildhall.IntentsAll
 		m := &membership{roles: nil}
@@ -70,7 +76,10 @@ func benchRoom(conns []net.Conn, cfg Config) (*pump, *room) {
 
 func benchEvent() guildhall.Event {
 	d := []byte(`{"id":"1300000000000000000","channel_id":"1001","guild_id":"1000","author":{"id":"12","username":"poster","discriminator":"0","global_name":null,"avatar":null,"bot":true},"content":"ghb:1:1700000000000000000: the quick brown fox jumps over the lazy dog","timestamp":"2026-01-01T00:00:00.000Z","edited_timestamp":null,"tts":false,"mention_everyone":false,"mentions":[],"mention_roles":[],"attachments":[],"embeds":[],"pinned":false,"type":0}`)
-	return guildhall.Event{Type: guildhall.EventMessageCreate, GuildID: benchGuild, ChannelID: benchChannel, Data: d}
+	// Two mentioned users, as the api lists them (Event.Mentions): the fan-out
+	// with mention parsing on.
+	return guildhall.Event{Type: guildhall.EventMessageCreate, GuildID: benchGuild, ChannelID: benchChannel, Data: d,
+		Mentions: []guildhall.Snowflake{12, 13}}
 }
 
 func waitFor(n *atomic.Int64, want int64) {

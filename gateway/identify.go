@@ -26,6 +26,13 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 		s.close(CloseInvalidIntents, "Invalid intent(s)")
 		return
 	}
+	shard, ok := parseShard(d.Shard)
+	if !ok {
+		g.metrics.Identifies.WithLabelValues("invalid_shard").Inc()
+		s.close(CloseInvalidShard, "Invalid shard")
+		return
+	}
+	d.Token = bareToken(d.Token)
 	if d.Token == "" {
 		g.metrics.Identifies.WithLabelValues("auth_failed").Inc()
 		s.close(CloseAuthenticationFailed, "Authentication failed")
@@ -59,17 +66,22 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 		s.close(CloseAuthenticationFailed, "Authentication failed")
 		return
 	}
-	shard := -1
-	if len(d.Shard) == 2 {
-		shard = d.Shard[0]
+	// A sharded session starts in its shard's bucket (shard_id %
+	// max_concurrency); an unsharded one ([0, 1] or none) in any free bucket.
+	limiterShard := -1
+	if shard.sharded() {
+		limiterShard = shard.id
 	}
-	if !g.allowStart(s, rep.User.ID, shard) {
+	if !g.allowStart(s, rep.User.ID, limiterShard) {
 		return
 	}
 	s.user = rep.User
 	s.tokenHash = guildhall.TokenHash(d.Token)
 	s.id = randomHex(16)
 	s.intents = intents
+	s.shard = shard
+	// READY lists, and the session joins, only the guilds of its shard.
+	rep.Guilds, rep.Members = shard.filterGuilds(rep.Guilds, rep.Members)
 	s.out.compressPayloads(d.Compress)
 	// The registry entry exists before READY: a client that got a session id can
 	// always resume it, even if this gateway dies the next moment.
@@ -81,7 +93,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	cctx, ccancel := g.opContext()
 	defer ccancel()
 	// READY and the GUILD_CREATEs are queued at the cut, before any live frame.
-	if _, err := g.pump.joinIdentified(cctx, s, rep.Guilds, rep.Members, since, readyPayload(s, rep, d.Shard), g.counts); err != nil {
+	if _, err := g.pump.joinIdentified(cctx, s, rep.Guilds, rep.Members, since, readyPayload(s, rep), g.counts); err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
 		// The client got no READY, so no session id: nothing can resume this.
 		ectx, ecancel := g.opContext()
@@ -145,17 +157,23 @@ func (g *Gateway) identifySlot() bool {
 	}
 }
 
-func readyPayload(s *Session, rep guildhall.IdentifyReply, shard []int) []byte {
+func readyPayload(s *Session, rep guildhall.IdentifyReply) []byte {
 	ready := readyData{
 		V: 10, User: rep.User, SessionID: s.id, SessionType: "normal",
 		ResumeGatewayURL: s.resumeURL,
 		Guilds:           make([]unavailableGuild, len(rep.Guilds)),
 		Application:      readyApplication{ID: rep.User.ID},
-		PrivateChannels:  []struct{}{}, Relationships: []struct{}{}, Presences: []struct{}{},
+		PrivateChannels:  rep.PrivateChannels, Relationships: []struct{}{}, Presences: []struct{}{},
+		ReadState: readState{Entries: rep.ReadStates},
 	}
-	if len(shard) == 2 {
-		ready.Shard = shard
+	if ready.PrivateChannels == nil || !s.shard.ownsGuildless() {
+		// DMs are shard 0's, their channels with them (shard.go).
+		ready.PrivateChannels = []guildhall.PrivateChannel{}
 	}
+	if ready.ReadState.Entries == nil {
+		ready.ReadState.Entries = []guildhall.ReadState{}
+	}
+	ready.Shard = s.shard.array()
 	for i, st := range rep.Guilds {
 		ready.Guilds[i] = unavailableGuild{ID: st.Guild.ID, Unavailable: true}
 	}

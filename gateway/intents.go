@@ -12,13 +12,17 @@ import (
 // each session gets: nothing (its intents lack need), the full frame, or, for a
 // session without MESSAGE_CONTENT, the event with its content blanked. Both frames
 // are built once per event and shared; the blanked one only when some recipient
-// needs it. Choosing costs a bit test and a comparison per recipient, no allocation.
+// needs it. Choosing costs a bit test per recipient with MESSAGE_CONTENT, and for
+// one without it a comparison and a look through the message's mentions (most
+// have none), no allocation.
 type dispatch struct {
 	full *frame
 	need guildhall.Intents // 0: every session receives it
-	// author is the message's author when the event carries message content
-	// (0 otherwise): the author's own sessions always see it.
-	author guildhall.Snowflake
+	// author is the message's author when the event carries message content of
+	// a guild channel (0 otherwise, DMs included): the author's own sessions
+	// always see it, and so do the users it mentions.
+	author   guildhall.Snowflake
+	mentions []guildhall.Snowflake
 
 	t    string
 	seq  uint64
@@ -39,8 +43,10 @@ func newDispatch(ev guildhall.Event, seq uint64) *dispatch {
 		need: guildhall.EventIntent(ev.Type, ev.GuildID != 0),
 		t:    ev.Type, seq: seq, data: ev.Data,
 	}
-	if guildhall.CarriesContent(ev.Type) {
-		d.author = ev.UserID
+	// A DM's content goes to its participants whatever their intents, as on
+	// Discord: only guild messages are blanked.
+	if guildhall.CarriesContent(ev.Type) && ev.GuildID != 0 {
+		d.author, d.mentions = ev.UserID, ev.Mentions
 		if d.author == 0 {
 			d.author = ^guildhall.Snowflake(0) // unknown author: nobody's own
 		}
@@ -50,13 +56,13 @@ func newDispatch(ev guildhall.Event, seq uint64) *dispatch {
 
 // frameFor is the frame s receives, nil for none. Safe from any goroutine.
 //
-// Guildhall has no DMs and does not parse mentions yet, so of Discord's exemptions
-// from MESSAGE_CONTENT only the author's own messages apply.
+// Of Discord's exemptions from MESSAGE_CONTENT: the author's own messages,
+// messages that mention the session's user, and DMs.
 func (d *dispatch) frameFor(s *Session) *frame {
 	if s.intents&d.need != d.need {
 		return nil
 	}
-	if d.author == 0 || s.intents&guildhall.IntentMessageContent != 0 || s.user.ID == d.author {
+	if d.author == 0 || s.intents&guildhall.IntentMessageContent != 0 || s.user.ID == d.author || d.mentioned(s.user.ID) {
 		return d.full
 	}
 	f := d.contentOK.Load()
@@ -67,6 +73,16 @@ func (d *dispatch) frameFor(s *Session) *frame {
 		return nil
 	}
 	return f
+}
+
+// mentioned reports whether the message mentions user u.
+func (d *dispatch) mentioned(u guildhall.Snowflake) bool {
+	for _, id := range d.mentions {
+		if id == u {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *dispatch) blank() *frame {

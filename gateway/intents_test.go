@@ -88,3 +88,47 @@ func TestDispatchFrameFor(t *testing.T) {
 		t.Error("a shared dispatch was filtered")
 	}
 }
+
+// The users a guild message mentions get its content without MESSAGE_CONTENT;
+// a DM's participants always do; reactions follow their own intents.
+func TestDispatchConversationExemptions(t *testing.T) {
+	msg := []byte(`{"id":"1","channel_id":"2","guild_id":"3","author":{"id":"7"},"content":"hi <@8>","type":0}`)
+	session := func(id guildhall.Snowflake, i guildhall.Intents) *Session {
+		return &Session{user: guildhall.User{ID: id}, intents: i}
+	}
+	mentioned := session(8, guildhall.IntentGuildMessages)
+	other := session(9, guildhall.IntentGuildMessages)
+	d := newDispatch(guildhall.Event{Type: guildhall.EventMessageCreate, GuildID: 3, ChannelID: 2, UserID: 7, Data: msg, Mentions: []guildhall.Snowflake{5, 8}}, 1)
+	if d.frameFor(mentioned) != d.full {
+		t.Error("a mentioned user without MESSAGE_CONTENT did not get the content")
+	}
+	if f := d.frameFor(other); f == nil || f == d.full {
+		t.Error("a user not mentioned, without MESSAGE_CONTENT, got the content")
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = d.frameFor(mentioned); _ = d.frameFor(other) }); allocs != 0 {
+		t.Errorf("frameFor allocates %v times per recipient", allocs)
+	}
+
+	dm := newDispatch(guildhall.Event{Type: guildhall.EventMessageCreate, ChannelID: 2, UserID: 9, Data: msg}, 1)
+	dmOnly := session(9, guildhall.IntentDirectMessages)
+	if dm.frameFor(dmOnly) != dm.full {
+		t.Error("a DM participant without MESSAGE_CONTENT did not get the content")
+	}
+	if dm.frameFor(other) != nil {
+		t.Error("a session without DIRECT_MESSAGES got a DM")
+	}
+
+	react := []byte(`{"user_id":"7","channel_id":"2","message_id":"1","guild_id":"3","emoji":{"id":null,"name":"🔥"}}`)
+	gr := newDispatch(guildhall.Event{Type: guildhall.EventMessageReactionAdd, GuildID: 3, ChannelID: 2, UserID: 7, Data: react}, 1)
+	if gr.frameFor(other) != nil || gr.frameFor(session(9, guildhall.IntentGuildMessageReactions)) != gr.full {
+		t.Error("MESSAGE_REACTION_ADD not filtered by GUILD_MESSAGE_REACTIONS")
+	}
+	dr := newDispatch(guildhall.Event{Type: guildhall.EventMessageReactionAdd, ChannelID: 2, UserID: 9, Data: react}, 1)
+	if dr.frameFor(session(9, guildhall.IntentGuildMessageReactions)) != nil || dr.frameFor(session(9, guildhall.IntentDirectMessageReactions)) != dr.full {
+		t.Error("a DM's MESSAGE_REACTION_ADD not filtered by DIRECT_MESSAGE_REACTIONS")
+	}
+	typing := newDispatch(guildhall.Event{Type: guildhall.EventTypingStart, ChannelID: 2, UserID: 7, Data: []byte(`{}`)}, 1)
+	if typing.frameFor(session(9, guildhall.IntentGuildMessageTyping)) != nil || typing.frameFor(session(9, guildhall.IntentDirectMessageTyping)) != typing.full {
+		t.Error("a DM's TYPING_START not filtered by DIRECT_MESSAGE_TYPING")
+	}
+}

@@ -60,7 +60,15 @@ func (p *pump) joinIdentified(ctx context.Context, s *Session, guilds []guildhal
 	var w uint64
 	err := p.join(ctx, s, guilds, members, since, func(rooms []*room, kept []bool) {
 		w = p.w
-		s.send(dispatchFrame(guildhall.EventReady, w, ready))
+		// READY goes one sequence before its GUILD_CREATEs, as on Discord, where
+		// each dispatch's s is above READY's. Clients rely on it: discord.js
+		// handles the frames of one read concurrently, and with equal s a
+		// GUILD_CREATE overtook READY (ClientReady fired with client.user null).
+		// w is nearly always the cut's own tick, which no session receives, so a
+		// resume from w-1 replays exactly what one from w does; when the pump had
+		// already passed the tick, w is the last event it handled, which the
+		// GUILD_CREATEs already show, and such a resume replays that one event.
+		s.send(dispatchFrame(guildhall.EventReady, readySeq(w), ready))
 		if s.intents&guildhall.IntentGuilds == 0 {
 			return // READY lists the guilds; their GUILD_CREATEs need GUILDS
 		}
@@ -78,6 +86,9 @@ func (p *pump) joinIdentified(ctx context.Context, s *Session, guilds []guildhal
 	})
 	return w, err
 }
+
+// readySeq is READY's s for a session that joined at cut w (see joinIdentified).
+func readySeq(w uint64) uint64 { return max(w, 1) - 1 }
 
 // resumeCut is what a resume needs from the pump at its cut.
 type resumeCut struct {
@@ -310,9 +321,7 @@ func (p *pump) leave(s *Session) {
 			u.sessions = slices.Delete(u.sessions, i, i+1)
 		}
 		if len(u.sessions) == 0 {
-			if u.sub != nil {
-				_ = u.sub.Unsubscribe()
-			}
+			u.unsubscribe()
 			delete(p.users, s.user.ID)
 		}
 	}
@@ -368,6 +377,9 @@ func (p *pump) joinUser(s *Session) {
 			p.log.Error("subscribe user", "err", err)
 		}
 		u.sub = sub
+		if u.typing, err = p.nc.ChanSubscribe(ghnats.EphemeralUserSubject(uint64(s.user.ID)), p.in); err != nil {
+			p.log.Error("subscribe user typing", "err", err)
+		}
 		p.users[s.user.ID] = u
 	}
 	u.sessions = append(u.sessions, s)

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"bytes"
-	"compress/zlib"
 	"context"
 	"net"
 	"sync"
@@ -38,9 +36,9 @@ type outbox struct {
 	// raw reaches the socket for direct writes; nil when the connection is not a
 	// plain socket (TLS, a pipe in tests) or direct writes are off, and then every
 	// frame goes through the writer.
-	raw  syscall.RawConn
-	cfg  outboxConfig
-	zlib bool // transport compression: compress=zlib-stream
+	raw    syscall.RawConn
+	cfg    outboxConfig
+	format wireFormat // the connection's encoding and transport compression
 	// payloadZlib: IDENTIFY asked for compress: true; each dispatch then goes as
 	// its own zlib stream in a binary frame. Set before the session joins rooms.
 	payloadZlib atomic.Bool
@@ -69,9 +67,11 @@ type outbox struct {
 	// would allocate a closure for every frame that wakes an idle writer.
 	startWriter func()
 
-	// Used by the writer only.
-	zbuf bytes.Buffer
-	zw   *zlib.Writer
+	// Used by the writer only, or under mu while no writer runs.
+	stream streamCompressor // transport compression; nil without
+	// parkTimer parks an idle connection's stream compressor (parker); made by
+	// the first writer that leaves, reset by each one after.
+	parkTimer *time.Timer
 	// deadlineRefresh: when the writer next moves the write deadline.
 	deadlineRefresh time.Time
 }
@@ -84,17 +84,18 @@ type outboxConfig struct {
 	metrics      *Metrics      // frames written, slow consumers
 }
 
-func newOutbox(conn net.Conn, zlibStream bool, cfg outboxConfig) *outbox {
+func newOutbox(conn net.Conn, format wireFormat, cfg outboxConfig) *outbox {
 	o := new(outbox)
-	o.init(conn, zlibStream, cfg)
+	o.init(conn, format, cfg)
 	return o
 }
 
 // init readies a zero outbox in place (a Session holds its outbox by value: one
 // allocation, and no pointer to chase per recipient on the fan-out path). An
 // outbox must not be copied once in use.
-func (o *outbox) init(conn net.Conn, zlibStream bool, cfg outboxConfig) {
-	o.conn, o.zlib, o.cfg = conn, zlibStream, cfg
+func (o *outbox) init(conn net.Conn, format wireFormat, cfg outboxConfig) {
+	o.conn, o.format, o.cfg = conn, format, cfg
+	o.stream = newStreamCompressor(format.transport)
 	if sc, ok := conn.(syscall.Conn); ok && !cfg.noDirect {
 		o.raw, _ = sc.SyscallConn()
 		o.directWrite = func(fd uintptr) bool {
@@ -110,8 +111,11 @@ func (o *outbox) init(conn net.Conn, zlibStream bool, cfg outboxConfig) {
 }
 
 // compressPayloads turns payload compression on (IDENTIFY's compress: true),
-// unless the connection compresses its whole stream already.
-func (o *outbox) compressPayloads(on bool) { o.payloadZlib.Store(on && !o.zlib) }
+// unless the connection compresses its whole stream already or speaks ETF
+// (Discord compresses payloads only with JSON).
+func (o *outbox) compressPayloads(on bool) {
+	o.payloadZlib.Store(on && o.format.transport == transportNone && !o.format.etf)
+}
 
 // send queues a frame. It never blocks: a full outbox cuts the connection off.
 // While the outbox holds, the frame waits for release.
@@ -166,6 +170,17 @@ func (o *outbox) sendFrames(frames []*frame, sc *batchScratch) {
 			return
 		}
 		o.held = append(o.held, frames...)
+		return
+	}
+	// The connection's variants, in place: frames is the caller's scratch.
+	kept := frames[:0]
+	for _, f := range frames {
+		if f = o.variant(f); f != nil {
+			kept = append(kept, f)
+		}
+	}
+	clear(frames[len(kept):])
+	if frames = kept; len(frames) == 0 {
 		return
 	}
 	if !o.writing && o.raw != nil && o.allShared(frames) {
@@ -243,7 +258,29 @@ func (o *outbox) writevNow(frames []*frame, sc *batchScratch) (int, error) {
 	return n, nil
 }
 
+// variant is the shared frame of f this connection receives: f itself, its ETF
+// variant or its payload-compressed one; nil for none (a payload with no ETF
+// form). Every frame passes here exactly once, when it leaves the held frames
+// for the queue or the socket (pushLocked, sendFrames): held frames are the
+// JSON originals.
+func (o *outbox) variant(f *frame) *frame {
+	switch {
+	case o.format.etf && f.data:
+		// The shared ETF variant; the JSON frame's own bytes never reach an ETF
+		// client.
+		return f.etfFrame()
+	case f.dispatch && o.payloadZlib.Load():
+		// Payload compression applies to dispatches (op 0) only, as on
+		// Discord: the shared compressed variant.
+		return f.zlibFrame()
+	}
+	return f
+}
+
 func (o *outbox) pushLocked(f *frame) {
+	if f = o.variant(f); f == nil {
+		return
+	}
 	if len(o.queue) >= o.cfg.maxFrames {
 		o.cutOffLocked()
 		return
@@ -355,7 +392,36 @@ func (o *outbox) close() {
 	o.closed = true
 	o.queue, o.held = nil, nil
 	o.signalLocked()
+	o.parkNowLocked()
 	o.mu.Unlock()
+}
+
+// parkLaterLocked arranges for the stream compressor to be parked once the
+// connection has been idle for zstdIdleAfter. o.mu is held, no writer runs.
+func (o *outbox) parkLaterLocked() {
+	if _, ok := o.stream.(parker); !ok {
+		return
+	}
+	if o.parkTimer == nil {
+		o.parkTimer = time.AfterFunc(zstdIdleAfter, o.parkIdle)
+		return
+	}
+	o.parkTimer.Reset(zstdIdleAfter)
+}
+
+// parkIdle parks the stream compressor unless a writer runs again (it will ask
+// again when it leaves).
+func (o *outbox) parkIdle() {
+	o.mu.Lock()
+	o.parkNowLocked()
+	o.mu.Unlock()
+}
+
+// parkNowLocked parks the stream compressor if no writer uses it. o.mu is held.
+func (o *outbox) parkNowLocked() {
+	if p, ok := o.stream.(parker); ok && !o.writing {
+		p.park()
+	}
 }
 
 // cutOffLocked drops what is pending and closes the connection: the client is not
@@ -423,6 +489,7 @@ func (o *outbox) writeLoop() {
 		if n+k == 0 {
 			o.writing = false
 			o.queue = o.queue[:0]
+			o.parkLaterLocked()
 			o.mu.Unlock()
 			return
 		}
@@ -463,48 +530,30 @@ func (o *outbox) writeLoop() {
 			o.mu.Lock()
 			o.writing = false
 			o.dropLocked()
+			o.parkNowLocked()
 			o.mu.Unlock()
 			return
 		}
 	}
 }
 
-// sendsShared reports whether the outbox sends f's shared bytes as they are (no
-// compression applies to it).
+// sendsShared reports whether the outbox sends f's shared bytes as they are:
+// anything but a payload on a connection with transport compression (control
+// frames are never compressed). pushLocked has already picked the shared
+// variant of f the connection needs (ETF, payload compression).
 func (o *outbox) sendsShared(f *frame) bool {
-	if f.wire[0]&0x0F != wsOpText || !(o.zlib || o.payloadZlib.Load()) {
-		return true
-	}
-	// Payload compression applies to dispatches (op 0) only, as on Discord.
-	return !o.zlib && !isDispatch(f.payload)
+	return !f.data || o.format.transport == transportNone
 }
 
-func isDispatch(payload []byte) bool { return bytes.HasPrefix(payload, []byte(`{"op":0,`)) }
-
-// wireBytes is what to write for f: the shared frame, or for zlib-stream
-// connections its payload through the connection's compressor as a binary frame,
-// or for sessions that asked for payload compression each dispatch as its own zlib
-// stream (control frames are never compressed).
+// wireBytes is what to write for f: the shared frame, or for connections with
+// transport compression its payload through the connection's stream
+// compressor, as a binary frame.
 func (o *outbox) wireBytes(f *frame) []byte {
 	if o.sendsShared(f) {
 		return f.wire
 	}
-	if !o.zlib {
-		var b bytes.Buffer
-		zw := zlib.NewWriter(&b)
-		_, _ = zw.Write(f.payload)
-		_ = zw.Close()
-		out := frameBuf(b.Len())
-		out = append(out, b.Bytes()...)
-		return finishFrame(out, wsOpBin).wire
-	}
-	o.zbuf.Reset()
-	if o.zw == nil {
-		o.zw = zlib.NewWriter(&o.zbuf)
-	}
-	_, _ = o.zw.Write(f.payload)
-	_ = o.zw.Flush() // Z_SYNC_FLUSH: the frame ends with 00 00 ff ff, as Discord's does
-	b := frameBuf(o.zbuf.Len())
-	b = append(b, o.zbuf.Bytes()...)
+	z := o.stream.compress(f.payload)
+	b := frameBuf(len(z))
+	b = append(b, z...)
 	return finishFrame(b, wsOpBin).wire
 }

@@ -16,7 +16,7 @@ import (
 func TestOutboxWaitBelow(t *testing.T) {
 	server, client := net.Pipe() // not a socket: every frame goes through the writer
 	defer client.Close()
-	o := newOutbox(server, false, Config{}.withDefaults().outbox())
+	o := newOutbox(server, wireFormat{}, Config{}.withDefaults().outbox())
 	f := opFrame(OpHeartbeatACK, []byte("null"))
 	fill := func() {
 		for range 200 {
@@ -44,7 +44,7 @@ func TestOutboxWaitBelow(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stalled := &stalledConn{Conn: server, stop: make(chan struct{})}
 	defer close(stalled.stop)
-	blocked := newOutbox(stalled, false, Config{}.withDefaults().outbox())
+	blocked := newOutbox(stalled, wireFormat{}, Config{}.withDefaults().outbox())
 	for range 10 {
 		blocked.send(f)
 	}
@@ -78,7 +78,7 @@ func TestOutboxDirectWriteAllocatesNothing(t *testing.T) {
 	servers, clients := loopbackPairs(t, 1)
 	go func() { _, _ = io.Copy(io.Discard, clients[0]) }()
 	cfg := Config{}.withDefaults()
-	o := newOutbox(servers[0], false, cfg.outbox())
+	o := newOutbox(servers[0], wireFormat{}, cfg.outbox())
 	f := dispatchFrame("MESSAGE_CREATE", 1, []byte(`{"content":"hi"}`))
 	if n := testing.AllocsPerRun(100, func() { o.send(f) }); n != 0 {
 		t.Fatalf("a direct write allocates %v times", n)

@@ -22,6 +22,7 @@ import (
 	"github.com/guildhall/guildhall/messaging/rest"
 	ghnats "github.com/guildhall/guildhall/nats"
 	"github.com/guildhall/guildhall/presence"
+	"github.com/guildhall/guildhall/registry"
 	"github.com/guildhall/guildhall/testenv"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,8 @@ type presenceStack struct {
 	api   *testenv.REST
 	gws   []*stackGateway
 	inbox int // gateway.Config.Inbox of the gateways
+	// limits are the gateways' Config.StartLimits.
+	limits registry.StartLimits
 	// reg holds the metrics every gateway of the stack counts into.
 	reg     *prometheus.Registry
 	metrics *gateway.Metrics
@@ -61,6 +64,8 @@ type stackOptions struct {
 	gateways int
 	// inbox is the gateways' Config.Inbox: a tiny one makes NATS drop their events.
 	inbox int
+	// limits are the gateways' session start limits (zero: Discord's).
+	limits registry.StartLimits
 	// seed runs on the store before the api starts (bulk data goes in here).
 	seed func(path string)
 }
@@ -73,7 +78,7 @@ func startPresenceStack(t testing.TB, o stackOptions) *presenceStack {
 		o.topo.EventMaxBytes = 256 << 20
 	}
 	n := testenv.StartNATS(t, o.topo)
-	st := &presenceStack{t: t, nats: n, path: filepath.Join(t.TempDir(), "store.db"), inbox: o.inbox, reg: prometheus.NewRegistry()}
+	st := &presenceStack{t: t, nats: n, path: filepath.Join(t.TempDir(), "store.db"), inbox: o.inbox, limits: o.limits, reg: prometheus.NewRegistry()}
 	st.metrics = gateway.NewMetrics(st.reg)
 	if o.seed != nil {
 		o.seed(st.path)
@@ -147,7 +152,7 @@ func (st *presenceStack) addGateway(node string, cfg gateway.PresenceConfig) *st
 		t.Fatal(err)
 	}
 	// The test clients do not heartbeat: a long interval keeps them alive.
-	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour, Inbox: st.inbox, Presence: cfg, Metrics: st.metrics})
+	g, err := gateway.New(context.Background(), nc, js, gateway.Config{Node: node, HeartbeatInterval: time.Hour, Inbox: st.inbox, Presence: cfg, StartLimits: st.limits, Metrics: st.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

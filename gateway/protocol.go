@@ -78,17 +78,26 @@ type readyApplication struct {
 	Flags int                 `json:"flags"`
 }
 
+// readState is READY's read_state: how far the user has read each channel
+// (Discord's clients' shape; entries are guildhall.ReadState).
+type readState struct {
+	Version int                   `json:"version"`
+	Partial bool                  `json:"partial"`
+	Entries []guildhall.ReadState `json:"entries"`
+}
+
 type readyData struct {
-	V                int                `json:"v"`
-	User             guildhall.User     `json:"user"`
-	Guilds           []unavailableGuild `json:"guilds"`
-	SessionID        string             `json:"session_id"`
-	SessionType      string             `json:"session_type"`
-	ResumeGatewayURL string             `json:"resume_gateway_url"`
-	Shard            []int              `json:"shard,omitempty"`
-	Application      readyApplication   `json:"application"`
-	PrivateChannels  []struct{}         `json:"private_channels"`
-	Relationships    []struct{}         `json:"relationships"`
-	UserSettings     struct{}           `json:"user_settings"`
-	Presences        []struct{}         `json:"presences"`
+	V                int                        `json:"v"`
+	User             guildhall.User             `json:"user"`
+	Guilds           []unavailableGuild         `json:"guilds"`
+	SessionID        string                     `json:"session_id"`
+	SessionType      string                     `json:"session_type"`
+	ResumeGatewayURL string                     `json:"resume_gateway_url"`
+	Shard            []int                      `json:"shard,omitempty"`
+	Application      readyApplication           `json:"application"`
+	PrivateChannels  []guildhall.PrivateChannel `json:"private_channels"`
+	ReadState        readState                  `json:"read_state"`
+	Relationships    []struct{}                 `json:"relationships"`
+	UserSettings     struct{}                   `json:"user_settings"`
+	Presences        []struct{}                 `json:"presences"`
 }

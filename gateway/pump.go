@@ -88,6 +88,16 @@ type waiter struct {
 type userRoom struct {
 	sessions []*Session
 	sub      *natsgo.Subscription
+	typing   *natsgo.Subscription // the user's ephemeral subject: typing in DMs
+}
+
+// unsubscribe drops the user's subscriptions.
+func (u *userRoom) unsubscribe() {
+	for _, sub := range []*natsgo.Subscription{u.sub, u.typing} {
+		if sub != nil {
+			_ = sub.Unsubscribe()
+		}
+	}
 }
 
 // pumpConfig is what a pump is built from.
@@ -156,9 +166,7 @@ func (p *pump) close() {
 		}
 	}
 	for _, u := range p.users {
-		if u.sub != nil {
-			_ = u.sub.Unsubscribe()
-		}
+		u.unsubscribe()
 	}
 }
 
@@ -209,6 +217,25 @@ func (p *pump) handle(m *natsgo.Msg) {
 		if r := p.rooms[id]; r != nil && m.Header.Get(jetstream.StreamHeader) == "" {
 			if ev := ghnats.DecodeEvent(m.Header, m.Data); ev.GuildID == id && ev.Type != "" {
 				p.deliver(r, ev, newDispatch(ev, p.w), nil)
+			}
+		}
+		return
+	case ghnats.SubjectEphemeralUser:
+		// Typing in a DM, from the api alike; nothing else travels there.
+		if u := p.users[id]; u != nil && m.Header.Get(jetstream.StreamHeader) == "" {
+			if ev := ghnats.DecodeEvent(m.Header, m.Data); ev.Type == guildhall.EventTypingStart && ev.GuildID == 0 {
+				// Framed with the watermark: what is planned (lower s) goes
+				// first, or the session's s would go backwards.
+				p.flush()
+				d := newDispatch(ev, p.w)
+				for _, s := range u.sessions {
+					if !s.shard.ownsGuildless() {
+						continue // a DM's: shard 0's alone
+					}
+					if f := d.frameFor(s); f != nil {
+						s.send(f)
+					}
+				}
 			}
 		}
 		return

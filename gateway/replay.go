@@ -178,7 +178,7 @@ func (r *replays) replay(s *Session, from, to uint64, views map[guildhall.Snowfl
 				return sent, nil
 			}
 			ev := ghnats.DecodeEvent(natsgo.Header(msg.Headers()), msg.Data())
-			if replayVisible(views, ev, s.user.ID) {
+			if replayVisible(views, ev, s.user.ID) && s.shard.ownsEvent(eventGuild(ev)) {
 				if f := newDispatch(ev, seq).frameFor(s); f != nil {
 					s.out.sendUnheld(f)
 					sent++

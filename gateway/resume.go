@@ -28,6 +28,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 		s.close(CloseDecodeError, "Error while decoding payload")
 		return
 	}
+	d.Token = bareToken(d.Token)
 	since := g.pump.current() // the memberships resumable reads are at least this new (see join.go)
 	rep, entry, ok := g.resumable(s, d)
 	if !ok {
@@ -50,6 +51,9 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	if entry.Intents != nil {
 		s.intents = *entry.Intents
 	}
+	// The session keeps the shard of its IDENTIFY, and so its guilds.
+	s.shard, _ = parseShard(entry.Shard)
+	rep.Guilds, rep.Members = s.shard.filterGuilds(rep.Guilds, rep.Members)
 	s.identified.Store(true)
 	g.takeSession(s)
 

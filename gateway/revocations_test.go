@@ -25,7 +25,7 @@ func (f fixedSessions) connections() []*Session { return f }
 func pipeSession(t *testing.T, user guildhall.Snowflake, h string) (*Session, net.Conn) {
 	server, client := net.Pipe()
 	t.Cleanup(func() { server.Close(); client.Close() })
-	s := newSession(server, false, Config{}.withDefaults().outbox())
+	s := newSession(server, wireFormat{}, Config{}.withDefaults().outbox())
 	s.user, s.tokenHash = guildhall.User{ID: user}, h
 	s.identified.Store(true)
 	s.resumable.Store(true)

@@ -17,6 +17,7 @@ type Session struct {
 	resumeURL   string
 	badVersion  bool
 	badEncoding bool
+	etf         bool // encoding=etf: the client's payloads are ETF too
 
 	// The connection's limits (limits.go).
 	lim connLimits
@@ -26,6 +27,7 @@ type Session struct {
 	tokenHash  string // guildhall.TokenHash of its token: revocations name it
 	user       guildhall.User
 	intents    guildhall.Intents // what the session receives (dispatch.frameFor)
+	shard      shardSpec         // which guilds it receives (shard.go)
 	identified atomic.Bool
 	resumable  atomic.Bool
 
@@ -44,9 +46,9 @@ type membership struct {
 	index   int    // position in room.members
 }
 
-func newSession(conn net.Conn, zlibStream bool, cfg outboxConfig) *Session {
+func newSession(conn net.Conn, format wireFormat, cfg outboxConfig) *Session {
 	s := new(Session)
-	s.out.init(conn, zlibStream, cfg)
+	s.out.init(conn, format, cfg)
 	return s
 }
 

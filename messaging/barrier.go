@@ -92,8 +92,14 @@ func NewBarrier(ctx context.Context, js jetstream.JetStream, cfg BarrierConfig) 
 // called is in the store, ErrServiceBusy when that takes longer than the timeout
 // (or NATS cannot be asked), or ctx's error.
 func (b *Barrier) Wait(ctx context.Context, guildID guildhall.Snowflake) error {
+	return b.WaitSubject(ctx, ghnats.GuildInSubject(uint64(guildID)))
+}
+
+// WaitSubject is Wait for the events of one subject of the stream (a DM's log,
+// say): it returns once every event the subject held when called is in the store.
+func (b *Barrier) WaitSubject(ctx context.Context, subject string) error {
 	start := time.Now()
-	target, err := b.target(ctx, guildID)
+	target, err := b.target(ctx, subject)
 	if err != nil {
 		return err
 	}
@@ -140,17 +146,17 @@ func (b *Barrier) Wait(ctx context.Context, guildID guildhall.Snowflake) error {
 			return ctx.Err()
 		case <-deadline.C:
 			b.metrics.BarrierTimeouts.Inc()
-			b.log.Warn("read barrier: writer behind; answering 503", "guild", guildID, "target", target, "waited", b.timeout)
+			b.log.Warn("read barrier: writer behind; answering 503", "subject", subject, "target", target, "waited", b.timeout)
 			return guildhall.ErrServiceBusy
 		}
 	}
 }
 
-// target is the stream sequence of the guild's latest event, 0 when it has none.
-func (b *Barrier) target(ctx context.Context, guildID guildhall.Snowflake) (uint64, error) {
+// target is the stream sequence of the subject's latest event, 0 when it has none.
+func (b *Barrier) target(ctx context.Context, subject string) (uint64, error) {
 	gctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	last, err := b.stream.GetLastMsgForSubject(gctx, ghnats.GuildInSubject(uint64(guildID)))
+	last, err := b.stream.GetLastMsgForSubject(gctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
@@ -158,7 +164,7 @@ func (b *Barrier) target(ctx context.Context, guildID guildhall.Snowflake) (uint
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		b.log.Warn("read barrier: last event of guild", "guild", guildID, "err", err)
+		b.log.Warn("read barrier: last event of subject", "subject", subject, "err", err)
 		return 0, guildhall.ErrServiceBusy
 	}
 	return last.Sequence, nil

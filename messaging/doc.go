@@ -4,4 +4,10 @@
 // history reads, and the Store interface (store.go) with its two implementations:
 // the embedded bbolt store (package bolt, the default) and CQL for
 // ScyllaDB/Cassandra (package cql).
+//
+// Conversations, one file each: service_conversation.go (a guild channel or a DM,
+// one path for both), service_mentions.go, service_embeds.go,
+// service_reactions.go, service_attachments.go with files.go (the object store),
+// service_dm.go (how DM events travel), service_readstate.go; the store's side is
+// ConversationStore (store_conversations.go).
 package messaging

@@ -98,6 +98,7 @@ type Service struct {
 	tokens   *tokenCache
 	typing   *typingLimiter
 	slowmode *slowmode
+	files    *Files
 	// state is the api-only bucket: login throttles and count-cap locks.
 	state  jetstream.KeyValue
 	logins *loginThrottle
@@ -159,6 +160,7 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 		interval = 5 * time.Second
 	}
 	s.typing = newTypingLimiter(interval, 100000)
+	s.files = NewFiles(cfg.JS)
 	if s.state, err = cfg.JS.KeyValue(ctx, ghnats.BucketAPIState); err != nil {
 		return nil, fmt.Errorf("messaging: bucket %s: %w", ghnats.BucketAPIState, err)
 	}
@@ -213,28 +215,32 @@ func (s *Service) publishMsg(ctx context.Context, msg *natsgo.Msg, ev guildhall.
 }
 
 // publishInOrder sends events to the EVENTS stream back to back and then waits
-// for all their acks: one round trip instead of one per event. Sent in order on one
-// connection, they are stored in this order. An event not acknowledged goes again
-// through publish (same Nats-Msg-Id, so it is stored once; after such a retry the
-// order is no longer guaranteed).
+// for all their acks (publishMsgs): one round trip instead of one per event.
 func (s *Service) publishInOrder(ctx context.Context, evs ...guildhall.Event) error {
-	start := time.Now()
-	ids := make([]string, len(evs))
-	acks := make([]jetstream.PubAckFuture, len(evs))
-	async := true
+	msgs := make([]*natsgo.Msg, len(evs))
 	for i, ev := range evs {
-		ids[i] = s.ids.Next().String()
-		if !async {
-			continue
-		}
-		// After a send that failed here, the rest go one by one below, in order.
-		var err error
-		acks[i], err = s.jsAsync.PublishMsgAsync(ghnats.EventMsg(ev, ids[i]), jetstream.WithExpectStream(ghnats.StreamEvents))
-		if err != nil {
-			acks[i], async = nil, false
-		}
+		msgs[i] = ghnats.EventMsg(ev, s.ids.Next().String())
 	}
-	for i, ev := range evs {
+	return s.publishMsgs(ctx, msgs...)
+}
+
+// publishMsgs sends messages to the EVENTS stream back to back and then waits
+// for all their acks. Sent in order on one connection, they are stored in this
+// order. A message not acknowledged goes again through publishMsg (same
+// Nats-Msg-Id, so it is stored once; after such a retry the order is no longer
+// guaranteed).
+func (s *Service) publishMsgs(ctx context.Context, msgs ...*natsgo.Msg) error {
+	start := time.Now()
+	acks := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		f, err := s.jsAsync.PublishMsgAsync(m, jetstream.WithExpectStream(ghnats.StreamEvents))
+		if err != nil {
+			break // the rest go one by one below, in order
+		}
+		acks[i] = f
+	}
+	for i, m := range msgs {
+		ev := ghnats.DecodeEvent(m.Header, nil) // for metrics and logs
 		if acks[i] != nil {
 			select {
 			case <-acks[i].Ok():
@@ -244,7 +250,7 @@ func (s *Service) publishInOrder(ctx context.Context, evs ...guildhall.Event) er
 			case <-ctx.Done():
 			}
 		}
-		if _, err := s.publish(ctx, ev, ids[i]); err != nil {
+		if _, err := s.publishMsg(ctx, m, ev); err != nil {
 			return err
 		}
 	}

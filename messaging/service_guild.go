@@ -130,6 +130,9 @@ func (s *Service) GuildState(ctx context.Context, guildID guildhall.Snowflake) (
 	if chs == nil {
 		chs = []guildhall.Channel{}
 	}
+	if err := s.fillLastMessages(ctx, chs); err != nil {
+		return guildhall.GuildState{}, err
+	}
 	if roles == nil {
 		roles = []guildhall.Role{}
 	}
@@ -261,13 +264,21 @@ func (s *Service) GuildChannels(ctx context.Context, u guildhall.User, guildID g
 			out = append(out, c)
 		}
 	}
-	return out, nil
+	return out, s.fillLastMessages(ctx, out)
 }
 
 // Channel returns a channel the user may view.
 func (s *Service) Channel(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) (guildhall.Channel, error) {
 	_, ch, _, err := s.channelAccess(ctx, u, channelID)
-	return ch, err
+	if err != nil {
+		return ch, err
+	}
+	chs := []guildhall.Channel{ch}
+	if err := s.barrier.Wait(ctx, ch.GuildID); err != nil { // last_message_id reads its writes
+		return ch, err
+	}
+	err = s.fillLastMessages(ctx, chs)
+	return chs[0], err
 }
 
 // NewChannel is what creating a channel takes. Nil pointers mean "not given".
@@ -702,7 +713,7 @@ func (s *Service) Identify(ctx context.Context, tokenHash string) (guildhall.Ide
 		r.Guilds = append(r.Guilds, st)
 		r.Members = append(r.Members, m)
 	}
-	return r, nil
+	return r, s.identifyConversations(ctx, u, &r)
 }
 
 // GuildSnapshot answers a gateway's GuildRequest: the guild's state, and the

@@ -163,7 +163,7 @@ func (s *Service) deleteRecent(ctx context.Context, guildID guildhall.Snowflake,
 		if ch.Type != guildhall.ChannelTypeGuildText {
 			continue
 		}
-		var ids []guildhall.Snowflake
+		var found []guildhall.Message
 		after := cutoff
 		for scanned < MaxBanDeleteScan {
 			page, err := s.store.History(ctx, ch.ID, HistoryQuery{After: after, Limit: 100})
@@ -172,7 +172,7 @@ func (s *Service) deleteRecent(ctx context.Context, guildID guildhall.Snowflake,
 			}
 			for _, m := range page {
 				if slices.Contains(users, m.Author.ID) {
-					ids = append(ids, m.ID)
+					found = append(found, m)
 				}
 			}
 			scanned += len(page)
@@ -181,15 +181,40 @@ func (s *Service) deleteRecent(ctx context.Context, guildID guildhall.Snowflake,
 			}
 			after = page[0].ID // the newest of the page
 		}
-		for chunk := range slices.Chunk(ids, MaxBulkDelete) {
-			ev, err := guildEvent(guildhall.EventMessageDeleteBulk, guildID, ch.ID, guildhall.MessageDeleteBulk{IDs: chunk, ChannelID: ch.ID, GuildID: guildID})
+		for chunk := range slices.Chunk(found, MaxBulkDelete) {
+			ids := make([]guildhall.Snowflake, len(chunk))
+			for i, m := range chunk {
+				ids[i] = m.ID
+			}
+			ev, err := guildEvent(guildhall.EventMessageDeleteBulk, guildID, ch.ID, guildhall.MessageDeleteBulk{IDs: ids, ChannelID: ch.ID, GuildID: guildID})
 			if err != nil {
 				return err
 			}
+			ev.Attachments = attachmentIDs(chunk...)
 			evs = append(evs, ev)
 		}
 	}
 	return s.publishEvents(ctx, evs...)
+}
+
+// attachmentsOf lists the attachments of the messages ids of channel ch that
+// exist (after the read barrier), for a bulk delete to name (Event.Attachments).
+func (s *Service) attachmentsOf(ctx context.Context, ch guildhall.Channel, ids []guildhall.Snowflake) ([]guildhall.Snowflake, error) {
+	if err := s.barrier.Wait(ctx, ch.GuildID); err != nil {
+		return nil, err
+	}
+	var files []guildhall.Snowflake
+	for _, id := range ids {
+		m, err := s.store.Message(ctx, ch.ID, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, internal("message", err)
+		}
+		files = append(files, attachmentIDs(m)...)
+	}
+	return files, nil
 }
 
 // UnbanMember lifts a ban (BAN_MEMBERS): Unknown Ban if there is none. It
@@ -348,10 +373,15 @@ func (s *Service) BulkDelete(ctx context.Context, u guildhall.User, channelID gu
 			return guildhall.ErrBulkDeleteTooOld
 		}
 	}
+	files, err := s.attachmentsOf(ctx, ch, ids)
+	if err != nil {
+		return err
+	}
 	ev, err := guildEvent(guildhall.EventMessageDeleteBulk, ch.GuildID, ch.ID, guildhall.MessageDeleteBulk{IDs: ids, ChannelID: ch.ID, GuildID: ch.GuildID})
 	if err != nil {
 		return err
 	}
+	ev.Attachments = files
 	if err := s.publishEvents(ctx, ev); err != nil {
 		return err
 	}

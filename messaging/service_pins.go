@@ -84,7 +84,7 @@ func (s *Service) setPin(ctx context.Context, u guildhall.User, channelID, messa
 	if err := need(p, guildhall.PermManageMessages); err != nil {
 		return err
 	}
-	m, err := s.message(ctx, ch.GuildID, ch.ID, messageID)
+	m, err := s.message(ctx, guildConversation(a, ch, p), messageID)
 	if err != nil {
 		return err
 	}

@@ -78,14 +78,21 @@ type Store interface {
 	// upsert with the highest Seq wins, and a delete is final: once a message is
 	// deleted no upsert brings it back, whatever its Seq (message ids are never
 	// reused, so an upsert after a delete can only be an edit that raced the
-	// delete, or a redelivery). That is what lets the writer retry and redeliver
-	// freely. Pins are versioned apart (PinWrite); an upsert's Message.Pinned is
-	// not stored, reads fill it from the pin.
+	// delete, or a redelivery). Pins are versioned apart (PinWrite); an upsert's
+	// Message.Pinned is not stored, reads fill it from the pin. Reaction writes
+	// follow the rules of ReactionWrite, and a message's delete removes its pin
+	// and its reactions for good. Every upsert (not a pin or a reaction) also
+	// raises the channel's last message id (LastMessageIDs). That is what lets
+	// the writer retry and redeliver freely.
 	ApplyMessages(ctx context.Context, writes []MessageWrite) error
 	// Message returns one message of a channel.
 	Message(ctx context.Context, channelID, id guildhall.Snowflake) (guildhall.Message, error)
 	// History pages a channel's messages; see HistoryQuery.
 	History(ctx context.Context, channelID guildhall.Snowflake, q HistoryQuery) ([]guildhall.Message, error)
+
+	// Reactions, last message ids, read states and direct-message channels: see
+	// store_conversations.go.
+	ConversationStore
 
 	// Tokens, passwords and bots (store_accounts.go says why: logout, token
 	// reset, password change, bots owned by users).
@@ -107,15 +114,18 @@ type UserRecord struct {
 	OwnerID guildhall.Snowflake
 }
 
-// MessageWrite is one upsert or delete of a message, tagged with the stream
-// sequence it comes from.
+// MessageWrite is one upsert or delete of a message, or one change to its
+// reactions, tagged with the stream sequence it comes from.
 type MessageWrite struct {
 	Seq     uint64
 	Delete  bool
-	Message guildhall.Message // for a delete or a pin, ID and ChannelID are enough
+	Message guildhall.Message // for a delete, a pin or a reaction, ID and ChannelID are enough
 	// Pin, when set, pins or unpins the message and changes nothing else (see
 	// PinWrite).
 	Pin *PinWrite
+	// Reaction, when set, makes the write a change to the reactions of the
+	// message (see ReactionWrite) and nothing else: Delete is false, Pin nil.
+	Reaction *ReactionWrite
 }
 
 // HistoryQuery selects at most Limit messages of a channel, newest first:

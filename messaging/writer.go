@@ -24,10 +24,19 @@ type MessageApplier interface {
 	ApplyMessages(ctx context.Context, writes []MessageWrite) error
 }
 
+// FileRemover is what the Writer needs of the attachment files: delete files,
+// idempotently (Files is one).
+type FileRemover interface {
+	Remove(ctx context.Context, ids []guildhall.Snowflake) error
+}
+
 // WriterConfig configures a Writer. Store and JS are required.
 type WriterConfig struct {
 	// Store receives the messages.
 	Store MessageApplier
+	// Files are the attachment files, deleted once their message's delete is
+	// stored. Zero value means NewFiles(JS).
+	Files FileRemover
 	// JS reaches the EVENTS stream and the durable "writer" consumer, which
 	// ghnats.Apply creates.
 	JS jetstream.JetStream
@@ -51,11 +60,12 @@ type WriterConfig struct {
 
 // Writer persists the stream's message events to the store. It is the only writer
 // of messages: a durable pull consumer (ghnats.ConsumerWriter) on EVENTS that
-// fetches up to Batch guild events, turns MESSAGE_CREATE, MESSAGE_UPDATE and
-// MESSAGE_DELETE (and the events of writer_community.go) into MessageWrites tagged
-// with their stream sequence, applies them
-// in one Store.ApplyMessages call, and acknowledges each event only after that
-// call succeeded. Other guild events (channels, members) are already in the store
+// fetches up to Batch guild (and DM log) events, turns MESSAGE_CREATE,
+// MESSAGE_UPDATE, MESSAGE_DELETE, the MESSAGE_REACTION_* events (and those of
+// writer_community.go: bulk deletes, pins) into MessageWrites tagged with their
+// stream sequence, applies them in one Store.ApplyMessages call, deletes the
+// attachment files of deleted messages, and acknowledges each event only after
+// that succeeded. Other guild events (channels, members) are already in the store
 // (the api writes them before publishing) and are just acknowledged.
 //
 // Store.ApplyMessages is idempotent and order-free by sequence, so every failure
@@ -69,6 +79,7 @@ type WriterConfig struct {
 // event of the consumer is persisted, for the read Barrier and for metrics.
 type Writer struct {
 	store   MessageApplier
+	files   FileRemover
 	js      jetstream.JetStream
 	batch   int
 	minBO   time.Duration
@@ -95,10 +106,13 @@ func NewWriter(cfg WriterConfig) (*Writer, error) {
 		return nil, errors.New("messaging: WriterConfig needs Store and JS")
 	}
 	w := &Writer{
-		store: cfg.Store, js: cfg.JS, batch: cfg.Batch,
+		store: cfg.Store, files: cfg.Files, js: cfg.JS, batch: cfg.Batch,
 		minBO: cfg.MinBackoff, maxBO: cfg.MaxBackoff, idle: cfg.IdleWait,
 		metrics: cfg.Metrics, log: cfg.Logger,
 		changed: make(chan struct{}),
+	}
+	if w.files == nil {
+		w.files = NewFiles(cfg.JS)
 	}
 	if w.batch <= 0 {
 		w.batch = 256
@@ -297,6 +311,7 @@ func (w *Writer) fetch(ctx context.Context, cons jetstream.Consumer) ([]jetstrea
 // after it.
 func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jetstream.Msg, ackWait time.Duration) (last, pending uint64, err error) {
 	writes := make([]MessageWrite, 0, len(msgs))
+	var files []guildhall.Snowflake // attachments of deleted messages
 	for _, m := range msgs {
 		meta, err := m.Metadata()
 		if err != nil {
@@ -313,6 +328,9 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 			continue
 		}
 		writes = append(writes, mws...)
+		if len(mws) > 0 && mws[0].Delete { // MESSAGE_DELETE, MESSAGE_DELETE_BULK
+			files = append(files, ghnats.HeaderIDs(m.Headers(), ghnats.HeaderAttachments)...)
+		}
 	}
 	if len(writes) > 0 {
 		bo := w.backoff()
@@ -341,6 +359,7 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 			}
 			sleep(ctx, bo.next())
 		}
+		w.removeFiles(ctx, files)
 		stopInProgress()
 		// The batch's metadata counted what was pending when it was fetched,
 		// before the outage: the backlog now is larger.
@@ -372,6 +391,30 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 	}
 	w.metrics.WriterBatchSize.Observe(float64(len(msgs)))
 	return last, pending, nil
+}
+
+// removeFiles deletes the attachment files of the batch's deleted messages,
+// once their deletes are stored. It tries a few times, then logs and gives up:
+// a file that cannot be deleted (NATS refusing, say) must not stop every
+// message behind it. Such a file is an orphan (see the README); its message is
+// deleted all the same.
+func (w *Writer) removeFiles(ctx context.Context, files []guildhall.Snowflake) {
+	if len(files) == 0 {
+		return
+	}
+	bo := w.backoff()
+	for attempt := 1; ; attempt++ {
+		err := w.files.Remove(ctx, files)
+		if err == nil {
+			return
+		}
+		w.metrics.WriterErrors.WithLabelValues("files").Inc()
+		if attempt == 3 || ctx.Err() != nil {
+			w.log.Error("writer: attachment files of deleted messages not deleted", "files", len(files), "err", err)
+			return
+		}
+		sleep(ctx, bo.next())
+	}
 }
 
 // keepInProgress tells JetStream every ackWait/3 that the batch is still being
@@ -443,6 +486,13 @@ func decodeWrite(h natsgo.Header, data []byte, seq uint64) (MessageWrite, bool, 
 		}
 		// What history shows: no dispatch-only fields (guild_id, member, nonce).
 		return MessageWrite{Seq: seq, Message: restMessage(m)}, true, nil
+	case guildhall.EventMessageReactionAdd, guildhall.EventMessageReactionRemove,
+		guildhall.EventMessageReactionRemoveAll, guildhall.EventMessageReactionRemoveEmoji:
+		w, err := reactionWrite(ev.Type, ev.Data, seq)
+		if err != nil {
+			return MessageWrite{}, false, fmt.Errorf("%s: %w", ev.Type, err)
+		}
+		return w, true, nil
 	case guildhall.EventMessageDelete:
 		var d guildhall.MessageDelete
 		if err := json.Unmarshal(ev.Data, &d); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -273,7 +274,7 @@ func testGatewayPermissions(t *testing.T, n bus) {
 	if err != nil {
 		t.Fatalf("writer's consumer after the attempts: %v", err)
 	}
-	if ci := c.CachedInfo(); ci.Config.Description != (ghnats.Topology{}).WriterConsumerConfig().Description || ci.Config.FilterSubject != ghnats.SubjectInGuild {
+	if ci := c.CachedInfo(); ci.Config.Description != (ghnats.Topology{}).WriterConsumerConfig().Description || !slices.Equal(ci.Config.FilterSubjects, (ghnats.Topology{}).WriterConsumerConfig().FilterSubjects) {
 		t.Fatalf("writer's consumer changed: %+v", ci.Config)
 	}
 	if _, err := s.Consumer(ctx, "mine"); !errors.Is(err, jetstream.ErrConsumerNotFound) {

@@ -3,6 +3,7 @@ package nats
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	guildhall "github.com/guildhall/guildhall"
 	natsgo "github.com/nats-io/nats.go"
@@ -50,6 +51,8 @@ func EventMsg(ev guildhall.Event, id string) *natsgo.Msg {
 	if id != "" {
 		m.Header.Set(natsgo.MsgIdHdr, id)
 	}
+	SetHeaderIDs(m.Header, HeaderMentions, ev.Mentions)
+	SetHeaderIDs(m.Header, HeaderAttachments, ev.Attachments)
 	return m
 }
 
@@ -62,7 +65,9 @@ func DecodeEvent(h natsgo.Header, data []byte) guildhall.Event {
 		UserID:    headerID(h, HeaderUser),
 		Requires:  guildhall.Permissions(headerID(h, HeaderRequires)),
 		Data:      data,
+		Mentions:  HeaderIDs(h, HeaderMentions),
 	}
+	ev.Attachments = HeaderIDs(h, HeaderAttachments)
 	if v := h.Get(HeaderPin); v != "" {
 		var p guildhall.MessagePin
 		if json.Unmarshal([]byte(v), &p) == nil {
@@ -88,5 +93,58 @@ func itoa(v uint64) string { return strconv.FormatUint(v, 10) }
 func EphemeralMsg(ev guildhall.Event) *natsgo.Msg {
 	m := EventMsg(ev, "")
 	m.Subject = EphemeralGuildSubject(uint64(ev.GuildID))
+	return m
+}
+
+// Headers that tell a message event's consumers what the payload would make them
+// decode: the users it mentions (Event.Mentions: gateways give them the content
+// whatever their intents) and the attachments a delete frees (the writer deletes
+// their files). Values are comma-separated decimal ids.
+const (
+	HeaderMentions    = "Gh-Mentions"
+	HeaderAttachments = "Gh-Attachments"
+)
+
+// SetHeaderIDs sets key to ids, comma-separated; nothing when ids is empty.
+func SetHeaderIDs(h natsgo.Header, key string, ids []guildhall.Snowflake) {
+	if len(ids) == 0 {
+		return
+	}
+	b := make([]byte, 0, 20*len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, uint64(id), 10)
+	}
+	h.Set(key, string(b))
+}
+
+// HeaderIDs reads the ids SetHeaderIDs wrote; ids that do not parse are skipped.
+func HeaderIDs(h natsgo.Header, key string) []guildhall.Snowflake {
+	v := h.Get(key)
+	if v == "" {
+		return nil
+	}
+	var out []guildhall.Snowflake
+	for len(v) > 0 {
+		part := v
+		if i := strings.IndexByte(v, ','); i >= 0 {
+			part, v = v[:i], v[i+1:]
+		} else {
+			v = ""
+		}
+		if n, err := strconv.ParseUint(part, 10, 64); err == nil && n != 0 {
+			out = append(out, guildhall.Snowflake(n))
+		}
+	}
+	return out
+}
+
+// EphemeralUserMsg is EphemeralMsg for one user (typing in a DM): on the user's
+// ephemeral subject, same headers as EventMsg.
+func EphemeralUserMsg(ev guildhall.Event, user uint64) *natsgo.Msg {
+	m := EventMsg(ev, "")
+	m.Subject = EphemeralUserSubject(user)
 	return m
 }

@@ -89,11 +89,16 @@ func Permissions(role Role) *server.Permissions {
 // requests, presence count reports) go out through response permissions, one
 // reply per request, so it needs no publish rights on anybody's inbox.
 func apiPermissions() *server.Permissions {
+	// It may purge the attachments' stream (the files of a post that failed),
+	// no other.
 	deny := []string{
 		SubjectEvAll,
 		jsAPI + "STREAM.DELETE." + allSubject,
-		jsAPI + "STREAM.PURGE." + allSubject,
+		jsAPI + "STREAM.PURGE." + StreamEvents,
 		jsAPI + "STREAM.MSG.DELETE." + allSubject,
+	}
+	for _, b := range (Topology{}).Buckets() {
+		deny = append(deny, jsAPI+"STREAM.PURGE."+kvStreamPrefix+b.Bucket)
 	}
 	for _, d := range DurableConsumers() {
 		deny = append(deny, jsAPI+"CONSUMER.DELETE."+StreamEvents+"."+d)
@@ -102,9 +107,12 @@ func apiPermissions() *server.Permissions {
 		Publish: &server.SubjectPermission{
 			Allow: []string{
 				subjectGuildInAll, subjectUserInAll, // events into the stream
+				subjectDMInAll,         // DM logs into the stream
 				subjectTickInAll,       // gateways' ticks, on their request
 				SubjectRevocationsIn,   // token revocations (revocations.go)
 				subjectEphGuildAll,     // typing and presence
+				subjectEphUserAll,      // typing in DMs
+				attachmentsAll,         // attachment files (object store chunks and metadata)
 				jsAPI + allSubject,     // topology, publish acks, replay consumers
 				subjectKV + allSubject, // its buckets
 				jsFlowCtl,              // flow control of its bucket watchers
@@ -121,7 +129,9 @@ func apiPermissions() *server.Permissions {
 	}
 }
 
-// The writer reads its consumer and acknowledges what it stored: nothing else.
+// The writer reads its consumer and acknowledges what it stored, and deletes
+// the attachment files of deleted messages (an object's metadata marked deleted,
+// its chunks purged): nothing else.
 func writerPermissions() *server.Permissions {
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{
@@ -130,6 +140,12 @@ func writerPermissions() *server.Permissions {
 				jsAPI + "CONSUMER.INFO." + writerConsumer,
 				jsAPI + "CONSUMER.MSG.NEXT." + writerConsumer,
 				jsACK + writerConsumer + ".>",
+				jsAPI + "STREAM.INFO." + StreamAttachments,
+				jsAPI + "DIRECT.GET." + StreamAttachments,
+				jsAPI + "DIRECT.GET." + StreamAttachments + ".>",
+				jsAPI + "STREAM.MSG.GET." + StreamAttachments,
+				jsAPI + "STREAM.PURGE." + StreamAttachments,
+				objectMetaAll(BucketAttachments),
 			},
 			Deny: []string{SubjectEvAll},
 		},
@@ -185,6 +201,7 @@ func gatewayPermissions(role Role) *server.Permissions {
 		Subscribe: &server.SubjectPermission{Allow: []string{
 			SubjectEvAll,       // re-published events and ticks
 			subjectEphGuildAll, // typing and presence
+			subjectEphUserAll,  // typing in DMs
 			subjectGatewayAll,  // other gateways' kicks
 			// Edge gateways behind a leaf link use the gateway's inbox prefix.
 			RoleGateway.InboxPrefix() + ".>",

@@ -15,14 +15,18 @@ import (
 //	gh.ev.g.<guild>         the stream re-publishes a stored guild event (core NATS)
 //	gh.ev.u.<user>          … a stored user event
 //	gh.ev.t.<node>          … a tick, back to the gateway that published it
+//	gh.in.d.<channel>       the api publishes the log copy of a DM event (the copy the
+//	                        writer persists; participants get theirs on gh.in.u.<user>)
 //	gh.in.rv.<user>         the api publishes a revocation of a user's tokens
 //	gh.ev.rv.<user>         … re-published: gateways close the tokens' sessions
 //	gh.eph.g.<guild>        typing and presence of a guild: core NATS, never stored
+//	gh.eph.u.<user>         typing in a DM, to one participant: core NATS, never stored
 //	gh.eph.presence.counts  gateways' online counts to the presence aggregators
 //	gh.api.<endpoint>       request-reply endpoints of the api (identify, guild, members,
 //	                        replay, tick; admin.bot and admin.token.revoke for operators)
 //	gh.gw.<node>.kick       a gateway closes a session another gateway has resumed
 //	$KV.<bucket>.<key>      a key of a JetStream KV bucket (presence heartbeats and batch reads)
+//	$O.<bucket>.C.<nuid>    the chunks of an object (attachment files, read chunk by chunk)
 const (
 	subjectIn        = "gh.in."
 	subjectOut       = "gh.ev."
@@ -32,11 +36,14 @@ const (
 	kindGuild        = "g."
 	kindUser         = "u."
 	kindTick         = "t."
+	kindDM           = "d."
+	subjectObject    = "$O."
 	kindRevocation   = "rv."
 	kickSuffix       = ".kick"
 	kvStreamPrefix   = "KV_"
 	SubjectInAll     = subjectIn + ">"
 	SubjectInGuild   = subjectIn + kindGuild + "*"
+	SubjectInDM      = subjectIn + kindDM + "*"
 	SubjectEvAll     = subjectOut + ">"
 	republishSource  = subjectIn + "*.*"
 	republishToEvent = subjectOut + "{{wildcard(1)}}.{{wildcard(2)}}"
@@ -80,6 +87,9 @@ const (
 	subjectUserInAll   = subjectIn + kindUser + "*"
 	subjectTickInAll   = subjectIn + kindTick + "*"
 	subjectEphGuildAll = SubjectEphemeral + kindGuild + "*"
+	subjectDMInAll     = subjectIn + kindDM + "*"
+	subjectEphUserAll  = SubjectEphemeral + kindUser + "*"
+	attachmentsAll     = subjectObject + BucketAttachments + "." + allSubject
 	subjectAPIAll      = SubjectAPI + allSubject
 	subjectAPIAdminAll = SubjectAPIAdmin + allSubject
 	subjectGatewayAll  = subjectGateway + allSubject
@@ -136,6 +146,23 @@ func TickEventSubject(node string) string { return subjectOut + kindTick + node 
 // EphemeralGuildSubject carries typing and presence of guild id; never stored.
 func EphemeralGuildSubject(id uint64) string { return SubjectEphemeral + kindGuild + itoa(id) }
 
+// DMInSubject is where the api publishes the log copy of an event of DM channel
+// id: the copy the writer persists and the read barrier waits on; no gateway
+// listens (each participant receives its copy on its user subject).
+func DMInSubject(id uint64) string { return subjectIn + kindDM + itoa(id) }
+
+// EphemeralUserSubject carries what user id alone receives and nothing stores:
+// typing in a DM.
+func EphemeralUserSubject(id uint64) string { return SubjectEphemeral + kindUser + itoa(id) }
+
+// ObjectChunkSubject is the subject of the chunks of the object with nuid in
+// object store bucket (JetStream's layout), for reading an object chunk by
+// chunk with direct gets; nuid ">" names every object's chunks.
+func ObjectChunkSubject(bucket, nuid string) string { return subjectObject + bucket + ".C." + nuid }
+
+// ObjectMetaAll matches the metadata subjects of an object store bucket.
+func objectMetaAll(bucket string) string { return subjectObject + bucket + ".M.*" }
+
 // KickSubject is where gateway node hears that another gateway resumed one of its
 // sessions (the message is the session id).
 func KickSubject(node string) string { return subjectGateway + node + kickSuffix }
@@ -183,6 +210,7 @@ const (
 	SubjectUserEvent                  // gh.ev.u.<user>
 	SubjectTickEvent                  // gh.ev.t.<node>
 	SubjectEphemeralGuild             // gh.eph.g.<guild>
+	SubjectEphemeralUser              // gh.eph.u.<user>
 )
 
 // Subject is a parsed subject: its kind, and the guild or user id or the node
@@ -193,7 +221,8 @@ type Subject struct {
 	Node string // the node of a tick
 }
 
-// ParseSubject parses the subjects of events, ticks and ephemeral guild events.
+// ParseSubject parses the subjects of events, ticks and ephemeral guild and user
+// events.
 // It does not allocate: it runs once per message on a gateway's fan-out path.
 func ParseSubject(subj string) (Subject, bool) {
 	var rest string
@@ -202,7 +231,7 @@ func ParseSubject(subj string) (Subject, bool) {
 	case strings.HasPrefix(subj, subjectOut):
 		rest, guild, user, tick = subj[len(subjectOut):], SubjectGuildEvent, SubjectUserEvent, SubjectTickEvent
 	case strings.HasPrefix(subj, SubjectEphemeral):
-		rest, guild = subj[len(SubjectEphemeral):], SubjectEphemeralGuild
+		rest, guild, user = subj[len(SubjectEphemeral):], SubjectEphemeralGuild, SubjectEphemeralUser
 	case strings.HasPrefix(subj, subjectIn):
 		rest, guild, user, tick = subj[len(subjectIn):], SubjectGuildIn, SubjectUserIn, SubjectTickIn
 	default:

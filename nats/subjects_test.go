@@ -18,6 +18,7 @@ func TestParseSubject(t *testing.T) {
 		{TickEventSubject("gw-1"), Subject{Kind: SubjectTickEvent, Node: "gw-1"}},
 		{TickEventSubject("42"), Subject{Kind: SubjectTickEvent, Node: "42"}},
 		{EphemeralGuildSubject(id), Subject{Kind: SubjectEphemeralGuild, ID: id}},
+		{EphemeralUserSubject(id), Subject{Kind: SubjectEphemeralUser, ID: id}},
 	} {
 		got, ok := ParseSubject(tc.subject)
 		if !ok || got != tc.want {
@@ -26,7 +27,7 @@ func TestParseSubject(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"", "gh.", "gh.ev.", "gh.ev.g.", "gh.ev.g.x", "gh.ev.g.1.2", "gh.ev.x.1", "gh.ev.t.",
-		"gh.eph.u.1", "gh.eph.t.gw", SubjectPresenceCounts, SubjectAPIIdentify, KickSubject("gw"),
+		"gh.eph.u.", "gh.eph.u.x", "gh.eph.t.gw", DMInSubject(id) + ".x", SubjectPresenceCounts, SubjectAPIIdentify, KickSubject("gw"),
 		"gh.ev.g.-1", "gh.ev.g.18446744073709551616", "other.ev.g.1",
 	} {
 		if got, ok := ParseSubject(bad); ok {

@@ -21,6 +21,11 @@ const (
 	// BucketSlowmode holds one key per (channel, user) that posted in a channel
 	// with slowmode, living rate_limit_per_user seconds (per-key TTL).
 	BucketSlowmode = "gh_slowmode"
+
+	// BucketAttachments is the object store of attachment files, and
+	// StreamAttachments the stream JetStream keeps it in.
+	BucketAttachments = "gh_attachments"
+	StreamAttachments = "OBJ_" + BucketAttachments
 )
 
 // Topology is what Apply declares. Zero values are the single-node defaults.
@@ -105,13 +110,14 @@ func (t Topology) EventsStreamConfig() jetstream.StreamConfig {
 }
 
 // WriterConsumerConfig is the durable pull consumer the writer persists from. It
-// sees guild events only; user events carry nothing the store needs.
+// sees guild events and DM logs only; user events carry nothing the store needs.
 func (t Topology) WriterConsumerConfig() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       ConsumerWriter,
-		Description:   "persists guild events to the store; acks after the write",
-		FilterSubject: SubjectInGuild,
-		AckPolicy:     jetstream.AckExplicitPolicy,
+		Durable:     ConsumerWriter,
+		Description: "persists guild events to the store; acks after the write",
+		// Guild events and the log copies of DM events (never users' copies).
+		FilterSubjects: []string{SubjectInGuild, SubjectInDM},
+		AckPolicy:      jetstream.AckExplicitPolicy,
 		// Short, so that a dead writer's unacknowledged events come back soon (reads
 		// wait on the ack floor); a live writer marks its batch in progress while the
 		// store write runs, and redelivery is harmless since writes are idempotent.
@@ -213,7 +219,22 @@ func Apply(ctx context.Context, js jetstream.JetStream, t Topology) error {
 			return fmt.Errorf("nats: bucket %s: %w", b.Bucket, err)
 		}
 	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, t.AttachmentsConfig()); err != nil {
+		return fmt.Errorf("nats: object store %s: %w", BucketAttachments, err)
+	}
 	return nil
+}
+
+// AttachmentsConfig is the object store of attachment files: each file an
+// object named by its attachment id, in chunks, deleted with its message.
+func (t Topology) AttachmentsConfig() jetstream.ObjectStoreConfig {
+	t = t.withDefaults()
+	return jetstream.ObjectStoreConfig{
+		Bucket:      BucketAttachments,
+		Description: "attachment files, one object per attachment id",
+		Storage:     t.storage(),
+		Replicas:    t.Replicas,
+	}
 }
 
 // Await waits until the part of the topology that role uses exists, for processes
@@ -255,6 +276,11 @@ func exists(ctx context.Context, js jetstream.JetStream, t Topology, role Role) 
 			if _, err := js.KeyValue(ctx, b.Bucket); err != nil {
 				return fmt.Errorf("bucket %s: %w", b.Bucket, err)
 			}
+		}
+	}
+	if role != RoleGateway { // the api and the writer use the attachments' files
+		if _, err := js.ObjectStore(ctx, BucketAttachments); err != nil {
+			return fmt.Errorf("object store %s: %w", BucketAttachments, err)
 		}
 	}
 	return nil

@@ -31,7 +31,7 @@ func TestParseUpdate(t *testing.T) {
 		{`{}`, presence.Online, false},
 		{`{"status":"away"}`, "", true},
 		{`{"status":"online","activities":{"name":"x"}}`, "", true},
-		{`{"status":"online","activities":[1]}`, "", true},
+		{`{"status":"online","activities":[1]}`, presence.Online, false}, // the invalid activity is dropped
 		{`[]`, "", true},
 	} {
 		u, err := presence.ParseUpdate([]byte(c.in))

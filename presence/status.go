@@ -1,10 +1,10 @@
 package presence
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
+	"time"
 
 	guildhall "github.com/guildhall/guildhall"
 )
@@ -21,7 +21,8 @@ const (
 	Offline   Status = "offline"
 )
 
-// MaxActivities bounds the activities one presence carries.
+// MaxActivities bounds the activities one presence carries; a client's extra
+// ones are dropped.
 const MaxActivities = 8
 
 // ErrInvalidUpdate is the answer to a presence payload that is not one.
@@ -38,10 +39,14 @@ type Update struct {
 
 // ParseUpdate decodes and checks a client's presence. Status must be one of
 // online, idle, dnd, invisible or offline (a client that sends offline is
-// invisible, as on Discord); activities must be an array of at most
-// MaxActivities objects (kept as the client sent them, compacted). A missing
-// status means online.
+// invisible, as on Discord); activities must be an array (or null), whose
+// entries are kept in Discord's shape, invalid ones dropped (see Activity). A
+// missing status means online.
 func ParseUpdate(raw []byte) (Update, error) {
+	return parseUpdate(raw, time.Now())
+}
+
+func parseUpdate(raw []byte, now time.Time) (Update, error) {
 	var u Update
 	if err := json.Unmarshal(raw, &u); err != nil {
 		return Update{}, ErrInvalidUpdate
@@ -55,30 +60,17 @@ func ParseUpdate(raw []byte) (Update, error) {
 	default:
 		return Update{}, ErrInvalidUpdate
 	}
-	acts, err := checkActivities(u.Activities)
+	acts, err := normalizeActivities(u.Activities, now)
 	if err != nil {
 		return Update{}, err
 	}
-	u.Activities = acts
+	u.Activities = nil
+	if len(acts) > 0 {
+		if u.Activities, err = json.Marshal(acts); err != nil {
+			return Update{}, ErrInvalidUpdate
+		}
+	}
 	return u, nil
-}
-
-func checkActivities(raw json.RawMessage) (json.RawMessage, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	var list []map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &list); err != nil || len(list) > MaxActivities {
-		return nil, ErrInvalidUpdate
-	}
-	if len(list) == 0 {
-		return nil, nil
-	}
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		return nil, ErrInvalidUpdate
-	}
-	return b.Bytes(), nil
 }
 
 // Entry is the value of a user's key in the presence bucket. Gateways holds, per

@@ -38,6 +38,9 @@ type Session struct {
 	// Intents are the session's from its IDENTIFY, which a resume keeps. Nil in
 	// entries written before gateways kept them: those sessions had every intent.
 	Intents *guildhall.Intents `json:"intents,omitempty"`
+	// Shard is the session's [id, count] from its IDENTIFY, which a resume keeps;
+	// nil when it asked for none (every guild).
+	Shard []int `json:"shard,omitempty"`
 	// DisconnectedAt is when its client left while the session stayed resumable:
 	// the resume window runs from there. Zero while a gateway holds the session.
 	DisconnectedAt time.Time `json:"disconnected_at,omitzero"`

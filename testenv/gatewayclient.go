@@ -12,6 +12,8 @@ import (
 	"time"
 
 	guildhall "github.com/guildhall/guildhall"
+	"github.com/guildhall/guildhall/gateway/etf"
+	"github.com/klauspost/compress/zstd"
 	"github.com/lxzan/gws"
 )
 
@@ -38,9 +40,12 @@ type GatewayClient struct {
 	t    testing.TB
 	conn *gws.Conn
 
-	// zlib-stream transport compression: compressed bytes go into zw, a goroutine
-	// decodes the JSON values coming out of the shared inflater.
+	// zlib-stream and zstd-stream transport compression: compressed bytes go
+	// into zw, a goroutine decodes the JSON values coming out of the shared
+	// decompressor.
 	zw *io.PipeWriter
+	// etf: encoding=etf; payloads both ways are ETF terms (package etf).
+	etf bool
 
 	mu        sync.Mutex
 	cond      *sync.Cond
@@ -103,6 +108,52 @@ func DialGatewayZlibStream(t testing.TB, url string) *GatewayClient {
 	return c
 }
 
+// DialGatewayZstdStream connects with compress=zstd-stream appended to url and
+// decompresses the binary frames as one zstd stream, as Discord's documentation
+// describes: each message is one payload, flushed, in a frame that never ends.
+func DialGatewayZstdStream(t testing.TB, url string) *GatewayClient {
+	t.Helper()
+	pr, pw := io.Pipe()
+	c, err := tryDial(t, url+"&compress=zstd-stream", pw)
+	if err != nil {
+		t.Fatalf("dial gateway: %v", err)
+	}
+	go func() {
+		zr, err := zstd.NewReader(pr, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return
+		}
+		defer zr.Close()
+		dec := json.NewDecoder(zr)
+		for {
+			var p Payload
+			if err := dec.Decode(&p); err != nil {
+				return
+			}
+			c.add(p)
+		}
+	}()
+	t.Cleanup(func() { pw.Close() })
+	return c
+}
+
+// DialGatewayETF connects to url, whose query must say encoding=etf: every
+// payload it receives must be a binary frame holding an ETF term, and what it
+// sends goes as ETF with string keys, as erlpack writes it.
+func DialGatewayETF(t testing.TB, url string) *GatewayClient {
+	t.Helper()
+	c := &GatewayClient{t: t, etf: true}
+	c.cond = sync.NewCond(&c.mu)
+	conn, _, err := gws.NewClient(c, &gws.ClientOption{Addr: url, ReadMaxPayloadSize: 16 << 20, HandshakeTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("dial gateway %s: %v", url, err)
+	}
+	c.conn = conn
+	go conn.ReadLoop()
+	t.Cleanup(func() { _ = conn.NetConn().Close() })
+	return c
+}
+
 func (c *GatewayClient) OnMessage(_ *gws.Conn, m *gws.Message) {
 	defer m.Close()
 	if m.Opcode == gws.OpcodeBinary && c.zw != nil {
@@ -110,7 +161,17 @@ func (c *GatewayClient) OnMessage(_ *gws.Conn, m *gws.Message) {
 		return
 	}
 	b := m.Bytes()
-	if m.Opcode == gws.OpcodeBinary {
+	if c.etf {
+		j, err := etf.Decode(b)
+		if m.Opcode != gws.OpcodeBinary {
+			err = fmt.Errorf("a text frame on an etf connection: %q", b)
+		}
+		if err != nil {
+			c.add(Payload{Op: -1, D: json.RawMessage(fmt.Sprintf("%q", err.Error()))})
+			return
+		}
+		b = j
+	} else if m.Opcode == gws.OpcodeBinary {
 		// Payload compression (IDENTIFY compress: true): each frame is a whole zlib stream.
 		zr, err := zlib.NewReader(bytes.NewReader(b))
 		if err == nil {
@@ -146,14 +207,23 @@ func (c *GatewayClient) OnClose(_ *gws.Conn, err error) {
 	c.mu.Unlock()
 }
 
-// Send writes {"op": op, "d": d}.
+// Send writes {"op": op, "d": d} (as an ETF term on an etf connection).
 func (c *GatewayClient) Send(op int, d any) error {
 	b, err := json.Marshal(map[string]any{"op": op, "d": d})
 	if err != nil {
 		return err
 	}
+	if c.etf {
+		if b, err = etf.EncodeStringKeys(nil, b); err != nil {
+			return err
+		}
+		return c.conn.WriteMessage(gws.OpcodeBinary, b)
+	}
 	return c.conn.WriteMessage(gws.OpcodeText, b)
 }
+
+// SendBinary writes bytes as one binary frame.
+func (c *GatewayClient) SendBinary(b []byte) error { return c.conn.WriteMessage(gws.OpcodeBinary, b) }
 
 // SendRaw writes bytes as one text frame.
 func (c *GatewayClient) SendRaw(b []byte) error { return c.conn.WriteMessage(gws.OpcodeText, b) }

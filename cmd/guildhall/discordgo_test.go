@@ -36,6 +36,23 @@ func pointDiscordgo(t *testing.T, base string) {
 	discordgo.EndpointWebhooks = discordgo.EndpointAPI + "webhooks/"
 }
 
+// createBot mints a bot token with the CLI, as an operator would.
+func createBot(t *testing.T, dir, name string) string {
+	t.Helper()
+	out := captureStdout(t, func() {
+		if err := token([]string{"create", "--bot", name, "--data", dir}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "token: "); ok {
+			return v
+		}
+	}
+	t.Fatalf("token create printed no token: %q", out)
+	return ""
+}
+
 // TestDiscordgoModeration is a moderation bot written with discordgo v0.29.0,
 // unchanged but for its base URL, against a running Guildhall: it connects to
 // the gateway, creates a role, gives it to a member, times one out, kicks one,
@@ -55,17 +72,7 @@ func TestDiscordgoModeration(t *testing.T) {
 	s.rest.Must(t, http.StatusOK, "POST", "/channels/"+f.channelID+"/invites", f.ownerToken, map[string]any{"max_age": 0}, &inv)
 
 	// The bot: a bot account that joins, and a moderator role from the owner.
-	out := captureStdout(t, func() {
-		if err := token([]string{"create", "--bot", "modbot" + randName(), "--data", dir}); err != nil {
-			t.Fatal(err)
-		}
-	})
-	var botToken string
-	for _, line := range strings.Split(out, "\n") {
-		if v, ok := strings.CutPrefix(line, "token: "); ok {
-			botToken = v
-		}
-	}
+	botToken := createBot(t, dir, "modbot"+randName())
 	var ids []string
 	for _, tok := range []string{botToken, kickMe, banMe} {
 		s.rest.Must(t, http.StatusOK, "POST", "/invites/"+inv.Code, tok, nil, nil)

@@ -49,6 +49,8 @@ type serveFlags struct {
 	resumeWindow                                      time.Duration
 	node                                              string
 	debugPprof                                        bool
+	maxUpload                                         int64
+	apiURL                                            string
 	http                                              httpTimeouts
 	metricsAddr                                       string
 	tokenCacheTTL                                     time.Duration
@@ -105,6 +107,8 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a session can be resumed after its client left or its gateway was last seen alive (each gateway writes one heartbeat to the session registry; live sessions cost no writes); applied by the api role")
 	fs.StringVar(&f.node, "node", "", "this gateway's node name in the session registry, kept across restarts (a restart is a new incarnation of the node); empty: a random name per process")
 	fs.BoolVar(&f.debugPprof, "debug-pprof", false, "serve Go's profiles at /debug/pprof/ on --addr (for profiling a load run; never on a public address)")
+	fs.Int64Var(&f.maxUpload, "max-upload", 25<<20, "largest message post with files, in bytes (Discord's 25 MiB); larger answers 413")
+	fs.StringVar(&f.apiURL, "api-url", "", "URL clients reach the REST api at, the base of attachment URLs; empty uses the uploading request's host")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve GET /metrics on this address only (not on --addr); empty serves it on --addr")
 	fs.DurationVar(&f.tokenCacheTTL, "token-cache-ttl", time.Minute, "how long the api believes a cached token without asking the store: bounds how long a revoked token works on an api process that missed the revocation")
@@ -371,17 +375,19 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
-		rcfg := rest.Config{GatewayURL: gwURL, Metrics: rest.NewMetrics(reg), Logger: log, Sessions: sessionStartLimits{starts}, Presence: counts}
+		rcfg := rest.Config{GatewayURL: gwURL, Metrics: rest.NewMetrics(reg), Logger: log, Sessions: sessionStartLimits{starts}, Presence: counts,
+			MaxUploadBytes: f.maxUpload, PublicURL: f.apiURL}
 		switch f.rateLimits {
 		case "discord":
 		case "off":
 			unlimited := rest.Limit{Requests: 1 << 30, Per: time.Second}
-			rcfg.GlobalLimit, rcfg.RouteLimit, rcfg.MessageLimit, rcfg.AuthLimit = unlimited, unlimited, unlimited, unlimited
+			rcfg.GlobalLimit, rcfg.RouteLimit, rcfg.MessageLimit, rcfg.AuthLimit, rcfg.DownloadLimit = unlimited, unlimited, unlimited, unlimited, unlimited
 		default:
 			return fmt.Errorf("--rate-limits %q: want discord or off", f.rateLimits)
 		}
 		api := rest.NewHandler(svc, rcfg)
 		mux.Handle("/api/", api)
+		mux.Handle("GET /attachments/", api) // files, at Discord's CDN path
 		// The browser client needs REST on its own origin, so a process with the
 		// api role serves it.
 		client = web.NewHandler()

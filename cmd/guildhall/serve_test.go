@@ -18,7 +18,7 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 		// A value unlike the default, in the flag's own syntax.
 		var v, other string
 		switch fl.Value.(flag.Getter).Get().(type) {
-		case int:
+		case int, int64:
 			v, other = "7", "8"
 		case time.Duration:
 			v, other = "7s", "8s"

@@ -18,6 +18,7 @@ import (
 // embedded store, REST and the gateway on a random loopback port.
 type stack struct {
 	addr   string
+	data   string // the data directory
 	rest   *testenv.REST
 	cancel context.CancelFunc
 	done   chan error
@@ -40,7 +41,7 @@ func startStack(t testing.TB, dataDir string, extra ...string) *stack {
 	go func() { done <- run(ctx, f, log, listening) }()
 	select {
 	case addr := <-listening:
-		s := &stack{addr: addr, rest: testenv.NewREST("http://" + addr + "/api/v10"), cancel: cancel, done: done}
+		s := &stack{addr: addr, data: dataDir, rest: testenv.NewREST("http://" + addr + "/api/v10"), cancel: cancel, done: done}
 		t.Cleanup(func() { s.stop(t) })
 		return s
 	case err := <-done:

@@ -23,6 +23,17 @@ package bolt
 //	bans               guild_id|user_id -> JSON Ban
 //	audit_log          guild_id|entry_id -> JSON AuditLogEntry
 //
+// and for conversations (conversations.go):
+//
+//	reactions             channel_id|message_id|emoji|0|user_id -> seq(8) + present(1)
+//	reaction_clears       channel_id|message_id -> seq(8)        (remove all)
+//	                      channel_id|message_id|emoji|0 -> seq(8) (remove one emoji)
+//	channel_last          channel_id -> message_id            (the newest ever written)
+//	read_states           user_id|channel_id -> version(8) + message_id(8)
+//	private_channels      channel_id -> JSON PrivateChannel
+//	user_private_channels user_id|channel_id -> ""
+//	dm_pairs              low user_id|high user_id -> channel_id
+//
 // Values are encoding/json: not the fastest, but the domain types already
 // marshal to Discord's JSON, so there is no second schema to keep in sync.
 
@@ -81,9 +92,10 @@ var (
 
 	// The indexes that files of this schema may lack are created by
 	// openIndexes (accounts.go), which builds them from what they index.
-	allBuckets = [][]byte{bMeta, bUsers, bUsernames, bTokens, bGuilds, bMemberCounts,
+	allBuckets = append([][]byte{bMeta, bUsers, bUsernames, bTokens, bGuilds, bMemberCounts,
 		bChannels, bGuildChannels, bRoles, bMembers, bUserGuilds, bInvites, bMessages, bTombstones,
-		bPins, bBans, bAudit}
+		bPins, bBans, bAudit},
+		conversationBuckets...)
 )
 
 // Store is the embedded messaging.Store: one bbolt file owned by one process.
@@ -597,14 +609,26 @@ func applyMessage(msgs, tombs, pins *bbolt.Bucket, w messaging.MessageWrite) err
 		return fmt.Errorf("apply message write seq %d: message id and channel id are required", w.Seq)
 	}
 	k := msgKey(m.ChannelID, m.ID)
+	if !w.Delete && w.Reaction == nil && w.Pin == nil {
+		// Written, even if deleted already: the channel's last message id counts it.
+		if err := raiseLastMessage(msgs.Tx(), m.ChannelID, m.ID); err != nil {
+			return err
+		}
+	}
 	if tombs.Get(k) != nil {
 		return nil // deleted: final
+	}
+	if w.Reaction != nil {
+		return applyReaction(msgs.Tx(), m.ChannelID, m.ID, w.Seq, *w.Reaction)
 	}
 	if w.Delete {
 		if err := msgs.Delete(k); err != nil {
 			return err
 		}
 		if err := pins.Delete(k); err != nil {
+			return err
+		}
+		if err := deleteReactions(msgs.Tx(), m.ChannelID, m.ID); err != nil {
 			return err
 		}
 		return tombs.Put(k, u64(w.Seq))

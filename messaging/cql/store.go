@@ -32,6 +32,9 @@ package cql
 //	bans                 (guild_id, user_id) -> data
 //	audit_log            ((guild_id, bucket), id DESC) -> data (10-day buckets)
 //
+// and for conversations (migration 4, conversations.go) reactions, channel_last,
+// read_states, private_channels, user_private_channels and dm_pairs.
+//
 // Messages. A history partition is (channel, 10-day bucket of the snowflake), as
 // Discord does. Every message upsert carries USING TIMESTAMP <stream seq> and every
 // delete USING TIMESTAMP 2^62 (above any seq): Cassandra resolves cells and row
@@ -238,7 +241,8 @@ func (s *Store) write(ctx context.Context, tmpl string, args ...any) error {
 // build that applies a version may have run against a database, neither its
 // number nor its name changes. (Two unreleased branches each numbered their
 // migration 2; the one merged second became 3, and a keyspace that recorded
-// the other meaning of 2 is refused rather than left without tables.)
+// the other meaning of 2 is refused rather than left without tables. Likewise
+// the conversations' 3 became 4, after the community's.)
 type cqlMigration struct {
 	version int
 	name    string
@@ -288,6 +292,7 @@ var cqlMigrations = []cqlMigration{
 	}, nil},
 	accountsMigration,
 	communityMigration,
+	conversationMigration,
 }
 
 // schemaVersion is the newest schema version this build knows.
@@ -885,12 +890,21 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 		return nil
 	}
 	best := make(map[cqlMsgKey]int, len(writes))
+	var reactions []int
+	last := map[guildhall.Snowflake]guildhall.Snowflake{} // channel -> newest upserted id
 	for i, w := range writes {
 		if w.Seq > math.MaxInt64 {
 			return fmt.Errorf("apply messages: seq %d out of range", w.Seq)
 		}
 		if w.Message.ChannelID == 0 || w.Message.ID == 0 {
 			return fmt.Errorf("apply messages: write %d (seq %d) has no channel or message id", i, w.Seq)
+		}
+		if w.Reaction != nil {
+			reactions = append(reactions, i) // versioned per row by its own timestamp
+			continue
+		}
+		if !w.Delete && w.Pin == nil { // written, even if deleted already: it counts as the channel's last
+			last[w.Message.ChannelID] = max(last[w.Message.ChannelID], w.Message.ID)
 		}
 		k := cqlMsgKey{w.Message.ChannelID, w.Message.ID, w.Pin != nil && !w.Delete}
 		j, ok := best[k]
@@ -911,6 +925,20 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 	var order []cqlPartition
 	indexed := map[cqlPartition]bool{}
 	pinStmts := map[guildhall.Snowflake][]gocql.BatchEntry{} // channel_pins, one partition per channel
+	add := func(p cqlPartition, e gocql.BatchEntry, size int) {
+		if _, ok := parts[p]; !ok {
+			order = append(order, p)
+		}
+		parts[p] = append(parts[p], sized{e, size})
+	}
+	for _, i := range reactions {
+		w := writes[i]
+		e, err := s.reactionEntry(w)
+		if err != nil {
+			return fmt.Errorf("apply messages: %w", err)
+		}
+		add(cqlPartition{w.Message.ChannelID, w.Message.ID.Bucket()}, e, 60+len(w.Reaction.Emoji))
+	}
 	for _, i := range keep {
 		w := writes[i]
 		p := cqlPartition{w.Message.ChannelID, w.Message.ID.Bucket()}
@@ -941,10 +969,10 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 			size += len(data)
 			indexed[p] = true
 		}
-		if _, ok := parts[p]; !ok {
-			order = append(order, p)
+		add(p, e, size)
+		if w.Delete { // its reactions go with it, for good
+			add(p, s.clearReactions(w.Message.ChannelID, w.Message.ID, cqlDeleteTimestamp), 40)
 		}
-		parts[p] = append(parts[p], sized{e, size})
 	}
 
 	// Bucket index: one small unlogged batch per channel (one partition each).
@@ -974,6 +1002,11 @@ func (s *Store) ApplyMessages(ctx context.Context, writes []messaging.MessageWri
 			jobs = append(jobs, b)
 			es = es[n:]
 		}
+	}
+	for ch, id := range last {
+		b := s.s.NewBatch(gocql.UnloggedBatch).WithContext(ctx)
+		b.Entries = append(b.Entries, s.lastMessageEntry(ch, id))
+		jobs = append(jobs, b)
 	}
 	// The index and the messages go together: ApplyMessages succeeds only when
 	// both have, and a retry rewrites both, so a reader can never be promised a

@@ -89,7 +89,7 @@ func TestCQLMigrationsUpgrade(t *testing.T) {
 	// Back to version 1: no index, and only migration 1 recorded.
 	for _, stmt := range []string{
 		`DROP TABLE ` + ks + `.invites_by_guild`,
-		`DELETE FROM ` + ks + `.schema_migrations WHERE version IN (2, 3)`,
+		`DELETE FROM ` + ks + `.schema_migrations WHERE version IN (2, 3, 4)`,
 	} {
 		if err := s.Session().Query(stmt).WithContext(ctx).Exec(); err != nil {
 			t.Fatalf("%s: %v", stmt, err)
@@ -117,8 +117,9 @@ func TestCQLMigrationsUpgrade(t *testing.T) {
 	if err := iter.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if len(names) != cql.SchemaVersion() || names[2] != "account indexes" || !strings.HasPrefix(names[3], "community") {
-		t.Errorf("schema_migrations = %v; want 1..%d, 2 the account indexes, 3 the community's", names, cql.SchemaVersion())
+	if len(names) != cql.SchemaVersion() || names[2] != "account indexes" || !strings.HasPrefix(names[3], "community") ||
+		!strings.HasPrefix(names[4], "reactions") {
+		t.Errorf("schema_migrations = %v; want 1..%d, 2 the account indexes, 3 the community's, 4 the conversations'", names, cql.SchemaVersion())
 	}
 
 	// Version 2 as the community branch recorded it before the merge.

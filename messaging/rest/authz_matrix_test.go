@@ -12,6 +12,7 @@ package rest_test
 // A row names the route exactly as the route table does, a body if the route
 // reads one, and what each caller gets, usually with one of the helpers:
 //
+//	everyone(200)          a public route that reads no token: every caller
 //	anyUser(200)           every caller with a valid token; revoked 401
 //	members(200)           the guild's members; outsider, kicked and banned
 //	                       403 50001
@@ -33,6 +34,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -72,7 +74,10 @@ type matrixRow struct {
 	// setup returns extra path values for one caller's request (a fresh
 	// message, say); nil needs none.
 	setup func(t *testing.T, f *matrixFixture, c caller) map[string]string
-	want  map[caller]want
+	// bodyFor, when set, is the body for one caller (one naming the fixture's
+	// users); it wins over body.
+	bodyFor func(f *matrixFixture, c caller) any
+	want    map[caller]want
 }
 
 func anyUser(status int) map[caller]want {
@@ -81,6 +86,13 @@ func anyUser(status int) map[caller]want {
 		w[c] = want{status, 0, false}
 	}
 	w[revoked] = want{401, 0, false}
+	return w
+}
+
+// everyone: a public route that reads no token answers every caller alike.
+func everyone(status int) map[caller]want {
+	w := anyUser(status)
+	w[revoked] = want{status, 0, false}
 	return w
 }
 
@@ -108,12 +120,37 @@ func ownerMessage(t *testing.T, f *matrixFixture, _ caller) map[string]string {
 	return map[string]string{"message_id": f.e.post(f.tokens[owner], f.channel, "the owner's").ID}
 }
 
+// reactionTarget posts a message of the owner's, reacted to by the owner with
+// 🔥 if reacted, for each caller; user is the {user_id} ("" for the owner's id).
+func reactionTarget(reacted bool, user string) func(t *testing.T, f *matrixFixture, c caller) map[string]string {
+	return func(t *testing.T, f *matrixFixture, _ caller) map[string]string {
+		id := f.e.post(f.tokens[owner], f.channel, "react to the owner's").ID
+		emoji := url.PathEscape("🔥")
+		if reacted {
+			f.e.api.Must(t, http.StatusNoContent, "PUT", "/channels/"+f.channel+"/messages/"+id+"/reactions/"+emoji+"/@me", f.tokens[owner], nil, nil)
+		}
+		if user == "" {
+			user = f.ids[owner].String()
+		}
+		return map[string]string{"message_id": id, "emoji": emoji, "user_id": user}
+	}
+}
+
+func dmWithOwner(f *matrixFixture, c caller) any {
+	to := f.ids[owner]
+	if c == owner {
+		to = f.ids[granted]
+	}
+	return map[string]string{"recipient_id": to.String()}
+}
+
 var password = "correct horse battery"
 
 var matrixRows = []matrixRow{
 	{method: "POST", path: "/auth/register", public: true},
 	{method: "POST", path: "/auth/login", public: true},
-	{method: "GET", path: "/gateway", want: anyUser(200)},
+	// Public on Discord: a token, even a revoked one, is not looked at.
+	{method: "GET", path: "/gateway", public: true, want: everyone(200)},
 	{method: "GET", path: "/gateway/bot", want: anyUser(200)},
 	{method: "GET", path: "/users/@me", want: anyUser(200)},
 	{method: "GET", path: "/users/@me/guilds", want: anyUser(200)},
@@ -143,6 +180,19 @@ var matrixRows = []matrixRow{
 	{method: "POST", path: "/auth/token/reset", body: map[string]string{"password": password}, want: anyUser(200)},
 	{method: "PATCH", path: "/users/@me", body: map[string]string{"password": password, "new_password": "another passphrase"}, want: anyUser(200)},
 	{method: "GET", path: "/users/@me/bots", want: anyUser(200)},
+	// Conversations: reactions (a fresh message of the owner's, with the owner's
+	// 🔥 where a reaction must be there), acks and DMs.
+	{method: "PUT", path: "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user_id}", setup: reactionTarget(false, "@me"), want: needs(204, 50013)},
+	{method: "DELETE", path: "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}/{user_id}", setup: reactionTarget(true, ""), want: needs(204, 50013)},
+	{method: "GET", path: "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}", setup: reactionTarget(true, ""), want: needs(200, 50013)},
+	{method: "DELETE", path: "/channels/{channel_id}/messages/{message_id}/reactions/{emoji}", setup: reactionTarget(true, ""), want: needs(204, 50013)},
+	{method: "DELETE", path: "/channels/{channel_id}/messages/{message_id}/reactions", setup: reactionTarget(true, ""), want: needs(204, 50013)},
+	{method: "POST", path: "/channels/{channel_id}/messages/{message_id}/ack", setup: ownerMessage, body: map[string]any{}, want: members(200)},
+	// A DM with the owner (the owner's with the granted member): only with
+	// someone who shares a guild, which the kicked and the banned no longer do.
+	{method: "POST", path: "/users/@me/channels", bodyFor: dmWithOwner, want: with(with(with(anyUser(200),
+		outsider, want{403, 50007, false}), kicked, want{403, 50007, false}), banned, want{403, 50007, false})},
+	{method: "GET", path: "/users/@me/channels", want: anyUser(200)},
 	{method: "DELETE", path: "/users/@me/bots/{bot_id}/tokens", want: botOwnerOnly(204)},
 	{method: "POST", path: "/users/@me/bots/{bot_id}/token/reset", want: botOwnerOnly(200)},
 }
@@ -307,7 +357,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 	for _, r := range matrixRows {
 		t.Run(r.method+" "+r.path, func(t *testing.T) {
-			if r.public {
+			if r.public && r.want == nil {
 				// No token needed: a bad body is a 400, not a 401.
 				st, raw := e.api.Do(t, r.method, r.path, "", []byte("{"), nil)
 				wantError(t, st, raw, 400, 50109)
@@ -323,8 +373,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 				if r.setup != nil {
 					extra = r.setup(t, f, c)
 				}
+				body := r.body
+				if r.bodyFor != nil {
+					body = r.bodyFor(f, c)
+				}
 				before := f.snapshot(t)
-				st, raw := e.api.Do(t, r.method, f.path(r.path, extra), f.tokens[c], r.body, nil)
+				st, raw := e.api.Do(t, r.method, f.path(r.path, extra), f.tokens[c], body, nil)
 				if st != w.status {
 					t.Errorf("%s: %d %s; want %d", c, st, raw, w.status)
 					continue
@@ -350,19 +404,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 }
 
 // routeMatcher answers which route of the table serves a request ("METHOD
-// /path" as the table names it, "" for none), matching as the handler's mux
-// does.
+// /path" as the table names it, "" for none), matching as the handler does.
 func routeMatcher(t testing.TB) func(method, target string) string {
-	mux := http.NewServeMux()
-	for _, rt := range rest.RouteTable(rest.NewHandler(nil, rest.Config{GatewayURL: "ws://x"})) {
-		mux.Handle(rt.Method+" "+rt.Path, http.NotFoundHandler())
-	}
+	h := rest.NewHandler(nil, rest.Config{GatewayURL: "ws://x"})
 	return func(method, target string) string {
-		r, err := http.NewRequest(method, target, nil)
+		rt, err := rest.MatchRoute(h, method, target)
 		if err != nil {
 			t.Fatalf("request %s %s: %v", method, target, err)
 		}
-		_, pattern := mux.Handler(r)
-		return pattern
+		return rt
 	}
 }

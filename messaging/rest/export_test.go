@@ -17,3 +17,13 @@ func RouteTable(h http.Handler) []RouteSpec {
 	}
 	return out
 }
+
+// MatchRoute names the route of h's table that serves method and target (a
+// path without /api/v*), "METHOD /path" as the table has it, "" for none.
+func MatchRoute(h http.Handler, method, target string) (string, error) {
+	r, err := http.NewRequest(method, target, nil)
+	if err != nil {
+		return "", err
+	}
+	return h.(served).match(r), nil
+}

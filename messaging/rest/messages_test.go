@@ -429,7 +429,7 @@ func TestGlobalAndAuthRateLimits(t *testing.T) {
 			t.Fatalf("GET /users/@me = %d", r.StatusCode)
 		}
 	}
-	r := e.raw(t, "GET", "/gateway", u.token, "")
+	r := e.raw(t, "GET", "/gateway/bot", u.token, "")
 	if r.StatusCode != 429 || r.Header.Get("X-RateLimit-Global") != "true" {
 		t.Fatalf("fourth request = %d %v; want a global 429", r.StatusCode, r.Header)
 	}

@@ -62,6 +62,17 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies; larger ones answer 413. Zero value
 	// means 64 KiB.
 	MaxBodyBytes int64
+	// MaxUploadBytes bounds the body of a message post with files
+	// (multipart/form-data, files and payload_json together); larger ones answer
+	// 413 (40005). Zero value means 25 MiB, Discord's limit.
+	MaxUploadBytes int64
+	// PublicURL is the api's URL as clients reach it, the base of attachment
+	// URLs, e.g. "https://chat.example.com". Zero value means the scheme and Host
+	// of the request that uploads the file.
+	PublicURL string
+	// DownloadLimit bounds attachment downloads per client IP (they carry no
+	// token). Zero value means 50 per second.
+	DownloadLimit Limit
 	// GlobalLimit bounds all requests of one user. Zero value means 50 per second
 	// (Discord's global limit).
 	GlobalLimit Limit
@@ -105,10 +116,18 @@ type handler struct {
 // and the function that serves it.
 type route struct {
 	method, path string
-	public       bool   // no token: rate limited per client IP with AuthLimit
+	public       bool   // no token: rate limited per client IP, with limit if set, else AuthLimit (shared)
 	major        string // path value naming the rate limit's major resource
 	limit        Limit
 	serve        func(r *http.Request, u guildhall.User) (int, any, error)
+	maxBody      int64 // zero: Config.MaxBodyBytes
+	// mux, when set, is the pattern registered instead of path, which Go's
+	// ServeMux cannot rank against another route's: DELETE
+	// messages/pins/{message_id} against DELETE messages/{message_id}/reactions,
+	// each with a literal where the other has a wildcard. It names path's
+	// wildcards alike and replaces a literal by a wildcard; requests whose
+	// literals differ from path's are not this route's.
+	mux string
 }
 
 // NewHandler returns the REST API, serving every route under both /api/v9 and
@@ -128,6 +147,10 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 	if h.cfg.MaxBodyBytes <= 0 {
 		h.cfg.MaxBodyBytes = 64 << 10
 	}
+	if h.cfg.MaxUploadBytes <= 0 {
+		h.cfg.MaxUploadBytes = 25 << 20
+	}
+	h.cfg.DownloadLimit = h.cfg.DownloadLimit.or(Limit{50, time.Second})
 	if h.cfg.SessionStartTotal <= 0 {
 		h.cfg.SessionStartTotal = 1000
 	}
@@ -147,7 +170,7 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 	routes := []route{
 		{method: "POST", path: "/auth/register", public: true, serve: h.register},
 		{method: "POST", path: "/auth/login", public: true, serve: h.login},
-		{method: "GET", path: "/gateway", limit: rl, serve: h.gateway},
+		{method: "GET", path: "/gateway", public: true, limit: rl, serve: h.gateway}, // public on Discord
 		{method: "GET", path: "/gateway/bot", limit: rl, serve: h.gatewayBot},
 		{method: "GET", path: "/users/@me", limit: rl, serve: h.me},
 		{method: "GET", path: "/users/@me/guilds", limit: rl, serve: h.myGuilds},
@@ -160,7 +183,7 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 		{method: "POST", path: "/channels/{channel_id}/invites", major: "channel_id", limit: rl, serve: h.createInvite},
 		{method: "POST", path: "/invites/{code}", limit: rl, serve: h.acceptInvite},
 		{method: "GET", path: "/channels/{channel_id}/messages", major: "channel_id", limit: rl, serve: h.history},
-		{method: "POST", path: "/channels/{channel_id}/messages", major: "channel_id", limit: h.cfg.MessageLimit, serve: h.postMessage},
+		{method: "POST", path: "/channels/{channel_id}/messages", major: "channel_id", limit: h.cfg.MessageLimit, serve: h.postMessage, maxBody: h.cfg.MaxUploadBytes},
 		{method: "GET", path: "/channels/{channel_id}/messages/{message_id}", major: "channel_id", limit: rl, serve: h.getMessage},
 		{method: "PATCH", path: "/channels/{channel_id}/messages/{message_id}", major: "channel_id", limit: rl, serve: h.editMessage},
 		{method: "DELETE", path: "/channels/{channel_id}/messages/{message_id}", major: "channel_id", limit: rl, serve: h.deleteMessage},
@@ -168,40 +191,93 @@ func NewHandler(svc *messaging.Service, cfg Config) http.Handler {
 	}
 	routes = append(routes, h.tokenRoutes(rl)...)
 	routes = append(routes, h.communityRoutes(rl)...)
+	routes = append(routes, h.conversationRoutes()...)
 	api := http.NewServeMux()
+	guarded := map[string]string{} // mux pattern -> the route's path
+	var unrouted http.Handler
 	for _, rt := range routes {
-		api.Handle(rt.method+" "+rt.path, h.wrap(rt))
+		if rt.mux == "" {
+			api.Handle(rt.method+" "+rt.path, h.wrap(rt))
+			continue
+		}
+		served := h.wrap(rt)
+		guarded[rt.method+" "+rt.mux] = rt.path
+		api.Handle(rt.method+" "+rt.mux, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !literalsMatch(rt.path, r.URL.Path) {
+				unrouted.ServeHTTP(w, r)
+				return
+			}
+			served.ServeHTTP(w, r)
+		}))
 	}
 	// A path that some route serves with another method answers 405, any other
 	// 404. (Method-less patterns per path would conflict with the routes: a
 	// literal path like members/search against GET members/{user_id}.)
+	srv := served{routes: routes, api: api, guarded: guarded}
 	notFound := h.fixed("unknown", guildhall.ErrNotFound)
-	api.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	unrouted = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 			probe := r.Clone(r.Context())
 			probe.Method = m
-			if _, pattern := api.Handler(probe); pattern != "/" {
-				_, path, _ := strings.Cut(pattern, " ")
+			if name := srv.match(probe); name != "" {
+				_, path, _ := strings.Cut(name, " ")
 				h.fixed(path, guildhall.ErrMethodNotAllowed).ServeHTTP(w, r)
 				return
 			}
 		}
 		notFound.ServeHTTP(w, r)
-	}))
+	})
+	api.Handle("/", unrouted)
 
 	root := http.NewServeMux()
 	for _, v := range []string{"/api/v9", "/api/v10"} {
 		root.Handle(v+"/", http.StripPrefix(v, api))
 	}
+	root.HandleFunc("GET /attachments/{channel_id}/{attachment_id}/{filename}", h.attachment)
 	root.Handle("/", h.fixed("unknown", guildhall.ErrNotFound))
-	return served{root, routes}
+	srv.Handler = root
+	return srv
 }
 
 // served is the handler NewHandler returns; it keeps the route table for the
 // tests that walk every route (export_test.go).
+// literalsMatch reports whether path has pattern's segments, wildcards
+// ({name}) matching any.
+func literalsMatch(pattern, path string) bool {
+	for {
+		ps, prest, pmore := strings.Cut(strings.TrimPrefix(pattern, "/"), "/")
+		s, rest, more := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+		if pmore != more || !(strings.HasPrefix(ps, "{") || ps == s) {
+			return false
+		}
+		if !more {
+			return true
+		}
+		pattern, path = prest, rest
+	}
+}
+
 type served struct {
 	http.Handler
-	routes []route
+	routes  []route
+	api     *http.ServeMux    // the routes, without the /api/v* prefix
+	guarded map[string]string // see route.mux
+}
+
+// match names the route that serves a request to api ("METHOD /path" as the
+// route table has it), "" for none.
+func (s served) match(r *http.Request) string {
+	_, pattern := s.api.Handler(r)
+	if pattern == "/" {
+		return ""
+	}
+	if p, ok := s.guarded[pattern]; ok {
+		if !literalsMatch(p, r.URL.Path) {
+			return ""
+		}
+		return r.Method + " " + p
+	}
+	return pattern
 }
 
 // statusWriter remembers the status for metrics.
@@ -258,11 +334,19 @@ func (h *handler) wrap(rt route) http.Handler {
 				}
 			}
 		}()
-		r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+		limit := h.cfg.MaxBodyBytes
+		if rt.maxBody > 0 {
+			limit = rt.maxBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 
 		now := h.now()
 		var u guildhall.User
-		if rt.public {
+		if rt.public && rt.limit != (Limit{}) {
+			if !h.allow(w, "ip:"+clientIP(r)+":"+name, rt.limit, bucket, now, false) {
+				return
+			}
+		} else if rt.public {
 			// Register and login share one bucket per client IP.
 			if !h.allow(w, "ip:"+clientIP(r), h.cfg.AuthLimit, bucketID("auth"), now, false) {
 				return
@@ -405,6 +489,11 @@ func decode(r *http.Request, v any, optional bool) error {
 		}
 		return guildhall.ErrInvalidJSON
 	}
+	return decodeJSON(body, v, optional)
+}
+
+// decodeJSON is decode of a body already read.
+func decodeJSON(body []byte, v any, optional bool) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		if optional {
 			return nil

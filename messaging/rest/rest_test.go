@@ -97,10 +97,14 @@ func TestGatewayEndpoints(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	u := e.register("gw")
 	var gw struct{ URL string }
-	e.api.Must(t, http.StatusOK, "GET", "/gateway", u.token, nil, &gw)
+	// Public, as on Discord: no token needed, and a bad one is ignored.
+	e.api.Must(t, http.StatusOK, "GET", "/gateway", "", nil, &gw)
 	if gw.URL != "ws://gateway.test" {
 		t.Errorf("GET /gateway url = %q", gw.URL)
 	}
+	e.api.Must(t, http.StatusOK, "GET", "/gateway", u.token, nil, nil)
+	st, raw := e.api.Do(t, "GET", "/gateway/bot", "", nil, nil)
+	wantError(t, st, raw, 401, 0)
 	var bot struct {
 		URL               string `json:"url"`
 		Shards            int    `json:"shards"`
@@ -108,7 +112,7 @@ func TestGatewayEndpoints(t *testing.T) {
 			Total, Remaining, ResetAfter, MaxConcurrency int
 		} `json:"session_start_limit"`
 	}
-	raw := e.api.Must(t, http.StatusOK, "GET", "/gateway/bot", u.token, nil, &bot)
+	raw = e.api.Must(t, http.StatusOK, "GET", "/gateway/bot", u.token, nil, &bot)
 	if bot.URL != gw.URL || bot.Shards != 1 || !strings.Contains(string(raw), `"max_concurrency":1`) || !strings.Contains(string(raw), `"total":1000`) {
 		t.Errorf("GET /gateway/bot = %s", raw)
 	}
@@ -116,7 +120,7 @@ func TestGatewayEndpoints(t *testing.T) {
 	v9 := testenv.NewREST(e.srv.URL + "/api/v9")
 	v9.Must(t, http.StatusOK, "GET", "/gateway", u.token, nil, nil)
 	// Unknown paths and methods answer with Discord's body.
-	st, raw := e.api.Do(t, "GET", "/nope", u.token, nil, nil)
+	st, raw = e.api.Do(t, "GET", "/nope", u.token, nil, nil)
 	wantError(t, st, raw, 404, 0)
 	st, raw = e.api.Do(t, "PUT", "/gateway", u.token, nil, nil)
 	wantError(t, st, raw, 405, 0)
@@ -127,8 +131,8 @@ func TestGatewayEndpoints(t *testing.T) {
 		route, method, status string
 		want                  float64
 	}{
-		{"/gateway", "GET", "200", 2},
-		{"/gateway", "GET", "401", 1},
+		{"/gateway", "GET", "200", 4},
+		{"/gateway/bot", "GET", "401", 1},
 		{"/gateway", "PUT", "405", 1},
 		{"/gateway/bot", "GET", "200", 1},
 		{"/auth/register", "POST", "201", 1},

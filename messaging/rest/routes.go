@@ -170,12 +170,24 @@ func (h *handler) gatewayBot(r *http.Request, u guildhall.User) (int, any, error
 	if h.cfg.Sessions != nil {
 		limit = h.cfg.Sessions.SessionStartLimit(r.Context(), u.ID)
 	}
+	guilds, err := h.svc.UserGuilds(r.Context(), u)
+	if err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, struct {
 		URL               string            `json:"url"`
 		Shards            int               `json:"shards"`
 		SessionStartLimit SessionStartLimit `json:"session_start_limit"`
-	}{h.cfg.GatewayURL, 1, limit}, nil
+	}{h.cfg.GatewayURL, recommendedShards(len(guilds)), limit}, nil
 }
+
+// guildsPerShard is how many guilds one shard is recommended for, as Discord
+// recommends: one shard per 1,000 guilds.
+const guildsPerShard = 1000
+
+// recommendedShards is GET /gateway/bot's shards for a bot in n guilds: at
+// least 1.
+func recommendedShards(n int) int { return max(1, (n+guildsPerShard-1)/guildsPerShard) }
 
 func (h *handler) me(r *http.Request, u guildhall.User) (int, any, error) {
 	return http.StatusOK, meUser{User: u, Locale: "en-US", Verified: true}, nil
@@ -338,7 +350,7 @@ func (h *handler) channel(r *http.Request, u guildhall.User) (int, any, error) {
 	}
 	ch, err := h.svc.Channel(r.Context(), u, id)
 	if err != nil {
-		return 0, nil, err
+		return h.channelOrDM(r, u, id, err)
 	}
 	return http.StatusOK, ch, nil
 }
@@ -415,26 +427,6 @@ func (h *handler) history(r *http.Request, u guildhall.User) (int, any, error) {
 	return http.StatusOK, ms, nil
 }
 
-func (h *handler) postMessage(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
-	if err != nil {
-		return 0, nil, err
-	}
-	var b struct {
-		Content string `json:"content"`
-		Nonce   any    `json:"nonce"`
-		TTS     bool   `json:"tts"`
-	}
-	if err := decode(r, &b, false); err != nil {
-		return 0, nil, err
-	}
-	m, err := h.svc.PostMessage(r.Context(), u, id, messaging.NewMessage{Content: b.Content, Nonce: b.Nonce, TTS: b.TTS})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, m, nil
-}
-
 func messageIDs(r *http.Request) (channel, message guildhall.Snowflake, err error) {
 	if channel, err = pathID(r, "channel_id", guildhall.ErrUnknownChannel); err != nil {
 		return 0, 0, err
@@ -451,24 +443,6 @@ func (h *handler) getMessage(r *http.Request, u guildhall.User) (int, any, error
 		return 0, nil, err
 	}
 	m, err := h.svc.GetMessage(r.Context(), u, ch, id)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, m, nil
-}
-
-func (h *handler) editMessage(r *http.Request, u guildhall.User) (int, any, error) {
-	ch, id, err := messageIDs(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	var b struct {
-		Content *string `json:"content"`
-	}
-	if err := decode(r, &b, false); err != nil {
-		return 0, nil, err
-	}
-	m, err := h.svc.EditMessage(r.Context(), u, ch, id, b.Content)
 	if err != nil {
 		return 0, nil, err
 	}

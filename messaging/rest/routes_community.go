@@ -59,7 +59,8 @@ func (h *handler) communityRoutes(rl Limit) []route {
 		c("DELETE", "/pins/{message_id}", h.unpin),
 		c("GET", "/messages/pins", h.pins),
 		c("PUT", "/messages/pins/{message_id}", h.pin),
-		c("DELETE", "/messages/pins/{message_id}", h.unpin),
+		{method: "DELETE", path: "/channels/{channel_id}/messages/pins/{message_id}", mux: "/channels/{channel_id}/messages/{pins}/{message_id}",
+			major: "channel_id", limit: rl, serve: h.unpin},
 		{method: "GET", path: "/invites/{code}", limit: rl, serve: h.invite},
 		{method: "DELETE", path: "/invites/{code}", limit: rl, serve: h.deleteInvite},
 	}

@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) messaging.Store) {
 		{"Pins", testPins},
 		{"PinsOrderFree", testPinsOrderFree},
 	}
+	tests = append(tests, conversationTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
