@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 
@@ -40,10 +41,18 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	// The entry names this connection from here on; of two resumes racing for
 	// the session, the one that wrote first has it, and the other one tries again.
 	tctx, tcancel := g.opContext()
-	err := g.sessions.takeOver(tctx, s, entry)
+	entry, err := g.takeOverLeft(tctx, s, entry)
 	tcancel()
-	if err != nil {
+	switch {
+	case errors.Is(err, errResumeExpired):
+		g.metrics.Resumes.WithLabelValues("invalid_expired").Inc()
+		s.send(opFrame(OpInvalidSession, []byte("false")))
+		return
+	case errors.Is(err, registry.ErrConflict):
 		g.resumeLater(s, "registry_conflict", err)
+		return
+	case err != nil:
+		g.resumeLater(s, "registry_error", err)
 		return
 	}
 	g.sessions.kickPrevious(entry)
@@ -159,4 +168,34 @@ func (g *Gateway) resumeLater(s *Session, why string, err error) {
 	g.metrics.Resumes.WithLabelValues("retry_" + why).Inc()
 	g.log.Warn("resume: try again", "why", why, "err", err)
 	s.close(CloseUnknownError, "Try again")
+}
+
+// errResumeExpired: the session's window closed while a resume took it over.
+var errResumeExpired = errors.New("gateway: the session's resume window closed")
+
+// takeOverLeft takes the session of entry over for s and returns the entry as
+// written. When the entry changed since the checks read it only because the
+// previous connection's leaving was recorded (a client that resumes at once
+// races its old connection's close), it is read again and taken over at its
+// new revision; any other change (another resume took it) is
+// registry.ErrConflict, and the client resumes again.
+func (g *Gateway) takeOverLeft(ctx context.Context, s *Session, entry registry.Session) (registry.Session, error) {
+	err := g.sessions.takeOver(ctx, s, entry)
+	if !errors.Is(err, registry.ErrConflict) {
+		return entry, err
+	}
+	now, rerr := g.sessions.entry(ctx, entry.ID)
+	switch {
+	case rerr != nil:
+		return entry, err
+	case now.UserID != entry.UserID || now.DisconnectedAt.IsZero():
+		return entry, err // held by another connection now
+	}
+	if live, lerr := g.sessions.resumable(ctx, now); lerr != nil || !live {
+		if lerr != nil {
+			return entry, lerr
+		}
+		return entry, errResumeExpired
+	}
+	return now, g.sessions.takeOver(ctx, s, now)
 }
