@@ -23,7 +23,12 @@ import (
 // view it before or can view it after (those who lose it learn so); the rest are
 // delivered with the new state. From the next event on, a session sees only what
 // the new state lets it.
+//
+// An event that changes the room first has what is planned delivered (batch.go).
 func (p *pump) apply(r *room, seq uint64, ev guildhall.Event) {
+	if !batchable(ev.Type) {
+		p.flush()
+	}
 	r.lastSeq = seq
 	p.advance(seq)
 	live := newDispatch(ev, seq)
@@ -32,27 +37,17 @@ func (p *pump) apply(r *room, seq uint64, ev guildhall.Event) {
 	old := seq <= r.joinedAt
 	switch ev.Type {
 	case guildhall.EventChannelDelete, guildhall.EventGuildMemberRemove, guildhall.EventGuildBanAdd, guildhall.EventGuildDelete:
-		p.deliverApplied(r, ev, live, nil, old)
+		p.deliver(r, ev, live, nil, old)
 		p.applyState(r, seq, ev)
 		return
 	case guildhall.EventChannelUpdate:
 		before, _ := r.channelView(ev.ChannelID)
 		p.applyState(r, seq, ev)
-		p.deliverApplied(r, ev, live, before, old)
+		p.deliver(r, ev, live, before, old)
 		return
 	}
 	p.applyState(r, seq, ev)
-	p.deliverApplied(r, ev, live, nil, old)
-}
-
-// deliverApplied delivers an applied event: to the members that joined before
-// it when it is old (not newer than every member's join), else to every member.
-func (p *pump) deliverApplied(r *room, ev guildhall.Event, d *dispatch, before *channelView, old bool) {
-	if old {
-		p.deliverSince(r, ev, d, before)
-		return
-	}
-	p.deliver(r, ev, d, before)
+	p.deliver(r, ev, live, nil, old)
 }
 
 // applyState changes the room's state and its sessions for one event.
@@ -87,6 +82,7 @@ func (p *pump) applyState(r *room, seq uint64, ev guildhall.Event) {
 // sessions get nothing more of the guild. Their GUILD_DELETE is an event of its
 // own for the user (see applyUser), so that a resume replays it too.
 func (p *pump) removeUser(r *room, uid guildhall.Snowflake) {
+	p.flush()
 	for i := 0; i < len(r.members); {
 		rm := r.members[i]
 		if rm.s.user.ID == uid {
@@ -102,6 +98,7 @@ func (p *pump) removeUser(r *room, uid guildhall.Snowflake) {
 // closeRoom takes every session out of the room of a deleted guild (they were
 // delivered its GUILD_DELETE) and drops the room.
 func (p *pump) closeRoom(r *room) {
+	p.flush()
 	for _, rm := range r.members {
 		delete(rm.s.guilds, r.id)
 		if rm.m.held {
@@ -119,6 +116,10 @@ func (p *pump) closeRoom(r *room) {
 // (GUILD_JOIN), leaving one (GUILD_DELETE), and everything of the user's DMs
 // (see package messaging), which go to the sessions as they are.
 func (p *pump) applyUser(u *userRoom, seq uint64, ev guildhall.Event) {
+	// Its frames go out directly and joins change rooms' members: what is
+	// planned (lower s) goes first.
+	p.flush()
+	p.flush()
 	p.advance(seq)
 	switch ev.Type {
 	case guildhall.EventGuildJoin:
@@ -218,6 +219,7 @@ func (p *pump) joinGuild(u *userRoom, j *pendingJoin, seed *guildhall.GuildState
 // attachJoined adds the user's sessions that are not in r yet to r and sends
 // them the GUILD_CREATE; r has applied every event of the guild before j.seq.
 func (p *pump) attachJoined(r *room, j *pendingJoin) {
+	p.flush() // planned events are older than the join: not the joiners'
 	if u := p.users[j.user]; u != nil {
 		if j.d == nil {
 			gd := r.guildCreate(j.member, 0)

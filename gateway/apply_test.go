@@ -108,14 +108,31 @@ func message(t *testing.T, ch guildhall.Snowflake, content string) guildhall.Eve
 
 // TestApplyLosingAccess applies a guild's events to a room and checks which
 // session gets which, as access changes.
+//
+// alone: each event delivered on its own, as the pump does when nothing else
+// waits; batched: the events between two checks planned together, as the pump
+// does when it is behind. Both give every session the same events.
 func TestApplyLosingAccess(t *testing.T) {
+	for _, batched := range []bool{false, true} {
+		t.Run(map[bool]string{false: "alone", true: "batched"}[batched], func(t *testing.T) { testApplyLosingAccess(t, batched) })
+	}
+}
+
+func testApplyLosingAccess(t *testing.T, batched bool) {
 	p, r, conns, _ := testRoom(t)
 	seq := uint64(100)
-	apply := func(ev guildhall.Event) { seq++; p.apply(r, seq, ev) }
+	apply := func(ev guildhall.Event) {
+		seq++
+		p.apply(r, seq, ev)
+		if !batched {
+			p.flush()
+		}
+	}
 	// Frames leave by the sessions' direct writes or writer goroutines: wait a
 	// moment for them. No assertion below waits on time, only for frames.
 	want := func(who guildhall.Snowflake, typ, marker string, n int) {
 		t.Helper()
+		p.flush()
 		deadline := time.Now().Add(5 * time.Second)
 		for conns[who].count(typ, marker) < n && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)

@@ -58,13 +58,16 @@ func (h *handler) OnClose(c *gws.Conn, err error) {
 	g.pump.do(func() { g.pump.leave(s) })
 	g.presence.ended(s)
 	g.members.ended(s)
-	// A client that closes with 1000 or 1001 ends its session, as on Discord.
+	// A client that closes with 1000 or 1001 ends its session, as on Discord;
+	// otherwise it may resume within the window from now.
 	var ce *gws.CloseError
 	if errors.As(err, &ce) && (ce.Code == 1000 || ce.Code == 1001) && !s.resumable.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.APITimeout)
 		g.sessions.end(ctx, s)
 		cancel()
+		return
 	}
+	g.sessions.left(s)
 }
 
 func (h *handler) OnMessage(c *gws.Conn, msg *gws.Message) {

@@ -15,11 +15,13 @@
 //	encoding.go   what a connection asks for in its URL: json or etf, zlib-stream
 //	              or zstd-stream (package etf is the ETF codec)
 //	session.go    a session: who it is, its outbox, its memberships
-//	outbox.go     a session's write path: the direct write, the writer goroutine that
-//	              coalesces pending frames into one writev, frames held during a
-//	              resume, zlib, slow consumers cut off
+//	outbox.go     a session's write path: the direct write (or writev, for a
+//	              batch), the writer goroutine that coalesces pending frames into
+//	              one writev, frames held during a resume, the variant of each
+//	              frame the connection needs (ETF, payload compression), zlib and
+//	              zstd streams, slow consumers cut off
 //	frame.go      WebSocket frames, built once per event and shared (the ETF
-//	              variant too, by the first ETF recipient)
+//	              and payload-compressed variants too, by their first recipient)
 //	intents.go    which frame of an event each session gets (intents, MESSAGE_CONTENT)
 //
 // The fan-out path: one goroutine, the pump, owns every room.
@@ -28,7 +30,9 @@
 //	              commands run between two events
 //	apply.go      what each event does to its room (guildhall.GuildState.Apply for the
 //	              state; memberships, who is in it) and when it is delivered
-//	fanout.go     one framed event handed to every session that may see it (a big
+//	batch.go      under load, consecutive events of a room delivered together:
+//	              each session's frames of them in one writev; no timer
+//	fanout.go     framed events handed to every session that may see them (a big
 //	              room split across cores)
 //	room.go       one guild's room: state, members, the channel-visibility cache
 //	gapfill.go    a room that missed something catches up off the pump: events NATS
@@ -45,7 +49,8 @@
 //	recent.go     each room's recent events: the replay from memory, when the
 //	              stream confirms the rooms missed nothing
 //	replay.go     the replay from the EVENTS stream
-//	directory.go  live sessions, their registry entries and refresh, kicks between
+//	directory.go  live sessions, their registry entries (written at start,
+//	              take-over, leave, end), the gateway's heartbeat, kicks between
 //	              gateways
 //
 // Presence and member lists:

@@ -59,7 +59,7 @@ func TestDispatchVariantsShared(t *testing.T) {
 		rm.s.out.compressPayloads(isZlib(i))
 	}
 	d := newDispatch(ev, 7)
-	p.deliver(r, ev, d, nil)
+	p.deliverNow(r, ev, d)
 	for _, c := range capt {
 		waitFor(c.writes, 1)
 	}
@@ -106,7 +106,7 @@ func TestDispatchVariantsShared(t *testing.T) {
 		var want int64
 		return testing.AllocsPerRun(20, func() {
 			d := newDispatch(ev, 7)
-			p.deliver(r, ev, d, nil)
+			p.deliverNow(r, ev, d)
 			want += int64(n)
 			waitFor(&writes, want)
 		})

@@ -209,6 +209,7 @@ func (p *pump) queue(r *room, e queuedEvent) {
 // holdMembers holds the live frames of every member of r; releaseMembers gives
 // them back.
 func (p *pump) holdMembers(r *room) {
+	p.flush() // what is planned was decided before: it goes out first
 	for _, rm := range r.members {
 		if !rm.m.held {
 			rm.m.held = true
@@ -218,6 +219,7 @@ func (p *pump) holdMembers(r *room) {
 }
 
 func (p *pump) releaseMembers(r *room) {
+	p.flush() // what is planned was decided before: it goes out first
 	for _, rm := range r.members {
 		if rm.m.held {
 			rm.m.held = false
@@ -403,6 +405,7 @@ func (p *pump) fetched(r *room, res fetchResult) {
 // joining it is asked to reconnect, and its resume replays the stream or is told
 // INVALID_SESSION. The room goes; the next join makes a new one at its cut.
 func (p *pump) resetRoom(r *room) {
+	p.flush() // what is planned was decided before: it goes out first
 	p.log.Error("room cannot catch up; its sessions must resume", "guild", r.id)
 	reconnect := opFrame(OpReconnect, []byte("null"))
 	bye := func(s *Session) {

@@ -204,7 +204,7 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 		return fail(err)
 	}
 	closers = append(closers, g.pump.close)
-	if g.sessions, err = newDirectory(directoryConfig{nc: nc, registry: reg, watermark: g.pump, node: cfg.Node, timeout: cfg.APITimeout, log: cfg.Logger}); err != nil {
+	if g.sessions, err = newDirectory(ctx, directoryConfig{nc: nc, registry: reg, watermark: g.pump, node: cfg.Node, timeout: cfg.APITimeout, log: cfg.Logger}); err != nil {
 		return fail(err)
 	}
 	closers = append(closers, g.sessions.close)
@@ -241,7 +241,8 @@ func New(ctx context.Context, nc *natsgo.Conn, js jetstream.JetStream, cfg Confi
 
 // Close asks every session to reconnect elsewhere (op 7), spread over drain, then
 // closes what is left and stops each actor. The sessions stay in the registry and
-// resume on another gateway. ctx bounds the wait for the presence goodbye.
+// resume on another gateway, for the resume window after the gateway's last
+// heartbeat (written as it stops). ctx bounds the wait for the presence goodbye.
 func (g *Gateway) Close(ctx context.Context, drain time.Duration) {
 	all := g.sessions.connections()
 	var step time.Duration
@@ -249,6 +250,7 @@ func (g *Gateway) Close(ctx context.Context, drain time.Duration) {
 		step = drain / time.Duration(len(all))
 	}
 	reconnect := opFrame(OpReconnect, []byte("null"))
+	g.sessions.drain()
 	for _, s := range all {
 		s.resumable.Store(true)
 		// Unheld: a session in the middle of a resume holds its live frames, and

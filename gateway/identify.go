@@ -88,7 +88,7 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	s.out.compressPayloads(d.Compress)
 	// The registry entry exists before READY: a client that got a session id can
 	// always resume it, even if this gateway dies the next moment.
-	if err := g.sessions.put(s); err != nil {
+	if err := g.sessions.started(s); err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
 		s.close(CloseUnknownError, "Try again")
 		return
@@ -99,12 +99,16 @@ func (g *Gateway) identify(s *Session, raw json.RawMessage) {
 	w, err := g.pump.joinIdentified(cctx, s, rep.Members, since, readyPayload(s, rep), g.counts)
 	if err != nil {
 		g.metrics.Identifies.WithLabelValues("api_error").Inc()
+		// The client got no READY, so no session id: nothing can resume this.
+		ectx, ecancel := g.opContext()
+		g.sessions.end(ectx, s)
+		ecancel()
 		return
 	}
 	// The session's floor is READY's s. Should this write fail, the one before
 	// stands (lower, never higher) until the next refresh.
 	s.start = readySeq(w)
-	_ = g.sessions.put(s)
+	g.sessions.startAt(s)
 	s.identified.Store(true)
 	g.takeSession(s)
 	g.metrics.Identifies.WithLabelValues("ok").Inc()

@@ -13,7 +13,12 @@ type Metrics struct {
 	DispatchCandidates prometheus.Counter
 	// FramesWritten counts frames written to sockets.
 	FramesWritten prometheus.Counter
-	// Fanout is the time to hand one event to every local recipient's outbox.
+	// SocketWrites counts the writes that carried them (a write or writev system
+	// call, or one buffered write by a session's writer): FramesWritten per
+	// SocketWrites is how much the fan-out coalesces, 1 at low load.
+	SocketWrites prometheus.Counter
+	// Fanout is the time to hand one event to every local recipient's outbox (a
+	// batch's time shared among its events).
 	Fanout prometheus.Histogram
 	// SlowConsumers counts sessions cut off because their outbox was full.
 	SlowConsumers prometheus.Counter
@@ -63,8 +68,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		FramesWritten: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "guildhall_gateway_frames_written_total", Help: "Frames written to sockets.",
 		}),
+		SocketWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "guildhall_gateway_socket_writes_total", Help: "Writes to sockets that carried frames (frames written per write: how much the fan-out coalesces).",
+		}),
 		Fanout: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "guildhall_gateway_fanout_seconds", Help: "Time to hand one event to every local recipient's outbox.",
+			Name: "guildhall_gateway_fanout_seconds", Help: "Time to hand one event to every local recipient's outbox (a batch's time shared among its events).",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
 		}),
 		SlowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
@@ -102,7 +110,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Sessions, m.GuildSubscriptions, m.DispatchCandidates, m.FramesWritten, m.Fanout,
+		reg.MustRegister(m.Sessions, m.GuildSubscriptions, m.DispatchCandidates, m.FramesWritten, m.SocketWrites, m.Fanout,
 			m.SlowConsumers, m.GapFills, m.GapsNoticed, m.CatchUpFailures, m.CatchUpLate, m.PathProbeFailures,
 			m.ForeignMessages, m.Resumes, m.ResumeReplays, m.Identifies, m.EdgeCloses)
 	}

@@ -22,9 +22,12 @@ import (
 // frames are already waiting) it is queued, and a writer goroutine, which exists
 // only while frames wait, takes everything pending and writes it with one writev,
 // waiting for the socket as needed. An idle connection costs no goroutine for
-// writing and a busy one pays one system call for many frames. An outbox whose
-// queue reaches its bound belongs to a slow consumer: the connection is closed
-// (the client may resume, replaying from the stream what it missed).
+// writing and a busy one pays one system call for many frames. Under load the
+// pump hands an outbox several frames at once (sendFrames: the session's frames
+// of a batch of events), which leave with one writev when nothing is pending. An
+// outbox whose queue reaches its bound belongs to a slow consumer: the
+// connection is closed (the client may resume, replaying from the stream what it
+// missed).
 //
 // Live frames can be held back (hold): while a resume replays, the replay's own
 // frames pass them (sendUnheld); while one of the session's rooms waits for events
@@ -61,9 +64,11 @@ type outbox struct {
 	// A direct write's argument and results, and the function that does it,
 	// made once: a closure made per write would allocate on the fan-out path.
 	direct      []byte
+	directIov   []syscall.Iovec // a direct writev's buffers (sendFrames)
 	directN     int
 	directErr   error
 	directWrite func(fd uintptr) bool
+	directVec   func(fd uintptr) bool
 	// startWriter is o.writeLoop as a func value made once: `go o.writeLoop()`
 	// would allocate a closure for every frame that wakes an idle writer.
 	startWriter func()
@@ -102,6 +107,10 @@ func (o *outbox) init(conn net.Conn, format wireFormat, cfg outboxConfig) {
 		o.directWrite = func(fd uintptr) bool {
 			o.directN, o.directErr = syscall.Write(int(fd), o.direct)
 			return true // never wait for the socket here: the writer does that
+		}
+		o.directVec = func(fd uintptr) bool {
+			o.directN, o.directErr = writev(fd, o.directIov)
+			return true
 		}
 	}
 	o.startWriter = o.writeLoop
@@ -146,18 +155,139 @@ func (o *outbox) sendUnheld(f *frame) {
 	o.mu.Unlock()
 }
 
-func (o *outbox) pushLocked(f *frame) {
+// sendFrames queues several frames in order, as send would one by one, but
+// writes them with one writev when nothing is pending: the fan-out of a batch
+// of events (batch.go). sc is the caller's working space. It never blocks: the
+// part the socket does not take goes to the writer, and a session whose frames
+// would pass the bound is cut off.
+func (o *outbox) sendFrames(frames []*frame, sc *batchScratch) {
+	if len(frames) == 1 {
+		o.send(frames[0])
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch {
+	case o.closed || len(frames) == 0:
+		return
+	case o.holds > 0:
+		if len(o.held)+len(frames) > o.cfg.maxFrames {
+			o.cutOffLocked()
+			return
+		}
+		for _, f := range frames {
+			o.insertHeldLocked(f)
+		}
+		return
+	}
+	// The connection's variants, in place: frames is the caller's scratch.
+	kept := frames[:0]
+	for _, f := range frames {
+		if f = o.variant(f); f != nil {
+			kept = append(kept, f)
+		}
+	}
+	clear(frames[len(kept):])
+	if frames = kept; len(frames) == 0 {
+		return
+	}
+	if !o.writing && o.raw != nil && o.allShared(frames) {
+		n, err := o.writevNow(frames, sc)
+		if err != nil {
+			o.dropLocked()
+			return
+		}
+		// Frames started on the socket count as written; the writer finishes a
+		// partial one (o.partial) before anything queued.
+		done := 0
+		for done < len(frames) && n >= len(frames[done].wire) {
+			n -= len(frames[done].wire)
+			done++
+		}
+		if done < len(frames) && n > 0 {
+			o.partial = frames[done].wire[n:]
+			done++
+		}
+		if done > 0 {
+			o.cfg.metrics.FramesWritten.Add(float64(done))
+			o.cfg.metrics.SocketWrites.Inc()
+		}
+		frames = frames[done:]
+		if len(frames) == 0 && o.partial == nil {
+			return
+		}
+	}
+	if len(o.queue)+len(frames) > o.cfg.maxFrames {
+		o.cutOffLocked()
+		return
+	}
+	o.queue = append(o.queue, frames...)
+	for _, f := range frames {
+		o.closed = o.closed || f.closeAfter // as pushLocked: nothing after a close frame
+	}
+	if !o.writing {
+		o.writing = true
+		go o.startWriter()
+	}
+}
+
+// allShared reports whether every frame goes out as its shared bytes (nothing
+// to compress, nothing that closes the connection).
+func (o *outbox) allShared(frames []*frame) bool {
+	for _, f := range frames {
+		if f.closeAfter || !o.sendsShared(f) {
+			return false
+		}
+	}
+	return true
+}
+
+// writevNow writes frames to the socket with one writev, without blocking, and
+// returns how many bytes it took (0 when its buffer was full). o.mu is held.
+func (o *outbox) writevNow(frames []*frame, sc *batchScratch) (int, error) {
+	iov := sc.iov[:len(frames)]
+	for i, f := range frames {
+		iov[i].Base = &f.wire[0]
+		iov[i].SetLen(len(f.wire))
+	}
+	o.directIov = iov
+	err := o.raw.Write(o.directVec)
+	n, werr := o.directN, o.directErr
+	o.directIov, o.directErr = nil, nil
+	clear(iov)
+	switch {
+	case err != nil:
+		return 0, err
+	case werr == syscall.EAGAIN || werr == syscall.EINTR:
+		return 0, nil
+	case werr != nil:
+		return 0, werr
+	}
+	return n, nil
+}
+
+// variant is the shared frame of f this connection receives: f itself, its ETF
+// variant or its payload-compressed one; nil for none (a payload with no ETF
+// form). Every frame passes here exactly once, when it leaves the held frames
+// for the queue or the socket (pushLocked, sendFrames): held frames are the
+// JSON originals.
+func (o *outbox) variant(f *frame) *frame {
 	switch {
 	case o.format.etf && f.data:
 		// The shared ETF variant; the JSON frame's own bytes never reach an ETF
 		// client.
-		if f = f.etfFrame(); f == nil {
-			return
-		}
+		return f.etfFrame()
 	case f.dispatch && o.payloadZlib.Load():
 		// Payload compression applies to dispatches (op 0) only, as on
 		// Discord: the shared compressed variant.
-		f = f.zlibFrame()
+		return f.zlibFrame()
+	}
+	return f
+}
+
+func (o *outbox) pushLocked(f *frame) {
+	if f = o.variant(f); f == nil {
+		return
 	}
 	if len(o.queue) >= o.cfg.maxFrames {
 		o.cutOffLocked()
@@ -173,6 +303,7 @@ func (o *outbox) pushLocked(f *frame) {
 			return
 		}
 		o.cfg.metrics.FramesWritten.Inc()
+		o.cfg.metrics.SocketWrites.Inc()
 		if rest == nil {
 			return
 		}
@@ -420,6 +551,7 @@ func (o *outbox) writeLoop() {
 			_ = o.conn.SetWriteDeadline(now.Add(o.cfg.writeTimeout))
 			o.deadlineRefresh = now.Add(o.cfg.writeTimeout / 2)
 		}
+		o.cfg.metrics.SocketWrites.Inc()
 		var err error
 		if n == 1 {
 			_, err = o.conn.Write(sc.bufs[0])

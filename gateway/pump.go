@@ -56,6 +56,8 @@ type pump struct {
 	users   map[guildhall.Snowflake]*userRoom
 	w       uint64
 	waiters []waiter
+	batch   roomBatch    // events planned, not yet delivered (batch.go)
+	scratch batchScratch // the pump's working space for delivering a batch
 
 	watermark atomic.Uint64 // w, for readers outside the pump
 }
@@ -151,9 +153,10 @@ func (p *pump) run(ctx context.Context) {
 	for {
 		select {
 		case m := <-p.in:
-			p.handle(m)
+			p.burst(m)
 		case f := <-p.cmds:
 			f()
+			p.flush() // a command may have applied events (a gap fill)
 		case <-ctx.Done():
 			return
 		}
@@ -237,13 +240,16 @@ func (p *pump) handle(m *natsgo.Msg) {
 			return
 		}
 		if ev.Type != "" {
-			p.deliver(r, ev, newDispatch(ev, p.w), nil)
+			p.deliver(r, ev, newDispatch(ev, p.w), nil, false)
 		}
 		return
 	case ghnats.SubjectEphemeralUser:
 		// Typing in a DM, from the api alike; nothing else travels there.
 		if u := p.users[id]; u != nil && m.Header.Get(jetstream.StreamHeader) == "" {
 			if ev := ghnats.DecodeEvent(m.Header, m.Data); ev.Type == guildhall.EventTypingStart && ev.GuildID == 0 {
+				// Framed with the watermark: what is planned (lower s) goes
+				// first, or the session's s would go backwards.
+				p.flush()
 				d := newDispatch(ev, p.w)
 				for _, s := range u.sessions {
 					if !s.shard.ownsGuildless() {
@@ -269,6 +275,7 @@ func (p *pump) handle(m *natsgo.Msg) {
 	}
 	switch subj.Kind {
 	case ghnats.SubjectTickEvent:
+		p.flush()
 		p.advance(seq)
 	case ghnats.SubjectGuildEvent:
 		r := p.rooms[id]
@@ -290,6 +297,7 @@ func (p *pump) handle(m *natsgo.Msg) {
 			if last > r.lastSeq {
 				p.metrics.GapsNoticed.WithLabelValues("event").Inc()
 			}
+			p.flush() // the catch-up holds the members: what is planned goes first
 			p.advance(seq)
 			p.beginCatchUp(r)
 			p.queue(r, queuedEvent{seq: seq, last: last, ev: ev})
@@ -304,12 +312,15 @@ func (p *pump) handle(m *natsgo.Msg) {
 	}
 }
 
-// advance moves the watermark to seq and runs the waiters it reaches.
+// advance moves the watermark to seq and runs the waiters it reaches (after
+// delivering what is planned: a session attached by a waiter gets only what
+// follows its cut).
 func (p *pump) advance(seq uint64) {
 	if seq > p.w {
 		p.w = seq
 		p.watermark.Store(seq)
 		if len(p.waiters) > 0 {
+			p.flush()
 			p.releaseWaiters()
 		}
 	}

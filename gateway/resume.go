@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"time"
@@ -36,12 +37,27 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	if !ok {
 		return
 	}
-	if entry.Node != g.cfg.Node {
-		g.sessions.kick(entry.Node, d.SessionID)
-	}
 	s.user = rep.User
 	s.tokenHash = guildhall.TokenHash(d.Token)
 	s.id = d.SessionID
+	// The entry names this connection from here on; of two resumes racing for
+	// the session, the one that wrote first has it, and the other one tries again.
+	tctx, tcancel := g.opContext()
+	entry, err := g.takeOverLeft(tctx, s, entry)
+	tcancel()
+	switch {
+	case errors.Is(err, errResumeExpired):
+		g.metrics.Resumes.WithLabelValues("invalid_expired").Inc()
+		s.send(opFrame(OpInvalidSession, []byte("false")))
+		return
+	case errors.Is(err, registry.ErrConflict):
+		g.resumeLater(s, rep.User.ID, "registry_conflict", err)
+		return
+	case err != nil:
+		g.resumeLater(s, rep.User.ID, "registry_error", err)
+		return
+	}
+	g.sessions.kickPrevious(entry)
 	s.start = entry.Start
 	s.intents = guildhall.IntentsAll
 	if entry.Intents != nil {
@@ -81,6 +97,7 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 			g.log.Warn("resume: replay", "session", s.id, "err", err)
 			s.out.sendUnheld(opFrame(OpInvalidSession, []byte("false")))
 			s.close(CloseUnknownError, "resume failed")
+			g.sessions.end(ctx, s)
 			return
 		}
 	}
@@ -89,14 +106,12 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	g.metrics.Resumes.WithLabelValues("ok").Inc()
 	g.presence.started(s, nil)
 	g.log.Debug("resumed", "session", s.id, "from", d.Seq, "to", cut.w, "replayed", n)
-	// A failed put leaves the entry of the previous node, which keeps the session
-	// resumable until the next refresh here takes over.
-	_ = g.sessions.put(s)
 }
 
 // resumable checks a RESUME: the token (the api), the session's registry entry
-// (it exists, and is the same user's), and that the stream still holds every
-// event after seq. It answers the client itself when the resume cannot go on:
+// (it exists, is the same user's, and the session is within its resume window:
+// its client left, or its gateway was last seen, no longer ago than that), and
+// that the stream still holds every event after seq. It answers the client itself when the resume cannot go on:
 // INVALID_SESSION (d=false) when the session cannot be resumed, 4000 when that
 // could not be checked (NATS did not answer in time: the session may still be
 // resumable, and the client resumes again; INVALID_SESSION would throw it away).
@@ -136,6 +151,15 @@ func (g *Gateway) resumable(s *Session, d resumeData) (guildhall.IdentifyReply, 
 		// deleted ones, edits' originals, a guild's past before the user joined).
 		reason = "seq_before_start"
 	default:
+		live, err := g.sessions.resumable(gctx, entry)
+		if err != nil {
+			g.resumeLater(s, rep.User.ID, "registry_error", err)
+			return rep, entry, false
+		}
+		if !live {
+			reason = "expired"
+			break
+		}
 		ok, err := g.replays.replayable(gctx, d.Seq)
 		if err != nil {
 			g.resumeLater(s, rep.User.ID, "stream_error", err)
@@ -162,4 +186,34 @@ func (g *Gateway) resumeLater(s *Session, user guildhall.Snowflake, why string, 
 	g.metrics.Resumes.WithLabelValues("retry_" + why).Inc()
 	g.log.Warn("resume: try again", "why", why, "err", err)
 	s.close(CloseUnknownError, "Try again")
+}
+
+// errResumeExpired: the session's window closed while a resume took it over.
+var errResumeExpired = errors.New("gateway: the session's resume window closed")
+
+// takeOverLeft takes the session of entry over for s and returns the entry as
+// written. When the entry changed since the checks read it only because the
+// previous connection's leaving was recorded (a client that resumes at once
+// races its old connection's close), it is read again and taken over at its
+// new revision; any other change (another resume took it) is
+// registry.ErrConflict, and the client resumes again.
+func (g *Gateway) takeOverLeft(ctx context.Context, s *Session, entry registry.Session) (registry.Session, error) {
+	err := g.sessions.takeOver(ctx, s, entry)
+	if !errors.Is(err, registry.ErrConflict) {
+		return entry, err
+	}
+	now, rerr := g.sessions.entry(ctx, entry.ID)
+	switch {
+	case rerr != nil:
+		return entry, err
+	case now.UserID != entry.UserID || now.DisconnectedAt.IsZero():
+		return entry, err // held by another connection now
+	}
+	if live, lerr := g.sessions.resumable(ctx, now); lerr != nil || !live {
+		if lerr != nil {
+			return entry, lerr
+		}
+		return entry, errResumeExpired
+	}
+	return now, g.sessions.takeOver(ctx, s, now)
 }

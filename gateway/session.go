@@ -34,6 +34,10 @@ type Session struct {
 	identified atomic.Bool
 	resumable  atomic.Bool
 
+	// reg is the session's registry entry as this connection last wrote it
+	// (directory.go).
+	reg sessionEntry
+
 	// Owned by the pump goroutine.
 	guilds map[guildhall.Snowflake]*membership
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	guildhall "github.com/guildhall/guildhall"
 	"github.com/guildhall/guildhall/testenv"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -21,6 +22,34 @@ import (
 // written directly by the sender while nothing is pending, and every frame through
 // the writer goroutine.
 var writeModes = map[string]Config{"direct": {}, "writer": {NoDirectWrites: true}}
+
+// deliverModes are writeModes, each with events delivered one at a time (low
+// load) and in batches of maxBatch (the pump behind: several frames per session
+// in one writev).
+var deliverModes = func() map[string]deliverMode {
+	m := map[string]deliverMode{}
+	for name, cfg := range writeModes {
+		m[name] = deliverMode{cfg: cfg, batch: 1}
+		m[name+"/batched"] = deliverMode{cfg: cfg, batch: maxBatch}
+	}
+	return m
+}()
+
+type deliverMode struct {
+	cfg   Config
+	batch int // events per flush
+}
+
+// deliverSeq delivers ev with s = from..to, flushing every mode.batch events.
+func (m deliverMode) deliverSeq(h *pump, r *room, ev guildhall.Event, from, to int) {
+	for i := from; i <= to; i++ {
+		h.deliver(r, ev, newDispatch(ev, uint64(i)), nil, false)
+		if (i-from+1)%m.batch == 0 {
+			h.flush()
+		}
+	}
+	h.flush()
+}
 
 // loopbackPairs returns n server-side connections and their client ends.
 func loopbackPairs(t *testing.T, n int) (servers, clients []net.Conn) {
@@ -81,8 +110,9 @@ func readFrame(r *bufio.Reader) ([]byte, error) {
 // before anything queued after it. Once the client reads again it gets every frame,
 // whole and in order.
 func TestSessionFramesIntactThroughFullSocket(t *testing.T) {
-	for mode, cfg := range writeModes {
+	for mode, dm := range deliverModes {
 		t.Run(mode, func(t *testing.T) {
+			cfg := dm.cfg
 			cfg.MaxOutbox = 100_000
 			servers, clients := loopbackPairs(t, 1)
 			// Small socket buffers, so that they fill long before the frames end.
@@ -91,9 +121,7 @@ func TestSessionFramesIntactThroughFullSocket(t *testing.T) {
 			h, r := benchRoom(servers, cfg)
 			ev := benchEvent()
 			const frames = 8000 // ~4 MB
-			for i := 1; i <= frames; i++ {
-				h.deliver(r, ev, newDispatch(ev, uint64(i)), nil)
-			}
+			dm.deliverSeq(h, r, ev, 1, frames)
 			time.Sleep(200 * time.Millisecond) // let the buffers fill while nobody reads
 			br := bufio.NewReader(clients[0])
 			_ = clients[0].SetReadDeadline(time.Now().Add(60 * time.Second))
@@ -121,8 +149,9 @@ func TestSessionFramesIntactThroughFullSocket(t *testing.T) {
 // room's other members keep receiving: one slow consumer neither blocks the
 // fan-out nor makes the gateway hold more than the bound for it.
 func TestSlowConsumerCutOffOthersUnaffected(t *testing.T) {
-	for mode, cfg := range writeModes {
+	for mode, dm := range deliverModes {
 		t.Run(mode, func(t *testing.T) {
+			cfg := dm.cfg
 			cfg.MaxOutbox = 64
 			cfg.Metrics = NewMetrics(nil) // this test's own counters
 			servers, clients := loopbackPairs(t, 3)
@@ -151,15 +180,15 @@ func TestSlowConsumerCutOffOthersUnaffected(t *testing.T) {
 				}()
 			}
 			const frames = 2000 // ~1 MB: far past the slow socket's buffers plus 64 frames
-			for i := 1; i <= frames; i++ {
-				h.deliver(r, ev, newDispatch(ev, uint64(i)), nil)
+			for i := 1; i <= frames; i += dm.batch {
+				dm.deliverSeq(h, r, ev, i, min(i+dm.batch-1, frames))
 				if n := pending(slow); n > cfg.MaxOutbox {
 					t.Fatalf("slow session holds %d frames; bound is %d", n, cfg.MaxOutbox)
 				}
 				// Keep the fast sessions within their bound however loaded the
 				// machine is: this test is about the slow one.
 				for _, s := range fast {
-					for pending(s) > cfg.MaxOutbox/2 {
+					for pending(s) > min(cfg.MaxOutbox/2, cfg.MaxOutbox-dm.batch) {
 						time.Sleep(time.Millisecond)
 					}
 				}
@@ -235,11 +264,18 @@ func TestLargeRoomFanOutInOrder(t *testing.T) {
 	}
 	ev := benchEvent()
 	for i := 1; i <= events; i++ {
-		h.deliver(r, ev, newDispatch(ev, uint64(i)), nil)
+		h.deliverNow(r, ev, newDispatch(ev, uint64(i)))
 	}
 	for range members {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// deliverNow delivers one event at once, as the pump does when nothing else is
+// waiting.
+func (p *pump) deliverNow(r *room, ev guildhall.Event, d *dispatch) {
+	p.deliver(r, ev, d, nil, false)
+	p.flush()
 }

@@ -40,8 +40,10 @@ type Topology struct {
 	// full, the oldest events go first (they are in the store by then unless the
 	// writer has been down longer than the stream can hold).
 	EventMaxBytes int64
-	// SessionTTL is how long a session entry lives without a refresh; zero value
-	// means 5 minutes.
+	// SessionTTL is the resume window: how long a session stays resumable after
+	// its client left or its gateway was last seen alive. Zero value means 5
+	// minutes. (Entries themselves live a day without a write, or twice the
+	// window if longer: live sessions are not rewritten, see registry.)
 	SessionTTL time.Duration
 	// PresenceTTL is how long a gateway's users stay online after its last
 	// heartbeat (its key in the presence bucket), so how soon the users of a
@@ -160,18 +162,42 @@ func (t Topology) presenceBucket() jetstream.KeyValueConfig {
 	return b
 }
 
-// Buckets lists the key-value buckets: sessions, presence and leases, each with a
-// bucket-wide TTL (a key expires that long after its last put) and limit markers so
-// that watchers see expiries.
+// ResumeWindowMeta is the sessions bucket's metadata entry holding
+// Topology.SessionTTL, the resume window, which every gateway reads.
+const ResumeWindowMeta = "guildhall_resume_window"
+
+// sessionsBucket: an entry is written when its session starts, leaves, resumes
+// and ends, never to stay alive: each gateway's heartbeat key in the bucket says
+// whether its sessions are still held. The bucket's TTL is a backstop for
+// entries nobody ends (a day, or twice the window), and nobody watches it: the
+// markers of entries that age out need not stay long.
+func (t Topology) sessionsBucket() jetstream.KeyValueConfig {
+	b := t.bucket(BucketSessions, "gateway sessions, their resume positions, and the gateways' heartbeats", max(24*time.Hour, 2*t.SessionTTL))
+	b.LimitMarkerTTL = time.Minute
+	b.Metadata = map[string]string{ResumeWindowMeta: t.SessionTTL.String()}
+	return b
+}
+
+// limitsBucket: keys live a day at most (the session start window); the
+// limiter judges its concurrency windows by each key's last write, so nothing
+// there has a TTL of its own, and nobody watches the bucket: the markers of keys
+// that age out need not stay long.
+func (t Topology) limitsBucket() jetstream.KeyValueConfig {
+	b := t.bucket(BucketLimits, "gateway session start limits (identify)", 24*time.Hour)
+	b.LimitMarkerTTL = time.Minute
+	return b
+}
+
+// Buckets lists the key-value buckets: sessions, presence, leases and limits,
+// each with a bucket-wide TTL (a key expires that long after its last write) and
+// limit markers, so that watchers see expiries.
 func (t Topology) Buckets() []jetstream.KeyValueConfig {
 	t = t.withDefaults()
 	return []jetstream.KeyValueConfig{
-		t.bucket(BucketSessions, "live gateway sessions and their resume positions", t.SessionTTL),
+		t.sessionsBucket(),
 		t.presenceBucket(),
 		t.bucket(BucketLeases, "snowflake worker leases", t.LeaseTTL),
-		// Keys live a day at most (the session start window); identify concurrency
-		// keys carry a per-key TTL of a few seconds.
-		t.bucket(BucketLimits, "gateway session start limits (identify)", 24*time.Hour),
+		t.limitsBucket(),
 		t.apiStateBucket(),
 		// Keys carry the channel's rate_limit_per_user as per-key TTL (at most 6 h).
 		t.bucket(BucketSlowmode, "slowmode: a user's last post in a channel", 6*time.Hour),

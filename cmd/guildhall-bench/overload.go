@@ -125,7 +125,7 @@ func (k *kneeResult) text() string {
 	return fmt.Sprintf("p99 passes %.0f ms at %.0f frames/s offered (interpolated; the last step under it delivered %.0f frames/s)", k.ThresholdMs, k.FramesPerSec, k.DeliveredFramesPerSec)
 }
 
-const stepHeader = "step  msg/s   offered f/s  delivered f/s    p50 ms    p99 ms    max ms   missing  dups   late  srv µs/f  client cpu  busy  f/read  behind\n"
+const stepHeader = "step  msg/s   offered f/s  delivered f/s    p50 ms    p99 ms    max ms   missing  dups   late  srv µs/f  srv f/w  client cpu  busy  f/read  behind\n"
 
 func stepLine(s stepResult) string {
 	q := s.Latency
@@ -140,9 +140,9 @@ func stepLine(s stepResult) string {
 	if s.Behind {
 		why = "yes: " + s.Why
 	}
-	return fmt.Sprintf("%4d %6g %13.0f %14.0f %9.1f %9.1f %9.1f %9d %5d %6d %9.2f %10.0f%% %4.0f%% %7.2f  %s%s\n",
+	return fmt.Sprintf("%4d %6g %13.0f %14.0f %9.1f %9.1f %9.1f %9d %5d %6d %9.2f %8.2f %10.0f%% %4.0f%% %7.2f  %s%s\n",
 		s.Step, s.Rate, s.OfferedFramesPerSec, s.FramesPerSec, q.P50, q.P99, q.Max, s.Missing, s.Dups, s.Late,
-		s.ServerCPUPerFrameUs, 100*s.ClientCPUUtil, 100*s.ClientPollerBusy, s.FramesPerRead, why, sat)
+		s.ServerCPUPerFrameUs, s.ServerFramesPerWrite, 100*s.ClientCPUUtil, 100*s.ClientPollerBusy, s.FramesPerRead, why, sat)
 }
 
 func (r *result) stepsText() string {

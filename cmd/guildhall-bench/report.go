@@ -115,6 +115,10 @@ type windowResult struct {
 	ClientPollerBusy float64 `json:"client_poller_busy"`
 	FramesPerRead    float64 `json:"frames_per_read"`
 	ClientSaturated  bool    `json:"client_saturated"`
+	// ServerFramesPerWrite is the gateways' frames written per socket write
+	// over the window: how much they coalesced (0: not reported, as by the
+	// reference or a build before the metric).
+	ServerFramesPerWrite float64 `json:"server_frames_per_write,omitempty"`
 
 	// How busy the server CPUs and the client CPUs were over the window, by
 	// anyone (/proc/stat), and the share of that which was not ours: on a shared
@@ -327,6 +331,9 @@ func (r *result) text() string {
 		f("rate:      %.0f delivered frames/s of %.0f offered, over %.1f s (%.1f s after the last post; %s)\n", r.FramesPerSec, r.OfferedFramesPerSec, r.WindowSeconds, r.DrainSeconds, drained)
 		f("cpu:       servers %.2f s = %.2f µs per delivered frame (%.2f µs net of the idle %.3f CPU-s/s)\n",
 			r.ServerCPUSeconds, r.ServerCPUPerFrameUs, r.ServerCPUPerFrameNetUs, r.IdleServerCPUPerSec)
+		if r.ServerFramesPerWrite > 0 {
+			f("writes:    the gateways wrote %.2f frames per socket write\n", r.ServerFramesPerWrite)
+		}
 		f("client:    %.2f CPU-s = %.0f%% of its CPUs; pollers busy %.0f%%; %.2f frames per read\n", r.ClientCPUSeconds, 100*r.ClientCPUUtil, 100*r.ClientPollerBusy, r.FramesPerRead)
 		if r.ServerCPUsBusy > 0 || r.ClientCPUsBusy > 0 {
 			f("cores:     server CPUs %.0f%% busy, %.0f%% of it other work; client CPUs %.0f%% busy, %.0f%% of it other work\n",

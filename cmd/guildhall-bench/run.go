@@ -1033,7 +1033,7 @@ func (r *run) window(rate float64, d time.Duration, base int, during func(elapse
 	if err != nil {
 		return nil, err
 	}
-	slow0, gaps0 := r.serverCounters()
+	count0 := r.serverCounters()
 	w := &windowResult{LoadAvgBefore: loadAvg()}
 	busy0, total0 := cpuTicks()
 	cpu0, wcpu0, t0 := r.serverTicks(), r.workerTicks(), time.Now()
@@ -1189,8 +1189,11 @@ func (r *run) window(rate float64, d time.Duration, base int, during func(elapse
 	}
 	w.ServerCPUsBusy, w.ServerCPUsOthers = coreShare(o.serverCPUs, w.ServerCPUSeconds)
 	w.ClientCPUsBusy, w.ClientCPUsOthers = coreShare(o.clientCPUs, w.ClientCPUSeconds)
-	slow1, gaps1 := r.serverCounters()
-	w.SlowConsumers, w.GapFills = slow1-slow0, gaps1-gaps0
+	count1 := r.serverCounters()
+	w.SlowConsumers, w.GapFills = count1.slow-count0.slow, count1.gaps-count0.gaps
+	if writes := count1.writes - count0.writes; writes > 0 {
+		w.ServerFramesPerWrite = float64(count1.frames-count0.frames) / float64(writes)
+	}
 	w.Closes, w.Resumed = snap1.Closes-snap0.Closes, snap1.Resumed-snap0.Resumed
 	r.prog.printf(true, "post: done: %d posted at %g/s, %d delivered of %d expected, p99 %s", posted, rate, w.Delivered, expected, p99Text(w.Latency))
 	return w, nil
@@ -1258,16 +1261,22 @@ func (r *run) snapshot() (workerStatus, error) {
 }
 
 // serverCounters sums the servers' slow-consumer and gap-fill counters.
-func (r *run) serverCounters() (slow, gaps int64) {
+// serverCounts are the gateways' counters a window reports the change of.
+type serverCounts struct{ slow, gaps, frames, writes int64 }
+
+func (r *run) serverCounters() serverCounts {
+	var c serverCounts
 	for _, s := range r.servers {
 		if s.killed {
 			continue
 		}
 		m := scrapeMetrics(s.Addr)
-		slow += int64(m["guildhall_gateway_slow_consumers_total"])
-		gaps += int64(m["guildhall_gateway_gap_fills_total"])
+		c.slow += int64(m["guildhall_gateway_slow_consumers_total"])
+		c.gaps += int64(m["guildhall_gateway_gap_fills_total"])
+		c.frames += int64(m["guildhall_gateway_frames_written_total"])
+		c.writes += int64(m["guildhall_gateway_socket_writes_total"])
 	}
-	return slow, gaps
+	return c
 }
 
 func (r *run) traffic() error { return r.measure(nil) }

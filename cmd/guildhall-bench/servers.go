@@ -264,8 +264,8 @@ func scrapeMetrics(addr string) map[string]float64 {
 		switch f[0] {
 		case "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_goroutines",
 			"go_memstats_heap_alloc_bytes", "go_memstats_sys_bytes", "guildhall_gateway_sessions",
-			"guildhall_gateway_frames_written_total", "guildhall_gateway_slow_consumers_total",
-			"guildhall_gateway_gap_fills_total":
+			"guildhall_gateway_frames_written_total", "guildhall_gateway_socket_writes_total",
+			"guildhall_gateway_slow_consumers_total", "guildhall_gateway_gap_fills_total":
 			v, _ := strconv.ParseFloat(f[1], 64)
 			out[f[0]] = v
 		}

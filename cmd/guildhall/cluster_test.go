@@ -405,12 +405,19 @@ func TestResumePastWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The gateway notices the drop: the window runs from then.
+	var left time.Time
 	testenv.Eventually(t, 30*time.Second, func() error {
-		if _, err := reg.Get(context.Background(), r.SessionID); err == nil {
-			return fmt.Errorf("session %s still in the registry", r.SessionID)
+		e, err := reg.Get(context.Background(), r.SessionID)
+		if err != nil {
+			return err
+		}
+		if left = e.DisconnectedAt; left.IsZero() {
+			return fmt.Errorf("session %s not marked disconnected", r.SessionID)
 		}
 		return nil
 	})
+	time.Sleep(time.Until(left.Add(reg.Window() + time.Second)))
 	c2 := testenv.DialGateway(t, gw.url())
 	c2.WaitFor(t, "op:10", 10*time.Second)
 	_ = c2.Resume(tok, r.SessionID, seq)

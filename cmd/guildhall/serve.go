@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -46,6 +47,8 @@ type serveFlags struct {
 	bcryptCost                                        int
 	identifyTotal, identifyConcurrency                int
 	resumeWindow                                      time.Duration
+	node                                              string
+	debugPprof                                        bool
 	maxUpload                                         int64
 	apiURL                                            string
 	heartbeat                                         time.Duration
@@ -103,7 +106,9 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.IntVar(&f.bcryptCost, "bcrypt-cost", 10, "bcrypt cost of password hashes (4 for tests and load generators only)")
 	fs.IntVar(&f.identifyTotal, "identify-total", 1000, "session starts (IDENTIFY) per user per day, as Discord's session_start_limit.total")
 	fs.IntVar(&f.identifyConcurrency, "identify-concurrency", 1, "IDENTIFY per user per 5 s per shard bucket, as Discord's max_concurrency")
-	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a disconnected session can be resumed (the session registry's TTL; live sessions are refreshed every third of it); applied by the api role")
+	fs.DurationVar(&f.resumeWindow, "resume-window", 5*time.Minute, "how long a session can be resumed after its client left or its gateway was last seen alive (each gateway writes one heartbeat to the session registry; live sessions cost no writes); applied by the api role")
+	fs.StringVar(&f.node, "node", "", "this gateway's node name in the session registry, kept across restarts (a restart is a new incarnation of the node); empty: a random name per process")
+	fs.BoolVar(&f.debugPprof, "debug-pprof", false, "serve Go's profiles at /debug/pprof/ on --addr (for profiling a load run; never on a public address)")
 	fs.Int64Var(&f.maxUpload, "max-upload", 25<<20, "largest message post with files, in bytes (Discord's 25 MiB); larger answers 413")
 	fs.StringVar(&f.apiURL, "api-url", "", "URL clients reach the REST api at, the base of attachment URLs; empty uses the uploading request's host")
 	fs.DurationVar(&f.heartbeat, "heartbeat-interval", 41250*time.Millisecond, "gateway: the heartbeat interval HELLO asks clients for (Discord's 41.25 s); a connection silent for it plus 10 s is closed")
@@ -250,6 +255,11 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	}
 
 	mux := http.NewServeMux()
+	if f.debugPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.Handle("GET /readyz", newReadiness(conns))
 	// Metrics: this run's own registry (tests run several servers in one process),
@@ -410,7 +420,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 	var gw *gateway.Gateway
 	if c := conns[ghnats.RoleGateway]; c != nil {
 		gw, err = gateway.New(startCtx, c.nc, c.js, gateway.Config{
-			PublicURL: f.publicURL, StartLimits: f.startLimits(), Metrics: gwMetrics, Logger: log,
+			Node: f.node, PublicURL: f.publicURL, StartLimits: f.startLimits(), Metrics: gwMetrics, Logger: log,
 			HeartbeatInterval: f.heartbeat,
 			Limits: gateway.LimitsConfig{
 				IdentifyTimeout: f.gatewayLimits.identifyTimeout,

@@ -22,13 +22,15 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 			v, other = "7", "8"
 		case time.Duration:
 			v, other = "7s", "8s"
+		case bool:
+			v, other = "true", "false"
 		default:
 			v, other = "env-"+fl.Name, "arg-"+fl.Name
 		}
 		env := map[string]string{envName(fl.Name): v}
 		getenv := func(k string) (string, bool) { s, ok := env[k]; return s, ok }
 
-		fromArg, err := parseServe([]string{"--" + fl.Name, v}, noEnv)
+		fromArg, err := parseServe([]string{"--" + fl.Name + "=" + v}, noEnv)
 		if err != nil {
 			t.Fatalf("--%s %s: %v", fl.Name, v, err)
 		}
@@ -39,11 +41,11 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 		if fromEnv != fromArg || fromEnv == defaults {
 			t.Errorf("%s=%s gives %+v; want %+v (as --%s %s)", envName(fl.Name), v, fromEnv, fromArg, fl.Name, v)
 		}
-		both, err := parseServe([]string{"--" + fl.Name, other}, getenv)
+		both, err := parseServe([]string{"--" + fl.Name + "=" + other}, getenv)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want, _ := parseServe([]string{"--" + fl.Name, other}, noEnv); both != want {
+		if want, _ := parseServe([]string{"--" + fl.Name + "=" + other}, noEnv); both != want {
 			t.Errorf("--%s %s with %s=%s gives %+v; want the flag's value", fl.Name, other, envName(fl.Name), v, both)
 		}
 		if v != "7" && v != "7s" {
