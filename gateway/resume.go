@@ -92,12 +92,11 @@ func (g *Gateway) resume(s *Session, raw json.RawMessage) {
 	} else {
 		g.metrics.ResumeReplays.WithLabelValues("stream").Inc()
 		if n, err = g.replays.replay(s, d.Seq, cut.w, cut.views); err != nil {
-			// Without the replay the session would have a gap: make the client start over.
-			g.metrics.Resumes.WithLabelValues("replay_failed").Inc()
-			g.log.Warn("resume: replay", "session", s.id, "err", err)
-			s.out.sendUnheld(opFrame(OpInvalidSession, []byte("false")))
-			s.close(CloseUnknownError, "resume failed")
-			g.sessions.end(ctx, s)
+			// Without the replay the session would have a gap. The failure is
+			// ours (the stream was out of reach, a replay lost a message): the
+			// client resumes again (4000) and the entry stays, marked left when
+			// this connection closes.
+			g.resumeLater(s, s.user.ID, "replay_failed", err)
 			return
 		}
 	}
