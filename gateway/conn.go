@@ -58,10 +58,11 @@ func (h *handler) OnClose(c *gws.Conn, err error) {
 	g.pump.do(func() { g.pump.leave(s) })
 	g.presence.ended(s)
 	g.members.ended(s)
-	// A client that closes with 1000 or 1001 ends its session, as on Discord;
-	// otherwise it may resume within the window from now.
+	// A client that closes with 1000 or 1001 ends its session, as on Discord
+	// (not when it only answers a close this side sent: "try again" keeps the
+	// session); otherwise it may resume within the window from now.
 	var ce *gws.CloseError
-	if errors.As(err, &ce) && (ce.Code == 1000 || ce.Code == 1001) && !s.resumable.Load() {
+	if errors.As(err, &ce) && (ce.Code == 1000 || ce.Code == 1001) && !s.resumable.Load() && !s.closing.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.APITimeout)
 		g.sessions.end(ctx, s)
 		cancel()

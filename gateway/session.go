@@ -33,6 +33,9 @@ type Session struct {
 	start      uint64
 	identified atomic.Bool
 	resumable  atomic.Bool
+	// closing: this side sent a close frame; the client's answer to it (often
+	// 1000) is no request of its own to end the session.
+	closing atomic.Bool
 
 	// reg is the session's registry entry as this connection last wrote it
 	// (directory.go).
@@ -63,5 +66,6 @@ func (s *Session) send(f *frame) { s.out.send(f) }
 
 // close queues a close frame with code; the connection closes once it is written.
 func (s *Session) close(code int, reason string) {
+	s.closing.Store(true)
 	s.out.sendUnheld(closeFrame(code, reason))
 }

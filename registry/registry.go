@@ -58,6 +58,7 @@ type Session struct {
 
 // Registry reads and writes sessions and the gateways' heartbeats.
 type Registry struct {
+	js       jetstream.JetStream
 	kv       jetstream.KeyValue
 	window   time.Duration
 	backstop time.Duration
@@ -74,7 +75,7 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	r := &Registry{kv: kv, backstop: st.TTL(), window: st.TTL(), now: time.Now}
+	r := &Registry{js: js, kv: kv, backstop: st.TTL(), window: st.TTL(), now: time.Now}
 	// A bucket from before heartbeats has no window of its own: its TTL was.
 	if w, err := time.ParseDuration(st.Metadata()[ghnats.ResumeWindowMeta]); err == nil && w > 0 {
 		r.window = w
@@ -115,20 +116,41 @@ func (r *Registry) Update(ctx context.Context, s Session) (uint64, error) {
 }
 
 // Get returns a session's entry (ErrNotFound: none).
+//
+// It reads from the bucket's leader: a resume may come to a gateway whose NATS
+// server was cut off a moment ago, and a replica catching up would answer that an
+// entry which exists does not (the client would be told to start over).
 func (r *Registry) Get(ctx context.Context, id string) (Session, error) {
-	e, err := r.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) || isNodeKey(id) {
+	if isNodeKey(id) || !validKey(id) {
 		return Session{}, ErrNotFound
 	}
+	e, found, err := ghnats.LastKV(ctx, r.js, ghnats.BucketSessions, id)
 	if err != nil {
 		return Session{}, err
 	}
+	if !found {
+		return Session{}, ErrNotFound
+	}
 	var s Session
-	if err := json.Unmarshal(e.Value(), &s); err != nil {
+	if err := json.Unmarshal(e.Value, &s); err != nil {
 		return Session{}, fmt.Errorf("registry: entry %s: %w", id, err)
 	}
-	s.Revision, s.Written = e.Revision(), e.Created()
+	s.Revision, s.Written = e.Revision, e.Created
 	return s, nil
+}
+
+// validKey reports whether id can be a key of the bucket (what the KeyValue
+// API refuses as ErrInvalidKey is no session).
+func validKey(id string) bool {
+	if id == "" || id[0] == '.' || id[len(id)-1] == '.' {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=' || c == '/' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // Delete ends a session: it can no longer be resumed. A non-zero rev deletes
