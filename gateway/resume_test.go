@@ -399,7 +399,8 @@ func TestResumeRateLimited(t *testing.T) {
 	t.Parallel()
 	users := newSeedUsers(3_300_000, "rl", 1)
 	st := startPresenceStack(t, stackOptions{presence: fastPresence,
-		limits: gateway.LimitsConfig{ResumeBurst: 2, ResumeEvery: time.Second},
+		// A slow refill: the two resumes must not earn a third in the time they take.
+		limits: gateway.LimitsConfig{ResumeBurst: 2, ResumeEvery: 15 * time.Second},
 		seed:   func(path string) { seedBolt(t, path, seedGuild{ID: smallGuild, ChannelID: smallChannel, Users: users}) }})
 	url, token := st.gws[0].url, users[0].Token
 	c, err := connect(t, url, token, nil)
@@ -421,7 +422,7 @@ func TestResumeRateLimited(t *testing.T) {
 	if n := len(limited.Dispatches("RESUMED")); n != 0 {
 		t.Fatal("a rate-limited RESUME was answered RESUMED")
 	}
-	testenv.Eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		c := testenv.DialGateway(t, url)
 		defer c.Close(1000)
 		if _, err := waitPayload(c, "op:10", 10*time.Second); err != nil {
