@@ -194,10 +194,17 @@ func (h *handler) me(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) myGuilds(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	before, after, limit := p.queryID("before"), p.queryID("after"), p.queryInt("limit", 200, 1, 200)
-	if p.err != nil {
-		return 0, nil, p.err
+	before, err := queryID(r, "before")
+	if err != nil {
+		return 0, nil, err
+	}
+	after, err := queryID(r, "after")
+	if err != nil {
+		return 0, nil, err
+	}
+	limit, err := queryInt(r, "limit", 200, 1, 200)
+	if err != nil {
+		return 0, nil, err
 	}
 	gs, err := h.svc.UserGuilds(r.Context(), u)
 	if err != nil {
@@ -238,10 +245,9 @@ func (h *handler) createGuild(r *http.Request, u guildhall.User) (int, any, erro
 }
 
 func (h *handler) guild(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id := p.guild()
-	if p.err != nil {
-		return 0, nil, p.err
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
 	}
 	st, err := h.svc.Guild(r.Context(), u, id)
 	if err != nil {
@@ -252,8 +258,8 @@ func (h *handler) guild(r *http.Request, u guildhall.User) (int, any, error) {
 		n := st.Guild.MemberCount
 		o.ApproximateMemberCount = &n
 		if h.cfg.Presence != nil {
-			if online, err := h.cfg.Presence.ApproximatePresenceCount(r.Context(), id); err == nil {
-				o.ApproximatePresenceCount = &online
+			if p, err := h.cfg.Presence.ApproximatePresenceCount(r.Context(), id); err == nil {
+				o.ApproximatePresenceCount = &p
 			} else {
 				h.log.Warn("rest: presence count", "guild", id, "err", err)
 			}
@@ -263,16 +269,22 @@ func (h *handler) guild(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) guildChannels(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if id := p.guild(); p.err == nil {
-		return ok(h.svc.GuildChannels(r.Context(), u, id))
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	chs, err := h.svc.GuildChannels(r.Context(), u, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, chs, nil
 }
 
 func (h *handler) createChannel(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id := p.guild()
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
+	}
 	var b struct {
 		Name                 string                          `json:"name"`
 		Type                 *int                            `json:"type"`
@@ -283,10 +295,12 @@ func (h *handler) createChannel(r *http.Request, u guildhall.User) (int, any, er
 		NSFW                 bool                            `json:"nsfw"`
 		RateLimitPerUser     int                             `json:"rate_limit_per_user"`
 	}
-	p.body(&b, false)
-	reason := p.reason()
-	if p.err != nil {
-		return 0, nil, p.err
+	if err := decode(r, &b, false); err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
 	}
 	nc := messaging.NewChannel{
 		Name: b.Name, Type: guildhall.ChannelTypeGuildText, Topic: b.Topic, Position: b.Position,
@@ -304,10 +318,17 @@ func (h *handler) createChannel(r *http.Request, u guildhall.User) (int, any, er
 }
 
 func (h *handler) members(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id, limit, after := p.guild(), p.queryInt("limit", 1, 1, 1000), p.queryID("after")
-	if p.err != nil {
-		return 0, nil, p.err
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
+	}
+	limit, err := queryInt(r, "limit", 1, 1, 1000)
+	if err != nil {
+		return 0, nil, err
+	}
+	after, err := queryID(r, "after")
+	if err != nil {
+		return 0, nil, err
 	}
 	ms, err := h.svc.Members(r.Context(), u, id, after, limit)
 	if err != nil {
@@ -323,10 +344,9 @@ func (h *handler) members(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) channel(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id := p.channel()
-	if p.err != nil {
-		return 0, nil, p.err
+	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
+	if err != nil {
+		return 0, nil, err
 	}
 	ch, err := h.svc.Channel(r.Context(), u, id)
 	if err != nil {
@@ -336,18 +356,22 @@ func (h *handler) channel(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) createInvite(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id := p.channel()
+	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
+	if err != nil {
+		return 0, nil, err
+	}
 	var b struct {
 		MaxAge    *int `json:"max_age"`
 		MaxUses   int  `json:"max_uses"`
 		Temporary bool `json:"temporary"`
 		Unique    bool `json:"unique"`
 	}
-	p.body(&b, true)
-	reason := p.reason()
-	if p.err != nil {
-		return 0, nil, p.err
+	if err := decode(r, &b, true); err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
 	}
 	info, err := h.svc.CreateInvite(r.Context(), u, id, messaging.NewInvite{MaxAge: b.MaxAge, MaxUses: b.MaxUses, Reason: reason})
 	if err != nil {
@@ -372,51 +396,81 @@ func (h *handler) acceptInvite(r *http.Request, u guildhall.User) (int, any, err
 }
 
 func (h *handler) history(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id := p.channel()
-	q := messaging.HistoryQuery{
-		Limit: p.queryInt("limit", 50, 1, 100), Before: p.queryID("before"), After: p.queryID("after"),
-		Around: p.queryID("around"),
+	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
+	if err != nil {
+		return 0, nil, err
 	}
-	if p.err != nil {
-		return 0, nil, p.err
+	var q messaging.HistoryQuery
+	if q.Limit, err = queryInt(r, "limit", 50, 1, 100); err != nil {
+		return 0, nil, err
+	}
+	if q.Before, err = queryID(r, "before"); err != nil {
+		return 0, nil, err
+	}
+	if q.After, err = queryID(r, "after"); err != nil {
+		return 0, nil, err
 	}
 	if q.After == 0 && r.URL.Query().Get("after") != "" {
 		q.After = 1 // after=0: from the oldest; no message has id 0 or 1
+	}
+	if q.Around, err = queryID(r, "around"); err != nil {
+		return 0, nil, err
 	}
 	given := slices.DeleteFunc([]string{"before", "after", "around"}, func(k string) bool { return !r.URL.Query().Has(k) })
 	if len(given) > 1 {
 		return 0, nil, guildhall.FieldError(given[1], "BASE_TYPE_INVALID", "Only one of before, after and around may be given.")
 	}
-	return ok(h.svc.History(r.Context(), u, id, q))
+	ms, err := h.svc.History(r.Context(), u, id, q)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, ms, nil
 }
 
 func messageIDs(r *http.Request) (channel, message guildhall.Snowflake, err error) {
-	p := newParams(r)
-	channel, message = p.channel(), p.message()
-	return channel, message, p.err
+	if channel, err = pathID(r, "channel_id", guildhall.ErrUnknownChannel); err != nil {
+		return 0, 0, err
+	}
+	if message, err = pathID(r, "message_id", guildhall.ErrUnknownMessage); err != nil {
+		return 0, 0, err
+	}
+	return channel, message, nil
 }
 
 func (h *handler) getMessage(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if ch, id := p.channel(), p.message(); p.err == nil {
-		return ok(h.svc.GetMessage(r.Context(), u, ch, id))
+	ch, id, err := messageIDs(r)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	m, err := h.svc.GetMessage(r.Context(), u, ch, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, m, nil
 }
 
 func (h *handler) deleteMessage(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if ch, id, reason := p.channel(), p.message(), p.reason(); p.err == nil {
-		return noContent(h.svc.DeleteMessageReason(r.Context(), u, ch, id, reason))
+	ch, id, err := messageIDs(r)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := h.svc.DeleteMessageReason(r.Context(), u, ch, id, reason); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 func (h *handler) typing(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if id := p.channel(); p.err == nil {
-		return noContent(h.svc.Typing(r.Context(), u, id))
+	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	if err := h.svc.Typing(r.Context(), u, id); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }

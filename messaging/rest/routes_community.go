@@ -136,14 +136,20 @@ func (o *optional[T]) UnmarshalJSON(b []byte) error {
 // ---- guilds
 
 func (h *handler) modifyGuild(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id, reason := p.guild(), p.reason()
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	var b struct {
 		Name    *string              `json:"name"`
 		OwnerID *guildhall.Snowflake `json:"owner_id"`
 	}
-	if p.body(&b, false); p.err != nil {
-		return 0, nil, p.err
+	if err := decode(r, &b, false); err != nil {
+		return 0, nil, err
 	}
 	st, err := h.svc.ModifyGuild(r.Context(), u, id, messaging.GuildParams{Name: b.Name, OwnerID: b.OwnerID}, reason)
 	if err != nil {
@@ -153,39 +159,54 @@ func (h *handler) modifyGuild(r *http.Request, u guildhall.User) (int, any, erro
 }
 
 func (h *handler) deleteGuild(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if id := p.guild(); p.err == nil {
-		return noContent(h.svc.DeleteGuild(r.Context(), u, id))
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	if err := h.svc.DeleteGuild(r.Context(), u, id); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 func (h *handler) leaveGuild(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if id := p.guild(); p.err == nil {
-		return noContent(h.svc.LeaveGuild(r.Context(), u, id))
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	if err := h.svc.LeaveGuild(r.Context(), u, id); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 func (h *handler) reorderChannels(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id, reason := p.guild(), p.reason()
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	var b []struct {
 		ID              guildhall.Snowflake           `json:"id"`
 		Position        *int                          `json:"position"`
 		ParentID        optional[guildhall.Snowflake] `json:"parent_id"`
 		LockPermissions *bool                         `json:"lock_permissions"`
 	}
-	if p.body(&b, false); p.err != nil {
-		return 0, nil, p.err
+	if err := decode(r, &b, false); err != nil {
+		return 0, nil, err
 	}
 	moves := make([]messaging.ChannelPosition, len(b))
 	for i, m := range b {
 		moves[i] = messaging.ChannelPosition{ID: m.ID, Position: m.Position, SetParent: m.ParentID.Set, ParentID: m.ParentID.Value,
 			LockPermissions: m.LockPermissions != nil && *m.LockPermissions}
 	}
-	return noContent(h.svc.ReorderChannels(r.Context(), u, id, moves, reason))
+	if err := h.svc.ReorderChannels(r.Context(), u, id, moves, reason); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 // ---- roles
@@ -202,74 +223,138 @@ func (b roleBody) params() messaging.RoleParams {
 	return messaging.RoleParams{Name: b.Name, Permissions: b.Permissions, Color: b.Color, Hoist: b.Hoist, Mentionable: b.Mentionable}
 }
 
-func (h *handler) roles(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if id := p.guild(); p.err == nil {
-		return ok(h.svc.GuildRoles(r.Context(), u, id))
+func guildRoleIDs(r *http.Request) (guild, role guildhall.Snowflake, err error) {
+	if guild, err = pathID(r, "guild_id", guildhall.ErrUnknownGuild); err != nil {
+		return 0, 0, err
 	}
-	return 0, nil, p.err
+	if role, err = pathID(r, "role_id", guildhall.ErrUnknownRole); err != nil {
+		return 0, 0, err
+	}
+	return guild, role, nil
+}
+
+func (h *handler) roles(r *http.Request, u guildhall.User) (int, any, error) {
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
+	}
+	rs, err := h.svc.GuildRoles(r.Context(), u, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, rs, nil
 }
 
 func (h *handler) role(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if g, id := p.guild(), p.role(); p.err == nil {
-		return ok(h.svc.GuildRole(r.Context(), u, g, id))
+	g, id, err := guildRoleIDs(r)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	role, err := h.svc.GuildRole(r.Context(), u, g, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, role, nil
 }
 
 func (h *handler) createRole(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id, reason := p.guild(), p.reason()
-	var b roleBody
-	if p.body(&b, true); p.err != nil {
-		return 0, nil, p.err
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
 	}
-	return ok(h.svc.CreateRole(r.Context(), u, id, b.params(), reason))
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var b roleBody
+	if err := decode(r, &b, true); err != nil {
+		return 0, nil, err
+	}
+	role, err := h.svc.CreateRole(r.Context(), u, id, b.params(), reason)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, role, nil
 }
 
 func (h *handler) modifyRole(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	g, id, reason := p.guild(), p.role(), p.reason()
-	var b roleBody
-	if p.body(&b, true); p.err != nil {
-		return 0, nil, p.err
+	g, id, err := guildRoleIDs(r)
+	if err != nil {
+		return 0, nil, err
 	}
-	return ok(h.svc.ModifyRole(r.Context(), u, g, id, b.params(), reason))
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var b roleBody
+	if err := decode(r, &b, true); err != nil {
+		return 0, nil, err
+	}
+	role, err := h.svc.ModifyRole(r.Context(), u, g, id, b.params(), reason)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, role, nil
 }
 
 func (h *handler) reorderRoles(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id, reason := p.guild(), p.reason()
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	var b []struct {
 		ID       guildhall.Snowflake `json:"id"`
 		Position *int                `json:"position"`
 	}
-	if p.body(&b, false); p.err != nil {
-		return 0, nil, p.err
+	if err := decode(r, &b, false); err != nil {
+		return 0, nil, err
 	}
 	moves := make([]messaging.RolePosition, len(b))
 	for i, m := range b {
 		moves[i] = messaging.RolePosition{ID: m.ID, Position: m.Position}
 	}
-	return ok(h.svc.ReorderRoles(r.Context(), u, id, moves, reason))
+	rs, err := h.svc.ReorderRoles(r.Context(), u, id, moves, reason)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, rs, nil
 }
 
 func (h *handler) deleteRole(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if g, id, reason := p.guild(), p.role(), p.reason(); p.err == nil {
-		return noContent(h.svc.DeleteRole(r.Context(), u, g, id, reason))
+	g, id, err := guildRoleIDs(r)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := h.svc.DeleteRole(r.Context(), u, g, id, reason); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 // ---- members
 
+func guildUserIDs(r *http.Request, unknown *guildhall.Error) (guild, user guildhall.Snowflake, err error) {
+	if guild, err = pathID(r, "guild_id", guildhall.ErrUnknownGuild); err != nil {
+		return 0, 0, err
+	}
+	if user, err = pathID(r, "user_id", unknown); err != nil {
+		return 0, 0, err
+	}
+	return guild, user, nil
+}
+
 func (h *handler) member(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	g, id := p.guild(), p.user(guildhall.ErrUnknownMember)
-	if p.err != nil {
-		return 0, nil, p.err
+	g, id, err := guildUserIDs(r, guildhall.ErrUnknownMember)
+	if err != nil {
+		return 0, nil, err
 	}
 	m, err := h.svc.GuildMember(r.Context(), u, g, id)
 	if err != nil {
@@ -279,10 +364,13 @@ func (h *handler) member(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) searchMembers(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id, limit := p.guild(), p.queryInt("limit", 1, 1, 1000)
-	if p.err != nil {
-		return 0, nil, p.err
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
+	}
+	limit, err := queryInt(r, "limit", 1, 1, 1000)
+	if err != nil {
+		return 0, nil, err
 	}
 	ms, err := h.svc.SearchMembers(r.Context(), u, id, r.URL.Query().Get("query"), limit)
 	if err != nil {
@@ -295,8 +383,14 @@ func (h *handler) searchMembers(r *http.Request, u guildhall.User) (int, any, er
 }
 
 func (h *handler) modifyMember(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	g, id, reason := p.guild(), p.user(guildhall.ErrUnknownMember), p.reason()
+	g, id, err := guildUserIDs(r, guildhall.ErrUnknownMember)
+	if err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	var b struct {
 		Nick      optional[string]                `json:"nick"`
 		Roles     optional[[]guildhall.Snowflake] `json:"roles"`
@@ -305,18 +399,18 @@ func (h *handler) modifyMember(r *http.Request, u guildhall.User) (int, any, err
 		Deaf      *bool                           `json:"deaf"`
 		ChannelID optional[guildhall.Snowflake]   `json:"channel_id"`
 	}
-	if p.body(&b, false); p.err != nil {
-		return 0, nil, p.err
+	if err := decode(r, &b, false); err != nil {
+		return 0, nil, err
 	}
-	mp := messaging.MemberParams{
+	p := messaging.MemberParams{
 		SetNick: b.Nick.Set, Nick: b.Nick.Value,
 		SetRoles: b.Roles.Set, SetTimeout: b.Timeout.Set, Timeout: b.Timeout.Value,
 		Voice: b.Mute != nil || b.Deaf != nil || b.ChannelID.Value != nil,
 	}
 	if b.Roles.Value != nil {
-		mp.Roles = *b.Roles.Value
+		p.Roles = *b.Roles.Value
 	}
-	m, err := h.svc.ModifyMember(r.Context(), u, g, id, mp, reason)
+	m, err := h.svc.ModifyMember(r.Context(), u, g, id, p, reason)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -328,11 +422,17 @@ type nickBody struct {
 }
 
 func (h *handler) modifyCurrentMember(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id, reason := p.guild(), p.reason()
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	var b nickBody
-	if p.body(&b, false); p.err != nil {
-		return 0, nil, p.err
+	if err := decode(r, &b, false); err != nil {
+		return 0, nil, err
 	}
 	m, err := h.svc.ModifyCurrentMember(r.Context(), u, id, b.Nick.Set, b.Nick.Value, reason)
 	if err != nil {
@@ -352,24 +452,46 @@ func (h *handler) modifyCurrentNick(r *http.Request, u guildhall.User) (int, any
 }
 
 func (h *handler) kick(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if g, id, reason := p.guild(), p.user(guildhall.ErrUnknownMember), p.reason(); p.err == nil {
-		return noContent(h.svc.KickMember(r.Context(), u, g, id, reason))
+	g, id, err := guildUserIDs(r, guildhall.ErrUnknownMember)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := h.svc.KickMember(r.Context(), u, g, id, reason); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 func (h *handler) memberRole(r *http.Request, u guildhall.User, add bool) (int, any, error) {
-	p := newParams(r)
-	g, id, role, reason := p.guild(), p.user(guildhall.ErrUnknownMember), p.role(), p.reason()
+	g, id, err := guildUserIDs(r, guildhall.ErrUnknownMember)
+	if err != nil {
+		return 0, nil, err
+	}
+	role, err := pathID(r, "role_id", guildhall.ErrUnknownRole)
+	if err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	// Discord's libraries send no body, or an empty object; reading it bounds it.
-	if p.body(&struct{}{}, true); p.err != nil {
-		return 0, nil, p.err
+	if err := decode(r, &struct{}{}, true); err != nil {
+		return 0, nil, err
 	}
 	if add {
-		return noContent(h.svc.AddMemberRole(r.Context(), u, g, id, role, reason))
+		err = h.svc.AddMemberRole(r.Context(), u, g, id, role, reason)
+	} else {
+		err = h.svc.RemoveMemberRole(r.Context(), u, g, id, role, reason)
 	}
-	return noContent(h.svc.RemoveMemberRole(r.Context(), u, g, id, role, reason))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 func (h *handler) addMemberRole(r *http.Request, u guildhall.User) (int, any, error) {
@@ -383,11 +505,19 @@ func (h *handler) removeMemberRole(r *http.Request, u guildhall.User) (int, any,
 // ---- bans
 
 func (h *handler) bans(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id := p.guild()
-	q := messaging.BanQuery{Limit: p.queryInt("limit", 1000, 1, 1000), Before: p.queryID("before"), After: p.queryID("after")}
-	if p.err != nil {
-		return 0, nil, p.err
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
+	}
+	var q messaging.BanQuery
+	if q.Limit, err = queryInt(r, "limit", 1000, 1, 1000); err != nil {
+		return 0, nil, err
+	}
+	if q.Before, err = queryID(r, "before"); err != nil {
+		return 0, nil, err
+	}
+	if q.After, err = queryID(r, "after"); err != nil {
+		return 0, nil, err
 	}
 	bs, err := h.svc.GuildBans(r.Context(), u, id, q)
 	if err != nil {
@@ -401,10 +531,9 @@ func (h *handler) bans(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) ban(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	g, id := p.guild(), p.user(guildhall.ErrUnknownBan)
-	if p.err != nil {
-		return 0, nil, p.err
+	g, id, err := guildUserIDs(r, guildhall.ErrUnknownBan)
+	if err != nil {
+		return 0, nil, err
 	}
 	b, err := h.svc.GuildBan(r.Context(), u, g, id)
 	if err != nil {
@@ -429,14 +558,20 @@ func deleteSeconds(secs, days *int) (int, error) {
 }
 
 func (h *handler) createBan(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	g, id, reason := p.guild(), p.user(guildhall.ErrUnknownUser), p.reason()
+	g, id, err := guildUserIDs(r, guildhall.ErrUnknownUser)
+	if err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	var b struct {
 		DeleteMessageSeconds *int `json:"delete_message_seconds"`
 		DeleteMessageDays    *int `json:"delete_message_days"`
 	}
-	if p.body(&b, true); p.err != nil {
-		return 0, nil, p.err
+	if err := decode(r, &b, true); err != nil {
+		return 0, nil, err
 	}
 	// The query string, as older clients (discordgo) send them.
 	for name, dst := range map[string]**int{"delete_message_seconds": &b.DeleteMessageSeconds, "delete_message_days": &b.DeleteMessageDays} {
@@ -452,26 +587,42 @@ func (h *handler) createBan(r *http.Request, u guildhall.User) (int, any, error)
 	if err != nil {
 		return 0, nil, err
 	}
-	return noContent(h.svc.BanMember(r.Context(), u, g, id, secs, reason))
+	if err := h.svc.BanMember(r.Context(), u, g, id, secs, reason); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 func (h *handler) removeBan(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if g, id, reason := p.guild(), p.user(guildhall.ErrUnknownBan), p.reason(); p.err == nil {
-		return noContent(h.svc.UnbanMember(r.Context(), u, g, id, reason))
+	g, id, err := guildUserIDs(r, guildhall.ErrUnknownBan)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := h.svc.UnbanMember(r.Context(), u, g, id, reason); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 func (h *handler) bulkBan(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id, reason := p.guild(), p.reason()
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	var b struct {
 		UserIDs              []guildhall.Snowflake `json:"user_ids"`
 		DeleteMessageSeconds *int                  `json:"delete_message_seconds"`
 	}
-	if p.body(&b, false); p.err != nil {
-		return 0, nil, p.err
+	if err := decode(r, &b, false); err != nil {
+		return 0, nil, err
 	}
 	secs, _ := deleteSeconds(b.DeleteMessageSeconds, nil)
 	banned, failed, err := h.svc.BulkBan(r.Context(), u, id, b.UserIDs, secs, reason)
@@ -487,15 +638,26 @@ func (h *handler) bulkBan(r *http.Request, u guildhall.User) (int, any, error) {
 // ---- audit log
 
 func (h *handler) auditLog(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id := p.guild()
-	q := messaging.AuditLogQuery{
-		Limit: p.queryInt("limit", 50, 1, 100), Before: p.queryID("before"), After: p.queryID("after"),
-		AfterSet: r.URL.Query().Has("after") && !r.URL.Query().Has("before"),
-		UserID:   p.queryID("user_id"), ActionType: p.queryInt("action_type", 0, 0, 1000),
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
 	}
-	if p.err != nil {
-		return 0, nil, p.err
+	var q messaging.AuditLogQuery
+	if q.Limit, err = queryInt(r, "limit", 50, 1, 100); err != nil {
+		return 0, nil, err
+	}
+	if q.Before, err = queryID(r, "before"); err != nil {
+		return 0, nil, err
+	}
+	if q.After, err = queryID(r, "after"); err != nil {
+		return 0, nil, err
+	}
+	q.AfterSet = r.URL.Query().Has("after") && !r.URL.Query().Has("before")
+	if q.UserID, err = queryID(r, "user_id"); err != nil {
+		return 0, nil, err
+	}
+	if q.ActionType, err = queryInt(r, "action_type", 0, 0, 1000); err != nil {
+		return 0, nil, err
 	}
 	log, err := h.svc.GuildAuditLog(r.Context(), u, id, q)
 	if err != nil {
@@ -516,8 +678,14 @@ func (h *handler) auditLog(r *http.Request, u guildhall.User) (int, any, error) 
 // ---- channels
 
 func (h *handler) modifyChannel(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id, reason := p.channel(), p.reason()
+	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
+	if err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	var b struct {
 		Name                 *string                                   `json:"name"`
 		Type                 *int                                      `json:"type"`
@@ -528,38 +696,60 @@ func (h *handler) modifyChannel(r *http.Request, u guildhall.User) (int, any, er
 		PermissionOverwrites optional[[]guildhall.PermissionOverwrite] `json:"permission_overwrites"`
 		ParentID             optional[guildhall.Snowflake]             `json:"parent_id"`
 	}
-	if p.body(&b, false); p.err != nil {
-		return 0, nil, p.err
+	if err := decode(r, &b, false); err != nil {
+		return 0, nil, err
 	}
-	cp := messaging.ChannelParams{
+	p := messaging.ChannelParams{
 		Name: b.Name, Type: b.Type, Position: b.Position, SetTopic: b.Topic.Set, Topic: b.Topic.Value,
 		NSFW: b.NSFW, RateLimitPerUser: b.RateLimitPerUser,
 		SetOverwrites: b.PermissionOverwrites.Set, SetParent: b.ParentID.Set, ParentID: b.ParentID.Value,
 	}
 	if b.PermissionOverwrites.Value != nil {
-		cp.Overwrites = *b.PermissionOverwrites.Value
+		p.Overwrites = *b.PermissionOverwrites.Value
 	}
-	return ok(h.svc.ModifyChannel(r.Context(), u, id, cp, reason))
+	ch, err := h.svc.ModifyChannel(r.Context(), u, id, p, reason)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, ch, nil
 }
 
 func (h *handler) deleteChannel(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if id, reason := p.channel(), p.reason(); p.err == nil {
-		return ok(h.svc.DeleteChannel(r.Context(), u, id, reason))
+	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	ch, err := h.svc.DeleteChannel(r.Context(), u, id, reason)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, ch, nil
 }
 
 func (h *handler) editOverwrite(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id, target, reason := p.channel(), p.overwrite(), p.reason()
+	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
+	if err != nil {
+		return 0, nil, err
+	}
+	target, err := pathID(r, "overwrite_id", guildhall.ErrNotFound)
+	if err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	var b struct {
 		Allow *guildhall.Permissions `json:"allow"`
 		Deny  *guildhall.Permissions `json:"deny"`
 		Type  *int                   `json:"type"`
 	}
-	if p.body(&b, false); p.err != nil {
-		return 0, nil, p.err
+	if err := decode(r, &b, false); err != nil {
+		return 0, nil, err
 	}
 	if b.Type == nil {
 		return 0, nil, guildhall.FieldError("type", "BASE_TYPE_REQUIRED", "This field is required")
@@ -571,62 +761,102 @@ func (h *handler) editOverwrite(r *http.Request, u guildhall.User) (int, any, er
 	if b.Deny != nil {
 		o.Deny = *b.Deny
 	}
-	return noContent(h.svc.EditOverwrite(r.Context(), u, id, o, reason))
+	if err := h.svc.EditOverwrite(r.Context(), u, id, o, reason); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 func (h *handler) deleteOverwrite(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if id, target, reason := p.channel(), p.overwrite(), p.reason(); p.err == nil {
-		return noContent(h.svc.DeleteOverwrite(r.Context(), u, id, target, reason))
+	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	target, err := pathID(r, "overwrite_id", guildhall.ErrNotFound)
+	if err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := h.svc.DeleteOverwrite(r.Context(), u, id, target, reason); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 func (h *handler) bulkDelete(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id, reason := p.channel(), p.reason()
+	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
+	if err != nil {
+		return 0, nil, err
+	}
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	var b struct {
 		Messages []guildhall.Snowflake `json:"messages"`
 	}
-	if p.body(&b, false); p.err != nil {
-		return 0, nil, p.err
+	if err := decode(r, &b, false); err != nil {
+		return 0, nil, err
 	}
-	return noContent(h.svc.BulkDelete(r.Context(), u, id, b.Messages, reason))
+	if err := h.svc.BulkDelete(r.Context(), u, id, b.Messages, reason); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 // ---- pins
 
+func pinIDs(r *http.Request) (channel, message guildhall.Snowflake, err error) {
+	return messageIDs(r)
+}
+
 func (h *handler) pin(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if ch, id, reason := p.channel(), p.message(), p.reason(); p.err == nil {
-		return noContent(h.svc.PinMessage(r.Context(), u, ch, id, reason))
+	ch, id, err := pinIDs(r)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := h.svc.PinMessage(r.Context(), u, ch, id, reason); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 func (h *handler) unpin(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if ch, id, reason := p.channel(), p.message(), p.reason(); p.err == nil {
-		return noContent(h.svc.UnpinMessage(r.Context(), u, ch, id, reason))
+	ch, id, err := pinIDs(r)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := h.svc.UnpinMessage(r.Context(), u, ch, id, reason); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 // pinsLegacy is GET /channels/{id}/pins: the pinned messages, the most recently
 // pinned first (Discord's older endpoint, still what discordgo calls).
 func (h *handler) pinsLegacy(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id := p.channel()
-	if p.err != nil {
-		return 0, nil, p.err
+	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
+	if err != nil {
+		return 0, nil, err
 	}
 	ps, _, err := h.svc.ChannelPins(r.Context(), u, id, time.Time{}, messaging.MaxPins)
 	if err != nil {
 		return 0, nil, err
 	}
 	out := make([]guildhall.Message, len(ps))
-	for i, pm := range ps {
-		out[i] = pm.Message
+	for i, p := range ps {
+		out[i] = p.Message
 	}
 	return http.StatusOK, out, nil
 }
@@ -634,14 +864,16 @@ func (h *handler) pinsLegacy(r *http.Request, u guildhall.User) (int, any, error
 // pins is GET /channels/{id}/messages/pins: {items: [{pinned_at, message}],
 // has_more}, paged by before (an ISO8601 time) and limit (1..50).
 func (h *handler) pins(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	id, limit := p.channel(), p.queryInt("limit", 50, 1, 50)
-	if p.err != nil {
-		return 0, nil, p.err
+	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
+	if err != nil {
+		return 0, nil, err
+	}
+	limit, err := queryInt(r, "limit", 50, 1, 50)
+	if err != nil {
+		return 0, nil, err
 	}
 	var before time.Time
 	if v := r.URL.Query().Get("before"); v != "" {
-		var err error
 		if before, err = time.Parse(time.RFC3339Nano, v); err != nil {
 			return 0, nil, guildhall.FieldError("before", "DATE_TIME_TYPE_PARSE", "Could not interpret \""+truncate(v, 40)+"\" as a date time.")
 		}
@@ -655,8 +887,8 @@ func (h *handler) pins(r *http.Request, u guildhall.User) (int, any, error) {
 		Message  guildhall.Message `json:"message"`
 	}
 	items := make([]item, len(ps))
-	for i, pm := range ps {
-		items[i] = item{pm.PinnedAt, pm.Message}
+	for i, p := range ps {
+		items[i] = item{p.PinnedAt, p.Message}
 	}
 	return http.StatusOK, struct {
 		Items   []item `json:"items"`
@@ -695,10 +927,9 @@ func (h *handler) invite(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) deleteInvite(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	reason := p.reason()
-	if p.err != nil {
-		return 0, nil, p.err
+	reason, err := auditReason(r)
+	if err != nil {
+		return 0, nil, err
 	}
 	info, err := h.svc.DeleteInvite(r.Context(), u, r.PathValue("code"), reason)
 	if err != nil {
@@ -707,29 +938,34 @@ func (h *handler) deleteInvite(r *http.Request, u guildhall.User) (int, any, err
 	return http.StatusOK, newInviteObject(info), nil
 }
 
-func inviteList(infos []messaging.InviteInfo, err error) ([]inviteObject, error) {
-	if err != nil {
-		return nil, err
-	}
+func inviteList(infos []messaging.InviteInfo) []inviteObject {
 	out := make([]inviteObject, len(infos))
 	for i, info := range infos {
 		out[i] = newInviteObject(info)
 	}
-	return out, nil
+	return out
 }
 
 func (h *handler) channelInvites(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if id := p.channel(); p.err == nil {
-		return ok(inviteList(h.svc.ChannelInvites(r.Context(), u, id)))
+	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	infos, err := h.svc.ChannelInvites(r.Context(), u, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, inviteList(infos), nil
 }
 
 func (h *handler) guildInvites(r *http.Request, u guildhall.User) (int, any, error) {
-	p := newParams(r)
-	if id := p.guild(); p.err == nil {
-		return ok(inviteList(h.svc.GuildInvites(r.Context(), u, id)))
+	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
+	if err != nil {
+		return 0, nil, err
 	}
-	return 0, nil, p.err
+	infos, err := h.svc.GuildInvites(r.Context(), u, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, inviteList(infos), nil
 }
