@@ -10,42 +10,60 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// LastSequence is the sequence of stream's last message on subject (0: none),
-// as the stream's leader has it. A direct get (jetstream's GetLastMsgForSubject
-// on a stream with AllowDirect) is answered by any replica, and a replica that
-// lags — a follower a moment behind the quorum, or a node cut off from the
-// others — answers with an older message or none. What must not miss a write
-// that was just acknowledged (the read barrier) asks the leader: when it cannot
-// be reached the call fails rather than answering from the past.
-func LastSequence(ctx context.Context, js jetstream.JetStream, stream, subject string) (uint64, error) {
+// Reads from a stream's leader. A direct get (jetstream's GetLastMsgForSubject,
+// a KeyValue's Get, on a stream with AllowDirect) is answered by any replica, and
+// a replica that lags — a follower a moment behind the quorum, or a node cut off
+// from the others or catching up after it — answers with an older message or
+// none. What must not miss a write that was just acknowledged (the read barrier, a
+// resume's registry entry) asks the leader: when it cannot be reached the call
+// fails rather than answering from the past.
+
+// leaderMsg is a stream's last message on a subject as STREAM.MSG.GET answers it.
+type leaderMsg struct {
+	Seq     uint64    `json:"seq"`
+	Headers []byte    `json:"hdrs"`
+	Data    []byte    `json:"data"`
+	Time    time.Time `json:"time"`
+}
+
+// lastMsg is stream's last message on subject from the leader; nil when there is none.
+func lastMsg(ctx context.Context, js jetstream.JetStream, stream, subject string) (*leaderMsg, error) {
 	req, err := json.Marshal(struct {
 		LastBySubject string `json:"last_by_subj"`
 	}{subject})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	m, err := js.Conn().RequestWithContext(ctx, apiPrefix(js)+"STREAM.MSG.GET."+stream, req)
 	if err != nil {
-		return 0, fmt.Errorf("nats: last message of %s: %w", subject, err)
+		return nil, fmt.Errorf("nats: last message of %s: %w", subject, err)
 	}
 	var resp struct {
-		Message *struct {
-			Seq uint64 `json:"seq"`
-		} `json:"message"`
-		Error *jetstream.APIError `json:"error"`
+		Message *leaderMsg          `json:"message"`
+		Error   *jetstream.APIError `json:"error"`
 	}
 	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return 0, fmt.Errorf("nats: last message of %s: %w", subject, err)
+		return nil, fmt.Errorf("nats: last message of %s: %w", subject, err)
 	}
 	switch {
 	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return 0, nil
+		return nil, nil
 	case resp.Error != nil:
-		return 0, fmt.Errorf("nats: last message of %s: %w", subject, resp.Error)
+		return nil, fmt.Errorf("nats: last message of %s: %w", subject, resp.Error)
 	case resp.Message == nil:
-		return 0, fmt.Errorf("nats: last message of %s: an empty answer", subject)
+		return nil, fmt.Errorf("nats: last message of %s: an empty answer", subject)
 	}
-	return resp.Message.Seq, nil
+	return resp.Message, nil
+}
+
+// LastSequence is the sequence of stream's last message on subject (0: none),
+// as the stream's leader has it.
+func LastSequence(ctx context.Context, js jetstream.JetStream, stream, subject string) (uint64, error) {
+	m, err := lastMsg(ctx, js, stream, subject)
+	if m == nil || err != nil {
+		return 0, err
+	}
+	return m.Seq, nil
 }
 
 // KVEntry is a key's last value as the leader of its bucket's stream has it.
@@ -55,46 +73,14 @@ type KVEntry struct {
 	Created  time.Time
 }
 
-// LastKV reads key of bucket from the leader (see LastSequence for why a direct
-// get, which a KeyValue's Get is, may answer from the past: a replica cut off by a
-// partition, or one catching up after it, answers "no such key" for a key that
-// exists). found is false when the key has no value or was deleted.
+// LastKV reads key of bucket from the leader. found is false when the key has no
+// value or was deleted.
 func LastKV(ctx context.Context, js jetstream.JetStream, bucket, key string) (e KVEntry, found bool, err error) {
-	subject := "$KV." + bucket + "." + key
-	req, err := json.Marshal(struct {
-		LastBySubject string `json:"last_by_subj"`
-	}{subject})
-	if err != nil {
-		return e, false, err
-	}
-	m, err := js.Conn().RequestWithContext(ctx, apiPrefix(js)+"STREAM.MSG.GET.KV_"+bucket, req)
-	if err != nil {
-		return e, false, fmt.Errorf("nats: %s: %w", subject, err)
-	}
-	var resp struct {
-		Message *struct {
-			Seq     uint64    `json:"seq"`
-			Headers []byte    `json:"hdrs"`
-			Data    []byte    `json:"data"`
-			Time    time.Time `json:"time"`
-		} `json:"message"`
-		Error *jetstream.APIError `json:"error"`
-	}
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return e, false, fmt.Errorf("nats: %s: %w", subject, err)
-	}
-	switch {
-	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return e, false, nil
-	case resp.Error != nil:
-		return e, false, fmt.Errorf("nats: %s: %w", subject, resp.Error)
-	case resp.Message == nil:
-		return e, false, fmt.Errorf("nats: %s: an empty answer", subject)
-	}
+	m, err := lastMsg(ctx, js, "KV_"+bucket, "$KV."+bucket+"."+key)
 	// A delete or purge leaves a marker with an operation header (KV-Operation:
 	// DEL or PURGE); a value has none.
-	if bytes.Contains(resp.Message.Headers, []byte("KV-Operation:")) {
-		return e, false, nil
+	if m == nil || err != nil || bytes.Contains(m.Headers, []byte("KV-Operation:")) {
+		return e, false, err
 	}
-	return KVEntry{Value: resp.Message.Data, Revision: resp.Message.Seq, Created: resp.Message.Time}, true, nil
+	return KVEntry{Value: m.Data, Revision: m.Seq, Created: m.Time}, true, nil
 }
