@@ -7,6 +7,10 @@
 // implementations: the embedded bbolt store (package bolt, the default) and CQL for
 // ScyllaDB/Cassandra (package cql).
 //
+// Guilds, one file each: service_access.go (who may see and do what),
+// service_guild.go, service_channels.go, service_members.go, service_invites.go,
+// and service_gateway.go (what gateways ask for: Identify, GuildSnapshot).
+//
 // Conversations, one file each: service_conversation.go (a guild channel or a DM,
 // one path for both), service_mentions.go, service_embeds.go,
 // service_reactions.go, service_attachments.go with files.go (the object store),

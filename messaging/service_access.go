@@ -8,11 +8,107 @@ import (
 	guildhall "github.com/guildhall/guildhall"
 )
 
-// The rest of the access layer (access and channelAccess are in
-// projection_access.go): bans, the members an action targets, and Discord's role
-// hierarchy. Every read the service makes to decide who may do what goes through
-// these functions and no others, so that they read the projection of the event
-// stream (projection.go) when it can answer, and the store when not.
+// Who sees what. Only members see a guild, its channels, members and events. A
+// guild or channel that does not exist answers 404 (Unknown Guild, Unknown Channel);
+// one that exists but the user may not see (not a member, or a channel without
+// VIEW_CHANNEL) answers 403 Missing Access (50001), as Discord does. An action the
+// user may see but not do answers 403 Missing Permissions (50013).
+//
+// The access layer (access and channelAccess, which read the projection of the
+// event stream when they can, are in projection_access.go): what a user may do in
+// a guild read from the store, bans, the members an action targets, and Discord's
+// role hierarchy. Every read the service makes to decide who may do what goes
+// through these functions and no others, so that they read the projection of the
+// event stream (projection.go) when it can answer, and the store when not.
+
+// guildAccess is what the service knows of a user in a guild. Member.Roles
+// lists only roles that exist; Base is cut down while the member is timed out
+// (TimedOut).
+type guildAccess struct {
+	Guild    guildhall.Guild
+	Roles    []guildhall.Role
+	Member   guildhall.Member
+	Base     guildhall.Permissions
+	TimedOut bool
+}
+
+// channel returns the user's permissions in ch.
+func (a *guildAccess) channel(ch guildhall.Channel) guildhall.Permissions {
+	p := guildhall.ChannelPermissions(a.Base, a.Guild.ID, ch, a.Member.Roles, a.Member.User.ID)
+	if a.TimedOut {
+		p = guildhall.TimedOutPermissions(p)
+	}
+	return p
+}
+
+// accessFromStore is access (projection_access.go) read from the store:
+// ErrUnknownGuild when the guild does not exist, ErrMissingAccess when the user
+// is not a member.
+func (s *Service) accessFromStore(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake) (*guildAccess, error) {
+	s.metrics.AccessReads.WithLabelValues("store").Inc()
+	g, err := s.store.Guild(ctx, guildID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, guildhall.ErrUnknownGuild
+	}
+	if err != nil {
+		return nil, s.storeErr("guild", err)
+	}
+	m, err := s.store.Member(ctx, guildID, u.ID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, guildhall.ErrMissingAccess
+	}
+	if err != nil {
+		return nil, s.storeErr("member", err)
+	}
+	roles, err := s.store.Roles(ctx, guildID)
+	if err != nil {
+		return nil, s.storeErr("roles", err)
+	}
+	return s.newAccess(u, g, roles, m), nil
+}
+
+// newAccess is what user u, member m of guild g with roles, may do.
+func (s *Service) newAccess(u guildhall.User, g guildhall.Guild, roles []guildhall.Role, m guildhall.Member) *guildAccess {
+	if m.User.ID == 0 {
+		m.User = u
+	}
+	m.Roles = guildhall.ExistingRoles(g.ID, roles, m.Roles)
+	a := &guildAccess{Guild: g, Roles: roles, Member: m, Base: guildhall.BasePermissions(g, roles, m.Roles, u.ID)}
+	if m.TimedOut(s.now()) && !a.Base.Has(guildhall.PermAdministrator) {
+		a.Base, a.TimedOut = guildhall.TimedOutPermissions(a.Base), true
+	}
+	return a
+}
+
+// channelAccessFromStore is channelAccess (projection_access.go) read from
+// the store.
+func (s *Service) channelAccessFromStore(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) (*guildAccess, guildhall.Channel, guildhall.Permissions, error) {
+	ch, err := s.store.Channel(ctx, channelID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ch, 0, guildhall.ErrUnknownChannel
+	}
+	if err != nil {
+		return nil, ch, 0, s.storeErr("channel", err)
+	}
+	a, err := s.accessFromStore(ctx, u, ch.GuildID)
+	if errors.Is(err, guildhall.ErrUnknownGuild) {
+		return nil, ch, 0, guildhall.ErrUnknownChannel
+	}
+	if err != nil {
+		return nil, ch, 0, err
+	}
+	return viewChannel(a, ch)
+}
+
+// viewChannel is the user's access to ch: ErrMissingAccess without
+// VIEW_CHANNEL.
+func viewChannel(a *guildAccess, ch guildhall.Channel) (*guildAccess, guildhall.Channel, guildhall.Permissions, error) {
+	p := a.channel(ch)
+	if !p.Has(guildhall.PermViewChannel) {
+		return nil, ch, 0, guildhall.ErrMissingAccess
+	}
+	return a, ch, p, nil
+}
 
 // owner reports whether the user is the guild's owner.
 func (a *guildAccess) owner() bool { return a.Member.User.ID == a.Guild.OwnerID }

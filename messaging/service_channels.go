@@ -2,6 +2,7 @@ package messaging
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,101 +13,186 @@ import (
 	guildhall "github.com/guildhall/guildhall"
 )
 
-// Guilds and channels: modify and delete a guild (owner only for delete and for
-// transferring it), modify, delete and reorder channels, permission overwrites.
+// Channels: list those a user may view, read one, create, modify, delete and
+// reorder them, permission overwrites. Guilds themselves are in service_guild.go.
 
-// GuildParams is what modifying a guild takes; nil means not given. Discord's
-// other guild settings (icons, banners, system channels, verification levels)
-// are not kept by Guildhall: REST ignores them.
-type GuildParams struct {
-	Name    *string
-	OwnerID *guildhall.Snowflake
-}
-
-// guildObject is the payload of GUILD_UPDATE: the guild with its roles, in
-// Discord's guild object shape.
-type guildObject struct {
-	guildhall.Guild
-	Roles    []guildhall.Role `json:"roles"`
-	Emojis   []struct{}       `json:"emojis"`
-	Stickers []struct{}       `json:"stickers"`
-	Features []string         `json:"features"`
-}
-
-// ModifyGuild renames a guild (MANAGE_GUILD) or, for its owner alone,
-// transfers it to another member. It publishes GUILD_UPDATE.
-func (s *Service) ModifyGuild(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake, p GuildParams, reason string) (guildhall.GuildState, error) {
-	if err := checkReason(reason); err != nil {
-		return guildhall.GuildState{}, err
+// GuildChannels lists the channels of a guild that the user may view.
+func (s *Service) GuildChannels(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake) ([]guildhall.Channel, error) {
+	a, err := s.access(ctx, u, guildID)
+	if err != nil {
+		return nil, err
 	}
-	if p.Name != nil {
-		if n := utf8.RuneCountInString(strings.TrimSpace(*p.Name)); n < MinGuildName || n > MaxGuildName {
-			return guildhall.GuildState{}, guildhall.FieldError("name", "BASE_TYPE_BAD_LENGTH", "Must be between 2 and 100 in length.")
+	chs, err := s.channels(ctx, guildID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]guildhall.Channel, 0, len(chs))
+	for _, c := range chs {
+		if a.channel(c).Has(guildhall.PermViewChannel) {
+			out = append(out, c)
 		}
+	}
+	return out, s.fillLastMessages(ctx, out)
+}
+
+// Channel returns a channel the user may view.
+func (s *Service) Channel(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) (guildhall.Channel, error) {
+	_, ch, _, err := s.channelAccess(ctx, u, channelID)
+	if err != nil {
+		return ch, err
+	}
+	chs := []guildhall.Channel{ch}
+	if err := s.barrier.Wait(ctx, ch.GuildID); err != nil { // last_message_id reads its writes
+		return ch, err
+	}
+	err = s.fillLastMessages(ctx, chs)
+	return chs[0], err
+}
+
+// NewChannel is what creating a channel takes. Nil pointers mean "not given".
+type NewChannel struct {
+	Name                 string
+	Type                 int
+	Topic                *string
+	Position             *int
+	ParentID             *guildhall.Snowflake
+	PermissionOverwrites []guildhall.PermissionOverwrite
+	NSFW                 bool
+	RateLimitPerUser     int
+	// Reason is the audit log's (X-Audit-Log-Reason).
+	Reason string
+}
+
+// CreateChannel adds a text channel or a category to a guild (MANAGE_CHANNELS
+// needed: the owner and administrators) and publishes CHANNEL_CREATE.
+func (s *Service) CreateChannel(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake, nc NewChannel) (guildhall.Channel, error) {
+	if err := checkReason(nc.Reason); err != nil {
+		return guildhall.Channel{}, err
 	}
 	a, err := s.access(ctx, u, guildID)
 	if err != nil {
-		return guildhall.GuildState{}, err
+		return guildhall.Channel{}, err
 	}
-	if err := need(a.Base, guildhall.PermManageGuild); err != nil {
-		return guildhall.GuildState{}, err
+	if !a.Base.Has(guildhall.PermManageChannels) {
+		return guildhall.Channel{}, guildhall.ErrMissingPerms
 	}
-	g := a.Guild
-	var changes []guildhall.AuditLogChange
-	if p.Name != nil && strings.TrimSpace(*p.Name) != g.Name {
-		name := strings.TrimSpace(*p.Name)
-		changes = append(changes, guildhall.Change("name", g.Name, name))
-		g.Name = name
+	if err := checkOverwriteChange(a.Base, nil, nc.PermissionOverwrites); err != nil {
+		return guildhall.Channel{}, err
 	}
-	if p.OwnerID != nil && *p.OwnerID != g.OwnerID {
-		if !a.owner() {
-			return guildhall.GuildState{}, guildhall.ErrMissingPerms
-		}
-		to, err := s.member(ctx, a, *p.OwnerID)
-		if err != nil {
-			return guildhall.GuildState{}, err
-		}
-		changes = append(changes, guildhall.Change("owner_id", g.OwnerID, to.User.ID))
-		g.OwnerID = to.User.ID
+	unlock, err := s.capLock(ctx, "channels."+guildID.String())
+	if err != nil {
+		return guildhall.Channel{}, err
 	}
-	if len(changes) > 0 {
-		if err := s.store.PutGuild(ctx, g); err != nil {
-			return guildhall.GuildState{}, internal("put guild", err)
-		}
-		pub := g
-		pub.MemberCount = 0
-		ev, err := guildEvent(guildhall.EventGuildUpdate, guildID, 0, guildObject{
-			Guild: pub, Roles: sortedRoles(a.Roles), Emojis: []struct{}{}, Stickers: []struct{}{}, Features: []string{},
-		})
-		if err != nil {
-			return guildhall.GuildState{}, err
-		}
-		if err := s.publishEvents(ctx, ev); err != nil {
-			return guildhall.GuildState{}, err
-		}
-		s.audit(ctx, a, reason, auditEntry{action: guildhall.AuditGuildUpdate, target: guildID.String(), changes: changes})
+	defer unlock()
+	existing, err := s.store.Channels(ctx, guildID)
+	if err != nil {
+		return guildhall.Channel{}, internal("channels", err)
 	}
-	return s.GuildState(ctx, guildID)
+	if len(existing) >= MaxChannelsPerGuild {
+		return guildhall.Channel{}, errMaxChannels
+	}
+	if err := s.validateChannel(a, existing, &nc); err != nil {
+		return guildhall.Channel{}, err
+	}
+	ch := guildhall.Channel{
+		ID:                   s.ids.Next(),
+		Type:                 nc.Type,
+		GuildID:              guildID,
+		Name:                 nc.Name,
+		Topic:                nc.Topic,
+		ParentID:             nc.ParentID,
+		PermissionOverwrites: nc.PermissionOverwrites,
+		NSFW:                 nc.NSFW,
+		RateLimitPerUser:     nc.RateLimitPerUser,
+		Position:             len(existing),
+	}
+	if nc.Position != nil {
+		ch.Position = *nc.Position
+	}
+	if ch.PermissionOverwrites == nil {
+		ch.PermissionOverwrites = []guildhall.PermissionOverwrite{}
+	}
+	if err := s.store.PutChannel(ctx, ch); err != nil {
+		return guildhall.Channel{}, internal("put channel", err)
+	}
+	unlock()
+	data, err := json.Marshal(ch)
+	if err != nil {
+		return guildhall.Channel{}, internal("encode channel", err)
+	}
+	ev := guildhall.Event{Type: guildhall.EventChannelCreate, GuildID: guildID, ChannelID: ch.ID, Data: data}
+	if _, err := s.publish(ctx, ev, s.ids.Next().String()); err != nil {
+		return guildhall.Channel{}, err
+	}
+	s.audit(ctx, a, nc.Reason, auditEntry{action: guildhall.AuditChannelCreate, target: ch.ID.String(), changes: channelChanges(guildhall.Channel{}, ch)})
+	return ch, nil
 }
 
-// DeleteGuild deletes a guild (its owner only) and publishes GUILD_DELETE:
-// every member's sessions are told and get nothing more of it.
-func (s *Service) DeleteGuild(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake) error {
-	a, err := s.access(ctx, u, guildID)
-	if err != nil {
-		return err
+func (s *Service) validateChannel(a *guildAccess, existing []guildhall.Channel, nc *NewChannel) error {
+	nc.Name = strings.TrimSpace(nc.Name)
+	if n := utf8.RuneCountInString(nc.Name); n < 1 || n > MaxChannelName {
+		return guildhall.FieldError("name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
 	}
-	if !a.owner() {
-		return guildhall.ErrMissingPerms
+	if nc.Type != guildhall.ChannelTypeGuildText && nc.Type != guildhall.ChannelTypeGuildCategory {
+		return guildhall.FieldError("type", "BASE_TYPE_CHOICES", "Value must be one of {0, 4}.")
 	}
-	if err := s.store.DeleteGuild(ctx, guildID); err != nil {
-		return internal("delete guild", err)
+	if nc.Topic != nil && utf8.RuneCountInString(*nc.Topic) > MaxTopic {
+		return guildhall.FieldError("topic", "BASE_TYPE_MAX_LENGTH", "Must be 1024 or fewer in length.")
 	}
-	ev, err := guildEvent(guildhall.EventGuildDelete, guildID, 0, guildhall.GuildDelete{ID: guildID})
-	if err != nil {
-		return err
+	if nc.Position != nil && (*nc.Position < 0 || *nc.Position > 10000) {
+		return guildhall.FieldError("position", "NUMBER_TYPE_MAX", "Must be between 0 and 10000.")
 	}
-	return s.publishEvents(ctx, ev)
+	if nc.RateLimitPerUser < 0 || nc.RateLimitPerUser > 21600 {
+		return guildhall.FieldError("rate_limit_per_user", "NUMBER_TYPE_MAX", "Must be between 0 and 21600.")
+	}
+	if nc.ParentID != nil && *nc.ParentID != 0 {
+		if nc.Type == guildhall.ChannelTypeGuildCategory {
+			return guildhall.FieldError("parent_id", "CHANNEL_PARENT_INVALID_TYPE", "A category cannot have a parent.")
+		}
+		found := false
+		for _, c := range existing {
+			if c.ID == *nc.ParentID && c.Type == guildhall.ChannelTypeGuildCategory {
+				found = true
+			}
+		}
+		if !found {
+			return guildhall.FieldError("parent_id", "CHANNEL_PARENT_INVALID", "Not a category of this guild.")
+		}
+	} else {
+		nc.ParentID = nil
+	}
+	if len(nc.PermissionOverwrites) > MaxOverwrites {
+		return errMaxOverwrites
+	}
+	seen := make(map[guildhall.Snowflake]bool, len(nc.PermissionOverwrites))
+	for _, o := range nc.PermissionOverwrites {
+		switch o.Type {
+		case guildhall.OverwriteRole:
+			ok := false
+			for _, r := range a.Roles {
+				if r.ID == o.ID {
+					ok = true
+				}
+			}
+			if !ok {
+				return guildhall.FieldError("permission_overwrites", "UNKNOWN_ROLE", "Unknown role "+o.ID.String()+".")
+			}
+		case guildhall.OverwriteMember:
+			if o.ID == 0 {
+				return guildhall.FieldError("permission_overwrites", "UNKNOWN_USER", "Unknown member.")
+			}
+		default:
+			return guildhall.FieldError("permission_overwrites", "BASE_TYPE_CHOICES", "Overwrite type must be one of {0, 1}.")
+		}
+		if seen[o.ID] {
+			return guildhall.FieldError("permission_overwrites", "DUPLICATE", "Duplicate overwrite for "+o.ID.String()+".")
+		}
+		seen[o.ID] = true
+		if (o.Allow|o.Deny)&^guildhall.PermAll != 0 {
+			return guildhall.FieldError("permission_overwrites", "PERMISSIONS_INVALID", "Unknown permission bits.")
+		}
+	}
+	return nil
 }
 
 // ChannelParams is what modifying a channel takes; nil means not given, and the

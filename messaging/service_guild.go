@@ -2,21 +2,18 @@ package messaging
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	guildhall "github.com/guildhall/guildhall"
 )
 
-// Who sees what. Only members see a guild, its channels, members and events. A
-// guild or channel that does not exist answers 404 (Unknown Guild, Unknown Channel);
-// one that exists but the user may not see (not a member, or a channel without
-// VIEW_CHANNEL) answers 403 Missing Access (50001), as Discord does. An action the
-// user may see but not do answers 403 Missing Permissions (50013).
+// Guilds: create one, read one, list a user's, modify and delete (owner only
+// for delete and for transferring it). Who may see what is in service_access.go;
+// channels, members and invites have their own files, and what gateways ask for
+// (Identify, GuildSnapshot) is in service_gateway.go.
 //
 // Metadata changes (guilds, channels, members, invites) are written to the store
 // first and then published as guild events. If the process dies between the two,
@@ -25,132 +22,6 @@ import (
 // guild's snapshot (SubjectAPIGuild), and every session that identifies or
 // resumes later gets a fresh snapshot. The other order (publish first) could show
 // gateways a channel that never becomes durable, which would not heal.
-
-// guildAccess is what the service knows of a user in a guild. Member.Roles
-// lists only roles that exist; Base is cut down while the member is timed out
-// (TimedOut). More of the access layer (bans, other members, the role
-// hierarchy) is in service_access.go; access and channelAccess, which read the
-// projection of the event stream when they can, in projection_access.go.
-type guildAccess struct {
-	Guild    guildhall.Guild
-	Roles    []guildhall.Role
-	Member   guildhall.Member
-	Base     guildhall.Permissions
-	TimedOut bool
-}
-
-// channel returns the user's permissions in ch.
-func (a *guildAccess) channel(ch guildhall.Channel) guildhall.Permissions {
-	p := guildhall.ChannelPermissions(a.Base, a.Guild.ID, ch, a.Member.Roles, a.Member.User.ID)
-	if a.TimedOut {
-		p = guildhall.TimedOutPermissions(p)
-	}
-	return p
-}
-
-// accessFromStore is access (projection_access.go) read from the store:
-// ErrUnknownGuild when the guild does not exist, ErrMissingAccess when the user
-// is not a member.
-func (s *Service) accessFromStore(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake) (*guildAccess, error) {
-	s.metrics.AccessReads.WithLabelValues("store").Inc()
-	g, err := s.store.Guild(ctx, guildID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, guildhall.ErrUnknownGuild
-	}
-	if err != nil {
-		return nil, s.storeErr("guild", err)
-	}
-	m, err := s.store.Member(ctx, guildID, u.ID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, guildhall.ErrMissingAccess
-	}
-	if err != nil {
-		return nil, s.storeErr("member", err)
-	}
-	roles, err := s.store.Roles(ctx, guildID)
-	if err != nil {
-		return nil, s.storeErr("roles", err)
-	}
-	return s.newAccess(u, g, roles, m), nil
-}
-
-// newAccess is what user u, member m of guild g with roles, may do.
-func (s *Service) newAccess(u guildhall.User, g guildhall.Guild, roles []guildhall.Role, m guildhall.Member) *guildAccess {
-	if m.User.ID == 0 {
-		m.User = u
-	}
-	m.Roles = guildhall.ExistingRoles(g.ID, roles, m.Roles)
-	a := &guildAccess{Guild: g, Roles: roles, Member: m, Base: guildhall.BasePermissions(g, roles, m.Roles, u.ID)}
-	if m.TimedOut(s.now()) && !a.Base.Has(guildhall.PermAdministrator) {
-		a.Base, a.TimedOut = guildhall.TimedOutPermissions(a.Base), true
-	}
-	return a
-}
-
-// channelAccessFromStore is channelAccess (projection_access.go) read from
-// the store.
-func (s *Service) channelAccessFromStore(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) (*guildAccess, guildhall.Channel, guildhall.Permissions, error) {
-	ch, err := s.store.Channel(ctx, channelID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, ch, 0, guildhall.ErrUnknownChannel
-	}
-	if err != nil {
-		return nil, ch, 0, s.storeErr("channel", err)
-	}
-	a, err := s.accessFromStore(ctx, u, ch.GuildID)
-	if errors.Is(err, guildhall.ErrUnknownGuild) {
-		return nil, ch, 0, guildhall.ErrUnknownChannel
-	}
-	if err != nil {
-		return nil, ch, 0, err
-	}
-	return viewChannel(a, ch)
-}
-
-// viewChannel is the user's access to ch: ErrMissingAccess without
-// VIEW_CHANNEL.
-func viewChannel(a *guildAccess, ch guildhall.Channel) (*guildAccess, guildhall.Channel, guildhall.Permissions, error) {
-	p := a.channel(ch)
-	if !p.Has(guildhall.PermViewChannel) {
-		return nil, ch, 0, guildhall.ErrMissingAccess
-	}
-	return a, ch, p, nil
-}
-
-// GuildState is a guild's snapshot for gateways and GUILD_CREATE: the guild (with
-// MemberCount), all its channels and roles. It does not check who asks.
-func (s *Service) GuildState(ctx context.Context, guildID guildhall.Snowflake) (guildhall.GuildState, error) {
-	g, err := s.store.Guild(ctx, guildID)
-	if errors.Is(err, ErrNotFound) {
-		return guildhall.GuildState{}, guildhall.ErrUnknownGuild
-	}
-	if err != nil {
-		return guildhall.GuildState{}, internal("guild", err)
-	}
-	chs, err := s.store.Channels(ctx, guildID)
-	if err != nil {
-		return guildhall.GuildState{}, internal("channels", err)
-	}
-	roles, err := s.store.Roles(ctx, guildID)
-	if err != nil {
-		return guildhall.GuildState{}, internal("roles", err)
-	}
-	n, err := s.store.MemberCount(ctx, guildID)
-	if err != nil {
-		return guildhall.GuildState{}, internal("member count", err)
-	}
-	g.MemberCount = n
-	if chs == nil {
-		chs = []guildhall.Channel{}
-	}
-	if err := s.fillLastMessages(ctx, chs); err != nil {
-		return guildhall.GuildState{}, err
-	}
-	if roles == nil {
-		roles = []guildhall.Role{}
-	}
-	return guildhall.GuildState{Guild: g, Channels: chs, Roles: roles}, nil
-}
 
 // Guild limits (Discord's).
 const (
@@ -258,406 +129,6 @@ func (s *Service) Guild(ctx context.Context, u guildhall.User, guildID guildhall
 	return s.GuildState(ctx, guildID)
 }
 
-// GuildChannels lists the channels of a guild that the user may view.
-func (s *Service) GuildChannels(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake) ([]guildhall.Channel, error) {
-	a, err := s.access(ctx, u, guildID)
-	if err != nil {
-		return nil, err
-	}
-	chs, err := s.channels(ctx, guildID)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]guildhall.Channel, 0, len(chs))
-	for _, c := range chs {
-		if a.channel(c).Has(guildhall.PermViewChannel) {
-			out = append(out, c)
-		}
-	}
-	return out, s.fillLastMessages(ctx, out)
-}
-
-// Channel returns a channel the user may view.
-func (s *Service) Channel(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) (guildhall.Channel, error) {
-	_, ch, _, err := s.channelAccess(ctx, u, channelID)
-	if err != nil {
-		return ch, err
-	}
-	chs := []guildhall.Channel{ch}
-	if err := s.barrier.Wait(ctx, ch.GuildID); err != nil { // last_message_id reads its writes
-		return ch, err
-	}
-	err = s.fillLastMessages(ctx, chs)
-	return chs[0], err
-}
-
-// NewChannel is what creating a channel takes. Nil pointers mean "not given".
-type NewChannel struct {
-	Name                 string
-	Type                 int
-	Topic                *string
-	Position             *int
-	ParentID             *guildhall.Snowflake
-	PermissionOverwrites []guildhall.PermissionOverwrite
-	NSFW                 bool
-	RateLimitPerUser     int
-	// Reason is the audit log's (X-Audit-Log-Reason).
-	Reason string
-}
-
-// CreateChannel adds a text channel or a category to a guild (MANAGE_CHANNELS
-// needed: the owner and administrators) and publishes CHANNEL_CREATE.
-func (s *Service) CreateChannel(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake, nc NewChannel) (guildhall.Channel, error) {
-	if err := checkReason(nc.Reason); err != nil {
-		return guildhall.Channel{}, err
-	}
-	a, err := s.access(ctx, u, guildID)
-	if err != nil {
-		return guildhall.Channel{}, err
-	}
-	if !a.Base.Has(guildhall.PermManageChannels) {
-		return guildhall.Channel{}, guildhall.ErrMissingPerms
-	}
-	if err := checkOverwriteChange(a.Base, nil, nc.PermissionOverwrites); err != nil {
-		return guildhall.Channel{}, err
-	}
-	unlock, err := s.capLock(ctx, "channels."+guildID.String())
-	if err != nil {
-		return guildhall.Channel{}, err
-	}
-	defer unlock()
-	existing, err := s.store.Channels(ctx, guildID)
-	if err != nil {
-		return guildhall.Channel{}, internal("channels", err)
-	}
-	if len(existing) >= MaxChannelsPerGuild {
-		return guildhall.Channel{}, errMaxChannels
-	}
-	if err := s.validateChannel(a, existing, &nc); err != nil {
-		return guildhall.Channel{}, err
-	}
-	ch := guildhall.Channel{
-		ID:                   s.ids.Next(),
-		Type:                 nc.Type,
-		GuildID:              guildID,
-		Name:                 nc.Name,
-		Topic:                nc.Topic,
-		ParentID:             nc.ParentID,
-		PermissionOverwrites: nc.PermissionOverwrites,
-		NSFW:                 nc.NSFW,
-		RateLimitPerUser:     nc.RateLimitPerUser,
-		Position:             len(existing),
-	}
-	if nc.Position != nil {
-		ch.Position = *nc.Position
-	}
-	if ch.PermissionOverwrites == nil {
-		ch.PermissionOverwrites = []guildhall.PermissionOverwrite{}
-	}
-	if err := s.store.PutChannel(ctx, ch); err != nil {
-		return guildhall.Channel{}, internal("put channel", err)
-	}
-	unlock()
-	data, err := json.Marshal(ch)
-	if err != nil {
-		return guildhall.Channel{}, internal("encode channel", err)
-	}
-	ev := guildhall.Event{Type: guildhall.EventChannelCreate, GuildID: guildID, ChannelID: ch.ID, Data: data}
-	if _, err := s.publish(ctx, ev, s.ids.Next().String()); err != nil {
-		return guildhall.Channel{}, err
-	}
-	s.audit(ctx, a, nc.Reason, auditEntry{action: guildhall.AuditChannelCreate, target: ch.ID.String(), changes: channelChanges(guildhall.Channel{}, ch)})
-	return ch, nil
-}
-
-func (s *Service) validateChannel(a *guildAccess, existing []guildhall.Channel, nc *NewChannel) error {
-	nc.Name = strings.TrimSpace(nc.Name)
-	if n := utf8.RuneCountInString(nc.Name); n < 1 || n > MaxChannelName {
-		return guildhall.FieldError("name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
-	}
-	if nc.Type != guildhall.ChannelTypeGuildText && nc.Type != guildhall.ChannelTypeGuildCategory {
-		return guildhall.FieldError("type", "BASE_TYPE_CHOICES", "Value must be one of {0, 4}.")
-	}
-	if nc.Topic != nil && utf8.RuneCountInString(*nc.Topic) > MaxTopic {
-		return guildhall.FieldError("topic", "BASE_TYPE_MAX_LENGTH", "Must be 1024 or fewer in length.")
-	}
-	if nc.Position != nil && (*nc.Position < 0 || *nc.Position > 10000) {
-		return guildhall.FieldError("position", "NUMBER_TYPE_MAX", "Must be between 0 and 10000.")
-	}
-	if nc.RateLimitPerUser < 0 || nc.RateLimitPerUser > 21600 {
-		return guildhall.FieldError("rate_limit_per_user", "NUMBER_TYPE_MAX", "Must be between 0 and 21600.")
-	}
-	if nc.ParentID != nil && *nc.ParentID != 0 {
-		if nc.Type == guildhall.ChannelTypeGuildCategory {
-			return guildhall.FieldError("parent_id", "CHANNEL_PARENT_INVALID_TYPE", "A category cannot have a parent.")
-		}
-		found := false
-		for _, c := range existing {
-			if c.ID == *nc.ParentID && c.Type == guildhall.ChannelTypeGuildCategory {
-				found = true
-			}
-		}
-		if !found {
-			return guildhall.FieldError("parent_id", "CHANNEL_PARENT_INVALID", "Not a category of this guild.")
-		}
-	} else {
-		nc.ParentID = nil
-	}
-	if len(nc.PermissionOverwrites) > MaxOverwrites {
-		return errMaxOverwrites
-	}
-	seen := make(map[guildhall.Snowflake]bool, len(nc.PermissionOverwrites))
-	for _, o := range nc.PermissionOverwrites {
-		switch o.Type {
-		case guildhall.OverwriteRole:
-			ok := false
-			for _, r := range a.Roles {
-				if r.ID == o.ID {
-					ok = true
-				}
-			}
-			if !ok {
-				return guildhall.FieldError("permission_overwrites", "UNKNOWN_ROLE", "Unknown role "+o.ID.String()+".")
-			}
-		case guildhall.OverwriteMember:
-			if o.ID == 0 {
-				return guildhall.FieldError("permission_overwrites", "UNKNOWN_USER", "Unknown member.")
-			}
-		default:
-			return guildhall.FieldError("permission_overwrites", "BASE_TYPE_CHOICES", "Overwrite type must be one of {0, 1}.")
-		}
-		if seen[o.ID] {
-			return guildhall.FieldError("permission_overwrites", "DUPLICATE", "Duplicate overwrite for "+o.ID.String()+".")
-		}
-		seen[o.ID] = true
-		if (o.Allow|o.Deny)&^guildhall.PermAll != 0 {
-			return guildhall.FieldError("permission_overwrites", "PERMISSIONS_INVALID", "Unknown permission bits.")
-		}
-	}
-	return nil
-}
-
-// NewInvite is what creating an invite takes. MaxAge nil means Discord's default,
-// 86400 seconds; 0 means never expires.
-type NewInvite struct {
-	MaxAge  *int
-	MaxUses int
-	// Reason is the audit log's (X-Audit-Log-Reason).
-	Reason string
-}
-
-// InviteInfo is an invite with what its Discord JSON shape shows: the guild, the
-// channel and the inviter.
-type InviteInfo struct {
-	Invite  guildhall.Invite
-	Guild   guildhall.Guild
-	Channel guildhall.Channel
-	Inviter guildhall.User
-}
-
-// CreateInvite makes an invite to a channel the user may view and invite to
-// (CREATE_INSTANT_INVITE).
-func (s *Service) CreateInvite(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake, ni NewInvite) (InviteInfo, error) {
-	if err := checkReason(ni.Reason); err != nil {
-		return InviteInfo{}, err
-	}
-	a, ch, p, err := s.channelAccess(ctx, u, channelID)
-	if err != nil {
-		return InviteInfo{}, err
-	}
-	if !p.Has(guildhall.PermCreateInstantInvite) {
-		return InviteInfo{}, guildhall.ErrMissingPerms
-	}
-	age := 86400
-	if ni.MaxAge != nil {
-		age = *ni.MaxAge
-	}
-	if age < 0 || age > MaxInviteAge {
-		return InviteInfo{}, guildhall.FieldError("max_age", "NUMBER_TYPE_MAX", "Must be between 0 and 604800.")
-	}
-	if ni.MaxUses < 0 || ni.MaxUses > MaxInviteUses {
-		return InviteInfo{}, guildhall.FieldError("max_uses", "NUMBER_TYPE_MAX", "Must be between 0 and 100.")
-	}
-	now := s.now().UTC()
-	inv := guildhall.Invite{
-		GuildID: a.Guild.ID, ChannelID: ch.ID, InviterID: u.ID,
-		MaxUses: ni.MaxUses, MaxAge: age, CreatedAt: now,
-	}
-	if age > 0 {
-		exp := now.Add(time.Duration(age) * time.Second)
-		inv.ExpiresAt = &exp
-	}
-	for range 5 {
-		inv.Code = inviteCode()
-		_, err := s.store.Invite(ctx, inv.Code)
-		if errors.Is(err, ErrNotFound) {
-			break
-		}
-		if err != nil {
-			return InviteInfo{}, internal("invite", err)
-		}
-		inv.Code = ""
-	}
-	if inv.Code == "" {
-		return InviteInfo{}, internal("invite", errors.New("no free invite code after 5 tries"))
-	}
-	unlock, err := s.capLock(ctx, "invites."+a.Guild.ID.String())
-	if err != nil {
-		return InviteInfo{}, err
-	}
-	defer unlock()
-	if err := s.checkInviteCaps(ctx, a.Guild.ID, ch.ID); err != nil {
-		return InviteInfo{}, err
-	}
-	if err := s.store.PutInvite(ctx, inv); err != nil {
-		return InviteInfo{}, internal("put invite", err)
-	}
-	unlock()
-	if err := s.inviteCreated(ctx, a, inv, u, ni.Reason); err != nil {
-		return InviteInfo{}, err
-	}
-	a.Guild.MemberCount = 0
-	return InviteInfo{Invite: inv, Guild: a.Guild, Channel: ch, Inviter: u}, nil
-}
-
-const inviteAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-
-// inviteCode is 10 random characters of [a-zA-Z0-9] (59 bits), like Discord's.
-func inviteCode() string {
-	var b [10]byte
-	out := make([]byte, 0, len(b))
-	for len(out) < len(b) {
-		_, _ = rand.Read(b[:])
-		for _, c := range b {
-			if c < 248 && len(out) < len(b) { // 248 = 4*62: no modulo bias
-				out = append(out, inviteAlphabet[int(c)%62])
-			}
-		}
-	}
-	return string(out)
-}
-
-// AcceptInvite makes u a member of the invite's guild. An unknown, expired or used
-// up invite answers Unknown Invite. Accepting again while a member changes nothing
-// (no use counted, no event). A new member is announced with GUILD_MEMBER_ADD to the
-// guild and GUILD_CREATE to the joiner's own sessions. joined reports whether u
-// became a member now.
-//
-// The store counts the use together with the membership (Store.JoinGuild), so
-// joins by one invite run concurrently here; api processes sharing a CQL store may
-// together let an invite be used a few times past max_uses.
-func (s *Service) AcceptInvite(ctx context.Context, u guildhall.User, code string) (info InviteInfo, joined bool, err error) {
-	if code == "" || len(code) > 32 {
-		return InviteInfo{}, false, guildhall.ErrUnknownInvite
-	}
-	inv, err := s.store.Invite(ctx, code)
-	if errors.Is(err, ErrNotFound) {
-		return InviteInfo{}, false, guildhall.ErrUnknownInvite
-	}
-	if err != nil {
-		return InviteInfo{}, false, internal("invite", err)
-	}
-	st, err := s.GuildState(ctx, inv.GuildID)
-	if errors.Is(err, guildhall.ErrUnknownGuild) {
-		return InviteInfo{}, false, guildhall.ErrUnknownInvite
-	}
-	if err != nil {
-		return InviteInfo{}, false, err
-	}
-	ch, ok := st.Channel(inv.ChannelID)
-	if !ok {
-		return InviteInfo{}, false, guildhall.ErrUnknownInvite
-	}
-	inviter, err := s.store.User(ctx, inv.InviterID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return InviteInfo{}, false, internal("inviter", err)
-	}
-	info = InviteInfo{Invite: inv, Guild: st.Guild, Channel: ch, Inviter: inviter}
-	info.Guild.MemberCount = 0
-	_, err = s.store.Member(ctx, inv.GuildID, u.ID)
-	if err == nil {
-		return info, false, nil
-	}
-	if !errors.Is(err, ErrNotFound) {
-		return InviteInfo{}, false, internal("member", err)
-	}
-	if inv.Expired(s.now()) {
-		return InviteInfo{}, false, guildhall.ErrUnknownInvite
-	}
-	if err := s.notBanned(ctx, inv.GuildID, u.ID); err != nil {
-		return InviteInfo{}, false, err
-	}
-	unlock, err := s.capLock(ctx, "guilds."+u.ID.String())
-	if err != nil {
-		return InviteInfo{}, false, err
-	}
-	defer unlock()
-	if err := s.checkGuildCount(ctx, u); err != nil {
-		return InviteInfo{}, false, err
-	}
-	m := guildhall.Member{GuildID: inv.GuildID, User: u, Roles: []guildhall.Snowflake{}, JoinedAt: s.now().UTC()}
-	inv, joined, err = s.store.JoinGuild(ctx, m, code)
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInviteUsedUp) {
-		return InviteInfo{}, false, guildhall.ErrUnknownInvite
-	}
-	if err != nil {
-		return InviteInfo{}, false, internal("join guild", err)
-	}
-	unlock()
-	if !joined { // a concurrent accept by the same user won
-		return info, false, nil
-	}
-	// A ban that raced the join: whichever of the two wrote last, one of them
-	// sees the other (the ban removes the member, or this read finds the ban).
-	if err := s.notBanned(ctx, inv.GuildID, u.ID); err != nil {
-		if rerr := s.store.RemoveMember(ctx, inv.GuildID, u.ID); rerr != nil && !errors.Is(rerr, ErrNotFound) {
-			return InviteInfo{}, false, internal("remove banned joiner", rerr)
-		}
-		return InviteInfo{}, false, err
-	}
-	info.Invite = inv
-	// Other joins ran concurrently since GuildState: count them too.
-	st.Guild.MemberCount++
-	if n, err := s.store.MemberCount(ctx, inv.GuildID); err == nil {
-		st.Guild.MemberCount = max(n, st.Guild.MemberCount)
-	}
-
-	data, err := json.Marshal(m)
-	if err != nil {
-		return InviteInfo{}, false, internal("encode member", err)
-	}
-	add := guildhall.Event{Type: guildhall.EventGuildMemberAdd, GuildID: inv.GuildID, UserID: u.ID, Data: data}
-	create, err := guildJoinEvent(m)
-	if err != nil {
-		return InviteInfo{}, false, err
-	}
-	// In this order: the joiner's sessions enter the room after the add, so they
-	// do not receive their own GUILD_MEMBER_ADD.
-	if err := s.publishInOrder(ctx, add, create); err != nil {
-		return InviteInfo{}, false, err
-	}
-	return info, true, nil
-}
-
-// Members pages a guild's members by user id, after the given id, at most limit
-// (1..1000) of them. Only members may list.
-func (s *Service) Members(ctx context.Context, u guildhall.User, guildID, after guildhall.Snowflake, limit int) ([]guildhall.Member, error) {
-	if limit < 1 || limit > 1000 {
-		return nil, guildhall.FieldError("limit", "NUMBER_TYPE_MAX", "Must be between 1 and 1000.")
-	}
-	if _, err := s.access(ctx, u, guildID); err != nil {
-		return nil, err
-	}
-	ms, err := s.store.Members(ctx, guildID, after, limit)
-	if err != nil {
-		return nil, internal("members", err)
-	}
-	if ms == nil {
-		ms = []guildhall.Member{}
-	}
-	return ms, nil
-}
-
 // UserGuild is one entry of a user's guild list: the guild, whether the user owns
 // it, and the user's guild-wide permissions.
 type UserGuild struct {
@@ -686,71 +157,96 @@ func (s *Service) UserGuilds(ctx context.Context, u guildhall.User) ([]UserGuild
 	return out, nil
 }
 
-// Identify is what a gateway needs when a session identifies: the token's user
-// and its membership of each of its guilds (no guild's state: the gateway asks
-// for those it lacks, one at a time). It takes the token's guildhall.TokenHash,
-// as gateways send it (never the token itself).
-func (s *Service) Identify(ctx context.Context, tokenHash string) (guildhall.IdentifyReply, error) {
-	if !guildhall.ValidTokenHash(tokenHash) {
-		return guildhall.IdentifyReply{}, guildhall.ErrUnauthorized
-	}
-	u, err := s.authenticateHash(ctx, tokenHash)
-	if err != nil {
-		return guildhall.IdentifyReply{}, err
-	}
-	ids, err := s.store.UserGuilds(ctx, u.ID)
-	if err != nil {
-		return guildhall.IdentifyReply{}, internal("user guilds", err)
-	}
-	r := guildhall.IdentifyReply{User: u, Members: make([]guildhall.Member, 0, len(ids))}
-	for _, id := range ids {
-		m, err := s.store.Member(ctx, id, u.ID)
-		if errors.Is(err, ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return guildhall.IdentifyReply{}, internal("member", err)
-		}
-		if m.User.ID == 0 {
-			m.User = u
-		}
-		m.GuildID = id
-		r.Members = append(r.Members, m)
-	}
-	return r, s.identifyConversations(ctx, u, &r)
+// GuildParams is what modifying a guild takes; nil means not given. Discord's
+// other guild settings (icons, banners, system channels, verification levels)
+// are not kept by Guildhall: REST ignores them.
+type GuildParams struct {
+	Name    *string
+	OwnerID *guildhall.Snowflake
 }
 
-// GuildSnapshot answers a gateway's GuildRequest: the guild's state (not with
-// req.MemberOnly), and the membership of req.UserID when it is set and the user
-// is a member.
-func (s *Service) GuildSnapshot(ctx context.Context, req guildhall.GuildRequest) (guildhall.GuildReply, error) {
-	var r guildhall.GuildReply
-	if req.MemberOnly {
-		if _, err := s.store.Guild(ctx, req.GuildID); errors.Is(err, ErrNotFound) {
-			return guildhall.GuildReply{}, guildhall.ErrUnknownGuild
-		} else if err != nil {
-			return guildhall.GuildReply{}, internal("guild", err)
+// guildObject is the payload of GUILD_UPDATE: the guild with its roles, in
+// Discord's guild object shape.
+type guildObject struct {
+	guildhall.Guild
+	Roles    []guildhall.Role `json:"roles"`
+	Emojis   []struct{}       `json:"emojis"`
+	Stickers []struct{}       `json:"stickers"`
+	Features []string         `json:"features"`
+}
+
+// ModifyGuild renames a guild (MANAGE_GUILD) or, for its owner alone,
+// transfers it to another member. It publishes GUILD_UPDATE.
+func (s *Service) ModifyGuild(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake, p GuildParams, reason string) (guildhall.GuildState, error) {
+	if err := checkReason(reason); err != nil {
+		return guildhall.GuildState{}, err
+	}
+	if p.Name != nil {
+		if n := utf8.RuneCountInString(strings.TrimSpace(*p.Name)); n < MinGuildName || n > MaxGuildName {
+			return guildhall.GuildState{}, guildhall.FieldError("name", "BASE_TYPE_BAD_LENGTH", "Must be between 2 and 100 in length.")
 		}
-	} else {
-		st, err := s.GuildState(ctx, req.GuildID)
+	}
+	a, err := s.access(ctx, u, guildID)
+	if err != nil {
+		return guildhall.GuildState{}, err
+	}
+	if err := need(a.Base, guildhall.PermManageGuild); err != nil {
+		return guildhall.GuildState{}, err
+	}
+	g := a.Guild
+	var changes []guildhall.AuditLogChange
+	if p.Name != nil && strings.TrimSpace(*p.Name) != g.Name {
+		name := strings.TrimSpace(*p.Name)
+		changes = append(changes, guildhall.Change("name", g.Name, name))
+		g.Name = name
+	}
+	if p.OwnerID != nil && *p.OwnerID != g.OwnerID {
+		if !a.owner() {
+			return guildhall.GuildState{}, guildhall.ErrMissingPerms
+		}
+		to, err := s.member(ctx, a, *p.OwnerID)
 		if err != nil {
-			return guildhall.GuildReply{}, err
+			return guildhall.GuildState{}, err
 		}
-		r.State = st
+		changes = append(changes, guildhall.Change("owner_id", g.OwnerID, to.User.ID))
+		g.OwnerID = to.User.ID
 	}
-	if req.UserID != 0 {
-		m, err := s.store.Member(ctx, req.GuildID, req.UserID)
-		switch {
-		case err == nil:
-			if m.User.ID == 0 {
-				if m.User, err = s.store.User(ctx, req.UserID); err != nil {
-					return guildhall.GuildReply{}, internal("user", err)
-				}
-			}
-			r.Member = &m
-		case !errors.Is(err, ErrNotFound):
-			return guildhall.GuildReply{}, internal("member", err)
+	if len(changes) > 0 {
+		if err := s.store.PutGuild(ctx, g); err != nil {
+			return guildhall.GuildState{}, internal("put guild", err)
 		}
+		pub := g
+		pub.MemberCount = 0
+		ev, err := guildEvent(guildhall.EventGuildUpdate, guildID, 0, guildObject{
+			Guild: pub, Roles: sortedRoles(a.Roles), Emojis: []struct{}{}, Stickers: []struct{}{}, Features: []string{},
+		})
+		if err != nil {
+			return guildhall.GuildState{}, err
+		}
+		if err := s.publishEvents(ctx, ev); err != nil {
+			return guildhall.GuildState{}, err
+		}
+		s.audit(ctx, a, reason, auditEntry{action: guildhall.AuditGuildUpdate, target: guildID.String(), changes: changes})
 	}
-	return r, nil
+	return s.GuildState(ctx, guildID)
+}
+
+// DeleteGuild deletes a guild (its owner only) and publishes GUILD_DELETE:
+// every member's sessions are told and get nothing more of it.
+func (s *Service) DeleteGuild(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake) error {
+	a, err := s.access(ctx, u, guildID)
+	if err != nil {
+		return err
+	}
+	if !a.owner() {
+		return guildhall.ErrMissingPerms
+	}
+	if err := s.store.DeleteGuild(ctx, guildID); err != nil {
+		return internal("delete guild", err)
+	}
+	ev, err := guildEvent(guildhall.EventGuildDelete, guildID, 0, guildhall.GuildDelete{ID: guildID})
+	if err != nil {
+		return err
+	}
+	return s.publishEvents(ctx, ev)
 }

@@ -287,3 +287,22 @@ func (s *Service) removeMember(ctx context.Context, guildID guildhall.Snowflake,
 	}
 	return s.publishEvents(ctx, evs...)
 }
+
+// Members pages a guild's members by user id, after the given id, at most limit
+// (1..1000) of them. Only members may list.
+func (s *Service) Members(ctx context.Context, u guildhall.User, guildID, after guildhall.Snowflake, limit int) ([]guildhall.Member, error) {
+	if limit < 1 || limit > 1000 {
+		return nil, guildhall.FieldError("limit", "NUMBER_TYPE_MAX", "Must be between 1 and 1000.")
+	}
+	if _, err := s.access(ctx, u, guildID); err != nil {
+		return nil, err
+	}
+	ms, err := s.store.Members(ctx, guildID, after, limit)
+	if err != nil {
+		return nil, internal("members", err)
+	}
+	if ms == nil {
+		ms = []guildhall.Member{}
+	}
+	return ms, nil
+}

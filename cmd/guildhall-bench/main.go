@@ -24,6 +24,12 @@
 // k-1 more `guildhall serve --role gateway`, pinned with taskset to the server
 // CPUs, while the workers and the poster run on the client CPUs. Everything it does
 // is bounded in count and time; it stops by itself and kills what it started.
+//
+// The coordinator, by file: options.go (the flags), run.go (one run, start to
+// teardown), servers.go (the processes under test), seed.go (accounts and
+// guilds over REST), fleet.go (the worker processes), scenarios.go and
+// overload.go (the load), measure.go (one measured window), report.go (text,
+// JSON and plots). A worker: worker.go on wsclient.go, speaking wire.go.
 package main
 
 import (

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -265,4 +267,143 @@ func (p *progressLine) printf(force bool, format string, args ...any) {
 	if force {
 		fmt.Fprintln(os.Stderr)
 	}
+}
+
+// doSeed makes (or reuses) the accounts and guilds. first is false when the
+// servers were restarted for another ramp (no registration sample then).
+func (r *run) doSeed(first bool) error {
+	o := r.o
+	path := filepath.Join(o.data, "seed.json")
+	small := o.scenario == "small-rooms"
+	needPosters := 0
+	if !small && o.scenario != "idle" {
+		// Each poster posts at most every other second: the api allows a user 5
+		// messages per 5 s in a channel, and posts bunch up when it is slow.
+		needPosters = 2*int(math.Ceil(o.rate)) + 2
+	}
+	s, err := loadSeed(path)
+	if err != nil {
+		s = &seed{Scenario: map[bool]string{true: "rooms-of-10", false: "one-guild"}[small]}
+	}
+	api := r.servers[0]
+	runID := strconv.FormatInt(time.Now().Unix()%1000000, 36)
+	if o.regSample > 0 && first {
+		d, err := registerSample(r.ctx, api.Addr, o.regSample, runID)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "register sample:", err)
+		} else {
+			r.res.RegisterMs = float64(d.Microseconds()) / 1000
+			fmt.Fprintf(os.Stderr, "POST /auth/register: %.1f ms each (bcrypt); 100,000 users would take %.0f s on one connection\n", r.res.RegisterMs, r.res.RegisterMs*100)
+		}
+	}
+	// Bots are minted on the admin subject: only the operator's identity may.
+	nc, _, err := ghnats.ConnectAs(api.NATS, "guildhall-bench", ghnats.RoleOperator, ghnats.ClientAuth{Dir: api.Creds})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	rest := newREST(api.Addr, nil, max(64, o.seedConc))
+	seedStart := time.Now()
+	changed := false
+
+	// Members.
+	if n := o.sessions - len(s.Members); n > 0 {
+		t0 := time.Now()
+		bots, err := mintBots(r.ctx, nc, "m"+runID+"x", n, 64, func(d int) {
+			r.prog.printf(d == n, "seed: minted %d/%d bot accounts", d, n)
+		})
+		if err != nil {
+			return err
+		}
+		r.res.MintPerSec = float64(n) / time.Since(t0).Seconds()
+		s.Members = append(s.Members, bots...)
+		changed = true
+	}
+	if n := needPosters - len(s.Posters); n > 0 {
+		bots, err := mintBots(r.ctx, nc, "p"+runID+"x", n, 16, func(int) {})
+		if err != nil {
+			return err
+		}
+		s.Posters = append(s.Posters, bots...)
+		changed = true
+	}
+	// Guilds: one for everybody, owned by the first poster, or one per ten
+	// members, owned by its first.
+	var joiners []*account
+	if small {
+		for g := len(s.Guilds); g < len(s.Members)/10; g++ {
+			owner := g * 10
+			bg, err := makeGuild(r.ctx, rest, s.Members[owner].Token, fmt.Sprintf("bench room %d", g))
+			if err != nil {
+				return err
+			}
+			bg.Owner = owner
+			s.Guilds = append(s.Guilds, bg)
+			for i := owner; i < owner+10; i++ {
+				s.Members[i].Guild = g
+			}
+			s.Members[owner].Joined = true
+			r.prog.printf(false, "seed: %d/%d guilds", g+1, len(s.Members)/10)
+			changed = true
+		}
+	} else if len(s.Guilds) == 0 {
+		if len(s.Posters) == 0 {
+			bots, err := mintBots(r.ctx, nc, "p"+runID+"x", 1, 1, func(int) {})
+			if err != nil {
+				return err
+			}
+			s.Posters = bots
+		}
+		bg, err := makeGuild(r.ctx, rest, s.Posters[0].Token, "bench huge room")
+		if err != nil {
+			return err
+		}
+		bg.Owner = -1
+		s.Guilds = []benchGuild{bg}
+		s.Posters[0].Joined = true
+		changed = true
+	}
+	for i := range s.Members {
+		if !s.Members[i].Joined {
+			joiners = append(joiners, &s.Members[i])
+		}
+	}
+	for i := range s.Posters {
+		if !s.Posters[i].Joined {
+			joiners = append(joiners, &s.Posters[i])
+		}
+	}
+	if len(joiners) > 0 {
+		t0 := time.Now()
+		err := joinAll(r.ctx, rest, s, joiners, o.seedConc, func(d int) {
+			r.prog.printf(d == len(joiners), "seed: %d/%d accepted invites (%.0f/s)", d, len(joiners), float64(d)/time.Since(t0).Seconds())
+		})
+		if err != nil {
+			_ = saveSeed(path, s)
+			return err
+		}
+		r.res.JoinPerSec = float64(len(joiners)) / time.Since(t0).Seconds()
+		changed = true
+	}
+	if changed {
+		r.res.SeedSeconds = time.Since(seedStart).Seconds()
+		if err := saveSeed(path, s); err != nil {
+			return err
+		}
+	}
+	r.seed = s
+	ch := s.Guilds[0].Channel
+	posters := s.Posters
+	r.limited = &rest.limited
+	r.postTo = func(ctx context.Context, i int, content string) error {
+		tok, channel := "", ch
+		if small {
+			g := i % (o.sessions / 10)
+			tok, channel = s.Members[s.Guilds[g].Owner].Token, s.Guilds[g].Channel
+		} else {
+			tok = posters[i%len(posters)].Token
+		}
+		return rest.do(ctx, "POST", "/channels/"+channel+"/messages", tok, map[string]string{"content": content}, nil)
+	}
+	return nil
 }

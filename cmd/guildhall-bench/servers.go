@@ -321,3 +321,126 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// startServers starts the target's servers and, for Guildhall, seeds (or reuses
+// the seed); first is false when restarting for another ramp.
+func (r *run) startServers(first bool) error {
+	if r.o.target == "reference" {
+		return r.startReference()
+	}
+	if err := r.startGuildhall(); err != nil {
+		return err
+	}
+	return r.doSeed(first)
+}
+
+// firstSessionServer is the index of the first server that takes sessions: 1 with
+// --gateway-only (the all-roles process takes none), else 0.
+func (r *run) firstSessionServer() int {
+	if r.o.gwOnly && len(r.servers) > 1 {
+		return 1
+	}
+	return 0
+}
+
+func (r *run) startGuildhall() error {
+	o := r.o
+	bin, err := ensureBinary(o.bin, "./cmd/guildhall")
+	if err != nil {
+		return err
+	}
+	natsPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	for i := 0; i < o.gateways; i++ {
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		dir := filepath.Join(o.data, fmt.Sprintf("server%d", i))
+		// Each worker opens up to --per-worker sessions from one source address:
+		// far past the gateway's per-address cap, which is for the public.
+		args := []string{"serve", "--addr", addr, "--data", dir, "--log-level", "warn", "--drain", "1s", "--gateway-max-conns-per-addr", "-1"}
+		name := "guildhall-all"
+		if i == 0 {
+			args = append(args, "--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort))
+		} else {
+			name = fmt.Sprintf("guildhall-gw%d", i)
+			args = append(args, "--role", "gateway", "--nats-url", r.servers[0].NATS, "--nats-creds", r.servers[0].Creds)
+		}
+		fmt.Fprintf(os.Stderr, "starting %s on %s (CPUs %q)\n", name, addr, o.serverCPUs)
+		s, err := startServer(r.ctx, name, bin, args, o.serverCPUs, o.data, addr)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			s.NATS = fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
+			s.Creds = filepath.Join(dir, "creds") // created by its first start
+		}
+		r.servers = append(r.servers, s)
+	}
+	return nil
+}
+
+func (r *run) startReference() error {
+	o := r.o
+	bin, err := ensureBinary(o.refBin, "./bench/reference")
+	if err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	fmt.Fprintf(os.Stderr, "starting the reference (%s) on %s (CPUs %q)\n", o.refMode, addr, o.serverCPUs)
+	s, err := startServer(r.ctx, "reference", bin, []string{"--addr", addr, "--mode", o.refMode}, o.serverCPUs, o.data, addr)
+	if err != nil {
+		return err
+	}
+	r.servers = []*server{s}
+	r.seed = &seed{Scenario: "reference", Guilds: []benchGuild{{ID: "0"}}}
+	for i := range o.sessions {
+		r.seed.Members = append(r.seed.Members, account{Token: fmt.Sprintf("ref%d", i)})
+	}
+	cl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}, Timeout: 60 * time.Second}
+	r.postTo = func(ctx context.Context, i int, content string) error {
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/post", strings.NewReader(content))
+		resp, err := cl.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("reference: HTTP %d", resp.StatusCode)
+		}
+		return nil
+	}
+	return nil
+}
+
+// alive fails when a server under test has died (other than one the storm killed).
+func (r *run) alive() error {
+	for _, s := range r.servers {
+		if s.cmd.ProcessState != nil && !s.killed {
+			return fmt.Errorf("%s exited: see %s", s.Name, s.logPath)
+		}
+	}
+	return nil
+}
+
+// memSnapshot reads a server's memory: RSS, the Go heap and stacks from /metrics,
+// and the last GC's live heap.
+func (r *run) memSnapshot(s *server) memSample {
+	m := scrapeMetrics(s.Addr)
+	gc, n := s.GC()
+	return memSample{
+		At: time.Now(), RSS: procRSS(s.PID()),
+		HeapInuse: int64(m["go_memstats_heap_inuse_bytes"]), StackInuse: int64(m["go_memstats_stack_inuse_bytes"]),
+		Goroutines: int(m["go_goroutines"]), GCLiveHeap: int64(gc.LiveMB * (1 << 20)), GCStacks: int64(gc.StacksMB * (1 << 20)),
+		GCs: n,
+	}
+}

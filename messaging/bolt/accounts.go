@@ -3,9 +3,9 @@ package bolt
 import (
 	"bytes"
 	"context"
-
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -15,7 +15,7 @@ import (
 
 // Indexes added after the first layout: a user's tokens and a user's bots
 // (messaging.AccountStore), a guild's invites (messaging.CommunityStore's
-// GuildInvites, community.go). Files written before they existed get them
+// GuildInvites, invites.go). Files written before they existed get them
 // built from the tokens and invites buckets at the first Open that lacks them
 // (bots of that time have no owner to index).
 var (
@@ -63,6 +63,84 @@ func openIndexes(tx *bbolt.Tx) error {
 	}
 	_, err := tx.CreateBucketIfNotExists(bBotOwners)
 	return err
+}
+
+// boltUser is the stored account. It has its own JSON tags (messaging.UserRecord has none)
+// so renaming a Go field does not change the file format.
+type boltUser struct {
+	User         guildhall.User `json:"user"`
+	PasswordHash string         `json:"password_hash,omitempty"`
+}
+
+// foldUsername is the uniqueness key of a username. strings.ToLower, not full
+// Unicode case folding: the CQL store must compute the very same key, and ToLower
+// is the simplest rule both can share.
+func foldUsername(name string) []byte { return []byte(strings.ToLower(name)) }
+
+func (s *Store) CreateUser(ctx context.Context, u messaging.UserRecord) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		names, users := tx.Bucket(bUsernames), tx.Bucket(bUsers)
+		name := foldUsername(u.User.Username)
+		if names.Get(name) != nil {
+			return fmt.Errorf("username %q: %w", u.User.Username, messaging.ErrConflict)
+		}
+		id := u64(uint64(u.User.ID))
+		if users.Get(id) != nil {
+			// Overwriting would orphan the old username's index entry.
+			return fmt.Errorf("user %v: %w", u.User.ID, messaging.ErrConflict)
+		}
+		if err := names.Put(name, id); err != nil {
+			return err
+		}
+		if u.User.Bot && u.OwnerID != 0 {
+			if err := tx.Bucket(bBotOwners).Put(key2(u.OwnerID, u.User.ID), nil); err != nil {
+				return err
+			}
+		}
+		return putJSON(users, id, boltUser{User: u.User, PasswordHash: u.PasswordHash})
+	})
+}
+
+func (s *Store) UserByName(ctx context.Context, username string) (messaging.UserRecord, error) {
+	var rec boltUser
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		id := tx.Bucket(bUsernames).Get(foldUsername(username))
+		if id == nil {
+			return fmt.Errorf("username %q: %w", username, messaging.ErrNotFound)
+		}
+		return getJSON(tx.Bucket(bUsers), id, &rec, "user")
+	})
+	return messaging.UserRecord{User: rec.User, PasswordHash: rec.PasswordHash}, err
+}
+
+func (s *Store) User(ctx context.Context, id guildhall.Snowflake) (guildhall.User, error) {
+	var rec boltUser
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return getJSON(tx.Bucket(bUsers), u64(uint64(id)), &rec, "user "+id.String())
+	})
+	return rec.User, err
+}
+
+func (s *Store) PutToken(ctx context.Context, tokenHash string, userID guildhall.Snowflake) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bUserTokens).Put(userTokenKey(userID, tokenHash), nil); err != nil {
+			return err
+		}
+		return tx.Bucket(bTokens).Put([]byte(tokenHash), u64(uint64(userID)))
+	})
+}
+
+func (s *Store) UserByToken(ctx context.Context, tokenHash string) (guildhall.Snowflake, error) {
+	var id guildhall.Snowflake
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bTokens).Get([]byte(tokenHash))
+		if v == nil {
+			return fmt.Errorf("token: %w", messaging.ErrNotFound)
+		}
+		id = idAt(v, 0)
+		return nil
+	})
+	return id, err
 }
 
 func (s *Store) DeleteToken(ctx context.Context, tokenHash string) error {

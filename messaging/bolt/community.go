@@ -16,7 +16,8 @@ import (
 	"github.com/guildhall/guildhall/messaging"
 )
 
-// messaging.CommunityStore: deletes, bans, a guild's invites, the audit log, pins.
+// messaging.CommunityStore: deletes, bans, the audit log, pins. A guild's
+// invites are in invites.go.
 
 // ---- deletes
 
@@ -190,43 +191,6 @@ func (s *Store) Bans(ctx context.Context, guildID guildhall.Snowflake, q messagi
 		return nil
 	})
 	return out, err
-}
-
-// ---- invites
-
-// The guild_invites index and its key are in accounts.go, with the other
-// indexes that old files get built when they open.
-
-func (s *Store) GuildInvites(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Invite, error) {
-	out := []guildhall.Invite{}
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		invites := tx.Bucket(bInvites)
-		prefix := u64(uint64(guildID))
-		c := tx.Bucket(bGuildInvites).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			var inv guildhall.Invite
-			if err := getJSON(invites, k[8:], &inv, "invite"); err != nil {
-				return err
-			}
-			out = append(out, inv)
-		}
-		return nil
-	})
-	return out, err
-}
-
-func (s *Store) DeleteInvite(ctx context.Context, code string) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
-		invites := tx.Bucket(bInvites)
-		var inv guildhall.Invite
-		if err := getJSON(invites, []byte(code), &inv, "invite "+code); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bGuildInvites).Delete(guildInviteKey(inv.GuildID, code)); err != nil {
-			return err
-		}
-		return invites.Delete([]byte(code))
-	})
 }
 
 // ---- audit log

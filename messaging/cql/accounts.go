@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/gocql/gocql"
 
@@ -13,7 +14,7 @@ import (
 )
 
 // accountsMigration adds the indexes behind messaging.AccountStore and a
-// guild's invites (GuildInvites, community.go). Tokens and bots written before
+// guild's invites (GuildInvites, invites.go). Tokens and bots written before
 // it are not in them: such tokens are not revoked by DeleteUserTokens
 // (DeleteToken still removes them), such bots have no owner. Invites are
 // indexed by cqlIndexInvites, so the caps count them and the lists show them.
@@ -58,6 +59,79 @@ func cqlIndexInvites(ctx context.Context, s *Store) error {
 }
 
 var _ messaging.AccountStore = (*Store)(nil)
+
+func (s *Store) CreateUser(ctx context.Context, u messaging.UserRecord) error {
+	data, err := json.Marshal(u.User)
+	if err != nil {
+		return err
+	}
+	// The username is claimed first, with a lightweight transaction: registration
+	// is rare, and uniqueness needs consensus. A retry of the same registration (same
+	// id) finds its own claim and carries on.
+	name := strings.ToLower(u.User.Username)
+	existing := map[string]any{}
+	applied, err := s.query(ctx, `INSERT INTO {ks}.usernames (name, user_id) VALUES (?, ?) IF NOT EXISTS`, name, cqlID(u.User.ID)).
+		MapScanCAS(existing)
+	if err != nil {
+		return fmt.Errorf("create user %q: %w", u.User.Username, err)
+	}
+	if owner, _ := existing["user_id"].(int64); !applied && owner != cqlID(u.User.ID) {
+		return fmt.Errorf("create user %q: username taken: %w", u.User.Username, messaging.ErrConflict)
+	}
+	if err := s.write(ctx, `INSERT INTO {ks}.users (id, data, password_hash) VALUES (?, ?, ?)`,
+		cqlID(u.User.ID), data, u.PasswordHash); err != nil {
+		return fmt.Errorf("create user %q: %w", u.User.Username, err)
+	}
+	if u.User.Bot && u.OwnerID != 0 {
+		if err := s.write(ctx, `INSERT INTO {ks}.bots_by_owner (owner_id, bot_id) VALUES (?, ?)`, cqlID(u.OwnerID), cqlID(u.User.ID)); err != nil {
+			return fmt.Errorf("create bot %q: %w", u.User.Username, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) UserByName(ctx context.Context, username string) (messaging.UserRecord, error) {
+	var uid int64
+	if err := s.query(ctx, `SELECT user_id FROM {ks}.usernames WHERE name = ?`, strings.ToLower(username)).Scan(&uid); err != nil {
+		return messaging.UserRecord{}, cqlNotFound(err, "user %q", username)
+	}
+	return s.userRecord(ctx, guildhall.Snowflake(uid))
+}
+
+func (s *Store) userRecord(ctx context.Context, uid guildhall.Snowflake) (messaging.UserRecord, error) {
+	var data []byte
+	var rec messaging.UserRecord
+	if err := s.query(ctx, `SELECT data, password_hash FROM {ks}.users WHERE id = ?`, cqlID(uid)).Scan(&data, &rec.PasswordHash); err != nil {
+		return rec, cqlNotFound(err, "user %v", uid)
+	}
+	if err := json.Unmarshal(data, &rec.User); err != nil {
+		return rec, fmt.Errorf("user %v: %w", uid, err)
+	}
+	rec.User.ID = uid
+	return rec, nil
+}
+
+func (s *Store) User(ctx context.Context, uid guildhall.Snowflake) (guildhall.User, error) {
+	rec, err := s.userRecord(ctx, uid)
+	return rec.User, err
+}
+
+func (s *Store) PutToken(ctx context.Context, tokenHash string, userID guildhall.Snowflake) error {
+	// The index first: a token the index does not list could not be revoked
+	// with the rest of the user's.
+	if err := s.write(ctx, `INSERT INTO {ks}.tokens_by_user (user_id, token_hash) VALUES (?, ?)`, cqlID(userID), tokenHash); err != nil {
+		return err
+	}
+	return s.write(ctx, `INSERT INTO {ks}.tokens (token_hash, user_id) VALUES (?, ?)`, tokenHash, cqlID(userID))
+}
+
+func (s *Store) UserByToken(ctx context.Context, tokenHash string) (guildhall.Snowflake, error) {
+	var uid int64
+	if err := s.query(ctx, `SELECT user_id FROM {ks}.tokens WHERE token_hash = ?`, tokenHash).Scan(&uid); err != nil {
+		return 0, cqlNotFound(err, "token")
+	}
+	return guildhall.Snowflake(uid), nil
+}
 
 func (s *Store) DeleteToken(ctx context.Context, tokenHash string) error {
 	var uid int64

@@ -17,7 +17,8 @@ import (
 	"github.com/guildhall/guildhall/messaging"
 )
 
-// messaging.CommunityStore on CQL (the tables are listed in store.go).
+// messaging.CommunityStore on CQL (the tables are listed in store.go): pins,
+// deletes, bans, the audit log. A guild's invites are in invites.go.
 //
 // Pins are versioned by write timestamp like messages: a pin or unpin is written
 // USING TIMESTAMP <stream seq> to the messages row's pinned_at cell (so a
@@ -377,61 +378,6 @@ func (s *Store) Bans(ctx context.Context, guildID guildhall.Snowflake, q messagi
 		slices.Reverse(out)
 	}
 	return out, nil
-}
-
-// ---- invites
-
-func (s *Store) inviteCodes(ctx context.Context, guildID guildhall.Snowflake) ([]string, error) {
-	var codes []string
-	iter := s.query(ctx, `SELECT code FROM {ks}.invites_by_guild WHERE guild_id = ?`, cqlID(guildID)).Iter()
-	var code string
-	for iter.Scan(&code) {
-		codes = append(codes, code)
-	}
-	if err := iter.Close(); err != nil {
-		return nil, fmt.Errorf("invites of guild %v: %w", guildID, err)
-	}
-	return codes, nil
-}
-
-func (s *Store) GuildInvites(ctx context.Context, guildID guildhall.Snowflake) ([]guildhall.Invite, error) {
-	codes, err := s.inviteCodes(ctx, guildID)
-	if err != nil {
-		return nil, err
-	}
-	invs := make([]guildhall.Invite, len(codes))
-	found := make([]bool, len(codes))
-	err = s.eachParallel(len(codes), func(i int) error {
-		inv, err := s.Invite(ctx, codes[i])
-		if errors.Is(err, messaging.ErrNotFound) {
-			return nil // deleted between the two reads
-		}
-		invs[i], found[i] = inv, err == nil
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]guildhall.Invite, 0, len(invs))
-	for i, inv := range invs {
-		if found[i] {
-			out = append(out, inv)
-		}
-	}
-	return out, nil
-}
-
-func (s *Store) DeleteInvite(ctx context.Context, code string) error {
-	inv, err := s.Invite(ctx, code)
-	if err != nil {
-		return err
-	}
-	return cqlParallel(
-		func() error { return s.write(ctx, `DELETE FROM {ks}.invites WHERE code = ?`, code) },
-		func() error {
-			return s.write(ctx, `DELETE FROM {ks}.invites_by_guild WHERE guild_id = ? AND code = ?`, cqlID(inv.GuildID), code)
-		},
-	)
 }
 
 // ---- audit log
