@@ -13,7 +13,8 @@
 //
 // Conversations, one file each: service_conversation.go (a guild channel or a DM,
 // one path for both), service_mentions.go, service_embeds.go,
-// service_reactions.go, service_attachments.go with files.go (the object store),
+// service_reactions.go, service_attachments.go with files.go (the object store)
+// and sweeper.go (deletes the files no message holds, run by the writer role),
 // service_dm.go (how DM events travel), service_readstate.go; the store's side is
 // ConversationStore (store_conversations.go).
 package messaging

@@ -100,6 +100,36 @@ func (c fullChunks) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// SetMetadata sets one metadata key of a stored file, keeping the others (its
+// content is not touched). It also makes the file's modification time now.
+func (f *Files) SetMetadata(ctx context.Context, id guildhall.Snowflake, key, value string) error {
+	obs, _, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	info, err := obs.GetInfo(ctx, id.String())
+	if errors.Is(err, jetstream.ErrObjectNotFound) || (err == nil && info.Deleted) {
+		return ErrFileNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("files: stat %v: %w", id, err)
+	}
+	meta := info.ObjectMeta
+	meta.Metadata = make(map[string]string, len(info.Metadata)+1)
+	for k, v := range info.Metadata {
+		meta.Metadata[k] = v
+	}
+	meta.Metadata[key] = value
+	err = obs.UpdateMeta(ctx, id.String(), meta)
+	if errors.Is(err, jetstream.ErrUpdateMetaDeleted) {
+		return ErrFileNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("files: metadata of %v: %w", id, err)
+	}
+	return nil
+}
+
 // Stat returns a file's info; ErrFileNotFound if there is none.
 func (f *Files) Stat(ctx context.Context, id guildhall.Snowflake) (FileInfo, error) {
 	obs, _, err := f.open(ctx)

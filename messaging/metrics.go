@@ -41,6 +41,8 @@ type Metrics struct {
 	// StoreUnavailable counts store reads that failed because the database
 	// could not be reached (answered 503, or from the projection).
 	StoreUnavailable prometheus.Counter
+	// FilesSwept counts orphaned attachment files the Sweeper deleted.
+	FilesSwept prometheus.Counter
 }
 
 // NewMetrics makes the metrics and registers them with reg; a nil reg keeps them
@@ -106,11 +108,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "guildhall", Name: "store_unavailable_total",
 			Help: "Store reads that failed because the database could not be reached.",
 		}),
+		FilesSwept: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "guildhall", Name: "attachment_files_swept_total",
+			Help: "Orphaned attachment files (post failed, or message deleted) the sweeper deleted.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.PublishLatency, m.PublishErrors, m.WriterBatchSize, m.WriterApplied, m.WriterLag,
 			m.WriterErrors, m.WriterSkipped, m.BarrierWait, m.BarrierTimeouts,
-			m.AccessReads, m.ProjectionGuilds, m.ProjectionMembers, m.ProjectionStale, m.StoreUnavailable)
+			m.AccessReads, m.ProjectionGuilds, m.ProjectionMembers, m.ProjectionStale, m.StoreUnavailable,
+			m.FilesSwept)
 	}
 	return m
 }

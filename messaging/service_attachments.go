@@ -46,6 +46,11 @@ const (
 	fileSecret      = "secret"
 	fileWidth       = "width"
 	fileHeight      = "height"
+	// fileMessage links a file to its message, for the Sweeper: empty from the
+	// upload until PostMessage sets the message's id, just before it publishes.
+	// A file without the key was stored before files were linked: it is never
+	// swept.
+	fileMessage = "message"
 )
 
 // Upload is one file of a message being posted, read as it arrives.
@@ -91,6 +96,7 @@ func (s *Service) UploadAttachment(ctx context.Context, u guildhall.User, channe
 	a := guildhall.Attachment{ID: id, Filename: name, ContentType: contentType(name, head)}
 	meta := map[string]string{
 		fileChannel: c.ID.String(), fileName: name, fileContentType: a.ContentType, fileSecret: hex.EncodeToString(secret[:]),
+		fileMessage: "",
 	}
 	if w, h, ok := imageSize(head); ok {
 		a.Width, a.Height = &w, &h
@@ -113,6 +119,19 @@ func (s *Service) UploadAttachment(ctx context.Context, u guildhall.User, channe
 // AttachmentPath is where the api serves an attachment, Discord's CDN path.
 func AttachmentPath(channelID, id guildhall.Snowflake, filename string) string {
 	return "/attachments/" + channelID.String() + "/" + id.String() + "/" + url.PathEscape(filename)
+}
+
+// linkAttachments records in each file the id of the message about to carry
+// it, so that the Sweeper can tell a file whose post failed (its message never
+// stored) from one of a live message. It runs before the message is published:
+// a file whose post dies after it points at a message that never existed.
+func (s *Service) linkAttachments(ctx context.Context, messageID guildhall.Snowflake, as []guildhall.Attachment) error {
+	for _, a := range as {
+		if err := s.files.SetMetadata(ctx, a.ID, fileMessage, messageID.String()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RemoveUploads deletes the files of attachments whose message was never posted.

@@ -214,6 +214,9 @@ func (s *Service) PostMessage(ctx context.Context, u guildhall.User, channelID g
 	}
 	ev := c.event(guildhall.EventMessageCreate, u.ID, data)
 	ev.Mentions = ms.userIDs()
+	if err := s.linkAttachments(ctx, id, m.Attachments); err != nil {
+		return guildhall.Message{}, internal("link attachments", err)
+	}
 	if err := s.publishConversation(ctx, c, ev, id.String()); err != nil {
 		return guildhall.Message{}, err
 	}

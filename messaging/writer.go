@@ -396,8 +396,8 @@ func (w *Writer) apply(ctx context.Context, cons jetstream.Consumer, msgs []jets
 // removeFiles deletes the attachment files of the batch's deleted messages,
 // once their deletes are stored. It tries a few times, then logs and gives up:
 // a file that cannot be deleted (NATS refusing, say) must not stop every
-// message behind it. Such a file is an orphan (see the README); its message is
-// deleted all the same.
+// message behind it. Such a file is an orphan, which the Sweeper deletes later;
+// its message is deleted all the same.
 func (w *Writer) removeFiles(ctx context.Context, files []guildhall.Snowflake) {
 	if len(files) == 0 {
 		return

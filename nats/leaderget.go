@@ -28,32 +28,58 @@ type leaderMsg struct {
 
 // lastMsg is stream's last message on subject from the leader; nil when there is none.
 func lastMsg(ctx context.Context, js jetstream.JetStream, stream, subject string) (*leaderMsg, error) {
-	req, err := json.Marshal(struct {
+	return leaderGet(ctx, js, stream, struct {
 		LastBySubject string `json:"last_by_subj"`
-	}{subject})
+	}{subject}, "last message of "+subject)
+}
+
+// leaderGet asks stream's leader for the message req names; nil when there is none.
+func leaderGet(ctx context.Context, js jetstream.JetStream, stream string, req any, what string) (*leaderMsg, error) {
+	data, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	m, err := js.Conn().RequestWithContext(ctx, apiPrefix(js)+"STREAM.MSG.GET."+stream, req)
+	m, err := js.Conn().RequestWithContext(ctx, apiPrefix(js)+"STREAM.MSG.GET."+stream, data)
 	if err != nil {
-		return nil, fmt.Errorf("nats: last message of %s: %w", subject, err)
+		return nil, fmt.Errorf("nats: %s: %w", what, err)
 	}
 	var resp struct {
 		Message *leaderMsg          `json:"message"`
 		Error   *jetstream.APIError `json:"error"`
 	}
 	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return nil, fmt.Errorf("nats: last message of %s: %w", subject, err)
+		return nil, fmt.Errorf("nats: %s: %w", what, err)
 	}
 	switch {
 	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
 		return nil, nil
 	case resp.Error != nil:
-		return nil, fmt.Errorf("nats: last message of %s: %w", subject, resp.Error)
+		return nil, fmt.Errorf("nats: %s: %w", what, resp.Error)
 	case resp.Message == nil:
-		return nil, fmt.Errorf("nats: last message of %s: an empty answer", subject)
+		return nil, fmt.Errorf("nats: %s: an empty answer", what)
 	}
 	return resp.Message, nil
+}
+
+// StoredMsg is a message as a stream's leader has it.
+type StoredMsg struct {
+	Seq  uint64
+	Data []byte
+	Time time.Time // when the stream stored it
+}
+
+// NextMsg is stream's first message at or after seq on subject (wildcards
+// allowed), as the stream's leader has it; found is false when there is none.
+// For walking what must not be judged from a lagging replica's past.
+func NextMsg(ctx context.Context, js jetstream.JetStream, stream, subject string, seq uint64) (m StoredMsg, found bool, err error) {
+	lm, err := leaderGet(ctx, js, stream, struct {
+		Seq           uint64 `json:"seq"`
+		NextBySubject string `json:"next_by_subj"`
+	}{seq, subject}, fmt.Sprintf("message of %s from %d", subject, seq))
+	if lm == nil || err != nil {
+		return StoredMsg{}, false, err
+	}
+	return StoredMsg{Seq: lm.Seq, Data: lm.Data, Time: lm.Time}, true, nil
 }
 
 // LastSequence is the sequence of stream's last message on subject (0: none),

@@ -187,6 +187,11 @@ func ObjectChunkSubject(bucket, nuid string) string { return subjectObject + buc
 // ObjectMetaAll matches the metadata subjects of an object store bucket.
 func objectMetaAll(bucket string) string { return subjectObject + bucket + ".M.*" }
 
+// ObjectMetaSubjects matches the metadata subjects of every object of an
+// object store bucket (JetStream's layout): one message per object, its latest
+// metadata (a rollup), for walking a bucket one message at a time.
+func ObjectMetaSubjects(bucket string) string { return objectMetaAll(bucket) }
+
 // KickSubject is where gateway node hears that another gateway resumed one of its
 // sessions (the message is the session id).
 func KickSubject(node string) string { return subjectGateway + node + kickSuffix }

@@ -302,12 +302,26 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 		if err != nil {
 			return err
 		}
+		// The writer role may delete files: it sweeps the orphaned ones too. The
+		// grace outlasts the longest upload a request may take.
+		sweeper, err := messaging.NewSweeper(messaging.SweeperConfig{
+			JS: conns[ghnats.RoleWriter].js, Store: store, Grace: max(time.Hour, 2*f.http.read), Metrics: metrics, Logger: log,
+		})
+		if err != nil {
+			return err
+		}
 		writerDone = make(chan struct{})
+		sweeperDone := make(chan struct{})
 		go func() {
 			defer close(writerDone)
 			if err := writer.Run(ctx); err != nil && ctx.Err() == nil {
 				log.Error("writer stopped", "err", err)
 			}
+			<-sweeperDone
+		}()
+		go func() {
+			defer close(sweeperDone)
+			_ = sweeper.Run(ctx)
 		}()
 	}
 	if c := conns[ghnats.RoleAPI]; c != nil {

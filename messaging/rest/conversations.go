@@ -213,7 +213,7 @@ func attachmentsInOrder(files map[int]guildhall.Attachment, meta []attachmentBod
 }
 
 // discard deletes the files of a post that failed; a file it misses is an
-// orphan in the object store (see the README).
+// orphan, which the writer's messaging.Sweeper deletes later.
 func (h *handler) discard(files map[int]guildhall.Attachment) {
 	if len(files) == 0 {
 		return
