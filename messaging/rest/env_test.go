@@ -310,6 +310,27 @@ func (e *env) history(token, channel, query string) []messageJSON {
 	return ms
 }
 
+// historyRetried reads history as a client does while the writer catches up:
+// again after a 503 (the read barrier's answer), for up to 30 s.
+func (e *env) historyRetried(token, channel, query string) []messageJSON {
+	e.t.Helper()
+	path := "/channels/" + channel + "/messages?" + query
+	var ms []messageJSON
+	testenv.Eventually(e.t, 30*time.Second, func() error {
+		ms = nil
+		st, raw := e.api.Do(e.t, "GET", path, token, nil, &ms)
+		switch st {
+		case http.StatusOK:
+			return nil
+		case http.StatusServiceUnavailable:
+			return fmt.Errorf("history: %d %s", st, raw)
+		}
+		e.t.Fatalf("history: %d %s; want 200 (or 503 while the writer catches up)", st, raw)
+		return nil
+	})
+	return ms
+}
+
 func ids(ms []messageJSON) string {
 	var b strings.Builder
 	for i, m := range ms {

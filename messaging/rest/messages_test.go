@@ -478,7 +478,7 @@ func TestWriterDownThenReplaced(t *testing.T) {
 			e := newEnv(t, envOptions{noLocal: c.noLocal, barrier: 300 * time.Millisecond})
 			f := e.fixture()
 			first := e.post(f.member.token, f.channel, "before the outage")
-			e.history(f.member.token, f.channel, "")
+			e.historyRetried(f.member.token, f.channel, "")
 
 			e.StopWriter()
 			var posted []string
@@ -495,7 +495,7 @@ func TestWriterDownThenReplaced(t *testing.T) {
 			posted = posted[1:]
 
 			e.StartWriter(nil)
-			page := e.history(f.owner.token, f.channel, "limit=100")
+			page := e.historyRetried(f.owner.token, f.channel, "limit=100")
 			slices.Reverse(posted)
 			if want := strings.Join(append(posted, first.ID), ","); ids(page) != want {
 				t.Fatalf("history after a new writer = %s; want %s", ids(page), want)
