@@ -23,6 +23,19 @@ func (s *Service) access(ctx context.Context, u guildhall.User, guildID guildhal
 	return s.accessFromStore(ctx, u, guildID)
 }
 
+// accessNeeding is access for an action that needs perm in the guild as a
+// whole: ErrMissingPerms when the user's base permissions lack it.
+func (s *Service) accessNeeding(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake, perm guildhall.Permissions) (*guildAccess, error) {
+	a, err := s.access(ctx, u, guildID)
+	if err != nil {
+		return nil, err
+	}
+	if err := need(a.Base, perm); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
 // accessIn is the user's access to a guild the projection holds.
 func (s *Service) accessIn(ctx context.Context, u guildhall.User, v guildView) (*guildAccess, error) {
 	m, ok, err := s.proj.member(ctx, v.Guild.ID, u.ID, func(ctx context.Context) (guildhall.Member, error) {

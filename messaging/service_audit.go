@@ -78,11 +78,7 @@ func (s *Service) GuildAuditLog(ctx context.Context, u guildhall.User, guildID g
 	if q.Limit < 1 || q.Limit > 100 {
 		return AuditLog{}, guildhall.FieldError("limit", "NUMBER_TYPE_MAX", "Must be between 1 and 100.")
 	}
-	a, err := s.access(ctx, u, guildID)
-	if err != nil {
-		return AuditLog{}, err
-	}
-	if err := need(a.Base, guildhall.PermViewAuditLog); err != nil {
+	if _, err := s.accessNeeding(ctx, u, guildID, guildhall.PermViewAuditLog); err != nil {
 		return AuditLog{}, err
 	}
 	now := s.now()

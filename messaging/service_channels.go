@@ -420,11 +420,8 @@ func (s *Service) ReorderChannels(ctx context.Context, u guildhall.User, guildID
 	if len(moves) > MaxChannelsPerGuild {
 		return guildhall.FieldError("channels", "BASE_TYPE_MAX_LENGTH", "Must be 500 or fewer in length.")
 	}
-	a, err := s.access(ctx, u, guildID)
+	a, err := s.accessNeeding(ctx, u, guildID, guildhall.PermManageChannels)
 	if err != nil {
-		return err
-	}
-	if err := need(a.Base, guildhall.PermManageChannels); err != nil {
 		return err
 	}
 	all, err := s.channels(ctx, guildID)

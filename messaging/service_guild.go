@@ -186,11 +186,8 @@ func (s *Service) ModifyGuild(ctx context.Context, u guildhall.User, guildID gui
 			return guildhall.GuildState{}, guildhall.FieldError("name", "BASE_TYPE_BAD_LENGTH", "Must be between 2 and 100 in length.")
 		}
 	}
-	a, err := s.access(ctx, u, guildID)
+	a, err := s.accessNeeding(ctx, u, guildID, guildhall.PermManageGuild)
 	if err != nil {
-		return guildhall.GuildState{}, err
-	}
-	if err := need(a.Base, guildhall.PermManageGuild); err != nil {
 		return guildhall.GuildState{}, err
 	}
 	g := a.Guild

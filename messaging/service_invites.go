@@ -278,11 +278,8 @@ func (s *Service) ChannelInvites(ctx context.Context, u guildhall.User, channelI
 
 // GuildInvites lists a guild's live invites (MANAGE_GUILD).
 func (s *Service) GuildInvites(ctx context.Context, u guildhall.User, guildID guildhall.Snowflake) ([]InviteInfo, error) {
-	a, err := s.access(ctx, u, guildID)
+	a, err := s.accessNeeding(ctx, u, guildID, guildhall.PermManageGuild)
 	if err != nil {
-		return nil, err
-	}
-	if err := need(a.Base, guildhall.PermManageGuild); err != nil {
 		return nil, err
 	}
 	return s.liveInvites(ctx, a, func(guildhall.Invite) bool { return true })

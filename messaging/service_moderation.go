@@ -39,11 +39,8 @@ func (s *Service) KickMember(ctx context.Context, u guildhall.User, guildID, use
 	if err := checkReason(reason); err != nil {
 		return err
 	}
-	a, err := s.access(ctx, u, guildID)
+	a, err := s.accessNeeding(ctx, u, guildID, guildhall.PermKickMembers)
 	if err != nil {
-		return err
-	}
-	if err := need(a.Base, guildhall.PermKickMembers); err != nil {
 		return err
 	}
 	m, err := s.member(ctx, a, userID)
@@ -80,11 +77,8 @@ func (s *Service) BanMember(ctx context.Context, u guildhall.User, guildID, user
 	if err := checkDeleteSeconds(deleteSeconds); err != nil {
 		return err
 	}
-	a, err := s.access(ctx, u, guildID)
+	a, err := s.accessNeeding(ctx, u, guildID, guildhall.PermBanMembers)
 	if err != nil {
-		return err
-	}
-	if err := need(a.Base, guildhall.PermBanMembers); err != nil {
 		return err
 	}
 	return s.ban(ctx, a, userID, deleteSeconds, reason)
@@ -223,11 +217,8 @@ func (s *Service) UnbanMember(ctx context.Context, u guildhall.User, guildID, us
 	if err := checkReason(reason); err != nil {
 		return err
 	}
-	a, err := s.access(ctx, u, guildID)
+	a, err := s.accessNeeding(ctx, u, guildID, guildhall.PermBanMembers)
 	if err != nil {
-		return err
-	}
-	if err := need(a.Base, guildhall.PermBanMembers); err != nil {
 		return err
 	}
 	b, err := s.store.Ban(ctx, guildID, userID)
@@ -254,11 +245,7 @@ func (s *Service) UnbanMember(ctx context.Context, u guildhall.User, guildID, us
 
 // GuildBan returns one ban (BAN_MEMBERS): Unknown Ban if there is none.
 func (s *Service) GuildBan(ctx context.Context, u guildhall.User, guildID, userID guildhall.Snowflake) (guildhall.Ban, error) {
-	a, err := s.access(ctx, u, guildID)
-	if err != nil {
-		return guildhall.Ban{}, err
-	}
-	if err := need(a.Base, guildhall.PermBanMembers); err != nil {
+	if _, err := s.accessNeeding(ctx, u, guildID, guildhall.PermBanMembers); err != nil {
 		return guildhall.Ban{}, err
 	}
 	b, err := s.store.Ban(ctx, guildID, userID)
@@ -276,11 +263,7 @@ func (s *Service) GuildBans(ctx context.Context, u guildhall.User, guildID guild
 	if err := q.Validate(); err != nil {
 		return nil, guildhall.FieldError("limit", "NUMBER_TYPE_MAX", "Must be between 1 and 1000.")
 	}
-	a, err := s.access(ctx, u, guildID)
-	if err != nil {
-		return nil, err
-	}
-	if err := need(a.Base, guildhall.PermBanMembers); err != nil {
+	if _, err := s.accessNeeding(ctx, u, guildID, guildhall.PermBanMembers); err != nil {
 		return nil, err
 	}
 	bs, err := s.store.Bans(ctx, guildID, q)
