@@ -2,7 +2,7 @@ package gateway
 
 import (
 	"bytes"
-	"compress/zlib"
+	"compress/flate"
 	"net/url"
 	"sync"
 	"time"
@@ -65,20 +65,60 @@ type streamCompressor interface {
 }
 
 // zlibStream is compress=zlib-stream: one zlib stream per connection, each
-// message ending with a sync flush (00 00 ff ff), as Discord's.
+// message ending with a sync flush (00 00 ff ff), as Discord's. The zlib header
+// goes out once, in the first message; the deflate blocks come from a pooled
+// compressor while the connection is busy. An idle connection gives its
+// compressor back (park, about 800 KiB with Go's flate): the next message's
+// blocks come from a fresh one, which refers to nothing sent before, so the
+// client's one inflater reads on as ever (a deflate stream may start a block
+// from scratch anywhere; only the first message after an idle period compresses
+// a little worse). The stream is never ended: Discord's is not either, so no
+// Adler-32 trailer is owed.
 type zlibStream struct {
-	buf bytes.Buffer
-	w   *zlib.Writer
+	buf     bytes.Buffer
+	w       *flate.Writer // nil while parked
+	started bool          // the header went out
 }
+
+// zlibHeader opens a zlib stream: deflate with a 32 KiB window (0x78) at the
+// default level, with its check bits (0x9c), as compress/zlib writes it.
+var zlibHeader = []byte{0x78, 0x9c}
+
+// zlibCompressors are the deflate compressors of the zlib-stream connections
+// sending now.
+var zlibCompressors = sync.Pool{New: func() any {
+	w, err := flate.NewWriter(nil, flate.DefaultCompression)
+	if err != nil {
+		panic("gateway: flate level: " + err.Error()) // a fixed level: a bug
+	}
+	return w
+}}
 
 func (z *zlibStream) compress(p []byte) []byte {
 	z.buf.Reset()
+	if !z.started {
+		z.buf.Write(zlibHeader)
+		z.started = true
+	}
 	if z.w == nil {
-		z.w = zlib.NewWriter(&z.buf)
+		z.w = zlibCompressors.Get().(*flate.Writer)
+		z.w.Reset(&z.buf)
 	}
 	_, _ = z.w.Write(p)
 	_ = z.w.Flush() // Z_SYNC_FLUSH
 	return z.buf.Bytes()
+}
+
+// park gives the compressor back to the pool; the stream goes on with another
+// one at the next message.
+func (z *zlibStream) park() {
+	if z.w == nil {
+		return
+	}
+	z.w.Reset(nil)
+	zlibCompressors.Put(z.w)
+	z.w = nil
+	z.buf = bytes.Buffer{} // an idle connection keeps no buffer either
 }
 
 // zstdWindow is the window of a connection's zstd stream. Most of the gain is in
@@ -86,10 +126,11 @@ func (z *zlibStream) compress(p []byte) []byte {
 // window keeps.
 const zstdWindow = 32 << 10
 
-// zstdIdleAfter is how long a zstd-stream connection may send nothing before
-// its encoder goes back to the pool (an encoder holds about 480 KiB, mostly its
-// match table: idle connections must not each keep one). A variable for tests.
-var zstdIdleAfter = 10 * time.Second
+// streamIdleAfter is how long a zlib-stream or zstd-stream connection may send
+// nothing before its compressor goes back to the pool (a zstd encoder holds
+// about 480 KiB, mostly its match table, a flate compressor about 800 KiB: idle
+// connections must not each keep one). A variable for tests.
+var streamIdleAfter = 10 * time.Second
 
 // zstdEncoders are the encoders of the connections sending now.
 var zstdEncoders = sync.Pool{New: func() any {
@@ -152,7 +193,10 @@ type parker interface {
 	park()
 }
 
-var _ parker = (*zstdStream)(nil)
+var (
+	_ parker = (*zstdStream)(nil)
+	_ parker = (*zlibStream)(nil)
+)
 
 func newStreamCompressor(t transport) streamCompressor {
 	switch t {

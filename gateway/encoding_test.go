@@ -156,24 +156,69 @@ func TestZstdStreamMessages(t *testing.T) {
 	}
 }
 
+// zlib-stream: one zlib stream for the connection's life, each message
+// inflated at once by the client's one inflater from its own bytes, across the
+// compressors given back while the connection was idle (park).
+func TestZlibStreamMessages(t *testing.T) {
+	z := new(zlibStream)
+	pr, pw := io.Pipe()
+	var inflater io.Reader
+	for i, payload := range []string{`{"op":10,"d":{"heartbeat_interval":41250}}`, `{"op":11,"d":null}`, string(bytes.Repeat([]byte(`{"op":0,"t":"X","d":"abc"}`), 200)),
+		`{"op":11,"d":null}`, `{"op":0,"t":"Y","d":"after a park"}`, `{"op":0,"t":"Y","d":"and another"}`, `{"op":0,"t":"Y","d":"one more"}`} {
+		if i >= 3 && i%2 == 1 {
+			z.park() // the connection was idle
+			if z.w != nil || z.buf.Cap() != 0 {
+				t.Fatal("a parked stream keeps its compressor or buffer")
+			}
+		}
+		msg := bytes.Clone(z.compress([]byte(payload)))
+		if !bytes.HasSuffix(msg, []byte{0, 0, 0xff, 0xff}) {
+			t.Fatalf("message %d does not end with a sync flush: % x", i, msg[max(0, len(msg)-4):])
+		}
+		go func() { _, _ = pw.Write(msg) }()
+		got := make([]byte, len(payload))
+		done := make(chan error, 1)
+		go func() {
+			if inflater == nil { // reads the header: the first message must be there
+				zr, err := zlib.NewReader(pr)
+				if err != nil {
+					done <- err
+					return
+				}
+				inflater = zr
+			}
+			_, err := io.ReadFull(inflater, got)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil || string(got) != payload {
+				t.Fatalf("message %d inflated to %q, %v; want %q", i, got, err, payload)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d: the inflater did not produce it from its own bytes", i)
+		}
+	}
+}
+
 // BenchmarkIdleSessionMemory: the heap a session's outbox holds once HELLO has
 // gone out, by transport compression, right after (active) and once idle: zlib
-// keeps its compressor for the connection's life, zstd gives its encoder back to
-// the pool after zstdIdleAfter. Reported as bytes/session;
+// and zstd give their compressor back to the pool after streamIdleAfter.
+// Reported as bytes/session;
 //
 //	go test -run '^$' -bench IdleSessionMemory -benchtime 1x ./gateway/
 func BenchmarkIdleSessionMemory(b *testing.B) {
-	defer func(d time.Duration) { zstdIdleAfter = d }(zstdIdleAfter)
+	defer func(d time.Duration) { streamIdleAfter = d }(streamIdleAfter)
 	for _, c := range []struct {
 		name string
 		t    transport
 		idle time.Duration
-	}{{"none", transportNone, 0}, {"zlib-stream", transportZlib, 0}, {"zlib-stream/idle", transportZlib, time.Second},
+	}{{"none", transportNone, 0}, {"zlib-stream/active", transportZlib, 0}, {"zlib-stream/idle", transportZlib, time.Second},
 		{"zstd-stream/active", transportZstd, 0}, {"zstd-stream/idle", transportZstd, time.Second}} {
 		b.Run(c.name, func(b *testing.B) {
-			zstdIdleAfter = time.Hour // active: nobody is parked while measured
+			streamIdleAfter = time.Hour // active: nobody is parked while measured
 			if c.idle > 0 {
-				zstdIdleAfter = c.idle / 10
+				streamIdleAfter = c.idle / 10
 			}
 			const n = 2000
 			hello := opFrame(OpHello, []byte(`{"heartbeat_interval":41250}`))
@@ -193,7 +238,9 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 			}
 			if c.idle > 0 {
 				time.Sleep(c.idle)
-				zstdEncoders = sync.Pool{New: zstdEncoders.New} // what the pool keeps is not the sessions'
+				// What the pools keep is not the sessions'.
+				zstdEncoders = sync.Pool{New: zstdEncoders.New}
+				zlibCompressors = sync.Pool{New: zlibCompressors.New}
 			}
 			after.read()
 			b.ReportMetric(float64(after.heap-before.heap)/n, "bytes/session")

@@ -428,16 +428,16 @@ func (o *outbox) close() {
 }
 
 // parkLaterLocked arranges for the stream compressor to be parked once the
-// connection has been idle for zstdIdleAfter. o.mu is held, no writer runs.
+// connection has been idle for streamIdleAfter. o.mu is held, no writer runs.
 func (o *outbox) parkLaterLocked() {
 	if _, ok := o.stream.(parker); !ok {
 		return
 	}
 	if o.parkTimer == nil {
-		o.parkTimer = time.AfterFunc(zstdIdleAfter, o.parkIdle)
+		o.parkTimer = time.AfterFunc(streamIdleAfter, o.parkIdle)
 		return
 	}
-	o.parkTimer.Reset(zstdIdleAfter)
+	o.parkTimer.Reset(streamIdleAfter)
 }
 
 // parkIdle parks the stream compressor unless a writer runs again (it will ask
