@@ -279,8 +279,12 @@ func TestWebClient(t *testing.T) {
 		alice.key(kb.Enter)
 		bob.waitFor("the two-line message", hasContent("line one\nline two"), 10*time.Second)
 
-		// Up edits the last own message; Escape cancels; Enter saves.
+		// Up edits the last own message; Escape cancels; Enter saves. Up edits only
+		// confirmed messages (a pending one has no id yet), and Bob's copy can arrive
+		// before Alice's own confirmation (her post's answer or her MESSAGE_CREATE):
+		// wait for hers, or Up picks her previous message.
 		alice.waitFor("an empty composer", `document.getElementById('composer-input').value === ''`, 5*time.Second)
+		alice.waitFor("her two-line message, confirmed", `[...document.querySelectorAll('.msg')].some(e => e.dataset.id && e.textContent.includes('line two'))`, 10*time.Second)
 		alice.do(5*time.Second, chromedp.Focus(chromedp.CSS("#composer-input")))
 		alice.key(kb.ArrowUp)
 		alice.waitFor("edit mode", `!document.getElementById('composer-context').hidden && document.getElementById('composer-input').value === 'line one\nline two'`, 5*time.Second)

@@ -194,17 +194,10 @@ func (h *handler) me(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) myGuilds(r *http.Request, u guildhall.User) (int, any, error) {
-	before, err := queryID(r, "before")
-	if err != nil {
-		return 0, nil, err
-	}
-	after, err := queryID(r, "after")
-	if err != nil {
-		return 0, nil, err
-	}
-	limit, err := queryInt(r, "limit", 200, 1, 200)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	before, after, limit := p.queryID("before"), p.queryID("after"), p.queryInt("limit", 200, 1, 200)
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	gs, err := h.svc.UserGuilds(r.Context(), u)
 	if err != nil {
@@ -245,9 +238,10 @@ func (h *handler) createGuild(r *http.Request, u guildhall.User) (int, any, erro
 }
 
 func (h *handler) guild(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	id := p.guild()
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	st, err := h.svc.Guild(r.Context(), u, id)
 	if err != nil {
@@ -258,8 +252,8 @@ func (h *handler) guild(r *http.Request, u guildhall.User) (int, any, error) {
 		n := st.Guild.MemberCount
 		o.ApproximateMemberCount = &n
 		if h.cfg.Presence != nil {
-			if p, err := h.cfg.Presence.ApproximatePresenceCount(r.Context(), id); err == nil {
-				o.ApproximatePresenceCount = &p
+			if online, err := h.cfg.Presence.ApproximatePresenceCount(r.Context(), id); err == nil {
+				o.ApproximatePresenceCount = &online
 			} else {
 				h.log.Warn("rest: presence count", "guild", id, "err", err)
 			}
@@ -269,22 +263,16 @@ func (h *handler) guild(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) guildChannels(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if id := p.guild(); p.err == nil {
+		return ok(h.svc.GuildChannels(r.Context(), u, id))
 	}
-	chs, err := h.svc.GuildChannels(r.Context(), u, id)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, chs, nil
+	return 0, nil, p.err
 }
 
 func (h *handler) createChannel(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	id := p.guild()
 	var b struct {
 		Name                 string                          `json:"name"`
 		Type                 *int                            `json:"type"`
@@ -295,12 +283,10 @@ func (h *handler) createChannel(r *http.Request, u guildhall.User) (int, any, er
 		NSFW                 bool                            `json:"nsfw"`
 		RateLimitPerUser     int                             `json:"rate_limit_per_user"`
 	}
-	if err := decode(r, &b, false); err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
+	p.body(&b, false)
+	reason := p.reason()
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	nc := messaging.NewChannel{
 		Name: b.Name, Type: guildhall.ChannelTypeGuildText, Topic: b.Topic, Position: b.Position,
@@ -318,17 +304,10 @@ func (h *handler) createChannel(r *http.Request, u guildhall.User) (int, any, er
 }
 
 func (h *handler) members(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
-	}
-	limit, err := queryInt(r, "limit", 1, 1, 1000)
-	if err != nil {
-		return 0, nil, err
-	}
-	after, err := queryID(r, "after")
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	id, limit, after := p.guild(), p.queryInt("limit", 1, 1, 1000), p.queryID("after")
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	ms, err := h.svc.Members(r.Context(), u, id, after, limit)
 	if err != nil {
@@ -344,9 +323,10 @@ func (h *handler) members(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) channel(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	id := p.channel()
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	ch, err := h.svc.Channel(r.Context(), u, id)
 	if err != nil {
@@ -356,22 +336,18 @@ func (h *handler) channel(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) createInvite(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	id := p.channel()
 	var b struct {
 		MaxAge    *int `json:"max_age"`
 		MaxUses   int  `json:"max_uses"`
 		Temporary bool `json:"temporary"`
 		Unique    bool `json:"unique"`
 	}
-	if err := decode(r, &b, true); err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
+	p.body(&b, true)
+	reason := p.reason()
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	info, err := h.svc.CreateInvite(r.Context(), u, id, messaging.NewInvite{MaxAge: b.MaxAge, MaxUses: b.MaxUses, Reason: reason})
 	if err != nil {
@@ -396,81 +372,53 @@ func (h *handler) acceptInvite(r *http.Request, u guildhall.User) (int, any, err
 }
 
 func (h *handler) history(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	id := p.channel()
+	q := messaging.HistoryQuery{
+		Limit: p.queryInt("limit", 50, 1, 100), Before: p.queryID("before"), After: p.queryID("after"),
+		Around: p.queryID("around"),
 	}
-	var q messaging.HistoryQuery
-	if q.Limit, err = queryInt(r, "limit", 50, 1, 100); err != nil {
-		return 0, nil, err
-	}
-	if q.Before, err = queryID(r, "before"); err != nil {
-		return 0, nil, err
-	}
-	if q.After, err = queryID(r, "after"); err != nil {
-		return 0, nil, err
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	if q.After == 0 && r.URL.Query().Get("after") != "" {
 		q.After = 1 // after=0: from the oldest; no message has id 0 or 1
-	}
-	if q.Around, err = queryID(r, "around"); err != nil {
-		return 0, nil, err
 	}
 	given := slices.DeleteFunc([]string{"before", "after", "around"}, func(k string) bool { return !r.URL.Query().Has(k) })
 	if len(given) > 1 {
 		return 0, nil, guildhall.FieldError(given[1], "BASE_TYPE_INVALID", "Only one of before, after and around may be given.")
 	}
-	ms, err := h.svc.History(r.Context(), u, id, q)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, ms, nil
+	return ok(h.svc.History(r.Context(), u, id, q))
 }
 
 func messageIDs(r *http.Request) (channel, message guildhall.Snowflake, err error) {
-	if channel, err = pathID(r, "channel_id", guildhall.ErrUnknownChannel); err != nil {
-		return 0, 0, err
-	}
-	if message, err = pathID(r, "message_id", guildhall.ErrUnknownMessage); err != nil {
-		return 0, 0, err
+	p := newParams(r)
+	if channel, message = p.channel(), p.message(); p.err != nil {
+		return 0, 0, p.err
 	}
 	return channel, message, nil
 }
 
 func (h *handler) getMessage(r *http.Request, u guildhall.User) (int, any, error) {
-	ch, id, err := messageIDs(r)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if ch, id := p.channel(), p.message(); p.err == nil {
+		return ok(h.svc.GetMessage(r.Context(), u, ch, id))
 	}
-	m, err := h.svc.GetMessage(r.Context(), u, ch, id)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, m, nil
+	return 0, nil, p.err
 }
 
 func (h *handler) deleteMessage(r *http.Request, u guildhall.User) (int, any, error) {
-	ch, id, err := messageIDs(r)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if ch, id, reason := p.channel(), p.message(), p.reason(); p.err == nil {
+		return noContent(h.svc.DeleteMessageReason(r.Context(), u, ch, id, reason))
 	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := h.svc.DeleteMessageReason(r.Context(), u, ch, id, reason); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return 0, nil, p.err
 }
 
 func (h *handler) typing(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if id := p.channel(); p.err == nil {
+		return noContent(h.svc.Typing(r.Context(), u, id))
 	}
-	if err := h.svc.Typing(r.Context(), u, id); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return 0, nil, p.err
 }

@@ -136,20 +136,14 @@ func (o *optional[T]) UnmarshalJSON(b []byte) error {
 // ---- guilds
 
 func (h *handler) modifyGuild(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	id, reason := p.guild(), p.reason()
 	var b struct {
 		Name    *string              `json:"name"`
 		OwnerID *guildhall.Snowflake `json:"owner_id"`
 	}
-	if err := decode(r, &b, false); err != nil {
-		return 0, nil, err
+	if p.body(&b, false); p.err != nil {
+		return 0, nil, p.err
 	}
 	st, err := h.svc.ModifyGuild(r.Context(), u, id, messaging.GuildParams{Name: b.Name, OwnerID: b.OwnerID}, reason)
 	if err != nil {
@@ -159,54 +153,39 @@ func (h *handler) modifyGuild(r *http.Request, u guildhall.User) (int, any, erro
 }
 
 func (h *handler) deleteGuild(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if id := p.guild(); p.err == nil {
+		return noContent(h.svc.DeleteGuild(r.Context(), u, id))
 	}
-	if err := h.svc.DeleteGuild(r.Context(), u, id); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return 0, nil, p.err
 }
 
 func (h *handler) leaveGuild(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if id := p.guild(); p.err == nil {
+		return noContent(h.svc.LeaveGuild(r.Context(), u, id))
 	}
-	if err := h.svc.LeaveGuild(r.Context(), u, id); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return 0, nil, p.err
 }
 
 func (h *handler) reorderChannels(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	id, reason := p.guild(), p.reason()
 	var b []struct {
 		ID              guildhall.Snowflake           `json:"id"`
 		Position        *int                          `json:"position"`
 		ParentID        optional[guildhall.Snowflake] `json:"parent_id"`
 		LockPermissions *bool                         `json:"lock_permissions"`
 	}
-	if err := decode(r, &b, false); err != nil {
-		return 0, nil, err
+	if p.body(&b, false); p.err != nil {
+		return 0, nil, p.err
 	}
 	moves := make([]messaging.ChannelPosition, len(b))
 	for i, m := range b {
 		moves[i] = messaging.ChannelPosition{ID: m.ID, Position: m.Position, SetParent: m.ParentID.Set, ParentID: m.ParentID.Value,
 			LockPermissions: m.LockPermissions != nil && *m.LockPermissions}
 	}
-	if err := h.svc.ReorderChannels(r.Context(), u, id, moves, reason); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return noContent(h.svc.ReorderChannels(r.Context(), u, id, moves, reason))
 }
 
 // ---- roles
@@ -223,138 +202,74 @@ func (b roleBody) params() messaging.RoleParams {
 	return messaging.RoleParams{Name: b.Name, Permissions: b.Permissions, Color: b.Color, Hoist: b.Hoist, Mentionable: b.Mentionable}
 }
 
-func guildRoleIDs(r *http.Request) (guild, role guildhall.Snowflake, err error) {
-	if guild, err = pathID(r, "guild_id", guildhall.ErrUnknownGuild); err != nil {
-		return 0, 0, err
-	}
-	if role, err = pathID(r, "role_id", guildhall.ErrUnknownRole); err != nil {
-		return 0, 0, err
-	}
-	return guild, role, nil
-}
-
 func (h *handler) roles(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if id := p.guild(); p.err == nil {
+		return ok(h.svc.GuildRoles(r.Context(), u, id))
 	}
-	rs, err := h.svc.GuildRoles(r.Context(), u, id)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, rs, nil
+	return 0, nil, p.err
 }
 
 func (h *handler) role(r *http.Request, u guildhall.User) (int, any, error) {
-	g, id, err := guildRoleIDs(r)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if g, id := p.guild(), p.role(); p.err == nil {
+		return ok(h.svc.GuildRole(r.Context(), u, g, id))
 	}
-	role, err := h.svc.GuildRole(r.Context(), u, g, id)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, role, nil
+	return 0, nil, p.err
 }
 
 func (h *handler) createRole(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	id, reason := p.guild(), p.reason()
 	var b roleBody
-	if err := decode(r, &b, true); err != nil {
-		return 0, nil, err
+	if p.body(&b, true); p.err != nil {
+		return 0, nil, p.err
 	}
-	role, err := h.svc.CreateRole(r.Context(), u, id, b.params(), reason)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, role, nil
+	return ok(h.svc.CreateRole(r.Context(), u, id, b.params(), reason))
 }
 
 func (h *handler) modifyRole(r *http.Request, u guildhall.User) (int, any, error) {
-	g, id, err := guildRoleIDs(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	g, id, reason := p.guild(), p.role(), p.reason()
 	var b roleBody
-	if err := decode(r, &b, true); err != nil {
-		return 0, nil, err
+	if p.body(&b, true); p.err != nil {
+		return 0, nil, p.err
 	}
-	role, err := h.svc.ModifyRole(r.Context(), u, g, id, b.params(), reason)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, role, nil
+	return ok(h.svc.ModifyRole(r.Context(), u, g, id, b.params(), reason))
 }
 
 func (h *handler) reorderRoles(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	id, reason := p.guild(), p.reason()
 	var b []struct {
 		ID       guildhall.Snowflake `json:"id"`
 		Position *int                `json:"position"`
 	}
-	if err := decode(r, &b, false); err != nil {
-		return 0, nil, err
+	if p.body(&b, false); p.err != nil {
+		return 0, nil, p.err
 	}
 	moves := make([]messaging.RolePosition, len(b))
 	for i, m := range b {
 		moves[i] = messaging.RolePosition{ID: m.ID, Position: m.Position}
 	}
-	rs, err := h.svc.ReorderRoles(r.Context(), u, id, moves, reason)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, rs, nil
+	return ok(h.svc.ReorderRoles(r.Context(), u, id, moves, reason))
 }
 
 func (h *handler) deleteRole(r *http.Request, u guildhall.User) (int, any, error) {
-	g, id, err := guildRoleIDs(r)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if g, id, reason := p.guild(), p.role(), p.reason(); p.err == nil {
+		return noContent(h.svc.DeleteRole(r.Context(), u, g, id, reason))
 	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := h.svc.DeleteRole(r.Context(), u, g, id, reason); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return 0, nil, p.err
 }
 
 // ---- members
 
-func guildUserIDs(r *http.Request, unknown *guildhall.Error) (guild, user guildhall.Snowflake, err error) {
-	if guild, err = pathID(r, "guild_id", guildhall.ErrUnknownGuild); err != nil {
-		return 0, 0, err
-	}
-	if user, err = pathID(r, "user_id", unknown); err != nil {
-		return 0, 0, err
-	}
-	return guild, user, nil
-}
-
 func (h *handler) member(r *http.Request, u guildhall.User) (int, any, error) {
-	g, id, err := guildUserIDs(r, guildhall.ErrUnknownMember)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	g, id := p.guild(), p.user(guildhall.ErrUnknownMember)
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	m, err := h.svc.GuildMember(r.Context(), u, g, id)
 	if err != nil {
@@ -364,13 +279,10 @@ func (h *handler) member(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) searchMembers(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
-	}
-	limit, err := queryInt(r, "limit", 1, 1, 1000)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	id, limit := p.guild(), p.queryInt("limit", 1, 1, 1000)
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	ms, err := h.svc.SearchMembers(r.Context(), u, id, r.URL.Query().Get("query"), limit)
 	if err != nil {
@@ -383,14 +295,8 @@ func (h *handler) searchMembers(r *http.Request, u guildhall.User) (int, any, er
 }
 
 func (h *handler) modifyMember(r *http.Request, u guildhall.User) (int, any, error) {
-	g, id, err := guildUserIDs(r, guildhall.ErrUnknownMember)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	g, id, reason := p.guild(), p.user(guildhall.ErrUnknownMember), p.reason()
 	var b struct {
 		Nick      optional[string]                `json:"nick"`
 		Roles     optional[[]guildhall.Snowflake] `json:"roles"`
@@ -399,18 +305,18 @@ func (h *handler) modifyMember(r *http.Request, u guildhall.User) (int, any, err
 		Deaf      *bool                           `json:"deaf"`
 		ChannelID optional[guildhall.Snowflake]   `json:"channel_id"`
 	}
-	if err := decode(r, &b, false); err != nil {
-		return 0, nil, err
+	if p.body(&b, false); p.err != nil {
+		return 0, nil, p.err
 	}
-	p := messaging.MemberParams{
+	mp := messaging.MemberParams{
 		SetNick: b.Nick.Set, Nick: b.Nick.Value,
 		SetRoles: b.Roles.Set, SetTimeout: b.Timeout.Set, Timeout: b.Timeout.Value,
 		Voice: b.Mute != nil || b.Deaf != nil || b.ChannelID.Value != nil,
 	}
 	if b.Roles.Value != nil {
-		p.Roles = *b.Roles.Value
+		mp.Roles = *b.Roles.Value
 	}
-	m, err := h.svc.ModifyMember(r.Context(), u, g, id, p, reason)
+	m, err := h.svc.ModifyMember(r.Context(), u, g, id, mp, reason)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -422,17 +328,11 @@ type nickBody struct {
 }
 
 func (h *handler) modifyCurrentMember(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	id, reason := p.guild(), p.reason()
 	var b nickBody
-	if err := decode(r, &b, false); err != nil {
-		return 0, nil, err
+	if p.body(&b, false); p.err != nil {
+		return 0, nil, p.err
 	}
 	m, err := h.svc.ModifyCurrentMember(r.Context(), u, id, b.Nick.Set, b.Nick.Value, reason)
 	if err != nil {
@@ -452,46 +352,24 @@ func (h *handler) modifyCurrentNick(r *http.Request, u guildhall.User) (int, any
 }
 
 func (h *handler) kick(r *http.Request, u guildhall.User) (int, any, error) {
-	g, id, err := guildUserIDs(r, guildhall.ErrUnknownMember)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if g, id, reason := p.guild(), p.user(guildhall.ErrUnknownMember), p.reason(); p.err == nil {
+		return noContent(h.svc.KickMember(r.Context(), u, g, id, reason))
 	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := h.svc.KickMember(r.Context(), u, g, id, reason); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return 0, nil, p.err
 }
 
 func (h *handler) memberRole(r *http.Request, u guildhall.User, add bool) (int, any, error) {
-	g, id, err := guildUserIDs(r, guildhall.ErrUnknownMember)
-	if err != nil {
-		return 0, nil, err
-	}
-	role, err := pathID(r, "role_id", guildhall.ErrUnknownRole)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	g, id, role, reason := p.guild(), p.user(guildhall.ErrUnknownMember), p.role(), p.reason()
 	// Discord's libraries send no body, or an empty object; reading it bounds it.
-	if err := decode(r, &struct{}{}, true); err != nil {
-		return 0, nil, err
+	if p.body(&struct{}{}, true); p.err != nil {
+		return 0, nil, p.err
 	}
 	if add {
-		err = h.svc.AddMemberRole(r.Context(), u, g, id, role, reason)
-	} else {
-		err = h.svc.RemoveMemberRole(r.Context(), u, g, id, role, reason)
+		return noContent(h.svc.AddMemberRole(r.Context(), u, g, id, role, reason))
 	}
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return noContent(h.svc.RemoveMemberRole(r.Context(), u, g, id, role, reason))
 }
 
 func (h *handler) addMemberRole(r *http.Request, u guildhall.User) (int, any, error) {
@@ -505,19 +383,11 @@ func (h *handler) removeMemberRole(r *http.Request, u guildhall.User) (int, any,
 // ---- bans
 
 func (h *handler) bans(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
-	}
-	var q messaging.BanQuery
-	if q.Limit, err = queryInt(r, "limit", 1000, 1, 1000); err != nil {
-		return 0, nil, err
-	}
-	if q.Before, err = queryID(r, "before"); err != nil {
-		return 0, nil, err
-	}
-	if q.After, err = queryID(r, "after"); err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	id := p.guild()
+	q := messaging.BanQuery{Limit: p.queryInt("limit", 1000, 1, 1000), Before: p.queryID("before"), After: p.queryID("after")}
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	bs, err := h.svc.GuildBans(r.Context(), u, id, q)
 	if err != nil {
@@ -531,9 +401,10 @@ func (h *handler) bans(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) ban(r *http.Request, u guildhall.User) (int, any, error) {
-	g, id, err := guildUserIDs(r, guildhall.ErrUnknownBan)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	g, id := p.guild(), p.user(guildhall.ErrUnknownBan)
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	b, err := h.svc.GuildBan(r.Context(), u, g, id)
 	if err != nil {
@@ -558,20 +429,14 @@ func deleteSeconds(secs, days *int) (int, error) {
 }
 
 func (h *handler) createBan(r *http.Request, u guildhall.User) (int, any, error) {
-	g, id, err := guildUserIDs(r, guildhall.ErrUnknownUser)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	g, id, reason := p.guild(), p.user(guildhall.ErrUnknownUser), p.reason()
 	var b struct {
 		DeleteMessageSeconds *int `json:"delete_message_seconds"`
 		DeleteMessageDays    *int `json:"delete_message_days"`
 	}
-	if err := decode(r, &b, true); err != nil {
-		return 0, nil, err
+	if p.body(&b, true); p.err != nil {
+		return 0, nil, p.err
 	}
 	// The query string, as older clients (discordgo) send them.
 	for name, dst := range map[string]**int{"delete_message_seconds": &b.DeleteMessageSeconds, "delete_message_days": &b.DeleteMessageDays} {
@@ -587,42 +452,26 @@ func (h *handler) createBan(r *http.Request, u guildhall.User) (int, any, error)
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := h.svc.BanMember(r.Context(), u, g, id, secs, reason); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return noContent(h.svc.BanMember(r.Context(), u, g, id, secs, reason))
 }
 
 func (h *handler) removeBan(r *http.Request, u guildhall.User) (int, any, error) {
-	g, id, err := guildUserIDs(r, guildhall.ErrUnknownBan)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if g, id, reason := p.guild(), p.user(guildhall.ErrUnknownBan), p.reason(); p.err == nil {
+		return noContent(h.svc.UnbanMember(r.Context(), u, g, id, reason))
 	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := h.svc.UnbanMember(r.Context(), u, g, id, reason); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return 0, nil, p.err
 }
 
 func (h *handler) bulkBan(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	id, reason := p.guild(), p.reason()
 	var b struct {
 		UserIDs              []guildhall.Snowflake `json:"user_ids"`
 		DeleteMessageSeconds *int                  `json:"delete_message_seconds"`
 	}
-	if err := decode(r, &b, false); err != nil {
-		return 0, nil, err
+	if p.body(&b, false); p.err != nil {
+		return 0, nil, p.err
 	}
 	secs, _ := deleteSeconds(b.DeleteMessageSeconds, nil)
 	banned, failed, err := h.svc.BulkBan(r.Context(), u, id, b.UserIDs, secs, reason)
@@ -638,26 +487,15 @@ func (h *handler) bulkBan(r *http.Request, u guildhall.User) (int, any, error) {
 // ---- audit log
 
 func (h *handler) auditLog(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	id := p.guild()
+	q := messaging.AuditLogQuery{
+		Limit: p.queryInt("limit", 50, 1, 100), Before: p.queryID("before"), After: p.queryID("after"),
+		AfterSet: r.URL.Query().Has("after") && !r.URL.Query().Has("before"),
+		UserID:   p.queryID("user_id"), ActionType: p.queryInt("action_type", 0, 0, 1000),
 	}
-	var q messaging.AuditLogQuery
-	if q.Limit, err = queryInt(r, "limit", 50, 1, 100); err != nil {
-		return 0, nil, err
-	}
-	if q.Before, err = queryID(r, "before"); err != nil {
-		return 0, nil, err
-	}
-	if q.After, err = queryID(r, "after"); err != nil {
-		return 0, nil, err
-	}
-	q.AfterSet = r.URL.Query().Has("after") && !r.URL.Query().Has("before")
-	if q.UserID, err = queryID(r, "user_id"); err != nil {
-		return 0, nil, err
-	}
-	if q.ActionType, err = queryInt(r, "action_type", 0, 0, 1000); err != nil {
-		return 0, nil, err
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	log, err := h.svc.GuildAuditLog(r.Context(), u, id, q)
 	if err != nil {
@@ -678,14 +516,8 @@ func (h *handler) auditLog(r *http.Request, u guildhall.User) (int, any, error) 
 // ---- channels
 
 func (h *handler) modifyChannel(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	id, reason := p.channel(), p.reason()
 	var b struct {
 		Name                 *string                                   `json:"name"`
 		Type                 *int                                      `json:"type"`
@@ -696,60 +528,38 @@ func (h *handler) modifyChannel(r *http.Request, u guildhall.User) (int, any, er
 		PermissionOverwrites optional[[]guildhall.PermissionOverwrite] `json:"permission_overwrites"`
 		ParentID             optional[guildhall.Snowflake]             `json:"parent_id"`
 	}
-	if err := decode(r, &b, false); err != nil {
-		return 0, nil, err
+	if p.body(&b, false); p.err != nil {
+		return 0, nil, p.err
 	}
-	p := messaging.ChannelParams{
+	cp := messaging.ChannelParams{
 		Name: b.Name, Type: b.Type, Position: b.Position, SetTopic: b.Topic.Set, Topic: b.Topic.Value,
 		NSFW: b.NSFW, RateLimitPerUser: b.RateLimitPerUser,
 		SetOverwrites: b.PermissionOverwrites.Set, SetParent: b.ParentID.Set, ParentID: b.ParentID.Value,
 	}
 	if b.PermissionOverwrites.Value != nil {
-		p.Overwrites = *b.PermissionOverwrites.Value
+		cp.Overwrites = *b.PermissionOverwrites.Value
 	}
-	ch, err := h.svc.ModifyChannel(r.Context(), u, id, p, reason)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, ch, nil
+	return ok(h.svc.ModifyChannel(r.Context(), u, id, cp, reason))
 }
 
 func (h *handler) deleteChannel(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if id, reason := p.channel(), p.reason(); p.err == nil {
+		return ok(h.svc.DeleteChannel(r.Context(), u, id, reason))
 	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	ch, err := h.svc.DeleteChannel(r.Context(), u, id, reason)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, ch, nil
+	return 0, nil, p.err
 }
 
 func (h *handler) editOverwrite(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
-	if err != nil {
-		return 0, nil, err
-	}
-	target, err := pathID(r, "overwrite_id", guildhall.ErrNotFound)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	id, target, reason := p.channel(), p.overwrite(), p.reason()
 	var b struct {
 		Allow *guildhall.Permissions `json:"allow"`
 		Deny  *guildhall.Permissions `json:"deny"`
 		Type  *int                   `json:"type"`
 	}
-	if err := decode(r, &b, false); err != nil {
-		return 0, nil, err
+	if p.body(&b, false); p.err != nil {
+		return 0, nil, p.err
 	}
 	if b.Type == nil {
 		return 0, nil, guildhall.FieldError("type", "BASE_TYPE_REQUIRED", "This field is required")
@@ -761,102 +571,62 @@ func (h *handler) editOverwrite(r *http.Request, u guildhall.User) (int, any, er
 	if b.Deny != nil {
 		o.Deny = *b.Deny
 	}
-	if err := h.svc.EditOverwrite(r.Context(), u, id, o, reason); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return noContent(h.svc.EditOverwrite(r.Context(), u, id, o, reason))
 }
 
 func (h *handler) deleteOverwrite(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if id, target, reason := p.channel(), p.overwrite(), p.reason(); p.err == nil {
+		return noContent(h.svc.DeleteOverwrite(r.Context(), u, id, target, reason))
 	}
-	target, err := pathID(r, "overwrite_id", guildhall.ErrNotFound)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := h.svc.DeleteOverwrite(r.Context(), u, id, target, reason); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return 0, nil, p.err
 }
 
 func (h *handler) bulkDelete(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
-	if err != nil {
-		return 0, nil, err
-	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
+	p := newParams(r)
+	id, reason := p.channel(), p.reason()
 	var b struct {
 		Messages []guildhall.Snowflake `json:"messages"`
 	}
-	if err := decode(r, &b, false); err != nil {
-		return 0, nil, err
+	if p.body(&b, false); p.err != nil {
+		return 0, nil, p.err
 	}
-	if err := h.svc.BulkDelete(r.Context(), u, id, b.Messages, reason); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return noContent(h.svc.BulkDelete(r.Context(), u, id, b.Messages, reason))
 }
 
 // ---- pins
 
-func pinIDs(r *http.Request) (channel, message guildhall.Snowflake, err error) {
-	return messageIDs(r)
-}
-
 func (h *handler) pin(r *http.Request, u guildhall.User) (int, any, error) {
-	ch, id, err := pinIDs(r)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if ch, id, reason := p.channel(), p.message(), p.reason(); p.err == nil {
+		return noContent(h.svc.PinMessage(r.Context(), u, ch, id, reason))
 	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := h.svc.PinMessage(r.Context(), u, ch, id, reason); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return 0, nil, p.err
 }
 
 func (h *handler) unpin(r *http.Request, u guildhall.User) (int, any, error) {
-	ch, id, err := pinIDs(r)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if ch, id, reason := p.channel(), p.message(), p.reason(); p.err == nil {
+		return noContent(h.svc.UnpinMessage(r.Context(), u, ch, id, reason))
 	}
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := h.svc.UnpinMessage(r.Context(), u, ch, id, reason); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return 0, nil, p.err
 }
 
 // pinsLegacy is GET /channels/{id}/pins: the pinned messages, the most recently
 // pinned first (Discord's older endpoint, still what discordgo calls).
 func (h *handler) pinsLegacy(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	id := p.channel()
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	ps, _, err := h.svc.ChannelPins(r.Context(), u, id, time.Time{}, messaging.MaxPins)
 	if err != nil {
 		return 0, nil, err
 	}
 	out := make([]guildhall.Message, len(ps))
-	for i, p := range ps {
-		out[i] = p.Message
+	for i, pm := range ps {
+		out[i] = pm.Message
 	}
 	return http.StatusOK, out, nil
 }
@@ -864,16 +634,14 @@ func (h *handler) pinsLegacy(r *http.Request, u guildhall.User) (int, any, error
 // pins is GET /channels/{id}/messages/pins: {items: [{pinned_at, message}],
 // has_more}, paged by before (an ISO8601 time) and limit (1..50).
 func (h *handler) pins(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
-	if err != nil {
-		return 0, nil, err
-	}
-	limit, err := queryInt(r, "limit", 50, 1, 50)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	id, limit := p.channel(), p.queryInt("limit", 50, 1, 50)
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	var before time.Time
 	if v := r.URL.Query().Get("before"); v != "" {
+		var err error
 		if before, err = time.Parse(time.RFC3339Nano, v); err != nil {
 			return 0, nil, guildhall.FieldError("before", "DATE_TIME_TYPE_PARSE", "Could not interpret \""+truncate(v, 40)+"\" as a date time.")
 		}
@@ -887,8 +655,8 @@ func (h *handler) pins(r *http.Request, u guildhall.User) (int, any, error) {
 		Message  guildhall.Message `json:"message"`
 	}
 	items := make([]item, len(ps))
-	for i, p := range ps {
-		items[i] = item{p.PinnedAt, p.Message}
+	for i, pm := range ps {
+		items[i] = item{pm.PinnedAt, pm.Message}
 	}
 	return http.StatusOK, struct {
 		Items   []item `json:"items"`
@@ -927,9 +695,10 @@ func (h *handler) invite(r *http.Request, u guildhall.User) (int, any, error) {
 }
 
 func (h *handler) deleteInvite(r *http.Request, u guildhall.User) (int, any, error) {
-	reason, err := auditReason(r)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	reason := p.reason()
+	if p.err != nil {
+		return 0, nil, p.err
 	}
 	info, err := h.svc.DeleteInvite(r.Context(), u, r.PathValue("code"), reason)
 	if err != nil {
@@ -938,34 +707,29 @@ func (h *handler) deleteInvite(r *http.Request, u guildhall.User) (int, any, err
 	return http.StatusOK, newInviteObject(info), nil
 }
 
-func inviteList(infos []messaging.InviteInfo) []inviteObject {
+func inviteList(infos []messaging.InviteInfo, err error) ([]inviteObject, error) {
+	if err != nil {
+		return nil, err
+	}
 	out := make([]inviteObject, len(infos))
 	for i, info := range infos {
 		out[i] = newInviteObject(info)
 	}
-	return out
+	return out, nil
 }
 
 func (h *handler) channelInvites(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "channel_id", guildhall.ErrUnknownChannel)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if id := p.channel(); p.err == nil {
+		return ok(inviteList(h.svc.ChannelInvites(r.Context(), u, id)))
 	}
-	infos, err := h.svc.ChannelInvites(r.Context(), u, id)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, inviteList(infos), nil
+	return 0, nil, p.err
 }
 
 func (h *handler) guildInvites(r *http.Request, u guildhall.User) (int, any, error) {
-	id, err := pathID(r, "guild_id", guildhall.ErrUnknownGuild)
-	if err != nil {
-		return 0, nil, err
+	p := newParams(r)
+	if id := p.guild(); p.err == nil {
+		return ok(inviteList(h.svc.GuildInvites(r.Context(), u, id)))
 	}
-	infos, err := h.svc.GuildInvites(r.Context(), u, id)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, inviteList(infos), nil
+	return 0, nil, p.err
 }
