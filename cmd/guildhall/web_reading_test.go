@@ -223,6 +223,37 @@ func TestWebUnreadUploadsGroups(t *testing.T) {
 		bob.waitFor("the newest again", msgRow(more[len(more)-1].ID)+` !== null && document.getElementById('jump').hidden`, 10*time.Second)
 	})
 
+	t.Run("a log opened in the middle holds live messages until the gap closes", func(t *testing.T) {
+		bob.t = t
+		// The store's own module, run in the page: a page around the read mark,
+		// live messages (one edited, one deleted) while the newer pages are not
+		// loaded, then those pages, overlapping the live ones.
+		got := eval[string](bob, `(async () => {
+			const { Store } = await import('/assets/js/store.js');
+			const s = new Store();
+			s.me = { id: '1' };
+			const m = (id, content) => ({ id, channel_id: '9', author: { id: '7' }, content: content || 'm' + id });
+			const log = s.log('9');
+			log.merge([m('100'), m('101')]);
+			log.loaded = true;
+			log.hasNewer = true;
+			s.messageCreate(m('200'));
+			s.messageCreate(m('201'));
+			s.messageCreate(m('202'));
+			s.messageUpdate(m('201', 'edited'));
+			s.messageDelete({ id: '202', channel_id: '9' });
+			const before = log.items.map((x) => x.id).join(',');
+			log.merge([m('102'), m('200', 'from the page')]);  // the last after= page
+			log.closeGap();
+			s.messageCreate(m('203'));                        // live again
+			return before + ' | ' + log.items.map((x) => x.id + '=' + x.content).join(',') + ' held=' + log.heldLive.length;
+		})()`)
+		want := "100,101 | 100=m100,101=m101,102=m102,200=from the page,201=edited,203=m203 held=0"
+		if got != want {
+			t.Fatalf("log = %s\nwant  %s", got, want)
+		}
+	})
+
 	t.Run("uploads show progress, can be cancelled and keep the message when refused", func(t *testing.T) {
 		bob.t = t
 		alice := openPage(t, b, s, "alice", 1280, 800)
