@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -412,5 +413,76 @@ func TestWebUnreadUploadsGroups(t *testing.T) {
 		namedControls(t, carol)
 		carol.key(kb.Escape)
 		carol.waitFor("the dialog closed", `!document.querySelector('.modal')`, 5*time.Second)
+	})
+
+	t.Run("the group dialog finds members of a large guild by name", func(t *testing.T) {
+		// A guild past Discord's large_threshold sends no member list: the
+		// dialog searches it as the name is typed.
+		var big struct{ ID string }
+		s.rest.Must(t, http.StatusCreated, "POST", "/guilds", aliceToken, map[string]string{"name": "Big"}, &big)
+		var bigChans []struct{ ID string }
+		s.rest.Must(t, http.StatusOK, "GET", "/guilds/"+big.ID+"/channels", aliceToken, nil, &bigChans)
+		var bigInv struct{ Code string }
+		s.rest.Must(t, http.StatusOK, "POST", "/channels/"+bigChans[0].ID+"/invites", aliceToken, map[string]any{}, &bigInv)
+		const joiners = 251 // one more than Discord's large_threshold with the owner
+		names := make(chan string, joiners)
+		for i := range joiners {
+			names <- fmt.Sprintf("m%d%s", i, randName())
+		}
+		close(names)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for name := range names {
+					tok, _ := s.rest.Register(t, name)
+					s.rest.Must(t, http.StatusOK, "POST", "/invites/"+bigInv.Code, tok, nil, nil)
+				}
+			}()
+		}
+		wg.Wait()
+		zedName := "zed" + randName()
+		zedToken, _ := s.rest.Register(t, zedName)
+		s.rest.Must(t, http.StatusOK, "POST", "/invites/"+bigInv.Code, zedToken, nil, nil)
+
+		alice := openPage(t, b, s, "alice in a large guild", 1280, 800)
+		alice.signIn(aliceToken)
+		alice.waitFor("the large guild", fmt.Sprintf(`document.querySelector('.guild-button[data-guild-id="%s"]')`, big.ID), 10*time.Second)
+		alice.click("#home")
+		alice.waitFor("the new group button", `!document.getElementById('new-group').hidden`, 5*time.Second)
+		alice.click("#new-group")
+		zed := fmt.Sprintf(`document.querySelector('#group-people li[data-name=%s] input')`, jsString(zedName))
+		alice.waitFor("the small guild's members offered", fmt.Sprintf(`!!document.querySelector('#group-people li[data-name=%s]')`, jsString(bobName)), 10*time.Second)
+		if eval[bool](alice, zed+` !== null`) {
+			t.Fatal("zed is offered before anyone searched: the large guild's members should not be listed")
+		}
+		alice.do(5*time.Second, chromedp.KeyEvent("zed"))
+		alice.waitFor("zed, found by the search", zed+` !== null`, 10*time.Second)
+		alice.key(kb.Enter) // the only one shown
+		alice.waitFor("zed picked", zed+`?.checked`, 5*time.Second)
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`(() => { const f = document.getElementById('group-find'); f.value = ''; f.dispatchEvent(new Event('input')); })()`))
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector('#group-people li[data-name=%s] input').click()`, jsString(bobName))))
+		alice.waitFor("two picked", `document.querySelector('.modal .primary').textContent === 'Create group' && !document.querySelector('.modal .primary').disabled`, 5*time.Second)
+		alice.click(".modal .primary")
+		alice.waitFor("the group, open", `!document.querySelector('.modal') && document.getElementById('channel-name').classList.contains('group')`, 10*time.Second)
+		groupID := eval[string](alice, `location.pathname.split('/')[3]`)
+		var zedDMs []struct {
+			ID         string
+			Type       int
+			Recipients []struct{ Username string }
+		}
+		s.rest.Must(t, http.StatusOK, "GET", "/users/@me/channels", zedToken, nil, &zedDMs)
+		var with []string
+		for _, c := range zedDMs {
+			if c.ID == groupID && c.Type == 3 {
+				for _, r := range c.Recipients {
+					with = append(with, r.Username)
+				}
+			}
+		}
+		if len(with) != 2 || !strings.Contains(strings.Join(with, ","), aliceName) || !strings.Contains(strings.Join(with, ","), bobName) {
+			t.Fatalf("zed's group DM is with %v; want alice and bob", with)
+		}
 	})
 }

@@ -10,6 +10,11 @@ import { $, el } from './dom.js';
 
 // Discord's limit: a group DM has at most 10 people, its creator included.
 const maxGroupPicks = 9;
+// Large guilds send no member lists: the dialog searches them (members/search)
+// as the reader types, in at most this many guilds, this many members each.
+const maxSearchedGuilds = 10;
+const searchLimit = 25;
+const searchPauseMs = 250;
 
 export const inviteKey = 'guildhall.invite';
 
@@ -149,7 +154,8 @@ export class Dialogs {
   /**
    * The people a group DM can be opened with: members of this user's guilds
    * (the server refuses anyone who shares none), bots and oneself left out.
-   * Large guilds send no member lists, so only the members seen there count.
+   * Large guilds send no member lists: their members count once seen (in
+   * messages, or found by searchLargeGuilds).
    */
   groupCandidates() {
     const me = this.store.me && this.store.me.id;
@@ -159,6 +165,25 @@ export class Dialogs {
     }
     const name = (u) => this.store.displayName(u.id);
     return [...out.values()].sort((a, b) => name(a).localeCompare(name(b)));
+  }
+
+  /**
+   * Asks the large guilds (which send no member list) for members whose name
+   * starts with query (GET …/members/search), and keeps them in the store;
+   * reports whether any was found.
+   */
+  async searchLargeGuilds(query) {
+    if (!query) return false;
+    const large = this.store.guildOrder.map((id) => this.store.guilds.get(id)).filter((g) => g && isLarge(g)).slice(0, maxSearchedGuilds);
+    let found = false;
+    await Promise.all(large.map(async (g) => {
+      try {
+        const members = await this.api.get(`/guilds/${g.id}/members/search?query=${encodeURIComponent(query.slice(0, 32))}&limit=${searchLimit}`);
+        for (const m of members) this.store.addMember(g.id, m);
+        found = found || members.length > 0;
+      } catch { /* a guild left meanwhile: the others still answer */ }
+    }));
+    return found;
   }
 
   /**
@@ -218,7 +243,14 @@ export class Dialogs {
         update();
         if (focused) document.getElementById(`group-pick-${focused}`)?.focus();
       };
-      find.addEventListener('input', filter);
+      let searchTimer = 0;
+      find.addEventListener('input', () => {
+        filter();
+        clearTimeout(searchTimer);
+        searchTimer = setTimeout(async () => {
+          if (await this.searchLargeGuilds(find.value.trim())) draw();
+        }, searchPauseMs);
+      });
       // Enter in the search box picks the only person it leaves.
       find.addEventListener('keydown', (e) => {
         if (e.key !== 'Enter') return;
