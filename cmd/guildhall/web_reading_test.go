@@ -325,15 +325,20 @@ func TestWebUnreadUploadsGroups(t *testing.T) {
 		bob.click(`#uploads [aria-label="Remove big.bin"]`)
 		bob.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`document.getElementById('composer-input').value = ''`))
 		bob.chooseFiles("#attach", smallPath)
+		// A reply to the big file's message: the reply is kept too.
+		bob.do(5*time.Second, chromedp.Evaluate[chromedp.Void](row+`.querySelector('[aria-label="Reply"]').click()`))
+		bob.waitFor("the reply bar", `!document.getElementById('composer-context').hidden`, 5*time.Second)
 		bob.send("not allowed")
 		bob.waitFor("the refusal, with the server's reason", `[...document.querySelectorAll('.toast')].some(e => e.textContent === 'Message not sent: Missing Permissions') &&
 			[...document.querySelectorAll('.msg.pending.failed')].some(e => e.textContent.includes('not sent: Missing Permissions'))`, 10*time.Second)
-		bob.waitFor("the message kept", `document.getElementById('composer-input').value === 'not allowed' && `+chips+` === 'small.txt'`, 5*time.Second)
+		bob.waitFor("the message kept, a reply still", `document.getElementById('composer-input').value === 'not allowed' && `+chips+` === 'small.txt' &&
+			!document.getElementById('composer-context').hidden && document.getElementById('composer-context-text').textContent.startsWith('Replying to ' + `+jsString(bobName)+`)`, 5*time.Second)
 		// Allowed again: Enter sends what was kept.
 		s.rest.Must(t, http.StatusNoContent, "DELETE", "/channels/"+general+"/permissions/"+g.ID, aliceToken, nil, nil)
 		bob.do(5*time.Second, chromedp.Focus(chromedp.CSS("#composer-input")))
 		bob.key(kb.Enter)
-		alice.waitFor("the kept message, sent", `[...document.querySelectorAll('.msg[data-id]')].some(e => e.dataset.id && e.querySelector('.content')?.textContent === 'not allowed' && e.querySelector('.attachment.file a')?.textContent === 'small.txt')`, 15*time.Second)
+		alice.waitFor("the kept message, sent as a reply", `[...document.querySelectorAll('.msg[data-id]')].some(e => e.dataset.id && e.querySelector('.content')?.textContent === 'not allowed' &&
+			e.querySelector('.attachment.file a')?.textContent === 'small.txt' && e.querySelector('button.reply-to')?.textContent.endsWith('a big file'))`, 15*time.Second)
 	})
 
 	t.Run("a group DM from the DM list, live for everyone in it", func(t *testing.T) {
