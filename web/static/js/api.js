@@ -1,6 +1,7 @@
 // The REST client: Discord's routes under /api/v10 on this origin, the token in
 // the Authorization header, Discord's error bodies turned into ApiError, and 429s
-// waited out as the Retry-After says.
+// waited out as the Retry-After says. Uploads go by XMLHttpRequest, whose
+// progress events fetch does not have.
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -42,7 +43,7 @@ export class Api {
     this.onUnauthorized = null;
   }
 
-  async request(method, path, body, { auth = true, signal } = {}) {
+  async request(method, path, body, { auth = true, signal, keepalive = false } = {}) {
     for (let attempt = 0; ; attempt++) {
       const headers = {};
       if (auth && this.token) headers.Authorization = this.token;
@@ -53,7 +54,7 @@ export class Api {
         headers['Content-Type'] = 'application/json';
         payload = JSON.stringify(body);
       }
-      const res = await fetch(this.base + path, { method, headers, body: payload, signal });
+      const res = await fetch(this.base + path, { method, headers, body: payload, signal, keepalive });
       let data = null;
       const text = await res.text();
       if (text) {
@@ -72,6 +73,53 @@ export class Api {
       if (!res.ok) throw new ApiError(res.status, data);
       return data;
     }
+  }
+
+  /**
+   * POSTs a multipart body with XMLHttpRequest, whose upload reports progress
+   * (fetch cannot): onProgress(loaded, total) as the bytes go out. signal
+   * aborts it (an AbortError). Errors and 429s as request().
+   */
+  async upload(path, form, { onProgress, signal } = {}) {
+    for (let attempt = 0; ; attempt++) {
+      const { status, data, retryAfter } = await this.send(path, form, onProgress, signal);
+      if (status === 429 && attempt < maxRetries) {
+        await sleep(Math.min(Math.max(Number((data && data.retry_after) ?? retryAfter ?? 1), 0.05), 10) * 1000);
+        continue;
+      }
+      if (status === 401 && this.onUnauthorized) this.onUnauthorized();
+      if (status < 200 || status >= 300) throw new ApiError(status, data);
+      return data;
+    }
+  }
+
+  send(path, form, onProgress, signal) {
+    return new Promise((resolve, reject) => {
+      if (signal && signal.aborted) {
+        reject(new DOMException('The upload was cancelled.', 'AbortError'));
+        return;
+      }
+      const xhr = new XMLHttpRequest();
+      xhr.open('POST', this.base + path);
+      if (this.token) xhr.setRequestHeader('Authorization', this.token);
+      if (onProgress) xhr.upload.addEventListener('progress', (e) => onProgress(e.loaded, e.lengthComputable ? e.total : 0));
+      const onAbort = () => xhr.abort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const done = () => signal?.removeEventListener('abort', onAbort);
+      xhr.addEventListener('load', () => {
+        done();
+        let data = null;
+        try {
+          data = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+        } catch {
+          data = null;
+        }
+        resolve({ status: xhr.status, data, retryAfter: xhr.getResponseHeader('Retry-After') });
+      });
+      xhr.addEventListener('error', () => { done(); reject(new TypeError('The upload failed: the server could not be reached.')); });
+      xhr.addEventListener('abort', () => { done(); reject(new DOMException('The upload was cancelled.', 'AbortError')); });
+      xhr.send(form);
+    });
   }
 
   get(path, opts) { return this.request('GET', path, undefined, opts); }

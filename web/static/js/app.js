@@ -6,11 +6,11 @@
 
 import { Api, ApiError } from './api.js';
 import { GatewayClient } from './gateway.js';
-import { Store, isLarge, isPrivate, dmHome } from './store.js';
+import { Store, isLarge, isPrivate, dmHome, ChannelType } from './store.js';
 import { VirtualList } from './messagelist.js';
 import { toast } from './modal.js';
 import { $, el, mixin } from './dom.js';
-import { compareIds } from './snowflake.js';
+import { compareIds, searchById } from './snowflake.js';
 import { Views } from './views.js';
 import { Rows } from './rows.js';
 import { Composer } from './composer.js';
@@ -42,6 +42,10 @@ export class App {
     this.bannerTimer = 0;
     this.pickerFor = null;
     this.highlight = null; // the message a reply's quote jumped to, shown for a moment
+    // Where the "new messages" divider of the open channel sits: {channelId,
+    // after} (the last message read when it was opened). It stays until another
+    // channel opens, as reading moves the read mark on.
+    this.unread = null;
     this.uploads = []; // files chosen for the next message: {file, key, url}
     this.uploadDrafts = new Map(); // channel id -> uploads left there
     this.authMode = 'login';
@@ -155,6 +159,9 @@ export class App {
 
   async logout(message) {
     const token = this.api.token;
+    // What was read goes to the server before the token is revoked.
+    if (token && !message) this.flushAcks();
+    this.acks.clear();
     if (this.gw) this.gw.stop();
     this.gw = null;
     localStorage.removeItem(tokenKey);
@@ -340,7 +347,7 @@ export class App {
         this.store.logs.delete(id);
         continue;
       }
-      if (!log.loaded) continue;
+      if (!log.loaded || log.hasNewer) continue; // paging down fetches what it missed
       let complete = false;
       for (let i = 0; i < maxGapPages; i++) {
         const after = log.newest();
@@ -418,11 +425,14 @@ export class App {
       localStorage.setItem(`guildhall.channel.${home}`, channelId);
       if (!location.pathname.startsWith('/invite/')) history.replaceState(null, '', `/channels/${home}/${ch.id}`); // a reload comes back here
     }
+    this.unread = null;
     const dm = ch && isPrivate(ch);
     const label = this.store.channelLabel(ch);
-    const shown = ch ? `${dm ? '@' : '#'}${label}` : '';
+    const group = !!ch && ch.type === ChannelType.GROUP_DM;
+    const shown = ch ? `${group ? '' : dm ? '@' : '#'}${label}` : '';
     $('channel-name').textContent = label;
     $('channel-name').classList.toggle('dm', !!dm);
+    $('channel-name').classList.toggle('group', group);
     $('channel-topic').textContent = (ch && ch.topic) || '';
     document.title = ch ? `${shown} · ${dm ? 'Direct messages' : this.store.guilds.get(ch.guild_id)?.name || 'Guildhall'}` : 'Guildhall';
     const input = $('composer-input');
@@ -434,10 +444,25 @@ export class App {
     this.renderEmpty();
     this.ensureList();
     if (ch) {
-      const log = this.store.log(channelId);
-      if (!log.loaded && !log.loading) this.loadLatest(channelId);
+      const after = this.firstUnreadMark(channelId);
+      this.unread = after ? { channelId, after } : null;
+      let log = this.store.log(channelId);
+      const holdsIt = !!after && log.loaded && !log.loading && (!log.hasOlder || (!!log.oldest() && compareIds(log.oldest(), after) <= 0));
+      if (after && !holdsIt && !log.loading) {
+        // The first unread message is older than what is loaded (or nothing
+        // is): start there, not at the newest page.
+        this.store.logs.delete(channelId);
+        log = this.store.log(channelId);
+        this.loadAround(channelId, after);
+      } else if (!after && log.hasNewer) {
+        // Opened at an unread message before and left in the middle: start at the newest.
+        this.store.logs.delete(channelId);
+        log = this.store.log(channelId);
+        this.loadLatest(channelId);
+      } else if (!log.loaded && !log.loading) this.loadLatest(channelId);
       this.list.setItems(this.rows(), { reset: true });
-      this.markRead();
+      if (after && log.loaded) this.scrollToUnread();
+      else this.markRead();
     } else {
       this.list.setItems([], { reset: true });
     }
@@ -467,7 +492,7 @@ export class App {
           el('button', { class: 'secondary', type: 'button', text: 'Join with an invite', onclick: () => this.joinGuild() }))));
     } else if (this.guildId === dmHome) {
       empty.append(el('div', {}, el('h2', { text: 'No direct messages yet' }),
-        el('p', { text: 'Open one from a server\'s member list: the message button beside a name.' })));
+        el('p', { text: 'Open one from a server\'s member list (the message button beside a name), or start a group with the New group message button.' })));
     } else if (this.guildId) {
       empty.append(el('div', {}, el('h2', { text: 'No text channels' }), el('p', { text: 'This server has no channel you can read yet.' })));
     } else {
@@ -483,11 +508,13 @@ export class App {
       render: (it, i, items) => this.renderRow(it, i, items),
       estimate: (it, i, items) => {
         if (it.kind === 'start') return 96;
-        if (it.kind === 'loading') return 48;
+        if (it.kind === 'loading' || it.kind === 'loading-newer') return 48;
+        if (it.kind === 'unread') return 32;
         const { head, day } = this.grouping(it, i, items);
         return (head ? 58 : 22) + (day ? 40 : 0) + (it.message_reference ? 20 : 0) + this.attachmentsHeight(it);
       },
       onNearTop: () => this.loadOlder(),
+      onNearBottom: () => this.loadNewer(),
       onScroll: () => {
         this.closePicker();
         if (this.list.atBottom) this.markRead();
@@ -500,7 +527,31 @@ export class App {
     const log = this.channelId && this.store.logs.get(this.channelId);
     if (!log) return [];
     const head = log.loaded && !log.hasOlder ? [{ kind: 'start', key: 'start' }] : [{ kind: 'loading', key: 'loading' }];
-    return head.concat(log.items, log.pending);
+    let items = log.items;
+    const u = this.unread;
+    if (u && u.channelId === this.channelId && log.loaded) {
+      // The divider goes above the first message newer than the read mark,
+      // once the message before it is loaded too (or there is none).
+      const found = searchById(items, u.after);
+      const i = found < 0 ? -found - 1 : found + 1;
+      if (i < items.length && (i > 0 || !log.hasOlder)) items = items.slice(0, i).concat([{ kind: 'unread', key: 'unread' }], items.slice(i));
+    }
+    const tail = log.loaded && log.hasNewer ? [{ kind: 'loading-newer', key: 'loading-newer' }] : [];
+    return head.concat(items, tail, log.pending);
+  }
+
+  /** The last message read in a channel that has unread messages since, or null (nothing unread, or never read). */
+  firstUnreadMark(channelId) {
+    const read = this.store.read.get(channelId);
+    return read && this.store.isUnread(channelId) ? read : null;
+  }
+
+  /** Scrolls the "new messages" divider of the open channel to the top of the view. */
+  scrollToUnread() {
+    const u = this.unread;
+    if (u && u.channelId === this.channelId && this.list.keyIndex.has('unread')) this.list.scrollToKey('unread', 'start');
+    this.markRead();
+    this.updateJump();
   }
 
   renderMessages() {
@@ -510,10 +561,14 @@ export class App {
     this.updateJump();
   }
 
-  /** Shows "jump to present" while the reader is away from the newest messages. */
+  /**
+   * Shows "jump to present" while the reader is away from the newest messages:
+   * scrolled up, or in a log whose newest pages are not loaded.
+   */
   updateJump() {
     const j = $('jump');
-    const away = !!this.channelId && this.list && !this.list.atBottom;
+    const log = this.channelId && this.store.logs.get(this.channelId);
+    const away = !!this.channelId && !!this.list && (!this.list.atBottom || !!(log && log.hasNewer));
     if (j.hidden === !away) return;
     j.hidden = !away;
   }
@@ -559,6 +614,86 @@ export class App {
       this.markRead();
     }
     this.queue('sidebar');
+  }
+
+  /**
+   * Opens a channel at its first unread message: a page around the last read
+   * one (Discord's around=), then older pages as the reader scrolls up and newer
+   * ones (after=) as they scroll down, until the newest is loaded.
+   */
+  async loadAround(channelId, readId) {
+    const log = this.store.log(channelId);
+    log.loading = true;
+    log.hasNewer = true; // live messages are held until the newest page is here
+    const half = Math.floor(pageSize / 2);
+    try {
+      const page = await this.api.get(`/channels/${channelId}/messages?around=${readId}&limit=${pageSize}`);
+      const older = page.filter((m) => compareIds(m.id, readId) < 0).length;
+      log.merge(page);
+      log.loaded = true;
+      log.hasOlder = older >= half;
+      for (const m of page) this.store.rememberUser(m.author);
+      if (page.length - older < pageSize - half) log.closeGap(); // the newest is in this page
+      if (log.newest()) this.store.noteLast(channelId, log.newest());
+    } catch (ex) {
+      log.loaded = false;
+      log.hasNewer = false;
+      log.heldLive = [];
+      if (this.channelId === channelId) toast(`Could not load messages: ${ex.message}`, { error: true });
+    } finally {
+      log.loading = false;
+    }
+    if (this.channelId === channelId && this.store.logs.get(channelId) === log) {
+      this.list.setItems(this.rows(), { reset: true });
+      this.scrollToUnread();
+    }
+    this.queue('sidebar');
+  }
+
+  /** The next page below what is loaded, while the newest pages are not (see loadAround). */
+  loadNewer() {
+    const channelId = this.channelId;
+    const log = channelId && this.store.logs.get(channelId);
+    if (!log || !log.loaded || !log.hasNewer || log.loadingNewer) return;
+    const after = log.newest();
+    if (!after) return;
+    log.loadingNewer = (async () => {
+      try {
+        const page = await this.api.get(`/channels/${channelId}/messages?after=${after}&limit=${olderPageSize}`);
+        log.merge(page);
+        for (const m of page) this.store.rememberUser(m.author);
+        if (page.length < olderPageSize) log.closeGap();
+      } catch (ex) {
+        toast(`Could not load newer messages: ${ex.message}`, { error: true });
+        await new Promise((r) => setTimeout(r, 2000));
+      } finally {
+        log.loadingNewer = null;
+      }
+      if (this.channelId === channelId && this.store.logs.get(channelId) === log) {
+        this.list.setItems(this.rows(), { keepTop: true });
+        this.markRead();
+        this.updateJump();
+      }
+    })();
+  }
+
+  /**
+   * "Jump to present": the newest messages. A log opened at the first unread
+   * whose newest pages are not loaded starts again from the newest page.
+   */
+  jumpToPresent() {
+    const channelId = this.channelId;
+    if (!channelId || !this.list) return;
+    const log = this.store.logs.get(channelId);
+    if (log && log.hasNewer) {
+      this.store.logs.delete(channelId);
+      this.store.log(channelId).pending = log.pending;
+      this.list.setItems(this.rows(), { reset: true });
+      this.loadLatest(channelId);
+    } else {
+      this.list.scrollToBottom();
+    }
+    this.updateJump();
   }
 
   loadOlder() {
@@ -622,8 +757,10 @@ export class App {
     const newest = log.newest();
     if (!newest) return;
     const read = this.store.read;
-    const mentioned = read.mentionCount(ch) > 0;
-    read.mentions.delete(ch);
+    // Read to the bottom of what is loaded; with newer pages still to load, the
+    // mentions below are not read yet.
+    const mentioned = !log.hasNewer && read.mentionCount(ch) > 0;
+    if (!log.hasNewer) read.mentions.delete(ch);
     if (read.set(ch, newest) || mentioned) {
       this.queue('sidebar');
       this.queue('rail');
@@ -636,14 +773,22 @@ export class App {
   sendAck(channelId, messageId) {
     this.acks.set(channelId, messageId);
     if (this.ackTimer) return;
-    this.ackTimer = setTimeout(() => {
-      this.ackTimer = 0;
-      const acks = [...this.acks];
-      this.acks.clear();
-      for (const [ch, id] of acks) {
-        this.api.post(`/channels/${ch}/messages/${id}/ack`, { token: null }).catch(() => { /* the next read acks again */ });
-      }
-    }, 1000);
+    this.ackTimer = setTimeout(() => this.flushAcks(), 1000);
+  }
+
+  /**
+   * Sends the acks waiting for their pause now. Leaving the page does too
+   * (keepalive outlives it), or a reload would open the channel at a divider
+   * above messages already read.
+   */
+  flushAcks(keepalive = false) {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = 0;
+    const acks = [...this.acks];
+    this.acks.clear();
+    for (const [ch, id] of acks) {
+      this.api.post(`/channels/${ch}/messages/${id}/ack`, { token: null }, { keepalive }).catch(() => { /* the next read acks again */ });
+    }
   }
 }
 

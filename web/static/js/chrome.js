@@ -100,13 +100,13 @@ export class Chrome {
     // The composer grows with its text; a new width changes how the text wraps.
     new ResizeObserver(() => this.autosize()).observe($('composer'));
     $('jump').addEventListener('click', () => {
-      this.list.scrollToBottom();
-      this.updateJump();
+      this.jumpToPresent();
       $('composer-input').focus();
     });
     $('add-guild').addEventListener('click', () => this.createGuild());
     $('join-guild').addEventListener('click', () => this.joinGuild());
     $('create-channel').addEventListener('click', () => this.createChannel());
+    $('new-group').addEventListener('click', () => this.newGroupDM());
     $('invite-people').addEventListener('click', () => this.invitePeople());
     $('logout').addEventListener('click', () => this.logout());
     $('theme-toggle').addEventListener('click', () => this.cycleTheme());
@@ -114,6 +114,7 @@ export class Chrome {
     $('toggle-members').addEventListener('click', () => this.toggleMembers());
     $('scrim').addEventListener('click', () => this.closeDrawers(true));
     document.addEventListener('visibilitychange', () => this.markRead());
+    window.addEventListener('pagehide', () => this.flushAcks(true));
     window.addEventListener('focus', () => this.markRead());
     document.addEventListener('keydown', (e) => {
       if (modalOpen()) return;
@@ -121,10 +122,7 @@ export class Chrome {
         if (this.pickerFor) { this.closePicker(); return; }
         if (this.closeDrawers(true)) return;
         if (this.editing || this.replyTo) { this.cancelContext(true); return; }
-        if (this.channelId && this.list && !this.list.atBottom) {
-          this.list.scrollToBottom();
-          this.updateJump();
-        }
+        if (this.channelId && this.list && !$('jump').hidden) this.jumpToPresent();
         return;
       }
       if (e.altKey && (e.key === 'ArrowUp' || e.key === 'ArrowDown') && !$('shell').hidden) {

@@ -187,6 +187,9 @@ export class Composer {
       toast('Messages can be at most 2000 characters.', { error: true });
       return;
     }
+    // Opened at the first unread with newer pages not loaded: what is sent shows
+    // below the newest messages, so go there first.
+    if (this.store.logs.get(channelId)?.hasNewer) this.jumpToPresent();
     const replyTo = this.replyTo;
     this.cancelContext(false);
     this.uploads = [];
@@ -202,6 +205,8 @@ export class Composer {
       author: this.store.me, timestamp: new Date().toISOString(),
       message_reference: replyTo ? { message_id: replyTo.id } : undefined, referenced_message: replyTo || undefined,
       uploading: uploads.map((u) => `${u.file.name} (${formatSize(u.file.size)})`),
+      progress: null, // {loaded, total} of the upload, drawn in place (drawProgress)
+      abort: null,
     };
     log.pending.push(pending);
     this.list.scrollToBottom();
@@ -216,20 +221,33 @@ export class Composer {
       req.append('payload_json', JSON.stringify(body));
       uploads.forEach((u, i) => req.append(`files[${i}]`, u.file, u.file.name));
     }
+    const controller = uploads.length ? new AbortController() : null;
+    if (controller) pending.abort = () => controller.abort();
     try {
-      const m = await this.api.post(`/channels/${channelId}/messages`, req);
+      const m = controller
+        ? await this.api.upload(`/channels/${channelId}/messages`, req, {
+          signal: controller.signal,
+          onProgress: (loaded, total) => {
+            pending.progress = { loaded, total };
+            this.drawProgress(pending);
+          },
+        })
+        : await this.api.post(`/channels/${channelId}/messages`, req);
       log.pending = log.pending.filter((p) => p !== pending);
       for (const u of uploads) if (u.url) URL.revokeObjectURL(u.url);
       this.store.messageCreate(m); // deduplicated with the gateway's MESSAGE_CREATE by id
       this.list.scrollToBottom();
     } catch (ex) {
+      // The text and the files go back to the composer, to try again.
+      this.restoreComposer(channelId, content, uploads, replyTo);
+      if (ex.name === 'AbortError') {
+        log.pending = log.pending.filter((p) => p !== pending);
+        if (this.channelId === channelId) this.queue('messages');
+        toast('Upload cancelled: the message was not sent.');
+        return;
+      }
       pending.failed = ex.message;
       pending.kind = 'pending';
-      // The files go back to the composer, to try again.
-      if (uploads.length && this.channelId === channelId && !this.uploads.length) {
-        this.uploads = uploads;
-        this.renderUploads();
-      }
       this.queue('messages');
       toast(`Message not sent: ${ex.message}`, { error: true });
       setTimeout(() => {
@@ -237,6 +255,60 @@ export class Composer {
         if (this.channelId === channelId) this.queue('messages');
       }, 8000);
     }
+  }
+
+  /**
+   * Puts a message that was not sent back where it was written: the composer
+   * when it is empty (a draft when another channel is open), its files and the
+   * message it replied to with it.
+   */
+  restoreComposer(channelId, content, uploads, replyTo) {
+    if (this.channelId === channelId) {
+      const input = $('composer-input');
+      if (!input.value && !this.editing) {
+        input.value = content;
+        this.autosize();
+        if (replyTo && !this.replyTo) this.startReply(replyTo);
+      }
+      if (uploads.length && !this.uploads.length) {
+        this.uploads = uploads;
+        this.renderUploads();
+      }
+      return;
+    }
+    if (!this.drafts.get(channelId)) this.drafts.set(channelId, content);
+    if (uploads.length && !(this.uploadDrafts.get(channelId) || []).length) this.uploadDrafts.set(channelId, uploads);
+  }
+
+  /** A pending message's upload: a progress bar and a button that cancels it. */
+  uploadProgress(m) {
+    const names = m.uploading.join(', ');
+    const pct = this.uploadPercent(m);
+    return el('div', { class: 'uploading' },
+      el('span', { class: 'upload-label', text: `Uploading ${names}` }),
+      el('span', { class: 'upload-bar' },
+        el('progress', { max: '100', value: String(pct), 'aria-label': `Upload of ${names}` }),
+        el('span', { class: 'upload-percent', 'aria-hidden': 'true', text: `${pct}%` })),
+      el('button', {
+        type: 'button', class: 'link upload-cancel', 'aria-label': `Cancel the upload of ${names}`,
+        onclick: () => m.abort && m.abort(),
+      }, 'Cancel'));
+  }
+
+  uploadPercent(m) {
+    const p = m.progress;
+    return p && p.total ? Math.min(100, Math.floor((p.loaded / p.total) * 100)) : 0;
+  }
+
+  /** Moves a drawn progress bar (redrawing the row would lose the cancel button's focus). */
+  drawProgress(m) {
+    const row = this.list && this.list.rowEl(m.key);
+    const bar = row && row.querySelector('progress');
+    if (!bar) return;
+    const pct = this.uploadPercent(m);
+    if (Number(bar.value) === pct) return;
+    bar.value = pct;
+    row.querySelector('.upload-percent').textContent = `${pct}%`;
   }
 
   onComposerInput() {

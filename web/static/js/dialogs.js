@@ -1,10 +1,20 @@
-// Dialogs: create a guild or a channel, invite people, join with an invite, and
-// the invite a page was opened on (/invite/{code}). Methods of App (see mixin).
+// Dialogs: create a guild or a channel, invite people, join with an invite, the
+// invite a page was opened on (/invite/{code}), and a new group DM. Methods of
+// App (see mixin).
 
 import { ApiError } from './api.js';
-import { ChannelType } from './store.js';
+import { ChannelType, isLarge } from './store.js';
 import { modal, formModal, toast } from './modal.js';
-import { el } from './dom.js';
+import { avatar } from './markup.js';
+import { $, el } from './dom.js';
+
+// Discord's limit: a group DM has at most 10 people, its creator included.
+const maxGroupPicks = 9;
+// Large guilds send no member lists: the dialog searches them (members/search)
+// as the reader types, in at most this many guilds, this many members each.
+const maxSearchedGuilds = 10;
+const searchLimit = 25;
+const searchPauseMs = 250;
 
 export const inviteKey = 'guildhall.invite';
 
@@ -137,5 +147,141 @@ export class Dialogs {
       submitLabel: already ? 'Open' : 'Accept invite',
       submit: async () => (already ? this.goToGuild(preview.guild.id) : this.acceptInvite(code)),
     });
+  }
+
+  // ---------------------------------------------------------------- group DMs
+
+  /**
+   * The people a group DM can be opened with: members of this user's guilds
+   * (the server refuses anyone who shares none), bots and oneself left out.
+   * Large guilds send no member lists: their members count once seen (in
+   * messages, or found by searchLargeGuilds).
+   */
+  groupCandidates() {
+    const me = this.store.me && this.store.me.id;
+    const out = new Map();
+    for (const g of this.store.guilds.values()) {
+      for (const m of g.members.values()) if (m.user && m.user.id !== me && !m.user.bot) out.set(m.user.id, m.user);
+    }
+    const name = (u) => this.store.displayName(u.id);
+    return [...out.values()].sort((a, b) => name(a).localeCompare(name(b)));
+  }
+
+  /**
+   * Asks the large guilds (which send no member list) for members whose name
+   * starts with query (GET …/members/search), and keeps them in the store;
+   * reports whether any was found.
+   */
+  async searchLargeGuilds(query) {
+    if (!query) return false;
+    const large = this.store.guildOrder.map((id) => this.store.guilds.get(id)).filter((g) => g && isLarge(g)).slice(0, maxSearchedGuilds);
+    let found = false;
+    await Promise.all(large.map(async (g) => {
+      try {
+        const members = await this.api.get(`/guilds/${g.id}/members/search?query=${encodeURIComponent(query.slice(0, 32))}&limit=${searchLimit}`);
+        for (const m of members) this.store.addMember(g.id, m);
+        found = found || members.length > 0;
+      } catch { /* a guild left meanwhile: the others still answer */ }
+    }));
+    return found;
+  }
+
+  /**
+   * "New group message" (the DM list's button): pick people who share a guild
+   * with you; two or more make a group DM (POST /users/@me/channels with
+   * recipients, announced to everyone in it with CHANNEL_CREATE), one opens the
+   * DM with them.
+   */
+  async newGroupDM() {
+    // Member lists come over the gateway: ask for the guilds not asked yet.
+    for (const id of this.store.guildOrder) if (!isLarge(this.store.guilds.get(id))) this.requestMembers(id);
+    const chosen = new Set();
+    const ch = await modal('New group message', (box, close) => {
+      const intro = el('p', { text: `Pick up to ${maxGroupPicks} people who share a server with you. Two or more make a group; one opens your conversation with them.` });
+      const find = el('input', { type: 'search', id: 'group-find', autocomplete: 'off', placeholder: 'Type a name', 'aria-controls': 'group-people' });
+      const list = el('ul', { class: 'people-picker', id: 'group-people', 'aria-label': 'People' });
+      const count = el('p', { class: 'picked', 'aria-live': 'polite' });
+      const err = el('p', { class: 'form-error', role: 'alert' });
+      const ok = el('button', { type: 'submit', class: 'primary', text: 'Create group', disabled: true });
+      const form = el('form', { class: 'group-form' },
+        el('label', { for: 'group-find', text: 'Find people' }), find, list, count, err,
+        el('div', { class: 'buttons' }, el('button', { type: 'button', class: 'secondary', text: 'Cancel', onclick: () => close() }), ok));
+      form.noValidate = true;
+      let drawnIds = '';
+      const update = () => {
+        const n = chosen.size;
+        count.textContent = n ? `${n} picked${n >= maxGroupPicks ? ' (the most a group can have)' : ''}` : 'Nobody picked yet.';
+        ok.disabled = n === 0;
+        ok.textContent = n === 1 ? 'Open conversation' : 'Create group';
+        for (const box of list.querySelectorAll('input[type=checkbox]')) box.disabled = !box.checked && n >= maxGroupPicks;
+      };
+      const filter = () => {
+        const q = find.value.trim().toLowerCase();
+        for (const li of list.children) li.hidden = !!q && !li.dataset.name.toLowerCase().includes(q);
+      };
+      const draw = () => {
+        const people = this.groupCandidates();
+        const ids = people.map((u) => u.id).join(',');
+        if (ids === drawnIds) return; // nothing new: keep the nodes (and the focus)
+        drawnIds = ids;
+        const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('#group-people') ? document.activeElement.value : null;
+        list.textContent = '';
+        if (!people.length) list.append(el('li', { class: 'sidebar-note', dataset: { name: '' }, text: 'Nobody shares a server with you yet.' }));
+        for (const u of people) {
+          const name = this.store.displayName(u.id);
+          const id = `group-pick-${u.id}`;
+          const box = el('input', { type: 'checkbox', id, value: u.id, checked: chosen.has(u.id) });
+          box.addEventListener('change', () => {
+            if (box.checked) chosen.add(u.id);
+            else chosen.delete(u.id);
+            update();
+          });
+          list.append(el('li', { dataset: { name, userId: u.id } }, box,
+            el('label', { for: id, class: 'person' }, avatar(u, 'avatar tiny'), el('span', { text: name }))));
+        }
+        filter();
+        update();
+        if (focused) document.getElementById(`group-pick-${focused}`)?.focus();
+      };
+      let searchTimer = 0;
+      find.addEventListener('input', () => {
+        filter();
+        clearTimeout(searchTimer);
+        searchTimer = setTimeout(async () => {
+          if (await this.searchLargeGuilds(find.value.trim())) draw();
+        }, searchPauseMs);
+      });
+      // Enter in the search box picks the only person it leaves.
+      find.addEventListener('keydown', (e) => {
+        if (e.key !== 'Enter') return;
+        e.preventDefault();
+        const shown = [...list.querySelectorAll('li:not([hidden]) input[type=checkbox]:not(:disabled)')];
+        if (shown.length === 1) shown[0].click();
+      });
+      // A separate character event (automation, some input methods) must not submit the form either.
+      find.addEventListener('keypress', (e) => { if (e.key === 'Enter') e.preventDefault(); });
+      form.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        const ids = [...chosen];
+        if (!ids.length) return;
+        ok.disabled = true;
+        err.textContent = '';
+        try {
+          const one = ids.length === 1 && this.store.dmWith(ids[0]);
+          close(one || await this.api.post('/users/@me/channels', ids.length === 1 ? { recipient_id: ids[0] } : { recipients: ids }));
+        } catch (ex) {
+          err.textContent = `Could not open the conversation: ${ex.message}`;
+          ok.disabled = false;
+        }
+      });
+      this.groupPickerRedraw = draw;
+      draw();
+      box.append(intro, form);
+    });
+    this.groupPickerRedraw = null;
+    if (!ch || !ch.id) return;
+    this.store.addChannel(ch); // CHANNEL_CREATE brings it too; the store keeps it once
+    this.selectChannel(ch.id);
+    $('composer-input').focus();
   }
 }

@@ -8,6 +8,7 @@
 
 const overscanPx = 600;
 const stickyPx = 24;
+const startMarginPx = 24; // above a row scrolled to the top (scrollToKey 'start')
 
 export class VirtualList {
   /**
@@ -18,6 +19,7 @@ export class VirtualList {
    * @param {(item, index, items, el?) => HTMLElement} o.render  draws a row (el: the old one)
    * @param {(item, index, items) => number} o.estimate  height before measuring
    * @param {() => void} [o.onNearTop]  the reader is near the oldest loaded row
+   * @param {() => void} [o.onNearBottom]  the reader is near the newest loaded row
    * @param {() => void} [o.onScroll]
    */
   constructor(scroller, o) {
@@ -55,8 +57,13 @@ export class VirtualList {
     this.o.onScroll?.();
   }
 
-  /** Replaces the rows. With {reset: true} the view starts at the bottom. */
-  setItems(items, { reset = false } = {}) {
+  /**
+   * Replaces the rows. With {reset: true} the view starts at the bottom; with
+   * {keepTop: true} the first visible row stays in place even at the bottom
+   * (rows appended below, as newer history, must not scroll the reader past them).
+   */
+  setItems(items, { reset = false, keepTop = false } = {}) {
+    if (keepTop && !reset) this.atBottom = false;
     const anchor = reset ? null : this.captureAnchor();
     this.items = items;
     this.keys = items.map((it, i) => this.o.key(it, i, items));
@@ -74,7 +81,7 @@ export class VirtualList {
     this.layout(null);
   }
 
-  /** Scrolls so the row with key k is visible (block: 'center', 'end' or 'nearest'). */
+  /** Scrolls so the row with key k is visible (block: 'start', 'center', 'end' or 'nearest'). */
   scrollToKey(k, block = 'center') {
     const i = this.keyIndex.get(k) ?? -1;
     if (i < 0) return;
@@ -82,6 +89,7 @@ export class VirtualList {
     const h = this.offsets[i + 1] - top;
     const s = this.scroller;
     let target = block === 'end' ? top + h - s.clientHeight : top - (s.clientHeight - h) / 2;
+    if (block === 'start') target = top - startMarginPx;
     if (block === 'nearest') {
       if (top >= s.scrollTop && top + h <= s.scrollTop + s.clientHeight) return;
       target = top < s.scrollTop ? top : top + h - s.clientHeight;
@@ -89,6 +97,9 @@ export class VirtualList {
     this.atBottom = false;
     this.setScroll(Math.max(0, target));
     this.layout(this.captureAnchor());
+    // A short list cannot scroll at all, and then no scroll event says where the
+    // reader is: look.
+    this.atBottom = s.scrollHeight - s.scrollTop - s.clientHeight <= stickyPx;
   }
 
   schedule() {
@@ -165,6 +176,7 @@ export class VirtualList {
       if (!this.drawRange(top - overscanPx, top + s.clientHeight + overscanPx)) break;
     }
     if (s.scrollTop < overscanPx * 2 && this.o.onNearTop && this.items.length) this.o.onNearTop();
+    if (this.o.onNearBottom && this.items.length && this.offsets[this.items.length] - s.scrollTop - s.clientHeight < overscanPx * 2) this.o.onNearBottom();
   }
 
   /** Draws the rows between y0 and y1; reports whether any measured height changed. */

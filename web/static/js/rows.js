@@ -18,6 +18,9 @@ function msgTime(m) {
   return Number.isNaN(t) ? idTime(m.id) : t;
 }
 
+/** Rows of the list that are not messages: the channel's start, the loading rows, the "new messages" divider. */
+const markerKinds = new Set(['start', 'loading', 'loading-newer', 'unread']);
+
 function sameDay(a, b) {
   const x = new Date(a);
   const y = new Date(b);
@@ -28,18 +31,22 @@ export class Rows {
   // ---------------------------------------------------------------- message rows
 
   grouping(m, i, items) {
-    if (m.kind === 'start' || m.kind === 'loading') return { head: true, day: false };
-    const prev = items[i - 1];
+    if (markerKinds.has(m.kind)) return { head: true, day: false };
+    let prev = items[i - 1];
+    // Below the divider a message starts a group, but the day is the one above it.
+    const afterDivider = !!prev && prev.kind === 'unread';
+    if (afterDivider) prev = items[i - 2];
     const t = msgTime(m);
-    if (!prev || prev.kind === 'start' || prev.kind === 'loading') return { head: true, day: true };
+    if (!prev || markerKinds.has(prev.kind)) return { head: true, day: true };
     const pt = msgTime(prev);
     const day = !sameDay(pt, t);
-    const head = day || !!m.message_reference || prev.author.id !== m.author.id || t - pt > groupMs;
+    const head = afterDivider || day || !!m.message_reference || prev.author.id !== m.author.id || t - pt > groupMs;
     return { head, day };
   }
 
   signature(m, i, items) {
-    if (m.kind === 'start' || m.kind === 'loading') return m.kind;
+    if (markerKinds.has(m.kind)) return m.kind;
+    if (m.kind === 'pending' && m.uploading && m.uploading.length) return `${m.key}\u0001${m.failed || ''}`; // progress is drawn in place (see drawProgress)
     const { head, day } = this.grouping(m, i, items);
     return [m.content, m.edited_timestamp || '', head ? 1 : 0, day ? 1 : 0, m.reactions ? JSON.stringify(m.reactions) : '',
       this.editing && this.editing.id === m.id ? 'e' : '', this.highlight && this.highlight === m.id ? 'h' : '',
@@ -54,6 +61,8 @@ export class Rows {
         el('p', { text: 'This is the start of the channel.' }));
     }
     if (m.kind === 'loading') return el('div', { class: 'history-loading', role: 'listitem', text: 'Loading older messages…' });
+    if (m.kind === 'loading-newer') return el('div', { class: 'history-loading', role: 'listitem', text: 'Loading newer messages…' });
+    if (m.kind === 'unread') return el('div', { class: 'unread-divider', role: 'separator', 'aria-label': 'New messages' }, el('span', { text: 'New' }));
     const { head, day } = this.grouping(m, i, items);
     const me = this.store.me;
     const mine = me && m.author.id === me.id;
@@ -101,7 +110,7 @@ export class Rows {
     if (m.edited_timestamp) content.append(el('span', { class: 'edited', title: dateTimeFmt.format(Date.parse(m.edited_timestamp)), text: '(edited)' }));
     if (m.failed) content.append(el('span', { class: 'edited', text: ` — not sent: ${m.failed}` }));
     row.append(content);
-    if (m.uploading && m.uploading.length && !m.failed) row.append(el('div', { class: 'uploading', text: `Uploading ${m.uploading.join(', ')}…` }));
+    if (m.uploading && m.uploading.length && !m.failed) row.append(this.uploadProgress(m));
     for (const a of m.attachments || []) row.append(this.renderAttachment(a));
     if (m.reactions && m.reactions.length) {
       const rs = el('div', { class: 'reactions' });

@@ -9,6 +9,9 @@ import { compareIds, maxId, searchById } from './snowflake.js';
 export const ChannelType = { TEXT: 0, DM: 1, GROUP_DM: 3, CATEGORY: 4, ANNOUNCEMENT: 5 };
 const typingMs = 10000;
 const maxReadEntries = 2000;
+// Live messages kept aside while a log's newest pages are not loaded (see
+// ChannelLog.hasNewer); past this the paging that closes the gap fetches them.
+const maxHeldLive = 500;
 
 /** The messages of one channel that this client holds. */
 export class ChannelLog {
@@ -21,7 +24,35 @@ export class ChannelLog {
     this.hasOlder = true;
     this.loading = false; // the newest page is being fetched: live messages are kept meanwhile
     this.loadingOlder = null;
+    // The log was opened at the first unread message and the newest pages are
+    // not loaded yet: live messages are held aside (appending them would skip
+    // what lies between), and paging down with after= closes the gap.
+    this.hasNewer = false;
+    this.loadingNewer = null;
+    this.heldLive = [];
     this.version = 0;
+  }
+
+  /** Keeps a live message that arrived while the newest pages are not loaded. */
+  hold(m) {
+    this.heldLive.push(m);
+    if (this.heldLive.length > maxHeldLive) this.heldLive.shift();
+  }
+
+  /** The newest pages are here now: the held live messages the pages did not bring join the log. */
+  closeGap() {
+    this.hasNewer = false;
+    const held = this.heldLive.filter((m) => !this.byId.has(m.id)); // a page's copy is as new or newer
+    this.heldLive = [];
+    if (held.length) this.merge(held);
+  }
+
+  /** An edit or a delete of a held message (see hold). */
+  updateHeld(m, deleted) {
+    const i = this.heldLive.findIndex((x) => x.id === m.id);
+    if (i < 0) return;
+    if (deleted) this.heldLive.splice(i, 1);
+    else this.heldLive[i] = { ...this.heldLive[i], ...m };
   }
 
   /** Adds or replaces m; reports whether the log changed. */
@@ -273,7 +304,8 @@ export class Store extends EventTarget {
     this.noteLast(m.channel_id, m.id);
     this.stopTyping(m.channel_id, m.author.id);
     const l = this.logs.get(m.channel_id);
-    if (l && (l.loaded || l.loading)) l.upsert(m);
+    if (l && l.hasNewer && !l.byId.has(m.id)) l.hold(m);
+    else if (l && (l.loaded || l.loading)) l.upsert(m);
     if (this.me && m.author.id === this.me.id) this.read.set(m.channel_id, m.id);
     else if (this.me && this.mentionsMe(m)) this.read.mention(m.channel_id, m.id);
     this.emit('messages', { channelId: m.channel_id, message: m, created: true });
@@ -281,6 +313,7 @@ export class Store extends EventTarget {
 
   messageUpdate(m) {
     const l = this.logs.get(m.channel_id);
+    if (l) l.updateHeld(m, false);
     if (l && l.byId.has(m.id)) {
       l.upsert(m);
       this.emit('messages', { channelId: m.channel_id });
@@ -289,6 +322,7 @@ export class Store extends EventTarget {
 
   messageDelete(d) {
     const l = this.logs.get(d.channel_id);
+    if (l) l.updateHeld(d, true);
     if (l && l.remove(d.id)) this.emit('messages', { channelId: d.channel_id });
   }
 

@@ -2,7 +2,7 @@
 // list, the user panel. Each part is redrawn whole, and only when what it shows
 // changed. Methods of App (see mixin).
 
-import { isTextChannel, isLarge, dmHome } from './store.js';
+import { isTextChannel, isLarge, dmHome, ChannelType } from './store.js';
 import { avatar, guildInitials } from './markup.js';
 import { $, el, svg, icons, Perm } from './dom.js';
 import { toast } from './modal.js';
@@ -45,6 +45,7 @@ export class Views {
         break;
       case 'members':
         if (!d.guildId || d.guildId === this.guildId) this.queue('members');
+        if (this.groupPickerRedraw) this.groupPickerRedraw(); // members arrived for the group dialog
         break;
       case 'read':
         this.queue('sidebar');
@@ -150,6 +151,7 @@ export class Views {
     $('guild-name').textContent = g ? g.name : 'Guildhall';
     $('invite-people').hidden = !g || !this.channelId;
     $('create-channel').hidden = !g || !this.canInGuild(g.id, Perm.MANAGE_CHANNELS);
+    $('new-group').hidden = true;
     const tree = g ? this.store.channelTree(g.id) : [];
     const sig = `${g ? g.id : ''}:${this.channelId}:` + tree.map((grp) => `${grp.category ? `${grp.category.id}=${grp.category.name}` : ''}[${
       grp.channels.map((c) => `${c.id}=${c.name}:${isTextChannel(c) && this.store.isUnread(c.id)}:${this.store.read.mentionCount(c.id)}`).join(',')}]`).join('');
@@ -186,13 +188,14 @@ export class Views {
     $('guild-name').textContent = 'Direct messages';
     $('invite-people').hidden = true;
     $('create-channel').hidden = true;
+    $('new-group').hidden = false;
     const dms = s.dmOrder();
     const sig = `${dmHome}:${this.channelId}:` + dms.map((c) => `${c.id}=${s.channelLabel(c)}:${s.isUnread(c.id)}:${s.read.mentionCount(c.id)}`).join(',');
     if (!this.changed('sidebar', sig)) return;
     const list = $('channel-list');
     list.textContent = '';
     if (!dms.length) {
-      list.append(el('p', { class: 'sidebar-note', text: 'No conversations yet. Open one from a server\'s member list.' }));
+      list.append(el('p', { class: 'sidebar-note', text: 'No conversations yet. Open one from a server\'s member list, or start a group with the button above.' }));
       return;
     }
     const ul = el('ul', { 'aria-label': 'Direct messages' });
@@ -201,14 +204,19 @@ export class Views {
       const unread = !current && s.isUnread(c.id);
       const mentioned = current ? 0 : s.read.mentionCount(c.id);
       const label = s.channelLabel(c);
-      const other = (c.recipients || [])[0];
+      const group = c.type === ChannelType.GROUP_DM;
+      const other = group ? null : (c.recipients || [])[0];
+      const people = (c.recipients || []).length + 1;
       ul.append(el('li', {}, el('button', {
-        class: `channel dm${unread ? ' unread' : ''}`, type: 'button',
+        class: `channel dm${group ? ' group' : ''}${unread ? ' unread' : ''}`, type: 'button',
         'aria-current': current ? 'true' : null,
-        'aria-label': `${label}${unread ? ', unread' : ''}${mentionWords(mentioned)}`,
+        'aria-label': `${label}${group ? `, group of ${people}` : ''}${unread ? ', unread' : ''}${mentionWords(mentioned)}`,
         dataset: { channelId: c.id },
         onclick: () => this.selectChannel(c.id),
-      }, avatar(other || { id: c.id, username: label }, 'avatar tiny'), el('span', { class: 'name', text: label }), badge(mentioned))));
+      }, avatar(other || { id: c.id, username: label }, 'avatar tiny'),
+      el('span', { class: 'name', text: label }),
+      group ? el('span', { class: 'people', 'aria-hidden': 'true', text: `${people}` }) : null,
+      badge(mentioned))));
     }
     list.append(ul);
   }
