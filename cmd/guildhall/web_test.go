@@ -809,6 +809,10 @@ func TestWebConversations(t *testing.T) {
 		bob.waitFor("the message", msgRow(m.ID), 10*time.Second)
 		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](msgRow(m.ID)+`.querySelector('[aria-label="Add reaction"]').click()`))
 		alice.waitFor("the picker", `document.activeElement?.closest('.emoji-picker') !== null`, 5*time.Second)
+		// A message arriving meanwhile scrolls the list; the picker stays open.
+		next := s.post(t, bobToken, general, "meanwhile")
+		alice.waitFor("the next message", msgRow(next.ID), 10*time.Second)
+		alice.waitFor("the picker, still open", `document.activeElement?.closest('.emoji-picker') !== null`, time.Second)
 		alice.click(`.emoji-picker [aria-label="React with 👍"]`)
 		reaction := func(emoji string) string {
 			return fmt.Sprintf(`[...(%s?.querySelectorAll('.reaction') || [])].find(e => e.textContent.startsWith(%s))`, msgRow(m.ID), jsString(emoji))

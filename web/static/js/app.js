@@ -516,7 +516,9 @@ export class App {
       onNearTop: () => this.loadOlder(),
       onNearBottom: () => this.loadNewer(),
       onScroll: () => {
-        this.closePicker();
+        // New messages scroll the list too: an open picker closes only once its
+        // message is out of view.
+        if (this.pickerFor && !this.pickerInView()) this.closePicker();
         if (this.list.atBottom) this.markRead();
         this.updateJump();
       },

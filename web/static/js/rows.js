@@ -165,7 +165,16 @@ export class Rows {
     if (room < 64) picker.classList.add('below');
     row.append(picker);
     this.pickerFor = picker;
-    picker.querySelector('button').focus({ preventScroll: true }); // a scroll closes the picker
+    picker.querySelector('button').focus({ preventScroll: true }); // scrolling it out of view closes it
+  }
+
+  // pickerInView reports whether the open picker's message is still drawn and
+  // at least partly in the list's view.
+  pickerInView() {
+    const row = this.pickerFor?.closest('.msg');
+    if (!row || !row.isConnected) return false;
+    const r = row.getBoundingClientRect(), view = $('messages').getBoundingClientRect();
+    return r.bottom > view.top && r.top < view.bottom;
   }
 
   closePicker() {
