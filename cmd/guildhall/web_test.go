@@ -910,9 +910,12 @@ func TestWebConversations(t *testing.T) {
 
 	t.Run("files", func(t *testing.T) {
 		alice.t, bob.t = t, t
-		alice.click(fmt.Sprintf(`.guild-button[data-guild-id="%s"]`, g.ID))
+		// The rail is redrawn as unread marks change (the DMs just before): click
+		// the button found now, not one found a moment ago.
+		guildButton := fmt.Sprintf(`document.querySelector('.guild-button[data-guild-id="%s"]').click()`, g.ID)
+		alice.do(5*time.Second, chromedp.Evaluate[chromedp.Void](guildButton))
 		alice.waitFor("#general", fmt.Sprintf(`document.querySelector('.channel[aria-current="true"]')?.dataset.channelId === %s`, jsString(general)), 5*time.Second)
-		bob.click(fmt.Sprintf(`.guild-button[data-guild-id="%s"]`, g.ID))
+		bob.do(5*time.Second, chromedp.Evaluate[chromedp.Void](guildButton))
 		bob.waitFor("#general", fmt.Sprintf(`document.querySelector('.channel[aria-current="true"]')?.dataset.channelId === %s`, jsString(general)), 5*time.Second)
 
 		dir := t.TempDir()
