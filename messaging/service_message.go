@@ -148,6 +148,9 @@ func (s *Service) PostMessage(ctx context.Context, u guildhall.User, channelID g
 	if len(nm.Attachments) > 0 && !c.perms.Has(guildhall.PermAttachFiles) {
 		return guildhall.Message{}, guildhall.ErrMissingPerms
 	}
+	if err := s.dmReachable(ctx, u, c); err != nil {
+		return guildhall.Message{}, err
+	}
 	if strings.TrimSpace(nm.Content) == "" && len(nm.Embeds) == 0 && len(nm.Attachments) == 0 {
 		return guildhall.Message{}, guildhall.ErrEmptyMessage
 	}
@@ -584,6 +587,9 @@ func (s *Service) Typing(ctx context.Context, u guildhall.User, channelID guildh
 	}
 	if !c.perms.Has(guildhall.PermSendMessages) {
 		return guildhall.ErrMissingPerms
+	}
+	if err := s.dmReachable(ctx, u, c); err != nil {
+		return err
 	}
 	now := s.now()
 	if !s.typing.allow(u.ID, c.ID, now) {
