@@ -115,6 +115,9 @@ func (s *Service) AddReaction(ctx context.Context, u guildhall.User, channelID, 
 	if err != nil {
 		return err
 	}
+	if err := s.dmReachable(ctx, u, c); err != nil {
+		return err
+	}
 	r, exists := findReaction(m, emoji)
 	switch {
 	case c.guild != nil && c.guild.TimedOut:

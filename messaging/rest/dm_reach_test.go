@@ -9,7 +9,7 @@ import (
 
 // A DM opens only between users who share a guild (50007 otherwise); the same
 // rule must hold for what goes through it after, as on Discord. Otherwise a
-// member who opened a DM keeps messaging (and typing at) someone who has
+// member who opened a DM keeps messaging (typing at, reacting to) someone who has
 // since banned them from the only guild they shared: the ban, the one tool a
 // victim's moderators have, would not stop the harassment.
 func TestDMNeedsASharedGuildToSend(t *testing.T) {
@@ -32,6 +32,7 @@ func TestDMNeedsASharedGuildToSend(t *testing.T) {
 		{f.member.token, "POST", "/channels/" + dm.ID + "/messages", map[string]string{"content": "you cannot get rid of me"}},
 		{f.member.token, "POST", "/channels/" + dm.ID + "/typing", nil},
 		{f.owner.token, "POST", "/channels/" + dm.ID + "/messages", map[string]string{"content": "either way"}},
+		{f.member.token, "PUT", reactionPath(dm.ID, first.ID, "🔥") + "/@me", nil},
 	} {
 		st, raw := e.api.Do(t, c.method, c.path, c.who, c.body, nil)
 		wantError(t, st, raw, http.StatusForbidden, 50007)
