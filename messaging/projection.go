@@ -219,8 +219,9 @@ func (s *Service) RunProjection(ctx context.Context) error {
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{ghnats.SubjectInGuild, mark},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
-		// Unique per process, like the revocation watcher's.
-		NamePrefix: ghnats.ProjectionWatcherPrefix + "_" + node,
+		// Unique per process, and not to be guessed from node, which the mark
+		// subject shows: see ghnats.WatcherPrefix.
+		NamePrefix: ghnats.WatcherPrefix(ghnats.ProjectionWatcherPrefix),
 	})
 	if err != nil {
 		return internal("projection: consumer", err)

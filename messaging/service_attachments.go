@@ -82,6 +82,9 @@ func (s *Service) UploadAttachment(ctx context.Context, u guildhall.User, channe
 	if !c.perms.Has(guildhall.PermSendMessages) || !c.perms.Has(guildhall.PermAttachFiles) {
 		return guildhall.Attachment{}, guildhall.ErrMissingPerms
 	}
+	if err := s.dmReachable(ctx, u, c); err != nil {
+		return guildhall.Attachment{}, err
+	}
 	id := s.ids.Next()
 	var secret [16]byte
 	if _, err := rand.Read(secret[:]); err != nil {

@@ -59,11 +59,11 @@ func (s *Service) dmAccess(ctx context.Context, u guildhall.User, channelID guil
 func (s *Service) sharesGuild(ctx context.Context, a, b guildhall.Snowflake) (bool, error) {
 	ga, err := s.store.UserGuilds(ctx, a)
 	if err != nil {
-		return false, internal("user guilds", err)
+		return false, s.storeErr("user guilds", err)
 	}
 	gb, err := s.store.UserGuilds(ctx, b)
 	if err != nil {
-		return false, internal("user guilds", err)
+		return false, s.storeErr("user guilds", err)
 	}
 	for _, g := range ga {
 		if _, found := slices.BinarySearch(gb, g); found {
@@ -71,6 +71,34 @@ func (s *Service) sharesGuild(ctx context.Context, a, b guildhall.Snowflake) (bo
 		}
 	}
 	return false, nil
+}
+
+// dmReachable is the same rule for what is sent in a DM (not a group DM): its
+// other participant still shares a guild with u (errCannotDM otherwise), as on
+// Discord. Without it, a ban from the only guild two users shared would not
+// stop one of them messaging the other in a DM opened before. While the store
+// is down the rule cannot be read and DMs go on (as they otherwise do, from
+// the projection): refusing every DM for an outage would hurt more.
+func (s *Service) dmReachable(ctx context.Context, u guildhall.User, c *conversation) error {
+	if c.dm == nil || c.dm.Type != guildhall.ChannelTypeDM {
+		return nil
+	}
+	for _, p := range c.dm.Recipients {
+		if p.ID == u.ID {
+			continue
+		}
+		ok, err := s.sharesGuild(ctx, u.ID, p.ID)
+		if isUnavailable(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errCannotDM
+		}
+	}
+	return nil
 }
 
 // OpenDM opens a DM with one recipient, or a group DM with 2 to 9 (10 people

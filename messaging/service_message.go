@@ -148,6 +148,9 @@ func (s *Service) PostMessage(ctx context.Context, u guildhall.User, channelID g
 	if len(nm.Attachments) > 0 && !c.perms.Has(guildhall.PermAttachFiles) {
 		return guildhall.Message{}, guildhall.ErrMissingPerms
 	}
+	if err := s.dmReachable(ctx, u, c); err != nil {
+		return guildhall.Message{}, err
+	}
 	if strings.TrimSpace(nm.Content) == "" && len(nm.Embeds) == 0 && len(nm.Attachments) == 0 {
 		return guildhall.Message{}, guildhall.ErrEmptyMessage
 	}
@@ -488,7 +491,21 @@ func (s *Service) EditMessageWith(ctx context.Context, u guildhall.User, channel
 	now := s.now().UTC()
 	m.EditedTimestamp = &now
 	m.Reactions = nil
-	data, err := dispatchMessage(restMessage(m), c.GuildID, c.member())
+	// Its reactions for the answer, and for a reply the message it answers as
+	// it is now: the stored reply quotes it as it was when posted, and an
+	// answered message deleted or edited since must not come back in the
+	// MESSAGE_UPDATE. While the store is down the edit goes out as it is,
+	// without its reactions.
+	page := []guildhall.Message{m}
+	if err := s.complete(ctx, c.ID, page, u.ID); err != nil {
+		if !isUnavailable(err) {
+			return guildhall.Message{}, err
+		}
+		page[0] = m
+	}
+	edited := page[0]
+	edited.Reactions = nil
+	data, err := dispatchMessage(restMessage(edited), c.GuildID, c.member())
 	if err != nil {
 		return guildhall.Message{}, internal("encode message", err)
 	}
@@ -497,12 +514,6 @@ func (s *Service) EditMessageWith(ctx context.Context, u guildhall.User, channel
 		ev.Mentions = append(ev.Mentions, x.ID)
 	}
 	if err := s.publishConversation(ctx, c, ev, s.ids.Next().String()); err != nil {
-		return guildhall.Message{}, err
-	}
-	page := []guildhall.Message{m}
-	// The edit is in the stream: while the store is down it is answered
-	// without its reactions rather than as a failure.
-	if err := s.complete(ctx, c.ID, page, u.ID); err != nil && !isUnavailable(err) {
 		return guildhall.Message{}, err
 	}
 	return restMessage(page[0]), nil
@@ -576,6 +587,9 @@ func (s *Service) Typing(ctx context.Context, u guildhall.User, channelID guildh
 	}
 	if !c.perms.Has(guildhall.PermSendMessages) {
 		return guildhall.ErrMissingPerms
+	}
+	if err := s.dmReachable(ctx, u, c); err != nil {
+		return err
 	}
 	now := s.now()
 	if !s.typing.allow(u.ID, c.ID, now) {

@@ -191,24 +191,27 @@ func (s *Service) deleteRecent(ctx context.Context, guildID guildhall.Snowflake,
 	return s.publishEvents(ctx, evs...)
 }
 
-// attachmentsOf lists the attachments of the messages ids of channel ch that
-// exist (after the read barrier), for a bulk delete to name (Event.Attachments).
-func (s *Service) attachmentsOf(ctx context.Context, ch guildhall.Channel, ids []guildhall.Snowflake) ([]guildhall.Snowflake, error) {
+// existingMessages lists those of the messages ids of channel ch that exist
+// (after the read barrier), and their attachments, for a bulk delete to name
+// (Event.Attachments). A bulk delete names only these: the store keeps a
+// delete for good, so a delete of an id no message has yet would delete the
+// message posted with it later (snowflakes can be predicted).
+func (s *Service) existingMessages(ctx context.Context, ch guildhall.Channel, ids []guildhall.Snowflake) (existing, files []guildhall.Snowflake, err error) {
 	if err := s.barrier.Wait(ctx, ch.GuildID); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var files []guildhall.Snowflake
 	for _, id := range ids {
 		m, err := s.store.Message(ctx, ch.ID, id)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, internal("message", err)
+			return nil, nil, internal("message", err)
 		}
+		existing = append(existing, id)
 		files = append(files, attachmentIDs(m)...)
 	}
-	return files, nil
+	return existing, files, nil
 }
 
 // UnbanMember lifts a ban (BAN_MEMBERS): Unknown Ban if there is none. It
@@ -330,7 +333,8 @@ func (s *Service) BulkBan(ctx context.Context, u guildhall.User, guildID guildha
 // BulkDelete deletes 2..100 messages of a channel (MANAGE_MESSAGES there), none
 // older than 14 days and none twice, through the stream: it publishes one
 // MESSAGE_DELETE_BULK, which the Writer applies as deletes. Ids of messages that
-// do not exist delete nothing.
+// do not exist (deleted, of another channel, or not posted yet) count towards
+// the 2..100 and delete nothing: the event names only the others.
 func (s *Service) BulkDelete(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake, ids []guildhall.Snowflake, reason string) error {
 	if err := checkReason(reason); err != nil {
 		return err
@@ -356,9 +360,12 @@ func (s *Service) BulkDelete(ctx context.Context, u guildhall.User, channelID gu
 			return guildhall.ErrBulkDeleteTooOld
 		}
 	}
-	files, err := s.attachmentsOf(ctx, ch, ids)
+	ids, files, err := s.existingMessages(ctx, ch, ids)
 	if err != nil {
 		return err
+	}
+	if len(ids) == 0 {
+		return nil // nothing to delete
 	}
 	ev, err := guildEvent(guildhall.EventMessageDeleteBulk, ch.GuildID, ch.ID, guildhall.MessageDeleteBulk{IDs: ids, ChannelID: ch.ID, GuildID: ch.GuildID})
 	if err != nil {

@@ -41,12 +41,25 @@ func (s *Service) ChannelPins(ctx context.Context, u guildhall.User, channelID g
 			continue
 		}
 		if len(out) == limit {
-			return out, true, nil
+			more = true
+			break
 		}
-		pm.Message = restMessage(pm.Message)
 		out = append(out, pm)
 	}
-	return out, false, nil
+	// As History shows them: with their reactions, and a reply with the
+	// message it answers as it is now (the stored reply quotes it as it was
+	// when posted: deleted or edited since, it must not come back here).
+	page := make([]guildhall.Message, len(out))
+	for i, pm := range out {
+		page[i] = pm.Message
+	}
+	if err := s.complete(ctx, ch.ID, page, u.ID); err != nil {
+		return nil, false, err
+	}
+	for i := range out {
+		out[i].Message = restMessage(page[i])
+	}
+	return out, more, nil
 }
 
 // pins reads a channel's pins after the read barrier.

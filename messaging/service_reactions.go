@@ -103,9 +103,9 @@ func findReaction(m guildhall.Message, emoji string) (guildhall.Reaction, bool) 
 }
 
 // AddReaction reacts to a message as u (READ_MESSAGE_HISTORY needed, and
-// ADD_REACTIONS to be the first with an emoji; at most 20 emojis per message)
-// and publishes MESSAGE_REACTION_ADD. Reacting again with the same emoji changes
-// nothing.
+// ADD_REACTIONS to be the first with an emoji; at most 20 emojis per message;
+// never in timeout) and publishes MESSAGE_REACTION_ADD. Reacting again with
+// the same emoji changes nothing.
 func (s *Service) AddReaction(ctx context.Context, u guildhall.User, channelID, messageID guildhall.Snowflake, emoji string) error {
 	emoji, err := validEmoji(emoji)
 	if err != nil {
@@ -115,8 +115,15 @@ func (s *Service) AddReaction(ctx context.Context, u guildhall.User, channelID, 
 	if err != nil {
 		return err
 	}
+	if err := s.dmReachable(ctx, u, c); err != nil {
+		return err
+	}
 	r, exists := findReaction(m, emoji)
 	switch {
+	case c.guild != nil && c.guild.TimedOut:
+		// ADD_REACTIONS gates only a new emoji; a member in timeout may not
+		// join an existing one either, as on Discord.
+		return guildhall.ErrMissingPerms
 	case exists && r.Me:
 		return nil
 	case !exists && !c.perms.Has(guildhall.PermAddReactions):

@@ -279,9 +279,10 @@ func (s *Service) WatchRevocations(ctx context.Context) error {
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{ghnats.SubjectRevocationsIn},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
-		// Unique per process: ordered consumers of two processes with one
-		// prefix would take each other's names.
-		NamePrefix: ghnats.RevocationWatcherPrefix + "_" + s.ids.Next().String(),
+		// Unique per process (ordered consumers of two processes with one
+		// prefix would take each other's names), and not to be guessed: see
+		// ghnats.WatcherPrefix.
+		NamePrefix: ghnats.WatcherPrefix(ghnats.RevocationWatcherPrefix),
 	})
 	if err != nil {
 		return internal("revocations: consumer", err)

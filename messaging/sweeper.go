@@ -15,9 +15,13 @@ import (
 )
 
 // MessageLookup is what the Sweeper needs of the store: one message by its
-// channel and id, ErrNotFound when there is none (never stored, or deleted).
+// channel and id, ErrNotFound when there is none (never stored, or deleted);
+// and whether its channel still exists, a guild channel (ErrNotFound once it or
+// its guild is deleted; its messages stay in the store, unreachable) or a DM.
 type MessageLookup interface {
 	Message(ctx context.Context, channelID, id guildhall.Snowflake) (guildhall.Message, error)
+	Channel(ctx context.Context, id guildhall.Snowflake) (guildhall.Channel, error)
+	PrivateChannel(ctx context.Context, id guildhall.Snowflake) (guildhall.PrivateChannel, error)
 }
 
 // SweeperConfig configures a Sweeper. JS and Store are required; every other
@@ -60,11 +64,12 @@ type SweeperConfig struct {
 }
 
 // Sweeper deletes orphaned attachment files: those whose post failed and whose
-// deletion failed with it (the api died, NATS refused), and those of deleted
-// messages the Writer gave up deleting. A file is an orphan when its metadata
-// is older than the grace period and its message (the fileMessage key, set just
-// before the message is published) is not in the store or no longer lists it,
-// or when no post ever linked it. It walks the bucket's metadata one leader read
+// deletion failed with it (the api died, NATS refused), those of deleted
+// messages the Writer gave up deleting, and those of deleted channels. A file
+// is an orphan when its metadata is older than the grace period and its message
+// (the fileMessage key, set just before the message is published) is not in the
+// store, no longer lists it, or is in a channel that no longer exists, or when
+// no post ever linked it. It walks the bucket's metadata one leader read
 // at a time from a cursor kept between passes, so it holds one file's metadata
 // at a time whatever the bucket's size, and runs beside the Writer, never in
 // its path. Several Sweepers (one per writer process) only repeat each other's
@@ -256,8 +261,30 @@ func (s *Sweeper) orphan(ctx context.Context, info jetstream.ObjectInfo, modifie
 	if err != nil {
 		return false, false, fmt.Errorf("messaging: sweeper: message %v of file %v: %w", messageID, id, err)
 	}
-	listed := slices.ContainsFunc(m.Attachments, func(a guildhall.Attachment) bool { return a.ID == id })
-	return !listed, false, nil
+	if !slices.ContainsFunc(m.Attachments, func(a guildhall.Attachment) bool { return a.ID == id }) {
+		return true, false, nil
+	}
+	// A deleted channel's messages stay in the store, out of reach: their
+	// files must not stay served to whoever kept a URL.
+	gone, err := s.channelGone(sctx, channelID)
+	if err != nil {
+		return false, false, fmt.Errorf("messaging: sweeper: channel %v of file %v: %w", channelID, id, err)
+	}
+	return gone, false, nil
+}
+
+// channelGone reports whether a channel no longer exists: neither a guild
+// channel nor a DM.
+func (s *Sweeper) channelGone(ctx context.Context, id guildhall.Snowflake) (bool, error) {
+	_, err := s.store.Channel(ctx, id)
+	if !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	_, err = s.store.PrivateChannel(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return true, nil
+	}
+	return false, err
 }
 
 // awaitWriter returns once the writer's durable consumer has acknowledged (so

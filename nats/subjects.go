@@ -1,6 +1,7 @@
 package nats
 
 import (
+	"crypto/rand"
 	"strconv"
 	"strings"
 
@@ -116,10 +117,20 @@ const (
 	// (`guildhall token revoke`): an admin subject, like SubjectAPIBot.
 	SubjectAPIRevoke = SubjectAPIAdmin + "token.revoke"
 	// RevocationWatcherPrefix names the ordered consumer each api process reads
-	// revocations with ({prefix}_{process}_{n}): long-lived ephemeral
-	// consumers that are not replays.
+	// revocations with (see WatcherPrefix): long-lived ephemeral consumers
+	// that are not replays.
 	RevocationWatcherPrefix = "revocations"
 )
+
+// WatcherPrefix is the name prefix of one api process's long-lived ordered
+// consumer of the EVENTS stream of kind (RevocationWatcherPrefix,
+// ProjectionWatcherPrefix): the kind, then 128 random bits; the ordered
+// consumer appends its serial ({kind}_{random}_{n}). A gateway may fetch from
+// and delete any consumer of the stream whose name it knows (that is how it
+// uses its replays, whose names are random too), so no other consumer's name
+// may be guessable: not from a process's node (which its mark subject shows
+// to anyone who reads the stream's info), nor from a time.
+func WatcherPrefix(kind string) string { return kind + "_" + rand.Text() }
 
 // RevocationInSubject is where the api publishes a revocation of user's tokens.
 func RevocationInSubject(user uint64) string { return subjectIn + kindRevocation + itoa(user) }
@@ -134,7 +145,7 @@ const (
 	// SubjectMarksIn filters every api process's marks.
 	SubjectMarksIn = subjectIn + kindMark + "*"
 	// ProjectionWatcherPrefix names the ordered consumer each api process
-	// reads guild events and its marks with ({prefix}_{process}_{n}).
+	// reads guild events and its marks with (see WatcherPrefix).
 	ProjectionWatcherPrefix = "projection"
 )
 
