@@ -248,6 +248,34 @@ func (c PrivateChannel) For(viewer Snowflake) PrivateChannel {
 	return c
 }
 
+// ChannelRecipientRemove is the data of CHANNEL_RECIPIENT_REMOVE: user left
+// (or was taken out of) the group DM channel_id. The other participants
+// receive it; the one who left receives CHANNEL_DELETE.
+type ChannelRecipientRemove struct {
+	ChannelID Snowflake `json:"channel_id"`
+	User      User      `json:"user"`
+}
+
+// Without is the group DM after user id left it: id is no longer a recipient,
+// and if id owned it, the first remaining recipient owns it (Discord passes a
+// group on the same way). The recipients are copied, never shared with c.
+func (c PrivateChannel) Without(id Snowflake) PrivateChannel {
+	rest := make([]User, 0, len(c.Recipients))
+	for _, u := range c.Recipients {
+		if u.ID != id {
+			rest = append(rest, u)
+		}
+	}
+	c.Recipients = rest
+	if c.OwnerID == id {
+		c.OwnerID = 0
+		if len(rest) > 0 {
+			c.OwnerID = rest[0].ID
+		}
+	}
+	return c
+}
+
 // MarshalJSON writes a message in Discord's shape: a reply whose message is
 // gone has "referenced_message": null (Discord's way of saying it was deleted;
 // the field left out means "not looked up").

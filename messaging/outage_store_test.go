@@ -282,3 +282,7 @@ func (s *outageStore) PrivateChannel(ctx context.Context, id guildhall.Snowflake
 func (s *outageStore) UserPrivateChannels(ctx context.Context, userID guildhall.Snowflake) ([]guildhall.PrivateChannel, error) {
 	return down2(s, func() ([]guildhall.PrivateChannel, error) { return s.Store.UserPrivateChannels(ctx, userID) })
 }
+
+func (s *outageStore) LeavePrivateChannel(ctx context.Context, channelID, userID guildhall.Snowflake) (guildhall.PrivateChannel, error) {
+	return down2(s, func() (guildhall.PrivateChannel, error) { return s.Store.LeavePrivateChannel(ctx, channelID, userID) })
+}

@@ -44,8 +44,18 @@ type ConversationStore interface {
 	// none with that id.
 	PrivateChannel(ctx context.Context, id guildhall.Snowflake) (guildhall.PrivateChannel, error)
 	// UserPrivateChannels lists the DM and group DM channels a user takes part
-	// in, by id ascending, at most MaxPrivateChannels of them.
+	// in, newest first (by id descending: the time each was opened), at most
+	// MaxPrivateChannels of them. Newest first is what keeps a user's new DMs
+	// listed however many old ones pile up (someone adding them to group after
+	// group).
 	UserPrivateChannels(ctx context.Context, userID guildhall.Snowflake) ([]guildhall.PrivateChannel, error)
+	// LeavePrivateChannel takes userID out of group DM channelID: out of its
+	// recipients and off the user's list. When the owner leaves, the first
+	// remaining recipient becomes the owner. The channel is returned as it is
+	// after; leaving a group one is not in changes nothing. ErrNotFound when
+	// there is no such channel; a DM (ChannelTypeDM) cannot be left (an error):
+	// its pair of users is what makes it unique.
+	LeavePrivateChannel(ctx context.Context, channelID, userID guildhall.Snowflake) (guildhall.PrivateChannel, error)
 }
 
 // Bounds of the ConversationStore queries.

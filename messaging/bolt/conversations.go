@@ -357,8 +357,15 @@ func (s *Store) UserPrivateChannels(ctx context.Context, userID guildhall.Snowfl
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		chans := tx.Bucket(bPrivateChannels)
 		prefix := u64(uint64(userID))
+		// Newest first: from the last key of the user's prefix backwards.
 		c := tx.Bucket(bUserPrivateChannels).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(out) < messaging.MaxPrivateChannels; k, _ = c.Next() {
+		k, _ := c.Seek(u64(uint64(userID) + 1))
+		if k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix) && len(out) < messaging.MaxPrivateChannels; k, _ = c.Prev() {
 			var ch guildhall.PrivateChannel
 			data := chans.Get(k[8:16])
 			if data == nil {
@@ -372,4 +379,31 @@ func (s *Store) UserPrivateChannels(ctx context.Context, userID guildhall.Snowfl
 		return nil
 	})
 	return out, err
+}
+
+func (s *Store) LeavePrivateChannel(ctx context.Context, channelID, userID guildhall.Snowflake) (guildhall.PrivateChannel, error) {
+	var out guildhall.PrivateChannel
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		chans := tx.Bucket(bPrivateChannels)
+		var ch guildhall.PrivateChannel
+		if err := getJSON(chans, u64(uint64(channelID)), &ch, "private channel "+channelID.String()); err != nil {
+			return err
+		}
+		if ch.Type != guildhall.ChannelTypeGroupDM {
+			return fmt.Errorf("leave private channel %v: not a group DM", channelID)
+		}
+		out = ch
+		if !ch.Has(userID) {
+			return nil
+		}
+		out = ch.Without(userID)
+		if err := tx.Bucket(bUserPrivateChannels).Delete(key2(userID, channelID)); err != nil {
+			return err
+		}
+		return putJSON(chans, u64(uint64(channelID)), out)
+	})
+	if err != nil {
+		return guildhall.PrivateChannel{}, err
+	}
+	return out, nil
 }

@@ -9,6 +9,12 @@ package cql
 //	user_private_channels  (user_id, channel_id)
 //	dm_pairs               ((low, high)) -> channel_id         (LWT on creation)
 //
+// A user's list is read newest first, channel_id DESC (a reversed read of the
+// partition). Leaving a group DM rewrites its row with compare-and-set (an LWT
+// on data: two people leaving at once must both end up out), then deletes the
+// leaver's index row; a leave that died between the two is completed by the
+// next attempt.
+//
 // Reactions live in the partition of their message (the same (channel, 10-day
 // bucket)), so one page of history needs one reaction read per bucket it spans.
 // Like messages, they are versioned by write timestamps: an add is an INSERT USING
@@ -315,7 +321,7 @@ func (s *Store) PrivateChannel(ctx context.Context, id guildhall.Snowflake) (gui
 }
 
 func (s *Store) UserPrivateChannels(ctx context.Context, userID guildhall.Snowflake) ([]guildhall.PrivateChannel, error) {
-	iter := s.query(ctx, `SELECT channel_id FROM {ks}.user_private_channels WHERE user_id = ? LIMIT ?`,
+	iter := s.query(ctx, `SELECT channel_id FROM {ks}.user_private_channels WHERE user_id = ? ORDER BY channel_id DESC LIMIT ?`,
 		cqlID(userID), messaging.MaxPrivateChannels).PageSize(1000).Iter()
 	var ids []guildhall.Snowflake
 	var c int64
@@ -350,4 +356,49 @@ func (s *Store) UserPrivateChannels(ctx context.Context, userID guildhall.Snowfl
 		}
 	}
 	return kept, nil
+}
+
+// leaveAttempts bounds the compare-and-set retries of a leave: each failed one
+// means another leave (or a creation) changed the row in between.
+const leaveAttempts = 16
+
+func (s *Store) LeavePrivateChannel(ctx context.Context, channelID, userID guildhall.Snowflake) (guildhall.PrivateChannel, error) {
+	// A stale read costs one failed compare-and-set, which answers the row as it is.
+	var data []byte
+	if err := s.query(ctx, `SELECT data FROM {ks}.private_channels WHERE id = ?`, cqlID(channelID)).Scan(&data); err != nil {
+		return guildhall.PrivateChannel{}, cqlNotFound(err, "private channel %v", channelID)
+	}
+	for range leaveAttempts {
+		var ch guildhall.PrivateChannel
+		if err := json.Unmarshal(data, &ch); err != nil {
+			return ch, fmt.Errorf("private channel %v: %w", channelID, err)
+		}
+		if ch.Type != guildhall.ChannelTypeGroupDM {
+			return guildhall.PrivateChannel{}, fmt.Errorf("leave private channel %v: not a group DM", channelID)
+		}
+		out := ch
+		if ch.Has(userID) {
+			out = ch.Without(userID)
+			next, err := json.Marshal(out)
+			if err != nil {
+				return guildhall.PrivateChannel{}, err
+			}
+			var current []byte
+			applied, err := s.query(ctx, `UPDATE {ks}.private_channels SET data = ? WHERE id = ? IF data = ?`,
+				next, cqlID(channelID), data).ScanCAS(&current)
+			if err != nil {
+				return guildhall.PrivateChannel{}, fmt.Errorf("leave private channel %v: %w", channelID, err)
+			}
+			if !applied {
+				data = current
+				continue
+			}
+		}
+		if err := s.write(ctx, `DELETE FROM {ks}.user_private_channels WHERE user_id = ? AND channel_id = ?`,
+			cqlID(userID), cqlID(channelID)); err != nil {
+			return guildhall.PrivateChannel{}, fmt.Errorf("leave private channel %v: %w", channelID, err)
+		}
+		return out, nil
+	}
+	return guildhall.PrivateChannel{}, fmt.Errorf("leave private channel %v: row contended", channelID)
 }

@@ -32,6 +32,8 @@ var conversationTests = []struct {
 	{"LastMessageIDs", testLastMessageIDs},
 	{"ReadStates", testReadStates},
 	{"PrivateChannels", testPrivateChannels},
+	{"PrivateChannelsNewestFirst", testPrivateChannelsNewestFirst},
+	{"LeavePrivateChannel", testLeavePrivateChannel},
 }
 
 // testMessageRoundTrip: what a message carries beyond text comes back as it
@@ -481,7 +483,7 @@ func testPrivateChannels(t *testing.T, e *env) {
 		}
 		return ids
 	}
-	if got, want := list(alice), []guildhall.Snowflake{dm.ID, group.ID}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := list(alice), []guildhall.Snowflake{group.ID, dm.ID}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("UserPrivateChannels(alice) = %v; want %v", got, want)
 	}
 	if got, want := list(carol), []guildhall.Snowflake{group.ID}; fmt.Sprint(got) != fmt.Sprint(want) {
@@ -490,5 +492,118 @@ func testPrivateChannels(t *testing.T, e *env) {
 	_, err = e.s.PrivateChannel(e.ctx, e.id())
 	if !errors.Is(err, messaging.ErrNotFound) {
 		t.Errorf("PrivateChannel(unknown) err = %v; want ErrNotFound", err)
+	}
+}
+
+// privateChannelIDs lists a user's private channels by id, in the store's order.
+func privateChannelIDs(t *testing.T, e *env, userID guildhall.Snowflake) []guildhall.Snowflake {
+	t.Helper()
+	chs, err := e.s.UserPrivateChannels(e.ctx, userID)
+	check(t, err, "UserPrivateChannels(%v)", userID)
+	ids := make([]guildhall.Snowflake, 0, len(chs))
+	for _, c := range chs {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+// testPrivateChannelsNewestFirst: a user in more than MaxPrivateChannels
+// channels is listed the newest ones, newest first; the oldest drop off, never
+// a new one (what someone who adds a user to group after group would want).
+func testPrivateChannelsNewestFirst(t *testing.T, e *env) {
+	victim := guildhall.User{ID: e.id(), Username: "victim", Discriminator: "0"}
+	flooder := guildhall.User{ID: e.id(), Username: "flooder", Discriminator: "0"}
+	neighbour := guildhall.User{ID: e.id(), Username: "neighbour", Discriminator: "0"} // listed around the victim's key range
+	_, _, err := e.s.CreatePrivateChannel(e.ctx, guildhall.PrivateChannel{ID: e.id(), Type: guildhall.ChannelTypeGroupDM,
+		Recipients: []guildhall.User{neighbour, flooder}, OwnerID: flooder.ID})
+	check(t, err, "CreatePrivateChannel(neighbour's)")
+	var ids []guildhall.Snowflake
+	for range messaging.MaxPrivateChannels + 1 {
+		ch := guildhall.PrivateChannel{ID: e.id(), Type: guildhall.ChannelTypeGroupDM, Recipients: []guildhall.User{flooder, victim}, OwnerID: flooder.ID}
+		_, _, err := e.s.CreatePrivateChannel(e.ctx, ch)
+		check(t, err, "CreatePrivateChannel(group %d)", len(ids))
+		ids = append(ids, ch.ID)
+	}
+	real := guildhall.PrivateChannel{ID: e.id(), Type: guildhall.ChannelTypeDM, Recipients: []guildhall.User{victim, neighbour}}
+	_, _, err = e.s.CreatePrivateChannel(e.ctx, real)
+	check(t, err, "CreatePrivateChannel(the victim's real DM)")
+	ids = append(ids, real.ID)
+	slices.Reverse(ids)
+	want := ids[:messaging.MaxPrivateChannels]
+	got := privateChannelIDs(t, e, victim.ID)
+	if len(got) != len(want) || got[0] != real.ID || !slices.Equal(got, want) {
+		t.Fatalf("UserPrivateChannels(victim): %d channels, first %v; want the newest %d, first %v (the real DM), by id descending",
+			len(got), got[:min(1, len(got))], len(want), real.ID)
+	}
+	if got := privateChannelIDs(t, e, neighbour.ID); len(got) != 2 || got[0] != real.ID {
+		t.Errorf("UserPrivateChannels(neighbour) = %v; want the real DM, then the neighbour's group", got)
+	}
+}
+
+// testLeavePrivateChannel: a leaver is out of the group and off their own
+// list, the others keep it, the owner's leave passes the group on, leaves at
+// once all count, and DMs cannot be left.
+func testLeavePrivateChannel(t *testing.T, e *env) {
+	alice := guildhall.User{ID: e.id(), Username: "alice", Discriminator: "0"}
+	bob := guildhall.User{ID: e.id(), Username: "bob", Discriminator: "0"}
+	carol := guildhall.User{ID: e.id(), Username: "carol", Discriminator: "0"}
+	dave := guildhall.User{ID: e.id(), Username: "dave", Discriminator: "0"}
+	name := "four"
+	group := guildhall.PrivateChannel{ID: e.id(), Type: guildhall.ChannelTypeGroupDM, Name: &name,
+		Recipients: []guildhall.User{alice, bob, carol, dave}, OwnerID: alice.ID}
+	_, _, err := e.s.CreatePrivateChannel(e.ctx, group)
+	check(t, err, "CreatePrivateChannel(group)")
+
+	after, err := e.s.LeavePrivateChannel(e.ctx, group.ID, alice.ID)
+	check(t, err, "LeavePrivateChannel(alice)")
+	if after.Has(alice.ID) || len(after.Recipients) != 3 || after.OwnerID != bob.ID {
+		t.Errorf("LeavePrivateChannel(owner alice) = %d recipients, owner %v, has alice %v; want 3, owner bob %v, no alice",
+			len(after.Recipients), after.OwnerID, after.Has(alice.ID), bob.ID)
+	}
+	stored, err := e.s.PrivateChannel(e.ctx, group.ID)
+	check(t, err, "PrivateChannel(group)")
+	if stored.Has(alice.ID) || stored.OwnerID != bob.ID || stored.Name == nil || *stored.Name != name || len(stored.Recipients) != 3 {
+		t.Errorf("PrivateChannel(group) after alice left = %+v", stored)
+	}
+	if got := privateChannelIDs(t, e, alice.ID); len(got) != 0 {
+		t.Errorf("UserPrivateChannels(alice) after leaving = %v; want none", got)
+	}
+	if got := privateChannelIDs(t, e, bob.ID); !slices.Equal(got, []guildhall.Snowflake{group.ID}) {
+		t.Errorf("UserPrivateChannels(bob) = %v; want [%v]", got, group.ID)
+	}
+	again, err := e.s.LeavePrivateChannel(e.ctx, group.ID, alice.ID)
+	check(t, err, "LeavePrivateChannel(alice again)")
+	if len(again.Recipients) != 3 || again.OwnerID != bob.ID {
+		t.Errorf("LeavePrivateChannel(alice again) = %+v; want it unchanged", again)
+	}
+
+	// Two leaves at once: neither undoes the other.
+	errs := make(chan error, 2)
+	for _, u := range []guildhall.User{carol, dave} {
+		go func() {
+			_, err := e.s.LeavePrivateChannel(e.ctx, group.ID, u.ID)
+			errs <- err
+		}()
+	}
+	for range 2 {
+		check(t, <-errs, "LeavePrivateChannel(carol or dave)")
+	}
+	stored, err = e.s.PrivateChannel(e.ctx, group.ID)
+	check(t, err, "PrivateChannel(group)")
+	if len(stored.Recipients) != 1 || !stored.Has(bob.ID) {
+		t.Errorf("PrivateChannel(group) after carol and dave left at once = %v; want bob alone", stored.Recipients)
+	}
+
+	dm := guildhall.PrivateChannel{ID: e.id(), Type: guildhall.ChannelTypeDM, Recipients: []guildhall.User{alice, bob}}
+	_, _, err = e.s.CreatePrivateChannel(e.ctx, dm)
+	check(t, err, "CreatePrivateChannel(DM)")
+	if _, err := e.s.LeavePrivateChannel(e.ctx, dm.ID, alice.ID); err == nil {
+		t.Errorf("LeavePrivateChannel(a DM) = nil error; want refused")
+	}
+	if d, err := e.s.PrivateChannel(e.ctx, dm.ID); err != nil || !d.Has(alice.ID) {
+		t.Errorf("PrivateChannel(DM) after a refused leave = %v, %v; want alice still in it", d.Recipients, err)
+	}
+	if _, err := e.s.LeavePrivateChannel(e.ctx, e.id(), alice.ID); !errors.Is(err, messaging.ErrNotFound) {
+		t.Errorf("LeavePrivateChannel(unknown) err = %v; want ErrNotFound", err)
 	}
 }
