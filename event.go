@@ -30,6 +30,7 @@ const (
 	EventMessageReactionRemoveAll   = "MESSAGE_REACTION_REMOVE_ALL"
 	EventMessageReactionRemoveEmoji = "MESSAGE_REACTION_REMOVE_EMOJI"
 	EventMessageAck                 = "MESSAGE_ACK"
+	EventChannelRecipientRemove     = "CHANNEL_RECIPIENT_REMOVE"
 )
 
 // EventGuildJoin is no dispatch of Discord's but a user event of Guildhall's: the

@@ -7,11 +7,13 @@ import (
 	guildhall "github.com/guildhall/guildhall"
 )
 
-// DM channels. A DM's participants are fixed when it is opened (no route adds
-// or removes a recipient, and a DM is never deleted), so what the store says
-// of a DM stays true: the api keeps the DMs it has read, and a post, an edit,
-// a reaction or typing in one of them needs no store read after the first,
-// and goes on during a store outage. Only found DMs are kept: a DM opened on
+// DM channels. The two people of a DM are fixed when it is opened (a DM
+// cannot be left, nor deleted), so what the store says of a DM stays true:
+// the api keeps the DMs it has read, and a post, an edit, a reaction or typing
+// in one of them needs no store read after the first, and goes on during a
+// store outage. Group DMs are not kept: someone may leave one through any api
+// process, and a kept copy elsewhere would let them go on reading and posting;
+// each use of a group DM reads it from the store. Only found DMs are kept: a DM opened on
 // another api process after this one was asked about its id is then read from
 // the store (which has it before its CHANNEL_CREATE is published), never
 // answered "unknown" from memory. Unlike guilds, DMs need no events: their

@@ -2,6 +2,7 @@ package messaging_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -273,4 +274,72 @@ func waitFor(t *testing.T, ok func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestGroupDMLeaveAcrossProcesses: a group DM read by api b (which then has
+// every reason to keep it) is left through api a; from then on b refuses the
+// leaver's posts, reads and typing, and posts through b reach only those who
+// stayed. A DM between two people cannot be left.
+func TestGroupDMLeaveAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	r := projPair(t, 500*time.Millisecond)
+	a, b := r.apis[0], r.apis[1]
+	ctx := context.Background()
+	owner, alice, bob, carol := registerUser(t, a, "owner"), registerUser(t, a, "alice"), registerUser(t, a, "bob"), registerUser(t, a, "carol")
+	r.guildWith(owner, alice, bob, carol)
+	group, err := a.OpenDM(ctx, alice, []guildhall.Snowflake{bob.ID, carol.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPost(t, b, bob, group.ID, "hi both, through b")
+	mustPost(t, b, alice, group.ID, "hi, through b")
+
+	left, err := a.LeaveGroupDM(ctx, alice, group.ID)
+	if err != nil {
+		t.Fatalf("alice leaves the group through a: %v", err)
+	}
+	if left.ID != group.ID || left.Has(alice.ID) || len(left.Recipients) != 2 {
+		t.Errorf("LeaveGroupDM = %+v; want the group as alice saw it (bob and carol)", left)
+	}
+	_, err = post(b, alice, group.ID, "still here?")
+	wantCode(t, "alice posts in the group she left, through b", err, 403, 50001)
+	_, err = b.History(ctx, alice, group.ID, messaging.HistoryQuery{Limit: 10})
+	wantCode(t, "alice reads the group she left, through b", err, 403, 50001)
+	err = b.Typing(ctx, alice, group.ID)
+	wantCode(t, "alice types in the group she left, through b", err, 403, 50001)
+	_, err = b.LeaveGroupDM(ctx, alice, group.ID)
+	wantCode(t, "alice leaves again through b", err, 403, 50001)
+	_, err = b.LeaveGroupDM(ctx, owner, group.ID)
+	wantCode(t, "the owner, never in the group, leaves it", err, 403, 50001)
+
+	after := mustPost(t, b, bob, group.ID, "just us now")
+	g, err := b.PrivateChannel(ctx, carol, group.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Has(alice.ID) || !g.Has(bob.ID) || g.OwnerID != bob.ID {
+		t.Errorf("the group as carol sees it through b = %+v; want bob, no alice, owned by bob (the first who stayed)", g)
+	}
+	for _, u := range []guildhall.User{alice, bob, carol} {
+		dms, err := a.PrivateChannels(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed := slices.ContainsFunc(dms, func(c guildhall.PrivateChannel) bool { return c.ID == group.ID })
+		if listed != (u.ID != alice.ID) {
+			t.Errorf("%s's DM list has the group: %v; want %v", u.Username, listed, u.ID != alice.ID)
+		}
+	}
+	waitFor(t, func() bool {
+		page, err := a.History(ctx, carol, group.ID, messaging.HistoryQuery{Limit: 10})
+		return err == nil && len(page) == 3 && page[0].ID == after.ID
+	})
+
+	dm, err := a.OpenDM(ctx, alice, []guildhall.Snowflake{bob.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.LeaveGroupDM(ctx, alice, dm.ID)
+	wantCode(t, "alice leaves a DM between two", err, 403, 50003)
+	mustPost(t, b, bob, dm.ID, "the DM goes on")
 }

@@ -53,6 +53,11 @@ type Config struct {
 	// Logins throttles password guessing across api processes; see
 	// LoginLimits for its zero value.
 	Logins LoginLimits
+	// GroupDMsPerHour bounds how many group DMs one user may create in an hour,
+	// across api processes (more answer 429 with retry_after), so nobody can
+	// bury someone's DM list under groups. Zero value means
+	// DefaultGroupDMsPerHour (20); a negative value means no bound.
+	GroupDMsPerHour int
 	// BcryptCost is the bcrypt cost of password hashes. Zero value means 10. Tests
 	// may lower it to bcrypt.MinCost (4).
 	BcryptCost int
@@ -114,6 +119,8 @@ type Service struct {
 	// state is the api-only bucket: login throttles and count-cap locks.
 	state  jetstream.KeyValue
 	logins *loginThrottle
+	// groupDMs bounds group DM creation per creator (groupdm_limit.go).
+	groupDMs *groupDMBudget
 
 	// proj authorizes from memory when it can (projection.go); health
 	// remembers a store found unreachable (store_health.go).
@@ -183,6 +190,11 @@ func NewService(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("messaging: bucket %s: %w", ghnats.BucketAPIState, err)
 	}
 	s.logins = &loginThrottle{kv: s.state, limits: cfg.Logins.withDefaults(), now: s.now}
+	perHour := cfg.GroupDMsPerHour
+	if perHour == 0 {
+		perHour = DefaultGroupDMsPerHour
+	}
+	s.groupDMs = &groupDMBudget{kv: s.state, perHour: perHour, now: s.now, log: s.log}
 	s.slowmode = &slowmode{js: cfg.JS, log: s.log}
 	s.proj = newProjection(cfg.Projection, s)
 	if s.barrier == nil {

@@ -32,8 +32,9 @@ var errCannotDM = &guildhall.Error{Status: 403, Code: 50007, Message: "Cannot se
 
 // dmAccess is the access layer's rule for DMs: the channel exists
 // (ErrUnknownChannel otherwise) and the user takes part in it (ErrMissingAccess
-// otherwise). A DM read once is kept (projection_dms.go); the store is asked
-// only for the others (503 while it is down).
+// otherwise). A DM (two people) read once is kept (projection_dms.go); group
+// DMs, whose participants change when one leaves, and DMs not kept are read
+// from the store (503 while it is down).
 func (s *Service) dmAccess(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) (*guildhall.PrivateChannel, error) {
 	dm, ok := s.proj.dms.get(channelID)
 	if !ok {
@@ -45,7 +46,9 @@ func (s *Service) dmAccess(ctx context.Context, u guildhall.User, channelID guil
 			return nil, s.storeErr("private channel", err)
 		}
 		dm = &read
-		s.proj.dms.put(dm)
+		if dm.Type == guildhall.ChannelTypeDM {
+			s.proj.dms.put(dm)
+		}
 	}
 	if !dm.Has(u.ID) {
 		return nil, guildhall.ErrMissingAccess
@@ -142,6 +145,11 @@ func (s *Service) OpenDM(ctx context.Context, u guildhall.User, recipients []gui
 	ch := guildhall.PrivateChannel{ID: s.ids.Next(), Type: guildhall.ChannelTypeDM, Recipients: users}
 	if len(ids) > 1 { // repeats and oneself do not make a group
 		ch.Type, ch.OwnerID = guildhall.ChannelTypeGroupDM, u.ID
+		// Counted before it is made: a creation that then fails has spent its
+		// place, which errs on the side of the people being added.
+		if err := s.groupDMs.take(ctx, u.ID); err != nil {
+			return guildhall.PrivateChannel{}, err
+		}
 	}
 	ch, created, err := s.store.CreatePrivateChannel(ctx, ch)
 	if err != nil {
@@ -170,12 +178,16 @@ func (s *Service) OpenDM(ctx context.Context, u guildhall.User, recipients []gui
 
 // PrivateChannels lists the DM and group DM channels u takes part in, as u sees
 // them, with their last message ids (READY's private_channels, GET
-// /users/@me/channels).
+// /users/@me/channels): the newest MaxPrivateChannels, newest first (by when
+// each was opened, its id; the store keeps no per-user order by activity).
 func (s *Service) PrivateChannels(ctx context.Context, u guildhall.User) ([]guildhall.PrivateChannel, error) {
 	chs, err := s.store.UserPrivateChannels(ctx, u.ID)
 	if err != nil {
 		return nil, internal("private channels", err)
 	}
+	// A leave that died between the channel and the list (CQL) leaves the
+	// list pointing at a group u is no longer in: not shown.
+	chs = slices.DeleteFunc(chs, func(c guildhall.PrivateChannel) bool { return !c.Has(u.ID) })
 	ptrs := make([]*guildhall.PrivateChannel, len(chs))
 	for i := range chs {
 		ptrs[i] = &chs[i]
@@ -187,6 +199,63 @@ func (s *Service) PrivateChannels(ctx context.Context, u guildhall.User) ([]guil
 		chs[i] = chs[i].For(u.ID)
 	}
 	return chs, nil
+}
+
+// errCannotLeaveDM refuses DELETE on a DM between two people: Discord closes
+// those (hides them from the list until the next message), which Guildhall
+// does not do yet; they cannot be left.
+var errCannotLeaveDM = &guildhall.Error{Status: 403, Code: 50003, Message: "Cannot execute action on a DM channel"}
+
+// LeaveGroupDM takes u out of group DM channelID (Discord's DELETE
+// /channels/{id} on a group DM) and returns the channel as u saw it. u can no
+// longer read it nor post in it, it leaves u's list, u's sessions receive
+// CHANNEL_DELETE, the others CHANNEL_RECIPIENT_REMOVE (and CHANNEL_UPDATE when
+// u owned it: the group passes to the first remaining recipient). A DM
+// between two people cannot be left (errCannotLeaveDM).
+func (s *Service) LeaveGroupDM(ctx context.Context, u guildhall.User, channelID guildhall.Snowflake) (guildhall.PrivateChannel, error) {
+	dm, err := s.dmAccess(ctx, u, channelID)
+	if err != nil {
+		return guildhall.PrivateChannel{}, err
+	}
+	if dm.Type != guildhall.ChannelTypeGroupDM {
+		return guildhall.PrivateChannel{}, errCannotLeaveDM
+	}
+	after, err := s.store.LeavePrivateChannel(ctx, channelID, u.ID)
+	if errors.Is(err, ErrNotFound) {
+		return guildhall.PrivateChannel{}, guildhall.ErrUnknownChannel
+	}
+	if err != nil {
+		return guildhall.PrivateChannel{}, s.storeErr("leave private channel", err)
+	}
+	if err := s.fillLastMessageIDs(ctx, []*guildhall.PrivateChannel{dm}); err != nil {
+		return guildhall.PrivateChannel{}, err
+	}
+	seen := dm.For(u.ID)
+	evs := make([]guildhall.Event, 0, 1+2*len(after.Recipients))
+	data, err := json.Marshal(seen)
+	if err != nil {
+		return guildhall.PrivateChannel{}, internal("encode channel", err)
+	}
+	evs = append(evs, guildhall.Event{Type: guildhall.EventChannelDelete, ChannelID: channelID, UserID: u.ID, Data: data})
+	removed, err := json.Marshal(guildhall.ChannelRecipientRemove{ChannelID: channelID, User: u})
+	if err != nil {
+		return guildhall.PrivateChannel{}, internal("encode recipient", err)
+	}
+	for _, p := range after.Recipients {
+		evs = append(evs, guildhall.Event{Type: guildhall.EventChannelRecipientRemove, ChannelID: channelID, UserID: p.ID, Data: removed})
+		if after.OwnerID != dm.OwnerID {
+			after.LastMessageID = dm.LastMessageID
+			upd, err := json.Marshal(after.For(p.ID))
+			if err != nil {
+				return guildhall.PrivateChannel{}, internal("encode channel", err)
+			}
+			evs = append(evs, guildhall.Event{Type: guildhall.EventChannelUpdate, ChannelID: channelID, UserID: p.ID, Data: upd})
+		}
+	}
+	if err := s.publishInOrder(ctx, evs...); err != nil {
+		return guildhall.PrivateChannel{}, err
+	}
+	return seen, nil
 }
 
 // PrivateChannel returns a DM channel u takes part in, as u sees it.

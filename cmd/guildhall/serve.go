@@ -55,6 +55,7 @@ type serveFlags struct {
 	http                                              httpTimeouts
 	metricsAddr                                       string
 	tokenCacheTTL                                     time.Duration
+	groupDMsPerHour                                   int
 	gatewayLimits                                     gatewayLimitFlags
 }
 
@@ -114,6 +115,7 @@ func serveFlagSet(f *serveFlags) *flag.FlagSet {
 	fs.DurationVar(&f.heartbeat, "heartbeat-interval", 41250*time.Millisecond, "gateway: the heartbeat interval HELLO asks clients for (Discord's 41.25 s); a connection silent for it plus 10 s is closed")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "serve GET /metrics on this address only (not on --addr); empty serves it on --addr")
+	fs.IntVar(&f.groupDMsPerHour, "group-dms-per-hour", messaging.DefaultGroupDMsPerHour, "group DMs one user may create per hour, across api processes (more answer 429), so nobody can bury someone's DM list under groups; negative: no bound")
 	fs.DurationVar(&f.tokenCacheTTL, "token-cache-ttl", time.Minute, "how long the api believes a cached token without asking the store: bounds how long a revoked token works on an api process that missed the revocation")
 	fs.DurationVar(&f.gatewayLimits.identifyTimeout, "gateway-identify-timeout", 20*time.Second, "a connection without IDENTIFY or RESUME this long after HELLO is closed with 4009 (heartbeats do not count); negative: never")
 	fs.IntVar(&f.gatewayLimits.payloadLimit, "gateway-payload-limit", 120, "client payloads per connection per 60 s, heartbeats included (Discord's 120); one more closes with 4008; negative: no limit")
@@ -357,6 +359,7 @@ func run(ctx context.Context, f serveFlags, log *slog.Logger, listening chan<- s
 			Store: store, Conn: nc, JS: js, Barrier: barrier, Metrics: metrics, Logger: log,
 			IDs:        guildhall.NewSnowflakeGeneratorForNode(lease.Node),
 			BcryptCost: f.bcryptCost, TokenCacheTTL: f.tokenCacheTTL, Beacon: beacon,
+			GroupDMsPerHour: f.groupDMsPerHour,
 		})
 		if err != nil {
 			return err

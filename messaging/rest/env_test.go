@@ -54,6 +54,7 @@ type envOptions struct {
 	noWriter bool
 	logins   messaging.LoginLimits
 	now      func() time.Time // the service's clock; zero means time.Now
+	groupDMs int              // messaging.Config.GroupDMsPerHour
 }
 
 type restConfig = rest.Config
@@ -91,6 +92,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	e.svc, err = messaging.NewService(ctx, messaging.Config{
 		Store: store, Conn: nc, JS: js, IDs: guildhall.NewSnowflakeGeneratorForNode(1),
 		Barrier: barrier, Metrics: e.metrics, Logger: e.log, BcryptCost: bcrypt.MinCost, Logins: o.logins, Now: o.now,
+		GroupDMsPerHour: o.groupDMs,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -424,6 +424,11 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		writeThrottled(w, lt.RetryAfter)
 		return
 	}
+	var rl *messaging.RateLimitedError
+	if errors.As(err, &rl) {
+		writeThrottled(w, rl.RetryAfter)
+		return
+	}
 	var ge *guildhall.Error
 	if !errors.As(err, &ge) {
 		if r.Context().Err() != nil {

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"net/http"
 	"net/url"
@@ -544,10 +545,16 @@ func (h *handler) modifyChannel(r *http.Request, u guildhall.User) (int, any, er
 
 func (h *handler) deleteChannel(r *http.Request, u guildhall.User) (int, any, error) {
 	p := newParams(r)
-	if id, reason := p.channel(), p.reason(); p.err == nil {
-		return ok(h.svc.DeleteChannel(r.Context(), u, id, reason))
+	id, reason := p.channel(), p.reason()
+	if p.err != nil {
+		return 0, nil, p.err
 	}
-	return 0, nil, p.err
+	ch, err := h.svc.DeleteChannel(r.Context(), u, id, reason)
+	if errors.Is(err, guildhall.ErrUnknownChannel) {
+		// Not a guild channel: on a group DM, DELETE is leaving it (Discord's).
+		return ok(h.svc.LeaveGroupDM(r.Context(), u, id))
+	}
+	return ok(ch, err)
 }
 
 func (h *handler) editOverwrite(r *http.Request, u guildhall.User) (int, any, error) {
