@@ -121,8 +121,7 @@ func TestGroupDMLeaveLive(t *testing.T) {
 
 	// A new session of the leaver: READY does not list the group.
 	again := testenv.DialGateway(t, s.gatewayURL())
-	again.Identify(f.memberToken)
-	ready := again.WaitFor(t, "READY", 5*time.Second)
+	ready := again.Identify(f.memberToken) // waits for READY
 	var r struct {
 		PrivateChannels []struct {
 			ID string `json:"id"`
