@@ -116,7 +116,8 @@ type Service struct {
 	slowmode *slowmode
 	files    *Files
 	beacon   *GuildBeacon
-	// state is the api-only bucket: login throttles and count-cap locks.
+	// state is the api-only bucket: login throttles, count-cap locks and
+	// group DM counts.
 	state  jetstream.KeyValue
 	logins *loginThrottle
 	// groupDMs bounds group DM creation per creator (groupdm_limit.go).

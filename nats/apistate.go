@@ -9,7 +9,8 @@ import (
 // BucketAPIState holds what api processes share and no other role may touch:
 // login throttles (per account, per client address) and the short locks that
 // make count caps atomic across api processes (guilds per user, channels and
-// invites per guild). Keys carry their own TTL; the bucket's TTL is a backstop.
+// invites per guild), and each user's count of group DMs created this hour.
+// Keys carry their own TTL; the bucket's TTL is a backstop.
 const BucketAPIState = "gh_api_state"
 
 func (t Topology) apiStateBucket() jetstream.KeyValueConfig {
