@@ -418,6 +418,20 @@ func TestWebUnreadUploadsGroups(t *testing.T) {
 		namedControls(t, carol)
 		carol.key(kb.Escape)
 		carol.waitFor("the dialog closed", `!document.querySelector('.modal')`, 5*time.Second)
+
+		// Carol leaves the group: it is gone from her list, and the others see a
+		// group of two without a reload (CHANNEL_RECIPIENT_REMOVE).
+		carol.do(5*time.Second, chromedp.Evaluate[chromedp.Void](`document.getElementById('scrim').hidden || document.getElementById('scrim').click()`))
+		carol.waitFor("the leave button", `document.getElementById('channel-name').classList.contains('group') && !document.getElementById('leave-group').hidden`, 5*time.Second)
+		carol.click("#leave-group")
+		carol.waitFor("the confirmation", `document.querySelector('.modal .danger')?.textContent === 'Leave group'`, 5*time.Second)
+		carol.click(".modal .danger")
+		carol.waitFor("the group gone from her list", `!document.querySelector('.modal') && !`+group+` && document.getElementById('leave-group').hidden`, 10*time.Second)
+		for _, p := range []*page{alice, bob} {
+			p.waitFor("a group of two", fmt.Sprintf(`%s?.getAttribute('aria-label').includes('group of 2') && !%s?.textContent.includes(%s)`, group, group, jsString(carolName)), 10*time.Second)
+		}
+		alice.send("carol left")
+		bob.waitFor("alice's message after carol left", hasContent("carol left"), 10*time.Second)
 	})
 
 	t.Run("the group dialog finds members of a large guild by name", func(t *testing.T) {

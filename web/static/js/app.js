@@ -267,6 +267,11 @@ export class App {
       case 'CHANNEL_UPDATE':
         s.addChannel(d);
         break;
+      case 'CHANNEL_RECIPIENT_REMOVE': { // someone left a group DM
+        const ch = s.channels.get(d.channel_id);
+        if (ch) s.addChannel({ ...ch, recipients: (ch.recipients || []).filter((u) => u.id !== d.user?.id) });
+        break;
+      }
       case 'CHANNEL_DELETE':
         s.removeChannel(d.id);
         if (this.channelId === d.id) this.selectGuild(this.guildId);
@@ -433,6 +438,7 @@ export class App {
     $('channel-name').textContent = label;
     $('channel-name').classList.toggle('dm', !!dm);
     $('channel-name').classList.toggle('group', group);
+    $('leave-group').hidden = !group;
     $('channel-topic').textContent = (ch && ch.topic) || '';
     document.title = ch ? `${shown} · ${dm ? 'Direct messages' : this.store.guilds.get(ch.guild_id)?.name || 'Guildhall'}` : 'Guildhall';
     const input = $('composer-input');

@@ -107,6 +107,7 @@ export class Chrome {
     $('join-guild').addEventListener('click', () => this.joinGuild());
     $('create-channel').addEventListener('click', () => this.createChannel());
     $('new-group').addEventListener('click', () => this.newGroupDM());
+    $('leave-group').addEventListener('click', () => this.leaveGroup());
     $('invite-people').addEventListener('click', () => this.invitePeople());
     $('logout').addEventListener('click', () => this.logout());
     $('theme-toggle').addEventListener('click', () => this.cycleTheme());

@@ -192,6 +192,21 @@ export class Dialogs {
    * recipients, announced to everyone in it with CHANNEL_CREATE), one opens the
    * DM with them.
    */
+  /** Leaves the open group DM (DELETE /channels/{id}), once confirmed; the others see it live (CHANNEL_RECIPIENT_REMOVE). */
+  async leaveGroup() {
+    const ch = this.store.channels.get(this.channelId);
+    if (!ch || ch.type !== ChannelType.GROUP_DM) return;
+    const left = await formModal(`Leave ${this.store.channelLabel(ch)}?`, {
+      intro: 'You will no longer see its messages, and you cannot come back unless someone starts a new group with you.',
+      submitLabel: 'Leave group',
+      danger: true,
+      submit: () => this.api.delete(`/channels/${ch.id}`),
+    });
+    if (left === undefined) return;
+    this.store.removeChannel(ch.id); // its CHANNEL_DELETE comes too; removing twice is nothing
+    if (this.channelId === ch.id) this.selectGuild(this.guildId);
+  }
+
   async newGroupDM() {
     // Member lists come over the gateway: ask for the guilds not asked yet.
     for (const id of this.store.guildOrder) if (!isLarge(this.store.guilds.get(id))) this.requestMembers(id);
