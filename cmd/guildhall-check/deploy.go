@@ -77,23 +77,27 @@ func (s *service) gatewayURL() string { return "ws://" + s.addr + "/?v=10&encodi
 // Names of the gateways, in deployment.gateways order.
 var gatewayNames = []string{"gateway-a", "gateway-b", "gateway-edge"}
 
-func freePorts(n int) ([]int, error) {
+// freePorts reserves n free loopback ports: they stay bound until release, so
+// that the listeners made meanwhile (the proxies, on ports the kernel picks)
+// cannot take one of them before the process it is meant for binds it.
+func freePorts(n int) (ports []int, release func(), err error) {
 	var ls []net.Listener
-	defer func() {
+	release = func() {
 		for _, l := range ls {
 			l.Close()
 		}
-	}()
-	var ports []int
+		ls = nil
+	}
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, err
+			release()
+			return nil, nil, err
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	return ports, nil
+	return ports, release, nil
 }
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
@@ -109,10 +113,11 @@ func deploy(ctx context.Context, cfg Config, logf func(string, ...any)) (_ *depl
 	if out, err := exec.CommandContext(ctx, cfg.Bin, "nats", "creds", "--out", d.creds).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("nats creds: %v: %s", err, out)
 	}
-	ports, err := freePorts(3*4 + 2 + 6)
+	ports, releasePorts, err := freePorts(3*4 + 2 + 6)
 	if err != nil {
 		return nil, err
 	}
+	defer releasePorts()
 	take := func() int { p := ports[0]; ports = ports[1:]; return p }
 	var client, route, leaf, monitor [3]int
 	for i := range 3 {
@@ -134,6 +139,7 @@ func deploy(ctx context.Context, cfg Config, logf func(string, ...any)) (_ *depl
 	if err := os.MkdirAll(logs, 0o755); err != nil {
 		return nil, err
 	}
+	releasePorts() // the proxies are bound: the nodes may take their ports now
 	for i := range 3 {
 		name := fmt.Sprintf("n%d", i+1)
 		var routes []string
