@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -437,37 +436,14 @@ func TestWebUnreadUploadsGroups(t *testing.T) {
 	t.Run("the group dialog finds members of a large guild by name", func(t *testing.T) {
 		// A guild past Discord's large_threshold sends no member list: the
 		// dialog searches it as the name is typed.
-		var big struct{ ID string }
-		s.rest.Must(t, http.StatusCreated, "POST", "/guilds", aliceToken, map[string]string{"name": "Big"}, &big)
-		var bigChans []struct{ ID string }
-		s.rest.Must(t, http.StatusOK, "GET", "/guilds/"+big.ID+"/channels", aliceToken, nil, &bigChans)
-		var bigInv struct{ Code string }
-		s.rest.Must(t, http.StatusOK, "POST", "/channels/"+bigChans[0].ID+"/invites", aliceToken, map[string]any{}, &bigInv)
-		const joiners = 251 // one more than Discord's large_threshold with the owner
-		names := make(chan string, joiners)
-		for i := range joiners {
-			names <- fmt.Sprintf("m%d%s", i, randName())
-		}
-		close(names)
-		var wg sync.WaitGroup
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for name := range names {
-					tok, _ := s.rest.Register(t, name)
-					s.rest.Must(t, http.StatusOK, "POST", "/invites/"+bigInv.Code, tok, nil, nil)
-				}
-			}()
-		}
-		wg.Wait()
+		bigID, bigInvite := largeGuild(t, s, aliceToken, "Big")
 		zedName := "zed" + randName()
 		zedToken, _ := s.rest.Register(t, zedName)
-		s.rest.Must(t, http.StatusOK, "POST", "/invites/"+bigInv.Code, zedToken, nil, nil)
+		s.rest.Must(t, http.StatusOK, "POST", "/invites/"+bigInvite, zedToken, nil, nil)
 
 		alice := openPage(t, b, s, "alice in a large guild", 1280, 800)
 		alice.signIn(aliceToken)
-		alice.waitFor("the large guild", fmt.Sprintf(`document.querySelector('.guild-button[data-guild-id="%s"]')`, big.ID), 10*time.Second)
+		alice.waitFor("the large guild", fmt.Sprintf(`document.querySelector('.guild-button[data-guild-id="%s"]')`, bigID), 10*time.Second)
 		alice.click("#home")
 		alice.waitFor("the new group button", `!document.getElementById('new-group').hidden`, 5*time.Second)
 		alice.click("#new-group")

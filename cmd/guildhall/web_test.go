@@ -566,31 +566,8 @@ func TestWebClient(t *testing.T) {
 
 	t.Run("a large guild shows counts, not a member list", func(t *testing.T) {
 		bob.t = t
-		var big struct{ ID string }
-		s.rest.Must(t, http.StatusCreated, "POST", "/guilds", bobToken, map[string]string{"name": "Big Guild"}, &big)
-		var chans []struct{ ID string }
-		s.rest.Must(t, http.StatusOK, "GET", "/guilds/"+big.ID+"/channels", bobToken, nil, &chans)
-		var inv struct{ Code string }
-		s.rest.Must(t, http.StatusOK, "POST", "/channels/"+chans[0].ID+"/invites", bobToken, map[string]any{}, &inv)
-		const joiners = 251 // one more than Discord's large_threshold with the owner
-		names := make(chan string, joiners)
-		for i := range joiners {
-			names <- fmt.Sprintf("m%d%s", i, randName())
-		}
-		close(names)
-		var wg sync.WaitGroup
-		for range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for name := range names {
-					tok, _ := s.rest.Register(t, name)
-					s.rest.Must(t, http.StatusOK, "POST", "/invites/"+inv.Code, tok, nil, nil)
-				}
-			}()
-		}
-		wg.Wait()
-		bob.click(fmt.Sprintf(`.guild-button[data-guild-id="%s"]`, big.ID))
+		bigID, _ := largeGuild(t, s, bobToken, "Big Guild")
+		bob.click(fmt.Sprintf(`.guild-button[data-guild-id="%s"]`, bigID))
 		bob.waitFor("the member count", `document.querySelector('#members .member-counts')?.textContent.includes('252members')`, 15*time.Second)
 		if n := eval[int](bob, `document.querySelectorAll('#members .member').length`); n != 0 {
 			t.Fatalf("a large guild lists %d members; want counts only", n)
@@ -1167,4 +1144,33 @@ func BenchmarkWebLargeChannel(b *testing.B) {
 		b.Logf("open %.0f ms; scroll to the first of %d messages %.0f ms; reopen with all loaded %.0f ms; sweep %v screens, %.1f ms/frame (worst %.0f ms); %v rows in the DOM",
 			open, n, top, reopen, frames, sweep, worst, rows)
 	}
+}
+
+// largeGuild makes a guild owned by token with 251 other members (past Discord's
+// large_threshold of 250 with the owner) and returns its id and an invite code.
+func largeGuild(t *testing.T, s *stack, ownerToken, name string) (guildID, inviteCode string) {
+	t.Helper()
+	var g struct{ ID string }
+	s.rest.Must(t, http.StatusCreated, "POST", "/guilds", ownerToken, map[string]string{"name": name}, &g)
+	var chans []struct{ ID string }
+	s.rest.Must(t, http.StatusOK, "GET", "/guilds/"+g.ID+"/channels", ownerToken, nil, &chans)
+	var inv struct{ Code string }
+	s.rest.Must(t, http.StatusOK, "POST", "/channels/"+chans[0].ID+"/invites", ownerToken, map[string]any{}, &inv)
+	const joiners = 251
+	names := make(chan string, joiners)
+	for i := range joiners {
+		names <- fmt.Sprintf("m%d%s", i, randName())
+	}
+	close(names)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for name := range names {
+				tok, _ := s.rest.Register(t, name)
+				s.rest.Must(t, http.StatusOK, "POST", "/invites/"+inv.Code, tok, nil, nil)
+			}
+		})
+	}
+	wg.Wait()
+	return g.ID, inv.Code
 }
